@@ -1,0 +1,63 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "autoglm-deploy",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "autoglm-plan", targets: ["autoglm-plan"]),
+        .executable(name: "autoglm-run", targets: ["autoglm-run"]),
+        .library(name: "AutoGLMSpecs", targets: ["AutoGLMSpecs"]),
+        .library(name: "AutoGLMPlanner", targets: ["AutoGLMPlanner"]),
+        .library(name: "AutoGLMEngine", targets: ["AutoGLMEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // Specs: device profiles, model manifests, workloads, weight formats, plan and run-report schemas.
+        .target(name: "AutoGLMSpecs"),
+        // Planner: cost models (memory, latency, accuracy) and the exact search.
+        .target(name: "AutoGLMPlanner", dependencies: ["AutoGLMSpecs"]),
+        // Engine: GGUF, tokenizer, quant formats, kernels, architectures, generation.
+        .target(
+            name: "AutoGLMEngine",
+            dependencies: ["AutoGLMSpecs"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"])]
+        ),
+        // Evaluation: perplexity, KL divergence, top-1 agreement against a reference run.
+        .target(name: "AutoGLMEvaluation", dependencies: ["AutoGLMSpecs", "AutoGLMEngine"]),
+        // Emulator: cgroup v1/v2 caps, child process supervision, memory timeline.
+        .target(name: "AutoGLMEmulator", dependencies: ["AutoGLMSpecs"]),
+        // Sign-off: gates, reports (JUnit, Markdown, HTML), signed provenance, ledger.
+        .target(
+            name: "AutoGLMSignoff",
+            dependencies: ["AutoGLMSpecs", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .executableTarget(
+            name: "autoglm-plan",
+            dependencies: [
+                "AutoGLMSpecs", "AutoGLMPlanner", "AutoGLMEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "autoglm-run",
+            dependencies: [
+                "AutoGLMSpecs", "AutoGLMPlanner", "AutoGLMEngine", "AutoGLMEvaluation",
+                "AutoGLMEmulator", "AutoGLMSignoff",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "AutoGLMSpecsTests", dependencies: ["AutoGLMSpecs"]),
+        .testTarget(name: "AutoGLMPlannerTests", dependencies: ["AutoGLMPlanner", "AutoGLMSpecs"]),
+        .testTarget(name: "AutoGLMEngineTests", dependencies: ["AutoGLMEngine", "AutoGLMSpecs"]),
+        .testTarget(name: "AutoGLMEvaluationTests", dependencies: ["AutoGLMEvaluation", "AutoGLMEngine"]),
+        .testTarget(name: "AutoGLMEmulatorTests", dependencies: ["AutoGLMEmulator", "AutoGLMSpecs"]),
+        .testTarget(name: "AutoGLMSignoffTests", dependencies: ["AutoGLMSignoff", "AutoGLMSpecs"]),
+        // End-to-end tests that run the built executables.
+        .testTarget(name: "CLITests", dependencies: ["autoglm-plan", "autoglm-run", "AutoGLMSpecs"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+// AutoGLMSignoff module.

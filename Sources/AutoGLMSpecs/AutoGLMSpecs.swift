@@ -1,0 +1,1 @@
+// AutoGLMSpecs module.

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct AutoGLMRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "autoglm-run",
+        abstract: "Run a plan with the engine, under phone emulation, and sign off the result.",
+        subcommands: []
+    )
+}
