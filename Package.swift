@@ -1,9 +1,9 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// The engine's kernels are compiled optimised even in debug builds, and for AVX2/FMA/F16C on x86_64.
+// The engine's kernels are compiled optimised even in debug builds, and for AVX2/FMA/F16C (haswell) on x86_64.
 #if arch(x86_64)
-let engineFlags = ["-Ounchecked", "-target-cpu", "x86-64-v3"]
+let engineFlags = ["-Ounchecked", "-target-cpu", "haswell"]
 #else
 let engineFlags = ["-Ounchecked"]
 #endif
