@@ -125,7 +125,6 @@ public struct Supervisor: Sendable {
         env[PhaseReporter.epochVariable] = String(format: "%.6f", start.timeIntervalSince1970)
         let envList = env.map { "\($0.key)=\($0.value)" }
 
-        let oomBefore = try session.map { s throws(EmulatorError) in try s.backend.oomKillCount(of: s.group) } ?? 0
         let child: ChildProcess
         if let session {
             child = try ChildProcess.spawnGated(executable: executable, arguments: Array(command.dropFirst()), environment: envList)
@@ -172,7 +171,8 @@ public struct Supervisor: Sendable {
         var peak = timeline.map(\.bytes).max() ?? 0
         var peakSource = session == nil ? PeakSource.sampledProcessRSS : .sampled
         if let session {
-            oomCount = try session.backend.oomKillCount(of: session.group) &- oomBefore
+            // The group was created for this run, so its counter started at 0.
+            oomCount = try session.backend.oomKillCount(of: session.group)
             if let (kernelPeak, source) = try session.backend.kernelPeak(of: session.group) {
                 peak = kernelPeak
                 peakSource = source
