@@ -1,1 +1,0 @@
-// AutoGLMEmulator module.
