@@ -130,7 +130,8 @@ struct ExecCgroupTests {
         #expect(outcome.stdout.contains("killed by signal 9"))
     }
 
-    @Test func sigintKillsTheChildAndRemovesTheGroup() throws {
+    @Test(arguments: [SIGINT, SIGTERM])
+    func signalKillsTheChildAndRemovesTheGroup(signal: Int32) throws {
         let scratch = NSTemporaryDirectory() + "autoglm-sigint-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
@@ -152,9 +153,9 @@ struct ExecCgroupTests {
             ? "/sys/fs/cgroup/memory" + groupPath : "/sys/fs/cgroup" + groupPath
         #expect(FileManager.default.fileExists(atPath: groupDirectory))
 
-        kill(cli.process.processIdentifier, SIGINT)
+        kill(cli.process.processIdentifier, signal)
         let outcome = cli.finish()
-        #expect(outcome.status == 130, "stderr: \(outcome.stderr)")
+        #expect(outcome.status == 128 + signal, "stderr: \(outcome.stderr)")
         #expect(!FileManager.default.fileExists(atPath: groupDirectory))
         for pid in pids { #expect(ended(pid), "process \(pid) still runs") }
     }
