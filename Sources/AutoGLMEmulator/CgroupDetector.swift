@@ -5,7 +5,9 @@ import Foundation
 /// Rule: v2 when a unified hierarchy (`<root>` itself, or `<root>/unified` on hybrid hosts) lists `memory` in its
 /// `cgroup.controllers`; else v1 when `<root>/memory/memory.limit_in_bytes` exists and the parent group directory is
 /// writable; else ``EmulatorError/noMemoryController(root:detail:)`` or ``EmulatorError/permissionDenied(path:operation:reason:)``.
-/// Groups are created under this process's own group (read from `/proc/self/cgroup`) unless a parent is given.
+/// Groups go under `parent` when given. Otherwise, on v1 under this process's own group in each hierarchy (read from
+/// `/proc/self/cgroup`, so enclosing limits still apply); on v2 under the root of the hierarchy when it is writable
+/// (the root is exempt from v2's no-internal-processes rule), else under this process's own group.
 public struct CgroupDetector: Sendable {
     public var root: String
     /// File listing this process's groups (`<id>:<controllers>:<path>` per line).
@@ -42,7 +44,9 @@ public struct CgroupDetector: Sendable {
             let controllersFile = joinPath(mount, "cgroup.controllers")
             guard io.exists(controllersFile), let text = try? io.read(controllersFile) else { continue }
             guard text.split(whereSeparator: \.isWhitespace).contains("memory") else { continue }
-            let parentPath = parent ?? own[""] ?? "/"
+            // A v2 group other than the root cannot hold processes and hand controllers to children at once, and this
+            // process sits in its own group; so by default groups go under the root when it is writable.
+            let parentPath = parent ?? (access(mount, W_OK) == 0 ? "/" : own[""] ?? "/")
             let parentDirectory = joinPath(mount, parentPath)
             guard io.exists(parentDirectory) else {
                 throw .noMemoryController(root: mount, detail: "parent group \(parentDirectory) does not exist")

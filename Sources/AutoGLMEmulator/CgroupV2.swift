@@ -55,7 +55,7 @@ public struct CgroupV2: CgroupBackend {
                 throw .knobWriteFailed(
                     path: controlPath, value: request,
                     reason: reason + "; the parent group holds processes, so it cannot hand controllers to children "
-                        + "(choose an empty parent group)")
+                        + "(choose an empty parent group, e.g. autoglm-run exec --cgroup-parent /some/empty/group)")
             }
             throw error
         }
@@ -96,8 +96,9 @@ public struct CgroupV2: CgroupBackend {
                 path: joinPath(dir, "memory.swap.max"), expected: "0",
                 got: applied.swapMaxBytes.map(String.init) ?? "missing")
         }
-        if let high = limits.memoryHighBytes, let got = applied.memoryHighBytes, got != high, got != pageRounded(high) {
-            throw .verifyFailed(path: joinPath(dir, "memory.high"), expected: "\(high)", got: "\(got)")
+        if let high = limits.memoryHighBytes, applied.memoryHighBytes != high, applied.memoryHighBytes != pageRounded(high) {
+            throw .verifyFailed(
+                path: joinPath(dir, "memory.high"), expected: "\(high)", got: applied.memoryHighBytes.map(String.init) ?? "max")
         }
         if let quota = limits.cpuQuotaMicros, applied.cpuQuotaMicros != quota || applied.cpuPeriodMicros != limits.cpuPeriodMicros {
             throw .verifyFailed(

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 #if canImport(Glibc)
@@ -10,7 +11,7 @@ import Musl
 final class ChildProcess {
     let pid: pid_t
     private var gate: Int32?
-    private var reaped = false
+    private var waiter: Waiter?
 
     private init(pid: pid_t, gate: Int32?) {
         self.pid = pid
@@ -100,39 +101,47 @@ final class ChildProcess {
         guard written == bytes.count else { throw .spawnFailed(command: "gate", reason: errnoText()) }
     }
 
-    /// The wait status once the child has ended, else nil.
-    func poll() -> Int32? {
-        guard !reaped else { return nil }
-        var status: Int32 = 0
-        while true {
-            let result = waitpid(pid, &status, WNOHANG)
-            if result == pid {
-                reaped = true
-                return status
+    /// Waits up to `timeout` seconds for the child to end; its wait status, or nil while it still runs.
+    /// A waiter thread sits in `waitpid` so the end is seen (and the child reaped) at once, not at the next sample.
+    func wait(timeout: Double) -> Int32? {
+        if waiter == nil { startWaiter() }
+        guard let waiter else { return nil }
+        return waiter.wait(timeout: timeout)
+    }
+
+    private func startWaiter() {
+        let box = Waiter()
+        waiter = box
+        let pid = self.pid
+        Thread.detachNewThread {
+            var status: Int32 = 0
+            while true {
+                let result = waitpid(pid, &status, 0)
+                if result == pid { break }
+                if result < 0, errno == EINTR { continue }
+                status = -1
+                break
             }
-            if result < 0, errno == EINTR { continue }
-            if result < 0 {
-                reaped = true
-                return status
-            }
-            return nil
+            box.finish(status)
         }
     }
 
+    /// Kills the child and waits until it has been reaped.
     func killAndReap() {
         if let gate {
             close(gate)
             self.gate = nil
         }
-        guard !reaped else { return }
+        if waiter == nil { startWaiter() }
+        guard let waiter, !waiter.isFinished else { return }
         kill(pid, SIGKILL)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
-        reaped = true
+        _ = waiter.wait(timeout: nil)
     }
 
     /// (exit status, signal) from a wait status.
+    /// A negative status (the child was reaped elsewhere, e.g. SIGCHLD ignored) decodes to neither.
     static func decode(_ status: Int32) -> (Int32?, Int32?) {
+        if status < 0 { return (nil, nil) }
         let low = status & 0x7f
         if low == 0 { return ((status >> 8) & 0xff, nil) }
         return (nil, low)
@@ -150,5 +159,45 @@ final class ChildProcess {
         return MemoryReading(
             bytes: rss * 1024, anonBytes: (kb["RssAnon"] ?? 0) * 1024,
             fileBytes: ((kb["RssFile"] ?? 0) + (kb["RssShmem"] ?? 0)) * 1024)
+    }
+}
+
+/// Hands a wait status from the waiter thread to the supervising one.
+final class Waiter: @unchecked Sendable {
+    private let lock = NSLock()
+    private let done = DispatchSemaphore(value: 0)
+    private var status: Int32?
+
+    func finish(_ status: Int32) {
+        lock.lock()
+        self.status = status
+        lock.unlock()
+        done.signal()
+    }
+
+    var isFinished: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return status != nil
+    }
+
+    /// The status once finished; waits up to `timeout` seconds (forever for nil).
+    func wait(timeout: Double?) -> Int32? {
+        if let status = current() { return status }
+        let signalled: Bool
+        if let timeout {
+            signalled = done.wait(timeout: .now() + max(0, timeout)) == .success
+        } else {
+            done.wait()
+            signalled = true
+        }
+        if signalled { done.signal() }  // keep it signalled for later callers
+        return current()
+    }
+
+    private func current() -> Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        return status
     }
 }

@@ -61,8 +61,11 @@ public struct EmulationResult: Codable, Equatable, Sendable {
     public var fileAtPeakBytes: UInt64?
     public var sampleIntervalSeconds: Double
     public var timeline: [TimelineSample]
-    /// Seconds from spawn until the child was reaped.
+    /// Seconds from spawn until the child was reaped (includes ``joinSeconds``).
     public var wallSeconds: Double
+    /// Seconds from spawn until the child was in the group and allowed to exec the command (0 when uncapped).
+    /// Moving a task between v1 groups waits for an RCU grace period, so this is often 10–30 ms there.
+    public var joinSeconds: Double
 
     enum CodingKeys: String, CodingKey {
         case command
@@ -87,6 +90,7 @@ public struct EmulationResult: Codable, Equatable, Sendable {
         case sampleIntervalSeconds = "sample_interval_s"
         case timeline
         case wallSeconds = "wall_seconds"
+        case joinSeconds = "join_seconds"
     }
 
     /// Exit code a wrapper should return: the child's own code, ``oomExitCode`` after an OOM kill, 128 + signal after

@@ -126,11 +126,13 @@ public struct Supervisor: Sendable {
         let envList = env.map { "\($0.key)=\($0.value)" }
 
         let child: ChildProcess
+        var joinSeconds = 0.0
         if let session {
             child = try ChildProcess.spawnGated(executable: executable, arguments: Array(command.dropFirst()), environment: envList)
             do throws(EmulatorError) {
                 try join(pid: child.pid, session: session)
                 try child.releaseGate()
+                joinSeconds = Date().timeIntervalSince(start)
             } catch {
                 child.killAndReap()
                 throw error
@@ -142,14 +144,12 @@ public struct Supervisor: Sendable {
         var timeline: [TimelineSample] = []
         var status: Int32 = 0
         var next = Date()
+        var end = Date()
         do throws(EmulatorError) {
             while true {
-                if let reaped = child.poll() {
-                    status = reaped
-                    break
-                }
                 if let signal = watcher?.caught { throw EmulatorError.interrupted(signal: signal) }
-                let t = Date().timeIntervalSince(start)
+                let now = Date()
+                let t = now.timeIntervalSince(start)
                 if let session {
                     let reading = try session.backend.memoryReading(of: session.group)
                     timeline.append(TimelineSample(t: t, bytes: reading.bytes, anonBytes: reading.anonBytes, fileBytes: reading.fileBytes))
@@ -157,14 +157,18 @@ public struct Supervisor: Sendable {
                     timeline.append(TimelineSample(t: t, bytes: reading.bytes, anonBytes: reading.anonBytes, fileBytes: reading.fileBytes))
                 }
                 next = next.addingTimeInterval(options.sampleInterval)
-                let wait = next.timeIntervalSinceNow
-                if wait > 0 { usleep(UInt32(wait * 1_000_000)) } else { next = Date() }
+                if next < now { next = now.addingTimeInterval(options.sampleInterval) }
+                if let ended = child.wait(timeout: next.timeIntervalSinceNow) {
+                    end = Date()
+                    status = ended
+                    break
+                }
             }
         } catch {
             child.killAndReap()
             throw error
         }
-        let wall = Date().timeIntervalSince(start)
+        let wall = end.timeIntervalSince(start)
 
         let (exitStatus, signal) = ChildProcess.decode(status)
         var oomCount: UInt64 = 0
@@ -190,7 +194,7 @@ public struct Supervisor: Sendable {
             oomPhase: oomKilled ? phases.last?.phase : nil, phases: phases, phaseLinesSkipped: skipped,
             peakBytes: peak, peakSource: peakSource, anonAtPeakBytes: peakSample?.anonBytes,
             fileAtPeakBytes: peakSample?.fileBytes, sampleIntervalSeconds: options.sampleInterval,
-            timeline: timeline, wallSeconds: wall)
+            timeline: timeline, wallSeconds: wall, joinSeconds: joinSeconds)
     }
 
     /// Moves `pid` into every directory of the group and, on the kernel's cgroupfs, checks `/proc/<pid>/cgroup`.

@@ -34,6 +34,16 @@ public enum WeightFormat: String, Codable, CaseIterable, Sendable, Comparable, C
 
     public static func < (a: WeightFormat, b: WeightFormat) -> Bool { a.nominalBits < b.nominalBits }
 
+    /// Decodes a format name; an unknown name throws a `FieldValidationError` that lists every known format.
+    public init(from decoder: Decoder) throws {
+        let name = try decoder.singleValueContainer().decode(String.self)
+        guard let format = WeightFormat(rawValue: name) else {
+            throw FieldValidationError(decoder.codingPath, expected: "one of " + Self.allCases.map(\.rawValue)
+                .joined(separator: ", "), found: name)
+        }
+        self = format
+    }
+
     /// Elements in one storage block along a row (1 for element-wise formats).
     public var blockElements: Int {
         switch self {

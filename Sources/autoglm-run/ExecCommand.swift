@@ -78,7 +78,7 @@ struct ExecCommand: ParsableCommand {
         }
         if json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             let data = try encoder.encode(result)
             print(String(decoding: data, as: UTF8.self))
         } else {
@@ -155,7 +155,7 @@ struct ExecCommand: ParsableCommand {
         } else if let signal = r.signal {
             row("exit", "killed by signal \(signal)" + (signal == SIGKILL ? " (SIGKILL)" : ""))
         }
-        row("wall", String(format: "%.3f s", r.wallSeconds))
+        row("wall", String(format: "%.3f s (of which %.3f s moving the child into the group)", r.wallSeconds, r.joinSeconds))
         return lines.joined(separator: "\n")
     }
 }

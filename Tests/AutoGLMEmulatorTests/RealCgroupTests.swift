@@ -9,7 +9,7 @@ let realCgroups: Bool = (try? CgroupDetector().detect()) != nil
 /// Tests against the running kernel's cgroups. They create groups under this process's own group (wherever the test
 /// runner sits), run one at a time, and leave nothing behind.
 @Suite(.serialized, .enabled(if: realCgroups, "needs root and a writable cgroup memory controller"))
-struct RealCgroupTests {
+final class RealCgroupTests {
     let backend: any CgroupBackend
     let scratch: String
 
@@ -18,6 +18,8 @@ struct RealCgroupTests {
         scratch = NSTemporaryDirectory() + "autoglm-real-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
     }
+
+    deinit { try? FileManager.default.removeItem(atPath: scratch) }
 
     var supervisor: Supervisor { Supervisor(options: SupervisorOptions(signalHandling: .none), backend: backend) }
 

@@ -132,7 +132,7 @@ import Testing
             phases: [PhaseMark(t: 0.5, phase: "decode")], phaseLinesSkipped: 0, peakBytes: 67_100_000,
             peakSource: .kernelPeak, anonAtPeakBytes: 60_000_000, fileAtPeakBytes: 1_000_000, sampleIntervalSeconds: 0.02,
             timeline: [TimelineSample(t: 0.02, bytes: 67_000_000, anonBytes: 60_000_000, fileBytes: 1_000_000)],
-            wallSeconds: 0.6)
+            wallSeconds: 0.6, joinSeconds: 0.01)
         let data = try JSONEncoder().encode(result)
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         for key in [
@@ -152,7 +152,7 @@ import Testing
             command: ["x"], capped: true, uncappedReason: nil, cgroupVersion: .v1, groupPath: nil, requestedLimits: limits,
             appliedLimits: nil, exitStatus: 7, signal: nil, oomKilled: false, oomKillCount: 0, phaseAtExit: nil,
             oomPhase: nil, phases: [], phaseLinesSkipped: 0, peakBytes: 0, peakSource: .sampled, anonAtPeakBytes: nil,
-            fileAtPeakBytes: nil, sampleIntervalSeconds: 0.02, timeline: [], wallSeconds: 0)
+            fileAtPeakBytes: nil, sampleIntervalSeconds: 0.02, timeline: [], wallSeconds: 0, joinSeconds: 0)
         #expect(result.wrapperExitCode == 7)
         result.exitStatus = nil
         result.signal = 11

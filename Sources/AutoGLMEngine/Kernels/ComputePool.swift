@@ -14,7 +14,7 @@ import Synchronization
 /// (`threadCount − 1` background workers). After a job, workers spin for a short while waiting for the next one
 /// (decode issues hundreds of jobs per token) and then sleep on a condition variable. Indices are handed out
 /// dynamically through an atomic counter, so uneven work balances itself. Jobs from different threads are
-/// serialised; a body must not call `parallelFor` on the same pool (that call runs inline on the calling worker).
+/// serialised. A `parallelFor` issued from inside a body (on any pool) runs inline on that thread.
 public final class ComputePool: @unchecked Sendable {
     /// Threads that work on each job, including the caller.
     public let threadCount: Int
@@ -146,7 +146,12 @@ final class PoolState: @unchecked Sendable {
             pthread_cond_broadcast(&condition)
             pthread_mutex_unlock(&mutex)
         }
+        // While the caller works on the job it counts as a pool thread, so a nested parallelFor runs inline
+        // instead of waiting for the submit lock it already holds.
+        let previous = pthread_getspecific(PoolState.workerKey)
+        pthread_setspecific(PoolState.workerKey, UnsafeRawPointer(bitPattern: 1))
         drain(count: count, body: body)
+        pthread_setspecific(PoolState.workerKey, previous)
         // Wait for the workers to finish their share; they only ever take a few indices each.
         while active.load(ordering: .acquiring) != 0 {}
         jobBody = nil
