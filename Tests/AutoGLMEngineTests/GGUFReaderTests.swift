@@ -187,6 +187,24 @@ struct GGUFReaderTests {
         }
     }
 
+    @Test func mappedFileReadsTheFileAndHandlesEmptyFiles() throws {
+        let path = GGUFTestFixtures.temporaryPath("mapped.bin")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let contents = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(contents)))
+        let mapped = try MappedFile(path: path)
+        #expect(mapped.count == 10_000)
+        #expect(Array(mapped.bytes) == contents)
+
+        let empty = GGUFTestFixtures.temporaryPath("empty.bin")
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        #expect(FileManager.default.createFile(atPath: empty, contents: Data()))
+        #expect(try MappedFile(path: empty).count == 0)
+        #expect {
+            try GGUFFile(path: empty)
+        } throws: { "\($0)".contains("truncated reading magic at byte 0") }
+    }
+
     @Test func version2IsAccepted() throws {
         var (bytes, _) = RawGGUF.small()
         bytes[4] = 2
