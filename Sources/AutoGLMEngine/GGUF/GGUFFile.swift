@@ -251,6 +251,11 @@ public final class GGUFFile: Sendable {
 
     public subscript(key: String) -> GGUFValue? { metadata[key] }
 
+    /// All metadata in file order, in the form `GGUFWriter` takes.
+    public var metadataEntries: [(key: String, value: GGUFValue)] {
+        metadataKeys.compactMap { key in metadata[key].map { (key: key, value: $0) } }
+    }
+
     /// The architecture named by `general.architecture`.
     public var architecture: String? { metadata["general.architecture"]?.stringValue }
 
