@@ -74,8 +74,11 @@ enum Charts {
             s += "<line x1=\"\(f(left))\" x2=\"\(f(left + w))\" y1=\"\(f(y(v)))\" y2=\"\(f(y(v)))\" stroke=\"\(palette.grid)\"/>\n"
             s += "<text x=\"\(f(left - 6))\" y=\"\(f(y(v) + 4))\" text-anchor=\"end\" class=\"ax\">\(e(Format.bytes(v)))</text>\n"
         }
-        for v in ticks(max: t1 - t0, count: 8) where t0 + v <= t1 + 1e-9 {
-            s += "<text x=\"\(f(x(t0 + v)))\" y=\"\(f(top + h + 16))\" text-anchor=\"middle\" class=\"ax\">\(e(Format.number(v, digits: v < 10 ? 1 : 0))) s</text>\n"
+        let timeTicks = ticks(max: t1 - t0, count: 8)
+        let step = timeTicks.count > 1 ? timeTicks[1] - timeTicks[0] : 1
+        let digits = step >= 1 && step == step.rounded() ? 0 : (step * 10 == (step * 10).rounded() ? 1 : 2)
+        for v in timeTicks where t0 + v <= t1 + 1e-9 {
+            s += "<text x=\"\(f(x(t0 + v)))\" y=\"\(f(top + h + 16))\" text-anchor=\"middle\" class=\"ax\">\(e(Format.number(v, digits: digits))) s</text>\n"
         }
         s += "<text x=\"\(f(left + w / 2))\" y=\"\(height - 6)\" text-anchor=\"middle\" class=\"ax\">time since start</text>\n"
         s += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(w))\" height=\"\(f(h))\" fill=\"none\" stroke=\"#c9ced6\"/>\n"
@@ -95,7 +98,7 @@ enum Charts {
             s += "<circle cx=\"\(f(x(peak.t)))\" cy=\"\(f(y(peak.bytes)))\" r=\"4\" fill=\"\(palette.line)\"/>\n"
             let anchor = x(peak.t) > left + w - 120 ? "end" : "start"
             let dx = anchor == "end" ? -8.0 : 8.0
-            s += "<text x=\"\(f(x(peak.t) + dx))\" y=\"\(f(max(y(peak.bytes) - 8, top + 26)))\" text-anchor=\"\(anchor)\" class=\"lbl\" fill=\"\(palette.line)\">peak \(e(Format.bytes(peak.bytes)))</text>\n"
+            s += "<text x=\"\(f(x(peak.t) + dx))\" y=\"\(f(max(y(peak.bytes) - 8, top + 26)))\" text-anchor=\"\(anchor)\" class=\"lbl\" fill=\"\(palette.line)\">sampled max \(e(Format.bytes(peak.bytes)))</text>\n"
         }
         s += "</svg>"
         return s

@@ -25,7 +25,9 @@ public enum HTMLReport {
         th,td{border:1px solid #e4e7ec;padding:5px 8px;text-align:left;vertical-align:top}
         th{background:#f6f7f9;font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
         tr.failrow td{background:#fdf1f1}
-        .reason{color:#5b6472;font-size:12px}
+        .reason{color:#5b6472;font-size:12px} .muted{color:#8c96a8;font-size:11px}
+        table.matrix{font-size:12px} table.matrix th{font-size:11px;text-align:center} table.matrix td{text-align:center}
+        table.matrix td:nth-child(-n+2){text-align:left}
         svg{display:block;margin:8px 0 14px;max-width:100%;height:auto}
         svg .ct{font-size:14px;font-weight:600;fill:#1b2430} svg .ax{font-size:11px;fill:#5b6472}
         svg .cat{font-size:12px;fill:#1b2430} svg .val{font-size:11px;fill:#1b2430} svg .lbl{font-size:11px;font-weight:600}
@@ -45,12 +47,18 @@ public enum HTMLReport {
 
         // Matrix.
         if let first = result.evaluations.first {
-            h += "<h2>Matrix</h2>\n<table><tr><th>Device</th><th>Report</th><th>Verdict</th>"
-            h += first.gates.map { "<th title=\"\(esc($0.title))\">\(esc($0.id))</th>" }.joined() + "</tr>\n"
+            h += "<h2>Matrix</h2>\n<table class=\"matrix\"><tr><th>Device</th><th>Report</th><th>Verdict</th>"
+            h += first.gates.map {
+                "<th title=\"\(esc($0.title))\">\(esc($0.id.replacingOccurrences(of: "_", with: " ")))</th>"
+            }.joined() + "</tr>\n"
             for e in result.evaluations {
                 h += "<tr><td>\(esc(e.deviceId))</td><td>\(esc(URL(fileURLWithPath: e.reportPath).lastPathComponent))</td>"
                 h += "<td>\(badge(e.verdict.rawValue, e.verdict.label))</td>"
-                h += e.gates.map { "<td>\(gateBadge($0, require))</td>" }.joined() + "</tr>\n"
+                h += e.gates.map { g -> String in
+                    let shown = g.fails(requireMeasured: require) || g.status == .pass
+                    return "<td>" + (shown ? gateBadge(g, require) : "<span class=\"muted\">\(esc(g.status.label.lowercased()))</span>")
+                        + "</td>"
+                }.joined() + "</tr>\n"
             }
             h += "</table>\n"
         }

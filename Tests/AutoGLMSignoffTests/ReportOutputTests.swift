@@ -1,4 +1,4 @@
-import AutoGLMSignoff
+@testable import AutoGLMSignoff
 import AutoGLMSpecs
 import Foundation
 import Testing
@@ -101,5 +101,13 @@ import FoundationXML
         let html = HTMLReport.render(result, reports: [(report: r, plan: nil)], build: nil)
         #expect(html.contains("No memory timeline in this report"))
         #expect(html.contains("No per-stage latency in the report."))
+    }
+}
+
+@Suite struct ChartTests {
+    @Test func ticksAreRoundAndCoverTheRange() {
+        #expect(Charts.ticks(max: 20, count: 8) == [0, 2.5, 5, 7.5, 10, 12.5, 15, 17.5, 20])
+        #expect(Charts.ticks(max: 7_100_000_000) == [0, 2e9, 4e9, 6e9, 8e9])
+        #expect(Charts.ticks(max: 0) == [0, 1])
     }
 }
