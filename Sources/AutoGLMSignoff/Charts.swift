@@ -167,7 +167,11 @@ enum Charts {
         let h = Double(rows.count) * rowH
         let height = Int(top + h + 34)
         let w = Double(width) - left - right
-        let maxR = max(2, (usable.map { $0.measured! / $0.predicted! }.max() ?? 1) * 1.1)
+        let observed = usable.compactMap { r -> Double? in
+            guard let m = r.measured, let p = r.predicted else { return nil }
+            return m / p
+        }
+        let maxR = max(2, (observed.max() ?? 1) * 1.1)
         let xt = ticks(max: maxR)
         let xMax = xt.last ?? maxR
         func x(_ v: Double) -> Double { left + v / xMax * w }

@@ -27,6 +27,8 @@ struct Fixture {
 
     func path(_ name: String) -> String { dir + "/" + name }
 
+    func remove() { try? FileManager.default.removeItem(atPath: dir) }
+
     static func plan() -> Plan {
         var p = Plan()
         p.generator = "fixture"

@@ -10,6 +10,7 @@ import Testing
 
     @Test func passingReportPassesEveryGateFromThePlan() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         let e = GateEvaluator.evaluate(try fx.passingReport(), path: "r.json", policy: SignoffPolicy())
         #expect(e.verdict == .pass)
         let peak = try gate(e, "peak_memory")
@@ -30,6 +31,7 @@ import Testing
 
     @Test func peakOverBudgetFractionFailsWithReason() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         var policy = SignoffPolicy()
         policy.maxPeakBudgetFraction = 0.85
         let e = GateEvaluator.evaluate(try fx.passingReport(), path: "r.json", policy: policy)
@@ -44,6 +46,7 @@ import Testing
 
     @Test func policyOverridesPlanConstraints() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         var policy = SignoffPolicy()
         policy.minDecodeTokensPerSecond = 8.5
         policy.maxTTFTSeconds = 5
@@ -56,6 +59,7 @@ import Testing
 
     @Test func predictionErrors() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         var policy = SignoffPolicy()
         policy.maxMemoryPredictionError = 0.1
         policy.maxLatencyPredictionError = 0.1
@@ -74,6 +78,7 @@ import Testing
 
     @Test func unmeasuredAccuracyIsReportedAndFailsOnlyWhenRequired() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         var report = try fx.passingReport()
         var acc = RunReport.Accuracy()
         acc.measured = false
@@ -95,6 +100,7 @@ import Testing
 
     @Test func oomFails() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         var report = try fx.passingReport()
         report.emulation?.oomKilled = true
         report.emulation?.phaseAtExit = "prefill"
@@ -109,6 +115,7 @@ import Testing
 
     @Test func projectedBasisUsesTheProjectionAndSaysSo() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         var report = try fx.passingReport()
         var proj = RunReport.Projection()
         proj.method = "roofline"
@@ -128,6 +135,7 @@ import Testing
 
     @Test func matrixFailsWhenAnyReportFails() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         let good = try fx.passingReport()
         var bad = good
         bad.emulation?.peakBytes = 7_000_000_000

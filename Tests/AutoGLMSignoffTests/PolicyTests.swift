@@ -6,6 +6,7 @@ import Testing
 @Suite struct PolicyTests {
     func policy(_ json: String) throws -> SignoffPolicy {
         let fx = try Fixture()
+        defer { fx.remove() }
         return try SignoffPolicy.load(try fx.write(text: json, as: "signoff.json"))
     }
 

@@ -23,6 +23,7 @@ import Testing
 
     @Test func recordBindsEveryFileWithRelativePaths() throws {
         let (fx, path, record) = try signed()
+        defer { fx.remove() }
         #expect(record.files.map(\.role) == [.policy, .runReport, .plan, .deviceProfile, .checkpoint])
         #expect(record.files.allSatisfy { $0.path.hasPrefix("../") })
         for f in record.files {
@@ -38,6 +39,7 @@ import Testing
     @Test(arguments: ["report.json", "plan.json", "device.json", "weights.bin", "signoff.json"])
     func changingOneByteNamesTheFile(name: String) throws {
         let (fx, path, _) = try signed()
+        defer { fx.remove() }
         var data = try Data(contentsOf: URL(fileURLWithPath: fx.path(name)))
         data[data.count / 2] ^= 0x01
         try data.write(to: URL(fileURLWithPath: fx.path(name)))
@@ -51,13 +53,15 @@ import Testing
 
     @Test func missingFileIsNamed() throws {
         let (fx, path, _) = try signed()
+        defer { fx.remove() }
         try FileManager.default.removeItem(atPath: fx.path("weights.bin"))
         let report = try VerificationReport.verify(recordAt: path)
         #expect(report.problems == ["\(fx.path("weights.bin")): checkpoint is missing"])
     }
 
     @Test func editingTheRecordBreaksTheSignature() throws {
-        let (_, path, _) = try signed()
+        let (fx, path, _) = try signed()
+        defer { fx.remove() }
         var text = try String(contentsOfFile: path, encoding: .utf8)
         text = text.replacingOccurrences(of: "\"verdict\" : \"pass\"", with: "\"verdict\" : \"fail\"")
         try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -67,7 +71,8 @@ import Testing
     }
 
     @Test func trustedKeyMustMatch() throws {
-        let (_, path, record) = try signed()
+        let (fx, path, record) = try signed()
+        defer { fx.remove() }
         #expect(try VerificationReport.verify(recordAt: path, trustedPublicKey: record.publicKey).ok)
         let other = SigningKey().publicKeyBase64
         let report = try VerificationReport.verify(recordAt: path, trustedPublicKey: other)
@@ -77,6 +82,7 @@ import Testing
 
     @Test func ledgerNeverOverwrites() throws {
         let (fx, path, record) = try signed()
+        defer { fx.remove() }
         #expect(throws: SignoffError.self) { try Ledger(directory: fx.path("ledger")).append(record) }
         let entries = try Ledger(directory: fx.path("ledger")).entries()
         #expect(entries.map(\.file) == [path])
@@ -87,6 +93,7 @@ import Testing
 
     @Test func keyFileRoundTripAndErrors() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         let key = SigningKey()
         try key.write(to: fx.path("key"))
         let attrs = try FileManager.default.attributesOfItem(atPath: fx.path("key"))
@@ -108,6 +115,7 @@ import Testing
 
     @Test func inputsCheckTheReportsRecordedHashes() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         var report = try fx.passingReport()
         report.plan.sha256 = String(repeating: "0", count: 64)
         let path = try fx.write(report, as: "report.json")

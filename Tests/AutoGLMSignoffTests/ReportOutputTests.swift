@@ -9,6 +9,7 @@ import FoundationXML
 @Suite struct ReportOutputTests {
     func result() throws -> (SignoffResult, [RunReport], Plan) {
         let fx = try Fixture()
+        defer { fx.remove() }
         let good = try fx.passingReport()
         var bad = good
         bad.plan.deviceId = "second-phone"
@@ -93,6 +94,7 @@ import FoundationXML
 
     @Test func chartsSayWhenThereIsNoData() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         var r = try fx.passingReport()
         r.emulation = nil
         r.measured.stages = []

@@ -100,6 +100,8 @@ enum SignoffCLI {
 
         func path(_ name: String) -> String { dir + "/" + name }
 
+        func remove() { try? FileManager.default.removeItem(atPath: dir) }
+
         static func prediction() -> Plan.Prediction {
             var pr = Plan.Prediction()
             pr.peakMemoryBytes = 5_900_000_000
@@ -298,6 +300,7 @@ enum SignoffCLI {
 
     @Test func passingReportExitsZero() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         let r = try fx.signoff([])
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
         #expect(r.stdout.contains("sign-off: PASS (1 of 1 reports pass)"))
@@ -307,6 +310,7 @@ enum SignoffCLI {
 
     @Test func missedGateExitsOneWithReason() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         try fx.write(text: #"{"max_peak_budget_fraction": 0.8}"#, as: "signoff.json")
         let r = try fx.signoff(["--policy", "signoff.json"])
         #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
@@ -316,6 +320,7 @@ enum SignoffCLI {
 
     @Test func unmeasuredGateFailsWhenRequired() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         try fx.write(text: #"{"require_measured": true}"#, as: "signoff.json")
         let r = try fx.signoff(["--policy", "signoff.json"])
         #expect(r.status == 1)
@@ -325,6 +330,7 @@ enum SignoffCLI {
 
     @Test func matrixOfTwoDevicesFailsIfOneFails() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         var second = try fx.report()
         second.emulation?.oomKilled = true
         second.emulation?.phaseAtExit = "prefill"
@@ -339,6 +345,7 @@ enum SignoffCLI {
 
     @Test func junitOutputHasTheSchemasStructure() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         var second = try fx.report()
         second.emulation?.peakBytes = 7_100_000_000
         try fx.write(second, as: "report-b.json")
@@ -387,6 +394,7 @@ enum SignoffCLI {
     ])
     func malformedPolicyExitsTwoNamingTheField(policy: String, field: String) throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         try fx.write(text: policy, as: "signoff.json")
         let r = try fx.signoff(["--policy", "signoff.json"])
         #expect(r.status == 2)
@@ -396,6 +404,7 @@ enum SignoffCLI {
 
     @Test func malformedReportExitsTwoNamingTheField() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         var text = try String(contentsOfFile: fx.path("report.json"), encoding: .utf8)
         text = text.replacingOccurrences(of: "\"peak_memory_bytes\" : 5700000000", with: "\"peak_memory_bytes\" : \"big\"")
         try fx.write(text: text, as: "bad.json")
@@ -410,6 +419,7 @@ enum SignoffCLI {
 
     @Test func reportWithoutItsPlanExitsTwo() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         var r = try fx.report()
         r.plan.path = "missing-plan.json"
         try fx.write(r, as: "orphan.json")
@@ -421,6 +431,7 @@ enum SignoffCLI {
 
     @Test func ledgerNeedsAKey() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         let r = try fx.signoff(["--ledger", "ledger"])
         #expect(r.status == 2)
         #expect(r.stderr.contains("signing key"), "\(r.stderr)")
@@ -429,6 +440,7 @@ enum SignoffCLI {
 
     @Test func signVerifyTamperAndHistory() throws {
         let fx = try Fixture()
+        defer { fx.remove() }
         let keygen = try SignoffCLI.run(["keygen", "-o", "key.txt"], cwd: fx.dir)
         #expect(keygen.status == 0, "\(keygen.stderr)")
         let keyText = try String(contentsOfFile: fx.path("key.txt"), encoding: .utf8)
