@@ -41,7 +41,7 @@ enum Charts {
     /// A memory timeline with the cap, the budget and the predicted peak as horizontal lines, and phases shaded.
     static func timeline(
         title: String, points: [(t: Double, bytes: Double, phase: String?)], cap: Double?, budget: Double?,
-        predictedPeak: Double?, width: Int = 1100, height: Int = 300
+        predictedPeak: Double?, oomKilled: Bool = false, width: Int = 1100, height: Int = 300
     ) -> String {
         guard points.count >= 2 else { return empty(title, "No memory timeline in this report (not run under emulation).") }
         let left = 70.0, right = 150.0, top = 34.0, bottom = 40.0
@@ -89,7 +89,7 @@ enum Charts {
         func hline(_ v: Double?, _ color: String, _ label: String, dash: String) {
             guard let v, v > 0 else { return }
             s += "<line x1=\"\(f(left))\" x2=\"\(f(left + w))\" y1=\"\(f(y(v)))\" y2=\"\(f(y(v)))\" stroke=\"\(color)\" stroke-width=\"2\" stroke-dasharray=\"\(dash)\"/>\n"
-            s += "<text x=\"\(f(left + w + 6))\" y=\"\(f(y(v) + 4))\" class=\"lbl\" fill=\"\(color)\">\(e(label)) \(e(Format.bytes(v)))</text>\n"
+            s += "<text x=\"\(f(left + w + 12))\" y=\"\(f(y(v) + 4))\" class=\"lbl\" fill=\"\(color)\">\(e(label)) \(e(Format.bytes(v)))</text>\n"
         }
         hline(cap, palette.cap, "cap", dash: "8 4")
         if budget != cap { hline(budget, palette.budget, "budget", dash: "3 3") }
@@ -99,6 +99,11 @@ enum Charts {
             let anchor = x(peak.t) > left + w - 120 ? "end" : "start"
             let dx = anchor == "end" ? -8.0 : 8.0
             s += "<text x=\"\(f(x(peak.t) + dx))\" y=\"\(f(max(y(peak.bytes) - 8, top + 26)))\" text-anchor=\"\(anchor)\" class=\"lbl\" fill=\"\(palette.line)\">sampled max \(e(Format.bytes(peak.bytes)))</text>\n"
+        }
+        if oomKilled, let last = points.last {
+            let cx = x(last.t), cy = y(last.bytes)
+            s += "<path d=\"M\(f(cx - 6)),\(f(cy - 6)) L\(f(cx + 6)),\(f(cy + 6)) M\(f(cx - 6)),\(f(cy + 6)) L\(f(cx + 6)),\(f(cy - 6))\" stroke=\"\(palette.cap)\" stroke-width=\"3\"/>\n"
+            s += "<text x=\"\(f(cx - 10))\" y=\"\(f(min(cy + 36, top + h - 6)))\" text-anchor=\"end\" class=\"lbl\" fill=\"\(palette.cap)\">OOM kill</text>\n"
         }
         s += "</svg>"
         return s
@@ -137,7 +142,7 @@ enum Charts {
             for (si, se) in series.enumerated() {
                 let by = gy + Double(si) * (bar + gap)
                 guard ci < se.values.count, let v = se.values[ci] else {
-                    s += "<text x=\"\(f(left + 4))\" y=\"\(f(by + bar - 3))\" class=\"note\">\(e(se.label)): none</text>\n"
+                    s += "<text x=\"\(f(left + 4))\" y=\"\(f(by + bar - 3))\" class=\"note\">no \(e(se.label.components(separatedBy: " (")[0])) figure</text>\n"
                     continue
                 }
                 s += "<rect x=\"\(f(left))\" y=\"\(f(by))\" width=\"\(f(max(x(v) - left, 1)))\" height=\"\(f(bar))\" fill=\"\(se.color)\"><title>\(e(se.label)) \(e(cat)): \(e(format(v)))</title></rect>\n"

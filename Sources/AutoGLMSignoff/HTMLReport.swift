@@ -98,7 +98,8 @@ public enum HTMLReport {
         let budget = GateEvaluator.budget(r).map { Double($0.bytes) }
         h += Charts.timeline(
             title: "Memory over time (cgroup)", points: points, cap: cap, budget: budget,
-            predictedPeak: r.predicted.peakMemoryBytes > 0 ? Double(r.predicted.peakMemoryBytes) : nil)
+            predictedPeak: r.predicted.peakMemoryBytes > 0 ? Double(r.predicted.peakMemoryBytes) : nil,
+            oomKilled: r.emulation?.oomKilled ?? false)
 
         // Per-module memory: the plan's weight bytes per module against the measured resident bytes.
         var predictedByModule: [String: Double] = [:]

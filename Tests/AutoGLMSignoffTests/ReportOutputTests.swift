@@ -107,6 +107,21 @@ import FoundationXML
 }
 
 @Suite struct ChartTests {
+    @Test func oomIsMarkedOnTheTimeline() throws {
+        let fx = try Fixture()
+        defer { fx.remove() }
+        var r = try fx.passingReport()
+        let clean = HTMLReport.render(
+            GateEvaluator.evaluate([(path: "a.json", report: r)], policy: SignoffPolicy()), reports: [(report: r, plan: nil)],
+            build: nil)
+        #expect(!clean.contains("OOM kill"))
+        r.emulation?.oomKilled = true
+        let html = HTMLReport.render(
+            GateEvaluator.evaluate([(path: "a.json", report: r)], policy: SignoffPolicy()), reports: [(report: r, plan: nil)],
+            build: nil)
+        #expect(html.contains(">OOM kill</text>"))
+    }
+
     @Test func ticksAreRoundAndCoverTheRange() {
         #expect(Charts.ticks(max: 20, count: 8) == [0, 2.5, 5, 7.5, 10, 12.5, 15, 17.5, 20])
         #expect(Charts.ticks(max: 7_100_000_000) == [0, 2e9, 4e9, 6e9, 8e9])
