@@ -122,6 +122,8 @@ public struct SignoffResult: Codable, Sendable, Equatable {
     public var evaluations: [ReportEvaluation]
     public var verdict: Verdict
 
+    enum CodingKeys: String, CodingKey { case policy, evaluations, verdict }
+
     public init(policy: SignoffPolicy, evaluations: [ReportEvaluation]) {
         self.policy = policy
         self.evaluations = evaluations

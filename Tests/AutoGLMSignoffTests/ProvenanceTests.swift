@@ -135,3 +135,20 @@ import Testing
         #expect(RecordPaths.resolve("../b/c.json", recordDirectory: "/a/d") == "/a/b/c.json")
     }
 }
+
+@Suite struct BuildInfoTests {
+    @Test func environmentVariableTakesPrecedence() {
+        let b = BuildInfo.current(environment: [BuildInfo.environmentVariable: " 1234abcd \n"])
+        #expect(b == BuildInfo(commit: "1234abcd", dirty: nil, source: "env"))
+    }
+
+    @Test func otherwiseGitOrUnknown() {
+        let b = BuildInfo.current(environment: [:])
+        if b.source == "git" {
+            #expect(b.commit.count == 40 && b.commit.allSatisfy(\.isHexDigit))
+            #expect(b.dirty != nil)
+        } else {
+            #expect(b == BuildInfo(commit: "unknown", dirty: nil, source: "unknown"))
+        }
+    }
+}

@@ -491,6 +491,20 @@ enum SignoffCLI {
             try original.write(to: url)
         }
         #expect(try SignoffCLI.run(["verify", record], cwd: fx.dir).status == 0)
+        let verifyJSON = try SignoffCLI.run(["verify", record, "--json"], cwd: fx.dir)
+        let verified = try #require(try JSONSerialization.jsonObject(with: Data(verifyJSON.stdout.utf8)) as? [String: Any])
+        #expect(verified["signature_valid"] as? Bool == true)
+        #expect((verified["files"] as? [[String: Any]])?.map { $0["role"] as? String }
+            == ["policy", "run_report", "plan", "device_profile", "checkpoint"])
+        let publicKey = try #require(keygen.stdout.split(separator: "\n").first { $0.hasPrefix("public key: ") })
+            .dropFirst("public key: ".count)
+        #expect(try SignoffCLI.run(["verify", record, "--public-key", String(publicKey)], cwd: fx.dir).status == 0)
+        let otherKey = try SignoffCLI.run(["keygen", "-o", "other.txt"], cwd: fx.dir)
+        let otherPublic = try #require(otherKey.stdout.split(separator: "\n").first { $0.hasPrefix("public key: ") })
+            .dropFirst("public key: ".count)
+        let untrusted = try SignoffCLI.run(["verify", record, "--public-key", String(otherPublic)], cwd: fx.dir)
+        #expect(untrusted.status == 1)
+        #expect(untrusted.stderr.contains("trusted public key"))
 
         // Changing the record itself breaks the signature.
         let recordText = try String(contentsOfFile: record, encoding: .utf8)
