@@ -63,8 +63,8 @@ enum SignoffCLI {
         process.environment = environment
         // Outputs go to files so neither stream can fill a pipe and block the child.
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("autoglm-run-\(UUID().uuidString)").path
-        FileManager.default.createFile(atPath: base + ".out", contents: nil)
-        FileManager.default.createFile(atPath: base + ".err", contents: nil)
+        _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
+        _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
         defer {
             try? FileManager.default.removeItem(atPath: base + ".out")
             try? FileManager.default.removeItem(atPath: base + ".err")
