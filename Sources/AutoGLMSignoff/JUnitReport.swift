@@ -109,8 +109,12 @@ public enum SummaryReport {
         let require = result.policy.requireMeasured
         var md = "# Sign-off: \(result.verdict.label)\n\n"
         if let build {
-            md += "Build `\(build.commit)`" + (build.dirty == true ? " (uncommitted changes)" : "")
-                + " (from \(build.source)). "
+            if build.source == "unknown" {
+                md += "Build commit unknown. "
+            } else {
+                md += "Build `\(build.commit)`" + (build.dirty == true ? " (uncommitted changes)" : "")
+                    + " (from \(build.source == "env" ? BuildInfo.environmentVariable : "git")). "
+            }
         }
         md += "\(result.evaluations.filter { $0.verdict == .pass }.count) of \(result.evaluations.count) run reports pass.\n\n"
         // Matrix: reports × gates.
