@@ -6,7 +6,7 @@ public enum HTMLReport {
     /// `reports` pairs each evaluation's run report with its plan (for per-module predictions), in the same order.
     public static func render(
         _ result: SignoffResult, reports: [(report: RunReport, plan: Plan?)], build: BuildInfo?,
-        createdAt: String = Format.timestamp()
+        createdAt: String = SignoffFormat.timestamp()
     ) -> String {
         let require = result.policy.requireMeasured
         var h = """
@@ -116,7 +116,7 @@ public enum HTMLReport {
                       values: order.map { predictedByModule[$0] }),
                 .init(label: "measured resident", color: Charts.palette.measured,
                       values: order.map { r.measured.residentBytesByModule[$0].map(Double.init) }),
-            ], format: Format.bytes, emptyMessage: "No per-module memory in the plan or the report.")
+            ], format: SignoffFormat.bytes, emptyMessage: "No per-module memory in the plan or the report.")
 
         // Latency by stage.
         h += "<h3>Latency</h3>\n"
@@ -138,7 +138,7 @@ public enum HTMLReport {
                                 values: stages.map { p[$0] }))
         }
         h += Charts.groupedBars(
-            title: "Latency by stage", categories: stages, series: series, format: Format.seconds,
+            title: "Latency by stage", categories: stages, series: series, format: SignoffFormat.seconds,
             emptyMessage: "No per-stage latency in the report.")
 
         // Predicted vs measured.
@@ -147,12 +147,12 @@ public enum HTMLReport {
         func pos(_ v: Int) -> Double? { v > 0 ? Double(v) : nil }
         func posD(_ v: Double) -> Double? { v > 0 && v.isFinite ? v : nil }
         let rows: [(label: String, predicted: Double?, measured: Double?, format: (Double) -> String)] = [
-            ("Peak memory", pos(r.predicted.peakMemoryBytes), peak, Format.bytes),
-            ("Weights", pos(r.predicted.weightBytes), pos(r.measured.weightBytes), Format.bytes),
-            ("KV cache", pos(r.predicted.kvCacheBytes), pos(r.measured.kvCacheBytes), Format.bytes),
-            ("TTFT", posD(r.predicted.ttftSeconds), r.measured.ttftSeconds.flatMap { posD($0.median) }, Format.seconds),
+            ("Peak memory", pos(r.predicted.peakMemoryBytes), peak, SignoffFormat.bytes),
+            ("Weights", pos(r.predicted.weightBytes), pos(r.measured.weightBytes), SignoffFormat.bytes),
+            ("KV cache", pos(r.predicted.kvCacheBytes), pos(r.measured.kvCacheBytes), SignoffFormat.bytes),
+            ("TTFT", posD(r.predicted.ttftSeconds), r.measured.ttftSeconds.flatMap { posD($0.median) }, SignoffFormat.seconds),
             ("Decode rate", posD(r.predicted.decodeTokensPerSecond),
-             r.measured.decodeTokensPerSecond.flatMap { posD($0.median) }, { Format.number($0, digits: 2) + " tok/s" }),
+             r.measured.decodeTokensPerSecond.flatMap { posD($0.median) }, { SignoffFormat.number($0, digits: 2) + " tok/s" }),
         ]
         h += Charts.ratios(title: "Measured ÷ predicted (host measurement against the device plan)", rows: rows)
         return h
@@ -164,5 +164,5 @@ public enum HTMLReport {
         g.fails(requireMeasured: require) ? badge("fail", "FAIL") : badge(g.status.rawValue, g.status.label)
     }
 
-    static func esc(_ s: String) -> String { Format.xmlEscape(s) }
+    static func esc(_ s: String) -> String { SignoffFormat.xmlEscape(s) }
 }

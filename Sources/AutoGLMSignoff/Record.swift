@@ -162,7 +162,7 @@ public struct SignoffRecord: Codable, Sendable, Equatable {
     /// Builds and signs the record for `loaded` reports. Paths are stored relative to `recordDirectory`.
     public static func make(
         result: SignoffResult, loaded: [LoadedReport], policyPath: String?, key: SigningKey, build: BuildInfo,
-        recordDirectory: String, createdAt: String = Format.timestamp()
+        recordDirectory: String, createdAt: String = SignoffFormat.timestamp()
     ) throws -> SignoffRecord {
         var files: [BoundFile] = []
         var seen = Set<String>()

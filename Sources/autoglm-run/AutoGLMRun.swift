@@ -5,6 +5,6 @@ struct AutoGLMRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "autoglm-run",
         abstract: "Run a plan with the engine, under phone emulation, and sign off the result.",
-        subcommands: [Signoff.self, Verify.self, History.self, SignoffKeygen.self]
+        subcommands: [SignoffCommand.self, VerifyCommand.self, HistoryCommand.self, SignoffKeygenCommand.self]
     )
 }

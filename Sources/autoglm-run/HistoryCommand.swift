@@ -3,7 +3,7 @@ import AutoGLMSignoff
 import AutoGLMSpecs
 import Foundation
 
-struct History: ParsableCommand {
+struct HistoryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "history",
         abstract: "List the sign-off records in a ledger: time, verdict, devices, builds, signature check.",
@@ -32,7 +32,7 @@ struct History: ParsableCommand {
     }
 
     func run() throws {
-        let entries = try badInputExits { try Ledger(directory: ledger).entries() }
+        let entries = try SignoffCLISupport.badInputExits { try Ledger(directory: ledger).entries() }
         let rows = entries.map { e -> Row in
             guard let r = e.record else {
                 return Row(file: e.file, createdAt: nil, verdict: nil, devices: [], build: nil, engineBuilds: [],

@@ -3,25 +3,28 @@ import AutoGLMSignoff
 import AutoGLMSpecs
 import Foundation
 
-/// Prints to standard error.
-func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
-}
+/// Output and exit-status helpers shared by the sign-off subcommands.
+enum SignoffCLISupport {
+    /// Prints to standard error.
+    static func printError(_ message: String) {
+        FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+    }
 
-/// Runs `body`; a `SignoffError` is printed and becomes exit status 2 (bad input).
-func badInputExits<T>(_ body: () throws -> T) throws -> T {
-    do {
-        return try body()
-    } catch let error as SignoffError {
-        printError("error: \(error)")
-        throw ExitCode(2)
-    } catch let error as SpecError {
-        printError("error: \(error)")
-        throw ExitCode(2)
+    /// Runs `body`; a `SignoffError` or `SpecError` is printed and becomes exit status 2 (bad input).
+    static func badInputExits<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as SignoffError {
+            SignoffCLISupport.printError("error: \(error)")
+            throw ExitCode(2)
+        } catch let error as SpecError {
+            SignoffCLISupport.printError("error: \(error)")
+            throw ExitCode(2)
+        }
     }
 }
 
-struct Signoff: ParsableCommand {
+struct SignoffCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "signoff",
         abstract: "Check run reports against a policy's gates, write CI reports, and record a signed sign-off.",
@@ -78,8 +81,8 @@ struct Signoff: ParsableCommand {
     }
 
     func run() throws {
-        let signingKey = try badInputExits { () -> SigningKey? in
-            let k = try SigningKey.resolve(file: key, warn: printError)
+        let signingKey = try SignoffCLISupport.badInputExits { () -> SigningKey? in
+            let k = try SigningKey.resolve(file: key, warn: SignoffCLISupport.printError)
             if ledger != nil && k == nil {
                 throw SignoffError.badKey(
                     source: "--key / \(SigningKey.environmentVariable)",
@@ -87,13 +90,13 @@ struct Signoff: ParsableCommand {
             }
             return k
         }
-        let policyValue = try badInputExits { try policy.map(SignoffPolicy.load) ?? SignoffPolicy() }
-        let loaded = try badInputExits { try SignoffInputs.load(reports: reports, devices: devices, checkpoint: checkpoint) }
+        let policyValue = try SignoffCLISupport.badInputExits { try policy.map(SignoffPolicy.load) ?? SignoffPolicy() }
+        let loaded = try SignoffCLISupport.badInputExits { try SignoffInputs.load(reports: reports, devices: devices, checkpoint: checkpoint) }
         let result = GateEvaluator.evaluate(loaded.map { (path: $0.path, report: $0.report) }, policy: policyValue)
         let build = BuildInfo.current()
-        let createdAt = Format.timestamp()
+        let createdAt = SignoffFormat.timestamp()
         var recordPath: String?
-        try badInputExits {
+        try SignoffCLISupport.badInputExits {
             if let junit { try FileIO.writeOutput(JUnitReport.render(result, timestamp: createdAt), to: junit) }
             if let markdown { try FileIO.writeOutput(SummaryReport.markdown(result, build: build), to: markdown) }
             if let html {
@@ -121,7 +124,7 @@ struct Signoff: ParsableCommand {
     }
 }
 
-struct SignoffKeygen: ParsableCommand {
+struct SignoffKeygenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keygen",
         abstract: "Create an Ed25519 signing key for sign-off records.",
@@ -137,7 +140,7 @@ struct SignoffKeygen: ParsableCommand {
 
     func run() throws {
         let key = SigningKey()
-        try badInputExits { try key.write(to: output) }
+        try SignoffCLISupport.badInputExits { try key.write(to: output) }
         print("wrote \(output) (mode 0600)")
         print("public key: \(key.publicKeyBase64)")
     }

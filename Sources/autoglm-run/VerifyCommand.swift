@@ -3,7 +3,7 @@ import AutoGLMSignoff
 import AutoGLMSpecs
 import Foundation
 
-struct Verify: ParsableCommand {
+struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check a sign-off record's signature and the SHA-256 of every file it binds.",
@@ -31,7 +31,7 @@ struct Verify: ParsableCommand {
             }
             return value
         }
-        let report = try badInputExits { try VerificationReport.verify(recordAt: record, trustedPublicKey: trusted) }
+        let report = try SignoffCLISupport.badInputExits { try VerificationReport.verify(recordAt: record, trustedPublicKey: trusted) }
         if json {
             FileHandle.standardOutput.write(try SpecLoader.encode(report))
         } else {
@@ -41,7 +41,7 @@ struct Verify: ParsableCommand {
                 let status = f.status == .ok ? "OK     " : (f.status == .changed ? "CHANGED" : "MISSING")
                 print("\(status) \(f.role.rawValue) \(f.resolvedPath)")
             }
-            for p in report.problems { printError("error: \(p)") }
+            for p in report.problems { SignoffCLISupport.printError("error: \(p)") }
             print(report.ok ? "verified" : "verification FAILED")
         }
         if !report.ok { throw ExitCode(1) }
