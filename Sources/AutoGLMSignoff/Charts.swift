@@ -25,7 +25,7 @@ enum Charts {
         return out
     }
 
-    static func e(_ s: String) -> String { Format.xmlEscape(s) }
+    static func e(_ s: String) -> String { SignoffFormat.xmlEscape(s) }
     static func f(_ v: Double) -> String { String(format: "%.1f", v) }
 
     static func empty(_ title: String, _ message: String, width: Int = 560, height: Int = 90) -> String {
@@ -41,7 +41,7 @@ enum Charts {
     /// A memory timeline with the cap, the budget and the predicted peak as horizontal lines, and phases shaded.
     static func timeline(
         title: String, points: [(t: Double, bytes: Double, phase: String?)], cap: Double?, budget: Double?,
-        predictedPeak: Double?, width: Int = 1100, height: Int = 300
+        predictedPeak: Double?, oomKilled: Bool = false, width: Int = 1100, height: Int = 300
     ) -> String {
         guard points.count >= 2 else { return empty(title, "No memory timeline in this report (not run under emulation).") }
         let left = 70.0, right = 150.0, top = 34.0, bottom = 40.0
@@ -72,10 +72,13 @@ enum Charts {
         }
         for v in yt {
             s += "<line x1=\"\(f(left))\" x2=\"\(f(left + w))\" y1=\"\(f(y(v)))\" y2=\"\(f(y(v)))\" stroke=\"\(palette.grid)\"/>\n"
-            s += "<text x=\"\(f(left - 6))\" y=\"\(f(y(v) + 4))\" text-anchor=\"end\" class=\"ax\">\(e(Format.bytes(v)))</text>\n"
+            s += "<text x=\"\(f(left - 6))\" y=\"\(f(y(v) + 4))\" text-anchor=\"end\" class=\"ax\">\(e(SignoffFormat.bytes(v)))</text>\n"
         }
-        for v in ticks(max: t1 - t0, count: 8) where t0 + v <= t1 + 1e-9 {
-            s += "<text x=\"\(f(x(t0 + v)))\" y=\"\(f(top + h + 16))\" text-anchor=\"middle\" class=\"ax\">\(e(Format.number(v, digits: v < 10 ? 1 : 0))) s</text>\n"
+        let timeTicks = ticks(max: t1 - t0, count: 8)
+        let step = timeTicks.count > 1 ? timeTicks[1] - timeTicks[0] : 1
+        let digits = step >= 1 && step == step.rounded() ? 0 : (step * 10 == (step * 10).rounded() ? 1 : 2)
+        for v in timeTicks where t0 + v <= t1 + 1e-9 {
+            s += "<text x=\"\(f(x(t0 + v)))\" y=\"\(f(top + h + 16))\" text-anchor=\"middle\" class=\"ax\">\(e(SignoffFormat.number(v, digits: digits))) s</text>\n"
         }
         s += "<text x=\"\(f(left + w / 2))\" y=\"\(height - 6)\" text-anchor=\"middle\" class=\"ax\">time since start</text>\n"
         s += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(w))\" height=\"\(f(h))\" fill=\"none\" stroke=\"#c9ced6\"/>\n"
@@ -86,7 +89,7 @@ enum Charts {
         func hline(_ v: Double?, _ color: String, _ label: String, dash: String) {
             guard let v, v > 0 else { return }
             s += "<line x1=\"\(f(left))\" x2=\"\(f(left + w))\" y1=\"\(f(y(v)))\" y2=\"\(f(y(v)))\" stroke=\"\(color)\" stroke-width=\"2\" stroke-dasharray=\"\(dash)\"/>\n"
-            s += "<text x=\"\(f(left + w + 6))\" y=\"\(f(y(v) + 4))\" class=\"lbl\" fill=\"\(color)\">\(e(label)) \(e(Format.bytes(v)))</text>\n"
+            s += "<text x=\"\(f(left + w + 12))\" y=\"\(f(y(v) + 4))\" class=\"lbl\" fill=\"\(color)\">\(e(label)) \(e(SignoffFormat.bytes(v)))</text>\n"
         }
         hline(cap, palette.cap, "cap", dash: "8 4")
         if budget != cap { hline(budget, palette.budget, "budget", dash: "3 3") }
@@ -95,7 +98,12 @@ enum Charts {
             s += "<circle cx=\"\(f(x(peak.t)))\" cy=\"\(f(y(peak.bytes)))\" r=\"4\" fill=\"\(palette.line)\"/>\n"
             let anchor = x(peak.t) > left + w - 120 ? "end" : "start"
             let dx = anchor == "end" ? -8.0 : 8.0
-            s += "<text x=\"\(f(x(peak.t) + dx))\" y=\"\(f(max(y(peak.bytes) - 8, top + 26)))\" text-anchor=\"\(anchor)\" class=\"lbl\" fill=\"\(palette.line)\">peak \(e(Format.bytes(peak.bytes)))</text>\n"
+            s += "<text x=\"\(f(x(peak.t) + dx))\" y=\"\(f(max(y(peak.bytes) - 8, top + 26)))\" text-anchor=\"\(anchor)\" class=\"lbl\" fill=\"\(palette.line)\">sampled max \(e(SignoffFormat.bytes(peak.bytes)))</text>\n"
+        }
+        if oomKilled, let last = points.last {
+            let cx = x(last.t), cy = y(last.bytes)
+            s += "<path d=\"M\(f(cx - 6)),\(f(cy - 6)) L\(f(cx + 6)),\(f(cy + 6)) M\(f(cx - 6)),\(f(cy + 6)) L\(f(cx + 6)),\(f(cy - 6))\" stroke=\"\(palette.cap)\" stroke-width=\"3\"/>\n"
+            s += "<text x=\"\(f(cx - 10))\" y=\"\(f(min(cy + 36, top + h - 6)))\" text-anchor=\"end\" class=\"lbl\" fill=\"\(palette.cap)\">OOM kill</text>\n"
         }
         s += "</svg>"
         return s
@@ -134,7 +142,7 @@ enum Charts {
             for (si, se) in series.enumerated() {
                 let by = gy + Double(si) * (bar + gap)
                 guard ci < se.values.count, let v = se.values[ci] else {
-                    s += "<text x=\"\(f(left + 4))\" y=\"\(f(by + bar - 3))\" class=\"note\">\(e(se.label)): none</text>\n"
+                    s += "<text x=\"\(f(left + 4))\" y=\"\(f(by + bar - 3))\" class=\"note\">no \(e(se.label.components(separatedBy: " (")[0])) figure</text>\n"
                     continue
                 }
                 s += "<rect x=\"\(f(left))\" y=\"\(f(by))\" width=\"\(f(max(x(v) - left, 1)))\" height=\"\(f(bar))\" fill=\"\(se.color)\"><title>\(e(se.label)) \(e(cat)): \(e(format(v)))</title></rect>\n"
@@ -164,7 +172,11 @@ enum Charts {
         let h = Double(rows.count) * rowH
         let height = Int(top + h + 34)
         let w = Double(width) - left - right
-        let maxR = max(2, (usable.map { $0.measured! / $0.predicted! }.max() ?? 1) * 1.1)
+        let observed = usable.compactMap { r -> Double? in
+            guard let m = r.measured, let p = r.predicted else { return nil }
+            return m / p
+        }
+        let maxR = max(2, (observed.max() ?? 1) * 1.1)
         let xt = ticks(max: maxR)
         let xMax = xt.last ?? maxR
         func x(_ v: Double) -> Double { left + v / xMax * w }
@@ -172,7 +184,7 @@ enum Charts {
         s += "<text x=\"8\" y=\"20\" class=\"ct\">\(e(title))</text>\n"
         for v in xt {
             s += "<line x1=\"\(f(x(v)))\" x2=\"\(f(x(v)))\" y1=\"\(f(top - 4))\" y2=\"\(f(top + h))\" stroke=\"\(palette.grid)\"/>\n"
-            s += "<text x=\"\(f(x(v)))\" y=\"\(f(top + h + 16))\" text-anchor=\"middle\" class=\"ax\">\(e(Format.number(v, digits: v == floor(v) ? 0 : 1)))×</text>\n"
+            s += "<text x=\"\(f(x(v)))\" y=\"\(f(top + h + 16))\" text-anchor=\"middle\" class=\"ax\">\(e(SignoffFormat.number(v, digits: v == floor(v) ? 0 : 1)))×</text>\n"
         }
         s += "<text x=\"\(f(left + w / 2))\" y=\"\(height - 4)\" text-anchor=\"middle\" class=\"ax\">measured ÷ predicted (1× = exact)</text>\n"
         for (i, r) in rows.enumerated() {
@@ -186,7 +198,7 @@ enum Charts {
             let ratio = m / p
             let color = abs(ratio - 1) <= 0.25 ? "#2e9e5b" : (abs(ratio - 1) <= 0.5 ? "#e39b2d" : "#d33a3a")
             s += "<rect x=\"\(f(left))\" y=\"\(f(cy - 7))\" width=\"\(f(max(x(ratio) - left, 1)))\" height=\"14\" fill=\"\(color)\" fill-opacity=\"0.8\"/>\n"
-            s += "<text x=\"\(f(left + w + 8))\" y=\"\(f(cy + 4))\" class=\"val\">\(e(Format.number(ratio, digits: 2)))×  predicted \(e(pText)), measured \(e(mText))</text>\n"
+            s += "<text x=\"\(f(left + w + 8))\" y=\"\(f(cy + 4))\" class=\"val\">\(e(SignoffFormat.number(ratio, digits: 2)))×  predicted \(e(pText)), measured \(e(mText))</text>\n"
         }
         s += "<line x1=\"\(f(x(1)))\" x2=\"\(f(x(1)))\" y1=\"\(f(top - 6))\" y2=\"\(f(top + h))\" stroke=\"#1b2430\" stroke-width=\"1.5\" stroke-dasharray=\"4 3\"/>\n"
         s += "</svg>"

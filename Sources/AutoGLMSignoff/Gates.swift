@@ -40,13 +40,13 @@ public enum GateUnit: String, Codable, Sendable {
 
     public func format(_ value: Double) -> String {
         switch self {
-        case .bytes: return Format.bytes(value)
-        case .seconds: return Format.seconds(value)
-        case .tokensPerSecond: return Format.number(value, digits: 2) + " tok/s"
-        case .ratio: return Format.number(value, digits: 4)
-        case .fraction: return Format.percent(value)
-        case .nats: return Format.number(value, digits: 4) + " nats"
-        case .count: return Format.number(value, digits: 0)
+        case .bytes: return SignoffFormat.bytes(value)
+        case .seconds: return SignoffFormat.seconds(value)
+        case .tokensPerSecond: return SignoffFormat.number(value, digits: 2) + " tok/s"
+        case .ratio: return SignoffFormat.number(value, digits: 4)
+        case .fraction: return SignoffFormat.percent(value)
+        case .nats: return SignoffFormat.number(value, digits: 4) + " nats"
+        case .count: return SignoffFormat.number(value, digits: 0)
         }
     }
 }
@@ -121,6 +121,8 @@ public struct SignoffResult: Codable, Sendable, Equatable {
     public var policy: SignoffPolicy
     public var evaluations: [ReportEvaluation]
     public var verdict: Verdict
+
+    enum CodingKeys: String, CodingKey { case policy, evaluations, verdict }
 
     public init(policy: SignoffPolicy, evaluations: [ReportEvaluation]) {
         self.policy = policy
@@ -286,7 +288,7 @@ public enum GateEvaluator {
             limit = (Double(b.bytes) * p.maxPeakBudgetFraction, p.maxPeakBudgetFraction == 1 ? b.source
                      : "\(b.source) × policy fraction")
             if p.maxPeakBudgetFraction != 1 {
-                note = " (\(Format.percent(p.maxPeakBudgetFraction)) of \(Format.bytes(Double(b.bytes))))"
+                note = " (\(SignoffFormat.percent(p.maxPeakBudgetFraction)) of \(SignoffFormat.bytes(Double(b.bytes))))"
             }
         }
         return gate(
@@ -343,11 +345,11 @@ public enum GateEvaluator {
             predicted: nil, limit: p.forbidOOM ? (0, "policy") : nil, basis: value == nil ? nil : "emulation cgroup",
             notMeasuredReason: "the run was not under emulation")
         if g.status == .fail, let e = r.emulation {
-            let cap = Format.bytes(Double(e.memoryCapBytes))
+            let cap = SignoffFormat.bytes(Double(e.memoryCapBytes))
             g.reason = "Out-of-memory kill under the \(cap) cap" + (e.phaseAtExit.map { " during \($0)" } ?? "")
-                + " (peak \(Format.bytes(Double(e.peakBytes))))"
+                + " (peak \(SignoffFormat.bytes(Double(e.peakBytes))))"
         } else if g.status == .pass {
-            g.reason = "No out-of-memory kill under the \(Format.bytes(Double(r.emulation?.memoryCapBytes ?? 0))) cap"
+            g.reason = "No out-of-memory kill under the \(SignoffFormat.bytes(Double(r.emulation?.memoryCapBytes ?? 0))) cap"
         }
         return g
     }

@@ -6,7 +6,7 @@ public enum HTMLReport {
     /// `reports` pairs each evaluation's run report with its plan (for per-module predictions), in the same order.
     public static func render(
         _ result: SignoffResult, reports: [(report: RunReport, plan: Plan?)], build: BuildInfo?,
-        createdAt: String = Format.timestamp()
+        createdAt: String = SignoffFormat.timestamp()
     ) -> String {
         let require = result.policy.requireMeasured
         var h = """
@@ -25,7 +25,9 @@ public enum HTMLReport {
         th,td{border:1px solid #e4e7ec;padding:5px 8px;text-align:left;vertical-align:top}
         th{background:#f6f7f9;font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
         tr.failrow td{background:#fdf1f1}
-        .reason{color:#5b6472;font-size:12px}
+        .reason{color:#5b6472;font-size:12px} .muted{color:#8c96a8;font-size:11px}
+        table.matrix{font-size:12px} table.matrix th{font-size:11px;text-align:center} table.matrix td{text-align:center}
+        table.matrix td:nth-child(-n+2){text-align:left}
         svg{display:block;margin:8px 0 14px;max-width:100%;height:auto}
         svg .ct{font-size:14px;font-weight:600;fill:#1b2430} svg .ax{font-size:11px;fill:#5b6472}
         svg .cat{font-size:12px;fill:#1b2430} svg .val{font-size:11px;fill:#1b2430} svg .lbl{font-size:11px;font-weight:600}
@@ -45,12 +47,18 @@ public enum HTMLReport {
 
         // Matrix.
         if let first = result.evaluations.first {
-            h += "<h2>Matrix</h2>\n<table><tr><th>Device</th><th>Report</th><th>Verdict</th>"
-            h += first.gates.map { "<th title=\"\(esc($0.title))\">\(esc($0.id))</th>" }.joined() + "</tr>\n"
+            h += "<h2>Matrix</h2>\n<table class=\"matrix\"><tr><th>Device</th><th>Report</th><th>Verdict</th>"
+            h += first.gates.map {
+                "<th title=\"\(esc($0.title))\">\(esc($0.id.replacingOccurrences(of: "_", with: " ")))</th>"
+            }.joined() + "</tr>\n"
             for e in result.evaluations {
                 h += "<tr><td>\(esc(e.deviceId))</td><td>\(esc(URL(fileURLWithPath: e.reportPath).lastPathComponent))</td>"
                 h += "<td>\(badge(e.verdict.rawValue, e.verdict.label))</td>"
-                h += e.gates.map { "<td>\(gateBadge($0, require))</td>" }.joined() + "</tr>\n"
+                h += e.gates.map { g -> String in
+                    let shown = g.fails(requireMeasured: require) || g.status == .pass
+                    return "<td>" + (shown ? gateBadge(g, require) : "<span class=\"muted\">\(esc(g.status.label.lowercased()))</span>")
+                        + "</td>"
+                }.joined() + "</tr>\n"
             }
             h += "</table>\n"
         }
@@ -90,7 +98,8 @@ public enum HTMLReport {
         let budget = GateEvaluator.budget(r).map { Double($0.bytes) }
         h += Charts.timeline(
             title: "Memory over time (cgroup)", points: points, cap: cap, budget: budget,
-            predictedPeak: r.predicted.peakMemoryBytes > 0 ? Double(r.predicted.peakMemoryBytes) : nil)
+            predictedPeak: r.predicted.peakMemoryBytes > 0 ? Double(r.predicted.peakMemoryBytes) : nil,
+            oomKilled: r.emulation?.oomKilled ?? false)
 
         // Per-module memory: the plan's weight bytes per module against the measured resident bytes.
         var predictedByModule: [String: Double] = [:]
@@ -107,7 +116,7 @@ public enum HTMLReport {
                       values: order.map { predictedByModule[$0] }),
                 .init(label: "measured resident", color: Charts.palette.measured,
                       values: order.map { r.measured.residentBytesByModule[$0].map(Double.init) }),
-            ], format: Format.bytes, emptyMessage: "No per-module memory in the plan or the report.")
+            ], format: SignoffFormat.bytes, emptyMessage: "No per-module memory in the plan or the report.")
 
         // Latency by stage.
         h += "<h3>Latency</h3>\n"
@@ -129,7 +138,7 @@ public enum HTMLReport {
                                 values: stages.map { p[$0] }))
         }
         h += Charts.groupedBars(
-            title: "Latency by stage", categories: stages, series: series, format: Format.seconds,
+            title: "Latency by stage", categories: stages, series: series, format: SignoffFormat.seconds,
             emptyMessage: "No per-stage latency in the report.")
 
         // Predicted vs measured.
@@ -138,12 +147,12 @@ public enum HTMLReport {
         func pos(_ v: Int) -> Double? { v > 0 ? Double(v) : nil }
         func posD(_ v: Double) -> Double? { v > 0 && v.isFinite ? v : nil }
         let rows: [(label: String, predicted: Double?, measured: Double?, format: (Double) -> String)] = [
-            ("Peak memory", pos(r.predicted.peakMemoryBytes), peak, Format.bytes),
-            ("Weights", pos(r.predicted.weightBytes), pos(r.measured.weightBytes), Format.bytes),
-            ("KV cache", pos(r.predicted.kvCacheBytes), pos(r.measured.kvCacheBytes), Format.bytes),
-            ("TTFT", posD(r.predicted.ttftSeconds), r.measured.ttftSeconds.flatMap { posD($0.median) }, Format.seconds),
+            ("Peak memory", pos(r.predicted.peakMemoryBytes), peak, SignoffFormat.bytes),
+            ("Weights", pos(r.predicted.weightBytes), pos(r.measured.weightBytes), SignoffFormat.bytes),
+            ("KV cache", pos(r.predicted.kvCacheBytes), pos(r.measured.kvCacheBytes), SignoffFormat.bytes),
+            ("TTFT", posD(r.predicted.ttftSeconds), r.measured.ttftSeconds.flatMap { posD($0.median) }, SignoffFormat.seconds),
             ("Decode rate", posD(r.predicted.decodeTokensPerSecond),
-             r.measured.decodeTokensPerSecond.flatMap { posD($0.median) }, { Format.number($0, digits: 2) + " tok/s" }),
+             r.measured.decodeTokensPerSecond.flatMap { posD($0.median) }, { SignoffFormat.number($0, digits: 2) + " tok/s" }),
         ]
         h += Charts.ratios(title: "Measured ÷ predicted (host measurement against the device plan)", rows: rows)
         return h
@@ -155,5 +164,5 @@ public enum HTMLReport {
         g.fails(requireMeasured: require) ? badge("fail", "FAIL") : badge(g.status.rawValue, g.status.label)
     }
 
-    static func esc(_ s: String) -> String { Format.xmlEscape(s) }
+    static func esc(_ s: String) -> String { SignoffFormat.xmlEscape(s) }
 }

@@ -76,8 +76,9 @@ public enum SignoffInputs {
             var checkpointPath: String?
             let ckpt = checkpoint ?? report.checkpoint.path
             if !ckpt.isEmpty {
-                let base = checkpoint == nil ? reportPath : FileManager.default.currentDirectoryPath + "/."
-                guard let resolved = resolve(ckpt, report: base) else {
+                let found = checkpoint == nil ? resolve(ckpt, report: reportPath)
+                    : (FileManager.default.fileExists(atPath: absolute(ckpt)) ? absolute(ckpt) : nil)
+                guard let resolved = found else {
                     throw SignoffError.missingInput(
                         report: reportPath, field: checkpoint == nil ? "checkpoint.path" : "--checkpoint",
                         reason: "checkpoint '\(ckpt)' not found")

@@ -4,7 +4,7 @@ import Foundation
 /// `<failure>`; a gate without a limit, or not measured and not required, is `<skipped>`. The layout follows the
 /// common (Jenkins / Ant) JUnit schema: `testsuites > testsuite > (properties?, testcase*, system-out?, system-err?)`.
 public enum JUnitReport {
-    public static func render(_ result: SignoffResult, timestamp: String = Format.timestamp()) -> String {
+    public static func render(_ result: SignoffResult, timestamp: String = SignoffFormat.timestamp()) -> String {
         let require = result.policy.requireMeasured
         // The schema's timestamp is an ISO 8601 date-time without a zone designator.
         let stamp = timestamp.hasSuffix("Z") ? String(timestamp.dropLast()) : timestamp
@@ -16,7 +16,7 @@ public enum JUnitReport {
         let all = counts(result.evaluations.flatMap(\.gates))
         var x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         x += "<testsuites name=\"autoglm-signoff\" tests=\"\(all.tests)\" failures=\"\(all.failures)\" errors=\"0\""
-        x += " skipped=\"\(all.skipped)\" time=\"0\">\n"
+        x += " time=\"0\">\n"
         for (i, e) in result.evaluations.enumerated() {
             let c = counts(e.gates)
             let name = suiteName(e)
@@ -69,7 +69,7 @@ public enum JUnitReport {
         return lines.joined(separator: "\n")
     }
 
-    static func esc(_ s: String) -> String { Format.xmlEscape(s) }
+    static func esc(_ s: String) -> String { SignoffFormat.xmlEscape(s) }
 }
 
 /// Plain-text and Markdown summaries.
@@ -109,8 +109,12 @@ public enum SummaryReport {
         let require = result.policy.requireMeasured
         var md = "# Sign-off: \(result.verdict.label)\n\n"
         if let build {
-            md += "Build `\(build.commit)`" + (build.dirty == true ? " (uncommitted changes)" : "")
-                + " (from \(build.source)). "
+            if build.source == "unknown" {
+                md += "Build commit unknown. "
+            } else {
+                md += "Build `\(build.commit)`" + (build.dirty == true ? " (uncommitted changes)" : "")
+                    + " (from \(build.source == "env" ? BuildInfo.environmentVariable : "git")). "
+            }
         }
         md += "\(result.evaluations.filter { $0.verdict == .pass }.count) of \(result.evaluations.count) run reports pass.\n\n"
         // Matrix: reports × gates.
@@ -121,26 +125,26 @@ public enum SummaryReport {
                 let cells = e.gates.map { g -> String in
                     g.fails(requireMeasured: require) ? "**FAIL**" : (g.status == .pass ? "pass" : g.status.label.lowercased())
                 }
-                md += "| \(Format.markdownCell(URL(fileURLWithPath: e.reportPath).lastPathComponent)) | "
-                md += "\(Format.markdownCell(e.deviceId)) | **\(e.verdict.label)** | " + cells.joined(separator: " | ") + " |\n"
+                md += "| \(SignoffFormat.markdownCell(URL(fileURLWithPath: e.reportPath).lastPathComponent)) | "
+                md += "\(SignoffFormat.markdownCell(e.deviceId)) | **\(e.verdict.label)** | " + cells.joined(separator: " | ") + " |\n"
             }
             md += "\n"
         }
         for e in result.evaluations {
-            md += "## \(Format.markdownCell(e.deviceId)): \(e.verdict.label)\n\n"
+            md += "## \(SignoffFormat.markdownCell(e.deviceId)): \(e.verdict.label)\n\n"
             md += "Report `\(e.reportPath)` (\(e.kind.rawValue)); model `\(e.modelId)`, workload `\(e.workloadId)`,"
             md += " engine build `\(e.buildCommit)`.\n\n"
             md += "| Gate | Status | Measured | Predicted | Limit | Margin | Basis |\n|---|---|---|---|---|---|---|\n"
             for g in e.gates {
                 let status = g.fails(requireMeasured: require) ? "**FAIL**" : g.status.label
-                md += "| \(Format.markdownCell(g.title)) | \(status) | \(g.measured.map(g.unit.format) ?? "—") | "
+                md += "| \(SignoffFormat.markdownCell(g.title)) | \(status) | \(g.measured.map(g.unit.format) ?? "—") | "
                 md += "\(g.predicted.map(g.unit.format) ?? "—") | "
                 md += (g.limit.map { "\(g.comparison.symbol) \(g.unit.format($0))" } ?? "—") + " | "
-                md += "\(g.margin.map(g.unit.format) ?? "—") | \(Format.markdownCell(g.basis ?? "—")) |\n"
+                md += "\(g.margin.map(g.unit.format) ?? "—") | \(SignoffFormat.markdownCell(g.basis ?? "—")) |\n"
             }
             let failures = e.failures(requireMeasured: require)
             if !failures.isEmpty {
-                md += "\nFailures:\n\n" + failures.map { "- \(Format.markdownCell($0.reason))" }.joined(separator: "\n") + "\n"
+                md += "\nFailures:\n\n" + failures.map { "- \(SignoffFormat.markdownCell($0.reason))" }.joined(separator: "\n") + "\n"
             }
             md += "\n"
         }

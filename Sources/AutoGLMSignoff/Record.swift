@@ -14,6 +14,8 @@ public struct BuildInfo: Codable, Sendable, Equatable {
     /// "env", "git" or "unknown".
     public var source: String
 
+    enum CodingKeys: String, CodingKey { case commit, dirty, source }
+
     public init(commit: String, dirty: Bool?, source: String) {
         self.commit = commit; self.dirty = dirty; self.source = source
     }
@@ -58,8 +60,26 @@ public struct BoundFile: Codable, Sendable, Equatable {
     public var role: Role
     /// Relative to the record's folder, or absolute when the file shares no folder with it but the root.
     public var path: String
+    /// Lowercase hex SHA-256 of the file's bytes.
     public var sha256: String
     public var bytes: Int
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case role, path, sha256, bytes }
+
+    public init(role: Role, path: String, sha256: String, bytes: Int) {
+        self.role = role; self.path = path; self.sha256 = sha256; self.bytes = bytes
+    }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        role = try c.decode(Role.self, forKey: .role)
+        path = try c.decode(String.self, forKey: .path, expected: "a non-empty path") { !$0.isEmpty }
+        sha256 = try c.decode(String.self, forKey: .sha256, expected: "64 lowercase hex digits") {
+            $0.count == 64 && $0.allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) }
+        }
+        bytes = try c.decode(Int.self, forKey: .bytes, expected: "a non-negative byte count") { $0 >= 0 }
+    }
 }
 
 /// A signed sign-off: the verdict, the gates, and the hashes of everything it depended on.
@@ -142,7 +162,7 @@ public struct SignoffRecord: Codable, Sendable, Equatable {
     /// Builds and signs the record for `loaded` reports. Paths are stored relative to `recordDirectory`.
     public static func make(
         result: SignoffResult, loaded: [LoadedReport], policyPath: String?, key: SigningKey, build: BuildInfo,
-        recordDirectory: String, createdAt: String = Format.timestamp()
+        recordDirectory: String, createdAt: String = SignoffFormat.timestamp()
     ) throws -> SignoffRecord {
         var files: [BoundFile] = []
         var seen = Set<String>()

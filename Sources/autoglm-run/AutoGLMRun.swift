@@ -5,6 +5,12 @@ struct AutoGLMRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "autoglm-run",
         abstract: "Run a plan with the engine, under phone emulation, and sign off the result.",
-        subcommands: [ExecCommand.self]
+        subcommands: [
+            ExecCommand.self,
+            SignoffCommand.self,
+            VerifyCommand.self,
+            HistoryCommand.self,
+            SignoffKeygenCommand.self,
+        ]
     )
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Number formatting shared by the text, Markdown, JUnit and HTML outputs (decimal units, fixed digits, no locale).
-public enum Format {
+public enum SignoffFormat {
     public static func number(_ value: Double, digits: Int) -> String {
         guard value.isFinite else { return value.isNaN ? "n/a" : (value > 0 ? "∞" : "-∞") }
         return String(format: "%.\(digits)f", value)
