@@ -27,7 +27,7 @@ public enum MatrixKernels {
     public static func matvec(_ w: PackedMatrix, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
                               pool: ComputePool?) {
         let n = w.columns
-        if let group = w.format.int4GroupSize ?? (w.format == .q4_1 ? 32 : nil) {
+        if let group = w.format.activationSumGroup {
             let groups = n / group
             withUnsafeTemporaryAllocation(of: Float.self, capacity: groups) { sums in
                 let s = sums.baseAddress!

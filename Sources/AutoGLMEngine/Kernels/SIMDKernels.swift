@@ -133,77 +133,72 @@ enum RowDot {
         return s
     }
 
-    /// Q8_0: Σ_b d_b · Σ_i q_i x_i.
+    // The block loops below use one pattern on purpose: each 8-lane slice of widened codes is multiplied into its
+    // own accumulator with the activations pre-scaled by the block scale (acc += q · (x·d)). Summing the slices
+    // of a block first and scaling afterwards makes LLVM split the loop into scalar and xmm pieces.
+
+    /// Q8_0: Σ_b Σ_i q_i (d_b x_i).
     @inline(never) static func q8_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = F8()
-        var b = 0
-        let blocks = n / 32
-        while b < blocks {
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        for b in 0..<(n / 32) {
             let p = w + b * 34
             let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
             let xb = x + b * 32
-            var s0 = floats(q.lowHalf.lowHalf) * load8(xb)
-            var s1 = floats(q.lowHalf.highHalf) * load8(xb + 8)
-            s0 = s0.addingProduct(floats(q.highHalf.lowHalf), load8(xb + 16))
-            s1 = s1.addingProduct(floats(q.highHalf.highHalf), load8(xb + 24))
             let d = F8(repeating: f16Scalar(p))
-            acc = acc.addingProduct(s0 + s1, d)
-            b += 1
+            a0 = a0.addingProduct(floats(q.lowHalf.lowHalf), load8(xb) * d)
+            a1 = a1.addingProduct(floats(q.lowHalf.highHalf), load8(xb + 8) * d)
+            a2 = a2.addingProduct(floats(q.highHalf.lowHalf), load8(xb + 16) * d)
+            a3 = a3.addingProduct(floats(q.highHalf.highHalf), load8(xb + 24) * d)
         }
-        return hsum(acc)
+        return hsum((a0 + a1) + (a2 + a3))
     }
 
-    /// Q4_0: Σ_b d_b · Σ_i (q_i − 8) x_i.
-    @inline(never) static func q4_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = F8()
-        var b = 0
-        let blocks = n / 32
-        while b < blocks {
+    /// Q4_0: Σ_b Σ_i q_i (d_b x_i) − 8 Σ_b d_b S_b, where `xsum[b]` = S_b = Σ_{i∈b} x_i.
+    @inline(never) static func q4_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
+                                    _ n: Int) -> Float {
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        var offset: Float = 0
+        for b in 0..<(n / 32) {
             let p = w + b * 18
             let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
-            let lo = unsafeBitCast(q & 0x0F, to: SIMD16<Int8>.self) &- 8
-            let hi = unsafeBitCast(q &>> 4, to: SIMD16<Int8>.self) &- 8
+            let lo = q & 0x0F
+            let hi = q &>> 4
             let xb = x + b * 32
-            var s0 = floats(lo.lowHalf) * load8(xb)
-            var s1 = floats(lo.highHalf) * load8(xb + 8)
-            s0 = s0.addingProduct(floats(hi.lowHalf), load8(xb + 16))
-            s1 = s1.addingProduct(floats(hi.highHalf), load8(xb + 24))
-            let d = F8(repeating: f16Scalar(p))
-            acc = acc.addingProduct(s0 + s1, d)
-            b += 1
+            let ds = f16Scalar(p)
+            let d = F8(repeating: ds)
+            a0 = a0.addingProduct(floats(lo.lowHalf), load8(xb) * d)
+            a1 = a1.addingProduct(floats(lo.highHalf), load8(xb + 8) * d)
+            a2 = a2.addingProduct(floats(hi.lowHalf), load8(xb + 16) * d)
+            a3 = a3.addingProduct(floats(hi.highHalf), load8(xb + 24) * d)
+            offset = offset.addingProduct(ds, xsum[b])
         }
-        return hsum(acc)
+        return hsum((a0 + a1) + (a2 + a3)) - 8 * offset
     }
 
-    /// Q4_1 and INT4-gN: Σ_g d_g · Σ_i q_i x_i + m_g · S_g, where `xsum[g]` = S_g = Σ_{i∈g} x_i.
+    /// Q4_1 and INT4-gN: Σ_g Σ_i q_i (d_g x_i) + Σ_g m_g S_g, where `xsum[g]` = S_g = Σ_{i∈g} x_i.
     @inline(never) static func q4Min(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
-                                        _ n: Int, group: Int, blockBytes: Int) -> Float {
-        var acc = F8()
+                                     _ n: Int, group: Int, blockBytes: Int) -> Float {
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
         var mins: Float = 0
         let half = group / 2
-        let groups = n / group
-        var g = 0
-        while g < groups {
+        for g in 0..<(n / group) {
             let p = w + g * blockBytes
             let xb = x + g * group
-            var s0 = F8(), s1 = F8()
+            let d = F8(repeating: f16Scalar(p))
             var k = 0
             while k < half {
                 let q = p.loadUnaligned(fromByteOffset: 4 + k, as: SIMD16<UInt8>.self)
                 let lo = q & 0x0F
                 let hi = q &>> 4
-                s0 = s0.addingProduct(floats(lo.lowHalf), load8(xb + k))
-                s1 = s1.addingProduct(floats(lo.highHalf), load8(xb + k + 8))
-                s0 = s0.addingProduct(floats(hi.lowHalf), load8(xb + half + k))
-                s1 = s1.addingProduct(floats(hi.highHalf), load8(xb + half + k + 8))
+                a0 = a0.addingProduct(floats(lo.lowHalf), load8(xb + k) * d)
+                a1 = a1.addingProduct(floats(lo.highHalf), load8(xb + k + 8) * d)
+                a2 = a2.addingProduct(floats(hi.lowHalf), load8(xb + half + k) * d)
+                a3 = a3.addingProduct(floats(hi.highHalf), load8(xb + half + k + 8) * d)
                 k += 16
             }
-            let d = F8(repeating: f16Scalar(p))
             mins = mins.addingProduct(f16Scalar(p, 2), xsum[g])
-            acc = acc.addingProduct(s0 + s1, d)
-            g += 1
         }
-        return hsum(acc) + mins
+        return hsum((a0 + a1) + (a2 + a3)) + mins
     }
 
     /// INT8 per-channel: scale · Σ_i q_i x_i.
@@ -275,15 +270,19 @@ enum Dequantize {
     @inline(never) static func q4_0(_ raw: UnsafeRawPointer, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
             for b in 0..<(n / 32) {
                 let p = raw + b * 18
-                let d = F8(repeating: f16Scalar(p))
+                // (q − 8)·d computed as q·d − 8d: both products are exact in Float32, so the result equals the
+                // reference's (q − 8)·d bit for bit.
+                let ds = f16Scalar(p)
+                let d = F8(repeating: ds)
+                let m = F8(repeating: -8 * ds)
                 let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
-                let lo = unsafeBitCast(q & 0x0F, to: SIMD16<Int8>.self) &- 8
-                let hi = unsafeBitCast(q &>> 4, to: SIMD16<Int8>.self) &- 8
+                let lo = q & 0x0F
+                let hi = q &>> 4
                 let o = out + b * 32
-                store8(floats(lo.lowHalf) * d, o)
-                store8(floats(lo.highHalf) * d, o + 8)
-                store8(floats(hi.lowHalf) * d, o + 16)
-                store8(floats(hi.highHalf) * d, o + 24)
+                store8(floats(lo.lowHalf) * d + m, o)
+                store8(floats(lo.highHalf) * d + m, o + 8)
+                store8(floats(hi.lowHalf) * d + m, o + 16)
+                store8(floats(hi.highHalf) * d + m, o + 24)
             }
     }
 
@@ -345,7 +344,7 @@ enum SIMDKernels {
         case .q8_0:
             for r in range { y[r] = RowDot.q8_0(base + r * rb, x, n) }
         case .q4_0:
-            for r in range { y[r] = RowDot.q4_0(base + r * rb, x, n) }
+            for r in range { y[r] = RowDot.q4_0(base + r * rb, x, xsum, n) }
         case .q4_1, .int4g32:
             for r in range { y[r] = RowDot.q4Min(base + r * rb, x, xsum, n, group: 32, blockBytes: 20) }
         case .int4g64:
