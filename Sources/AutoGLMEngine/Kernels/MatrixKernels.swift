@@ -65,15 +65,15 @@ public enum MatrixKernels {
 
     /// Y[t, r] = Σ_c X[t, c] · W[r, c] for `count` tokens: `x` is `count × w.columns` row-major, `y` is
     /// `count × w.rows` row-major. Each task dequantises a tile of 4 weight rows once per chunk of tokens and
-    /// runs a 4-row × 3-token register-tiled FMA kernel over it.
+    /// runs a 2-row × 6-token register-tiled FMA kernel over it (twice per tile).
     public static func matmul(_ w: PackedMatrix, _ x: UnsafePointer<Float>, count: Int,
                               into y: UnsafeMutablePointer<Float>, pool: ComputePool?) {
         if count <= 0 { return }
         if count == 1 { matvec(w, x, into: y, pool: pool); return }
         let rows = w.rows
         let n = w.columns
-        // Token chunk sized so its activations stay in L2 (~384 KiB), a multiple of the 3-token tile.
-        let chunkTokens = max(3, min(count, (384 * 1024) / max(1, n * 4)) / 3 * 3)
+        // Token chunk sized so its activations stay in L2 (~384 KiB), a multiple of the 6-token tile.
+        let chunkTokens = max(6, min(count, (384 * 1024) / max(1, n * 4)) / 6 * 6)
         let tiles = (rows + 3) / 4
         let threads = pool?.threadCount ?? 1
         let tilesPerTask = max(1, (tiles + threads * 4 - 1) / (threads * 4))

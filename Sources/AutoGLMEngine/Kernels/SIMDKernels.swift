@@ -78,6 +78,28 @@ typealias F8 = SIMD8<Float>
     return m
 }
 
+/// Widens the first four f16 values at `raw` (a block's scale and, where present, minimum) with one vcvtph2ps
+/// from memory. Every block is at least 18 bytes, so reading 8 stays inside it. Loading a single f16 instead
+/// compiles to vpinsrw into an arbitrary register, which can chain each block to the previous block's accumulator.
+@inline(__always) func blockHeader(_ raw: UnsafeRawPointer) -> SIMD4<Float> {
+    SIMD4<Float>(raw.loadUnaligned(as: SIMD4<Float16>.self))
+}
+
+/// The f16 at `raw` as a Float, widened with integer operations: the magnitude bits moved into the f32 exponent
+/// and mantissa field, then rescaled by 2^112 (exact for normal and subnormal halves; infinities and NaNs come
+/// out as large finite values). Used for block scales in the matvec loops: LLVM lowers a single-f16 vcvtph2ps
+/// as vpinsrw into whatever register is free, which can chain each block to a previous block's accumulator.
+@inline(__always) func halfBitsToFloat(_ raw: UnsafeRawPointer) -> Float {
+    let h = UInt32(raw.loadUnaligned(as: UInt16.self))
+    let magnitude = Float(bitPattern: (h & 0x7FFF) << 13) * 0x1p112
+    return Float(bitPattern: magnitude.bitPattern | ((h & 0x8000) << 16))
+}
+
+/// Broadcasts a block scale (see `halfBitsToFloat`).
+@inline(__always) func broadcastHalf(_ raw: UnsafeRawPointer) -> F8 {
+    F8(repeating: halfBitsToFloat(raw))
+}
+
 @inline(__always) func f16Scalar(_ raw: UnsafeRawPointer, _ offset: Int = 0) -> Float {
     Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
 }
@@ -144,7 +166,7 @@ enum RowDot {
             let p = w + b * 34
             let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
             let xb = x + b * 32
-            let d = F8(repeating: f16Scalar(p))
+            let d = broadcastHalf(p)
             a0 = a0.addingProduct(floats(q.lowHalf.lowHalf), load8(xb) * d)
             a1 = a1.addingProduct(floats(q.lowHalf.highHalf), load8(xb + 8) * d)
             a2 = a2.addingProduct(floats(q.highHalf.lowHalf), load8(xb + 16) * d)
@@ -164,8 +186,8 @@ enum RowDot {
             let lo = q & 0x0F
             let hi = q &>> 4
             let xb = x + b * 32
-            let ds = f16Scalar(p)
-            let d = F8(repeating: ds)
+            let d = broadcastHalf(p)
+            let ds = d[0]
             a0 = a0.addingProduct(floats(lo.lowHalf), load8(xb) * d)
             a1 = a1.addingProduct(floats(lo.highHalf), load8(xb + 8) * d)
             a2 = a2.addingProduct(floats(hi.lowHalf), load8(xb + 16) * d)
@@ -184,7 +206,8 @@ enum RowDot {
         for g in 0..<(n / group) {
             let p = w + g * blockBytes
             let xb = x + g * group
-            let d = F8(repeating: f16Scalar(p))
+            let header = blockHeader(p)
+            let d = F8(repeating: header[0])
             var k = 0
             while k < half {
                 let q = p.loadUnaligned(fromByteOffset: 4 + k, as: SIMD16<UInt8>.self)
@@ -196,7 +219,7 @@ enum RowDot {
                 a3 = a3.addingProduct(floats(hi.highHalf), load8(xb + half + k + 8) * d)
                 k += 16
             }
-            mins = mins.addingProduct(f16Scalar(p, 2), xsum[g])
+            mins = mins.addingProduct(header[1], xsum[g])
         }
         return hsum((a0 + a1) + (a2 + a3)) + mins
     }
@@ -378,9 +401,10 @@ enum SIMDKernels {
                 }
                 if tileRows == 4 {
                     var t = t0
-                    while t + 3 <= t1 {
-                        MicroKernels.f32Rows4Tokens3(wTile, n, x + t * n, n, y + t * rows + r, rows)
-                        t += 3
+                    while t + 6 <= t1 {
+                        MicroKernels.f32Rows2Tokens6(wTile, n, x + t * n, n, y + t * rows + r, rows)
+                        MicroKernels.f32Rows2Tokens6(wTile + 2 * n, n, x + t * n, n, y + t * rows + r + 2, rows)
+                        t += 6
                     }
                     while t < t1 {
                         MicroKernels.f32Rows4(wTile, n, x + t * n, n, y + t * rows + r)
@@ -433,41 +457,51 @@ enum MicroKernels {
         y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3
     }
 
-    /// Y[t, 0..<4] for 3 tokens: tokens are `ldx` floats apart in `x`, outputs `ldy` floats apart in `y`.
-    @inline(__always) static func f32Rows4Tokens3(_ w: UnsafePointer<Float>, _ ldw: Int, _ x: UnsafePointer<Float>,
+    /// Y[t, 0..<2] for 6 tokens: tokens are `ldx` floats apart in `x`, outputs `ldy` floats apart in `y`.
+    /// 12 accumulators + 2 weight vectors + 1 activation vector = 15 of the 16 ymm registers, no spills;
+    /// 8 loads feed 12 FMAs.
+    @inline(__always) static func f32Rows2Tokens6(_ w: UnsafePointer<Float>, _ ldw: Int, _ x: UnsafePointer<Float>,
                                                   _ ldx: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
         let n = ldx
-        var c00 = F8(), c01 = F8(), c02 = F8(), c03 = F8()
-        var c10 = F8(), c11 = F8(), c12 = F8(), c13 = F8()
-        var c20 = F8(), c21 = F8(), c22 = F8(), c23 = F8()
-        let w1 = w + ldw, w2 = w + 2 * ldw, w3 = w + 3 * ldw
-        let x1 = x + ldx, x2 = x + 2 * ldx
+        var c00 = F8(), c01 = F8(), c10 = F8(), c11 = F8(), c20 = F8(), c21 = F8()
+        var c30 = F8(), c31 = F8(), c40 = F8(), c41 = F8(), c50 = F8(), c51 = F8()
+        let w1 = w + ldw
+        let x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx, x4 = x + 4 * ldx, x5 = x + 5 * ldx
         var k = 0
         while k + 8 <= n {
-            let a0 = load8(w + k), a1 = load8(w1 + k), a2 = load8(w2 + k), a3 = load8(w3 + k)
+            let a0 = load8(w + k), a1 = load8(w1 + k)
             let b0 = load8(x + k)
             c00 = c00.addingProduct(a0, b0); c01 = c01.addingProduct(a1, b0)
-            c02 = c02.addingProduct(a2, b0); c03 = c03.addingProduct(a3, b0)
             let b1 = load8(x1 + k)
             c10 = c10.addingProduct(a0, b1); c11 = c11.addingProduct(a1, b1)
-            c12 = c12.addingProduct(a2, b1); c13 = c13.addingProduct(a3, b1)
             let b2 = load8(x2 + k)
             c20 = c20.addingProduct(a0, b2); c21 = c21.addingProduct(a1, b2)
-            c22 = c22.addingProduct(a2, b2); c23 = c23.addingProduct(a3, b2)
+            let b3 = load8(x3 + k)
+            c30 = c30.addingProduct(a0, b3); c31 = c31.addingProduct(a1, b3)
+            let b4 = load8(x4 + k)
+            c40 = c40.addingProduct(a0, b4); c41 = c41.addingProduct(a1, b4)
+            let b5 = load8(x5 + k)
+            c50 = c50.addingProduct(a0, b5); c51 = c51.addingProduct(a1, b5)
             k += 8
         }
-        var s = (hsum(c00), hsum(c01), hsum(c02), hsum(c03),
-                 hsum(c10), hsum(c11), hsum(c12), hsum(c13),
-                 hsum(c20), hsum(c21), hsum(c22), hsum(c23))
+        var s = (hsum(c00), hsum(c01), hsum(c10), hsum(c11), hsum(c20), hsum(c21),
+                 hsum(c30), hsum(c31), hsum(c40), hsum(c41), hsum(c50), hsum(c51))
         while k < n {
-            s.0 += w[k] * x[k]; s.1 += w1[k] * x[k]; s.2 += w2[k] * x[k]; s.3 += w3[k] * x[k]
-            s.4 += w[k] * x1[k]; s.5 += w1[k] * x1[k]; s.6 += w2[k] * x1[k]; s.7 += w3[k] * x1[k]
-            s.8 += w[k] * x2[k]; s.9 += w1[k] * x2[k]; s.10 += w2[k] * x2[k]; s.11 += w3[k] * x2[k]
+            let a0 = w[k], a1 = w1[k]
+            s.0 += a0 * x[k]; s.1 += a1 * x[k]
+            s.2 += a0 * x1[k]; s.3 += a1 * x1[k]
+            s.4 += a0 * x2[k]; s.5 += a1 * x2[k]
+            s.6 += a0 * x3[k]; s.7 += a1 * x3[k]
+            s.8 += a0 * x4[k]; s.9 += a1 * x4[k]
+            s.10 += a0 * x5[k]; s.11 += a1 * x5[k]
             k += 1
         }
-        y[0] = s.0; y[1] = s.1; y[2] = s.2; y[3] = s.3
-        y[ldy] = s.4; y[ldy + 1] = s.5; y[ldy + 2] = s.6; y[ldy + 3] = s.7
-        y[2 * ldy] = s.8; y[2 * ldy + 1] = s.9; y[2 * ldy + 2] = s.10; y[2 * ldy + 3] = s.11
+        y[0] = s.0; y[1] = s.1
+        y[ldy] = s.2; y[ldy + 1] = s.3
+        y[2 * ldy] = s.4; y[2 * ldy + 1] = s.5
+        y[3 * ldy] = s.6; y[3 * ldy + 1] = s.7
+        y[4 * ldy] = s.8; y[4 * ldy + 1] = s.9
+        y[5 * ldy] = s.10; y[5 * ldy + 1] = s.11
     }
 }
 
