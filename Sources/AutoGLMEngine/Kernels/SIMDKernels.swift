@@ -629,9 +629,9 @@ public enum VectorOps {
         let m = F8(repeating: mx)
         var acc = F8()
         i = 0
-        while i + 8 <= n { let e = FastMath.exp(load8(x + i) - m); store8(e, x + i); acc += e; i += 8 }
+        while i + 8 <= n { let e = expF8(load8(x + i) - m); store8(e, x + i); acc += e; i += 8 }
         var total = hsum(acc)
-        while i < n { let e = FastMath.exp(x[i] - mx); x[i] = e; total += e; i += 1 }
+        while i < n { let e = expScalar(x[i] - mx); x[i] = e; total += e; i += 1 }
         scale(x, by: 1 / total, count: n)
     }
 
@@ -641,17 +641,17 @@ public enum VectorOps {
         var i = 0
         while i + 8 <= n {
             let g = load8(gate + i)
-            store8(g / (1 + FastMath.exp(-g)) * load8(up + i), out + i)
+            store8(g / (1 + expF8(-g)) * load8(up + i), out + i)
             i += 8
         }
-        while i < n { let g = gate[i]; out[i] = g / (1 + FastMath.exp(-g)) * up[i]; i += 1 }
+        while i < n { let g = gate[i]; out[i] = g / (1 + expScalar(-g)) * up[i]; i += 1 }
     }
 
     /// out[i] = silu(x[i]).
     public static func silu(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count n: Int) {
         var i = 0
-        while i + 8 <= n { let g = load8(x + i); store8(g / (1 + FastMath.exp(-g)), out + i); i += 8 }
-        while i < n { let g = x[i]; out[i] = g / (1 + FastMath.exp(-g)); i += 1 }
+        while i + 8 <= n { let g = load8(x + i); store8(g / (1 + expF8(-g)), out + i); i += 8 }
+        while i < n { let g = x[i]; out[i] = g / (1 + expScalar(-g)); i += 1 }
     }
 
     /// GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
@@ -663,13 +663,13 @@ public enum VectorOps {
             let v = load8(x + i)
             let u = c * v * (1 + k * v * v)
             // 0.5·(1 + tanh(u)) = 1 / (1 + e^(−2u))
-            store8(v / (1 + FastMath.exp(-2 * u)), out + i)
+            store8(v / (1 + expF8(-2 * u)), out + i)
             i += 8
         }
         while i < n {
             let v = x[i]
             let u = 0.7978845608028654 * v * (1 + 0.044715 * v * v)
-            out[i] = v / (1 + FastMath.exp(-2 * u))
+            out[i] = v / (1 + expScalar(-2 * u))
             i += 1
         }
     }
@@ -787,37 +787,42 @@ public enum VectorOps {
 
 /// Vectorised elementary functions.
 public enum FastMath {
-    static let expHigh: Float = 88.3762626647949
-    static let expLow: Float = -87.3365447504
     /// e^x for 8 lanes with relative error of a few ulp over the normal range; returns +infinity above 88.376
     /// and 0 below −87.34 (no subnormal results).
-    @inline(__always) public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let xc = vmin(vmax(x, F8(repeating: expLow)), F8(repeating: expHigh))
-        // n = round(x / ln 2) via the 1.5·2^23 trick; r = x − n·ln 2 with ln 2 split in two parts.
-        let magic = F8(repeating: 12582912)
-        let shifted = magic.addingProduct(xc, F8(repeating: 1.44269504088896341))
-        let nf = shifted - magic
-        var r = xc.addingProduct(nf, F8(repeating: -0.693359375))
-        r = r.addingProduct(nf, F8(repeating: 2.12194440e-4))
-        // e^r on |r| ≤ ln2/2: 1 + r + r²·P(r), P a degree-5 polynomial.
-        var p = F8(repeating: 1.9875691500e-4)
-        p = F8(repeating: 1.3981999507e-3).addingProduct(p, r)
-        p = F8(repeating: 8.3334519073e-3).addingProduct(p, r)
-        p = F8(repeating: 4.1665795894e-2).addingProduct(p, r)
-        p = F8(repeating: 1.6666665459e-1).addingProduct(p, r)
-        p = F8(repeating: 5.0000001201e-1).addingProduct(p, r)
-        let e = (r.addingProduct(p, r * r)) + 1
-        // Scale by 2^n through the exponent bits (n is in the low mantissa bits of `shifted`).
-        let n = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
-        let scale = unsafeBitCast((n &+ 127) &<< 23, to: F8.self)
-        var result = e * scale
-        result.replace(with: F8(repeating: .infinity), where: x .> expHigh)
-        result.replace(with: F8(), where: x .< expLow)
-        return result
-    }
+    public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> { expF8(x) }
 
     /// Scalar form of `exp(_: SIMD8<Float>)`.
-    @inline(__always) public static func exp(_ x: Float) -> Float {
-        exp(F8(repeating: x))[0]
+    public static func exp(_ x: Float) -> Float {
+        expScalar(x)
     }
 }
+
+/// Vectorised e^x (see `FastMath.exp`), inlined into the element-wise loops.
+@inline(__always) func expF8(_ x: F8) -> F8 {
+    let expHigh: Float = 88.3762626647949
+    let expLow: Float = -87.3365447504
+    let xc = vmin(vmax(x, F8(repeating: expLow)), F8(repeating: expHigh))
+    // n = round(x / ln 2) via the 1.5·2^23 trick; r = x − n·ln 2 with ln 2 split in two parts.
+    let magic = F8(repeating: 12582912)
+    let shifted = magic.addingProduct(xc, F8(repeating: 1.44269504088896341))
+    let nf = shifted - magic
+    var r = xc.addingProduct(nf, F8(repeating: -0.693359375))
+    r = r.addingProduct(nf, F8(repeating: 2.12194440e-4))
+    // e^r on |r| ≤ ln2/2: 1 + r + r²·P(r), P a degree-5 polynomial.
+    var p = F8(repeating: 1.9875691500e-4)
+    p = F8(repeating: 1.3981999507e-3).addingProduct(p, r)
+    p = F8(repeating: 8.3334519073e-3).addingProduct(p, r)
+    p = F8(repeating: 4.1665795894e-2).addingProduct(p, r)
+    p = F8(repeating: 1.6666665459e-1).addingProduct(p, r)
+    p = F8(repeating: 5.0000001201e-1).addingProduct(p, r)
+    let e = (r.addingProduct(p, r * r)) + 1
+    // Scale by 2^n through the exponent bits (n is in the low mantissa bits of `shifted`).
+    let n = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    let scale = unsafeBitCast((n &+ 127) &<< 23, to: F8.self)
+    var result = e * scale
+    result.replace(with: F8(repeating: .infinity), where: x .> expHigh)
+    result.replace(with: F8(), where: x .< expLow)
+    return result
+}
+
+@inline(__always) func expScalar(_ x: Float) -> Float { expF8(F8(repeating: x))[0] }
