@@ -39,6 +39,44 @@ public enum MatrixKernels {
         }
     }
 
+    /// Several matvecs that share one input (for example Q, K and V, or gate and up) in a single parallel job:
+    /// `ys[i]` = `ws[i]` · x. Every matrix must have `x`'s length as its column count; matrices and outputs pair up
+    /// by index (extra entries in the longer array are ignored). Saves one pool round trip per extra matrix.
+    public static func matvec(_ ws: [PackedMatrix], _ x: UnsafePointer<Float>, into ys: [UnsafeMutablePointer<Float>],
+                              pool: ComputePool?) {
+        let count = min(ws.count, ys.count)
+        if count == 0 { return }
+        if count == 1 { matvec(ws[0], x, into: ys[0], pool: pool); return }
+        let threads = pool?.threadCount ?? 1
+        // Activation sums per matrix (only formats with an offset term need them), laid out one after another.
+        var sumOffsets = [Int](repeating: 0, count: count)
+        var totalSums = 0
+        var chunkOf = [Int](repeating: 0, count: count)
+        var firstTask = [Int](repeating: 0, count: count + 1)
+        for i in 0..<count {
+            sumOffsets[i] = totalSums
+            if let g = ws[i].format.activationSumGroup { totalSums += ws[i].columns / g }
+            chunkOf[i] = matvecChunk(rows: ws[i].rows, threads: threads)
+            firstTask[i + 1] = firstTask[i] + (ws[i].rows + chunkOf[i] - 1) / chunkOf[i]
+        }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(totalSums, 1)) { sums in
+            let s = sums.baseAddress!
+            for i in 0..<count {
+                guard let g = ws[i].format.activationSumGroup else { continue }
+                for k in 0..<(ws[i].columns / g) { s[sumOffsets[i] + k] = VectorOps.sum(x + k * g, count: g) }
+            }
+            let body: (Int) -> Void = { task in
+                var m = 0
+                while firstTask[m + 1] <= task { m += 1 }
+                let start = (task - firstTask[m]) * chunkOf[m]
+                let w = ws[m]
+                let xsum = w.format.activationSumGroup == nil ? x : UnsafePointer(s + sumOffsets[m])
+                SIMDKernels.matvecRows(w, x, xsum, ys[m], start..<min(start + chunkOf[m], w.rows))
+            }
+            if let pool { pool.parallelFor(firstTask[count], body) } else { for t in 0..<firstTask[count] { body(t) } }
+        }
+    }
+
     /// Checked form of `matvec`: validates the buffer sizes and throws instead of reading out of bounds.
     public static func matvecChecked(_ w: PackedMatrix, _ x: UnsafeBufferPointer<Float>,
                                      into y: UnsafeMutableBufferPointer<Float>, pool: ComputePool?) throws {
