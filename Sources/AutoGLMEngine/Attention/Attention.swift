@@ -32,6 +32,15 @@ public enum Attention {
                               out: UnsafeMutablePointer<Float>, kernel: AttentionKernel = .tiled,
                               scale: Float? = nil, blockSparse: Plan.BlockSparse? = nil,
                               threads: Int = Attention.defaultThreads) throws {
+        try causalMeasuringScratch(q: q, n: n, heads: heads, cache: cache, layer: layer, out: out, kernel: kernel,
+                                   scale: scale, blockSparse: blockSparse, threads: threads)
+    }
+
+    /// `causal`, returning the scratch bytes its workers allocated.
+    @discardableResult
+    static func causalMeasuringScratch(q: UnsafePointer<Float>, n: Int, heads: Int, cache: KVCache, layer: Int,
+                                       out: UnsafeMutablePointer<Float>, kernel: AttentionKernel, scale: Float?,
+                                       blockSparse: Plan.BlockSparse?, threads: Int) throws -> Int {
         guard layer >= 0 && layer < cache.layers else {
             throw AttentionError.layerOutOfRange(layer: layer, layers: cache.layers)
         }
@@ -42,7 +51,7 @@ public enum Attention {
         guard n == cache.pending[layer] else {
             throw AttentionError.queryCountMismatch(layer: layer, pending: cache.pending[layer], queries: n)
         }
-        guard n > 0 else { return }
+        guard n > 0 else { return 0 }
         var selector: BlockSelector?
         if let blockSparse {
             guard blockSparse.chunk > 0 else {
@@ -61,7 +70,7 @@ public enum Attention {
             slotBytes: cache.slotBytes, spans: cache.spans(layer: layer), queryStart: cache.length,
             causal: true, window: cache.window, globalTokens: cache.globalTokens,
             scale: scale ?? 1 / Float(cache.headDim).squareRoot(), selector: selector)
-        try run(problem, q: q, out: out, kernel: kernel, threads: threads)
+        return try run(problem, q: q, out: out, kernel: kernel, threads: threads)
     }
 
     /// Non-causal attention over explicit K/V (the vision encoder): q `(n, heads*d)`, k/v `(m, kvHeads*d)`,
@@ -86,17 +95,25 @@ public enum Attention {
         try run(problem, q: q, out: out, kernel: kernel, threads: threads)
     }
 
-    /// Bytes of scratch a kernel needs with `n` queries over `m` keys: materialised holds an n·m score matrix per
-    /// head in flight; tiled holds per worker a query tile's accumulators and one key tile of scores.
+    /// Bytes of scratch a kernel allocates for `n` queries over `m` stored keys (all workers together).
+    /// Materialised: an n·m F32 score matrix per head in flight plus a worker's buffers; tiled: per worker, a query
+    /// tile's scaled queries and accumulators and one key tile of scores (independent of n and m, except for the
+    /// per-block scores of block-sparse selection).
     public static func scratchBytes(n: Int, m: Int, heads: Int, kernel: AttentionKernel, threads: Int,
-                                    headDim: Int = 128) -> Int {
-        let workers = max(1, min(threads, heads * max(1, (n + queryTile - 1) / queryTile)))
+                                    headDim: Int = 128, blockSparse: Plan.BlockSparse? = nil) -> Int {
+        let workers = max(1, threads)
+        let blocks = blockSparse.map { m / max(1, $0.chunk) + 1 } ?? 0
+        let maxIntervals = blockSparse.map { $0.topK + 1 } ?? 2
+        let worker = TiledScratch.bytes(headDim: headDim, blocks: blocks, maxIntervals: maxIntervals)
+        func chunks(_ items: Int) -> Int {
+            let per = (items + workers - 1) / workers
+            return (items + per - 1) / per
+        }
         switch kernel {
         case .materialised:
-            let inFlight = max(1, min(threads, heads))
-            return inFlight * (n * m + 2 * headDim) * 4
+            return chunks(heads) * (max(4, n * m * 4) + worker)
         case .tiled:
-            return workers * (queryTile * (2 * headDim + 2) + keyTile) * 4
+            return chunks(heads * ((n + queryTile - 1) / queryTile)) * worker
         }
     }
 
@@ -209,8 +226,10 @@ public enum Attention {
 
     // MARK: Dispatch
 
+    /// Runs the kernel; returns the scratch bytes allocated by all workers together.
+    @discardableResult
     static func run(_ p: Problem, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                    kernel: AttentionKernel, threads: Int) throws {
+                    kernel: AttentionKernel, threads: Int) throws -> Int {
         let workers = max(1, threads)
         let qAddress = UInt(bitPattern: q), outAddress = UInt(bitPattern: out)
         switch kernel {
@@ -227,6 +246,7 @@ public enum Attention {
                     tiled(p, head: item % p.heads, rows: (item / p.heads) * queryTile, q: qp, out: op, scratch: scratch)
                 }
             }
+            return chunks * TiledScratch.bytes(p)
         case .materialised:
             let m = p.spans.reduce(0) { $0 + $1.count }
             let matrixBytes = p.n * m * 4
@@ -246,6 +266,7 @@ public enum Attention {
                 }
             }
             if failed.isSet { throw AttentionError.allocationFailed(bytes: matrixBytes) }
+            return chunks * (max(4, matrixBytes) + TiledScratch.bytes(p))
         }
     }
 
@@ -275,9 +296,22 @@ public enum Attention {
         let intervals: UnsafeMutablePointer<Int> // queryTile × maxIntervals × 2
         let counts: UnsafeMutablePointer<Int>   // queryTile
         let chosen: UnsafeMutablePointer<Int>   // blocks
+        /// Bytes one worker's scratch takes for a problem.
+        static func bytes(_ p: Problem) -> Int {
+            bytes(headDim: p.headDim, blocks: blocks(p), maxIntervals: p.maxIntervals)
+        }
+        static func bytes(headDim d: Int, blocks: Int, maxIntervals: Int) -> Int {
+            let t = Attention.queryTile
+            let floats = 2 * t * d + 2 * t + max(Attention.keyTile, blocks)
+            let ints = t * maxIntervals * 2 + t + max(1, blocks)
+            return floats * MemoryLayout<Float>.stride + ints * MemoryLayout<Int>.stride
+        }
+        static func blocks(_ p: Problem) -> Int {
+            p.selector.map { $0.means.count / max(1, p.kvHeads * p.headDim) + 1 } ?? 0
+        }
         init(_ p: Problem) {
             let d = p.headDim, t = Attention.queryTile
-            let blocks = p.selector.map { $0.means.count / max(1, p.kvHeads * p.headDim) + 1 } ?? 0
+            let blocks = TiledScratch.blocks(p)
             q = .allocate(capacity: t * d)
             acc = .allocate(capacity: t * d)
             maxes = .allocate(capacity: t)
