@@ -11,7 +11,7 @@ struct AttentionBenchmarkTests {
                                                  headDim: 32, threads: 2)
         let result = try AttentionBenchmark.run(setting: setting, sequenceLength: 100, repetitions: 1)
         #expect(result.peakScratchBytes == Attention.scratchBytes(n: 100, m: 100, heads: 4, kernel: kernel, threads: 2,
-                                                                  headDim: 32))
+                                                                  headDim: 32, kvHeads: 2))
         #expect(result.tokensPerSecond > 0 && result.tokensPerSecond.isFinite)
     }
 
@@ -22,7 +22,7 @@ struct AttentionBenchmarkTests {
                                                  headDim: 32, threads: 1)
         let result = try AttentionBenchmark.run(setting: setting, sequenceLength: 200, repetitions: 1)
         #expect(result.peakScratchBytes == Attention.scratchBytes(n: 1, m: 200, heads: 4, kernel: .tiled, threads: 1,
-                                                                  headDim: 32, blockSparse: sparse))
+                                                                  headDim: 32, kvHeads: 2, blockSparse: sparse))
     }
 
     @Test("KV bytes reflect the format", arguments: [(KVCacheFormat.f32, 4.0), (.int8, 1.0625), (.int4, 0.625)])

@@ -12,8 +12,9 @@ import AutoGLMSpecs
 /// Two kernels compute the same function:
 /// - `.materialised` forms each head's full query × key score matrix, applies the mask, a row softmax, then P·V.
 /// - `.tiled` walks keys in tiles of `keyTile` with an online softmax (running max, running sum, rescaled
-///   accumulator), over blocks of `queryTile` query rows so each key tile is reused from cache; scratch is
-///   O(queryTile · headDim + keyTile) per worker and no score matrix exists.
+///   accumulator). A work item takes one KV head and a few query rows; its lanes (every query head of the group,
+///   for each row) share each decoded key/value chunk, so grouped-query attention reads the cache once per group.
+///   Scratch is O(lanes · (headDim + keyTile)) per worker, independent of the sequence; no score matrix exists.
 /// Masks: causal; optional sliding window `w` with `g` global tokens (query i sees key p iff p ≤ i and
 /// (i − p < w or p < g)); optional MoBA block-sparse selection.
 public enum Attention {
@@ -99,12 +100,16 @@ public enum Attention {
     /// Materialised: an n·m F32 score matrix per head in flight plus a worker's buffers; tiled: per worker, a query
     /// tile's scaled queries and accumulators and one key tile of scores (independent of n and m, except for the
     /// per-block scores of block-sparse selection).
+    /// `kvHeads` defaults to `heads` (no grouping).
     public static func scratchBytes(n: Int, m: Int, heads: Int, kernel: AttentionKernel, threads: Int,
-                                    headDim: Int = 128, blockSparse: Plan.BlockSparse? = nil) -> Int {
+                                    headDim: Int = 128, kvHeads: Int? = nil,
+                                    blockSparse: Plan.BlockSparse? = nil) -> Int {
+        let kvHeads = max(1, kvHeads ?? heads)
         let workers = max(1, threads)
         let blocks = blockSparse.map { m / max(1, $0.chunk) + 1 } ?? 0
         let maxIntervals = blockSparse.map { $0.topK + 1 } ?? 2
-        let worker = TiledScratch.bytes(headDim: headDim, blocks: blocks, maxIntervals: maxIntervals)
+        let lanes = TiledScratch.lanes(heads: heads, kvHeads: kvHeads)
+        let worker = TiledScratch.bytes(lanes: lanes, headDim: headDim, blocks: blocks, maxIntervals: maxIntervals)
         func chunks(_ items: Int) -> Int {
             let per = (items + workers - 1) / workers
             return (items + per - 1) / per
@@ -113,7 +118,8 @@ public enum Attention {
         case .materialised:
             return chunks(heads) * (max(4, n * m * 4) + worker)
         case .tiled:
-            return chunks(heads * ((n + queryTile - 1) / queryTile)) * worker
+            let rowsPer = rowsPerItem(group: heads / kvHeads)
+            return chunks(kvHeads * ((n + rowsPer - 1) / rowsPer)) * worker
         }
     }
 
@@ -234,8 +240,8 @@ public enum Attention {
         let qAddress = UInt(bitPattern: q), outAddress = UInt(bitPattern: out)
         switch kernel {
         case .tiled:
-            let blocks = (p.n + queryTile - 1) / queryTile
-            let items = p.heads * blocks
+            let rowsPer = rowsPerItem(group: p.heads / p.kvHeads)
+            let items = p.kvHeads * ((p.n + rowsPer - 1) / rowsPer)
             let perWorker = (items + workers - 1) / workers
             let chunks = (items + perWorker - 1) / perWorker
             concurrentPerform(chunks, serial: workers == 1) { c in
@@ -243,7 +249,7 @@ public enum Attention {
                 defer { scratch.release() }
                 let qp = UnsafePointer<Float>(bitPattern: qAddress)!, op = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
                 for item in (c * perWorker)..<min(items, (c + 1) * perWorker) {
-                    tiled(p, head: item % p.heads, rows: (item / p.heads) * queryTile, q: qp, out: op, scratch: scratch)
+                    tiled(p, kvHead: item % p.kvHeads, rows: (item / p.kvHeads) * rowsPer, q: qp, out: op, scratch: scratch)
                 }
             }
             return chunks * TiledScratch.bytes(p)
@@ -286,65 +292,104 @@ public enum Attention {
         var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
     }
 
-    /// Per-worker buffers.
+    /// Query rows per tiled work item: enough rows that the item's lanes (rows × query heads sharing one KV head)
+    /// number about `laneTarget`, so each key tile is decoded once for many queries.
+    static let laneTarget = 32
+    static func rowsPerItem(group: Int) -> Int { max(1, min(queryTile, laneTarget / max(1, group))) }
+
+    /// Per-worker buffers. A lane is one (query row, query head) pair of a work item.
     final class TiledScratch {
-        let q: UnsafeMutablePointer<Float>      // queryTile × headDim scaled queries
-        let acc: UnsafeMutablePointer<Float>    // queryTile × headDim accumulators
-        let maxes: UnsafeMutablePointer<Float>  // queryTile
-        let sums: UnsafeMutablePointer<Float>   // queryTile
-        let scores: UnsafeMutablePointer<Float> // max(keyTile, blocks)
-        let intervals: UnsafeMutablePointer<Int> // queryTile × maxIntervals × 2
-        let counts: UnsafeMutablePointer<Int>   // queryTile
-        let chosen: UnsafeMutablePointer<Int>   // blocks
+        let lanes: Int
+        let q: UnsafeMutablePointer<Float>           // lanes × headDim scaled queries
+        let acc: UnsafeMutablePointer<Float>         // lanes × headDim accumulators
+        let maxes: UnsafeMutablePointer<Float>       // lanes
+        let sums: UnsafeMutablePointer<Float>        // lanes
+        let scores: UnsafeMutablePointer<Float>      // lanes × keyTile
+        let blockScores: UnsafeMutablePointer<Float> // blocks (block-sparse selection)
+        let intervals: UnsafeMutablePointer<Int>     // lanes × maxIntervals × 2
+        let counts: UnsafeMutablePointer<Int>        // lanes
+        let chosen: UnsafeMutablePointer<Int>        // blocks
+
+        static func lanes(heads: Int, kvHeads: Int) -> Int {
+            let group = heads / max(1, kvHeads)
+            return rowsPerItem(group: group) * group
+        }
         /// Bytes one worker's scratch takes for a problem.
         static func bytes(_ p: Problem) -> Int {
-            bytes(headDim: p.headDim, blocks: blocks(p), maxIntervals: p.maxIntervals)
+            bytes(lanes: lanes(heads: p.heads, kvHeads: p.kvHeads), headDim: p.headDim, blocks: blocks(p),
+                  maxIntervals: p.maxIntervals)
         }
-        static func bytes(headDim d: Int, blocks: Int, maxIntervals: Int) -> Int {
-            let t = Attention.queryTile
-            let floats = 2 * t * d + 2 * t + max(Attention.keyTile, blocks)
-            let ints = t * maxIntervals * 2 + t + max(1, blocks)
+        static func bytes(lanes: Int, headDim d: Int, blocks: Int, maxIntervals: Int) -> Int {
+            let floats = 2 * lanes * d + 2 * lanes + lanes * Attention.keyTile + max(1, blocks)
+            let ints = lanes * maxIntervals * 2 + lanes + max(1, blocks)
             return floats * MemoryLayout<Float>.stride + ints * MemoryLayout<Int>.stride
         }
         static func blocks(_ p: Problem) -> Int {
             p.selector.map { $0.means.count / max(1, p.kvHeads * p.headDim) + 1 } ?? 0
         }
         init(_ p: Problem) {
-            let d = p.headDim, t = Attention.queryTile
+            let d = p.headDim
             let blocks = TiledScratch.blocks(p)
-            q = .allocate(capacity: t * d)
-            acc = .allocate(capacity: t * d)
-            maxes = .allocate(capacity: t)
-            sums = .allocate(capacity: t)
-            scores = .allocate(capacity: max(Attention.keyTile, blocks))
-            intervals = .allocate(capacity: t * p.maxIntervals * 2)
-            counts = .allocate(capacity: t)
+            lanes = TiledScratch.lanes(heads: p.heads, kvHeads: p.kvHeads)
+            q = .allocate(capacity: lanes * d)
+            acc = .allocate(capacity: lanes * d)
+            maxes = .allocate(capacity: lanes)
+            sums = .allocate(capacity: lanes)
+            scores = .allocate(capacity: lanes * Attention.keyTile)
+            blockScores = .allocate(capacity: max(1, blocks))
+            intervals = .allocate(capacity: lanes * p.maxIntervals * 2)
+            counts = .allocate(capacity: lanes)
             chosen = .allocate(capacity: max(1, blocks))
         }
         func release() {
             q.deallocate(); acc.deallocate(); maxes.deallocate(); sums.deallocate(); scores.deallocate()
-            intervals.deallocate(); counts.deallocate(); chosen.deallocate()
+            blockScores.deallocate(); intervals.deallocate(); counts.deallocate(); chosen.deallocate()
         }
     }
 
     // MARK: Tiled kernel (online softmax)
 
-    static func tiled(_ p: Problem, head h: Int, rows r0: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                      scratch s: TiledScratch) {
-        let d = p.headDim, width = p.heads * d
-        let kvh = h / (p.heads / p.kvHeads)
-        let rows = min(queryTile, p.n - r0)
-        let headOffset = kvh * p.layout.rowBytes
-        let stride = p.maxIntervals * 2
-        for r in 0..<rows {
-            let src = q + (r0 + r) * width + h * d, dst = s.q + r * d
-            for j in 0..<d { dst[j] = src[j] * p.scale }
-            s.maxes[r] = -.infinity
-            s.sums[r] = 0
-            (s.acc + r * d).initialize(repeating: 0, count: d)
-            s.counts[r] = p.intervals(position: p.queryStart + r0 + r, kvHead: kvh, qScaled: dst, scores: s.scores,
-                                      chosen: s.chosen, into: s.intervals + r * stride)
+    /// One work item of the tiled kernel: every query head that shares KV head `kvh`, for query rows
+    /// `r0 ..< r0 + rowsPerItem`.
+    static func tiled(_ p: Problem, kvHead kvh: Int, rows r0: Int, q: UnsafePointer<Float>,
+                      out: UnsafeMutablePointer<Float>, scratch s: TiledScratch) {
+        let vectorised = p.headDim % KVRowLayout.groupSize == 0
+        switch p.layout.format {
+        case .f32: tiled(F32Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
+        case .f16: tiled(F16Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
+        case .int8: tiled(Int8Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
+        case .int4: tiled(Int4Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
         }
+    }
+
+    @inline(__always)
+    static func tiled<D: KVChunkDecoder>(_ decoder: D.Type, _ vectorised: Bool, _ p: Problem, kvHead kvh: Int,
+                                         rows r0: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                                         scratch s: TiledScratch) {
+        let d = p.headDim, width = p.heads * d
+        let group = p.heads / p.kvHeads
+        let rows = min(rowsPerItem(group: group), p.n - r0)
+        let lanes = rows * group
+        let ivStride = p.maxIntervals * 2
+        let headOffset = kvh * p.layout.rowBytes
+        let dataOffset = p.layout.dataOffset
+        // Block-sparse selection differs per head; otherwise all heads of a row share the row's intervals.
+        let perLane = p.selector != nil
+        for r in 0..<rows {
+            for gh in 0..<group {
+                let lane = r * group + gh, h = kvh * group + gh
+                let src = q + (r0 + r) * width + h * d, dst = s.q + lane * d
+                for j in 0..<d { dst[j] = src[j] * p.scale }
+                s.maxes[lane] = -.infinity
+                s.sums[lane] = 0
+                (s.acc + lane * d).initialize(repeating: 0, count: d)
+                if perLane || gh == 0 {
+                    s.counts[lane] = p.intervals(position: p.queryStart + r0 + r, kvHead: kvh, qScaled: dst,
+                                                 scores: s.blockScores, chosen: s.chosen, into: s.intervals + lane * ivStride)
+                }
+            }
+        }
+        let laneGroup = perLane ? 1 : group
         let lastPosition = p.causal ? p.queryStart + r0 + rows - 1 : Int.max
         for span in p.spans {
             var t0 = 0
@@ -352,50 +397,72 @@ public enum Attention {
                 let tileLo = span.first + t0
                 if tileLo > lastPosition { break }
                 let tileHi = span.first + min(span.count, t0 + keyTile)
-                for r in 0..<rows {
-                    let iv = s.intervals + r * stride
-                    for k in 0..<s.counts[r] {
+                for first in stride(from: 0, to: lanes, by: laneGroup) {
+                    let iv = s.intervals + first * ivStride
+                    for k in 0..<s.counts[first] {
                         let lo = max(iv[2 * k], tileLo), hi = min(iv[2 * k + 1], tileHi)
                         if lo >= hi { continue }
-                        let keyBase = span.keys + (lo - span.first) * p.slotBytes + headOffset
-                        let valueBase = span.values + (lo - span.first) * p.slotBytes + headOffset
-                        update(q: s.q + r * d, count: hi - lo, keys: keyBase, values: valueBase, p: p,
-                               scores: s.scores, max: &s.maxes[r], sum: &s.sums[r], acc: s.acc + r * d)
+                        let count = hi - lo
+                        let keys = span.keys + (lo - span.first) * p.slotBytes + headOffset
+                        let values = span.values + (lo - span.first) * p.slotBytes + headOffset
+                        let scores = s.scores + first * keyTile
+                        // Scores for the lanes against `count` keys.
+                        if vectorised {
+                            for j in 0..<count {
+                                AttentionMath.dotLanes(D.self, q: s.q + first * d, lanes: laneGroup, headDim: d,
+                                                       row: keys + j * p.slotBytes, dataOffset: dataOffset,
+                                                       scores: scores + j, scoreStride: keyTile)
+                            }
+                        } else {
+                            for l in 0..<laneGroup {
+                                for j in 0..<count {
+                                    scores[l * keyTile + j] = AttentionMath.dot(s.q + (first + l) * d,
+                                                                                keys + j * p.slotBytes, p.layout)
+                                }
+                            }
+                        }
+                        // Online softmax: rescale what was accumulated when the running max rises.
+                        for l in 0..<laneGroup {
+                            let lane = first + l, row = scores + l * keyTile
+                            var tileMax = -Float.infinity
+                            for j in 0..<count { tileMax = Swift.max(tileMax, row[j]) }
+                            if tileMax > s.maxes[lane] {
+                                if s.maxes[lane] > -.infinity {
+                                    let correction = expf(s.maxes[lane] - tileMax)
+                                    s.sums[lane] *= correction
+                                    AttentionMath.scale(s.acc + lane * d, d, by: correction)
+                                }
+                                s.maxes[lane] = tileMax
+                            }
+                            s.sums[lane] += AttentionMath.expShifted(row, count, shift: s.maxes[lane])
+                        }
+                        // Accumulate the weighted values.
+                        if vectorised {
+                            for j in 0..<count {
+                                AttentionMath.axpyLanes(D.self, weights: scores + j, weightStride: keyTile,
+                                                        lanes: laneGroup, headDim: d, row: values + j * p.slotBytes,
+                                                        dataOffset: dataOffset, acc: s.acc + first * d)
+                            }
+                        } else {
+                            for l in 0..<laneGroup {
+                                for j in 0..<count {
+                                    AttentionMath.axpy(scores[l * keyTile + j], values + j * p.slotBytes, p.layout,
+                                                       s.acc + (first + l) * d)
+                                }
+                            }
+                        }
                     }
                 }
                 t0 += keyTile
             }
         }
         for r in 0..<rows {
-            let dst = out + (r0 + r) * width + h * d, acc = s.acc + r * d
-            let inv: Float = s.sums[r] > 0 ? 1 / s.sums[r] : 0
-            for j in 0..<d { dst[j] = acc[j] * inv }
-        }
-    }
-
-    /// Online-softmax step over `count` consecutive stored keys/values.
-    @inline(__always)
-    static func update(q: UnsafePointer<Float>, count: Int, keys: UnsafeRawPointer, values: UnsafeRawPointer,
-                       p: Problem, scores: UnsafeMutablePointer<Float>, max runningMax: inout Float,
-                       sum: inout Float, acc: UnsafeMutablePointer<Float>) {
-        var tileMax = -Float.infinity
-        for j in 0..<count {
-            let x = AttentionMath.dot(q, keys + j * p.slotBytes, p.layout)
-            scores[j] = x
-            tileMax = Swift.max(tileMax, x)
-        }
-        if tileMax > runningMax {
-            if runningMax > -.infinity {
-                let correction = expf(runningMax - tileMax)
-                sum *= correction
-                AttentionMath.scale(acc, p.headDim, by: correction)
+            for gh in 0..<group {
+                let lane = r * group + gh, h = kvh * group + gh
+                let dst = out + (r0 + r) * width + h * d, acc = s.acc + lane * d
+                let inv: Float = s.sums[lane] > 0 ? 1 / s.sums[lane] : 0
+                for j in 0..<d { dst[j] = acc[j] * inv }
             }
-            runningMax = tileMax
-        }
-        for j in 0..<count {
-            let w = expf(scores[j] - runningMax)
-            sum += w
-            AttentionMath.axpy(w, values + j * p.slotBytes, p.layout, acc)
         }
     }
 
@@ -411,7 +478,7 @@ public enum Attention {
         for r in 0..<p.n {
             let src = q + r * width + h * d
             for j in 0..<d { s.q[j] = src[j] * p.scale }
-            let count = p.intervals(position: p.queryStart + r, kvHead: kvh, qScaled: s.q, scores: s.scores,
+            let count = p.intervals(position: p.queryStart + r, kvHead: kvh, qScaled: s.q, scores: s.blockScores,
                                     chosen: s.chosen, into: s.intervals)
             let row = matrix + r * m
             var column = 0
