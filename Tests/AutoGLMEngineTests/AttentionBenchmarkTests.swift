@@ -76,7 +76,7 @@ struct AttentionBenchmarkTests {
         }
         for kernel in AttentionKernel.allCases {
             show(try AttentionBenchmark.run(setting: .init(name: "prefill \(kernel)", mode: .prefill, kernel: kernel),
-                                            sequenceLength: 2048, repetitions: 2))
+                                            sequenceLength: 2048, repetitions: 1))
         }
         let moba = Plan.BlockSparse(chunk: 512, topK: 3)
         for length in [8192, 16384] {
@@ -84,10 +84,10 @@ struct AttentionBenchmarkTests {
             show(try AttentionBenchmark.run(setting: .init(name: "decode moba 512x3", mode: .decode, blockSparse: moba),
                                             sequenceLength: length))
         }
-        show(try AttentionBenchmark.run(setting: .init(name: "prefill full", mode: .prefill), sequenceLength: 8192,
+        show(try AttentionBenchmark.run(setting: .init(name: "prefill full", mode: .prefill), sequenceLength: 4096,
                                         repetitions: 1))
         show(try AttentionBenchmark.run(setting: .init(name: "prefill moba 512x3", mode: .prefill, blockSparse: moba),
-                                        sequenceLength: 8192, repetitions: 1))
+                                        sequenceLength: 4096, repetitions: 1))
         for p in try AttentionBenchmark.memoryCurve(
             setting: .init(name: "window", mode: .decode, kvCacheFormat: .int8, window: 1024, globalTokens: 4),
             lengths: [512, 1024, 2048, 4096, 8192, 16384]) {

@@ -119,7 +119,10 @@ public enum Attention {
             return chunks(heads) * (max(4, n * m * 4) + worker)
         case .tiled:
             let rowsPer = rowsPerItem(group: heads / kvHeads)
-            return chunks(kvHeads * ((n + rowsPer - 1) / rowsPer)) * worker
+            let items = kvHeads * ((n + rowsPer - 1) / rowsPer)
+            let splits = keySplits(items: items, workers: workers, keys: m)
+            let partial = splits > 1 ? items * splits * lanes * (headDim + 2) * 4 : 0
+            return chunks(items * splits) * worker + partial
         }
     }
 
@@ -242,17 +245,39 @@ public enum Attention {
         case .tiled:
             let rowsPer = rowsPerItem(group: p.heads / p.kvHeads)
             let items = p.kvHeads * ((p.n + rowsPer - 1) / rowsPer)
-            let perWorker = (items + workers - 1) / workers
-            let chunks = (items + perWorker - 1) / perWorker
+            let lanes = TiledScratch.lanes(heads: p.heads, kvHeads: p.kvHeads)
+            let first = p.spans.first?.first ?? 0
+            let end = p.spans.last.map { $0.first + $0.count } ?? 0
+            let splits = keySplits(items: items, workers: workers, keys: end - first)
+            let partialFloats = splits > 1 ? items * splits * lanes * (p.headDim + 2) : 0
+            var partial: UnsafeMutablePointer<Float>?
+            if partialFloats > 0 {
+                guard let buffer = malloc(partialFloats * 4) else {
+                    throw AttentionError.allocationFailed(bytes: partialFloats * 4)
+                }
+                partial = buffer.assumingMemoryBound(to: Float.self)
+            }
+            defer { free(partial) }
+            let partialAddress = UInt(bitPattern: partial)
+            let units = items * splits
+            let perWorker = (units + workers - 1) / workers
+            let chunks = (units + perWorker - 1) / perWorker
             concurrentPerform(chunks, serial: workers == 1) { c in
                 let scratch = TiledScratch(p)
                 defer { scratch.release() }
                 let qp = UnsafePointer<Float>(bitPattern: qAddress)!, op = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
-                for item in (c * perWorker)..<min(items, (c + 1) * perWorker) {
-                    tiled(p, kvHead: item % p.kvHeads, rows: (item / p.kvHeads) * rowsPer, q: qp, out: op, scratch: scratch)
+                let pp = UnsafeMutablePointer<Float>(bitPattern: partialAddress)
+                for unit in (c * perWorker)..<min(units, (c + 1) * perWorker) {
+                    let item = unit / splits, split = unit % splits
+                    let range = (first + (end - first) * split / splits)..<(first + (end - first) * (split + 1) / splits)
+                    tiled(p, kvHead: item % p.kvHeads, rows: (item / p.kvHeads) * rowsPer, q: qp, out: op,
+                          keyRange: range, partial: pp.map { $0 + unit * lanes * (p.headDim + 2) }, scratch: scratch)
                 }
             }
-            return chunks * TiledScratch.bytes(p)
+            if let partial {
+                mergeSplits(p, items: items, splits: splits, lanes: lanes, rowsPer: rowsPer, partial: partial, out: out)
+            }
+            return chunks * TiledScratch.bytes(p) + partialFloats * 4
         case .materialised:
             let m = p.spans.reduce(0) { $0 + $1.count }
             let matrixBytes = p.n * m * 4
@@ -290,6 +315,41 @@ public enum Attention {
         private var value = false
         func set() { lock.lock(); value = true; lock.unlock() }
         var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    }
+
+    /// How many key ranges to split each work item into so that few work items (decoding, few KV heads) still
+    /// occupy every worker; each range must keep at least 512 keys.
+    static func keySplits(items: Int, workers: Int, keys: Int) -> Int {
+        guard workers > 1, items < 2 * workers else { return 1 }
+        return max(1, min((2 * workers + items - 1) / items, keys / 512))
+    }
+
+    /// Combines the partial softmax states (max, sum, accumulator) of the key ranges of each lane.
+    static func mergeSplits(_ p: Problem, items: Int, splits: Int, lanes: Int, rowsPer: Int,
+                            partial: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        let d = p.headDim, width = p.heads * d, group = p.heads / p.kvHeads
+        let laneFloats = d + 2
+        for item in 0..<items {
+            let kvh = item % p.kvHeads, r0 = (item / p.kvHeads) * rowsPer
+            let rows = min(rowsPer, p.n - r0)
+            for lane in 0..<(rows * group) {
+                let r = lane / group, h = kvh * group + lane % group
+                var top = -Float.infinity
+                for split in 0..<splits { top = max(top, partial[((item * splits + split) * lanes + lane) * laneFloats]) }
+                let dst = out + (r0 + r) * width + h * d
+                dst.initialize(repeating: 0, count: d)
+                var sum: Float = 0
+                for split in 0..<splits {
+                    let state = partial + ((item * splits + split) * lanes + lane) * laneFloats
+                    guard state[0] > -.infinity else { continue }
+                    let w = expf(state[0] - top)
+                    sum += w * state[1]
+                    for j in 0..<d { dst[j] += w * state[2 + j] }
+                }
+                let inv: Float = sum > 0 ? 1 / sum : 0
+                for j in 0..<d { dst[j] *= inv }
+            }
+        }
     }
 
     /// Query rows per tiled work item: enough rows that the item's lanes (rows × query heads sharing one KV head)
@@ -351,21 +411,25 @@ public enum Attention {
 
     /// One work item of the tiled kernel: every query head that shares KV head `kvh`, for query rows
     /// `r0 ..< r0 + rowsPerItem`.
+    /// Only keys at positions in `keyRange` are visited; with `partial`, the item writes each lane's softmax state
+    /// (max, sum, headDim accumulators) there instead of its normalised output.
     static func tiled(_ p: Problem, kvHead kvh: Int, rows r0: Int, q: UnsafePointer<Float>,
-                      out: UnsafeMutablePointer<Float>, scratch s: TiledScratch) {
+                      out: UnsafeMutablePointer<Float>, keyRange: Range<Int>, partial: UnsafeMutablePointer<Float>?,
+                      scratch s: TiledScratch) {
         let vectorised = p.headDim % KVRowLayout.groupSize == 0
         switch p.layout.format {
-        case .f32: tiled(F32Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
-        case .f16: tiled(F16Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
-        case .int8: tiled(Int8Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
-        case .int4: tiled(Int4Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
+        case .f32: tiled(F32Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, partial, s)
+        case .f16: tiled(F16Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, partial, s)
+        case .int8: tiled(Int8Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, partial, s)
+        case .int4: tiled(Int4Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, partial, s)
         }
     }
 
     @inline(__always)
-    static func tiled<D: KVChunkDecoder>(_ decoder: D.Type, _ vectorised: Bool, _ p: Problem, kvHead kvh: Int,
-                                         rows r0: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                                         scratch s: TiledScratch) {
+    static func tiled<D: KVChunkDecoder>(_ decoder: D.Type, _ vectorised: Bool, _ p: Problem, _ kvh: Int, _ r0: Int,
+                                         _ q: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                         _ keyRange: Range<Int>, _ partial: UnsafeMutablePointer<Float>?,
+                                         _ s: TiledScratch) {
         let d = p.headDim, width = p.heads * d
         let group = p.heads / p.kvHeads
         let rows = min(rowsPerItem(group: group), p.n - r0)
@@ -392,11 +456,11 @@ public enum Attention {
         let laneGroup = perLane ? 1 : group
         let lastPosition = p.causal ? p.queryStart + r0 + rows - 1 : Int.max
         for span in p.spans {
-            var t0 = 0
+            var t0 = max(0, keyRange.lowerBound - span.first)
             while t0 < span.count {
                 let tileLo = span.first + t0
-                if tileLo > lastPosition { break }
-                let tileHi = span.first + min(span.count, t0 + keyTile)
+                if tileLo > lastPosition || tileLo >= keyRange.upperBound { break }
+                let tileHi = min(keyRange.upperBound, span.first + min(span.count, t0 + keyTile))
                 for first in stride(from: 0, to: lanes, by: laneGroup) {
                     let iv = s.intervals + first * ivStride
                     for k in 0..<s.counts[first] {
@@ -455,6 +519,15 @@ public enum Attention {
                 }
                 t0 += keyTile
             }
+        }
+        if let partial {
+            for lane in 0..<lanes {
+                let state = partial + lane * (d + 2)
+                state[0] = s.maxes[lane]
+                state[1] = s.sums[lane]
+                (state + 2).update(from: s.acc + lane * d, count: d)
+            }
+            return
         }
         for r in 0..<rows {
             for gh in 0..<group {
