@@ -148,6 +148,32 @@ struct KernelMatrixTests {
         }
     }
 
+    @Test("fused matvec over several matrices equals separate matvecs")
+    func fusedMatvec() throws {
+        let columns = 256
+        let specs: [(PackedFormat, Int)] = [(.q4_1, 40), (.q8_0, 13), (.int4g128, 24), (.f16, 5)]
+        let ws = try specs.enumerated().map { i, spec in
+            try PackedMatrix.quantize(randomFloats(spec.1 * columns, seed: UInt64(50 + i)), rows: spec.1,
+                                      columns: columns, format: spec.0)
+        }
+        let x = randomFloats(columns, seed: 60)
+        let pool = ComputePool(threadCount: 2)
+        let outputs = ws.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.rows) }
+        defer { outputs.forEach { $0.deallocate() } }
+        for p in [nil, pool] {
+            x.withUnsafeBufferPointer { MatrixKernels.matvec(ws, $0.baseAddress!, into: outputs, pool: p) }
+            for (i, w) in ws.enumerated() {
+                var single = [Float](repeating: 0, count: w.rows)
+                x.withUnsafeBufferPointer { xb in
+                    single.withUnsafeMutableBufferPointer {
+                        MatrixKernels.matvec(w, xb.baseAddress!, into: $0.baseAddress!, pool: nil)
+                    }
+                }
+                for r in 0..<w.rows { #expect(outputs[i][r] == single[r], "matrix \(i) row \(r)") }
+            }
+        }
+    }
+
     @Test("checked entry points reject short buffers")
     func checkedEntryPoints() throws {
         let w = try PackedMatrix.quantize(randomFloats(8 * 64, seed: 1), rows: 8, columns: 64, format: .q8_0)

@@ -27,7 +27,7 @@ public enum MatrixKernels {
     public static func matvec(_ w: PackedMatrix, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
                               pool: ComputePool?) {
         let n = w.columns
-        if let group = w.format.int4GroupSize ?? (w.format == .q4_1 ? 32 : nil) {
+        if let group = w.format.activationSumGroup {
             let groups = n / group
             withUnsafeTemporaryAllocation(of: Float.self, capacity: groups) { sums in
                 let s = sums.baseAddress!
@@ -36,6 +36,44 @@ public enum MatrixKernels {
             }
         } else {
             runMatvec(w, x, x, y, pool: pool)
+        }
+    }
+
+    /// Several matvecs that share one input (for example Q, K and V, or gate and up) in a single parallel job:
+    /// `ys[i]` = `ws[i]` · x. Every matrix must have `x`'s length as its column count; matrices and outputs pair up
+    /// by index (extra entries in the longer array are ignored). Saves one pool round trip per extra matrix.
+    public static func matvec(_ ws: [PackedMatrix], _ x: UnsafePointer<Float>, into ys: [UnsafeMutablePointer<Float>],
+                              pool: ComputePool?) {
+        let count = min(ws.count, ys.count)
+        if count == 0 { return }
+        if count == 1 { matvec(ws[0], x, into: ys[0], pool: pool); return }
+        let threads = pool?.threadCount ?? 1
+        // Activation sums per matrix (only formats with an offset term need them), laid out one after another.
+        var sumOffsets = [Int](repeating: 0, count: count)
+        var totalSums = 0
+        var chunkOf = [Int](repeating: 0, count: count)
+        var firstTask = [Int](repeating: 0, count: count + 1)
+        for i in 0..<count {
+            sumOffsets[i] = totalSums
+            if let g = ws[i].format.activationSumGroup { totalSums += ws[i].columns / g }
+            chunkOf[i] = matvecChunk(rows: ws[i].rows, threads: threads)
+            firstTask[i + 1] = firstTask[i] + (ws[i].rows + chunkOf[i] - 1) / chunkOf[i]
+        }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(totalSums, 1)) { sums in
+            let s = sums.baseAddress!
+            for i in 0..<count {
+                guard let g = ws[i].format.activationSumGroup else { continue }
+                for k in 0..<(ws[i].columns / g) { s[sumOffsets[i] + k] = VectorOps.sum(x + k * g, count: g) }
+            }
+            let body: (Int) -> Void = { task in
+                var m = 0
+                while firstTask[m + 1] <= task { m += 1 }
+                let start = (task - firstTask[m]) * chunkOf[m]
+                let w = ws[m]
+                let xsum = w.format.activationSumGroup == nil ? x : UnsafePointer(s + sumOffsets[m])
+                SIMDKernels.matvecRows(w, x, xsum, ys[m], start..<min(start + chunkOf[m], w.rows))
+            }
+            if let pool { pool.parallelFor(firstTask[count], body) } else { for t in 0..<firstTask[count] { body(t) } }
         }
     }
 
@@ -65,15 +103,15 @@ public enum MatrixKernels {
 
     /// Y[t, r] = Σ_c X[t, c] · W[r, c] for `count` tokens: `x` is `count × w.columns` row-major, `y` is
     /// `count × w.rows` row-major. Each task dequantises a tile of 4 weight rows once per chunk of tokens and
-    /// runs a 4-row × 3-token register-tiled FMA kernel over it.
+    /// runs a 2-row × 6-token register-tiled FMA kernel over it (twice per tile).
     public static func matmul(_ w: PackedMatrix, _ x: UnsafePointer<Float>, count: Int,
                               into y: UnsafeMutablePointer<Float>, pool: ComputePool?) {
         if count <= 0 { return }
         if count == 1 { matvec(w, x, into: y, pool: pool); return }
         let rows = w.rows
         let n = w.columns
-        // Token chunk sized so its activations stay in L2 (~384 KiB), a multiple of the 3-token tile.
-        let chunkTokens = max(3, min(count, (384 * 1024) / max(1, n * 4)) / 3 * 3)
+        // Token chunk sized so its activations stay in L2 (~384 KiB), a multiple of the 6-token tile.
+        let chunkTokens = max(6, min(count, (384 * 1024) / max(1, n * 4)) / 6 * 6)
         let tiles = (rows + 3) / 4
         let threads = pool?.threadCount ?? 1
         let tilesPerTask = max(1, (tiles + threads * 4 - 1) / (threads * 4))

@@ -78,6 +78,28 @@ typealias F8 = SIMD8<Float>
     return m
 }
 
+/// Widens the first four f16 values at `raw` (a block's scale and, where present, minimum) with one vcvtph2ps
+/// from memory. Every block is at least 18 bytes, so reading 8 stays inside it. Loading a single f16 instead
+/// compiles to vpinsrw into an arbitrary register, which can chain each block to the previous block's accumulator.
+@inline(__always) func blockHeader(_ raw: UnsafeRawPointer) -> SIMD4<Float> {
+    SIMD4<Float>(raw.loadUnaligned(as: SIMD4<Float16>.self))
+}
+
+/// The f16 at `raw` as a Float, widened with integer operations: the magnitude bits moved into the f32 exponent
+/// and mantissa field, then rescaled by 2^112 (exact for normal and subnormal halves; infinities and NaNs come
+/// out as large finite values). Used for block scales in the matvec loops: LLVM lowers a single-f16 vcvtph2ps
+/// as vpinsrw into whatever register is free, which can chain each block to a previous block's accumulator.
+@inline(__always) func halfBitsToFloat(_ raw: UnsafeRawPointer) -> Float {
+    let h = UInt32(raw.loadUnaligned(as: UInt16.self))
+    let magnitude = Float(bitPattern: (h & 0x7FFF) << 13) * 0x1p112
+    return Float(bitPattern: magnitude.bitPattern | ((h & 0x8000) << 16))
+}
+
+/// Broadcasts a block scale (see `halfBitsToFloat`).
+@inline(__always) func broadcastHalf(_ raw: UnsafeRawPointer) -> F8 {
+    F8(repeating: halfBitsToFloat(raw))
+}
+
 @inline(__always) func f16Scalar(_ raw: UnsafeRawPointer, _ offset: Int = 0) -> Float {
     Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
 }
@@ -133,77 +155,73 @@ enum RowDot {
         return s
     }
 
-    /// Q8_0: Σ_b d_b · Σ_i q_i x_i.
+    // The block loops below use one pattern on purpose: each 8-lane slice of widened codes is multiplied into its
+    // own accumulator with the activations pre-scaled by the block scale (acc += q · (x·d)). Summing the slices
+    // of a block first and scaling afterwards makes LLVM split the loop into scalar and xmm pieces.
+
+    /// Q8_0: Σ_b Σ_i q_i (d_b x_i).
     @inline(never) static func q8_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = F8()
-        var b = 0
-        let blocks = n / 32
-        while b < blocks {
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        for b in 0..<(n / 32) {
             let p = w + b * 34
             let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
             let xb = x + b * 32
-            var s0 = floats(q.lowHalf.lowHalf) * load8(xb)
-            var s1 = floats(q.lowHalf.highHalf) * load8(xb + 8)
-            s0 = s0.addingProduct(floats(q.highHalf.lowHalf), load8(xb + 16))
-            s1 = s1.addingProduct(floats(q.highHalf.highHalf), load8(xb + 24))
-            let d = F8(repeating: f16Scalar(p))
-            acc = acc.addingProduct(s0 + s1, d)
-            b += 1
+            let d = broadcastHalf(p)
+            a0 = a0.addingProduct(floats(q.lowHalf.lowHalf), load8(xb) * d)
+            a1 = a1.addingProduct(floats(q.lowHalf.highHalf), load8(xb + 8) * d)
+            a2 = a2.addingProduct(floats(q.highHalf.lowHalf), load8(xb + 16) * d)
+            a3 = a3.addingProduct(floats(q.highHalf.highHalf), load8(xb + 24) * d)
         }
-        return hsum(acc)
+        return hsum((a0 + a1) + (a2 + a3))
     }
 
-    /// Q4_0: Σ_b d_b · Σ_i (q_i − 8) x_i.
-    @inline(never) static func q4_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = F8()
-        var b = 0
-        let blocks = n / 32
-        while b < blocks {
+    /// Q4_0: Σ_b Σ_i q_i (d_b x_i) − 8 Σ_b d_b S_b, where `xsum[b]` = S_b = Σ_{i∈b} x_i.
+    @inline(never) static func q4_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
+                                    _ n: Int) -> Float {
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        var offset: Float = 0
+        for b in 0..<(n / 32) {
             let p = w + b * 18
             let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
-            let lo = unsafeBitCast(q & 0x0F, to: SIMD16<Int8>.self) &- 8
-            let hi = unsafeBitCast(q &>> 4, to: SIMD16<Int8>.self) &- 8
+            let lo = q & 0x0F
+            let hi = q &>> 4
             let xb = x + b * 32
-            var s0 = floats(lo.lowHalf) * load8(xb)
-            var s1 = floats(lo.highHalf) * load8(xb + 8)
-            s0 = s0.addingProduct(floats(hi.lowHalf), load8(xb + 16))
-            s1 = s1.addingProduct(floats(hi.highHalf), load8(xb + 24))
-            let d = F8(repeating: f16Scalar(p))
-            acc = acc.addingProduct(s0 + s1, d)
-            b += 1
+            let d = broadcastHalf(p)
+            let ds = d[0]
+            a0 = a0.addingProduct(floats(lo.lowHalf), load8(xb) * d)
+            a1 = a1.addingProduct(floats(lo.highHalf), load8(xb + 8) * d)
+            a2 = a2.addingProduct(floats(hi.lowHalf), load8(xb + 16) * d)
+            a3 = a3.addingProduct(floats(hi.highHalf), load8(xb + 24) * d)
+            offset = offset.addingProduct(ds, xsum[b])
         }
-        return hsum(acc)
+        return hsum((a0 + a1) + (a2 + a3)) - 8 * offset
     }
 
-    /// Q4_1 and INT4-gN: Σ_g d_g · Σ_i q_i x_i + m_g · S_g, where `xsum[g]` = S_g = Σ_{i∈g} x_i.
+    /// Q4_1 and INT4-gN: Σ_g Σ_i q_i (d_g x_i) + Σ_g m_g S_g, where `xsum[g]` = S_g = Σ_{i∈g} x_i.
     @inline(never) static func q4Min(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
-                                        _ n: Int, group: Int, blockBytes: Int) -> Float {
-        var acc = F8()
+                                     _ n: Int, group: Int, blockBytes: Int) -> Float {
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
         var mins: Float = 0
         let half = group / 2
-        let groups = n / group
-        var g = 0
-        while g < groups {
+        for g in 0..<(n / group) {
             let p = w + g * blockBytes
             let xb = x + g * group
-            var s0 = F8(), s1 = F8()
+            let header = blockHeader(p)
+            let d = F8(repeating: header[0])
             var k = 0
             while k < half {
                 let q = p.loadUnaligned(fromByteOffset: 4 + k, as: SIMD16<UInt8>.self)
                 let lo = q & 0x0F
                 let hi = q &>> 4
-                s0 = s0.addingProduct(floats(lo.lowHalf), load8(xb + k))
-                s1 = s1.addingProduct(floats(lo.highHalf), load8(xb + k + 8))
-                s0 = s0.addingProduct(floats(hi.lowHalf), load8(xb + half + k))
-                s1 = s1.addingProduct(floats(hi.highHalf), load8(xb + half + k + 8))
+                a0 = a0.addingProduct(floats(lo.lowHalf), load8(xb + k) * d)
+                a1 = a1.addingProduct(floats(lo.highHalf), load8(xb + k + 8) * d)
+                a2 = a2.addingProduct(floats(hi.lowHalf), load8(xb + half + k) * d)
+                a3 = a3.addingProduct(floats(hi.highHalf), load8(xb + half + k + 8) * d)
                 k += 16
             }
-            let d = F8(repeating: f16Scalar(p))
-            mins = mins.addingProduct(f16Scalar(p, 2), xsum[g])
-            acc = acc.addingProduct(s0 + s1, d)
-            g += 1
+            mins = mins.addingProduct(header[1], xsum[g])
         }
-        return hsum(acc) + mins
+        return hsum((a0 + a1) + (a2 + a3)) + mins
     }
 
     /// INT8 per-channel: scale · Σ_i q_i x_i.
@@ -275,15 +293,19 @@ enum Dequantize {
     @inline(never) static func q4_0(_ raw: UnsafeRawPointer, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
             for b in 0..<(n / 32) {
                 let p = raw + b * 18
-                let d = F8(repeating: f16Scalar(p))
+                // (q − 8)·d computed as q·d − 8d: both products are exact in Float32, so the result equals the
+                // reference's (q − 8)·d bit for bit.
+                let ds = f16Scalar(p)
+                let d = F8(repeating: ds)
+                let m = F8(repeating: -8 * ds)
                 let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
-                let lo = unsafeBitCast(q & 0x0F, to: SIMD16<Int8>.self) &- 8
-                let hi = unsafeBitCast(q &>> 4, to: SIMD16<Int8>.self) &- 8
+                let lo = q & 0x0F
+                let hi = q &>> 4
                 let o = out + b * 32
-                store8(floats(lo.lowHalf) * d, o)
-                store8(floats(lo.highHalf) * d, o + 8)
-                store8(floats(hi.lowHalf) * d, o + 16)
-                store8(floats(hi.highHalf) * d, o + 24)
+                store8(floats(lo.lowHalf) * d + m, o)
+                store8(floats(lo.highHalf) * d + m, o + 8)
+                store8(floats(hi.lowHalf) * d + m, o + 16)
+                store8(floats(hi.highHalf) * d + m, o + 24)
             }
     }
 
@@ -345,7 +367,7 @@ enum SIMDKernels {
         case .q8_0:
             for r in range { y[r] = RowDot.q8_0(base + r * rb, x, n) }
         case .q4_0:
-            for r in range { y[r] = RowDot.q4_0(base + r * rb, x, n) }
+            for r in range { y[r] = RowDot.q4_0(base + r * rb, x, xsum, n) }
         case .q4_1, .int4g32:
             for r in range { y[r] = RowDot.q4Min(base + r * rb, x, xsum, n, group: 32, blockBytes: 20) }
         case .int4g64:
@@ -379,9 +401,10 @@ enum SIMDKernels {
                 }
                 if tileRows == 4 {
                     var t = t0
-                    while t + 3 <= t1 {
-                        MicroKernels.f32Rows4Tokens3(wTile, n, x + t * n, n, y + t * rows + r, rows)
-                        t += 3
+                    while t + 6 <= t1 {
+                        MicroKernels.f32Rows2Tokens6(wTile, n, x + t * n, n, y + t * rows + r, rows)
+                        MicroKernels.f32Rows2Tokens6(wTile + 2 * n, n, x + t * n, n, y + t * rows + r + 2, rows)
+                        t += 6
                     }
                     while t < t1 {
                         MicroKernels.f32Rows4(wTile, n, x + t * n, n, y + t * rows + r)
@@ -434,41 +457,51 @@ enum MicroKernels {
         y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3
     }
 
-    /// Y[t, 0..<4] for 3 tokens: tokens are `ldx` floats apart in `x`, outputs `ldy` floats apart in `y`.
-    @inline(__always) static func f32Rows4Tokens3(_ w: UnsafePointer<Float>, _ ldw: Int, _ x: UnsafePointer<Float>,
+    /// Y[t, 0..<2] for 6 tokens: tokens are `ldx` floats apart in `x`, outputs `ldy` floats apart in `y`.
+    /// 12 accumulators + 2 weight vectors + 1 activation vector = 15 of the 16 ymm registers, no spills;
+    /// 8 loads feed 12 FMAs.
+    @inline(__always) static func f32Rows2Tokens6(_ w: UnsafePointer<Float>, _ ldw: Int, _ x: UnsafePointer<Float>,
                                                   _ ldx: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
         let n = ldx
-        var c00 = F8(), c01 = F8(), c02 = F8(), c03 = F8()
-        var c10 = F8(), c11 = F8(), c12 = F8(), c13 = F8()
-        var c20 = F8(), c21 = F8(), c22 = F8(), c23 = F8()
-        let w1 = w + ldw, w2 = w + 2 * ldw, w3 = w + 3 * ldw
-        let x1 = x + ldx, x2 = x + 2 * ldx
+        var c00 = F8(), c01 = F8(), c10 = F8(), c11 = F8(), c20 = F8(), c21 = F8()
+        var c30 = F8(), c31 = F8(), c40 = F8(), c41 = F8(), c50 = F8(), c51 = F8()
+        let w1 = w + ldw
+        let x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx, x4 = x + 4 * ldx, x5 = x + 5 * ldx
         var k = 0
         while k + 8 <= n {
-            let a0 = load8(w + k), a1 = load8(w1 + k), a2 = load8(w2 + k), a3 = load8(w3 + k)
+            let a0 = load8(w + k), a1 = load8(w1 + k)
             let b0 = load8(x + k)
             c00 = c00.addingProduct(a0, b0); c01 = c01.addingProduct(a1, b0)
-            c02 = c02.addingProduct(a2, b0); c03 = c03.addingProduct(a3, b0)
             let b1 = load8(x1 + k)
             c10 = c10.addingProduct(a0, b1); c11 = c11.addingProduct(a1, b1)
-            c12 = c12.addingProduct(a2, b1); c13 = c13.addingProduct(a3, b1)
             let b2 = load8(x2 + k)
             c20 = c20.addingProduct(a0, b2); c21 = c21.addingProduct(a1, b2)
-            c22 = c22.addingProduct(a2, b2); c23 = c23.addingProduct(a3, b2)
+            let b3 = load8(x3 + k)
+            c30 = c30.addingProduct(a0, b3); c31 = c31.addingProduct(a1, b3)
+            let b4 = load8(x4 + k)
+            c40 = c40.addingProduct(a0, b4); c41 = c41.addingProduct(a1, b4)
+            let b5 = load8(x5 + k)
+            c50 = c50.addingProduct(a0, b5); c51 = c51.addingProduct(a1, b5)
             k += 8
         }
-        var s = (hsum(c00), hsum(c01), hsum(c02), hsum(c03),
-                 hsum(c10), hsum(c11), hsum(c12), hsum(c13),
-                 hsum(c20), hsum(c21), hsum(c22), hsum(c23))
+        var s = (hsum(c00), hsum(c01), hsum(c10), hsum(c11), hsum(c20), hsum(c21),
+                 hsum(c30), hsum(c31), hsum(c40), hsum(c41), hsum(c50), hsum(c51))
         while k < n {
-            s.0 += w[k] * x[k]; s.1 += w1[k] * x[k]; s.2 += w2[k] * x[k]; s.3 += w3[k] * x[k]
-            s.4 += w[k] * x1[k]; s.5 += w1[k] * x1[k]; s.6 += w2[k] * x1[k]; s.7 += w3[k] * x1[k]
-            s.8 += w[k] * x2[k]; s.9 += w1[k] * x2[k]; s.10 += w2[k] * x2[k]; s.11 += w3[k] * x2[k]
+            let a0 = w[k], a1 = w1[k]
+            s.0 += a0 * x[k]; s.1 += a1 * x[k]
+            s.2 += a0 * x1[k]; s.3 += a1 * x1[k]
+            s.4 += a0 * x2[k]; s.5 += a1 * x2[k]
+            s.6 += a0 * x3[k]; s.7 += a1 * x3[k]
+            s.8 += a0 * x4[k]; s.9 += a1 * x4[k]
+            s.10 += a0 * x5[k]; s.11 += a1 * x5[k]
             k += 1
         }
-        y[0] = s.0; y[1] = s.1; y[2] = s.2; y[3] = s.3
-        y[ldy] = s.4; y[ldy + 1] = s.5; y[ldy + 2] = s.6; y[ldy + 3] = s.7
-        y[2 * ldy] = s.8; y[2 * ldy + 1] = s.9; y[2 * ldy + 2] = s.10; y[2 * ldy + 3] = s.11
+        y[0] = s.0; y[1] = s.1
+        y[ldy] = s.2; y[ldy + 1] = s.3
+        y[2 * ldy] = s.4; y[2 * ldy + 1] = s.5
+        y[3 * ldy] = s.6; y[3 * ldy + 1] = s.7
+        y[4 * ldy] = s.8; y[4 * ldy + 1] = s.9
+        y[5 * ldy] = s.10; y[5 * ldy + 1] = s.11
     }
 }
 
@@ -596,9 +629,9 @@ public enum VectorOps {
         let m = F8(repeating: mx)
         var acc = F8()
         i = 0
-        while i + 8 <= n { let e = FastMath.exp(load8(x + i) - m); store8(e, x + i); acc += e; i += 8 }
+        while i + 8 <= n { let e = expF8(load8(x + i) - m); store8(e, x + i); acc += e; i += 8 }
         var total = hsum(acc)
-        while i < n { let e = FastMath.exp(x[i] - mx); x[i] = e; total += e; i += 1 }
+        while i < n { let e = expScalar(x[i] - mx); x[i] = e; total += e; i += 1 }
         scale(x, by: 1 / total, count: n)
     }
 
@@ -608,17 +641,17 @@ public enum VectorOps {
         var i = 0
         while i + 8 <= n {
             let g = load8(gate + i)
-            store8(g / (1 + FastMath.exp(-g)) * load8(up + i), out + i)
+            store8(g / (1 + expF8(-g)) * load8(up + i), out + i)
             i += 8
         }
-        while i < n { let g = gate[i]; out[i] = g / (1 + FastMath.exp(-g)) * up[i]; i += 1 }
+        while i < n { let g = gate[i]; out[i] = g / (1 + expScalar(-g)) * up[i]; i += 1 }
     }
 
     /// out[i] = silu(x[i]).
     public static func silu(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count n: Int) {
         var i = 0
-        while i + 8 <= n { let g = load8(x + i); store8(g / (1 + FastMath.exp(-g)), out + i); i += 8 }
-        while i < n { let g = x[i]; out[i] = g / (1 + FastMath.exp(-g)); i += 1 }
+        while i + 8 <= n { let g = load8(x + i); store8(g / (1 + expF8(-g)), out + i); i += 8 }
+        while i < n { let g = x[i]; out[i] = g / (1 + expScalar(-g)); i += 1 }
     }
 
     /// GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
@@ -630,13 +663,13 @@ public enum VectorOps {
             let v = load8(x + i)
             let u = c * v * (1 + k * v * v)
             // 0.5·(1 + tanh(u)) = 1 / (1 + e^(−2u))
-            store8(v / (1 + FastMath.exp(-2 * u)), out + i)
+            store8(v / (1 + expF8(-2 * u)), out + i)
             i += 8
         }
         while i < n {
             let v = x[i]
             let u = 0.7978845608028654 * v * (1 + 0.044715 * v * v)
-            out[i] = v / (1 + FastMath.exp(-2 * u))
+            out[i] = v / (1 + expScalar(-2 * u))
             i += 1
         }
     }
@@ -754,37 +787,42 @@ public enum VectorOps {
 
 /// Vectorised elementary functions.
 public enum FastMath {
-    static let expHigh: Float = 88.3762626647949
-    static let expLow: Float = -87.3365447504
     /// e^x for 8 lanes with relative error of a few ulp over the normal range; returns +infinity above 88.376
     /// and 0 below −87.34 (no subnormal results).
-    @inline(__always) public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let xc = vmin(vmax(x, F8(repeating: expLow)), F8(repeating: expHigh))
-        // n = round(x / ln 2) via the 1.5·2^23 trick; r = x − n·ln 2 with ln 2 split in two parts.
-        let magic = F8(repeating: 12582912)
-        let shifted = magic.addingProduct(xc, F8(repeating: 1.44269504088896341))
-        let nf = shifted - magic
-        var r = xc.addingProduct(nf, F8(repeating: -0.693359375))
-        r = r.addingProduct(nf, F8(repeating: 2.12194440e-4))
-        // e^r on |r| ≤ ln2/2: 1 + r + r²·P(r), P a degree-5 polynomial.
-        var p = F8(repeating: 1.9875691500e-4)
-        p = F8(repeating: 1.3981999507e-3).addingProduct(p, r)
-        p = F8(repeating: 8.3334519073e-3).addingProduct(p, r)
-        p = F8(repeating: 4.1665795894e-2).addingProduct(p, r)
-        p = F8(repeating: 1.6666665459e-1).addingProduct(p, r)
-        p = F8(repeating: 5.0000001201e-1).addingProduct(p, r)
-        let e = (r.addingProduct(p, r * r)) + 1
-        // Scale by 2^n through the exponent bits (n is in the low mantissa bits of `shifted`).
-        let n = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
-        let scale = unsafeBitCast((n &+ 127) &<< 23, to: F8.self)
-        var result = e * scale
-        result.replace(with: F8(repeating: .infinity), where: x .> expHigh)
-        result.replace(with: F8(), where: x .< expLow)
-        return result
-    }
+    public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> { expF8(x) }
 
     /// Scalar form of `exp(_: SIMD8<Float>)`.
-    @inline(__always) public static func exp(_ x: Float) -> Float {
-        exp(F8(repeating: x))[0]
+    public static func exp(_ x: Float) -> Float {
+        expScalar(x)
     }
 }
+
+/// Vectorised e^x (see `FastMath.exp`), inlined into the element-wise loops.
+@inline(__always) func expF8(_ x: F8) -> F8 {
+    let expHigh: Float = 88.3762626647949
+    let expLow: Float = -87.3365447504
+    let xc = vmin(vmax(x, F8(repeating: expLow)), F8(repeating: expHigh))
+    // n = round(x / ln 2) via the 1.5·2^23 trick; r = x − n·ln 2 with ln 2 split in two parts.
+    let magic = F8(repeating: 12582912)
+    let shifted = magic.addingProduct(xc, F8(repeating: 1.44269504088896341))
+    let nf = shifted - magic
+    var r = xc.addingProduct(nf, F8(repeating: -0.693359375))
+    r = r.addingProduct(nf, F8(repeating: 2.12194440e-4))
+    // e^r on |r| ≤ ln2/2: 1 + r + r²·P(r), P a degree-5 polynomial.
+    var p = F8(repeating: 1.9875691500e-4)
+    p = F8(repeating: 1.3981999507e-3).addingProduct(p, r)
+    p = F8(repeating: 8.3334519073e-3).addingProduct(p, r)
+    p = F8(repeating: 4.1665795894e-2).addingProduct(p, r)
+    p = F8(repeating: 1.6666665459e-1).addingProduct(p, r)
+    p = F8(repeating: 5.0000001201e-1).addingProduct(p, r)
+    let e = (r.addingProduct(p, r * r)) + 1
+    // Scale by 2^n through the exponent bits (n is in the low mantissa bits of `shifted`).
+    let n = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    let scale = unsafeBitCast((n &+ 127) &<< 23, to: F8.self)
+    var result = e * scale
+    result.replace(with: F8(repeating: .infinity), where: x .> expHigh)
+    result.replace(with: F8(), where: x .< expLow)
+    return result
+}
+
+@inline(__always) func expScalar(_ x: Float) -> Float { expF8(F8(repeating: x))[0] }
