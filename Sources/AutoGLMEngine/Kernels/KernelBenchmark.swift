@@ -1,0 +1,86 @@
+// Microbenchmark of the matrix kernels, for `make bench` and host calibration.
+
+/// Timing of one kernel configuration. Seconds are per call (one matvec, or one matmul over `batch` tokens).
+public struct KernelBenchmarkResult: Sendable, Codable, Equatable {
+    public let format: PackedFormat
+    public let rows: Int
+    public let columns: Int
+    public let batch: Int
+    public let threads: Int
+    public let repeats: Int
+    public let medianSeconds: Double
+    public let stddevSeconds: Double
+    /// Packed weight bytes read per call.
+    public let weightBytes: Int
+
+    enum CodingKeys: String, CodingKey {
+        case format, rows, columns, batch, threads, repeats
+        case medianSeconds = "median_seconds"
+        case stddevSeconds = "stddev_seconds"
+        case weightBytes = "weight_bytes"
+    }
+
+    /// Weight bytes per second at the median time, in 1e9 bytes/s.
+    public var gigabytesPerSecond: Double { Double(weightBytes) / medianSeconds / 1e9 }
+    /// Multiply-adds counted as 2 FLOP: 2·rows·columns·batch per call, in 1e9 FLOP/s.
+    public var gflopsPerSecond: Double { 2 * Double(rows) * Double(columns) * Double(batch) / medianSeconds / 1e9 }
+    /// Tokens per second through this one matrix (batch / median).
+    public var tokensPerSecond: Double { Double(batch) / medianSeconds }
+}
+
+public enum KernelBenchmark {
+    /// Times `repeats` calls (after one warm-up call) of matvec (batch 1) or matmul (batch > 1) on a random matrix
+    /// of the given shape in `format`. Throws if the shape does not fit the format or an argument is not positive.
+    public static func run(format: PackedFormat, rows: Int, columns: Int, batch: Int = 1, repeats: Int = 20,
+                           pool: ComputePool?) throws -> KernelBenchmarkResult {
+        guard batch > 0 else { throw KernelError.invalidArgument("batch must be positive, got \(batch)") }
+        guard repeats > 0 else { throw KernelError.invalidArgument("repeats must be positive, got \(repeats)") }
+        var rng = SplitMix64(seed: 0x5EED_0000 &+ UInt64(rows &* 31 &+ columns))
+        let weights = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let matrix = try PackedMatrix.quantize(weights, rows: rows, columns: columns, format: format)
+        let x = (0..<(batch * columns)).map { _ in Float.random(in: -1...1, using: &rng) }
+        var y = [Float](repeating: 0, count: batch * rows)
+        var times: [Double] = []
+        times.reserveCapacity(repeats)
+        let clock = ContinuousClock()
+        x.withUnsafeBufferPointer { xb in
+            y.withUnsafeMutableBufferPointer { yb in
+                let xp = xb.baseAddress!, yp = yb.baseAddress!
+                for i in 0...repeats {
+                    let start = clock.now
+                    if batch == 1 {
+                        MatrixKernels.matvec(matrix, xp, into: yp, pool: pool)
+                    } else {
+                        MatrixKernels.matmul(matrix, xp, count: batch, into: yp, pool: pool)
+                    }
+                    let elapsed = clock.now - start
+                    if i > 0 {
+                        let c = elapsed.components
+                        times.append(Double(c.seconds) + Double(c.attoseconds) * 1e-18)
+                    }
+                }
+            }
+        }
+        times.sort()
+        let median = times.count % 2 == 1 ? times[times.count / 2]
+            : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        let mean = times.reduce(0, +) / Double(times.count)
+        let variance = times.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, times.count - 1))
+        return KernelBenchmarkResult(format: format, rows: rows, columns: columns, batch: batch,
+                                     threads: pool?.threadCount ?? 1, repeats: repeats, medianSeconds: median,
+                                     stddevSeconds: variance.squareRoot(), weightBytes: matrix.byteCount)
+    }
+}
+
+/// A small, fast, seedable generator (SplitMix64) for reproducible test and benchmark data.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
