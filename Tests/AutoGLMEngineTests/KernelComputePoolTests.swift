@@ -1,0 +1,94 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import AutoGLMEngine
+
+@Suite("Compute pool")
+struct KernelComputePoolTests {
+    @Test("every index runs exactly once", arguments: [1, 2, 3, 8])
+    func everyIndexOnce(threads: Int) {
+        let pool = ComputePool(threadCount: threads, spinIterations: 1000)
+        #expect(pool.threadCount == threads)
+        for count in [0, 1, 2, 5, 64, 1000, 4097] {
+            let hits = Counters(count)
+            pool.parallelFor(count) { i in hits.increment(i) }
+            for i in 0..<count { #expect(hits.value(i) == 1, "count \(count) index \(i)") }
+        }
+    }
+
+    @Test("many back-to-back jobs, including after workers went to sleep")
+    func manyJobs() {
+        let pool = ComputePool(threadCount: 2, spinIterations: 10)
+        let total = Counters(1)
+        for job in 0..<2000 {
+            pool.parallelFor(7) { i in total.add(i + 1) }
+            if job % 500 == 0 { usleep(2000) }
+        }
+        #expect(total.value(0) == 2000 * 28)
+    }
+
+    @Test("parallelRanges covers 0..<count without overlap")
+    func ranges() {
+        let pool = ComputePool(threadCount: 3)
+        for count in [1, 10, 1000] {
+            let hits = Counters(count)
+            pool.parallelRanges(count, minimumChunk: 3) { range in
+                for i in range { hits.increment(i) }
+            }
+            #expect((0..<count).allSatisfy { hits.value($0) == 1 }, "count \(count)")
+        }
+    }
+
+    @Test("nested parallelFor runs inline instead of deadlocking")
+    func nested() {
+        let pool = ComputePool(threadCount: 2)
+        let total = Counters(1)
+        pool.parallelFor(4) { _ in
+            pool.parallelFor(3) { _ in total.add(1) }
+        }
+        #expect(total.value(0) == 12)
+    }
+
+    @Test("pools shut down cleanly when released, also right after creation")
+    func shutdown() {
+        for _ in 0..<20 {
+            let pool = ComputePool(threadCount: 4, spinIterations: 100)
+            let total = Counters(1)
+            pool.parallelFor(16) { _ in total.add(1) }
+            #expect(total.value(0) == 16)
+        }
+        for _ in 0..<20 { _ = ComputePool(threadCount: 3) }
+    }
+
+    @Test("concurrent callers are serialised and both complete")
+    func concurrentCallers() async {
+        let pool = ComputePool(threadCount: 2)
+        let total = Counters(1)
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    for _ in 0..<200 { pool.parallelFor(5) { _ in total.add(1) } }
+                }
+            }
+        }
+        #expect(total.value(0) == 4 * 200 * 5)
+    }
+}
+
+/// Per-index atomic counters.
+private final class Counters: @unchecked Sendable {
+    let slots: UnsafeMutablePointer<Atomic<Int>>
+    let count: Int
+    init(_ count: Int) {
+        self.count = max(count, 1)
+        slots = .allocate(capacity: self.count)
+        for i in 0..<self.count { (slots + i).initialize(to: Atomic(0)) }
+    }
+    deinit {
+        slots.deinitialize(count: count)
+        slots.deallocate()
+    }
+    func increment(_ i: Int) { slots[i].add(1, ordering: .relaxed) }
+    func add(_ v: Int) { slots[0].add(v, ordering: .relaxed) }
+    func value(_ i: Int) -> Int { slots[i].load(ordering: .relaxed) }
+}

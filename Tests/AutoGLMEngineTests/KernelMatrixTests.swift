@@ -1,0 +1,168 @@
+import Testing
+@testable import AutoGLMEngine
+
+private func randomFloats(_ count: Int, seed: UInt64, range: ClosedRange<Float> = -1...1) -> [Float] {
+    var rng = SplitMix64(seed: seed)
+    return (0..<count).map { _ in Float.random(in: range, using: &rng) }
+}
+
+/// Checks `got` against the Double-accumulated reference. Weights are exact after dequantisation, so the only
+/// error is Float32 accumulation order: bound it relative to Σ|w·x| of each output.
+private func expectClose(_ got: [Float], _ reference: [Float], weights: [Float], x: [Float], rows: Int, columns: Int,
+                         count: Int, relative: Float, _ label: String) {
+    for t in 0..<count {
+        for r in 0..<rows {
+            var magnitude: Float = 0
+            for c in 0..<columns { magnitude += abs(weights[r * columns + c] * x[t * columns + c]) }
+            let i = t * rows + r
+            let err = abs(got[i] - reference[i])
+            #expect(err <= relative * magnitude + 1e-6,
+                    "\(label) token \(t) row \(r): got \(got[i]) want \(reference[i]) (Σ|wx| \(magnitude))")
+        }
+    }
+}
+
+private let shapes: [(rows: Int, columns: Int)] = [(13, 256), (4, 128), (9, 384)]
+
+@Suite("Matrix kernels")
+struct KernelMatrixTests {
+    @Test("matvec matches the scalar reference for every format", arguments: PackedFormat.allCases)
+    func matvecAllFormats(format: PackedFormat) throws {
+        let pool = ComputePool(threadCount: 3)
+        for (k, shape) in shapes.enumerated() {
+            let w = try PackedMatrix.quantize(randomFloats(shape.rows * shape.columns, seed: UInt64(k + 1)),
+                                              rows: shape.rows, columns: shape.columns, format: format)
+            let x = randomFloats(shape.columns, seed: UInt64(100 + k), range: -4...4)
+            let reference = ReferenceKernels.matvec(w, x)
+            let dequantized = w.dequantize()
+            let relative: Float = format == .f32 ? 2e-6 : 1e-5
+            for p in [nil, pool] {
+                var y = [Float](repeating: .nan, count: shape.rows)
+                try x.withUnsafeBufferPointer { xb in
+                    try y.withUnsafeMutableBufferPointer { yb in
+                        try MatrixKernels.matvecChecked(w, xb, into: yb, pool: p)
+                    }
+                }
+                expectClose(y, reference, weights: dequantized, x: x, rows: shape.rows, columns: shape.columns,
+                            count: 1, relative: relative, "\(format) \(shape) pool \(p?.threadCount ?? 0)")
+            }
+        }
+    }
+
+    @Test("matvec handles row lengths that are not a multiple of 8", arguments: [PackedFormat.f32, .f16, .bf16, .int8])
+    func matvecOddColumns(format: PackedFormat) throws {
+        for columns in [1, 7, 37, 45] {
+            let rows = 6
+            let w = try PackedMatrix.quantize(randomFloats(rows * columns, seed: 5), rows: rows, columns: columns,
+                                              format: format)
+            let x = randomFloats(columns, seed: 6)
+            let reference = ReferenceKernels.matvec(w, x)
+            var y = [Float](repeating: .nan, count: rows)
+            x.withUnsafeBufferPointer { xb in
+                y.withUnsafeMutableBufferPointer { MatrixKernels.matvec(w, xb.baseAddress!, into: $0.baseAddress!, pool: nil) }
+            }
+            expectClose(y, reference, weights: w.dequantize(), x: x, rows: rows, columns: columns, count: 1,
+                        relative: 1e-5, "\(format) columns \(columns)")
+            // And the batched path over the same odd length.
+            let xs = randomFloats(5 * columns, seed: 7)
+            var ys = [Float](repeating: .nan, count: 5 * rows)
+            xs.withUnsafeBufferPointer { xb in
+                ys.withUnsafeMutableBufferPointer {
+                    MatrixKernels.matmul(w, xb.baseAddress!, count: 5, into: $0.baseAddress!, pool: nil)
+                }
+            }
+            expectClose(ys, ReferenceKernels.matmul(w, xs, count: 5), weights: w.dequantize(), x: xs, rows: rows,
+                        columns: columns, count: 5, relative: 1e-5, "\(format) matmul columns \(columns)")
+        }
+    }
+
+    @Test("matmul matches the scalar reference for every format", arguments: PackedFormat.allCases)
+    func matmulAllFormats(format: PackedFormat) throws {
+        let pool = ComputePool(threadCount: 2)
+        for (k, shape) in shapes.enumerated() {
+            let w = try PackedMatrix.quantize(randomFloats(shape.rows * shape.columns, seed: UInt64(k + 20)),
+                                              rows: shape.rows, columns: shape.columns, format: format)
+            let dequantized = w.dequantize()
+            for count in [2, 7, 12] {
+                let x = randomFloats(count * shape.columns, seed: UInt64(200 + k * 10 + count), range: -3...3)
+                let reference = ReferenceKernels.matmul(w, x, count: count)
+                for p in [nil, pool] {
+                    var y = [Float](repeating: .nan, count: count * shape.rows)
+                    try x.withUnsafeBufferPointer { xb in
+                        try y.withUnsafeMutableBufferPointer { yb in
+                            try MatrixKernels.matmulChecked(w, xb, count: count, into: yb, pool: p)
+                        }
+                    }
+                    expectClose(y, reference, weights: dequantized, x: x, rows: shape.rows, columns: shape.columns,
+                                count: count, relative: format == .f32 ? 2e-6 : 1e-5,
+                                "\(format) \(shape) count \(count)")
+                }
+            }
+        }
+    }
+
+    @Test("matmul over many tokens equals one matvec per token")
+    func matmulEqualsMatvecs() throws {
+        // More tokens than one L2 chunk for 1536 columns, so the chunk loop is exercised.
+        let rows = 10, columns = 1536, count = 70
+        for format in [PackedFormat.q4_1, .f16] {
+            let w = try PackedMatrix.quantize(randomFloats(rows * columns, seed: 3), rows: rows, columns: columns,
+                                              format: format)
+            let x = randomFloats(count * columns, seed: 4)
+            var batched = [Float](repeating: .nan, count: count * rows)
+            var single = [Float](repeating: .nan, count: count * rows)
+            x.withUnsafeBufferPointer { xb in
+                batched.withUnsafeMutableBufferPointer {
+                    MatrixKernels.matmul(w, xb.baseAddress!, count: count, into: $0.baseAddress!, pool: nil)
+                }
+                single.withUnsafeMutableBufferPointer { yb in
+                    for t in 0..<count {
+                        MatrixKernels.matvec(w, xb.baseAddress! + t * columns, into: yb.baseAddress! + t * rows, pool: nil)
+                    }
+                }
+            }
+            expectClose(batched, single, weights: w.dequantize(), x: x, rows: rows, columns: columns, count: count,
+                        relative: 2e-5, "\(format)")
+        }
+    }
+
+    @Test("quantised matvec stays close to the Float32 product of the original weights")
+    func quantisedVersusOriginal() throws {
+        let rows = 16, columns = 512
+        let original = randomFloats(rows * columns, seed: 8)
+        let x = randomFloats(columns, seed: 9)
+        let exact = ReferenceKernels.matvec(try PackedMatrix.quantize(original, rows: rows, columns: columns, format: .f32), x)
+        // Relative RMS error of y over all rows, by bit width.
+        let bounds: [PackedFormat: Double] = [.f16: 1e-3, .bf16: 8e-3, .q8_0: 1e-2, .int8: 1e-2, .q4_0: 0.15,
+                                              .q4_1: 0.15, .int4g32: 0.15, .int4g64: 0.15, .int4g128: 0.2]
+        for (format, bound) in bounds {
+            let w = try PackedMatrix.quantize(original, rows: rows, columns: columns, format: format)
+            var y = [Float](repeating: 0, count: rows)
+            x.withUnsafeBufferPointer { xb in
+                y.withUnsafeMutableBufferPointer { MatrixKernels.matvec(w, xb.baseAddress!, into: $0.baseAddress!, pool: nil) }
+            }
+            var num = 0.0, den = 0.0
+            for r in 0..<rows { num += Double(y[r] - exact[r]) * Double(y[r] - exact[r]); den += Double(exact[r] * exact[r]) }
+            let rel = (num / den).squareRoot()
+            #expect(rel < bound, "\(format): relative RMS error \(rel) ≥ \(bound)")
+        }
+    }
+
+    @Test("checked entry points reject short buffers")
+    func checkedEntryPoints() throws {
+        let w = try PackedMatrix.quantize(randomFloats(8 * 64, seed: 1), rows: 8, columns: 64, format: .q8_0)
+        let x = [Float](repeating: 1, count: 63)
+        var y = [Float](repeating: 0, count: 8)
+        #expect(throws: KernelError.bufferTooSmall(name: "x", needed: 64, got: 63)) {
+            try x.withUnsafeBufferPointer { xb in
+                try y.withUnsafeMutableBufferPointer { try MatrixKernels.matvecChecked(w, xb, into: $0, pool: nil) }
+            }
+        }
+        let xs = [Float](repeating: 1, count: 128)
+        #expect(throws: KernelError.bufferTooSmall(name: "y", needed: 16, got: 8)) {
+            try xs.withUnsafeBufferPointer { xb in
+                try y.withUnsafeMutableBufferPointer { try MatrixKernels.matmulChecked(w, xb, count: 2, into: $0, pool: nil) }
+            }
+        }
+    }
+}
