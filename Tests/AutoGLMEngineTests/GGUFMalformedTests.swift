@@ -313,7 +313,7 @@ struct GGUFMalformedTests {
     /// Random corruption of a valid file must never crash; it either parses or throws GGUFError.
     @Test func randomCorruptionNeverCrashes() throws {
         let (bytes, headerEnd) = RawGGUF.small()
-        var rng = SplitMix64(seed: 42)
+        var rng = MalformedInputRNG(seed: 42)
         for _ in 0..<3000 {
             var copy = bytes
             for _ in 0..<Int(rng.next() % 4 + 1) {
@@ -329,7 +329,7 @@ struct GGUFMalformedTests {
     }
 }
 
-struct SplitMix64 {
+struct MalformedInputRNG {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
