@@ -1,3 +1,4 @@
+import AutoGLMSpecs
 import Foundation
 
 /// Self-attention with grouped-query heads and rotary positions. Q, K and V come from separate projections
@@ -20,8 +21,8 @@ public struct SelfAttention: @unchecked Sendable {
     }
 
     /// x (n, d) += attention(xn (n, d)) for tokens at positions cache.length ..< cache.length + n.
-    func forward(_ s: ForwardScratch, count n: Int, layer: Int, cache: KVStore, rope: RoPETable,
-                 config: DecoderConfig, pool: ComputePool?) {
+    func forward(_ s: ForwardScratch, count n: Int, layer: Int, cache: KVCache, rope: RoPETable,
+                 config: DecoderConfig, attention: AttentionSettings, pool: ComputePool?) throws {
         let d = config.hidden, qw = config.queryWidth, kvw = config.kvWidth
         let q = s.q.pointer, k = s.k.pointer, v = s.v.pointer
         switch projections {
@@ -43,9 +44,11 @@ public struct SelfAttention: @unchecked Sendable {
             rope.apply(q + t * qw, heads: config.heads, position: position)
             rope.apply(k + t * kvw, heads: config.kvHeads, position: position)
         }
-        cache.append(layer: layer, keys: k, values: v, count: n)          // K, V (n, kvw) -> cache[layer]
-        cache.attend(layer: layer, q: q, count: n, heads: config.heads,   // softmax(q Kᵀ/√hd) V -> attn (n, qw)
-                     scale: 1 / Float(config.headDim).squareRoot(), out: s.attn.pointer, pool: pool)
+        try cache.append(layer: layer, keys: k, values: v, count: n)      // K, V (n, kvw) -> cache[layer]
+        try Attention.causal(q: q, n: n, heads: config.heads,             // softmax(q Kᵀ/√hd) V -> attn (n, qw)
+                             cache: cache, layer: layer, out: s.attn.pointer, kernel: attention.kernel,
+                             scale: 1 / Float(config.headDim).squareRoot(), blockSparse: attention.blockSparse,
+                             threads: n == 1 ? 1 : (pool?.threadCount ?? 1))
         output(s.attn.pointer, count: n, into: s.proj.pointer, pool: pool) // Wo (d, qw) @ attn -> proj (n, d)
         postNorm?(s.proj.pointer, count: n, into: s.proj.pointer)         // GLM-4: proj = rmsnorm(proj)
         VectorOps.add(s.x.pointer, s.proj.pointer, into: s.x.pointer, count: n * d) // x += proj
@@ -108,10 +111,11 @@ public struct DecoderBlock: @unchecked Sendable {
         self.feedForward = feedForward
     }
 
-    func forward(_ s: ForwardScratch, count n: Int, layer: Int, cache: KVStore, rope: RoPETable,
-                 config: DecoderConfig, pool: ComputePool?) {
+    func forward(_ s: ForwardScratch, count n: Int, layer: Int, cache: KVCache, rope: RoPETable,
+                 config: DecoderConfig, attentionSettings: AttentionSettings, pool: ComputePool?) throws {
         attentionNorm(s.x.pointer, count: n, into: s.xn.pointer)          // xn = rmsnorm(x) (n, d)
-        attention.forward(s, count: n, layer: layer, cache: cache, rope: rope, config: config, pool: pool)
+        try attention.forward(s, count: n, layer: layer, cache: cache, rope: rope, config: config,
+                              attention: attentionSettings, pool: pool)
         ffnNorm(s.x.pointer, count: n, into: s.xn.pointer)                 // xn = rmsnorm(x) (n, d)
         feedForward.forward(s, count: n, config: config, pool: pool)
     }

@@ -1,4 +1,26 @@
+import AutoGLMSpecs
 import Foundation
+
+/// How a session's attention runs: KV cache element format, kernel, sliding window and block-sparse selection.
+public struct AttentionSettings: Sendable, Equatable {
+    public var kvCacheFormat: KVCacheFormat
+    public var kernel: AttentionKernel
+    public var window: Int?
+    public var globalTokens: Int
+    public var blockSparse: Plan.BlockSparse?
+
+    public init(kvCacheFormat: KVCacheFormat = .f32, kernel: AttentionKernel = .tiled, window: Int? = nil,
+                globalTokens: Int = 0, blockSparse: Plan.BlockSparse? = nil) {
+        self.kvCacheFormat = kvCacheFormat; self.kernel = kernel; self.window = window
+        self.globalTokens = globalTokens; self.blockSparse = blockSparse
+    }
+
+    /// The decoder attention a plan asks for.
+    public init(plan: Plan.Attention) {
+        self.init(kvCacheFormat: plan.kvCacheFormat, kernel: plan.kernel, window: plan.window,
+                  globalTokens: plan.globalTokens, blockSparse: plan.blockSparse)
+    }
+}
 
 /// Runs a model over a growing context: owns the KV cache, the rotary table and every activation buffer, so the
 /// token loop allocates nothing. Prefill processes up to `batch` tokens per pass with matmul; decode one token
@@ -10,14 +32,16 @@ public final class InferenceSession: @unchecked Sendable {
     public let capacity: Int
     /// Tokens per forward pass.
     public let batch: Int
-    public let cache: KVStore
+    public let cache: KVCache
+    public let attention: AttentionSettings
     let scratch: ForwardScratch
     let rope: RoPETable
     /// Logits of the requested rows of the last pass, (rows, vocab).
     private var logits: ScratchBuffer
     private var normed: ScratchBuffer
 
-    public init(model: DecoderModel, capacity: Int, batch: Int = 512, pool: ComputePool?) throws {
+    public init(model: DecoderModel, capacity: Int, batch: Int = 512, attention: AttentionSettings = .init(),
+                pool: ComputePool?) throws {
         guard capacity > 0 else {
             throw ModelError.invalidSetting(name: "context", expected: "a positive token count", got: "\(capacity)")
         }
@@ -29,7 +53,14 @@ public final class InferenceSession: @unchecked Sendable {
         self.pool = pool
         self.capacity = capacity
         self.batch = batch
-        cache = KVStore(layers: c.layers, kvHeads: c.kvHeads, headDim: c.headDim, capacity: capacity)
+        self.attention = attention
+        do {
+            cache = try KVCache(layers: c.layers, kvHeads: c.kvHeads, headDim: c.headDim, capacity: capacity,
+                                format: attention.kvCacheFormat, window: attention.window,
+                                globalTokens: attention.globalTokens)
+        } catch {
+            throw ModelError.invalidSetting(name: "attention", expected: "a valid KV cache", got: "\(error)")
+        }
         scratch = ForwardScratch(config: c, batch: batch, fusedQKV: model.usesFusedQKV,
                                  fusedGateUp: model.usesFusedGateUp)
         rope = RoPETable(config: c, positions: capacity)
@@ -91,9 +122,15 @@ public final class InferenceSession: @unchecked Sendable {
     private func runBatch(_ tokens: UnsafeBufferPointer<Int32>) throws {
         let n = tokens.count
         try model.embedding.lookup(tokens, into: scratch.x.pointer)                  // x = E[tokens] (n, d)
-        for (layer, block) in model.blocks.enumerated() {
-            block.forward(scratch, count: n, layer: layer, cache: cache, rope: rope, config: model.config, pool: pool)
+        do {
+            for (layer, block) in model.blocks.enumerated() {
+                try block.forward(scratch, count: n, layer: layer, cache: cache, rope: rope, config: model.config,
+                                  attentionSettings: attention, pool: pool)
+            }
+            try cache.commit(n)
+        } catch {
+            cache.reset()   // a half-appended pass leaves nothing behind
+            throw error
         }
-        cache.commit(n)
     }
 }
