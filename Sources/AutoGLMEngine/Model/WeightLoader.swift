@@ -101,7 +101,7 @@ public final class WeightLoader {
             result = try Self.convert(stored, to: format)
             convertedTensors.append(name)
         }
-        formats[name] = format
+        formats[module == nil ? name : "\(name) as \(moduleName)"] = format
         residentBytesByModule[moduleName, default: 0] += result.byteCount
         return result
     }
