@@ -6,11 +6,15 @@ struct AutoGLMRun: AsyncParsableCommand {
         commandName: "autoglm-run",
         abstract: "Run a plan with the engine, under phone emulation, and sign off the result.",
         subcommands: [
+            RunCommand.self,
+            ConvertCommand.self,
+            BenchCommand.self,
             ExecCommand.self,
             SignoffCommand.self,
             VerifyCommand.self,
             HistoryCommand.self,
             SignoffKeygenCommand.self,
-        ]
+        ],
+        defaultSubcommand: RunCommand.self
     )
 }
