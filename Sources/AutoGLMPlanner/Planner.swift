@@ -130,7 +130,11 @@ public enum Planner {
         switch constraint {
         case .memory:
             let budget = r.budgetBytes
-            return "needs \(Units.gb1(c.peakBytes)), budget \(Units.gb1(budget)): \(Units.gb1(c.peakBytes - budget)) short"
+            let short = c.peakBytes - budget
+            if short >= 100_000_000 {
+                return "needs \(Units.gb1(c.peakBytes)), budget \(Units.gb1(budget)): \(Units.gb1(short)) short"
+            }
+            return "needs \(Units.gb(c.peakBytes)), budget \(Units.gb(budget)): \(Units.bytes(short)) short"
         case .accuracy:
             let limit = r.maxAccuracyLoss ?? .infinity
             return "loses \(Units.percent(c.loss)), limit \(Units.percent(limit)): " +
@@ -169,8 +173,8 @@ public enum Planner {
         }
         // Limits that only conflict together: relax one at a time.
         for constraint in active {
-            if let c = search.run(relaxed: [constraint]).best {
-                return (constraint, limitText(space, constraint, c) + " for the most accurate plan within the other limits", c)
+            if let c = search.run(relaxed: [constraint], closest: constraint).closest {
+                return (constraint, limitText(space, constraint, c) + " at best within the other limits", c)
             }
         }
         let c = minimal(space, .memory) ?? candidate(space, scenario: 0, global: 0,

@@ -40,20 +40,58 @@ public struct PlanSearch: Sendable {
         var loss: Double
         var decode: Double
         var ttft: Double
+        /// ttft + output tokens · decode: the tie-breaker, and the only time axis when no time limit is set.
+        var latency: Double
         var bytes: Int
         var parent: Int32
         var option: Int16
+    }
+
+    /// Labels on (loss, latency) that no other dominates: loss ascending, latency strictly descending.
+    struct Staircase {
+        var loss: [Double] = []
+        var latency: [Double] = []
+
+        /// Index of the last step with loss ≤ l, or -1.
+        func lastAtMost(_ l: Double) -> Int {
+            var lo = 0, hi = loss.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if loss[mid] <= l + 1e-15 { lo = mid + 1 } else { hi = mid }
+            }
+            return lo - 1
+        }
+
+        func dominated(_ l: Double, _ t: Double) -> Bool {
+            let i = lastAtMost(l)
+            return i >= 0 && latency[i] <= t
+        }
+
+        mutating func insert(_ l: Double, _ t: Double) {
+            if dominated(l, t) { return }
+            let i = lastAtMost(l) + 1
+            var j = i
+            while j < loss.count && latency[j] >= t { j += 1 }
+            loss.replaceSubrange(i..<j, with: [l])
+            latency.replaceSubrange(i..<j, with: [t])
+        }
+
+        mutating func removeAll() { loss.removeAll(keepingCapacity: true); latency.removeAll(keepingCapacity: true) }
     }
 
     public struct Outcome: Sendable {
         public var best: Candidate?
         /// Pareto-optimal candidates over (peak memory, accuracy loss, latency), by memory.
         public var frontier: [Candidate]
+        /// The candidate with the least value of the metric asked for in `run(closest:)`.
+        public var closest: Candidate?
     }
 
-    /// Runs the search. `relaxed` constraints are ignored; `frontier` collects the Pareto set of all candidates that
-    /// meet the other limits (memory only bounded by the device's total memory when relaxed).
-    public func run(relaxed: Set<PlanConstraint> = [], frontier wantFrontier: Bool = false) -> Outcome {
+    /// Runs the search. `relaxed` constraints are ignored (memory is then bounded by four times the device's total
+    /// memory); `frontier` collects the Pareto set over (peak memory, loss, latency) of every candidate meeting the
+    /// other limits; `closest` also returns the candidate with the least value of that metric.
+    public func run(relaxed: Set<PlanConstraint> = [], frontier wantFrontier: Bool = false,
+                    closest: PlanConstraint? = nil) -> Outcome {
         let request = space.request
         let memoryLimit = relaxed.contains(.memory) ? request.device.memory.totalBytes.value * 4 : request.budgetBytes
         let lossLimit = relaxed.contains(.accuracy) ? Double.infinity : (request.maxAccuracyLoss ?? .infinity)
@@ -62,21 +100,33 @@ public struct PlanSearch: Sendable {
             : (request.minDecodeTokensPerSecond.map { 1 / $0 } ?? .infinity)
         let outputs = Double(request.workload.outputTokens)
         let eps = 1e-12
+        // A coarser memory axis when memory is relaxed: the frontier spans the whole range.
+        let quantum = relaxed.contains(.memory) ? max(request.memoryQuantumBytes, 4 << 20) : request.memoryQuantumBytes
 
-        var best: Candidate? = nil
-        var pool: [Candidate] = []
+        var best: (Candidate, Int)? = nil
+        var near: (Candidate, Int)? = nil
+        var pool: [(Candidate, Int)] = []
+        var allStages: [[[Label]]] = []
+        func metric(_ c: Candidate, _ m: PlanConstraint) -> Double {
+            switch m {
+            case .memory: return Double(c.peakBytes)
+            case .accuracy: return c.loss
+            case .ttft: return c.ttftSeconds
+            case .decode: return c.decodeSeconds
+            }
+        }
         for (s, scenario) in space.scenarios.enumerated() {
             let globals = space.globals[s]
-            guard !globals.isEmpty else { continue }
             let minFixed = globals.map(\.fixedBytes).min() ?? 0
             let minTTFT = globals.map(\.ttftExtra).min() ?? 0
             let minDecode = globals.map(\.decodeExtra).min() ?? 0
             let minLoss = globals.map(\.lossExtra).min() ?? 0
-            let stages = dynamicProgram(scenario: s,
-                                        bytesLimit: memoryLimit - minFixed,
-                                        lossLimit: lossLimit - minLoss - scenario.lossExtra,
-                                        ttftLimit: ttftLimit - minTTFT, decodeLimit: decodeLimit - minDecode)
-            guard let final = stages.last else { continue }
+            let stages = globals.isEmpty ? [] : dynamicProgram(
+                scenario: s, quantum: quantum, bytesLimit: memoryLimit - minFixed,
+                lossLimit: lossLimit - minLoss - scenario.lossExtra, ttftLimit: ttftLimit - minTTFT,
+                decodeLimit: decodeLimit - minDecode)
+            allStages.append(stages)
+            guard stages.count == space.items.count + 1, let final = stages.last else { continue }
             for (g, global) in globals.enumerated() {
                 for (index, label) in final.enumerated() {
                     let peak = label.bytes + global.fixedBytes
@@ -84,18 +134,35 @@ public struct PlanSearch: Sendable {
                     let ttft = label.ttft + global.ttftExtra
                     let decode = label.decode + global.decodeExtra
                     if peak > memoryLimit || loss > lossLimit + eps || ttft > ttftLimit || decode > decodeLimit { continue }
-                    let latency = ttft + outputs * decode
-                    let candidate = Candidate(scenario: s, global: g, choice: [Int(index)], weightBytes: label.bytes,
+                    let candidate = Candidate(scenario: s, global: g, choice: [], weightBytes: label.bytes,
                                               peakBytes: peak, loss: loss, ttftSeconds: ttft, decodeSeconds: decode,
-                                              latencySeconds: latency)
-                    if best == nil || Self.better(candidate, than: best!) {
-                        best = backtrack(candidate, stages: stages, index: index)
+                                              latencySeconds: ttft + outputs * decode)
+                    if best == nil || Self.better(candidate, than: best!.0) { best = (candidate, index) }
+                    if let m = closest {
+                        if near == nil || metric(candidate, m) < metric(near!.0, m) - 1e-12
+                            || (abs(metric(candidate, m) - metric(near!.0, m)) <= 1e-12 && Self.better(candidate, than: near!.0)) {
+                            near = (candidate, index)
+                        }
                     }
-                    if wantFrontier { pool.append(backtrack(candidate, stages: stages, index: index)) }
+                    if wantFrontier { pool.append((candidate, index)) }
                 }
             }
         }
-        return Outcome(best: best, frontier: wantFrontier ? Self.pareto(pool) : [])
+        func complete(_ pair: (Candidate, Int)) -> Candidate {
+            backtrack(pair.0, stages: allStages[pair.0.scenario], index: pair.1)
+        }
+        var frontier: [Candidate] = []
+        if wantFrontier {
+            let kept = Self.pareto(pool.map(\.0))
+            var index: [String: Int] = [:]
+            for (c, i) in pool { index["\(c.scenario)/\(c.global)/\(c.weightBytes)/\(c.loss)/\(c.latencySeconds)"] = i }
+            for c in kept {
+                if let i = index["\(c.scenario)/\(c.global)/\(c.weightBytes)/\(c.loss)/\(c.latencySeconds)"] {
+                    frontier.append(complete((c, i)))
+                }
+            }
+        }
+        return Outcome(best: best.map(complete), frontier: frontier, closest: near.map(complete))
     }
 
     static func better(_ a: Candidate, than b: Candidate) -> Bool {
@@ -118,11 +185,10 @@ public struct PlanSearch: Sendable {
     }
 
     /// stages[k] holds the labels after k items (stages[0] is the empty plan).
-    func dynamicProgram(scenario s: Int, bytesLimit: Int, lossLimit: Double, ttftLimit: Double,
+    func dynamicProgram(scenario s: Int, quantum: Int, bytesLimit: Int, lossLimit: Double, ttftLimit: Double,
                         decodeLimit: Double) -> [[Label]] {
         let items = space.items
         let prefill = space.scenarios[s].prefill
-        let quantum = space.request.memoryQuantumBytes
         let n = items.count
         // Cheapest remaining cost per resource after item k (suffix sums of per-item minima).
         var remBytes = [Int](repeating: 0, count: n + 1)
@@ -140,10 +206,13 @@ public struct PlanSearch: Sendable {
             return []
         }
         let bucketCount = max(1, bytesLimit / quantum + 2)
-        var stages: [[Label]] = [[Label(loss: 0, decode: 0, ttft: 0, bytes: 0, parent: -1, option: -1)]]
+        let outputs = Double(space.request.workload.outputTokens)
+        let planar = ttftLimit.isInfinite && decodeLimit.isInfinite
+        var stages: [[Label]] = [[Label(loss: 0, decode: 0, ttft: 0, latency: 0, bytes: 0, parent: -1, option: -1)]]
         stages.reserveCapacity(n + 1)
         var buckets = [[Label]](repeating: [], count: bucketCount)
         var touched: [Int] = []
+        var staircase = Staircase()
         for k in 0..<n {
             let options = items[k].options
             let times = prefill[k]
@@ -161,22 +230,24 @@ public struct PlanSearch: Sendable {
                     let decode = label.decode + option.decodeSeconds
                     if decode + remDecode[k + 1] > decodeLimit { continue }
                     let bucket = (bytes + quantum - 1) / quantum
-                    let new = Label(loss: loss, decode: decode, ttft: ttft, bytes: bytes, parent: Int32(p), option: Int16(o))
-                    Self.insert(new, into: &buckets[bucket], touched: &touched, bucket: bucket)
+                    let new = Label(loss: loss, decode: decode, ttft: ttft, latency: ttft + outputs * decode, bytes: bytes,
+                                    parent: Int32(p), option: Int16(o))
+                    Self.insert(new, into: &buckets[bucket], touched: &touched, bucket: bucket, planar: planar)
                 }
             }
             // Flatten in bucket order, dropping labels dominated by a label in a lower bucket.
             touched.sort()
             var flat: [Label] = []
-            var frontier: [Label] = []
-            for b in touched {
-                for label in buckets[b] where !frontier.contains(where: { Self.dominates($0, label) }) {
-                    flat.append(label)
+            if planar {
+                staircase.removeAll()
+                for b in touched {
+                    for label in buckets[b] where !staircase.dominated(label.loss, label.latency) { flat.append(label) }
+                    for label in buckets[b] { staircase.insert(label.loss, label.latency) }
                 }
-                for label in buckets[b] where !frontier.contains(where: { Self.dominates($0, label) }) {
-                    frontier.removeAll { Self.dominates(label, $0) }
-                    frontier.append(label)
-                }
+            } else {
+                // Three axes: each bucket keeps its own non-dominated labels (no cross-bucket pass, whose cost
+                // grows with the square of the label count).
+                for b in touched { flat.append(contentsOf: buckets[b]) }
             }
             stages.append(flat)
             if flat.isEmpty { return stages }
@@ -184,19 +255,27 @@ public struct PlanSearch: Sendable {
         return stages
     }
 
+    /// Dominance on (loss, latency) when no time limit is set, else on (loss, decode, ttft), which also orders
+    /// latency since latency is a non-negative combination of the two.
     @inline(__always)
-    static func dominates(_ a: Label, _ b: Label) -> Bool {
-        a.loss <= b.loss + 1e-15 && a.decode <= b.decode && a.ttft <= b.ttft
+    static func dominates(_ a: Label, _ b: Label, planar: Bool) -> Bool {
+        if planar { return a.loss <= b.loss + 1e-15 && a.latency <= b.latency }
+        return a.loss <= b.loss + 1e-15 && a.decode <= b.decode && a.ttft <= b.ttft
     }
 
-    static func insert(_ label: Label, into bucket: inout [Label], touched: inout [Int], bucket index: Int) {
+    static func insert(_ label: Label, into bucket: inout [Label], touched: inout [Int], bucket index: Int, planar: Bool) {
         if bucket.isEmpty { touched.append(index); bucket.append(label); return }
-        for existing in bucket where dominates(existing, label) { return }
-        bucket.removeAll { dominates(label, $0) }
+        for existing in bucket where dominates(existing, label, planar: planar) { return }
+        bucket.removeAll { dominates(label, $0, planar: planar) }
         bucket.append(label)
     }
 
-    /// Pareto filter over (peak bytes, loss, latency); sorted by peak bytes.
+    /// Pareto filter over (peak bytes, loss, latency), sorted by peak bytes. To keep the frontier readable it is an
+    /// ε-Pareto set: a point is dropped when a point with no more memory is within `lossSlack` of its loss and within
+    /// `latencySlack` (relative) of its latency.
+    static let lossSlack = 1e-4
+    static let latencySlack = 0.05
+
     static func pareto(_ pool: [Candidate]) -> [Candidate] {
         let sorted = pool.sorted { a, b in
             if a.peakBytes != b.peakBytes { return a.peakBytes < b.peakBytes }
@@ -204,8 +283,10 @@ public struct PlanSearch: Sendable {
             return a.latencySeconds < b.latencySeconds
         }
         var out: [Candidate] = []
-        for c in sorted where !out.contains(where: { $0.loss <= c.loss + 1e-15 && $0.latencySeconds <= c.latencySeconds }) {
+        var stairs = Staircase()
+        for c in sorted where !stairs.dominated(c.loss + lossSlack, c.latencySeconds * (1 + latencySlack)) {
             out.append(c)
+            stairs.insert(c.loss, c.latencySeconds)
         }
         return out
     }

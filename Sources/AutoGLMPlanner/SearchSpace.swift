@@ -163,7 +163,6 @@ public struct SearchSpace: Sendable {
             if options.isEmpty { throw PlannerError.noLegalFormat(module: item.name, device: request.device.id) }
             items[i].options = options
         }
-        self.items = items
 
         // Scenarios: the model's default pixel limit plus every budget with an accuracy figure.
         var scenarios: [Scenario] = []
@@ -199,6 +198,28 @@ public struct SearchSpace: Sendable {
                                       contextTokens: context, totalTokens: context + workload.outputTokens,
                                       lossExtra: loss, lossSource: source, prefill: prefill))
         }
+        // Drop options another option of the same item matches or beats on every axis (bytes, loss, decode time,
+        // prefill time in every scenario): they can never be part of a better plan, so the search stays exact.
+        for k in items.indices {
+            let options = items[k].options
+            var keep: [Int] = []
+            for i in options.indices {
+                let dominated = options.indices.contains { j in
+                    guard j != i else { return false }
+                    let a = options[j], b = options[i]
+                    let noWorse = a.weightBytes <= b.weightBytes && a.loss <= b.loss && a.decodeSeconds <= b.decodeSeconds
+                        && scenarios.allSatisfy { $0.prefill[k][j] <= $0.prefill[k][i] }
+                    guard noWorse else { return false }
+                    let strictly = a.weightBytes < b.weightBytes || a.loss < b.loss || a.decodeSeconds < b.decodeSeconds
+                        || scenarios.contains { $0.prefill[k][j] < $0.prefill[k][i] }
+                    return strictly || j < i
+                }
+                if !dominated { keep.append(i) }
+            }
+            items[k].options = keep.map { options[$0] }
+            for s in scenarios.indices { scenarios[s].prefill[k] = keep.map { scenarios[s].prefill[k][$0] } }
+        }
+        self.items = items
         self.scenarios = scenarios
 
         // Attention choices per scenario.
