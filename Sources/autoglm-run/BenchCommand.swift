@@ -54,7 +54,7 @@ struct BenchCommand: ParsableCommand {
             let pool = ComputePool(threadCount: threads)
             let bench = ModelBenchmark(promptTokens: promptTokens, generatedTokens: genTokens, repeats: repeats,
                                        warmups: warmup, kvCacheFormat: kv)
-            let commit = BuildInfo.current().commit
+            let commit = currentBuild().commit
             let name = (checkpoint as NSString).lastPathComponent
             var records: [BenchmarkRecord] = []
             for (label, policy) in policies {

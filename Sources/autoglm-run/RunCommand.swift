@@ -2,6 +2,7 @@ import ArgumentParser
 import AutoGLMEngine
 import AutoGLMEvaluation
 import AutoGLMSpecs
+import AutoGLMSignoff
 import Foundation
 
 /// `autoglm-run [run]`: loads a checkpoint under a plan, generates, evaluates accuracy against an F32 reference
@@ -96,7 +97,7 @@ struct RunSession {
         let o = options
         var report = RunReport()
         report.createdAt = ISO8601DateFormatter().string(from: Date())
-        report.build = BuildInfo.current()
+        report.build = currentBuild()
         let plan = try o.plan.map { try Plan.load($0) }
         let pool = ComputePool(threadCount: o.threads)
         report.host = HostInfo.current(threads: pool.threadCount)
@@ -219,32 +220,19 @@ struct MemoryExpectation {
     }
 }
 
-enum BuildInfo {
-    static func current() -> RunReport.Build {
-        var b = RunReport.Build()
-        b.commit = git(["rev-parse", "HEAD"]) ?? "unknown"
-        if let status = git(["status", "--porcelain", "--untracked-files=no"]) { b.dirty = !status.isEmpty }
-        #if DEBUG
-        b.configuration = "debug"
-        #else
-        b.configuration = "release"
-        #endif
-        return b
-    }
-
-    static func git(_ args: [String]) -> String? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["git"] + args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        do { try p.run() } catch { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { return nil }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
+/// The engine build for run reports: the sign-off module's commit resolution (env, git, unknown) plus the
+/// configuration this binary was compiled in.
+func currentBuild() -> RunReport.Build {
+    let info = BuildInfo.current()
+    var b = RunReport.Build()
+    b.commit = info.commit
+    b.dirty = info.dirty ?? false
+    #if DEBUG
+    b.configuration = "debug"
+    #else
+    b.configuration = "release"
+    #endif
+    return b
 }
 
 enum HostInfo {
