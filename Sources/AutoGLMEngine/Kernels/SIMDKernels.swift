@@ -385,7 +385,8 @@ enum SIMDKernels {
     /// Matmul over the rows in `range`: for each chunk of tokens (activations kept in L2) and each block of
     /// `matmulBlockRows` rows (dequantised once into `scratch`), runs the 2-row × 6-token kernel over slices of
     /// the columns (512 at a time for rows longer than 1024) so a row pair and six activation slices stay small.
-    /// Measured on 4096 × 4096 this reaches only about a quarter of the small-shape rate; see the benchmark notes.
+    /// On 4096 × 4096 it has measured at roughly a quarter of the rate seen with 576 or 1536 columns (not yet
+    /// explained; slicing alone did not change it).
     static func matmulRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ count: Int,
                            _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>, _ chunkTokens: Int,
                            _ scratch: UnsafeMutablePointer<Float>) {
