@@ -126,6 +126,26 @@ struct KernelMatrixTests {
         }
     }
 
+    @Test("matmul with long rows (column slices), odd row blocks and token remainders",
+          arguments: [PackedFormat.f32, .f16, .q4_0, .q8_0, .int8, .int4g32])
+    func matmulLongRows(format: PackedFormat) throws {
+        let rows = 37, columns = 1600, count = 13
+        let w = try PackedMatrix.quantize(randomFloats(rows * columns, seed: 70), rows: rows, columns: columns,
+                                          format: format)
+        let x = randomFloats(count * columns, seed: 71)
+        let pool = ComputePool(threadCount: 2)
+        for p in [nil, pool] {
+            var y = [Float](repeating: .nan, count: count * rows)
+            x.withUnsafeBufferPointer { xb in
+                y.withUnsafeMutableBufferPointer {
+                    MatrixKernels.matmul(w, xb.baseAddress!, count: count, into: $0.baseAddress!, pool: p)
+                }
+            }
+            expectClose(y, ReferenceKernels.matmul(w, x, count: count), weights: w.dequantize(), x: x, rows: rows,
+                        columns: columns, count: count, relative: 1e-5, "\(format) pool \(p?.threadCount ?? 0)")
+        }
+    }
+
     @Test("quantised matvec stays close to the Float32 product of the original weights")
     func quantisedVersusOriginal() throws {
         let rows = 16, columns = 512

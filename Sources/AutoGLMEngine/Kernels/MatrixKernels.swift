@@ -102,8 +102,8 @@ public enum MatrixKernels {
     }
 
     /// Y[t, r] = Σ_c X[t, c] · W[r, c] for `count` tokens: `x` is `count × w.columns` row-major, `y` is
-    /// `count × w.rows` row-major. Each task dequantises a tile of 4 weight rows once per chunk of tokens and
-    /// runs a 2-row × 6-token register-tiled FMA kernel over it (twice per tile).
+    /// `count × w.rows` row-major. Each task dequantises blocks of 16 weight rows once per chunk of tokens and
+    /// runs a 2-row × 6-token register-tiled FMA kernel over them, in column slices for long rows.
     public static func matmul(_ w: PackedMatrix, _ x: UnsafePointer<Float>, count: Int,
                               into y: UnsafeMutablePointer<Float>, pool: ComputePool?) {
         if count <= 0 { return }
@@ -119,7 +119,7 @@ public enum MatrixKernels {
         let body: (Int) -> Void = { task in
             let firstRow = task * tilesPerTask * 4
             let endRow = min(rows, firstRow + tilesPerTask * 4)
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * n) { scratch in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: SIMDKernels.matmulBlockRows * n) { scratch in
                 SIMDKernels.matmulRows(w, x, count, y, firstRow..<endRow, chunkTokens, scratch.baseAddress!)
             }
         }
