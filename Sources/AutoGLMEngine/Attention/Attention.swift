@@ -461,11 +461,32 @@ public enum Attention {
                 let tileLo = span.first + t0
                 if tileLo > lastPosition || tileLo >= keyRange.upperBound { break }
                 let tileHi = min(keyRange.upperBound, span.first + min(span.count, t0 + keyTile))
-                for first in stride(from: 0, to: lanes, by: laneGroup) {
+                // When every lane sees the same single run of this tile (keys below all the rows, the usual case
+                // in a prefill), all lanes go through it together.
+                var shared: (lo: Int, hi: Int)? = nil
+                var uniform = true
+                for first in stride(from: 0, to: lanes, by: laneGroup) where uniform {
                     let iv = s.intervals + first * ivStride
+                    var run: (lo: Int, hi: Int)? = nil
                     for k in 0..<s.counts[first] {
                         let lo = max(iv[2 * k], tileLo), hi = min(iv[2 * k + 1], tileHi)
                         if lo >= hi { continue }
+                        if run != nil { uniform = false }
+                        run = (lo, hi)
+                    }
+                    guard let run else { uniform = false; break }
+                    if let shared, shared != run { uniform = false }
+                    shared = run
+                }
+                let groupLanes = uniform ? lanes : laneGroup
+                let sharedLo = shared?.lo ?? 0, sharedHi = shared?.hi ?? 0
+                for first in stride(from: 0, to: lanes, by: groupLanes) {
+                    let iv = s.intervals + first * ivStride
+                    for k in 0..<(uniform ? 1 : s.counts[first]) {
+                        let lo = uniform ? sharedLo : max(iv[2 * k], tileLo)
+                        let hi = uniform ? sharedHi : min(iv[2 * k + 1], tileHi)
+                        if lo >= hi { continue }
+                        let laneGroup = groupLanes
                         let count = hi - lo
                         let keys = span.keys + (lo - span.first) * p.slotBytes + headOffset
                         let values = span.values + (lo - span.first) * p.slotBytes + headOffset
@@ -969,6 +990,28 @@ extension AttentionMath {
                                             scores: UnsafeMutablePointer<Float>, scoreStride: Int) {
         let chunks = d / 8
         var l = 0
+        while l + 8 <= lanes {
+            let q0 = q + l * d
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
+            for c in 0..<chunks {
+                let k = D.decode8(row, chunk: c, dataOffset: dataOffset)
+                let qc = q0 + 8 * c
+                a0 += load8(qc) * k
+                a1 += load8(qc + d) * k
+                a2 += load8(qc + 2 * d) * k
+                a3 += load8(qc + 3 * d) * k
+                a4 += load8(qc + 4 * d) * k
+                a5 += load8(qc + 5 * d) * k
+                a6 += load8(qc + 6 * d) * k
+                a7 += load8(qc + 7 * d) * k
+            }
+            let sc = scores + l * scoreStride
+            sc[0] = a0.sum(); sc[scoreStride] = a1.sum(); sc[2 * scoreStride] = a2.sum(); sc[3 * scoreStride] = a3.sum()
+            sc[4 * scoreStride] = a4.sum(); sc[5 * scoreStride] = a5.sum(); sc[6 * scoreStride] = a6.sum()
+            sc[7 * scoreStride] = a7.sum()
+            l += 8
+        }
         while l + 4 <= lanes {
             let q0 = q + l * d, q1 = q0 + d, q2 = q1 + d, q3 = q2 + d
             var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
@@ -1034,6 +1077,30 @@ extension AttentionMath {
                                                    count: Int, dataOffset: Int, acc: UnsafeMutablePointer<Float>) {
         let chunks = d / 8
         var l = 0
+        while l + 8 <= lanes {
+            let w0 = w + l * weightStride, ws = weightStride
+            let y0 = acc + l * d
+            for c in 0..<chunks {
+                let yc = y0 + 8 * c
+                var a0 = load8(yc), a1 = load8(yc + d), a2 = load8(yc + 2 * d), a3 = load8(yc + 3 * d)
+                var a4 = load8(yc + 4 * d), a5 = load8(yc + 5 * d), a6 = load8(yc + 6 * d), a7 = load8(yc + 7 * d)
+                for j in 0..<count {
+                    let v = D.decode8(rows + j * rowStride, chunk: c, dataOffset: dataOffset)
+                    let wj = w0 + j
+                    a0 += SIMD8(repeating: wj[0]) * v
+                    a1 += SIMD8(repeating: wj[ws]) * v
+                    a2 += SIMD8(repeating: wj[2 * ws]) * v
+                    a3 += SIMD8(repeating: wj[3 * ws]) * v
+                    a4 += SIMD8(repeating: wj[4 * ws]) * v
+                    a5 += SIMD8(repeating: wj[5 * ws]) * v
+                    a6 += SIMD8(repeating: wj[6 * ws]) * v
+                    a7 += SIMD8(repeating: wj[7 * ws]) * v
+                }
+                store8(a0, yc); store8(a1, yc + d); store8(a2, yc + 2 * d); store8(a3, yc + 3 * d)
+                store8(a4, yc + 4 * d); store8(a5, yc + 5 * d); store8(a6, yc + 6 * d); store8(a7, yc + 7 * d)
+            }
+            l += 8
+        }
         while l + 4 <= lanes {
             let w0 = w + l * weightStride, w1 = w0 + weightStride, w2 = w1 + weightStride, w3 = w2 + weightStride
             let y0 = acc + l * d, y1 = y0 + d, y2 = y1 + d, y3 = y2 + d
