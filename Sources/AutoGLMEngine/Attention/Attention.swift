@@ -15,6 +15,10 @@ import AutoGLMSpecs
 ///   accumulator). A work item takes one KV head and a few query rows; its lanes (every query head of the group,
 ///   for each row) share each decoded key/value chunk, so grouped-query attention reads the cache once per group.
 ///   Scratch is O(lanes · (headDim + keyTile)) per worker, independent of the sequence; no score matrix exists.
+///   When there are fewer work items than workers need (decoding with few KV heads), each item's key range is split
+///   across workers and the partial softmax states (max, sum, accumulator) are merged.
+/// Quantised caches are read in place: each 8-element chunk of a stored row is decoded in registers and used by all
+/// lanes of the item; no dequantised copy of the cache is made.
 /// Masks: causal; optional sliding window `w` with `g` global tokens (query i sees key p iff p ≤ i and
 /// (i − p < w or p < g)); optional MoBA block-sparse selection.
 public enum Attention {
