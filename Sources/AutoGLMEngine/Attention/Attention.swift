@@ -1001,14 +1001,14 @@ extension AttentionMath {
             for c in 0..<chunks {
                 let k = D.decode8(row, chunk: c, dataOffset: dataOffset)
                 let qc = q0 + 8 * c
-                a0 += load8(qc) * k
-                a1 += load8(qc + d) * k
-                a2 += load8(qc + 2 * d) * k
-                a3 += load8(qc + 3 * d) * k
-                a4 += load8(qc + 4 * d) * k
-                a5 += load8(qc + 5 * d) * k
-                a6 += load8(qc + 6 * d) * k
-                a7 += load8(qc + 7 * d) * k
+                a0 = a0.addingProduct(load8(qc), k)
+                a1 = a1.addingProduct(load8(qc + d), k)
+                a2 = a2.addingProduct(load8(qc + 2 * d), k)
+                a3 = a3.addingProduct(load8(qc + 3 * d), k)
+                a4 = a4.addingProduct(load8(qc + 4 * d), k)
+                a5 = a5.addingProduct(load8(qc + 5 * d), k)
+                a6 = a6.addingProduct(load8(qc + 6 * d), k)
+                a7 = a7.addingProduct(load8(qc + 7 * d), k)
             }
             let sc = scores + l * scoreStride
             sc[0] = a0.sum(); sc[scoreStride] = a1.sum(); sc[2 * scoreStride] = a2.sum(); sc[3 * scoreStride] = a3.sum()
@@ -1021,10 +1021,10 @@ extension AttentionMath {
             var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
             for c in 0..<chunks {
                 let k = D.decode8(row, chunk: c, dataOffset: dataOffset)
-                a0 += load8(q0 + 8 * c) * k
-                a1 += load8(q1 + 8 * c) * k
-                a2 += load8(q2 + 8 * c) * k
-                a3 += load8(q3 + 8 * c) * k
+                a0 = a0.addingProduct(load8(q0 + 8 * c), k)
+                a1 = a1.addingProduct(load8(q1 + 8 * c), k)
+                a2 = a2.addingProduct(load8(q2 + 8 * c), k)
+                a3 = a3.addingProduct(load8(q3 + 8 * c), k)
             }
             scores[l * scoreStride] = a0.sum()
             scores[(l + 1) * scoreStride] = a1.sum()
@@ -1036,39 +1036,8 @@ extension AttentionMath {
             let q0 = q + l * d
             // Same summation order as the four-lane path, so results do not depend on how lanes are grouped.
             var a0 = SIMD8<Float>()
-            for c in 0..<chunks { a0 += load8(q0 + 8 * c) * D.decode8(row, chunk: c, dataOffset: dataOffset) }
+            for c in 0..<chunks { a0 = a0.addingProduct(load8(q0 + 8 * c), D.decode8(row, chunk: c, dataOffset: dataOffset)) }
             scores[l * scoreStride] = a0.sum()
-            l += 1
-        }
-    }
-
-    /// acc_l += w[l · weightStride] · row for `lanes` accumulators (acc_l at acc + l · headDim).
-    @inline(__always)
-    static func axpyLanes<D: KVChunkDecoder>(_: D.Type, weights w: UnsafePointer<Float>, weightStride: Int, lanes: Int,
-                                             headDim d: Int, row: UnsafeRawPointer, dataOffset: Int,
-                                             acc: UnsafeMutablePointer<Float>) {
-        let chunks = d / 8
-        var l = 0
-        while l + 4 <= lanes {
-            let w0 = SIMD8<Float>(repeating: w[l * weightStride]), w1 = SIMD8<Float>(repeating: w[(l + 1) * weightStride])
-            let w2 = SIMD8<Float>(repeating: w[(l + 2) * weightStride])
-            let w3 = SIMD8<Float>(repeating: w[(l + 3) * weightStride])
-            let y0 = acc + l * d, y1 = y0 + d, y2 = y1 + d, y3 = y2 + d
-            for c in 0..<chunks {
-                let v = D.decode8(row, chunk: c, dataOffset: dataOffset)
-                store8(load8(y0 + 8 * c) + w0 * v, y0 + 8 * c)
-                store8(load8(y1 + 8 * c) + w1 * v, y1 + 8 * c)
-                store8(load8(y2 + 8 * c) + w2 * v, y2 + 8 * c)
-                store8(load8(y3 + 8 * c) + w3 * v, y3 + 8 * c)
-            }
-            l += 4
-        }
-        while l < lanes {
-            let w0 = SIMD8<Float>(repeating: w[l * weightStride])
-            let y0 = acc + l * d
-            for c in 0..<chunks {
-                store8(load8(y0 + 8 * c) + w0 * D.decode8(row, chunk: c, dataOffset: dataOffset), y0 + 8 * c)
-            }
             l += 1
         }
     }
@@ -1091,14 +1060,14 @@ extension AttentionMath {
                 for j in 0..<count {
                     let v = D.decode8(rows + j * rowStride, chunk: c, dataOffset: dataOffset)
                     let wj = w0 + j
-                    a0 += SIMD8(repeating: wj[0]) * v
-                    a1 += SIMD8(repeating: wj[ws]) * v
-                    a2 += SIMD8(repeating: wj[2 * ws]) * v
-                    a3 += SIMD8(repeating: wj[3 * ws]) * v
-                    a4 += SIMD8(repeating: wj[4 * ws]) * v
-                    a5 += SIMD8(repeating: wj[5 * ws]) * v
-                    a6 += SIMD8(repeating: wj[6 * ws]) * v
-                    a7 += SIMD8(repeating: wj[7 * ws]) * v
+                    a0 = a0.addingProduct(wj[0], v)
+                    a1 = a1.addingProduct(wj[ws], v)
+                    a2 = a2.addingProduct(wj[2 * ws], v)
+                    a3 = a3.addingProduct(wj[3 * ws], v)
+                    a4 = a4.addingProduct(wj[4 * ws], v)
+                    a5 = a5.addingProduct(wj[5 * ws], v)
+                    a6 = a6.addingProduct(wj[6 * ws], v)
+                    a7 = a7.addingProduct(wj[7 * ws], v)
                 }
                 store8(a0, yc); store8(a1, yc + d); store8(a2, yc + 2 * d); store8(a3, yc + 3 * d)
                 store8(a4, yc + 4 * d); store8(a5, yc + 5 * d); store8(a6, yc + 6 * d); store8(a7, yc + 7 * d)
@@ -1112,10 +1081,10 @@ extension AttentionMath {
                 var a0 = load8(y0 + 8 * c), a1 = load8(y1 + 8 * c), a2 = load8(y2 + 8 * c), a3 = load8(y3 + 8 * c)
                 for j in 0..<count {
                     let v = D.decode8(rows + j * rowStride, chunk: c, dataOffset: dataOffset)
-                    a0 += SIMD8(repeating: w0[j]) * v
-                    a1 += SIMD8(repeating: w1[j]) * v
-                    a2 += SIMD8(repeating: w2[j]) * v
-                    a3 += SIMD8(repeating: w3[j]) * v
+                    a0 = a0.addingProduct(w0[j], v)
+                    a1 = a1.addingProduct(w1[j], v)
+                    a2 = a2.addingProduct(w2[j], v)
+                    a3 = a3.addingProduct(w3[j], v)
                 }
                 store8(a0, y0 + 8 * c); store8(a1, y1 + 8 * c); store8(a2, y2 + 8 * c); store8(a3, y3 + 8 * c)
             }
@@ -1126,7 +1095,7 @@ extension AttentionMath {
             for c in 0..<chunks {
                 var a0 = load8(y0 + 8 * c)
                 for j in 0..<count {
-                    a0 += SIMD8(repeating: w0[j]) * D.decode8(rows + j * rowStride, chunk: c, dataOffset: dataOffset)
+                    a0 = a0.addingProduct(w0[j], D.decode8(rows + j * rowStride, chunk: c, dataOffset: dataOffset))
                 }
                 store8(a0, y0 + 8 * c)
             }
