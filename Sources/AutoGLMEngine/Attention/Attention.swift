@@ -440,7 +440,6 @@ public enum Attention {
         let lanes = rows * group
         let ivStride = p.maxIntervals * 2
         let headOffset = kvh * p.layout.rowBytes
-        let dataOffset = p.layout.dataOffset
         // Block-sparse selection differs per head; otherwise all heads of a row share the row's intervals.
         let perLane = p.selector != nil
         for r in 0..<rows {
@@ -465,80 +464,34 @@ public enum Attention {
                 let tileLo = span.first + t0
                 if tileLo > lastPosition || tileLo >= keyRange.upperBound { break }
                 let tileHi = min(keyRange.upperBound, span.first + min(span.count, t0 + keyTile))
-                // When every lane sees the same single run of this tile (keys below all the rows, the usual case
-                // in a prefill), all lanes go through it together.
-                var shared: (lo: Int, hi: Int)? = nil
-                var uniform = true
-                for first in stride(from: 0, to: lanes, by: laneGroup) where uniform {
-                    let iv = s.intervals + first * ivStride
-                    var run: (lo: Int, hi: Int)? = nil
-                    for k in 0..<s.counts[first] {
-                        let lo = max(iv[2 * k], tileLo), hi = min(iv[2 * k + 1], tileHi)
-                        if lo >= hi { continue }
-                        if run != nil { uniform = false }
-                        run = (lo, hi)
-                    }
-                    guard let run else { uniform = false; break }
-                    if let shared, shared != run { uniform = false }
-                    shared = run
-                }
-                let groupLanes = uniform ? lanes : laneGroup
-                let sharedLo = shared?.lo ?? 0, sharedHi = shared?.hi ?? 0
-                for first in stride(from: 0, to: lanes, by: groupLanes) {
-                    let iv = s.intervals + first * ivStride
-                    for k in 0..<(uniform ? 1 : s.counts[first]) {
-                        let lo = uniform ? sharedLo : max(iv[2 * k], tileLo)
-                        let hi = uniform ? sharedHi : min(iv[2 * k + 1], tileHi)
-                        if lo >= hi { continue }
-                        let laneGroup = groupLanes
-                        let count = hi - lo
-                        let keys = span.keys + (lo - span.first) * p.slotBytes + headOffset
-                        let values = span.values + (lo - span.first) * p.slotBytes + headOffset
-                        let scores = s.scores + first * keyTile
-                        // Scores for the lanes against `count` keys.
-                        if vectorised {
-                            for j in 0..<count {
-                                AttentionMath.dotLanes(D.self, q: s.q + first * d, lanes: laneGroup, headDim: d,
-                                                       row: keys + j * p.slotBytes, dataOffset: dataOffset,
-                                                       scores: scores + j, scoreStride: keyTile)
-                            }
-                        } else {
-                            for l in 0..<laneGroup {
-                                for j in 0..<count {
-                                    scores[l * keyTile + j] = AttentionMath.dot(s.q + (first + l) * d,
-                                                                                keys + j * p.slotBytes, p.layout)
-                                }
+                // Lanes that see the same single run of this tile go through it together: all of them for keys
+                // below every row (the usual case in a prefill); runs of heads with the same block selection.
+                var first = 0
+                while first < lanes {
+                    let runs = tileRuns(s, lane: first, leaderStride: laneGroup, ivStride: ivStride, tileLo, tileHi)
+                    if runs.count == 0 { first += 1; continue }
+                    if runs.count == 1 {
+                        var last = first + 1
+                        while last < lanes {
+                            let other = tileRuns(s, lane: last, leaderStride: laneGroup, ivStride: ivStride, tileLo, tileHi)
+                            if other.count != 1 || other.lo != runs.lo || other.hi != runs.hi { break }
+                            last += 1
+                        }
+                        processRun(D.self, vectorised, p, s, span: span, headOffset: headOffset, first: first,
+                                   laneCount: last - first, lo: runs.lo, hi: runs.hi)
+                        first = last
+                    } else {
+                        // Several runs in one tile (blocks shorter than a tile): this lane alone, run by run.
+                        let leader = first - first % laneGroup
+                        let iv = s.intervals + leader * ivStride
+                        for k in 0..<s.counts[leader] {
+                            let lo = max(iv[2 * k], tileLo), hi = min(iv[2 * k + 1], tileHi)
+                            if lo < hi {
+                                processRun(D.self, vectorised, p, s, span: span, headOffset: headOffset, first: first,
+                                           laneCount: 1, lo: lo, hi: hi)
                             }
                         }
-                        // Online softmax: rescale what was accumulated when the running max rises.
-                        for l in 0..<laneGroup {
-                            let lane = first + l, row = scores + l * keyTile
-                            var tileMax = -Float.infinity
-                            for j in 0..<count { tileMax = Swift.max(tileMax, row[j]) }
-                            if tileMax > s.maxes[lane] {
-                                if s.maxes[lane] > -.infinity {
-                                    let correction = expf(s.maxes[lane] - tileMax)
-                                    s.sums[lane] *= correction
-                                    AttentionMath.scale(s.acc + lane * d, d, by: correction)
-                                }
-                                s.maxes[lane] = tileMax
-                            }
-                            s.sums[lane] += AttentionMath.expShifted(row, count, shift: s.maxes[lane])
-                        }
-                        // Accumulate the weighted values.
-                        if vectorised {
-                            AttentionMath.accumulateLanes(D.self, weights: scores, weightStride: keyTile,
-                                                          lanes: laneGroup, headDim: d, rows: values,
-                                                          rowStride: p.slotBytes, count: count, dataOffset: dataOffset,
-                                                          acc: s.acc + first * d)
-                        } else {
-                            for l in 0..<laneGroup {
-                                for j in 0..<count {
-                                    AttentionMath.axpy(scores[l * keyTile + j], values + j * p.slotBytes, p.layout,
-                                                       s.acc + (first + l) * d)
-                                }
-                            }
-                        }
+                        first += 1
                     }
                 }
                 t0 += keyTile
@@ -559,6 +512,78 @@ public enum Attention {
                 let dst = out + (r0 + r) * width + h * d, acc = s.acc + lane * d
                 let inv: Float = s.sums[lane] > 0 ? 1 / s.sums[lane] : 0
                 for j in 0..<d { dst[j] = acc[j] * inv }
+            }
+        }
+    }
+
+    /// The runs of positions in `[tileLo, tileHi)` a lane attends: how many, and the last one.
+    @inline(__always)
+    static func tileRuns(_ s: TiledScratch, lane: Int, leaderStride: Int, ivStride: Int, _ tileLo: Int,
+                         _ tileHi: Int) -> (count: Int, lo: Int, hi: Int) {
+        let leader = lane - lane % leaderStride
+        let iv = s.intervals + leader * ivStride
+        var result = (count: 0, lo: 0, hi: 0)
+        for k in 0..<s.counts[leader] {
+            let lo = max(iv[2 * k], tileLo), hi = min(iv[2 * k + 1], tileHi)
+            if lo < hi { result = (result.count + 1, lo, hi) }
+        }
+        return result
+    }
+
+    /// Online-softmax step for lanes `first ..< first + laneCount` over the stored keys/values at positions
+    /// `[lo, hi)` of `span`.
+    @inline(__always)
+    static func processRun<D: KVChunkDecoder>(_: D.Type, _ vectorised: Bool, _ p: Problem, _ s: TiledScratch,
+                                              span: KVCache.Span, headOffset: Int, first: Int, laneCount: Int,
+                                              lo: Int, hi: Int) {
+        let d = p.headDim, dataOffset = p.layout.dataOffset
+        let laneGroup = laneCount
+        let count = hi - lo
+        let keys = span.keys + (lo - span.first) * p.slotBytes + headOffset
+        let values = span.values + (lo - span.first) * p.slotBytes + headOffset
+        let scores = s.scores + first * keyTile
+        // Scores for the lanes against `count` keys.
+        if vectorised {
+            for j in 0..<count {
+                AttentionMath.dotLanes(D.self, q: s.q + first * d, lanes: laneGroup, headDim: d,
+                                       row: keys + j * p.slotBytes, dataOffset: dataOffset,
+                                       scores: scores + j, scoreStride: keyTile)
+            }
+        } else {
+            for l in 0..<laneGroup {
+                for j in 0..<count {
+                    scores[l * keyTile + j] = AttentionMath.dot(s.q + (first + l) * d,
+                                                                keys + j * p.slotBytes, p.layout)
+                }
+            }
+        }
+        // Online softmax: rescale what was accumulated when the running max rises.
+        for l in 0..<laneGroup {
+            let lane = first + l, row = scores + l * keyTile
+            var tileMax = -Float.infinity
+            for j in 0..<count { tileMax = Swift.max(tileMax, row[j]) }
+            if tileMax > s.maxes[lane] {
+                if s.maxes[lane] > -.infinity {
+                    let correction = expf(s.maxes[lane] - tileMax)
+                    s.sums[lane] *= correction
+                    AttentionMath.scale(s.acc + lane * d, d, by: correction)
+                }
+                s.maxes[lane] = tileMax
+            }
+            s.sums[lane] += AttentionMath.expShifted(row, count, shift: s.maxes[lane])
+        }
+        // Accumulate the weighted values.
+        if vectorised {
+            AttentionMath.accumulateLanes(D.self, weights: scores, weightStride: keyTile,
+                                          lanes: laneGroup, headDim: d, rows: values,
+                                          rowStride: p.slotBytes, count: count, dataOffset: dataOffset,
+                                          acc: s.acc + first * d)
+        } else {
+            for l in 0..<laneGroup {
+                for j in 0..<count {
+                    AttentionMath.axpy(scores[l * keyTile + j], values + j * p.slotBytes, p.layout,
+                                       s.acc + (first + l) * d)
+                }
             }
         }
     }
