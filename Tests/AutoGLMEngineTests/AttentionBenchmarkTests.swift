@@ -13,6 +13,7 @@ struct AttentionBenchmarkTests {
         #expect(result.peakScratchBytes == Attention.scratchBytes(n: 100, m: 100, heads: 4, kernel: kernel, threads: 2,
                                                                   headDim: 32, kvHeads: 2))
         #expect(result.tokensPerSecond > 0 && result.tokensPerSecond.isFinite)
+        #expect(result.cpuSecondsPerCall > 0)
     }
 
     @Test("Block-sparse scratch accounting matches too")
@@ -65,8 +66,8 @@ struct AttentionBenchmarkTests {
     func figures() throws {
         func show(_ r: AttentionBenchmark.Result) {
             let s = r.setting
-            print(String(format: "%-28@ %-7@ L=%6d  %9.3f ms/call  %10.1f tok/s  scratch %9d B  kv %10d B",
-                         s.name as NSString, s.mode.rawValue as NSString, r.sequenceLength, r.secondsPerCall * 1e3,
+            print(String(format: "%-24@ L=%6d  %9.3f ms/call (cpu %9.3f ms)  %10.1f tok/s  scratch %9d B  kv %10d B",
+                         s.name as NSString, r.sequenceLength, r.secondsPerCall * 1e3, r.cpuSecondsPerCall * 1e3,
                          r.tokensPerSecond, r.peakScratchBytes, r.kvBytes))
         }
         for format in [KVCacheFormat.f32, .f16, .int8, .int4] {
