@@ -16,6 +16,10 @@ enum PlanReport {
         let budget = plan.constraints.memoryBudgetBytes ?? plan.device.appBudgetBytes
         lines.append("\(model.name) on \(device.name)")
         lines.append("workload \(plan.workload.id): \(plan.workload.description)")
+        let memory = device.memory
+        lines.append("memory: \(Units.gb(memory.totalBytes.value)) total, OS reserve \(Units.gb(memory.osReserveBytes.value)), " +
+                     "app budget \(Units.gb(memory.appBudgetBytes.value))" +
+                     (budget != memory.appBudgetBytes.value ? ", planned against \(Units.gb(budget))" : ""))
         lines.append("")
         let header = [pad("module", 16), pad("format", 15), pad("unit", 5), pad("weights", 10, right: true),
                       pad("budget", 7, right: true), pad("latency", 10, right: true), pad("accuracy", 9, right: true)]
