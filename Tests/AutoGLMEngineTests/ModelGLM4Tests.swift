@@ -40,22 +40,42 @@ struct TinyGLM4 {
         tensors.append(("output.weight", [hidden, vocab], random(vocab * hidden, scale: 0.3)))
     }
 
-    func write(to path: String, type: GGMLType = .f32) throws {
+    /// The same weights as a `chatglm` checkpoint: Q/K/V fused into `attn_qkv` (rows q, k, v), no post norms.
+    var chatGLMTensors: [(name: String, dims: [Int], values: [Float])] {
+        var out: [(name: String, dims: [Int], values: [Float])] = []
+        for t in tensors where !t.name.contains("post_") {
+            if t.name.contains("attn_k.") || t.name.contains("attn_v.") { continue }
+            if t.name.contains("attn_q.") {
+                let kName = t.name.replacingOccurrences(of: "attn_q.", with: "attn_k.")
+                let vName = t.name.replacingOccurrences(of: "attn_q.", with: "attn_v.")
+                let values = t.values + tensor(kName) + tensor(vName)
+                let rows = (heads + 2 * kvHeads) * headDim
+                let dims = t.dims.count == 2 ? [hidden, rows] : [rows]
+                out.append((t.name.replacingOccurrences(of: "attn_q.", with: "attn_qkv."), dims, values))
+                continue
+            }
+            out.append(t)
+        }
+        return out
+    }
+
+    func write(to path: String, type: GGMLType = .f32, chatGLM: Bool = false) throws {
+        let arch = chatGLM ? "chatglm" : "glm4"
         let metadata: [(key: String, value: GGUFValue)] = [
-            ("general.architecture", .string("glm4")),
-            ("glm4.block_count", .uint32(UInt32(layers))),
-            ("glm4.context_length", .uint32(256)),
-            ("glm4.embedding_length", .uint32(UInt32(hidden))),
-            ("glm4.feed_forward_length", .uint32(UInt32(ffn))),
-            ("glm4.attention.head_count", .uint32(UInt32(heads))),
-            ("glm4.attention.head_count_kv", .uint32(UInt32(kvHeads))),
-            ("glm4.attention.key_length", .uint32(UInt32(headDim))),
-            ("glm4.attention.layer_norm_rms_epsilon", .float32(Float(eps))),
-            ("glm4.rope.freq_base", .float32(Float(theta))),
-            ("glm4.rope.dimension_count", .uint32(UInt32(rotaryDims))),
+            ("general.architecture", .string(arch)),
+            ("\(arch).block_count", .uint32(UInt32(layers))),
+            ("\(arch).context_length", .uint32(256)),
+            ("\(arch).embedding_length", .uint32(UInt32(hidden))),
+            ("\(arch).feed_forward_length", .uint32(UInt32(ffn))),
+            ("\(arch).attention.head_count", .uint32(UInt32(heads))),
+            ("\(arch).attention.head_count_kv", .uint32(UInt32(kvHeads))),
+            ("\(arch).attention.key_length", .uint32(UInt32(headDim))),
+            ("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(eps))),
+            ("\(arch).rope.freq_base", .float32(Float(theta))),
+            ("\(arch).rope.dimension_count", .uint32(UInt32(rotaryDims))),
         ]
         var items: [(descriptor: GGUFTensorDescriptor, bytes: [UInt8])] = []
-        for t in tensors {
+        for t in chatGLM ? chatGLMTensors : tensors {
             let matrix = t.dims.count == 2
             let packed = matrix ? type : .f32
             let bytes: [UInt8]
@@ -105,8 +125,9 @@ struct TinyGLM4 {
         return out
     }
 
-    /// Logits at every position of `tokens`.
-    func referenceLogits(_ tokens: [Int32]) -> [[Double]] {
+    /// Logits at every position of `tokens` (`postNorms: false` gives the chatglm layer without them).
+    func referenceLogits(_ tokens: [Int32], postNorms: Bool = true) -> [[Double]] {
+        func post(_ x: [Double], _ name: String) -> [Double] { postNorms ? rms(x, tensor(name)) : x }
         let qw = heads * headDim, kvw = kvHeads * headDim
         let embd = tensor("token_embd.weight")
         var xs: [[Double]] = tokens.map { t in (0..<hidden).map { Double(embd[Int(t) * hidden + $0]) } }
@@ -138,14 +159,14 @@ struct TinyGLM4 {
                 attnOut.append(out)
             }
             for pos in xs.indices {
-                let o = rms(linear(tensor(p + "attn_output.weight"), attnOut[pos], rows: hidden),
-                            tensor(p + "post_attention_norm.weight"))
+                let o = post(linear(tensor(p + "attn_output.weight"), attnOut[pos], rows: hidden),
+                             p + "post_attention_norm.weight")
                 var x = xs[pos]
                 for i in 0..<hidden { x[i] += o[i] }
                 let xn = rms(x, tensor(p + "ffn_norm.weight"))
                 let gu = linear(tensor(p + "ffn_up.weight"), xn, rows: 2 * ffn)
                 let act = (0..<ffn).map { i in gu[i] / (1 + exp(-gu[i])) * gu[ffn + i] }
-                let y = rms(linear(tensor(p + "ffn_down.weight"), act, rows: hidden), tensor(p + "post_ffw_norm.weight"))
+                let y = post(linear(tensor(p + "ffn_down.weight"), act, rows: hidden), p + "post_ffw_norm.weight")
                 for i in 0..<hidden { x[i] += y[i] }
                 xs[pos] = x
             }
@@ -190,6 +211,28 @@ struct ModelGLM4Tests {
             #expect(Self.maxRelativeError(logits, want[t]) < 1e-4, "decode position \(t)")
         }
         #expect(session.length == tokens.count)
+    }
+
+    @Test func chatGLMFusedQKVMatchesScalarReference() throws {
+        let tiny = TinyGLM4(seed: 9)
+        let dir = try ModelTestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("tiny-chatglm.gguf").path
+        try tiny.write(to: path, chatGLM: true)
+        let model = try DecoderModel.load(gguf: try GGUFFile(path: path))
+        #expect(model.config.architecture == "chatglm")
+        let tokens: [Int32] = [9, 8, 7, 6, 5, 4]
+        let want = tiny.referenceLogits(tokens, postNorms: false)
+        let session = try InferenceSession(model: model, capacity: 16, pool: ModelTestSupport.pool)
+        let all = try tokens.withUnsafeBufferPointer { try session.forward($0, logitsFrom: 0) }
+        for t in tokens.indices {
+            let row = UnsafeBufferPointer(rebasing: all[(t * tiny.vocab)..<((t + 1) * tiny.vocab)])
+            #expect(Self.maxRelativeError(row, want[t]) < 1e-4, "position \(t)")
+        }
+        // The GLM-4 reference (with post norms) is far from this model: the comparison can tell them apart.
+        let glm4 = tiny.referenceLogits(tokens)
+        let last = UnsafeBufferPointer(rebasing: all[((tokens.count - 1) * tiny.vocab)...])
+        #expect(Self.maxRelativeError(last, glm4[tokens.count - 1]) > 1e-2)
     }
 
     @Test func packedWeightsStayPackedAndTrackTheReference() throws {
