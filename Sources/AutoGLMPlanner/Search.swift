@@ -275,8 +275,8 @@ public struct PlanSearch: Sendable {
     /// Pareto filter over (peak bytes, loss, latency), sorted by peak bytes. To keep the frontier readable it is an
     /// ε-Pareto set: a point is dropped when a point with no more memory is within `lossSlack` of its loss and within
     /// `latencySlack` (relative) of its latency.
-    static let lossSlack = 1e-4
-    static let latencySlack = 0.05
+    static let lossSlack = 2e-3
+    static let latencySlack = 0.10
 
     static func pareto(_ pool: [Candidate]) -> [Candidate] {
         let sorted = pool.sorted { a, b in
