@@ -26,6 +26,8 @@ public final class WeightLoader {
     public private(set) var formats: [String: PackedFormat] = [:]
     /// Tensors converted from their stored format.
     public private(set) var convertedTensors: [String] = []
+    /// Planned-only formats (q4_k, q6_k, nf4, ...) and the engine format run in their place.
+    public private(set) var substitutions: [String: PackedFormat] = [:]
     /// Tensors stored in a smaller INT4 group than asked for because their rows are not a multiple of the group.
     public private(set) var groupFallbacks: [(tensor: String, asked: PackedFormat, used: PackedFormat)] = []
 
@@ -64,11 +66,13 @@ public final class WeightLoader {
             let tensor = ModuleTensor(name: name, module: module, rows: rows, columns: columns, layer: layer,
                                       role: role)
             guard let wanted = plan.format(for: tensor) else { return stored }
-            guard wanted.engineExecutes, let format = PackedFormat(rawValue: wanted.rawValue) else {
+            if let format = PackedFormat(rawValue: wanted.rawValue) { return format }
+            guard let substitute = Self.engineSubstitute(for: wanted) else {
                 throw ModelError.unsupportedPlanFormat(tensor: name, format: wanted.rawValue,
                                                        reason: "the engine does not execute it")
             }
-            return format
+            substitutions[wanted.rawValue] = substitute
+            return substitute
         }
     }
 
@@ -104,6 +108,18 @@ public final class WeightLoader {
         formats[module == nil ? name : "\(name) as \(moduleName)"] = format
         residentBytesByModule[moduleName, default: 0] += result.byteCount
         return result
+    }
+
+    /// The engine format that stands in for a format the planner plans but the engine does not execute: the
+    /// executed format with the same bits per weight or the next finer one.
+    public static func engineSubstitute(for format: WeightFormat) -> PackedFormat? {
+        switch format {
+        case .q4K, .nf4: return .int4g32        // 4.5 / 4.13 bits → 5 bits with group 32 scale and min
+        case .gptqInt4g128: return .int4g128
+        case .q6K: return .q8_0
+        case .llmInt8: return .int8
+        default: return PackedFormat(rawValue: format.rawValue)
+        }
     }
 
     /// For INT4 group formats: the largest smaller group that divides `columns` (g128 → g64 → g32), else nil.
