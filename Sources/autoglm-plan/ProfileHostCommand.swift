@@ -83,15 +83,16 @@ struct ProfileHostCommand: ParsableCommand {
     static func summary(_ r: HostCalibrationResult, profile: DeviceProfile, path: String) -> String {
         var lines: [String] = []
         lines.append("host: \(r.host.cpuModel), \(r.options.threads) threads, MemAvailable "
-                     + String(format: "%.2f GiB", Double(r.host.memAvailableBytes) / 1073741824))
+                     + String(format: "%.2f GiB", Double(r.host.memAvailableBytes) / 1073741824)
+                     + (r.host.loadAverage.map { String(format: ", load average %.1f", $0) } ?? ""))
         lines.append(String(format: "stream read: %.2f GB/s (median of %d passes over %d MiB)",
                             r.bandwidth.medianBytesPerSecond / 1e9, r.bandwidth.passBytesPerSecond.count,
                             r.bandwidth.bytes >> 20))
-        lines.append(String(format: "%-10@ %12@ %12@ %14@", "format" as NSString, "matvec GB/s" as NSString,
-                            "matvec ms" as NSString, "matmul GFLOP/s" as NSString))
+        lines.append("format      matvec GB/s    matvec ms  matmul GFLOP/s")
         for f in r.formats {
-            lines.append(String(format: "%-10@ %12.2f %12.3f %14.1f", f.format.rawValue as NSString,
-                                f.matvec.gigabytesPerSecond, f.matvec.medianSeconds * 1e3, f.matmul.gflopsPerSecond))
+            let name = f.format.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)
+            lines.append(name + String(format: " %12.2f %12.3f %15.1f", f.matvec.gigabytesPerSecond,
+                                       f.matvec.medianSeconds * 1e3, f.matmul.gflopsPerSecond))
         }
         lines.append(String(format: "attention prefill %d tokens: %.1f GFLOP/s, %.0f tokens/s per layer",
                             r.attention.tokens, r.attention.gflopsPerSecond, r.attention.tokensPerSecond))

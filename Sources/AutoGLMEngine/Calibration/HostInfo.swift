@@ -15,17 +15,21 @@ public struct HostInfo: Sendable, Codable, Equatable {
     public var memAvailableBytes: Int
     /// Resident set of this process when the info was read (VmRSS), in bytes.
     public var processResidentBytes: Int
+    /// One-minute load average (/proc/loadavg) when the info was read: above the core count, other work competed
+    /// with the measurements. Nil when not available.
+    public var loadAverage: Double?
 
     enum CodingKeys: String, CodingKey {
         case cpuModel = "cpu_model", cores, clockGHz = "clock_ghz", memTotalBytes = "mem_total_bytes"
         case memAvailableBytes = "mem_available_bytes", processResidentBytes = "process_resident_bytes"
+        case loadAverage = "load_average"
     }
 
     public init(cpuModel: String, cores: Int, clockGHz: Double?, memTotalBytes: Int, memAvailableBytes: Int,
-                processResidentBytes: Int) {
+                processResidentBytes: Int, loadAverage: Double? = nil) {
         self.cpuModel = cpuModel; self.cores = cores; self.clockGHz = clockGHz
         self.memTotalBytes = memTotalBytes; self.memAvailableBytes = memAvailableBytes
-        self.processResidentBytes = processResidentBytes
+        self.processResidentBytes = processResidentBytes; self.loadAverage = loadAverage
     }
 
     /// Reads the running machine's facts from /proc.
@@ -33,12 +37,14 @@ public struct HostInfo: Sendable, Codable, Equatable {
         let cpuinfo = try readText("/proc/cpuinfo")
         let meminfo = try readText("/proc/meminfo")
         let status = try readText("/proc/self/status")
-        return try parse(cpuinfo: cpuinfo, meminfo: meminfo, status: status,
+        let loadavg = try? readText("/proc/loadavg")
+        return try parse(cpuinfo: cpuinfo, meminfo: meminfo, status: status, loadavg: loadavg,
                          cores: ProcessInfo.processInfo.activeProcessorCount)
     }
 
     /// Builds the facts from the texts of /proc/cpuinfo, /proc/meminfo and /proc/self/status.
-    public static func parse(cpuinfo: String, meminfo: String, status: String, cores: Int) throws -> HostInfo {
+    public static func parse(cpuinfo: String, meminfo: String, status: String, loadavg: String? = nil,
+                             cores: Int) throws -> HostInfo {
         let model = firstValue(cpuinfo, "model name") ?? firstValue(cpuinfo, "Hardware")
         let mhz = firstValue(cpuinfo, "cpu MHz").flatMap(Double.init)
         let total = try kilobytes(meminfo, "MemTotal", file: "/proc/meminfo")
@@ -53,7 +59,8 @@ public struct HostInfo: Sendable, Codable, Equatable {
         #endif
         return HostInfo(cpuModel: model.map { $0.isEmpty ? arch : $0 } ?? arch, cores: max(1, cores),
                         clockGHz: mhz.flatMap { $0 > 0 ? $0 / 1000 : nil }, memTotalBytes: total,
-                        memAvailableBytes: min(available, total), processResidentBytes: rss)
+                        memAvailableBytes: min(available, total), processResidentBytes: rss,
+                        loadAverage: loadavg?.split(separator: " ").first.flatMap { Double($0) })
     }
 
     static func readText(_ path: String) throws -> String {

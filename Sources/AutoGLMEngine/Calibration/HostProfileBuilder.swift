@@ -96,10 +96,14 @@ public enum HostProfileBuilder {
         let overhead = Sourced(host.processResidentBytes, source: system(
             "VmRSS of the calibrating process before its buffers (runtime, libraries)"))
 
+        let load = host.loadAverage.map {
+            String(format: ", with a 1-minute load average of %.1f on %d processors", $0, host.cores)
+                + ($0 > Double(host.cores) ? " (other work competed for the CPU, so these figures are low)" : "")
+        } ?? ""
         let notes = """
             Measured on this build machine (\(host.cpuModel), \(host.cores) processors, \
             \(String(format: "%.1f", Double(host.memTotalBytes) / 1073741824)) GiB) by `autoglm-plan profile-host` \
-            on \(r.date). Peaks are achieved engine matmul throughput, not theoretical. Efficiencies: matvec_bandwidth \
+            on \(r.date)\(load). Peaks are achieved engine matmul throughput, not theoretical. Efficiencies: matvec_bandwidth \
             = matvec GB/s ÷ stream GB/s; matmul_compute = matmul GFLOP/s ÷ precision peak; attention_compute = \
             attention GFLOP/s ÷ f32 peak (medians over formats). Per format (matvec GB/s, matmul GFLOP/s): \
             \(r.formats.map { String(format: "%@ %.1f/%.1f", $0.format.rawValue as NSString, $0.matvec.gigabytesPerSecond, $0.matmul.gflopsPerSecond) }.joined(separator: ", ")).
