@@ -60,7 +60,7 @@ struct ProfileHostCommand: ParsableCommand {
         } catch {
             // Calibration, spec, kernel, quantisation and attention errors all describe themselves in one line.
             Self.printError("profile-host: \(error)")
-            throw ExitCode(1)
+            throw TerminateWith(code: 1)
         }
     }
 
