@@ -5,7 +5,7 @@ struct AutoGLMRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "autoglm-run",
         abstract: "Run a plan with the engine, under phone emulation, and sign off the result.",
-        subcommands: [RunCommand.self, ConvertCommand.self, BenchCommand.self, ExecCommand.self, MeasureAttentionCommand.self],
+        subcommands: [RunCommand.self, ConvertCommand.self, BenchCommand.self, ExecCommand.self, MeasureAttentionCommand.self, BenchAttentionCommand.self],
         defaultSubcommand: RunCommand.self
     )
 }
