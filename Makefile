@@ -41,7 +41,9 @@ bench: build models
 
 # This machine's measured device profile (minutes; run on an otherwise idle machine for representative figures).
 profile-host: build
-	$(BIN)/autoglm-plan profile-host -o DeviceProfiles/host.json
+	$(BIN)/autoglm-plan profile-host -o DeviceProfiles/host.json --measurements DeviceProfiles/measurements/host.json
+	$(BIN)/autoglm-plan --model Models/smollm2-135m.json --device DeviceProfiles/host.json --workload chat \
+	  -o Plans/smollm2-135m.host.json --quiet
 
 # Accuracy cost (KL, perplexity ratio) of each attention setting on SmolLM2 against full F32 attention; updates the
 # manifest's setting_sensitivity entries and writes the per-setting results file bench-attention reads.

@@ -29,6 +29,10 @@ struct ProfileHostCommand: ParsableCommand {
     @Option(name: .long, help: "Also write every raw measurement (all passes and repeats) as JSON to this file.")
     var measurements: String?
 
+    @Option(name: .customLong("from-measurements"),
+            help: "Build the profile from a raw measurements file written earlier with --measurements; measure nothing.")
+    var fromMeasurements: String?
+
     @Option(name: .long, help: "Profile id.")
     var id: String = "host"
 
@@ -47,7 +51,12 @@ struct ProfileHostCommand: ParsableCommand {
         let options = quick ? CalibrationOptions.quick(threads: n) : CalibrationOptions.full(threads: n)
         let log: ((String) -> Void)? = quiet ? nil : { line in Self.printError("profile-host: " + line) }
         do {
-            let result = try HostCalibration.run(options: options, progress: log)
+            let result: HostCalibrationResult
+            if let fromMeasurements {
+                result = try SpecLoader.load(HostCalibrationResult.self, from: fromMeasurements)
+            } else {
+                result = try HostCalibration.run(options: options, progress: log)
+            }
             let profile = try HostProfileBuilder.profile(from: result, id: id)
             let data = try SpecLoader.encode(profile)
             // The file must load back through the same validation as any checked-in profile.

@@ -7,7 +7,8 @@
 //   precision is p. It is achieved, not theoretical, throughput of this engine.
 // - efficiency.matvec_bandwidth: median over formats of (matvec weight bytes/s ÷ stream read bandwidth), at most 1.
 // - efficiency.matmul_compute: median over formats of (matmul FLOP/s ÷ peak of the format's precision).
-// - efficiency.attention_compute: attention prefill FLOP/s ÷ the f32 peak (attention runs in f32), at most 1.
+// - efficiency.attention_compute: attention prefill FLOP/s ÷ the peak a planner prices attention against (the f16
+//   peak when one was measured, else f32), at most 1, so that peak × factor reproduces the measured rate.
 // - sustained_factor: median of the last third of the stream-read passes ÷ median of the first third, at most 1.
 // - runtime_overhead_bytes: this process's resident set before any calibration buffer was allocated.
 
@@ -71,8 +72,9 @@ public enum HostProfileBuilder {
             guard let wf = WeightFormat(rawValue: f.format.rawValue), let peak = peaks[wf.computePrecision] else { continue }
             matmulRatios.append(f.matmul.gflopsPerSecond / peak.gflops)
         }
-        let f32Peak = peaks[.f32]?.gflops ?? peaks.values.map(\.gflops).max() ?? 0
-        let attentionRatio = min(1, r.attention.gflopsPerSecond / f32Peak)
+        let attentionPeakPrecision: ComputePrecision = peaks[.f16] != nil ? .f16 : .f32
+        let attentionPeak = peaks[attentionPeakPrecision]?.gflops ?? peaks.values.map(\.gflops).max() ?? 0
+        let attentionRatio = min(1, r.attention.gflopsPerSecond / attentionPeak)
         let matvecFactor = Statistics.median(matvecRatios)
         let matmulFactor = Statistics.median(matmulRatios)
         for (what, v) in [("matvec_bandwidth", matvecFactor), ("matmul_compute", matmulFactor),
@@ -88,7 +90,8 @@ public enum HostProfileBuilder {
                 count: r.options.matmulRepeats)),
             .attentionCompute: Sourced(attentionRatio, source: source(
                 "tiled causal prefill of \(r.attention.tokens) tokens (\(r.attention.heads) heads, "
-                + "\(r.attention.kvHeads) KV heads, head_dim \(r.attention.headDim)) GFLOP/s ÷ f32 peak",
+                + "\(r.attention.kvHeads) KV heads, head_dim \(r.attention.headDim)) GFLOP/s ÷ "
+                + "\(attentionPeakPrecision.rawValue) peak",
                 count: r.attention.secondsPerCall.count)),
         ]
         let sustained = Sourced(r.bandwidth.sustainedRatio, source: source(
@@ -105,7 +108,7 @@ public enum HostProfileBuilder {
             \(String(format: "%.1f", Double(host.memTotalBytes) / 1073741824)) GiB) by `autoglm-plan profile-host` \
             on \(r.date)\(load). Peaks are achieved engine matmul throughput, not theoretical. Efficiencies: matvec_bandwidth \
             = matvec GB/s ÷ stream GB/s; matmul_compute = matmul GFLOP/s ÷ precision peak; attention_compute = \
-            attention GFLOP/s ÷ f32 peak (medians over formats). Per format (matvec GB/s, matmul GFLOP/s): \
+            attention GFLOP/s ÷ \(attentionPeakPrecision.rawValue) peak, the precision attention is priced at (the first two are medians over formats). Per format (matvec GB/s, matmul GFLOP/s): \
             \(r.formats.map { String(format: "%@ %.1f/%.1f", $0.format.rawValue as NSString, $0.matvec.gigabytesPerSecond, $0.matmul.gflopsPerSecond) }.joined(separator: ", ")).
             """
         return DeviceProfile(id: id, name: name ?? "This host: \(host.cpuModel), \(host.cores) threads", kind: .host,
