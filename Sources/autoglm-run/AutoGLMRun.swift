@@ -14,6 +14,8 @@ struct AutoGLMRun: AsyncParsableCommand {
             VerifyCommand.self,
             HistoryCommand.self,
             SignoffKeygenCommand.self,
+            MeasureAttentionCommand.self,
+            BenchAttentionCommand.self,
         ],
         defaultSubcommand: RunCommand.self
     )

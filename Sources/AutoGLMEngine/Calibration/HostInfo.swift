@@ -1,0 +1,96 @@
+// What the host says about itself: CPU model, core count, clock, memory (Linux /proc files).
+
+import Foundation
+
+/// Static facts about the machine being calibrated.
+public struct HostInfo: Sendable, Codable, Equatable {
+    /// CPU model name (`model name` in /proc/cpuinfo), or the architecture when that is missing.
+    public var cpuModel: String
+    /// Processors available to this process.
+    public var cores: Int
+    /// Clock of the first processor in GHz (`cpu MHz`), nil when not reported.
+    public var clockGHz: Double?
+    /// MemTotal and MemAvailable from /proc/meminfo, in bytes.
+    public var memTotalBytes: Int
+    public var memAvailableBytes: Int
+    /// Resident set of this process when the info was read (VmRSS), in bytes.
+    public var processResidentBytes: Int
+    /// One-minute load average (/proc/loadavg) when the info was read: above the core count, other work competed
+    /// with the measurements. Nil when not available.
+    public var loadAverage: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case cpuModel = "cpu_model", cores, clockGHz = "clock_ghz", memTotalBytes = "mem_total_bytes"
+        case memAvailableBytes = "mem_available_bytes", processResidentBytes = "process_resident_bytes"
+        case loadAverage = "load_average"
+    }
+
+    public init(cpuModel: String, cores: Int, clockGHz: Double?, memTotalBytes: Int, memAvailableBytes: Int,
+                processResidentBytes: Int, loadAverage: Double? = nil) {
+        self.cpuModel = cpuModel; self.cores = cores; self.clockGHz = clockGHz
+        self.memTotalBytes = memTotalBytes; self.memAvailableBytes = memAvailableBytes
+        self.processResidentBytes = processResidentBytes; self.loadAverage = loadAverage
+    }
+
+    /// Reads the running machine's facts from /proc.
+    public static func current() throws -> HostInfo {
+        let cpuinfo = try readText("/proc/cpuinfo")
+        let meminfo = try readText("/proc/meminfo")
+        let status = try readText("/proc/self/status")
+        let loadavg = try? readText("/proc/loadavg")
+        return try parse(cpuinfo: cpuinfo, meminfo: meminfo, status: status, loadavg: loadavg,
+                         cores: ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    /// Builds the facts from the texts of /proc/cpuinfo, /proc/meminfo and /proc/self/status.
+    public static func parse(cpuinfo: String, meminfo: String, status: String, loadavg: String? = nil,
+                             cores: Int) throws -> HostInfo {
+        let model = firstValue(cpuinfo, "model name") ?? firstValue(cpuinfo, "Hardware")
+        let mhz = firstValue(cpuinfo, "cpu MHz").flatMap(Double.init)
+        let total = try kilobytes(meminfo, "MemTotal", file: "/proc/meminfo")
+        let available = try kilobytes(meminfo, "MemAvailable", file: "/proc/meminfo")
+        let rss = try kilobytes(status, "VmRSS", file: "/proc/self/status")
+        #if arch(x86_64)
+        let arch = "x86_64"
+        #elseif arch(arm64)
+        let arch = "arm64"
+        #else
+        let arch = "unknown architecture"
+        #endif
+        return HostInfo(cpuModel: model.map { $0.isEmpty ? arch : $0 } ?? arch, cores: max(1, cores),
+                        clockGHz: mhz.flatMap { $0 > 0 ? $0 / 1000 : nil }, memTotalBytes: total,
+                        memAvailableBytes: min(available, total), processResidentBytes: rss,
+                        loadAverage: loadavg?.split(separator: " ").first.flatMap { Double($0) })
+    }
+
+    static func readText(_ path: String) throws -> String {
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw CalibrationError.unreadableSystemFile(path: path, reason: (error as NSError).localizedDescription)
+        }
+    }
+
+    /// The value after "key:" on the first line whose key matches, trimmed.
+    static func firstValue(_ text: String, _ key: String) -> String? {
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            if line[..<colon].trimmingCharacters(in: .whitespaces) == key {
+                return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return nil
+    }
+
+    /// A "Key:   1234 kB" line as bytes.
+    static func kilobytes(_ text: String, _ key: String, file: String) throws -> Int {
+        guard let value = firstValue(text, key) else {
+            throw CalibrationError.missingSystemField(path: file, field: key)
+        }
+        let parts = value.split(separator: " ")
+        guard let number = parts.first.flatMap({ Int($0) }), number >= 0 else {
+            throw CalibrationError.missingSystemField(path: file, field: key + " (a number of kB)")
+        }
+        return number * 1024
+    }
+}

@@ -1,0 +1,311 @@
+import ArgumentParser
+import AutoGLMEngine
+import AutoGLMEvaluation
+import AutoGLMSpecs
+import Foundation
+
+/// One attention setting whose accuracy cost is measured, named as the planner's setting tables name it.
+struct MeasuredAttentionSetting: Codable, Sendable, Equatable {
+    var setting: String
+    var context: Int
+    var scoredTokens: Int
+    var klMean: Double
+    var klStandardError: Double
+    var klP99: Double
+    var pplRatio: Double
+    var pplRatioStandardError: Double
+    var top1Agreement: Double
+    var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case setting, context, scoredTokens = "scored_tokens", klMean = "kl_mean"
+        case klStandardError = "kl_standard_error", klP99 = "kl_p99", pplRatio = "ppl_ratio"
+        case pplRatioStandardError = "ppl_ratio_standard_error", top1Agreement = "top1_agreement", seconds
+    }
+
+    /// The planner's loss figure: relative perplexity increase, never below zero.
+    var loss: Double { max(0, pplRatio - 1) }
+}
+
+/// What `measure-attention -o` writes.
+struct AttentionAccuracyFile: Codable, Sendable {
+    var checkpoint: String
+    var text: [String]
+    var date: String
+    var threads: Int
+    var settings: [MeasuredAttentionSetting]
+}
+
+/// `autoglm-run measure-attention`: the accuracy cost of each attention setting on the real model.
+///
+/// For each setting the checkpoint runs over windows of real text with that setting and with full F32 attention
+/// (same weights); the KL divergence of the next-token distributions and the perplexity ratio are recorded, and
+/// the manifest's `setting_sensitivity` entries for those settings are replaced by the measured ones.
+struct MeasureAttentionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "measure-attention",
+        abstract: "Measure KL divergence and perplexity change of attention settings against full F32 attention.",
+        discussion: """
+            Settings: kv:f16, kv:int8, kv:int4 (KV cache precision), window:W+G (sliding window of W tokens plus G \
+            global tokens), block-sparse:C/K (MoBA: blocks of C tokens, top K), kernel:materialised (scores \
+            materialised instead of tiled). Each is compared with the same weights under F32 KV, tiled, full \
+            attention. Exit status: 0 on success, 1 when loading or measuring fails, 64 for bad options.
+            """
+    )
+
+    @Option(help: "GGUF checkpoint (SmolLM2-135M-Instruct).")
+    var checkpoint: String
+
+    @Option(help: "Tokens per evaluation window; the second half of each window is scored.")
+    var context: Int = 1024
+
+    @Option(name: .customLong("max-tokens"), help: "Tokens of text to use (default: one window).")
+    var maxTokens: Int?
+
+    @Option(help: "Comma-separated settings to measure.")
+    var settings: String = "kv:f16,kv:int8,kv:int4,window:512+4,window:256+4,block-sparse:256/2,block-sparse:128/4,kernel:materialised"
+
+    @Option(name: .customLong("text"), help: "Text files (comma-separated).")
+    var textFiles: String = EvaluationText.defaultFiles.joined(separator: ",")
+
+    @Option(name: .shortAndLong, help: "Write every measurement as JSON to this file.")
+    var output: String?
+
+    @Option(help: "Model manifest whose setting_sensitivity entries are replaced by the measured ones.")
+    var manifest: String = "Models/smollm2-135m.json"
+
+    @Flag(name: .customLong("no-manifest"), help: "Do not update the manifest.")
+    var noManifest = false
+
+    @Option(help: "Threads (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if context < 16 { throw ValidationError("--context must be at least 16, got \(context)") }
+        if let maxTokens, maxTokens < context {
+            throw ValidationError("--max-tokens must be at least --context (\(context)), got \(maxTokens)")
+        }
+        if let threads, threads < 1 { throw ValidationError("--threads must be positive, got \(threads)") }
+        for name in settingNames { _ = try Self.parse(setting: name) }
+    }
+
+    var settingNames: [String] {
+        settings.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// The engine settings a setting name stands for.
+    static func parse(setting: String) throws -> AttentionSettings {
+        let parts = setting.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { throw ValidationError("setting '\(setting)' is not kind:value") }
+        switch parts[0] {
+        case "kv":
+            guard let f = KVCacheFormat(rawValue: parts[1]) else {
+                throw ValidationError("setting '\(setting)': KV format must be f32, f16, int8 or int4")
+            }
+            return AttentionSettings(kvCacheFormat: f)
+        case "window":
+            let wg = parts[1].split(separator: "+").compactMap { Int($0) }
+            guard wg.count == 2, wg[0] > 0, wg[1] >= 0 else {
+                throw ValidationError("setting '\(setting)': expected window:W+G with W > 0, G ≥ 0")
+            }
+            return AttentionSettings(window: wg[0], globalTokens: wg[1])
+        case "block-sparse":
+            let ck = parts[1].split(separator: "/").compactMap { Int($0) }
+            guard ck.count == 2, ck[0] > 0, ck[1] > 0 else {
+                throw ValidationError("setting '\(setting)': expected block-sparse:C/K with C, K > 0")
+            }
+            return AttentionSettings(blockSparse: Plan.BlockSparse(chunk: ck[0], topK: ck[1]))
+        case "kernel":
+            guard let k = AttentionKernel(rawValue: parts[1]) else {
+                throw ValidationError("setting '\(setting)': kernel must be tiled or materialised")
+            }
+            return AttentionSettings(kernel: k)
+        default:
+            throw ValidationError("setting '\(setting)': unknown kind '\(parts[0])' (kv, window, block-sparse, kernel)")
+        }
+    }
+
+    func run() throws {
+        do {
+            try measure()
+        } catch {
+            FileHandle.standardError.write(Data("measure-attention: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+
+    private func measure() throws {
+        let files = textFiles.split(separator: ",").map(String.init)
+        let text = try EvaluationText.load(files)
+        let loaded = try LoadedCheckpoint(path: checkpoint)
+        let pool = ComputePool(threadCount: threads)
+        let tokenizer = loaded.tokenizer
+        var tokens = tokenizer.encode(text)
+        let usable = min(tokens.count, maxTokens ?? context)
+        let windows = usable / context
+        guard windows >= 1 else {
+            throw EvaluationError.textTooShort(file: files.joined(separator: ","), tokens: tokens.count, needed: context)
+        }
+        tokens = Array(tokens.prefix(windows * context))
+        let bos: Int32? = tokenizer.addsBOS ? tokenizer.bosTokenID : nil
+        let first = context / 2
+        let rows = context - first
+        let vocab = loaded.model.config.vocab
+        let batch = min(context, 512)
+        log("\(windows) window(s) of \(context) tokens, \(windows * (rows - 1)) scored tokens per setting")
+
+        // Reference logits once per window: same weights, F32 KV, tiled, full attention.
+        let reference = try InferenceSession(model: loaded.model, capacity: context, batch: batch,
+                                             attention: AttentionSettings(kvCacheFormat: .f32), pool: pool)
+        var referenceLogits: [[Float]] = []
+        for w in 0..<windows {
+            let window = windowTokens(tokens, w, bos)
+            reference.reset()
+            let logits = try window.withUnsafeBufferPointer { try reference.forward($0, logitsFrom: first) }
+            referenceLogits.append(Array(logits.prefix(rows * vocab)))
+        }
+
+        var results: [MeasuredAttentionSetting] = []
+        for name in settingNames {
+            let attention = try Self.parse(setting: name)
+            let session = try InferenceSession(model: loaded.model, capacity: context, batch: batch,
+                                               attention: attention, pool: pool)
+            let start = Date()
+            var comparisons: [TokenComparison] = []
+            for w in 0..<windows {
+                let window = windowTokens(tokens, w, bos)
+                session.reset()
+                let logits = try window.withUnsafeBufferPointer { try session.forward($0, logitsFrom: first) }
+                try referenceLogits[w].withUnsafeBufferPointer { ref in
+                    for j in 0..<(rows - 1) {
+                        let target = Int(window[first + j + 1])
+                        guard let r = ref.baseAddress, let p = logits.baseAddress,
+                              let c = TokenComparison.compare(reference: r + j * vocab, plan: p + j * vocab,
+                                                              vocab: vocab, target: target)
+                        else { throw EvaluationError.nonFiniteLogit(run: name, position: w * context + first + j) }
+                        comparisons.append(c)
+                    }
+                }
+            }
+            let s = try AccuracySummary(comparisons)
+            let m = MeasuredAttentionSetting(
+                setting: name, context: context, scoredTokens: s.scoredTokens, klMean: s.klMean.value,
+                klStandardError: s.klMean.uncertainty, klP99: s.klP99, pplRatio: s.pplRatio.value,
+                pplRatioStandardError: s.pplRatio.uncertainty, top1Agreement: s.top1Agreement.value,
+                seconds: Date().timeIntervalSince(start))
+            results.append(m)
+            print(String(format: "%-22@ KL %.6f ± %.6f  PPL ratio %.5f ± %.5f  top-1 %.4f  (%.0f s)",
+                         name as NSString, m.klMean, m.klStandardError, m.pplRatio, m.pplRatioStandardError,
+                         m.top1Agreement, m.seconds))
+        }
+
+        let formatter = ISO8601DateFormatter()
+        let date = formatter.string(from: Date())
+        let threadCount = pool.threadCount
+        if let output {
+            let file = AttentionAccuracyFile(checkpoint: (checkpoint as NSString).lastPathComponent, text: files,
+                                             date: date, threads: threadCount, settings: results)
+            try SpecLoader.encode(file).write(to: URL(fileURLWithPath: output), options: .atomic)
+        }
+        if !noManifest {
+            let day = String(date.prefix(10))
+            let entries = results.filter { !$0.setting.hasPrefix("kernel:") }.map { m in
+                SettingSensitivity(
+                    setting: m.setting, loss: m.loss,
+                    source: String(format: "measured: autoglm-run measure-attention on %@, %@, %d scored tokens of "
+                                   + "%@ at context %d against full F32 attention with the same weights: "
+                                   + "KL %.6f ± %.6f, PPL ratio %.5f ± %.5f, top-1 agreement %.4f",
+                                   (checkpoint as NSString).lastPathComponent as NSString, day as NSString,
+                                   m.scoredTokens, files.map { ($0 as NSString).lastPathComponent }
+                                       .joined(separator: "+") as NSString,
+                                   m.context, m.klMean, m.klStandardError, m.pplRatio, m.pplRatioStandardError,
+                                   m.top1Agreement),
+                    measured: true)
+            }
+            try ManifestSettingsUpdate.replace(entries, inManifest: manifest)
+            log("updated \(entries.count) setting_sensitivity entries in \(manifest)")
+        }
+    }
+
+    private func windowTokens(_ tokens: [Int32], _ w: Int, _ bos: Int32?) -> [Int32] {
+        var window = Array(tokens[(w * context)..<((w + 1) * context)])
+        if let bos { window[0] = bos }
+        return window
+    }
+
+    private func log(_ line: String) {
+        FileHandle.standardError.write(Data(("measure-attention: " + line + "\n").utf8))
+    }
+}
+
+/// Replaces `setting_sensitivity` entries of a manifest file in place, leaving the rest of the file's text as it is.
+enum ManifestSettingsUpdate {
+    struct Failure: Error, CustomStringConvertible {
+        let file: String
+        let reason: String
+        var description: String { "\(file): \(reason)" }
+    }
+
+    /// Entries with the same `setting` name are replaced, new ones appended; the result must load as a manifest.
+    static func replace(_ entries: [SettingSensitivity], inManifest path: String) throws {
+        let manifest = try ModelManifest.load(path)
+        var merged = manifest.settingSensitivity
+        for e in entries {
+            if let i = merged.firstIndex(where: { $0.setting == e.setting }) { merged[i] = e } else { merged.append(e) }
+        }
+        guard let original = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw Failure(file: path, reason: "cannot read")
+        }
+        let array = try render(merged)
+        let updated: String
+        if let range = arrayRange(of: "setting_sensitivity", in: original) {
+            updated = original.replacingCharacters(in: range, with: array)
+        } else {
+            guard let close = original.lastIndex(of: "}") else { throw Failure(file: path, reason: "not a JSON object") }
+            updated = original[..<close].trimmingCharacters(in: .whitespacesAndNewlines)
+                + ",\n  \"setting_sensitivity\": " + array + "\n}\n"
+        }
+        _ = try SpecLoader.decode(ModelManifest.self, from: Data(updated.utf8), file: path)
+        do {
+            try updated.write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            throw Failure(file: path, reason: "cannot write: \(error.localizedDescription)")
+        }
+    }
+
+    /// One entry per line in the manifests' key order: setting, loss, source, measured.
+    static func render(_ entries: [SettingSensitivity]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        func quoted(_ s: String) throws -> String { String(decoding: try encoder.encode(s), as: UTF8.self) }
+        var lines: [String] = []
+        for e in entries {
+            lines.append("    {\"setting\": \(try quoted(e.setting)), \"loss\": \(String(format: "%.6g", e.loss)), "
+                         + "\"source\": \(try quoted(e.source)), \"measured\": \(e.measured)}")
+        }
+        return "[\n" + lines.joined(separator: ",\n") + "\n  ]"
+    }
+
+    /// The range of the array value of a top-level key: from its `[` to the matching `]`, strings skipped.
+    static func arrayRange(of key: String, in text: String) -> Range<String.Index>? {
+        guard let keyRange = text.range(of: "\"\(key)\"") else { return nil }
+        guard let open = text[keyRange.upperBound...].firstIndex(of: "[") else { return nil }
+        var depth = 0, inString = false, escaped = false
+        var i = open
+        while i < text.endIndex {
+            let ch = text[i]
+            if inString {
+                if escaped { escaped = false } else if ch == "\\" { escaped = true } else if ch == "\"" { inString = false }
+            } else if ch == "\"" {
+                inString = true
+            } else if ch == "[" {
+                depth += 1
+            } else if ch == "]" {
+                depth -= 1
+                if depth == 0 { return open..<text.index(after: i) }
+            }
+            i = text.index(after: i)
+        }
+        return nil
+    }
+}
