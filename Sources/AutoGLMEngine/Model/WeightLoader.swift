@@ -1,0 +1,143 @@
+import AutoGLMSpecs
+import Foundation
+
+/// Which format each weight ends up in.
+public enum WeightFormatPolicy: Sendable {
+    /// Every tensor keeps the format it is stored in.
+    case checkpoint
+    /// Every matrix and embedding is converted to one format (e.g. F32 for a reference run).
+    case uniform(PackedFormat)
+    /// The plan's format for each module and layer group; tensors the plan does not cover keep their format.
+    case plan(Plan)
+}
+
+/// Loads tensors from a source into packed matrices and Float32 vectors, applying a format policy, and counts
+/// resident bytes per manifest module ("embedding", "decoder", "head").
+///
+/// Tensors whose format already matches stay where they are (inside the mapped file); others are converted at load
+/// time, a slab of rows at a time, from their dequantised rows. Nothing is expanded to Float32 unless the policy
+/// asks for F32.
+public final class WeightLoader {
+    public let source: TensorSource
+    public let policy: WeightFormatPolicy
+    /// Bytes held per module: mapped tensor bytes read by the engine plus converted copies.
+    public private(set) var residentBytesByModule: [String: Int] = [:]
+    /// The format each loaded matrix ended up in, by tensor name.
+    public private(set) var formats: [String: PackedFormat] = [:]
+    /// Tensors converted from their stored format.
+    public private(set) var convertedTensors: [String] = []
+
+    public init(source: TensorSource, policy: WeightFormatPolicy) {
+        self.source = source
+        self.policy = policy
+    }
+
+    /// The manifest module a GGUF tensor name belongs to, and its decoder layer.
+    public static func module(of name: String) -> (module: String, layer: Int?) {
+        if name.hasPrefix("token_embd") { return ("embedding", nil) }
+        if name.hasPrefix("output.") { return ("head", nil) }
+        if name.hasPrefix("blk.") {
+            let parts = name.split(separator: ".")
+            if parts.count > 1, let layer = Int(parts[1]) { return ("decoder", layer) }
+        }
+        return ("decoder", nil)
+    }
+
+    func require(_ name: String) throws -> SourceTensor {
+        guard let t = try source.sourceTensor(named: name) else { throw ModelError.missingTensor(name: name) }
+        return t
+    }
+
+    func has(_ name: String) throws -> Bool { try source.sourceTensor(named: name) != nil }
+
+    /// The format the policy wants for a matrix stored as `stored`.
+    func targetFormat(name: String, module: String, layer: Int?, rows: Int, columns: Int,
+                      role: ModuleTensor.Role, stored: PackedFormat) throws -> PackedFormat {
+        switch policy {
+        case .checkpoint:
+            return stored
+        case let .uniform(format):
+            return format
+        case let .plan(plan):
+            let tensor = ModuleTensor(name: name, module: module, rows: rows, columns: columns, layer: layer,
+                                      role: role)
+            guard let wanted = plan.format(for: tensor) else { return stored }
+            guard wanted.engineExecutes, let format = PackedFormat(rawValue: wanted.rawValue) else {
+                throw ModelError.unsupportedPlanFormat(tensor: name, format: wanted.rawValue,
+                                                       reason: "the engine does not execute it")
+            }
+            return format
+        }
+    }
+
+    /// Loads a matrix of `rows` × `columns` (columns = ne0), in the policy's format.
+    /// `module` overrides the name-derived module (a tied head is loaded from `token_embd` as "head").
+    public func matrix(_ name: String, rows: Int, columns: Int, role: ModuleTensor.Role = .matrix,
+                       module: String? = nil) throws -> PackedMatrix {
+        let t = try require(name)
+        guard t.columns == columns, t.rows == rows else {
+            throw ModelError.tensorShape(name: name, expected: [columns, rows], got: t.dimensions)
+        }
+        let placement = Self.module(of: name)
+        let moduleName = module ?? placement.module
+        let stored = try t.matrix()
+        let format = try targetFormat(name: name, module: moduleName, layer: placement.layer, rows: rows,
+                                      columns: columns, role: role, stored: t.format)
+        let result: PackedMatrix
+        if format == t.format {
+            result = stored
+        } else {
+            guard format.supports(columns: columns) else {
+                throw ModelError.unsupportedPlanFormat(
+                    tensor: name, format: format.rawValue,
+                    reason: "rows of \(columns) are not a multiple of its block of \(format.blockElements)")
+            }
+            result = try Self.convert(stored, to: format)
+            convertedTensors.append(name)
+        }
+        formats[name] = format
+        residentBytesByModule[moduleName, default: 0] += result.byteCount
+        return result
+    }
+
+    /// Converts a packed matrix to another format through Float32 rows, a slab of rows at a time.
+    public static func convert(_ m: PackedMatrix, to format: PackedFormat) throws -> PackedMatrix {
+        guard format.supports(columns: m.columns) else {
+            throw QuantError.columnsNotBlockAligned(format: format, columns: m.columns,
+                                                    blockElements: format.blockElements)
+        }
+        let rowBytes = format.rowBytes(columns: m.columns)
+        let storage = PackedStorage(byteCount: m.rows * rowBytes)
+        let n = m.columns
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { row.deallocate() }
+        for r in 0..<m.rows {
+            Dequantize.row(m.rowPointer(r), format: m.format, columns: n, into: row)
+            for i in 0..<n where !row[i].isFinite { throw QuantError.nonFiniteValue(row: r, column: i) }
+            Quantizer.quantizeRow(row, columns: n, format: format, into: storage.pointer + r * rowBytes)
+        }
+        return try PackedMatrix(format: format, rows: m.rows, columns: n, data: UnsafeRawPointer(storage.pointer),
+                                availableBytes: storage.byteCount, owner: storage)
+    }
+
+    /// Loads a vector of `count` values (norm weights, biases) as Float32.
+    public func vector(_ name: String, count: Int) throws -> [Float] {
+        let t = try require(name)
+        guard t.columns == count, t.rows == 1 else {
+            throw ModelError.tensorShape(name: name, expected: [count], got: t.dimensions)
+        }
+        let m = try t.matrix()
+        var out = [Float](repeating: 0, count: count)
+        out.withUnsafeMutableBufferPointer { _ = m.dequantizeRow(0, into: $0) }
+        residentBytesByModule[Self.module(of: name).module, default: 0] += count * MemoryLayout<Float>.size
+        return out
+    }
+
+    /// Loads a vector if the checkpoint has it.
+    public func optionalVector(_ name: String, count: Int) throws -> [Float]? {
+        try has(name) ? try vector(name, count: count) : nil
+    }
+
+    /// Total resident weight bytes.
+    public var residentBytes: Int { residentBytesByModule.values.reduce(0, +) }
+}

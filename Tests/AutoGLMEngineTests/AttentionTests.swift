@@ -1,0 +1,185 @@
+import Testing
+import AutoGLMSpecs
+@testable import AutoGLMEngine
+
+@Suite("Attention kernels")
+struct AttentionTests {
+    static let chunks = [37, 1, 1, 20, 1, 5]  // 65 tokens: a prefill, decode steps, a second prefill chunk
+
+    @Test("F32 cache: tiled and materialised match the scalar reference", arguments: AttentionKernel.allCases, [40, 64])
+    func f32MatchesReference(kernel: AttentionKernel, headDim: Int) throws {
+        let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: headDim, tokens: 65, seed: 1)
+        let cache = try KVCache(layers: 1, kvHeads: 2, headDim: headDim, capacity: 65, format: .f32)
+        let out = try seq.run(cache: cache, chunks: Self.chunks, kernel: kernel)
+        let reference = seq.reference(format: .f32)
+        #expect(relativeError(out, reference) < 1e-5)
+    }
+
+    @Test("Tiled equals materialised to 1e-5 on a longer prefill with several key tiles and query tiles")
+    func tiledMatchesMaterialised() throws {
+        let seq = AttentionSequence(heads: 6, kvHeads: 2, headDim: 32, tokens: 300, seed: 2)
+        var outs: [[Float]] = []
+        for kernel in AttentionKernel.allCases {
+            let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 300, format: .f32)
+            outs.append(try seq.run(cache: cache, chunks: [300], kernel: kernel))
+        }
+        #expect(relativeError(outs[1], outs[0]) < 1e-5)
+        #expect(!outs[1].contains { $0.isNaN })
+    }
+
+    @Test("Single-threaded and multi-threaded runs agree exactly")
+    func threadsAgree() throws {
+        let seq = AttentionSequence(heads: 4, kvHeads: 1, headDim: 16, tokens: 70, seed: 3)
+        var outs: [[Float]] = []
+        for threads in [1, 3] {
+            let cache = try KVCache(layers: 1, kvHeads: 1, headDim: 16, capacity: 70, format: .f16)
+            outs.append(try seq.run(cache: cache, chunks: [50, 20], kernel: .tiled, threads: threads))
+        }
+        #expect(outs[0] == outs[1])
+    }
+
+    @Test("Quantised caches: kernels read stored rows exactly as the reference decodes them",
+          arguments: [KVCacheFormat.f16, .int8, .int4], AttentionKernel.allCases)
+    func quantisedKernelsMatchReference(format: KVCacheFormat, kernel: AttentionKernel) throws {
+        let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: 40, tokens: 65, seed: 4)
+        let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 40, capacity: 65, format: format)
+        let out = try seq.run(cache: cache, chunks: Self.chunks, kernel: kernel)
+        #expect(relativeError(out, seq.reference(format: format)) < 1e-5)
+    }
+
+    /// Output error of a quantised cache against an F32 cache, per bit width. Values lie in [-1, 1); the bounds are
+    /// a few times the mean value-quantisation step (F16 2^-11, INT8 1/127, INT4 2/15 per group) after averaging.
+    @Test("Quantised caches stay within their error bound of the F32 cache",
+          arguments: [(KVCacheFormat.f16, Float(2e-3)), (.int8, 2e-2), (.int4, 1.5e-1)])
+    func quantisedErrorBound(format: KVCacheFormat, bound: Float) throws {
+        let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: 64, tokens: 65, seed: 5)
+        let f32 = try seq.run(cache: try KVCache(layers: 1, kvHeads: 2, headDim: 64, capacity: 65, format: .f32),
+                              chunks: Self.chunks, kernel: .tiled)
+        let quantised = try seq.run(cache: try KVCache(layers: 1, kvHeads: 2, headDim: 64, capacity: 65, format: format),
+                                    chunks: Self.chunks, kernel: .tiled)
+        let error = maxAbsError(quantised, f32)
+        #expect(error < bound, "\(format): max abs error \(error)")
+        #expect(error > 0, "\(format) should not be lossless on random data")
+    }
+
+    @Test("INT4 error exceeds INT8 error exceeds F16 error")
+    func errorOrdering() throws {
+        let seq = AttentionSequence(heads: 2, kvHeads: 2, headDim: 32, tokens: 40, seed: 6)
+        let f32 = try seq.run(cache: try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 40, format: .f32),
+                              chunks: [40], kernel: .tiled)
+        var errors: [Float] = []
+        for format in [KVCacheFormat.f16, .int8, .int4] {
+            let out = try seq.run(cache: try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 40, format: format),
+                                  chunks: [40], kernel: .tiled)
+            errors.append(maxAbsError(out, f32))
+        }
+        #expect(errors[0] < errors[1] && errors[1] < errors[2], "\(errors)")
+    }
+
+    @Test("Sliding window with global tokens matches the reference mask, chunks larger than the window included",
+          arguments: [KVCacheFormat.f32, .int8], AttentionKernel.allCases)
+    func slidingWindow(format: KVCacheFormat, kernel: AttentionKernel) throws {
+        let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: 32, tokens: 90, seed: 7)
+        let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 1000, format: format, window: 16,
+                                globalTokens: 3)
+        let out = try seq.run(cache: cache, chunks: [40, 1, 1, 1, 23, 1, 17, 6], kernel: kernel)
+        let reference = seq.reference(format: format, mask: .init(window: 16, globalTokens: 3))
+        #expect(relativeError(out, reference) < 1e-5)
+        #expect(cache.residentTokens == 19)
+    }
+
+    @Test("A window without global tokens, and a window wider than the sequence")
+    func windowEdges() throws {
+        let seq = AttentionSequence(heads: 2, kvHeads: 1, headDim: 16, tokens: 50, seed: 8)
+        for (window, globals) in [(5, 0), (1, 0), (100, 2)] {
+            let cache = try KVCache(layers: 1, kvHeads: 1, headDim: 16, capacity: 50, format: .f32, window: window,
+                                    globalTokens: globals)
+            let out = try seq.run(cache: cache, chunks: [20, 1, 9, 20], kernel: .tiled)
+            let reference = seq.reference(format: .f32, mask: .init(window: window, globalTokens: globals))
+            #expect(relativeError(out, reference) < 1e-5, "window \(window), globals \(globals)")
+        }
+    }
+
+    @Test("Block-sparse (MoBA) matches the scalar reference of the same rule",
+          arguments: AttentionKernel.allCases, [KVCacheFormat.f32, .int4])
+    func blockSparseMatchesReference(kernel: AttentionKernel, format: KVCacheFormat) throws {
+        let sparse = Plan.BlockSparse(chunk: 8, topK: 3)
+        let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: 32, tokens: 90, seed: 9)
+        let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 90, format: format)
+        let out = try seq.run(cache: cache, chunks: [30, 1, 1, 41, 17], kernel: kernel, blockSparse: sparse)
+        let reference = seq.reference(format: format, mask: .init(blockSparse: sparse))
+        #expect(relativeError(out, reference) < 1e-5)
+        // The selection really drops blocks: the output differs from dense attention.
+        let dense = seq.reference(format: format)
+        #expect(relativeError(out, dense) > 1e-3)
+    }
+
+    @Test("Block-sparse with top-k covering every block is exactly dense causal attention",
+          arguments: AttentionKernel.allCases)
+    func blockSparseCoveringAllIsDense(kernel: AttentionKernel) throws {
+        let seq = AttentionSequence(heads: 2, kvHeads: 2, headDim: 24, tokens: 70, seed: 10)
+        let sparse = try seq.run(cache: try KVCache(layers: 1, kvHeads: 2, headDim: 24, capacity: 70, format: .f32),
+                                 chunks: [33, 1, 36], kernel: kernel, blockSparse: .init(chunk: 7, topK: 10))
+        let dense = try seq.run(cache: try KVCache(layers: 1, kvHeads: 2, headDim: 24, capacity: 70, format: .f32),
+                                chunks: [33, 1, 36], kernel: kernel)
+        #expect(sparse == dense)
+    }
+
+    @Test("Non-causal full attention (vision) matches the reference", arguments: AttentionKernel.allCases)
+    func fullAttention(kernel: AttentionKernel) throws {
+        var rng = AttentionRandom(seed: 11)
+        let (n, m, heads, kvHeads, d) = (23, 81, 4, 2, 40)
+        let q = rng.array(n * heads * d, amplitude: 2), k = rng.array(m * kvHeads * d, amplitude: 2)
+        let v = rng.array(m * kvHeads * d)
+        var out = [Float](repeating: .nan, count: n * heads * d)
+        try Attention.full(q: q, k: k, v: v, n: n, m: m, heads: heads, kvHeads: kvHeads, headDim: d, out: &out,
+                           kernel: kernel, scale: 0.2)
+        let reference = AttentionReference.attention(q: q, n: n, heads: heads, kvHeads: kvHeads, headDim: d, keys: k,
+                                                     values: v, t: m, scale: 0.2, mask: .init(causal: false))
+        #expect(relativeError(out, reference) < 1e-5)
+    }
+
+    @Test("Tiled scratch does not grow with the sequence; materialised grows with n·m")
+    func scratchAccounting() {
+        let small = Attention.scratchBytes(n: 1024, m: 1024, heads: 8, kernel: .tiled, threads: 2)
+        let large = Attention.scratchBytes(n: 16384, m: 16384, heads: 8, kernel: .tiled, threads: 2)
+        #expect(small == large)
+        let m1 = Attention.scratchBytes(n: 1024, m: 1024, heads: 8, kernel: .materialised, threads: 2)
+        let m2 = Attention.scratchBytes(n: 2048, m: 2048, heads: 8, kernel: .materialised, threads: 2)
+        #expect(m1 >= 2 * 1024 * 1024 * 4)
+        #expect(m2 > 3 * m1)
+        #expect(large < m1)
+    }
+
+    @Test("Bad arguments throw clear errors")
+    func errors() throws {
+        let cache = try KVCache(layers: 2, kvHeads: 2, headDim: 8, capacity: 4, format: .f32)
+        let row = [Float](repeating: 1, count: 16)
+        var out = [Float](repeating: 0, count: 24)
+        try cache.append(layer: 0, keys: row, values: row, count: 1)
+        #expect(throws: AttentionError.headsNotMultipleOfKVHeads(heads: 3, kvHeads: 2)) {
+            try Attention.causal(q: out, n: 1, heads: 3, cache: cache, layer: 0, out: &out)
+        }
+        #expect(throws: AttentionError.queryCountMismatch(layer: 0, pending: 1, queries: 2)) {
+            try Attention.causal(q: out, n: 2, heads: 2, cache: cache, layer: 0, out: &out)
+        }
+        #expect(throws: AttentionError.layerOutOfRange(layer: 2, layers: 2)) {
+            try Attention.causal(q: out, n: 1, heads: 2, cache: cache, layer: 2, out: &out)
+        }
+        #expect(throws: AttentionError.self) {
+            try Attention.causal(q: out, n: 1, heads: 2, cache: cache, layer: 0, out: &out,
+                                 blockSparse: .init(chunk: 0, topK: 2))
+        }
+        let windowed = try KVCache(layers: 1, kvHeads: 2, headDim: 8, capacity: 4, format: .f32, window: 2)
+        try windowed.append(layer: 0, keys: row, values: row, count: 1)
+        #expect(throws: AttentionError.blockSparseNeedsFullCache(window: 2)) {
+            try Attention.causal(q: out, n: 1, heads: 2, cache: windowed, layer: 0, out: &out,
+                                 blockSparse: .init(chunk: 4, topK: 2))
+        }
+        #expect(throws: AttentionError.self) {
+            try Attention.full(q: out, k: row, v: row, n: 1, m: 0, heads: 2, kvHeads: 2, headDim: 8, out: &out)
+        }
+        let message = AttentionError.headsNotMultipleOfKVHeads(heads: 3, kvHeads: 2).description
+        #expect(message.contains("3") && message.contains("2"))
+    }
+}
