@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import AutoGLMSpecs
 @testable import AutoGLMEngine
@@ -38,13 +39,41 @@ struct AttentionTests {
         #expect(outs[0] == outs[1])
     }
 
+    /// head_dim 64 takes the vectorised multi-lane path, 40 the per-lane path with a partial group.
     @Test("Quantised caches: kernels read stored rows exactly as the reference decodes them",
-          arguments: [KVCacheFormat.f16, .int8, .int4], AttentionKernel.allCases)
-    func quantisedKernelsMatchReference(format: KVCacheFormat, kernel: AttentionKernel) throws {
-        let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: 40, tokens: 65, seed: 4)
-        let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 40, capacity: 65, format: format)
-        let out = try seq.run(cache: cache, chunks: Self.chunks, kernel: kernel)
-        #expect(relativeError(out, seq.reference(format: format)) < 1e-5)
+          arguments: [KVCacheFormat.f16, .int8, .int4], [40, 64])
+    func quantisedKernelsMatchReference(format: KVCacheFormat, headDim: Int) throws {
+        for kernel in AttentionKernel.allCases {
+            let seq = AttentionSequence(heads: 6, kvHeads: 1, headDim: headDim, tokens: 65, seed: 4)
+            let cache = try KVCache(layers: 1, kvHeads: 1, headDim: headDim, capacity: 65, format: format)
+            let out = try seq.run(cache: cache, chunks: Self.chunks, kernel: kernel)
+            #expect(relativeError(out, seq.reference(format: format)) < 1e-5, "\(kernel)")
+        }
+    }
+
+    @Test("Grouped-query attention with many heads per KV head (GLM-4 grouping, 16 per KV head)")
+    func wideGroups() throws {
+        let seq = AttentionSequence(heads: 32, kvHeads: 2, headDim: 32, tokens: 40, seed: 12)
+        let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 40, format: .int8)
+        let out = try seq.run(cache: cache, chunks: [30, 1, 9], kernel: .tiled)
+        #expect(relativeError(out, seq.reference(format: .int8)) < 1e-5)
+    }
+
+    @Test("Vectorised exp matches expf to 2 ulp-ish over the softmax range")
+    func vectorisedExp() {
+        var x: Float = -87
+        var worst: Float = 0
+        while x < 0.5 {
+            var v = SIMD8<Float>()
+            for i in 0..<8 { v[i] = x + Float(i) * 0.0137 }
+            let e = AttentionMath.exp8(v)
+            for i in 0..<8 {
+                let exact = Float(Foundation.exp(Double(v[i])))
+                worst = max(worst, abs(e[i] - exact) / exact)
+            }
+            x += 0.1093
+        }
+        #expect(worst < 3e-7, "worst relative error \(worst)")
     }
 
     /// Output error of a quantised cache against an F32 cache, per bit width. Values lie in [-1, 1); the bounds are

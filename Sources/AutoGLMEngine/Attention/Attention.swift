@@ -12,8 +12,9 @@ import AutoGLMSpecs
 /// Two kernels compute the same function:
 /// - `.materialised` forms each head's full query × key score matrix, applies the mask, a row softmax, then P·V.
 /// - `.tiled` walks keys in tiles of `keyTile` with an online softmax (running max, running sum, rescaled
-///   accumulator), over blocks of `queryTile` query rows so each key tile is reused from cache; scratch is
-///   O(queryTile · headDim + keyTile) per worker and no score matrix exists.
+///   accumulator). A work item takes one KV head and a few query rows; its lanes (every query head of the group,
+///   for each row) share each decoded key/value chunk, so grouped-query attention reads the cache once per group.
+///   Scratch is O(lanes · (headDim + keyTile)) per worker, independent of the sequence; no score matrix exists.
 /// Masks: causal; optional sliding window `w` with `g` global tokens (query i sees key p iff p ≤ i and
 /// (i − p < w or p < g)); optional MoBA block-sparse selection.
 public enum Attention {
@@ -32,6 +33,15 @@ public enum Attention {
                               out: UnsafeMutablePointer<Float>, kernel: AttentionKernel = .tiled,
                               scale: Float? = nil, blockSparse: Plan.BlockSparse? = nil,
                               threads: Int = Attention.defaultThreads) throws {
+        try causalMeasuringScratch(q: q, n: n, heads: heads, cache: cache, layer: layer, out: out, kernel: kernel,
+                                   scale: scale, blockSparse: blockSparse, threads: threads)
+    }
+
+    /// `causal`, returning the scratch bytes its workers allocated.
+    @discardableResult
+    static func causalMeasuringScratch(q: UnsafePointer<Float>, n: Int, heads: Int, cache: KVCache, layer: Int,
+                                       out: UnsafeMutablePointer<Float>, kernel: AttentionKernel, scale: Float?,
+                                       blockSparse: Plan.BlockSparse?, threads: Int) throws -> Int {
         guard layer >= 0 && layer < cache.layers else {
             throw AttentionError.layerOutOfRange(layer: layer, layers: cache.layers)
         }
@@ -42,7 +52,7 @@ public enum Attention {
         guard n == cache.pending[layer] else {
             throw AttentionError.queryCountMismatch(layer: layer, pending: cache.pending[layer], queries: n)
         }
-        guard n > 0 else { return }
+        guard n > 0 else { return 0 }
         var selector: BlockSelector?
         if let blockSparse {
             guard blockSparse.chunk > 0 else {
@@ -61,7 +71,7 @@ public enum Attention {
             slotBytes: cache.slotBytes, spans: cache.spans(layer: layer), queryStart: cache.length,
             causal: true, window: cache.window, globalTokens: cache.globalTokens,
             scale: scale ?? 1 / Float(cache.headDim).squareRoot(), selector: selector)
-        try run(problem, q: q, out: out, kernel: kernel, threads: threads)
+        return try run(problem, q: q, out: out, kernel: kernel, threads: threads)
     }
 
     /// Non-causal attention over explicit K/V (the vision encoder): q `(n, heads*d)`, k/v `(m, kvHeads*d)`,
@@ -86,17 +96,30 @@ public enum Attention {
         try run(problem, q: q, out: out, kernel: kernel, threads: threads)
     }
 
-    /// Bytes of scratch a kernel needs with `n` queries over `m` keys: materialised holds an n·m score matrix per
-    /// head in flight; tiled holds per worker a query tile's accumulators and one key tile of scores.
+    /// Bytes of scratch a kernel allocates for `n` queries over `m` stored keys (all workers together).
+    /// Materialised: an n·m F32 score matrix per head in flight plus a worker's buffers; tiled: per worker, a query
+    /// tile's scaled queries and accumulators and one key tile of scores (independent of n and m, except for the
+    /// per-block scores of block-sparse selection).
+    /// `kvHeads` defaults to `heads` (no grouping).
     public static func scratchBytes(n: Int, m: Int, heads: Int, kernel: AttentionKernel, threads: Int,
-                                    headDim: Int = 128) -> Int {
-        let workers = max(1, min(threads, heads * max(1, (n + queryTile - 1) / queryTile)))
+                                    headDim: Int = 128, kvHeads: Int? = nil,
+                                    blockSparse: Plan.BlockSparse? = nil) -> Int {
+        let kvHeads = max(1, kvHeads ?? heads)
+        let workers = max(1, threads)
+        let blocks = blockSparse.map { m / max(1, $0.chunk) + 1 } ?? 0
+        let maxIntervals = blockSparse.map { $0.topK + 1 } ?? 2
+        let lanes = TiledScratch.lanes(heads: heads, kvHeads: kvHeads)
+        let worker = TiledScratch.bytes(lanes: lanes, headDim: headDim, blocks: blocks, maxIntervals: maxIntervals)
+        func chunks(_ items: Int) -> Int {
+            let per = (items + workers - 1) / workers
+            return (items + per - 1) / per
+        }
         switch kernel {
         case .materialised:
-            let inFlight = max(1, min(threads, heads))
-            return inFlight * (n * m + 2 * headDim) * 4
+            return chunks(heads) * (max(4, n * m * 4) + worker)
         case .tiled:
-            return workers * (queryTile * (2 * headDim + 2) + keyTile) * 4
+            let rowsPer = rowsPerItem(group: heads / kvHeads)
+            return chunks(kvHeads * ((n + rowsPer - 1) / rowsPer)) * worker
         }
     }
 
@@ -209,14 +232,16 @@ public enum Attention {
 
     // MARK: Dispatch
 
+    /// Runs the kernel; returns the scratch bytes allocated by all workers together.
+    @discardableResult
     static func run(_ p: Problem, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                    kernel: AttentionKernel, threads: Int) throws {
+                    kernel: AttentionKernel, threads: Int) throws -> Int {
         let workers = max(1, threads)
         let qAddress = UInt(bitPattern: q), outAddress = UInt(bitPattern: out)
         switch kernel {
         case .tiled:
-            let blocks = (p.n + queryTile - 1) / queryTile
-            let items = p.heads * blocks
+            let rowsPer = rowsPerItem(group: p.heads / p.kvHeads)
+            let items = p.kvHeads * ((p.n + rowsPer - 1) / rowsPer)
             let perWorker = (items + workers - 1) / workers
             let chunks = (items + perWorker - 1) / perWorker
             concurrentPerform(chunks, serial: workers == 1) { c in
@@ -224,9 +249,10 @@ public enum Attention {
                 defer { scratch.release() }
                 let qp = UnsafePointer<Float>(bitPattern: qAddress)!, op = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
                 for item in (c * perWorker)..<min(items, (c + 1) * perWorker) {
-                    tiled(p, head: item % p.heads, rows: (item / p.heads) * queryTile, q: qp, out: op, scratch: scratch)
+                    tiled(p, kvHead: item % p.kvHeads, rows: (item / p.kvHeads) * rowsPer, q: qp, out: op, scratch: scratch)
                 }
             }
+            return chunks * TiledScratch.bytes(p)
         case .materialised:
             let m = p.spans.reduce(0) { $0 + $1.count }
             let matrixBytes = p.n * m * 4
@@ -246,6 +272,7 @@ public enum Attention {
                 }
             }
             if failed.isSet { throw AttentionError.allocationFailed(bytes: matrixBytes) }
+            return chunks * (max(4, matrixBytes) + TiledScratch.bytes(p))
         }
     }
 
@@ -265,52 +292,104 @@ public enum Attention {
         var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
     }
 
-    /// Per-worker buffers.
+    /// Query rows per tiled work item: enough rows that the item's lanes (rows × query heads sharing one KV head)
+    /// number about `laneTarget`, so each key tile is decoded once for many queries.
+    static let laneTarget = 32
+    static func rowsPerItem(group: Int) -> Int { max(1, min(queryTile, laneTarget / max(1, group))) }
+
+    /// Per-worker buffers. A lane is one (query row, query head) pair of a work item.
     final class TiledScratch {
-        let q: UnsafeMutablePointer<Float>      // queryTile × headDim scaled queries
-        let acc: UnsafeMutablePointer<Float>    // queryTile × headDim accumulators
-        let maxes: UnsafeMutablePointer<Float>  // queryTile
-        let sums: UnsafeMutablePointer<Float>   // queryTile
-        let scores: UnsafeMutablePointer<Float> // max(keyTile, blocks)
-        let intervals: UnsafeMutablePointer<Int> // queryTile × maxIntervals × 2
-        let counts: UnsafeMutablePointer<Int>   // queryTile
-        let chosen: UnsafeMutablePointer<Int>   // blocks
+        let lanes: Int
+        let q: UnsafeMutablePointer<Float>           // lanes × headDim scaled queries
+        let acc: UnsafeMutablePointer<Float>         // lanes × headDim accumulators
+        let maxes: UnsafeMutablePointer<Float>       // lanes
+        let sums: UnsafeMutablePointer<Float>        // lanes
+        let scores: UnsafeMutablePointer<Float>      // lanes × keyTile
+        let blockScores: UnsafeMutablePointer<Float> // blocks (block-sparse selection)
+        let intervals: UnsafeMutablePointer<Int>     // lanes × maxIntervals × 2
+        let counts: UnsafeMutablePointer<Int>        // lanes
+        let chosen: UnsafeMutablePointer<Int>        // blocks
+
+        static func lanes(heads: Int, kvHeads: Int) -> Int {
+            let group = heads / max(1, kvHeads)
+            return rowsPerItem(group: group) * group
+        }
+        /// Bytes one worker's scratch takes for a problem.
+        static func bytes(_ p: Problem) -> Int {
+            bytes(lanes: lanes(heads: p.heads, kvHeads: p.kvHeads), headDim: p.headDim, blocks: blocks(p),
+                  maxIntervals: p.maxIntervals)
+        }
+        static func bytes(lanes: Int, headDim d: Int, blocks: Int, maxIntervals: Int) -> Int {
+            let floats = 2 * lanes * d + 2 * lanes + lanes * Attention.keyTile + max(1, blocks)
+            let ints = lanes * maxIntervals * 2 + lanes + max(1, blocks)
+            return floats * MemoryLayout<Float>.stride + ints * MemoryLayout<Int>.stride
+        }
+        static func blocks(_ p: Problem) -> Int {
+            p.selector.map { $0.means.count / max(1, p.kvHeads * p.headDim) + 1 } ?? 0
+        }
         init(_ p: Problem) {
-            let d = p.headDim, t = Attention.queryTile
-            let blocks = p.selector.map { $0.means.count / max(1, p.kvHeads * p.headDim) + 1 } ?? 0
-            q = .allocate(capacity: t * d)
-            acc = .allocate(capacity: t * d)
-            maxes = .allocate(capacity: t)
-            sums = .allocate(capacity: t)
-            scores = .allocate(capacity: max(Attention.keyTile, blocks))
-            intervals = .allocate(capacity: t * p.maxIntervals * 2)
-            counts = .allocate(capacity: t)
+            let d = p.headDim
+            let blocks = TiledScratch.blocks(p)
+            lanes = TiledScratch.lanes(heads: p.heads, kvHeads: p.kvHeads)
+            q = .allocate(capacity: lanes * d)
+            acc = .allocate(capacity: lanes * d)
+            maxes = .allocate(capacity: lanes)
+            sums = .allocate(capacity: lanes)
+            scores = .allocate(capacity: lanes * Attention.keyTile)
+            blockScores = .allocate(capacity: max(1, blocks))
+            intervals = .allocate(capacity: lanes * p.maxIntervals * 2)
+            counts = .allocate(capacity: lanes)
             chosen = .allocate(capacity: max(1, blocks))
         }
         func release() {
             q.deallocate(); acc.deallocate(); maxes.deallocate(); sums.deallocate(); scores.deallocate()
-            intervals.deallocate(); counts.deallocate(); chosen.deallocate()
+            blockScores.deallocate(); intervals.deallocate(); counts.deallocate(); chosen.deallocate()
         }
     }
 
     // MARK: Tiled kernel (online softmax)
 
-    static func tiled(_ p: Problem, head h: Int, rows r0: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                      scratch s: TiledScratch) {
-        let d = p.headDim, width = p.heads * d
-        let kvh = h / (p.heads / p.kvHeads)
-        let rows = min(queryTile, p.n - r0)
-        let headOffset = kvh * p.layout.rowBytes
-        let stride = p.maxIntervals * 2
-        for r in 0..<rows {
-            let src = q + (r0 + r) * width + h * d, dst = s.q + r * d
-            for j in 0..<d { dst[j] = src[j] * p.scale }
-            s.maxes[r] = -.infinity
-            s.sums[r] = 0
-            (s.acc + r * d).initialize(repeating: 0, count: d)
-            s.counts[r] = p.intervals(position: p.queryStart + r0 + r, kvHead: kvh, qScaled: dst, scores: s.scores,
-                                      chosen: s.chosen, into: s.intervals + r * stride)
+    /// One work item of the tiled kernel: every query head that shares KV head `kvh`, for query rows
+    /// `r0 ..< r0 + rowsPerItem`.
+    static func tiled(_ p: Problem, kvHead kvh: Int, rows r0: Int, q: UnsafePointer<Float>,
+                      out: UnsafeMutablePointer<Float>, scratch s: TiledScratch) {
+        let vectorised = p.headDim % KVRowLayout.groupSize == 0
+        switch p.layout.format {
+        case .f32: tiled(F32Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
+        case .f16: tiled(F16Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
+        case .int8: tiled(Int8Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
+        case .int4: tiled(Int4Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
         }
+    }
+
+    @inline(__always)
+    static func tiled<D: KVChunkDecoder>(_ decoder: D.Type, _ vectorised: Bool, _ p: Problem, kvHead kvh: Int,
+                                         rows r0: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                                         scratch s: TiledScratch) {
+        let d = p.headDim, width = p.heads * d
+        let group = p.heads / p.kvHeads
+        let rows = min(rowsPerItem(group: group), p.n - r0)
+        let lanes = rows * group
+        let ivStride = p.maxIntervals * 2
+        let headOffset = kvh * p.layout.rowBytes
+        let dataOffset = p.layout.dataOffset
+        // Block-sparse selection differs per head; otherwise all heads of a row share the row's intervals.
+        let perLane = p.selector != nil
+        for r in 0..<rows {
+            for gh in 0..<group {
+                let lane = r * group + gh, h = kvh * group + gh
+                let src = q + (r0 + r) * width + h * d, dst = s.q + lane * d
+                for j in 0..<d { dst[j] = src[j] * p.scale }
+                s.maxes[lane] = -.infinity
+                s.sums[lane] = 0
+                (s.acc + lane * d).initialize(repeating: 0, count: d)
+                if perLane || gh == 0 {
+                    s.counts[lane] = p.intervals(position: p.queryStart + r0 + r, kvHead: kvh, qScaled: dst,
+                                                 scores: s.blockScores, chosen: s.chosen, into: s.intervals + lane * ivStride)
+                }
+            }
+        }
+        let laneGroup = perLane ? 1 : group
         let lastPosition = p.causal ? p.queryStart + r0 + rows - 1 : Int.max
         for span in p.spans {
             var t0 = 0
@@ -318,50 +397,72 @@ public enum Attention {
                 let tileLo = span.first + t0
                 if tileLo > lastPosition { break }
                 let tileHi = span.first + min(span.count, t0 + keyTile)
-                for r in 0..<rows {
-                    let iv = s.intervals + r * stride
-                    for k in 0..<s.counts[r] {
+                for first in stride(from: 0, to: lanes, by: laneGroup) {
+                    let iv = s.intervals + first * ivStride
+                    for k in 0..<s.counts[first] {
                         let lo = max(iv[2 * k], tileLo), hi = min(iv[2 * k + 1], tileHi)
                         if lo >= hi { continue }
-                        let keyBase = span.keys + (lo - span.first) * p.slotBytes + headOffset
-                        let valueBase = span.values + (lo - span.first) * p.slotBytes + headOffset
-                        update(q: s.q + r * d, count: hi - lo, keys: keyBase, values: valueBase, p: p,
-                               scores: s.scores, max: &s.maxes[r], sum: &s.sums[r], acc: s.acc + r * d)
+                        let count = hi - lo
+                        let keys = span.keys + (lo - span.first) * p.slotBytes + headOffset
+                        let values = span.values + (lo - span.first) * p.slotBytes + headOffset
+                        let scores = s.scores + first * keyTile
+                        // Scores for the lanes against `count` keys.
+                        if vectorised {
+                            for j in 0..<count {
+                                AttentionMath.dotLanes(D.self, q: s.q + first * d, lanes: laneGroup, headDim: d,
+                                                       row: keys + j * p.slotBytes, dataOffset: dataOffset,
+                                                       scores: scores + j, scoreStride: keyTile)
+                            }
+                        } else {
+                            for l in 0..<laneGroup {
+                                for j in 0..<count {
+                                    scores[l * keyTile + j] = AttentionMath.dot(s.q + (first + l) * d,
+                                                                                keys + j * p.slotBytes, p.layout)
+                                }
+                            }
+                        }
+                        // Online softmax: rescale what was accumulated when the running max rises.
+                        for l in 0..<laneGroup {
+                            let lane = first + l, row = scores + l * keyTile
+                            var tileMax = -Float.infinity
+                            for j in 0..<count { tileMax = Swift.max(tileMax, row[j]) }
+                            if tileMax > s.maxes[lane] {
+                                if s.maxes[lane] > -.infinity {
+                                    let correction = expf(s.maxes[lane] - tileMax)
+                                    s.sums[lane] *= correction
+                                    AttentionMath.scale(s.acc + lane * d, d, by: correction)
+                                }
+                                s.maxes[lane] = tileMax
+                            }
+                            s.sums[lane] += AttentionMath.expShifted(row, count, shift: s.maxes[lane])
+                        }
+                        // Accumulate the weighted values.
+                        if vectorised {
+                            for j in 0..<count {
+                                AttentionMath.axpyLanes(D.self, weights: scores + j, weightStride: keyTile,
+                                                        lanes: laneGroup, headDim: d, row: values + j * p.slotBytes,
+                                                        dataOffset: dataOffset, acc: s.acc + first * d)
+                            }
+                        } else {
+                            for l in 0..<laneGroup {
+                                for j in 0..<count {
+                                    AttentionMath.axpy(scores[l * keyTile + j], values + j * p.slotBytes, p.layout,
+                                                       s.acc + (first + l) * d)
+                                }
+                            }
+                        }
                     }
                 }
                 t0 += keyTile
             }
         }
         for r in 0..<rows {
-            let dst = out + (r0 + r) * width + h * d, acc = s.acc + r * d
-            let inv: Float = s.sums[r] > 0 ? 1 / s.sums[r] : 0
-            for j in 0..<d { dst[j] = acc[j] * inv }
-        }
-    }
-
-    /// Online-softmax step over `count` consecutive stored keys/values.
-    @inline(__always)
-    static func update(q: UnsafePointer<Float>, count: Int, keys: UnsafeRawPointer, values: UnsafeRawPointer,
-                       p: Problem, scores: UnsafeMutablePointer<Float>, max runningMax: inout Float,
-                       sum: inout Float, acc: UnsafeMutablePointer<Float>) {
-        var tileMax = -Float.infinity
-        for j in 0..<count {
-            let x = AttentionMath.dot(q, keys + j * p.slotBytes, p.layout)
-            scores[j] = x
-            tileMax = Swift.max(tileMax, x)
-        }
-        if tileMax > runningMax {
-            if runningMax > -.infinity {
-                let correction = expf(runningMax - tileMax)
-                sum *= correction
-                AttentionMath.scale(acc, p.headDim, by: correction)
+            for gh in 0..<group {
+                let lane = r * group + gh, h = kvh * group + gh
+                let dst = out + (r0 + r) * width + h * d, acc = s.acc + lane * d
+                let inv: Float = s.sums[lane] > 0 ? 1 / s.sums[lane] : 0
+                for j in 0..<d { dst[j] = acc[j] * inv }
             }
-            runningMax = tileMax
-        }
-        for j in 0..<count {
-            let w = expf(scores[j] - runningMax)
-            sum += w
-            AttentionMath.axpy(w, values + j * p.slotBytes, p.layout, acc)
         }
     }
 
@@ -377,7 +478,7 @@ public enum Attention {
         for r in 0..<p.n {
             let src = q + r * width + h * d
             for j in 0..<d { s.q[j] = src[j] * p.scale }
-            let count = p.intervals(position: p.queryStart + r, kvHead: kvh, qScaled: s.q, scores: s.scores,
+            let count = p.intervals(position: p.queryStart + r, kvHead: kvh, qScaled: s.q, scores: s.blockScores,
                                     chosen: s.chosen, into: s.intervals)
             let row = matrix + r * m
             var column = 0

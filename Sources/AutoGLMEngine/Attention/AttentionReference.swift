@@ -141,3 +141,43 @@ public enum AttentionReference {
         }
     }
 }
+
+extension AttentionReference {
+    /// Scalar reference of `CrossModalGatedAttention.apply`.
+    public static func crossModalGated(_ block: CrossModalGatedAttention, text: [Float], tokens n: Int,
+                                       image: [Float], imageTokens m: Int) -> [Float] {
+        let (hidden, context, heads, d) = (block.hidden, block.context, block.heads, block.headDim)
+        let inner = heads * d
+        func project(_ x: [Float], rows: Int, _ w: [Float], out: Int, in k: Int) -> [Float] {
+            var y = [Float](repeating: 0, count: rows * out)
+            for r in 0..<rows {
+                for o in 0..<out {
+                    var s = 0.0
+                    for i in 0..<k { s += Double(x[r * k + i]) * Double(w[o * k + i]) }
+                    y[r * out + o] = Float(s)
+                }
+            }
+            return y
+        }
+        let q = project(text, rows: n, block.wq, out: inner, in: hidden)
+        let k = project(image, rows: m, block.wk, out: inner, in: context)
+        let v = project(image, rows: m, block.wv, out: inner, in: context)
+        let attended = attention(q: q, n: n, heads: heads, kvHeads: heads, headDim: d, keys: k, values: v, t: m,
+                                 mask: Mask(causal: false))
+        let cross = project(attended, rows: n, block.wo, out: hidden, in: inner)
+        var mean = [Double](repeating: 0, count: context)
+        for t in 0..<m { for c in 0..<context { mean[c] += Double(image[t * context + c]) } }
+        var out = [Float](repeating: 0, count: n * hidden)
+        for t in 0..<n {
+            for c in 0..<hidden {
+                var z = Double(block.gateBias[c])
+                let row = c * (hidden + context)
+                for i in 0..<hidden { z += Double(block.gateWeight[row + i]) * Double(text[t * hidden + i]) }
+                for i in 0..<context { z += Double(block.gateWeight[row + hidden + i]) * mean[i] / Double(m) }
+                let g = 1 / (1 + exp(-z))
+                out[t * hidden + c] = Float((1 - g) * Double(text[t * hidden + c]) + g * Double(cross[t * hidden + c]))
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,192 @@
+import Dispatch
+import Foundation
+import AutoGLMSpecs
+
+/// Measures the attention kernels of one decoder layer on synthetic data: time per call, scratch allocated, and the
+/// KV cache's bytes, for a setting (format, kernel, window, block sparsity, shape) at a sequence length.
+public enum AttentionBenchmark {
+    public enum Mode: String, Codable, Sendable, CaseIterable {
+        /// One call over `sequenceLength` new tokens on an empty cache.
+        case prefill
+        /// One new token with `sequenceLength − 1` tokens already cached.
+        case decode
+    }
+
+    /// One configuration to measure. The default shape is one GLM-4 decoder layer: 32 query heads, 2 KV heads,
+    /// head_dim 128.
+    public struct Setting: Codable, Sendable, Equatable {
+        public var name: String
+        public var mode: Mode
+        public var kvCacheFormat: KVCacheFormat
+        public var kernel: AttentionKernel
+        public var window: Int?
+        public var globalTokens: Int
+        public var blockSparse: Plan.BlockSparse?
+        public var heads: Int
+        public var kvHeads: Int
+        public var headDim: Int
+        public var threads: Int
+
+        enum CodingKeys: String, CodingKey {
+            case name, mode, kvCacheFormat = "kv_cache_format", kernel, window, globalTokens = "global_tokens"
+            case blockSparse = "block_sparse", heads, kvHeads = "kv_heads", headDim = "head_dim", threads
+        }
+
+        public init(name: String, mode: Mode, kvCacheFormat: KVCacheFormat = .f32, kernel: AttentionKernel = .tiled,
+                    window: Int? = nil, globalTokens: Int = 0, blockSparse: Plan.BlockSparse? = nil,
+                    heads: Int = 32, kvHeads: Int = 2, headDim: Int = 128, threads: Int = Attention.defaultThreads) {
+            self.name = name; self.mode = mode; self.kvCacheFormat = kvCacheFormat; self.kernel = kernel
+            self.window = window; self.globalTokens = globalTokens; self.blockSparse = blockSparse
+            self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim; self.threads = threads
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(name: try c.decode(String.self, forKey: .name), mode: try c.decode(Mode.self, forKey: .mode))
+            kvCacheFormat = try c.decodeIfPresent(KVCacheFormat.self, forKey: .kvCacheFormat) ?? kvCacheFormat
+            kernel = try c.decodeIfPresent(AttentionKernel.self, forKey: .kernel) ?? kernel
+            window = try c.decodeIfPresent(Int.self, forKey: .window)
+            globalTokens = try c.decodeIfPresent(Int.self, forKey: .globalTokens) ?? 0
+            blockSparse = try c.decodeIfPresent(Plan.BlockSparse.self, forKey: .blockSparse)
+            heads = try c.decodeIfPresent(Int.self, forKey: .heads) ?? heads
+            kvHeads = try c.decodeIfPresent(Int.self, forKey: .kvHeads) ?? kvHeads
+            headDim = try c.decodeIfPresent(Int.self, forKey: .headDim) ?? headDim
+            threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? threads
+            for (key, value) in [(CodingKeys.heads, heads), (.kvHeads, kvHeads), (.headDim, headDim), (.threads, threads)]
+            where value <= 0 {
+                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "must be > 0, got \(value)")
+            }
+            if heads % kvHeads != 0 {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .heads, in: c, debugDescription: "\(heads) heads is not a multiple of \(kvHeads) KV heads")
+            }
+        }
+    }
+
+    /// What one measurement found. Time is the fastest of the repetitions.
+    public struct Result: Codable, Sendable, Equatable {
+        public var setting: Setting
+        public var sequenceLength: Int
+        /// Scratch the kernel allocated during the call, all workers together.
+        public var peakScratchBytes: Int
+        /// Bytes the KV cache held for this layer.
+        public var kvBytes: Int
+        /// New tokens per second through this layer's attention (prefill: n / time; decode: 1 / time).
+        public var tokensPerSecond: Double
+        public var secondsPerCall: Double
+        public var repetitions: Int
+
+        enum CodingKeys: String, CodingKey {
+            case setting, sequenceLength = "sequence_length", peakScratchBytes = "peak_scratch_bytes"
+            case kvBytes = "kv_bytes", tokensPerSecond = "tokens_per_second", secondsPerCall = "seconds_per_call"
+            case repetitions
+        }
+    }
+
+    /// Resident KV bytes after a number of tokens.
+    public struct MemoryPoint: Codable, Sendable, Equatable {
+        public var tokens: Int
+        public var residentTokens: Int
+        public var residentBytes: Int
+        enum CodingKeys: String, CodingKey {
+            case tokens, residentTokens = "resident_tokens", residentBytes = "resident_bytes"
+        }
+    }
+
+    /// Measures one setting at one sequence length.
+    public static func run(setting: Setting, sequenceLength: Int, repetitions: Int = 3) throws -> Result {
+        guard sequenceLength > 0 else {
+            throw AttentionError.invalidParameter(name: "sequenceLength", expected: "> 0", got: sequenceLength)
+        }
+        guard repetitions > 0 else {
+            throw AttentionError.invalidParameter(name: "repetitions", expected: "> 0", got: repetitions)
+        }
+        let s = setting
+        let newTokens = s.mode == .prefill ? sequenceLength : 1
+        let cache = try KVCache(layers: 1, kvHeads: s.kvHeads, headDim: s.headDim,
+                                capacity: sequenceLength + repetitions, format: s.kvCacheFormat,
+                                window: s.window, globalTokens: s.globalTokens)
+        var rng = SyntheticData(seed: 0x5EED)
+        let kvWidth = s.kvHeads * s.headDim
+        let query = rng.array(newTokens * s.heads * s.headDim)
+        var out = [Float](repeating: 0, count: newTokens * s.heads * s.headDim)
+        // Decode: fill all but the last token without running attention.
+        if s.mode == .decode {
+            var filled = 0
+            while filled < sequenceLength - 1 {
+                let n = min(512, sequenceLength - 1 - filled)
+                let k = rng.array(n * kvWidth), v = rng.array(n * kvWidth)
+                try cache.append(layer: 0, keys: k, values: v, count: n)
+                try cache.commit(n)
+                filled += n
+            }
+        }
+        let keys = rng.array(newTokens * kvWidth), values = rng.array(newTokens * kvWidth)
+        var best = Double.infinity, scratch = 0, kvBytes = 0
+        for _ in 0..<repetitions {
+            if s.mode == .prefill { cache.reset() }
+            try cache.append(layer: 0, keys: keys, values: values, count: newTokens)
+            let start = DispatchTime.now().uptimeNanoseconds
+            let bytes = try query.withUnsafeBufferPointer { q in
+                try out.withUnsafeMutableBufferPointer { o in
+                    try Attention.causalMeasuringScratch(
+                        q: q.baseAddress!, n: newTokens, heads: s.heads, cache: cache, layer: 0, out: o.baseAddress!,
+                        kernel: s.kernel, scale: nil, blockSparse: s.blockSparse, threads: s.threads)
+                }
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            best = min(best, seconds)
+            scratch = max(scratch, bytes)
+            kvBytes = max(kvBytes, cache.residentBytes)
+            if s.mode == .decode { try cache.commit(newTokens) }
+        }
+        return Result(setting: s, sequenceLength: sequenceLength, peakScratchBytes: scratch, kvBytes: kvBytes,
+                      tokensPerSecond: Double(newTokens) / best, secondsPerCall: best, repetitions: repetitions)
+    }
+
+    /// Measures each setting at each length.
+    public static func sweep(settings: [Setting], lengths: [Int], repetitions: Int = 3) throws -> [Result] {
+        var results: [Result] = []
+        for setting in settings {
+            for length in lengths {
+                results.append(try run(setting: setting, sequenceLength: length, repetitions: repetitions))
+            }
+        }
+        return results
+    }
+
+    /// Feeds a cache of the setting's format and window one `step`-token chunk at a time and records its resident
+    /// bytes at each of `lengths` (ascending): the measured memory curve of the KV cache for one layer.
+    public static func memoryCurve(setting: Setting, lengths: [Int], step: Int = 64) throws -> [MemoryPoint] {
+        guard step > 0 else { throw AttentionError.invalidParameter(name: "step", expected: "> 0", got: step) }
+        guard let last = lengths.max() else { return [] }
+        let s = setting
+        let cache = try KVCache(layers: 1, kvHeads: s.kvHeads, headDim: s.headDim, capacity: last,
+                                format: s.kvCacheFormat, window: s.window, globalTokens: s.globalTokens)
+        var rng = SyntheticData(seed: 0xC0DE)
+        let chunk = rng.array(step * s.kvHeads * s.headDim)
+        var points: [MemoryPoint] = []
+        for target in lengths.sorted() {
+            while cache.length < target {
+                let n = min(step, target - cache.length)
+                try cache.append(layer: 0, keys: chunk, values: chunk, count: n)
+                try cache.commit(n)
+            }
+            points.append(MemoryPoint(tokens: cache.length, residentTokens: cache.residentTokens,
+                                      residentBytes: cache.residentBytes))
+        }
+        return points
+    }
+
+    /// Deterministic uniform values in [-1, 1).
+    struct SyntheticData {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func array(_ count: Int) -> [Float] {
+            (0..<count).map { _ in
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return Float(state >> 40) / Float(1 << 23) - 1
+            }
+        }
+    }
+}
