@@ -54,11 +54,15 @@ public final class DecoderModel: @unchecked Sendable {
             return (Linear(weight: try loader.matrix("output.weight", rows: c.vocab, columns: c.hidden)), false)
         }
         let stored = try loader.require("token_embd.weight")
-        let wanted = try loader.targetFormat(name: "output.weight", module: "head", layer: nil, rows: c.vocab,
+        var wanted = try loader.targetFormat(name: "output.weight", module: "head", layer: nil, rows: c.vocab,
                                              columns: c.hidden, role: .matrix, stored: stored.format)
+        if !wanted.supports(columns: c.hidden), let smaller = WeightLoader.int4Fallback(wanted, columns: c.hidden) {
+            wanted = smaller
+        }
         if wanted == embedding.format { return (Linear(weight: embedding), true) }
+        // The tied head in its own format: a converted copy of the embedding table, counted under "head".
         return (Linear(weight: try loader.matrix("token_embd.weight", rows: c.vocab, columns: c.hidden,
-                                                 module: "head").convertedIfNeeded(to: wanted)), true)
+                                                 module: "head")), true)
     }
 
     /// Loads the embedding table.
@@ -69,12 +73,6 @@ public final class DecoderModel: @unchecked Sendable {
     /// Loads an RMSNorm weight.
     static func norm(_ loader: WeightLoader, _ name: String, config c: DecoderConfig) throws -> RMSNorm {
         RMSNorm(weight: try loader.vector(name, count: c.hidden), epsilon: Float(c.normEpsilon))
-    }
-}
-
-extension PackedMatrix {
-    func convertedIfNeeded(to format: PackedFormat) throws -> PackedMatrix {
-        format == self.format ? self : try WeightLoader.convert(self, to: format)
     }
 }
 

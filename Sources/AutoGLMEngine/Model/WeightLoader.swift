@@ -26,6 +26,8 @@ public final class WeightLoader {
     public private(set) var formats: [String: PackedFormat] = [:]
     /// Tensors converted from their stored format.
     public private(set) var convertedTensors: [String] = []
+    /// Tensors stored in a smaller INT4 group than asked for because their rows are not a multiple of the group.
+    public private(set) var groupFallbacks: [(tensor: String, asked: PackedFormat, used: PackedFormat)] = []
 
     public init(source: TensorSource, policy: WeightFormatPolicy) {
         self.source = source
@@ -81,8 +83,12 @@ public final class WeightLoader {
         let placement = Self.module(of: name)
         let moduleName = module ?? placement.module
         let stored = try t.matrix()
-        let format = try targetFormat(name: name, module: moduleName, layer: placement.layer, rows: rows,
+        var format = try targetFormat(name: name, module: moduleName, layer: placement.layer, rows: rows,
                                       columns: columns, role: role, stored: t.format)
+        if !format.supports(columns: columns), let smaller = Self.int4Fallback(format, columns: columns) {
+            groupFallbacks.append((name, format, smaller))
+            format = smaller
+        }
         let result: PackedMatrix
         if format == t.format {
             result = stored
@@ -95,9 +101,16 @@ public final class WeightLoader {
             result = try Self.convert(stored, to: format)
             convertedTensors.append(name)
         }
-        formats[name] = format
+        formats[module == nil ? name : "\(name) as \(moduleName)"] = format
         residentBytesByModule[moduleName, default: 0] += result.byteCount
         return result
+    }
+
+    /// For INT4 group formats: the largest smaller group that divides `columns` (g128 → g64 → g32), else nil.
+    static func int4Fallback(_ format: PackedFormat, columns: Int) -> PackedFormat? {
+        let order: [PackedFormat] = [.int4g128, .int4g64, .int4g32]
+        guard let i = order.firstIndex(of: format) else { return nil }
+        return order[(i + 1)...].first { $0.supports(columns: columns) }
     }
 
     /// Converts a packed matrix to another format through Float32 rows, a slab of rows at a time.

@@ -1,0 +1,150 @@
+import AutoGLMSpecs
+import Foundation
+
+/// One llama-bench style result: a test (pp<N> prefill or tg<N> decode) of a model in one weight format.
+public struct BenchmarkRecord: Codable, Sendable, Equatable {
+    public var buildCommit: String
+    public var model: String
+    public var architecture: String
+    public var format: String
+    public var weightBytes: Int
+    public var parameters: Int
+    public var threads: Int
+    public var kvCacheFormat: String
+    /// "pp512", "tg128", ...
+    public var test: String
+    public var promptTokens: Int
+    public var generatedTokens: Int
+    public var repeats: Int
+    /// Tokens per second of every repeat.
+    public var samples: [Double]
+    public var mean: Double
+    public var stddev: Double
+
+    enum CodingKeys: String, CodingKey {
+        case buildCommit = "build_commit", model, architecture, format, weightBytes = "weight_bytes", parameters
+        case threads, kvCacheFormat = "kv_cache_format", test, promptTokens = "n_prompt"
+        case generatedTokens = "n_gen", repeats, samples, mean = "avg_ts", stddev = "stddev_ts"
+    }
+
+    public init(buildCommit: String, model: String, architecture: String, format: String, weightBytes: Int,
+                parameters: Int, threads: Int, kvCacheFormat: String, test: String, promptTokens: Int,
+                generatedTokens: Int, samples: [Double]) {
+        self.buildCommit = buildCommit; self.model = model; self.architecture = architecture; self.format = format
+        self.weightBytes = weightBytes; self.parameters = parameters; self.threads = threads
+        self.kvCacheFormat = kvCacheFormat; self.test = test; self.promptTokens = promptTokens
+        self.generatedTokens = generatedTokens; self.samples = samples
+        repeats = samples.count
+        let n = Double(samples.count)
+        mean = samples.isEmpty ? 0 : samples.reduce(0, +) / n
+        let m = mean
+        stddev = samples.count > 1 ? (samples.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)).squareRoot() : 0
+    }
+}
+
+/// Printers for benchmark records: a Markdown table like llama-bench's and JSON.
+public enum BenchmarkPrinter {
+    public static func table(_ records: [BenchmarkRecord]) -> String {
+        var lines = ["| model | format | size | params | threads | kv | test | t/s |",
+                     "| --- | --- | ---: | ---: | ---: | --- | --- | ---: |"]
+        for r in records {
+            let size = String(format: "%.2f MiB", Double(r.weightBytes) / 1_048_576)
+            let params = String(format: "%.2f M", Double(r.parameters) / 1e6)
+            let ts = String(format: "%.2f ± %.2f", r.mean, r.stddev)
+            lines.append("| \(r.model) | \(r.format) | \(size) | \(params) | \(r.threads) | \(r.kvCacheFormat) | \(r.test) | \(ts) |")
+        }
+        if let commit = records.first?.buildCommit { lines.append("\nbuild: \(commit)") }
+        return lines.joined(separator: "\n")
+    }
+
+    public static func json(_ records: [BenchmarkRecord]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try encoder.encode(records), as: UTF8.self)
+    }
+}
+
+/// Measures prefill (pp) and decode (tg) throughput of a model, llama-bench style: pp<N> runs N prompt tokens in
+/// one pass from an empty cache; tg<N> generates N tokens one at a time from an empty cache. Each test runs
+/// `warmups` untimed times, then `repeats` timed times.
+public struct ModelBenchmark {
+    public var promptTokens: Int = 512
+    public var generatedTokens: Int = 128
+    public var repeats: Int = 5
+    public var warmups: Int = 1
+    public var kvCacheFormat: KVCacheFormat = .f32
+
+    public init(promptTokens: Int = 512, generatedTokens: Int = 128, repeats: Int = 5, warmups: Int = 1,
+                kvCacheFormat: KVCacheFormat = .f32) {
+        self.promptTokens = promptTokens; self.generatedTokens = generatedTokens
+        self.repeats = repeats; self.warmups = warmups; self.kvCacheFormat = kvCacheFormat
+    }
+
+    /// Runs pp and tg on `model`; `label` names the format in the records.
+    public func run(model: DecoderModel, modelName: String, label: String, buildCommit: String,
+                    pool: ComputePool) throws -> [BenchmarkRecord] {
+        guard repeats >= 1, warmups >= 0, promptTokens >= 1, generatedTokens >= 1 else {
+            throw ModelError.invalidSetting(name: "benchmark", expected: "repeats ≥ 1, warm-ups ≥ 0, pp/tg ≥ 1",
+                                            got: "repeats \(repeats), warm-ups \(warmups), pp \(promptTokens), tg \(generatedTokens)")
+        }
+        let session = try InferenceSession(model: model, capacity: max(promptTokens, generatedTokens) + 1,
+                                           batch: promptTokens,
+                                           attention: AttentionSettings(kvCacheFormat: kvCacheFormat), pool: pool)
+        // Deterministic pseudo-random prompt, like llama-bench's random tokens.
+        var rng = SplitMix64(seed: 0x5EED)
+        let vocab = model.config.vocab
+        let prompt = (0..<promptTokens).map { _ in Int32(truncatingIfNeeded: rng.next() % UInt64(vocab)) }
+        var pp: [Double] = []
+        for i in 0..<(warmups + repeats) {
+            session.reset()
+            let start = Clock.now()
+            _ = try session.forward(prompt)
+            let seconds = Clock.now() - start
+            if i >= warmups { pp.append(Double(promptTokens) / seconds) }
+        }
+        var tg: [Double] = []
+        var token: [Int32] = [prompt[0]]
+        for i in 0..<(warmups + repeats) {
+            session.reset()
+            let start = Clock.now()
+            for _ in 0..<generatedTokens {
+                let logits = try token.withUnsafeBufferPointer { try session.forward($0, logitsFrom: 0) }
+                token[0] = Sampler.argmax(logits)
+            }
+            let seconds = Clock.now() - start
+            if i >= warmups { tg.append(Double(generatedTokens) / seconds) }
+        }
+        let parameters = model.parameterCount
+        func record(_ test: String, _ p: Int, _ g: Int, _ s: [Double]) -> BenchmarkRecord {
+            BenchmarkRecord(buildCommit: buildCommit, model: modelName, architecture: model.config.architecture,
+                            format: label, weightBytes: model.weightBytes, parameters: parameters,
+                            threads: pool.threadCount, kvCacheFormat: kvCacheFormat.rawValue, test: test,
+                            promptTokens: p, generatedTokens: g, samples: s)
+        }
+        return [record("pp\(promptTokens)", promptTokens, 0, pp), record("tg\(generatedTokens)", 0, generatedTokens, tg)]
+    }
+}
+
+extension DecoderModel {
+    /// Parameters of the loaded tensors (the embedding counted once when the head is tied).
+    public var parameterCount: Int {
+        let c = config
+        var total = c.vocab * c.hidden + c.hidden
+        if !tiedHead { total += c.vocab * c.hidden }
+        for b in blocks {
+            switch b.attention.projections {
+            case let .separate(q, k, v): total += q.weight.rows * q.weight.columns + k.weight.rows * k.weight.columns
+                + v.weight.rows * v.weight.columns + (q.bias?.count ?? 0) + (k.bias?.count ?? 0) + (v.bias?.count ?? 0)
+            case let .fused(qkv): total += qkv.weight.rows * qkv.weight.columns + (qkv.bias?.count ?? 0)
+            }
+            total += b.attention.output.weight.rows * b.attention.output.weight.columns
+            switch b.feedForward.gateUp {
+            case let .separate(g, u): total += g.weight.rows * g.weight.columns + u.weight.rows * u.weight.columns
+            case let .fused(gu): total += gu.weight.rows * gu.weight.columns
+            }
+            total += b.feedForward.down.weight.rows * b.feedForward.down.weight.columns
+            total += 2 * c.hidden + (b.attention.postNorm == nil ? 0 : c.hidden) + (b.feedForward.postNorm == nil ? 0 : c.hidden)
+        }
+        return total
+    }
+}

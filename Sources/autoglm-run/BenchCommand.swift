@@ -1,0 +1,76 @@
+import ArgumentParser
+import AutoGLMEngine
+import AutoGLMSpecs
+import Foundation
+
+/// `autoglm-run bench`: llama-bench style prefill (pp) and decode (tg) throughput per weight format.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure pp512 / tg128 tokens per second for a checkpoint converted on the fly to each format.")
+
+    @Option(help: "GGUF checkpoint.")
+    var checkpoint: String
+
+    @Option(help: "Comma-separated formats (checkpoint = as stored).")
+    var formats: String = "f32,f16,q8_0,q4_0,q4_1,int8,int4-g32,int4-g128"
+
+    @Option(help: "Timed repeats per test.")
+    var repeats: Int = 5
+
+    @Option(help: "Untimed runs before the timed ones.")
+    var warmup: Int = 1
+
+    @Option(name: .customLong("prompt-tokens"), help: "Prompt tokens of the pp test.")
+    var promptTokens: Int = 512
+
+    @Option(name: .customLong("gen-tokens"), help: "Generated tokens of the tg test.")
+    var genTokens: Int = 128
+
+    @Option(help: "Threads (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .customLong("kv-cache"), help: "KV cache format: f32, f16, int8, int4.")
+    var kvCache: String = "f16"
+
+    @Flag(help: "Print JSON records.")
+    var json = false
+
+    func run() throws {
+        guard let kv = KVCacheFormat(rawValue: kvCache) else {
+            throw ValidationError("--kv-cache must be one of f32, f16, int8, int4, got '\(kvCache)'")
+        }
+        var policies: [(String, WeightFormatPolicy)] = []
+        for name in formats.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
+            if name == "checkpoint" { policies.append((name, .checkpoint)); continue }
+            guard let f = PackedFormat(rawValue: name) else {
+                throw ValidationError("unknown format '\(name)' (known: checkpoint, \(PackedFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            policies.append((name, .uniform(f)))
+        }
+        if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
+        do {
+            let file = try GGUFFile(path: checkpoint)
+            let pool = ComputePool(threadCount: threads)
+            let bench = ModelBenchmark(promptTokens: promptTokens, generatedTokens: genTokens, repeats: repeats,
+                                       warmups: warmup, kvCacheFormat: kv)
+            let commit = BuildInfo.current().commit
+            let name = (checkpoint as NSString).lastPathComponent
+            var records: [BenchmarkRecord] = []
+            for (label, policy) in policies {
+                let model = try DecoderModel.load(gguf: file, policy: policy)
+                let r = try bench.run(model: model, modelName: name, label: label, buildCommit: commit, pool: pool)
+                records += r
+                if !json {
+                    for x in r {
+                        FileHandle.standardError.write(Data(String(format: "%@ %@: %.2f ± %.2f tok/s\n", label, x.test, x.mean, x.stddev).utf8))
+                    }
+                }
+            }
+            print(json ? try BenchmarkPrinter.json(records) : BenchmarkPrinter.table(records))
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}

@@ -1,0 +1,269 @@
+import ArgumentParser
+import AutoGLMEngine
+import AutoGLMEvaluation
+import AutoGLMSpecs
+import Foundation
+
+/// `autoglm-run [run]`: loads a checkpoint under a plan, generates, evaluates accuracy against an F32 reference
+/// and reports every measurement next to the plan's prediction.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Load a checkpoint under a plan, generate, evaluate, and report measured against predicted figures.")
+
+    @Option(help: "Plan file (JSON). Without one the checkpoint runs in its own formats.")
+    var plan: String?
+
+    @Option(help: "GGUF checkpoint.")
+    var checkpoint: String
+
+    @Option(help: "Raw prompt text (encoded as is).")
+    var prompt: String?
+
+    @Option(help: "User message, wrapped in the checkpoint's chat template.")
+    var chat: String?
+
+    @Option(help: "System message for --chat (default: none).")
+    var system: String?
+
+    @Option(name: .customLong("max-tokens"), help: "Tokens to generate.")
+    var maxTokens: Int = 64
+
+    @Option(name: .customLong("eval-text"), help: "Evaluation text file (default: GPL-3 + Apache-2.0 licence texts).")
+    var evalText: String?
+
+    @Option(name: .customLong("eval-tokens"), help: "Text tokens used for the accuracy evaluation (0 skips it).")
+    var evalTokens: Int = 2048
+
+    @Option(name: .customLong("eval-context"), help: "Evaluation window in tokens; the second half is scored.")
+    var evalContext: Int = 512
+
+    @Option(help: "Timed generations.")
+    var repeats: Int = 3
+
+    @Option(help: "Untimed generations before the timed ones.")
+    var warmup: Int = 1
+
+    @Option(help: "Threads (default: all cores).")
+    var threads: Int?
+
+    @Option(help: "Sampling temperature (0: greedy).")
+    var temperature: Float = 0
+
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling probability mass.")
+    var topP: Float = 1
+
+    @Option(help: "Sampling seed.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Print the run report as JSON.")
+    var json = false
+
+    @Option(name: [.customShort("o"), .customLong("output")], help: "Write the run report (JSON) to this file.")
+    var output: String?
+
+    func validate() throws {
+        if prompt != nil && chat != nil { throw ValidationError("give --prompt or --chat, not both") }
+        if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1, got \(maxTokens)") }
+        if repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
+        if warmup < 0 { throw ValidationError("--warmup must be ≥ 0, got \(warmup)") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if evalTokens < 0 { throw ValidationError("--eval-tokens must be ≥ 0, got \(evalTokens)") }
+        if evalContext < 4 { throw ValidationError("--eval-context must be at least 4, got \(evalContext)") }
+    }
+
+    func run() throws {
+        do {
+            let (report, memoryNote) = try RunSession(options: self).execute()
+            if let output {
+                try RunReportPrinter.json(report).write(toFile: output, atomically: true, encoding: .utf8)
+            }
+            print(json ? try RunReportPrinter.json(report) : RunReportPrinter.table(report, memoryNote: memoryNote))
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// One execution of the run command.
+struct RunSession {
+    let options: RunCommand
+
+    func execute() throws -> (RunReport, String) {
+        let o = options
+        var report = RunReport()
+        report.createdAt = ISO8601DateFormatter().string(from: Date())
+        report.build = BuildInfo.current()
+        let plan = try o.plan.map { try Plan.load($0) }
+        let pool = ComputePool(threadCount: o.threads)
+        report.host = HostInfo.current(threads: pool.threadCount)
+
+        // Load: the plan's formats, or the checkpoint's own.
+        let policy: WeightFormatPolicy = plan.map { .plan($0) } ?? .checkpoint
+        let loaded = try LoadedCheckpoint(path: o.checkpoint, policy: policy)
+        let attention = plan.map { AttentionSettings(plan: $0.attention) } ?? AttentionSettings(kvCacheFormat: .f16)
+        report.checkpoint.path = o.checkpoint
+        report.checkpoint.bytes = FileInfo.size(o.checkpoint) ?? 0
+        if let plan, let path = o.plan {
+            report.plan.path = path
+            report.plan.modelId = plan.model.id
+            report.plan.deviceId = plan.device.id
+            report.plan.appBudgetBytes = plan.device.appBudgetBytes
+            report.plan.constraints = plan.constraints
+            report.predicted = plan.predicted
+        }
+
+        // Prompt.
+        let tokens = try promptTokens(loaded)
+        report.workload.id = plan?.workload.id ?? (o.chat != nil ? "chat" : "prompt")
+        report.workload.promptTokens = tokens.count
+        report.workload.outputTokens = o.maxTokens
+
+        // Generate: warm-ups, then timed repeats.
+        let session = try InferenceSession(model: loaded.model, capacity: tokens.count + o.maxTokens,
+                                           batch: min(512, max(tokens.count, 1)), attention: attention, pool: pool)
+        let sampling = SamplingSettings(temperature: o.temperature, topP: o.topP, seed: o.seed)
+        var results: [GenerationResult] = []
+        for i in 0..<(o.warmup + o.repeats) {
+            let r = try session.generate(prompt: tokens, maxTokens: o.maxTokens, stopTokens: loaded.stopTokens,
+                                         sampling: sampling)
+            if i >= o.warmup { results.append(r) }
+        }
+        let peak = ProcessMemory.peakResidentBytes ?? 0
+        let last = results[results.count - 1]
+        report.generatedText = try loaded.tokenizer.decode(last.tokens.filter { !loaded.stopTokens.contains($0) })
+
+        var m = RunReport.Measured()
+        m.loadSeconds = loaded.loadSeconds
+        m.ttftSeconds = Statistic(results.map(\.ttftSeconds))
+        m.prefillTokensPerSecond = Statistic(results.map(\.prefillTokensPerSecond))
+        let decodes = results.filter { $0.tokens.count > 1 }.map(\.decodeTokensPerSecond)
+        m.decodeTokensPerSecond = decodes.isEmpty ? nil : Statistic(decodes)
+        m.peakMemoryBytes = peak
+        m.peakMemorySource = "rss"
+        m.weightBytes = loaded.model.weightBytes
+        m.kvCacheBytes = session.cache.residentBytes
+        m.residentBytesByModule = loaded.model.residentBytesByModule
+        m.stages = [
+            .init(stage: "prefill", seconds: Statistic(results.map(\.prefillSeconds)), tokens: tokens.count),
+            .init(stage: "decode", seconds: Statistic(results.map(\.decodeSeconds)),
+                  tokens: max(last.tokens.count - 1, 0)),
+        ]
+        m.repeats = o.repeats
+        m.warmups = o.warmup
+        report.measured = m
+        let expected = MemoryExpectation(tensorBytes: loaded.tensorBytes, weightBytes: loaded.model.weightBytes,
+                                         kvBytes: session.cache.residentBytes, scratchBytes: session.scratchBytes)
+
+        // Accuracy against the same checkpoint dequantised to F32 (after the memory peak was read).
+        report.accuracy = try evaluate(loaded, attention: attention, pool: pool)
+        return (report, expected.note(peak: peak))
+    }
+
+    func promptTokens(_ loaded: LoadedCheckpoint) throws -> [Int32] {
+        let o = options
+        if let prompt = o.prompt {
+            let ids = loaded.tokenizer.encode(prompt, addBOS: loaded.tokenizer.addsBOS, parseSpecial: false)
+            guard !ids.isEmpty else { throw ValidationError("--prompt encodes to no tokens") }
+            return ids
+        }
+        let question = o.chat ?? "What is the capital of France?"
+        let template = ChatTemplate(format: .chatML, defaultSystemPrompt: nil)
+        var messages: [ChatMessage] = []
+        if let system = o.system { messages.append(.system(system)) }
+        messages.append(.user(question))
+        return try template.promptTokens(messages, tokenizer: loaded.tokenizer)
+    }
+
+    func evaluate(_ loaded: LoadedCheckpoint, attention: AttentionSettings,
+                  pool: ComputePool) throws -> RunReport.Accuracy {
+        let o = options
+        var a = RunReport.Accuracy()
+        guard o.evalTokens > 0 else {
+            a.reason = "not requested (--eval-tokens 0)"
+            return a
+        }
+        let files = o.evalText.map { [$0] } ?? EvaluationText.defaultFiles
+        a.textFile = files.joined(separator: " + ")
+        let text = try EvaluationText.load(files)
+        let reference = try DecoderModel.load(gguf: loaded.file, policy: .uniform(.f32))
+        let settings = EvaluationSettings(context: o.evalContext, maxTokens: o.evalTokens)
+        do {
+            let (summary, _) = try PlanEvaluation.evaluate(plan: loaded, reference: reference, text: text,
+                                                           textName: a.textFile ?? "text", settings: settings,
+                                                           attention: attention, pool: pool)
+            return summary.reportBlock(textFile: a.textFile)
+        } catch let error as EvaluationError {
+            a.reason = error.description
+            return a
+        }
+    }
+}
+
+/// What resident memory a run should need: the weights the engine reads plus KV cache and scratch.
+struct MemoryExpectation {
+    var tensorBytes: Int
+    var weightBytes: Int
+    var kvBytes: Int
+    var scratchBytes: Int
+
+    var expected: Int { weightBytes + kvBytes + scratchBytes }
+
+    func note(peak: Int) -> String {
+        func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
+        return "peak RSS \(mib(peak)) vs weights \(mib(weightBytes)) (file tensors \(mib(tensorBytes))) + KV "
+            + "\(mib(kvBytes)) + scratch \(mib(scratchBytes)) = \(mib(expected)); the rest is runtime and code"
+    }
+}
+
+enum BuildInfo {
+    static func current() -> RunReport.Build {
+        var b = RunReport.Build()
+        b.commit = git(["rev-parse", "HEAD"]) ?? "unknown"
+        if let status = git(["status", "--porcelain", "--untracked-files=no"]) { b.dirty = !status.isEmpty }
+        #if DEBUG
+        b.configuration = "debug"
+        #else
+        b.configuration = "release"
+        #endif
+        return b
+    }
+
+    static func git(_ args: [String]) -> String? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["git"] + args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { return nil }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+enum HostInfo {
+    static func current(threads: Int) -> RunReport.Host {
+        var h = RunReport.Host()
+        h.cores = ProcessInfo.processInfo.activeProcessorCount
+        h.threads = threads
+        h.memoryBytes = Int(ProcessInfo.processInfo.physicalMemory)
+        if let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+           let colon = line.firstIndex(of: ":") {
+            h.cpu = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return h
+    }
+}
+
+enum FileInfo {
+    static func size(_ path: String) -> Int? {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue
+    }
+}
