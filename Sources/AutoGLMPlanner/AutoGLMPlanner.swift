@@ -1,1 +1,0 @@
-// AutoGLMPlanner module.

@@ -1,0 +1,339 @@
+import Foundation
+import AutoGLMSpecs
+
+/// One planning item: a whole module, or one group of decoder layers, with the formats it may take.
+public struct PlanItem: Sendable {
+    public var name: String
+    public var module: String
+    public var kind: ModuleKind
+    public var layers: ClosedRange<Int>?
+    public var tensors: [ModuleTensor]
+    /// All parameters of the item (vectors included).
+    public var parameters: Int
+    /// Parameters of its matrices (the ones multiplied per token).
+    public var matrixParameters: Int
+    public var options: [ItemOption]
+}
+
+/// One legal format for an item, with its costs.
+public struct ItemOption: Sendable {
+    public var format: WeightFormat
+    /// The compute unit that executes it (fastest unit whose `formats` list it).
+    public var unit: String
+    public var weightBytes: Int
+    /// Matrices the format cannot store (row length not a multiple of its block), kept in F16.
+    public var fallbacks: [String]
+    /// Weighted accuracy cost (share · factor · L).
+    public var loss: Double
+    public var lossSource: String
+    /// Seconds per decoded token.
+    public var decodeSeconds: Double
+    /// Prefill seconds per token the item processes (its multiplier comes from the scenario).
+    var prefillFLOPsPerToken: Double
+    var unitRef: DeviceProfile.ComputeUnit
+}
+
+/// A pixel budget and the token counts that follow from it.
+public struct Scenario: Sendable {
+    public var maxPixels: Int?
+    public var patches: Int
+    public var imageTokens: Int
+    /// Prompt tokens + image tokens (what prefill processes).
+    public var contextTokens: Int
+    /// Context + output tokens (what the KV cache must hold at the end).
+    public var totalTokens: Int
+    public var lossExtra: Double
+    public var lossSource: String?
+    /// Prefill seconds per item and option.
+    var prefill: [[Double]]
+}
+
+/// The attention settings of one search point, with their costs.
+public struct GlobalChoice: Sendable {
+    public var kv: KVCacheFormat
+    public var window: Int?
+    public var globalTokens: Int
+    public var decoderKernel: AttentionKernel
+    public var visionKernel: AttentionKernel
+    public var kvBytes: Int
+    public var cachedTokens: Int
+    public var stages: [(name: String, bytes: Int)]
+    public var activationPeak: Int
+    /// KV + activation peak + runtime overhead.
+    public var fixedBytes: Int
+    public var ttftExtra: Double
+    public var decodeExtra: Double
+    public var lossExtra: Double
+    public var visionAttentionSeconds: Double
+    public var decoderAttentionSeconds: Double
+    public var allReducePrefillSeconds: Double
+    public var allReduceDecodeSeconds: Double
+    public var kvDecodeSeconds: Double
+}
+
+/// Builds the items, options, scenarios and attention choices for a request.
+public struct SearchSpace: Sendable {
+    public var request: PlanRequest
+    public var accuracy: AccuracyModel
+    public var latency: LatencyModel
+    public var items: [PlanItem]
+    public var scenarios: [Scenario]
+    /// Attention choices per scenario.
+    public var globals: [[GlobalChoice]]
+    /// Bytes of activations per element.
+    public var activationElementBytes: Int
+    public var tensorParallel: Int
+
+    public init(_ request: PlanRequest) throws {
+        try request.validate()
+        self.request = request
+        let model = request.model
+        let accuracy = AccuracyModel(manifest: model, moduleFactors: request.moduleFactors)
+        let latency = LatencyModel(device: request.device)
+        self.accuracy = accuracy
+        self.latency = latency
+        let attentionUnit = latency.attentionUnit
+        let activationElementBytes = attentionUnit?.kind == .cpu || attentionUnit == nil ? 4 : 2
+        let tensorParallel = attentionUnit.map { latency.tensorParallel($0) } ?? 1
+        self.activationElementBytes = activationElementBytes
+        self.tensorParallel = tensorParallel
+
+        // Items.
+        var items: [PlanItem] = []
+        let totalParameters = max(1, model.parameters)
+        for module in model.modules {
+            let tensors = module.tensors
+            guard tensors.contains(where: { $0.isQuantizable }) else { continue }
+            if case let .textDecoder(spec) = module.body {
+                let size = request.layerGroupSize ?? Int((Double(spec.layers) / 8).rounded(.up))
+                var first = 0
+                while first < spec.layers {
+                    let last = min(spec.layers - 1, first + size - 1)
+                    let isLast = last == spec.layers - 1
+                    let group = tensors.filter { t in
+                        if let l = t.layer { return l >= first && l <= last }
+                        return isLast
+                    }
+                    items.append(Self.makeItem(name: "\(module.name)[\(first)-\(last)]", module: module,
+                                               layers: first...last, tensors: group))
+                    first = last + 1
+                }
+            } else {
+                items.append(Self.makeItem(name: module.name, module: module, layers: nil, tensors: tensors))
+            }
+        }
+
+        // Options per item: formats legal on a unit, with an accuracy figure, within pins.
+        let pins = request.pins
+        for pin in pins where !items.contains(where: { pin.matches(item: $0.name, module: $0.module) }) {
+            throw PlannerError.pinMatchesNothing(pin: pin.description, modules: model.modules.map(\.name))
+        }
+        for pin in pins where latency.unit(for: pin.format) == nil {
+            throw PlannerError.pinnedFormatIllegal(pin: pin.description, format: pin.format, device: request.device.id)
+        }
+        let decoder = model.textDecoder
+        for i in items.indices {
+            let item = items[i]
+            let pinned = pins.last { $0.matches(item: item.name, module: item.module) }?.format
+            var options: [ItemOption] = []
+            for format in WeightFormat.allCases {
+                if let pinned, format != pinned { continue }
+                guard let unit = latency.unit(for: format) else { continue }
+                guard let entry = accuracy.entry(module: item.module, format: format) else { continue }
+                let (bytes, fallbacks) = MemoryModel.weightBytes(item.tensors, format: format)
+                let share = Double(item.parameters) / Double(totalParameters)
+                let loss = accuracy.factor(module: item.module) * share * entry.loss
+                let decode: Double
+                switch item.kind {
+                case .textDecoder, .head, .crossModal:
+                    decode = latency.decodeSeconds(weightBytes: Double(bytes), parameters: Double(item.matrixParameters),
+                                                   unit: unit, format: format)
+                case .embedding:
+                    let rows = max(1, item.tensors.first?.rows ?? 1)
+                    decode = latency.decodeSeconds(weightBytes: Double(bytes) / Double(rows), parameters: 0,
+                                                   unit: unit, format: format)
+                case .visionEncoder, .audioEncoder, .projector:
+                    decode = 0
+                }
+                let flopsPerToken = item.kind == .embedding ? 0 : 2 * Double(item.matrixParameters)
+                options.append(ItemOption(format: format, unit: unit.id, weightBytes: bytes,
+                                          fallbacks: fallbacks.map(\.name), loss: loss, lossSource: entry.source,
+                                          decodeSeconds: decode, prefillFLOPsPerToken: flopsPerToken, unitRef: unit))
+            }
+            if options.isEmpty { throw PlannerError.noLegalFormat(module: item.name, device: request.device.id) }
+            items[i].options = options
+        }
+
+        // Scenarios: the model's default pixel limit plus every budget with an accuracy figure.
+        var scenarios: [Scenario] = []
+        let workload = request.workload
+        var budgets: [Int?] = [nil]
+        if model.vision != nil && workload.image != nil {
+            for p in accuracy.pixelOptions where p < (model.vision?.maxPixels ?? Int.max) { budgets.append(p) }
+        }
+        for budget in budgets {
+            let patches = workload.imagePatches(model.vision, maxPixels: budget)
+            let imageTokens = workload.imageTokens(model.vision, maxPixels: budget)
+            let context = workload.promptTokens + imageTokens
+            var loss = 0.0
+            var source: String? = nil
+            if let budget, let s = accuracy.setting(AccuracyModel.pixelSetting(budget)) { loss = s.loss; source = s.source }
+            var prefill: [[Double]] = []
+            for item in items {
+                let tokens: Int
+                switch item.kind {
+                case .visionEncoder: tokens = patches
+                case .projector: tokens = item.tensors.contains { $0.name.hasPrefix("mm.") }
+                    ? imageTokens : 0
+                case .audioEncoder, .embedding: tokens = 0
+                case .textDecoder, .crossModal: tokens = context
+                case .head: tokens = min(request.logitsTokens, context)
+                }
+                prefill.append(item.options.map { o in
+                    tokens == 0 ? 0 : latency.matmulSeconds(flops: o.prefillFLOPsPerToken * Double(tokens),
+                                                            bytes: Double(o.weightBytes), unit: o.unitRef, format: o.format)
+                })
+            }
+            scenarios.append(Scenario(maxPixels: budget, patches: patches, imageTokens: imageTokens,
+                                      contextTokens: context, totalTokens: context + workload.outputTokens,
+                                      lossExtra: loss, lossSource: source, prefill: prefill))
+        }
+        // Drop options another option of the same item matches or beats on every axis (bytes, loss, decode time,
+        // prefill time in every scenario): they can never be part of a better plan, so the search stays exact.
+        for k in items.indices {
+            let options = items[k].options
+            var keep: [Int] = []
+            for i in options.indices {
+                let dominated = options.indices.contains { j in
+                    guard j != i else { return false }
+                    let a = options[j], b = options[i]
+                    let noWorse = a.weightBytes <= b.weightBytes && a.loss <= b.loss && a.decodeSeconds <= b.decodeSeconds
+                        && scenarios.allSatisfy { $0.prefill[k][j] <= $0.prefill[k][i] }
+                    guard noWorse else { return false }
+                    let strictly = a.weightBytes < b.weightBytes || a.loss < b.loss || a.decodeSeconds < b.decodeSeconds
+                        || scenarios.contains { $0.prefill[k][j] < $0.prefill[k][i] }
+                    return strictly || j < i
+                }
+                if !dominated { keep.append(i) }
+            }
+            items[k].options = keep.map { options[$0] }
+            for s in scenarios.indices { scenarios[s].prefill[k] = keep.map { scenarios[s].prefill[k][$0] } }
+        }
+        self.items = items
+        self.scenarios = scenarios
+
+        // Attention choices per scenario.
+        var globals: [[GlobalChoice]] = []
+        let kvFormats = KVCacheFormat.allCases.filter { accuracy.setting(AccuracyModel.kvSetting($0)) != nil }
+        var windows: [(Int?, Int)] = [(nil, 0)]
+        for w in accuracy.windowOptions { windows.append((w.window, w.global)) }
+        let visionKernels: [AttentionKernel] = model.visionEncoder != nil ? [.tiled, .materialised] : [.tiled]
+        for scenario in scenarios {
+            var list: [GlobalChoice] = []
+            for kv in kvFormats {
+                for (window, global) in windows {
+                    if let window, window + global >= scenario.totalTokens { continue }
+                    for decoderKernel in [AttentionKernel.tiled, .materialised] {
+                        for visionKernel in visionKernels {
+                            list.append(Self.globalChoice(request: request, latency: latency, accuracy: accuracy,
+                                                          scenario: scenario, decoder: decoder, kv: kv, window: window,
+                                                          globalTokens: global, decoderKernel: decoderKernel,
+                                                          visionKernel: visionKernel,
+                                                          elementBytes: activationElementBytes,
+                                                          tensorParallel: tensorParallel))
+                        }
+                    }
+                }
+            }
+            globals.append(list)
+        }
+        self.globals = globals
+    }
+
+    static func makeItem(name: String, module: ModuleSpec, layers: ClosedRange<Int>?, tensors: [ModuleTensor]) -> PlanItem {
+        PlanItem(name: name, module: module.name, kind: module.kind, layers: layers, tensors: tensors,
+                 parameters: tensors.reduce(0) { $0 + $1.parameters },
+                 matrixParameters: tensors.filter { $0.isQuantizable }.reduce(0) { $0 + $1.parameters }, options: [])
+    }
+
+    static func globalChoice(request: PlanRequest, latency: LatencyModel, accuracy: AccuracyModel, scenario: Scenario,
+                             decoder: TextDecoderSpec?, kv: KVCacheFormat, window: Int?, globalTokens: Int,
+                             decoderKernel: AttentionKernel, visionKernel: AttentionKernel, elementBytes: Int,
+                             tensorParallel: Int) -> GlobalChoice {
+        let model = request.model
+        let chunk = min(request.prefillChunk, max(1, scenario.contextTokens))
+        var stages: [(String, Int)] = []
+        var kvBytes = 0, cached = 0
+        var ttft = 0.0, decode = 0.0, visionSeconds = 0.0, decoderSeconds = 0.0
+        var arPrefill = 0.0, arDecode = 0.0, kvDecode = 0.0
+        if let v = model.visionEncoder, scenario.patches > 0 {
+            stages.append(("vision_encode", MemoryModel.visionActivation(v, patches: scenario.patches, kernel: visionKernel,
+                                                                         elementBytes: elementBytes)))
+            let p = Double(scenario.patches)
+            let scoreTraffic = visionKernel == .materialised
+                ? 2 * Double(v.layers) * Double(MemoryModel.scoreBytes(queries: scenario.patches, keys: scenario.patches,
+                                                                        heads: v.heads, kernel: .materialised,
+                                                                        elementBytes: elementBytes)) : 0
+            visionSeconds = latency.attentionSeconds(flops: v.attentionFLOPs(patches: scenario.patches), bytes: scoreTraffic)
+            _ = p
+        }
+        for module in model.modules {
+            if case let .projector(spec) = module.body, scenario.patches > 0, spec.style == .convMerger {
+                stages.append(("projector", MemoryModel.projectorActivation(spec, patches: scenario.patches,
+                                                                            elementBytes: elementBytes)))
+            }
+        }
+        if let d = decoder {
+            cached = MemoryModel.cachedTokens(context: scenario.totalTokens, window: window, globalTokens: globalTokens,
+                                              chunk: chunk)
+            kvBytes = MemoryModel.kvCacheBytes(d, format: kv, tokens: cached)
+            let keysAtEnd = MemoryModel.cachedTokens(context: scenario.contextTokens, window: window,
+                                                     globalTokens: globalTokens, chunk: chunk)
+            stages.append(("decoder_prefill", MemoryModel.decoderActivation(d, chunk: chunk, keys: keysAtEnd,
+                                                                             kernel: decoderKernel,
+                                                                             elementBytes: elementBytes)))
+            // Prefill attention: token t attends to min(t, window + global) keys (causal).
+            let t = scenario.contextTokens
+            var keySum = 0.0
+            if let window {
+                let span = window + globalTokens
+                let full = min(t, span)
+                keySum = Double(full) * Double(full + 1) / 2 + Double(max(0, t - span)) * Double(span)
+            } else {
+                keySum = Double(t) * Double(t + 1) / 2
+            }
+            let flops = 4 * Double(d.layers * d.queryWidth) * keySum
+            let traffic = decoderKernel == .materialised
+                ? 2 * Double(d.layers) * Double(d.heads * elementBytes) * keySum : 0
+            decoderSeconds = latency.attentionSeconds(flops: flops, bytes: traffic)
+            arPrefill = latency.allReduceSeconds(layers: d.layers, hidden: d.hidden, tokens: t, parallel: tensorParallel)
+            // Decode: read the whole cache at the final length, attention FLOPs over it.
+            let kvRead = Double(kvBytes)
+            let bw = (latency.attentionUnit.map { latency.bandwidth($0) } ?? 1) * latency.etaMatvec * latency.sustained
+            kvDecode = max(kvRead / bw, latency.attentionSeconds(flops: 4 * Double(d.layers * d.queryWidth) * Double(cached),
+                                                                 bytes: 0) / latency.sustained)
+            arDecode = latency.allReduceSeconds(layers: d.layers, hidden: d.hidden, tokens: 1, parallel: tensorParallel)
+        }
+        if let head = model.modules.lazy.compactMap({ m -> Int? in
+            if case let .head(h) = m.body { return h.vocab }
+            if case let .embedding(e) = m.body { return e.vocab }
+            return nil
+        }).first {
+            stages.append(("logits", MemoryModel.logitsBytes(vocab: head, tokens: min(request.logitsTokens,
+                                                                                      max(1, scenario.contextTokens)))))
+        }
+        ttft = visionSeconds + decoderSeconds + arPrefill
+        decode = kvDecode + arDecode
+        let peak = stages.map(\.1).max() ?? 0
+        var loss = accuracy.setting(AccuracyModel.kvSetting(kv))?.loss ?? 0
+        if let window { loss += accuracy.setting(AccuracyModel.windowSetting(window: window, global: globalTokens))?.loss ?? 0 }
+        let overhead = request.device.runtimeOverheadBytes.value
+        return GlobalChoice(kv: kv, window: window, globalTokens: window == nil ? 0 : globalTokens,
+                            decoderKernel: decoderKernel, visionKernel: visionKernel, kvBytes: kvBytes,
+                            cachedTokens: cached, stages: stages, activationPeak: peak,
+                            fixedBytes: kvBytes + peak + overhead, ttftExtra: ttft, decodeExtra: decode, lossExtra: loss,
+                            visionAttentionSeconds: visionSeconds, decoderAttentionSeconds: decoderSeconds,
+                            allReducePrefillSeconds: arPrefill, allReduceDecodeSeconds: arDecode,
+                            kvDecodeSeconds: kvDecode)
+    }
+}
