@@ -87,7 +87,7 @@ public final class CheckpointSource: TensorSource {
                                 byteCount: bytes.count, owner: file)
         case .copy:
             let storage = PackedStorage(byteCount: bytes.count)
-            try read(into: storage.pointer, count: bytes.count, offset: file.dataSectionOffset + info.offset, name: name)
+            try read(into: storage.pointer, count: bytes.count, offset: info.offset, name: name)
             copiedBytes += bytes.count
             let t = SourceTensor(name: name, dimensions: dimensions, format: format,
                                  data: UnsafeRawPointer(storage.pointer), byteCount: bytes.count, owner: storage)

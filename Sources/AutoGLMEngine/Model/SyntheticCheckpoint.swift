@@ -9,6 +9,9 @@ import Foundation
 /// are 1, biases and the position table uniform with standard deviation `biasStd`. GLM-4's post-sublayer norms keep
 /// the residual stream bounded, so activations stay finite at full depth.
 ///
+/// A matrix whose rows are not a whole number of the planned format's blocks falls back to a smaller INT4 group or,
+/// for other formats, F16.
+///
 /// Formats without a GGUF type (int8 per channel, int4-gN) are stored as raw `i8` rows `(row bytes, rows)` and named
 /// in the `autoglm.engine_formats` metadata array (`name=format`); `CheckpointSource` reads them back.
 public enum SyntheticCheckpoint {
@@ -34,14 +37,14 @@ public enum SyntheticCheckpoint {
             var format = PackedFormat.f32
             if t.isQuantizable {
                 let wanted = plan.format(for: t) ?? .f16
-                guard wanted.engineExecutes, let f = PackedFormat(rawValue: wanted.rawValue) else {
+                guard wanted.engineExecutes, var f = PackedFormat(rawValue: wanted.rawValue) else {
                     throw ModelError.unsupportedPlanFormat(tensor: t.name, format: wanted.rawValue,
                                                            reason: "the engine does not execute it")
                 }
-                guard f.supports(columns: t.columns) else {
-                    throw ModelError.unsupportedPlanFormat(
-                        tensor: t.name, format: f.rawValue,
-                        reason: "rows of \(t.columns) are not a multiple of its block of \(f.blockElements)")
+                if !f.supports(columns: t.columns) {
+                    // Rows that are not a whole number of blocks: a smaller INT4 group, else F16 (the loader's
+                    // rule for INT4; F16 for the rest, e.g. the 1,176-column patch embedding under q8_0).
+                    f = WeightLoader.int4Fallback(f, columns: t.columns) ?? .f16
                 }
                 if f == .int8 && t.columns % 4 != 0 {
                     throw ModelError.unsupportedPlanFormat(tensor: t.name, format: f.rawValue,
