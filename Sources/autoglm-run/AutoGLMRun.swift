@@ -6,7 +6,7 @@ struct AutoGLMRun: AsyncParsableCommand {
         commandName: "autoglm-run",
         abstract: "Run a plan with the engine, under phone emulation, and sign off the result.",
         subcommands: [RunCommand.self, ConvertCommand.self, BenchCommand.self, ExecCommand.self, EmulateCommand.self,
-                      SynthCommand.self, EngineRunCommand.self],
+                      SynthCommand.self, EngineRunCommand.self, MapPlanCommand.self],
         defaultSubcommand: RunCommand.self
     )
 
@@ -14,7 +14,7 @@ struct AutoGLMRun: AsyncParsableCommand {
     static func main() async {
         var arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.contains(where: { $0 == "--emulate" || $0.hasPrefix("--emulate=") }),
-           arguments.first.map({ !["emulate", "run", "exec", "synth", "bench", "convert", "engine-run"].contains($0) }) ?? false {
+           arguments.first.map({ !["emulate", "run", "exec", "synth", "bench", "convert", "engine-run", "map-plan"].contains($0) }) ?? false {
             arguments.insert("emulate", at: 0)
         }
         do {
