@@ -19,6 +19,7 @@ struct AutoGLMRun: AsyncParsableCommand {
             EmulateCommand.self,
             SynthCommand.self,
             EngineRunCommand.self,
+            MapPlanCommand.self,
         ],
         defaultSubcommand: RunCommand.self
     )
