@@ -155,3 +155,43 @@ public struct AttentionCostModel: Sendable {
                                        tokensPerSecond: Double(n) / seconds, loss: loss)
     }
 }
+
+/// Measured corrections of the roofline time per (KV format, kernel, mode): measured seconds ÷ predicted seconds of
+/// the full-attention setting at one reference length. The roofline's efficiency factor comes from one shape (the
+/// host profile measures a GLM-4 layer); a model with other head sizes and grouping, and KV formats that must be
+/// decoded, run at other rates. With a calibration, predictions at other lengths and for windowed and block-sparse
+/// settings test how the model scales, not its absolute rate.
+public struct AttentionCalibration: Sendable, Equatable {
+    public struct Key: Hashable, Sendable {
+        public var kv: KVCacheFormat
+        public var kernel: AttentionKernel
+        public var mode: AttentionCostModel.Mode
+        public init(kv: KVCacheFormat, kernel: AttentionKernel, mode: AttentionCostModel.Mode) {
+            self.kv = kv; self.kernel = kernel; self.mode = mode
+        }
+    }
+    public var referenceLength: Int
+    public var factors: [Key: Double]
+
+    public init(referenceLength: Int, factors: [Key: Double] = [:]) {
+        self.referenceLength = referenceLength; self.factors = factors
+    }
+
+    /// Records a measured time for a full-attention setting at the reference length.
+    public mutating func record(_ s: AttentionSettingSpec, mode: AttentionCostModel.Mode, measuredSeconds: Double,
+                                model: AttentionCostModel, shape: AttentionLayerShape) {
+        let predicted = model.predict(s, shape: shape, mode: mode, length: referenceLength).seconds
+        guard predicted > 0, measuredSeconds > 0, predicted.isFinite, measuredSeconds.isFinite else { return }
+        factors[Key(kv: s.kv, kernel: s.kernel, mode: mode)] = measuredSeconds / predicted
+    }
+
+    /// The prediction with its time corrected (unchanged when no factor was recorded for its key).
+    public func apply(_ p: AttentionCostPrediction, _ s: AttentionSettingSpec, mode: AttentionCostModel.Mode)
+        -> AttentionCostPrediction {
+        guard let f = factors[Key(kv: s.kv, kernel: s.kernel, mode: mode)] else { return p }
+        var out = p
+        out.seconds = p.seconds * f
+        out.tokensPerSecond = p.tokensPerSecond / f
+        return out
+    }
+}
