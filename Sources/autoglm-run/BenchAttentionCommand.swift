@@ -27,7 +27,7 @@ struct BenchAttentionCommand: ParsableCommand {
     var accuracy: String = "Models/smollm2-135m.attention-accuracy.json"
 
     @Option(help: "Comma-separated sequence lengths.")
-    var lengths: String = "256,1024,2048"
+    var lengths: String = "256,512,1024"
 
     @Option(help: "Repetitions per measurement (the fastest is kept).")
     var repetitions: Int = 3
@@ -37,7 +37,7 @@ struct BenchAttentionCommand: ParsableCommand {
 
     @Option(name: .customLong("calibrate-at"),
             help: "Correct the roofline time per (KV format, kernel, mode) from the full-attention settings measured at this length (0: off).")
-    var calibrateAt: Int = 1024
+    var calibrateAt: Int = 512
 
     static let settings: [AttentionSettingSpec] = [
         AttentionSettingSpec(name: "f32 tiled", kv: .f32),
