@@ -58,7 +58,8 @@ public struct AttentionCostPrediction: Sendable, Equatable {
 /// one key tile of scores (`tileScratchBytes`, independent of the length); the materialised kernel holds one
 /// `n × m` F32 score matrix per head in flight, and `min(heads, threads)` heads are in flight.
 /// Latency: `LatencyModel.attentionSeconds` on the FLOPs of the visible (query, key) pairs, plus for materialised
-/// scores their write and read-back traffic; decode reads the whole cached KV once.
+/// scores their write and read-back traffic; decode reads the cached K/V the new token attends to (all of it, the
+/// window, or the selected blocks and the block means) once.
 /// Accuracy: the sum of the table entries for the setting's parts (KV precision, window, block sparsity).
 public struct AttentionCostModel: Sendable {
     public var latency: LatencyModel
@@ -129,7 +130,14 @@ public struct AttentionCostModel: Sendable {
         let flops = 4 * Double(shape.heads * shape.headDim) * pairs
         let worker = Self.workerScratchBytes(shape, keys: cached, blockSparse: s.blockSparse)
         let scratch: Int
-        var traffic = mode == .decode ? Double(kvBytes) : 0
+        // Decode reads the keys and values the new token sees (under block-sparse selection only the chosen blocks,
+        // plus one mean key per block to choose them); prefill's K/V stay in cache while the tiles sweep them.
+        let bytesPerToken = Double(2 * shape.kvHeads * shape.headDim) * s.kv.bytesPerElement
+        var traffic = 0.0
+        if mode == .decode {
+            traffic = pairs * bytesPerToken
+            if let b = s.blockSparse { traffic += Double((cached / max(1, b.chunk) + 1) * shape.kvHeads * shape.headDim * 4) }
+        }
         switch s.kernel {
         case .tiled:
             let items = shape.kvHeads * ((n + Self.rowsPerItem(shape) - 1) / Self.rowsPerItem(shape))
