@@ -105,7 +105,7 @@ measure-attention: build models
 # prediction on this host's profile.
 bench-attention: build
 	$(BIN)/autoglm-run bench-attention --device DeviceProfiles/host.json --model Models/smollm2-135m.json \
-	  --accuracy Models/smollm2-135m.attention-accuracy.json --lengths 256,1024,2048
+	  --accuracy Models/smollm2-135m.attention-accuracy.json --lengths 256,512,1024 --calibrate-at 512
 
 clean:
 	rm -rf .build

@@ -58,7 +58,8 @@ public struct AttentionCostPrediction: Sendable, Equatable {
 /// one key tile of scores (`tileScratchBytes`, independent of the length); the materialised kernel holds one
 /// `n × m` F32 score matrix per head in flight, and `min(heads, threads)` heads are in flight.
 /// Latency: `LatencyModel.attentionSeconds` on the FLOPs of the visible (query, key) pairs, plus for materialised
-/// scores their write and read-back traffic; decode reads the whole cached KV once.
+/// scores their write and read-back traffic; decode reads the cached K/V the new token attends to (all of it, the
+/// window, or the selected blocks and the block means) once.
 /// Accuracy: the sum of the table entries for the setting's parts (KV precision, window, block sparsity).
 public struct AttentionCostModel: Sendable {
     public var latency: LatencyModel
@@ -129,7 +130,14 @@ public struct AttentionCostModel: Sendable {
         let flops = 4 * Double(shape.heads * shape.headDim) * pairs
         let worker = Self.workerScratchBytes(shape, keys: cached, blockSparse: s.blockSparse)
         let scratch: Int
-        var traffic = mode == .decode ? Double(kvBytes) : 0
+        // Decode reads the keys and values the new token sees (under block-sparse selection only the chosen blocks,
+        // plus one mean key per block to choose them); prefill's K/V stay in cache while the tiles sweep them.
+        let bytesPerToken = Double(2 * shape.kvHeads * shape.headDim) * s.kv.bytesPerElement
+        var traffic = 0.0
+        if mode == .decode {
+            traffic = pairs * bytesPerToken
+            if let b = s.blockSparse { traffic += Double((cached / max(1, b.chunk) + 1) * shape.kvHeads * shape.headDim * 4) }
+        }
         switch s.kernel {
         case .tiled:
             let items = shape.kvHeads * ((n + Self.rowsPerItem(shape) - 1) / Self.rowsPerItem(shape))
@@ -153,5 +161,45 @@ public struct AttentionCostModel: Sendable {
         }
         return AttentionCostPrediction(kvBytes: kvBytes, scratchBytes: scratch, seconds: seconds,
                                        tokensPerSecond: Double(n) / seconds, loss: loss)
+    }
+}
+
+/// Measured corrections of the roofline time per (KV format, kernel, mode): measured seconds ÷ predicted seconds of
+/// the full-attention setting at one reference length. The roofline's efficiency factor comes from one shape (the
+/// host profile measures a GLM-4 layer); a model with other head sizes and grouping, and KV formats that must be
+/// decoded, run at other rates. With a calibration, predictions at other lengths and for windowed and block-sparse
+/// settings test how the model scales, not its absolute rate.
+public struct AttentionCalibration: Sendable, Equatable {
+    public struct Key: Hashable, Sendable {
+        public var kv: KVCacheFormat
+        public var kernel: AttentionKernel
+        public var mode: AttentionCostModel.Mode
+        public init(kv: KVCacheFormat, kernel: AttentionKernel, mode: AttentionCostModel.Mode) {
+            self.kv = kv; self.kernel = kernel; self.mode = mode
+        }
+    }
+    public var referenceLength: Int
+    public var factors: [Key: Double]
+
+    public init(referenceLength: Int, factors: [Key: Double] = [:]) {
+        self.referenceLength = referenceLength; self.factors = factors
+    }
+
+    /// Records a measured time for a full-attention setting at the reference length.
+    public mutating func record(_ s: AttentionSettingSpec, mode: AttentionCostModel.Mode, measuredSeconds: Double,
+                                model: AttentionCostModel, shape: AttentionLayerShape) {
+        let predicted = model.predict(s, shape: shape, mode: mode, length: referenceLength).seconds
+        guard predicted > 0, measuredSeconds > 0, predicted.isFinite, measuredSeconds.isFinite else { return }
+        factors[Key(kv: s.kv, kernel: s.kernel, mode: mode)] = measuredSeconds / predicted
+    }
+
+    /// The prediction with its time corrected (unchanged when no factor was recorded for its key).
+    public func apply(_ p: AttentionCostPrediction, _ s: AttentionSettingSpec, mode: AttentionCostModel.Mode)
+        -> AttentionCostPrediction {
+        guard let f = factors[Key(kv: s.kv, kernel: s.kernel, mode: mode)] else { return p }
+        var out = p
+        out.seconds = p.seconds * f
+        out.tokensPerSecond = p.tokensPerSecond / f
+        return out
     }
 }

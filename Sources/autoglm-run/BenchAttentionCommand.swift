@@ -27,13 +27,17 @@ struct BenchAttentionCommand: ParsableCommand {
     var accuracy: String = "Models/smollm2-135m.attention-accuracy.json"
 
     @Option(help: "Comma-separated sequence lengths.")
-    var lengths: String = "256,1024,2048"
+    var lengths: String = "256,512,1024"
 
     @Option(help: "Repetitions per measurement (the fastest is kept).")
     var repetitions: Int = 3
 
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
+
+    @Option(name: .customLong("calibrate-at"),
+            help: "Correct the roofline time per (KV format, kernel, mode) from the full-attention settings measured at this length (0: off).")
+    var calibrateAt: Int = 512
 
     static let settings: [AttentionSettingSpec] = [
         AttentionSettingSpec(name: "f32 tiled", kv: .f32),
@@ -63,26 +67,61 @@ struct BenchAttentionCommand: ParsableCommand {
             let shape = AttentionLayerShape(decoder)
             print("attention of one \(manifest.name) layer (\(shape.heads) heads, \(shape.kvHeads) KV heads, head_dim "
                   + "\(shape.headDim)), \(n) threads; predictions: planner on \(profile.id)")
+            func measure(_ s: AttentionSettingSpec, _ mode: AttentionCostModel.Mode, _ length: Int) throws
+                -> AttentionBenchmark.Result {
+                let setting = AttentionBenchmark.Setting(
+                    name: s.name, mode: mode == .prefill ? .prefill : .decode, kvCacheFormat: s.kv,
+                    kernel: s.kernel, window: s.window, globalTokens: s.globalTokens,
+                    blockSparse: s.blockSparse, heads: shape.heads, kvHeads: shape.kvHeads,
+                    headDim: shape.headDim, threads: n)
+                return try AttentionBenchmark.run(setting: setting, sequenceLength: length, repetitions: repetitions)
+            }
+            let modes: [AttentionCostModel.Mode] = [.prefill, .decode]
+            var lengthsToRun = lengthList
+            if calibrateAt > 0 && !lengthsToRun.contains(calibrateAt) { lengthsToRun.append(calibrateAt) }
+            struct RowKey: Hashable { var setting: Int; var mode: AttentionCostModel.Mode; var length: Int }
+            var measured: [RowKey: AttentionBenchmark.Result] = [:]
+            for (i, s) in Self.settings.enumerated() {
+                for mode in modes {
+                    for length in lengthsToRun { measured[RowKey(setting: i, mode: mode, length: length)] = try measure(s, mode, length) }
+                }
+            }
+            // Calibration points: the full-attention settings at the reference length, the same measurements the
+            // table shows.
+            var calibration = AttentionCalibration(referenceLength: calibrateAt)
+            if calibrateAt > 0 {
+                for (i, s) in Self.settings.enumerated() where s.window == nil && s.blockSparse == nil {
+                    for mode in modes {
+                        guard let m = measured[RowKey(setting: i, mode: mode, length: calibrateAt)] else { continue }
+                        calibration.record(s, mode: mode, measuredSeconds: m.secondsPerCall, model: costs, shape: shape)
+                    }
+                }
+                print("time calibrated per (KV format, kernel, mode) at \(calibrateAt) tokens: "
+                      + calibration.factors.sorted { "\($0.key)" < "\($1.key)" }
+                        .map { String(format: "%@/%@/%@ ×%.2f", $0.key.kv.rawValue as NSString,
+                                      $0.key.kernel.rawValue as NSString, $0.key.mode.rawValue as NSString, $0.value) }
+                        .joined(separator: ", "))
+                print("(rows marked * are the calibration points themselves; their speed is not counted)")
+            }
             print("setting            mode      len   mem MB   pred MB   err%     tok/s    pred tok/s   err%   KL        pred loss")
             var memoryErrors: [Double] = [], speedErrors: [Double] = []
-            for s in Self.settings {
-                for mode in [AttentionCostModel.Mode.prefill, .decode] {
-                    for length in lengthList {
-                        let setting = AttentionBenchmark.Setting(
-                            name: s.name, mode: mode == .prefill ? .prefill : .decode, kvCacheFormat: s.kv,
-                            kernel: s.kernel, window: s.window, globalTokens: s.globalTokens,
-                            blockSparse: s.blockSparse, heads: shape.heads, kvHeads: shape.kvHeads,
-                            headDim: shape.headDim, threads: n)
-                        let m = try AttentionBenchmark.run(setting: setting, sequenceLength: length,
-                                                           repetitions: repetitions)
-                        let p = costs.predict(s, shape: shape, mode: mode, length: length)
+            for (i, s) in Self.settings.enumerated() {
+                for mode in modes {
+                    for length in lengthsToRun.sorted() {
+                        guard let m = measured[RowKey(setting: i, mode: mode, length: length)] else { continue }
+                        let isCalibrationPoint = calibrateAt > 0 && length == calibrateAt && s.window == nil
+                            && s.blockSparse == nil
+                        let p = calibration.apply(costs.predict(s, shape: shape, mode: mode, length: length), s,
+                                                  mode: mode)
                         let measuredBytes = Double(m.kvBytes + m.peakScratchBytes)
                         let memErr = (Double(p.peakBytes) - measuredBytes) / measuredBytes * 100
                         let speedErr = (p.tokensPerSecond - m.tokensPerSecond) / m.tokensPerSecond * 100
-                        memoryErrors.append(abs(memErr)); speedErrors.append(abs(speedErr))
+                        memoryErrors.append(abs(memErr))
+                        if !isCalibrationPoint { speedErrors.append(abs(speedErr)) }
                         let klText = s.accuracyKeys.isEmpty ? (s.kernel == .materialised ? kl["kernel:materialised"] : 0)
                             : s.accuracyKeys.count == 1 ? kl[s.accuracyKeys[0]] : nil
-                        let name = s.name.padding(toLength: 18, withPad: " ", startingAt: 0)
+                        let name = (s.name + (isCalibrationPoint ? " *" : "")).padding(toLength: 18, withPad: " ",
+                                                                                       startingAt: 0)
                         let modeText = mode.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
                         print(name + " " + modeText + String(
                             format: " %5d %8.3f %9.3f %6.1f %10.1f %12.1f %6.1f   %@ %@", length,

@@ -80,3 +80,28 @@ struct AttentionCostsTests {
         #expect(odd.loss == nil)
     }
 }
+
+@Suite("Attention time calibration")
+struct AttentionCalibrationTests {
+    @Test("a recorded point is reproduced exactly and applies to other lengths and sparse settings of its key")
+    func calibration() throws {
+        let shape = AttentionCostsTests.shape
+        let model = try AttentionCostsTests.model()
+        let full = AttentionSettingSpec(name: "f16", kv: .f16)
+        let base = model.predict(full, shape: shape, mode: .prefill, length: 1024)
+        var c = AttentionCalibration(referenceLength: 1024)
+        c.record(full, mode: .prefill, measuredSeconds: base.seconds * 3, model: model, shape: shape)
+        #expect(abs(c.apply(base, full, mode: .prefill).seconds - base.seconds * 3) < 1e-12)
+        let window = AttentionSettingSpec(name: "w", kv: .f16, window: 256, globalTokens: 4)
+        let w = model.predict(window, shape: shape, mode: .prefill, length: 2048)
+        let corrected = c.apply(w, window, mode: .prefill)
+        #expect(abs(corrected.seconds / w.seconds - 3) < 1e-9)
+        #expect(abs(corrected.tokensPerSecond * corrected.seconds - 2048) < 1e-6)
+        // Other keys are untouched; unusable measurements are ignored.
+        let f32 = AttentionSettingSpec(name: "f32")
+        let p = model.predict(f32, shape: shape, mode: .decode, length: 512)
+        #expect(c.apply(p, f32, mode: .decode) == p)
+        c.record(f32, mode: .decode, measuredSeconds: .nan, model: model, shape: shape)
+        #expect(c.factors.count == 1)
+    }
+}
