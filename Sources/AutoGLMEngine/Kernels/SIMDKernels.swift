@@ -501,20 +501,35 @@ enum SIMDKernels {
         }
     }
 
-    /// Rows dequantised together in matmul; `MatrixKernels.matmul` sizes its scratch for this many rows.
+    /// Rows dequantised together in matmul.
     static let matmulBlockRows = 16
+
+    /// Columns per slice of the matmul inner kernel: rows longer than 1024 values run in slices of 512.
+    static func matmulSlice(columns n: Int) -> Int { n > 1024 ? 512 : n }
+
+    /// Floats between consecutive dequantised rows in the matmul scratch: the row length padded so that it is
+    /// not a multiple of 4 KiB apart (rows exactly 4 KiB apart map to the same L1 sets and alias).
+    static func matmulScratchStride(columns n: Int) -> Int { (n + 15) / 16 * 16 + 16 }
+
+    /// Floats of scratch `matmulRows` needs for rows of `n` values: the dequantised row block and a packed panel
+    /// of six activation slices.
+    static func matmulScratchCount(columns n: Int) -> Int {
+        matmulBlockRows * matmulScratchStride(columns: n) + 6 * matmulSlice(columns: n)
+    }
 
     /// Matmul over the rows in `range`: for each chunk of tokens (activations kept in L2) and each block of
     /// `matmulBlockRows` rows (dequantised once into `scratch`), runs the 2-row × 6-token kernel over slices of
-    /// the columns (512 at a time for rows longer than 1024) so a row pair and six activation slices stay small.
-    /// On 4096 × 4096 it has measured at roughly a quarter of the rate seen with 576 or 1536 columns (not yet
-    /// explained; slicing alone did not change it).
+    /// the columns (512 at a time for rows longer than 1024). The six activation slices of a token tile are first
+    /// copied into one contiguous panel: read in place, six rows 16 KiB apart (4096 columns) fall into the same
+    /// L1 sets and evict one another.
     static func matmulRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ count: Int,
                            _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>, _ chunkTokens: Int,
                            _ scratch: UnsafeMutablePointer<Float>) {
         let n = w.columns
         let rows = w.rows
-        let slice = n > 1024 ? 512 : n
+        let slice = matmulSlice(columns: n)
+        let stride = matmulScratchStride(columns: n)
+        let panel = scratch + matmulBlockRows * stride
         var t0 = 0
         while t0 < count {
             let t1 = min(count, t0 + chunkTokens)
@@ -522,13 +537,16 @@ enum SIMDKernels {
             while r0 < range.upperBound {
                 let nr = min(matmulBlockRows, range.upperBound - r0)
                 let wBlock: UnsafePointer<Float>
+                let ldw: Int
                 if case .f32 = w.format {
                     wBlock = (w.data + r0 * w.rowBytes).assumingMemoryBound(to: Float.self)
+                    ldw = n
                 } else {
                     for i in 0..<nr {
-                        Dequantize.row(w.rowPointer(r0 + i), format: w.format, columns: n, into: scratch + i * n)
+                        Dequantize.row(w.rowPointer(r0 + i), format: w.format, columns: n, into: scratch + i * stride)
                     }
                     wBlock = UnsafePointer(scratch)
+                    ldw = stride
                 }
                 var k0 = 0
                 while k0 < n {
@@ -536,15 +554,16 @@ enum SIMDKernels {
                     let accumulate = k0 > 0
                     var t = t0
                     while t + 6 <= t1 {
+                        for j in 0..<6 { panel.advanced(by: j * kl).update(from: x + (t + j) * n + k0, count: kl) }
                         var i = 0
                         while i + 2 <= nr {
-                            MicroKernels.f32Rows2Tokens6(wBlock + i * n + k0, n, x + t * n + k0, n, kl,
+                            MicroKernels.f32Rows2Tokens6(wBlock + i * ldw + k0, ldw, panel, kl, kl,
                                                          y + t * rows + r0 + i, rows, accumulate)
                             i += 2
                         }
                         if i < nr {
-                            for tt in t..<(t + 6) {
-                                MicroKernels.dot1(wBlock + i * n + k0, x + tt * n + k0, kl, y + tt * rows + r0 + i,
+                            for j in 0..<6 {
+                                MicroKernels.dot1(wBlock + i * ldw + k0, panel + j * kl, kl, y + (t + j) * rows + r0 + i,
                                                   accumulate)
                             }
                         }
@@ -553,12 +572,12 @@ enum SIMDKernels {
                     while t < t1 {
                         var i = 0
                         while i + 4 <= nr {
-                            MicroKernels.f32Rows4(wBlock + i * n + k0, n, x + t * n + k0, kl, y + t * rows + r0 + i,
+                            MicroKernels.f32Rows4(wBlock + i * ldw + k0, ldw, x + t * n + k0, kl, y + t * rows + r0 + i,
                                                   accumulate: accumulate)
                             i += 4
                         }
                         while i < nr {
-                            MicroKernels.dot1(wBlock + i * n + k0, x + t * n + k0, kl, y + t * rows + r0 + i, accumulate)
+                            MicroKernels.dot1(wBlock + i * ldw + k0, x + t * n + k0, kl, y + t * rows + r0 + i, accumulate)
                             i += 1
                         }
                         t += 1
