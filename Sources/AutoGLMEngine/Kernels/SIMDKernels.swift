@@ -511,17 +511,15 @@ enum SIMDKernels {
     /// not a multiple of 4 KiB apart (rows exactly 4 KiB apart map to the same L1 sets and alias).
     static func matmulScratchStride(columns n: Int) -> Int { (n + 15) / 16 * 16 + 16 }
 
-    /// Floats of scratch `matmulRows` needs for rows of `n` values: the dequantised row block and a packed panel
-    /// of six activation slices.
+    /// Floats of scratch `matmulRows` needs for rows of `n` values (the dequantised row block).
     static func matmulScratchCount(columns n: Int) -> Int {
-        matmulBlockRows * matmulScratchStride(columns: n) + 6 * matmulSlice(columns: n)
+        matmulBlockRows * matmulScratchStride(columns: n)
     }
 
     /// Matmul over the rows in `range`: for each chunk of tokens (activations kept in L2) and each block of
     /// `matmulBlockRows` rows (dequantised once into `scratch`), runs the 2-row × 6-token kernel over slices of
-    /// the columns (512 at a time for rows longer than 1024). The six activation slices of a token tile are first
-    /// copied into one contiguous panel: read in place, six rows 16 KiB apart (4096 columns) fall into the same
-    /// L1 sets and evict one another.
+    /// the columns (512 at a time for rows longer than 1024). Activations are read in place: copying each
+    /// 6-token tile into a contiguous panel (against L1 set aliasing of rows 16 KiB apart) measured slower.
     static func matmulRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ count: Int,
                            _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>, _ chunkTokens: Int,
                            _ scratch: UnsafeMutablePointer<Float>) {
@@ -529,7 +527,6 @@ enum SIMDKernels {
         let rows = w.rows
         let slice = matmulSlice(columns: n)
         let stride = matmulScratchStride(columns: n)
-        let panel = scratch + matmulBlockRows * stride
         var t0 = 0
         while t0 < count {
             let t1 = min(count, t0 + chunkTokens)
@@ -554,16 +551,15 @@ enum SIMDKernels {
                     let accumulate = k0 > 0
                     var t = t0
                     while t + 6 <= t1 {
-                        for j in 0..<6 { panel.advanced(by: j * kl).update(from: x + (t + j) * n + k0, count: kl) }
                         var i = 0
                         while i + 2 <= nr {
-                            MicroKernels.f32Rows2Tokens6(wBlock + i * ldw + k0, ldw, panel, kl, kl,
+                            MicroKernels.f32Rows2Tokens6(wBlock + i * ldw + k0, ldw, x + t * n + k0, n, kl,
                                                          y + t * rows + r0 + i, rows, accumulate)
                             i += 2
                         }
                         if i < nr {
                             for j in 0..<6 {
-                                MicroKernels.dot1(wBlock + i * ldw + k0, panel + j * kl, kl, y + (t + j) * rows + r0 + i,
+                                MicroKernels.dot1(wBlock + i * ldw + k0, x + (t + j) * n + k0, kl, y + (t + j) * rows + r0 + i,
                                                   accumulate)
                             }
                         }
