@@ -211,4 +211,32 @@ struct KernelMatrixTests {
             }
         }
     }
+
+    @Test("long rows with an odd number of 32-value blocks and an odd row count", arguments: PackedFormat.allCases)
+    func longOddRows(format: PackedFormat) throws {
+        // 1120 columns = 35 blocks of 32 (the two-block matvec loops take their single-block tail) and more than
+        // 1024 columns (matmul runs in column slices of 512 with a 96-column tail slice); 19 rows leave an odd row
+        // in every 16-row block and a 4-row matvec tail.
+        let rows = 19, columns = 1120
+        guard format.supports(columns: columns) else { return }
+        let w = try PackedMatrix.quantize(randomFloats(rows * columns, seed: 41), rows: rows, columns: columns,
+                                          format: format)
+        let dequantized = w.dequantize()
+        let relative: Float = format == .f32 ? 2e-6 : 1e-5
+        let pool = ComputePool(threadCount: 2)
+        for count in [1, 13] {
+            let x = randomFloats(count * columns, seed: 42 + UInt64(count), range: -3...3)
+            let reference = ReferenceKernels.matmul(w, x, count: count)
+            for p in [nil, pool] {
+                var y = [Float](repeating: .nan, count: count * rows)
+                try x.withUnsafeBufferPointer { xb in
+                    try y.withUnsafeMutableBufferPointer { yb in
+                        try MatrixKernels.matmulChecked(w, xb, count: count, into: yb, pool: p)
+                    }
+                }
+                expectClose(y, reference, weights: dequantized, x: x, rows: rows, columns: columns, count: count,
+                            relative: relative, "\(format) long rows count \(count)")
+            }
+        }
+    }
 }

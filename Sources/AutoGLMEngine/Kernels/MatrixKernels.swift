@@ -119,7 +119,7 @@ public enum MatrixKernels {
         let body: (Int) -> Void = { task in
             let firstRow = task * tilesPerTask * 4
             let endRow = min(rows, firstRow + tilesPerTask * 4)
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: SIMDKernels.matmulBlockRows * n) { scratch in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: SIMDKernels.matmulScratchCount(columns: n)) { scratch in
                 SIMDKernels.matmulRows(w, x, count, y, firstRow..<endRow, chunkTokens, scratch.baseAddress!)
             }
         }

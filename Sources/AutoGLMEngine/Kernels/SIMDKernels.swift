@@ -30,14 +30,37 @@ typealias F8 = SIMD8<Float>
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
 }
 
-/// Zero-extends 8 bytes and converts them to floats (vpmovzxbd + vcvtdq2ps).
-@inline(__always) func floats(_ v: SIMD8<UInt8>) -> F8 {
-    F8(SIMD8<Int32>(truncatingIfNeeded: v))
+// The widening helpers below avoid the standard library's generic conversions (`SIMD8<Int32>(truncatingIfNeeded:)`,
+// `SIMD8<Float>(SIMD8<Int32>)`): their specialisations are not reliably inlined and then cost two out-of-line
+// calls (with vzeroupper) per 8 values. Lane-by-lane construction from concrete scalar conversions compiles to one
+// vpmovzxbd/vpmovsxbd, and the int→float step uses the exact magic-number form: for |i| < 2^22 the float with bit
+// pattern 0x4B400000 + i is 1.5·2^23 + i, so subtracting 1.5·2^23 gives i (one vpaddd and one vsubps).
+
+/// Zero-extends 8 bytes into 32-bit lanes.
+@inline(__always) func widen(_ v: SIMD8<UInt8>) -> SIMD8<Int32> {
+    SIMD8<Int32>(Int32(v[0]), Int32(v[1]), Int32(v[2]), Int32(v[3]),
+                 Int32(v[4]), Int32(v[5]), Int32(v[6]), Int32(v[7]))
 }
 
-/// Sign-extends 8 bytes and converts them to floats (vpmovsxbd + vcvtdq2ps).
+/// Sign-extends 8 bytes into 32-bit lanes.
+@inline(__always) func widen(_ v: SIMD8<Int8>) -> SIMD8<Int32> {
+    SIMD8<Int32>(Int32(v[0]), Int32(v[1]), Int32(v[2]), Int32(v[3]),
+                 Int32(v[4]), Int32(v[5]), Int32(v[6]), Int32(v[7]))
+}
+
+/// Exact conversion of integers with |i| < 2^22 to floats (see above).
+@inline(__always) func smallIntsToFloats(_ i: SIMD8<Int32>) -> F8 {
+    unsafeBitCast(i &+ 0x4B40_0000, to: F8.self) - 12_582_912
+}
+
+/// Zero-extends 8 bytes and converts them to floats.
+@inline(__always) func floats(_ v: SIMD8<UInt8>) -> F8 {
+    smallIntsToFloats(widen(v))
+}
+
+/// Sign-extends 8 bytes and converts them to floats.
 @inline(__always) func floats(_ v: SIMD8<Int8>) -> F8 {
-    F8(SIMD8<Int32>(truncatingIfNeeded: v))
+    smallIntsToFloats(widen(v))
 }
 
 /// Loads 8 halfs and widens them (vcvtph2ps).
@@ -48,7 +71,9 @@ typealias F8 = SIMD8<Float>
 /// Loads 8 bfloat16 values and widens them (shift into the upper half of each lane).
 @inline(__always) func loadBF16x8(_ raw: UnsafeRawPointer) -> F8 {
     let h = raw.loadUnaligned(as: SIMD8<UInt16>.self)
-    return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16, to: F8.self)
+    let w = SIMD8<UInt32>(UInt32(h[0]), UInt32(h[1]), UInt32(h[2]), UInt32(h[3]),
+                          UInt32(h[4]), UInt32(h[5]), UInt32(h[6]), UInt32(h[7]))
+    return unsafeBitCast(w &<< 16, to: F8.self)
 }
 
 /// Pairwise horizontal sum.
@@ -155,73 +180,170 @@ enum RowDot {
         return s
     }
 
-    // The block loops below use one pattern on purpose: each 8-lane slice of widened codes is multiplied into its
-    // own accumulator with the activations pre-scaled by the block scale (acc += q · (x·d)). Summing the slices
-    // of a block first and scaling afterwards makes LLVM split the loop into scalar and xmm pieces.
+    // The block loops below share one pattern: per block, the widened codes are multiplied with the raw
+    // activations into two partial vectors (t0, t1), and each is added to an accumulator with one FMA by the block
+    // scale (acc += t · d). Two blocks per iteration feed four accumulators, so the loop-carried FMA latency is
+    // spread over two independent chains per block. Compared with scaling every activation slice first, this
+    // saves two of the six floating-point operations per 16 weights.
 
-    /// Q8_0: Σ_b Σ_i q_i (d_b x_i).
+    /// Q8_0: Σ_b d_b Σ_i q_i x_i.
     @inline(never) static func q8_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
-        for b in 0..<(n / 32) {
+        let blocks = n / 32
+        var b = 0
+        while b + 2 <= blocks {
             let p = w + b * 34
-            let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
             let xb = x + b * 32
+            let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
+            let r = p.loadUnaligned(fromByteOffset: 36, as: SIMD32<Int8>.self)
             let d = broadcastHalf(p)
-            a0 = a0.addingProduct(floats(q.lowHalf.lowHalf), load8(xb) * d)
-            a1 = a1.addingProduct(floats(q.lowHalf.highHalf), load8(xb + 8) * d)
-            a2 = a2.addingProduct(floats(q.highHalf.lowHalf), load8(xb + 16) * d)
-            a3 = a3.addingProduct(floats(q.highHalf.highHalf), load8(xb + 24) * d)
+            let e = broadcastHalf(p + 34)
+            var t0 = floats(q.lowHalf.lowHalf) * load8(xb)
+            var t1 = floats(q.lowHalf.highHalf) * load8(xb + 8)
+            var u0 = floats(r.lowHalf.lowHalf) * load8(xb + 32)
+            var u1 = floats(r.lowHalf.highHalf) * load8(xb + 40)
+            t0 = t0.addingProduct(floats(q.highHalf.lowHalf), load8(xb + 16))
+            t1 = t1.addingProduct(floats(q.highHalf.highHalf), load8(xb + 24))
+            u0 = u0.addingProduct(floats(r.highHalf.lowHalf), load8(xb + 48))
+            u1 = u1.addingProduct(floats(r.highHalf.highHalf), load8(xb + 56))
+            a0 = a0.addingProduct(t0, d)
+            a1 = a1.addingProduct(t1, d)
+            a2 = a2.addingProduct(u0, e)
+            a3 = a3.addingProduct(u1, e)
+            b += 2
+        }
+        if b < blocks {
+            let p = w + b * 34
+            let xb = x + b * 32
+            let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
+            let d = broadcastHalf(p)
+            var t0 = floats(q.lowHalf.lowHalf) * load8(xb)
+            var t1 = floats(q.lowHalf.highHalf) * load8(xb + 8)
+            t0 = t0.addingProduct(floats(q.highHalf.lowHalf), load8(xb + 16))
+            t1 = t1.addingProduct(floats(q.highHalf.highHalf), load8(xb + 24))
+            a0 = a0.addingProduct(t0, d)
+            a1 = a1.addingProduct(t1, d)
         }
         return hsum((a0 + a1) + (a2 + a3))
     }
 
-    /// Q4_0: Σ_b Σ_i q_i (d_b x_i) − 8 Σ_b d_b S_b, where `xsum[b]` = S_b = Σ_{i∈b} x_i.
-    @inline(never) static func q4_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
-                                    _ n: Int) -> Float {
-        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
-        var offset: Float = 0
-        for b in 0..<(n / 32) {
-            let p = w + b * 18
-            let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
-            let lo = q & 0x0F
-            let hi = q &>> 4
-            let xb = x + b * 32
-            let d = broadcastHalf(p)
-            let ds = d[0]
-            a0 = a0.addingProduct(floats(lo.lowHalf), load8(xb) * d)
-            a1 = a1.addingProduct(floats(lo.highHalf), load8(xb + 8) * d)
-            a2 = a2.addingProduct(floats(hi.lowHalf), load8(xb + 16) * d)
-            a3 = a3.addingProduct(floats(hi.highHalf), load8(xb + 24) * d)
-            offset = offset.addingProduct(ds, xsum[b])
-        }
-        return hsum((a0 + a1) + (a2 + a3)) - 8 * offset
+    /// The 32 codes of a Q4_0 block, already shifted to −8...7 (byte-wise, before widening), as signed bytes:
+    /// low nibbles first, then high nibbles.
+    @inline(__always) static func q4_0Codes(_ p: UnsafeRawPointer) -> (SIMD16<Int8>, SIMD16<Int8>) {
+        let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
+        let lo = SIMD16<Int8>(truncatingIfNeeded: q & 0x0F) &- 8
+        let hi = SIMD16<Int8>(truncatingIfNeeded: q &>> 4) &- 8
+        return (lo, hi)
     }
 
-    /// Q4_1 and INT4-gN: Σ_g Σ_i q_i (d_g x_i) + Σ_g m_g S_g, where `xsum[g]` = S_g = Σ_{i∈g} x_i.
+    /// Q4_0: Σ_b d_b Σ_i (q_i − 8) x_i. The offset is applied to the codes as bytes, so no activation sums and
+    /// no cancellation between a code sum and an offset sum are involved.
+    @inline(never) static func q4_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        let blocks = n / 32
+        var b = 0
+        while b + 2 <= blocks {
+            let p = w + b * 18
+            let xb = x + b * 32
+            let (lo, hi) = q4_0Codes(p)
+            let (lo2, hi2) = q4_0Codes(p + 18)
+            let d = broadcastHalf(p)
+            let e = broadcastHalf(p + 18)
+            var t0 = floats(lo.lowHalf) * load8(xb)
+            var t1 = floats(lo.highHalf) * load8(xb + 8)
+            var u0 = floats(lo2.lowHalf) * load8(xb + 32)
+            var u1 = floats(lo2.highHalf) * load8(xb + 40)
+            t0 = t0.addingProduct(floats(hi.lowHalf), load8(xb + 16))
+            t1 = t1.addingProduct(floats(hi.highHalf), load8(xb + 24))
+            u0 = u0.addingProduct(floats(hi2.lowHalf), load8(xb + 48))
+            u1 = u1.addingProduct(floats(hi2.highHalf), load8(xb + 56))
+            a0 = a0.addingProduct(t0, d)
+            a1 = a1.addingProduct(t1, d)
+            a2 = a2.addingProduct(u0, e)
+            a3 = a3.addingProduct(u1, e)
+            b += 2
+        }
+        if b < blocks {
+            let p = w + b * 18
+            let xb = x + b * 32
+            let (lo, hi) = q4_0Codes(p)
+            let d = broadcastHalf(p)
+            var t0 = floats(lo.lowHalf) * load8(xb)
+            var t1 = floats(lo.highHalf) * load8(xb + 8)
+            t0 = t0.addingProduct(floats(hi.lowHalf), load8(xb + 16))
+            t1 = t1.addingProduct(floats(hi.highHalf), load8(xb + 24))
+            a0 = a0.addingProduct(t0, d)
+            a1 = a1.addingProduct(t1, d)
+        }
+        return hsum((a0 + a1) + (a2 + a3))
+    }
+
+    /// Q4_1 and INT4-gN: Σ_g d_g Σ_i q_i x_i + Σ_g m_g S_g, where `xsum[g]` = S_g = Σ_{i∈g} x_i.
+    /// Groups of 32 take two groups per iteration; longer groups (64, 128) already give each accumulator several
+    /// independent products per group.
     @inline(never) static func q4Min(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
                                      _ n: Int, group: Int, blockBytes: Int) -> Float {
         var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
         var mins: Float = 0
+        var mins2: Float = 0
+        let groups = n / group
+        var g = 0
+        if group == 32 {
+            while g + 2 <= groups {
+                let p = w + g * blockBytes
+                let p2 = p + blockBytes
+                let xb = x + g * 32
+                let h = blockHeader(p)
+                let h2 = blockHeader(p2)
+                let q = p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
+                let r = p2.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
+                let lo = q & 0x0F, hi = q &>> 4
+                let lo2 = r & 0x0F, hi2 = r &>> 4
+                var t0 = floats(lo.lowHalf) * load8(xb)
+                var t1 = floats(lo.highHalf) * load8(xb + 8)
+                var u0 = floats(lo2.lowHalf) * load8(xb + 32)
+                var u1 = floats(lo2.highHalf) * load8(xb + 40)
+                t0 = t0.addingProduct(floats(hi.lowHalf), load8(xb + 16))
+                t1 = t1.addingProduct(floats(hi.highHalf), load8(xb + 24))
+                u0 = u0.addingProduct(floats(hi2.lowHalf), load8(xb + 48))
+                u1 = u1.addingProduct(floats(hi2.highHalf), load8(xb + 56))
+                let d = F8(repeating: h[0])
+                let e = F8(repeating: h2[0])
+                a0 = a0.addingProduct(t0, d)
+                a1 = a1.addingProduct(t1, d)
+                a2 = a2.addingProduct(u0, e)
+                a3 = a3.addingProduct(u1, e)
+                mins = mins.addingProduct(h[1], xsum[g])
+                mins2 = mins2.addingProduct(h2[1], xsum[g + 1])
+                g += 2
+            }
+        }
         let half = group / 2
-        for g in 0..<(n / group) {
+        while g < groups {
             let p = w + g * blockBytes
             let xb = x + g * group
             let header = blockHeader(p)
-            let d = F8(repeating: header[0])
+            var t0 = F8(), t1 = F8(), t2 = F8(), t3 = F8()
             var k = 0
             while k < half {
                 let q = p.loadUnaligned(fromByteOffset: 4 + k, as: SIMD16<UInt8>.self)
                 let lo = q & 0x0F
                 let hi = q &>> 4
-                a0 = a0.addingProduct(floats(lo.lowHalf), load8(xb + k) * d)
-                a1 = a1.addingProduct(floats(lo.highHalf), load8(xb + k + 8) * d)
-                a2 = a2.addingProduct(floats(hi.lowHalf), load8(xb + half + k) * d)
-                a3 = a3.addingProduct(floats(hi.highHalf), load8(xb + half + k + 8) * d)
+                t0 = t0.addingProduct(floats(lo.lowHalf), load8(xb + k))
+                t1 = t1.addingProduct(floats(lo.highHalf), load8(xb + k + 8))
+                t2 = t2.addingProduct(floats(hi.lowHalf), load8(xb + half + k))
+                t3 = t3.addingProduct(floats(hi.highHalf), load8(xb + half + k + 8))
                 k += 16
             }
+            let d = F8(repeating: header[0])
+            a0 = a0.addingProduct(t0, d)
+            a1 = a1.addingProduct(t1, d)
+            a2 = a2.addingProduct(t2, d)
+            a3 = a3.addingProduct(t3, d)
             mins = mins.addingProduct(header[1], xsum[g])
+            g += 1
         }
-        return hsum((a0 + a1) + (a2 + a3)) + mins
+        return hsum((a0 + a1) + (a2 + a3)) + (mins + mins2)
     }
 
     /// INT8 per-channel: scale · Σ_i q_i x_i.
@@ -367,7 +489,7 @@ enum SIMDKernels {
         case .q8_0:
             for r in range { y[r] = RowDot.q8_0(base + r * rb, x, n) }
         case .q4_0:
-            for r in range { y[r] = RowDot.q4_0(base + r * rb, x, xsum, n) }
+            for r in range { y[r] = RowDot.q4_0(base + r * rb, x, n) }
         case .q4_1, .int4g32:
             for r in range { y[r] = RowDot.q4Min(base + r * rb, x, xsum, n, group: 32, blockBytes: 20) }
         case .int4g64:
@@ -379,20 +501,32 @@ enum SIMDKernels {
         }
     }
 
-    /// Rows dequantised together in matmul; `MatrixKernels.matmul` sizes its scratch for this many rows.
+    /// Rows dequantised together in matmul.
     static let matmulBlockRows = 16
+
+    /// Columns per slice of the matmul inner kernel: rows longer than 1024 values run in slices of 512.
+    static func matmulSlice(columns n: Int) -> Int { n > 1024 ? 512 : n }
+
+    /// Floats between consecutive dequantised rows in the matmul scratch: the row length padded so that it is
+    /// not a multiple of 4 KiB apart (rows exactly 4 KiB apart map to the same L1 sets and alias).
+    static func matmulScratchStride(columns n: Int) -> Int { (n + 15) / 16 * 16 + 16 }
+
+    /// Floats of scratch `matmulRows` needs for rows of `n` values (the dequantised row block).
+    static func matmulScratchCount(columns n: Int) -> Int {
+        matmulBlockRows * matmulScratchStride(columns: n)
+    }
 
     /// Matmul over the rows in `range`: for each chunk of tokens (activations kept in L2) and each block of
     /// `matmulBlockRows` rows (dequantised once into `scratch`), runs the 2-row × 6-token kernel over slices of
-    /// the columns (512 at a time for rows longer than 1024) so a row pair and six activation slices stay small.
-    /// On 4096 × 4096 it has measured at roughly a quarter of the rate seen with 576 or 1536 columns (not yet
-    /// explained; slicing alone did not change it).
+    /// the columns (512 at a time for rows longer than 1024). Activations are read in place: copying each
+    /// 6-token tile into a contiguous panel (against L1 set aliasing of rows 16 KiB apart) measured slower.
     static func matmulRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ count: Int,
                            _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>, _ chunkTokens: Int,
                            _ scratch: UnsafeMutablePointer<Float>) {
         let n = w.columns
         let rows = w.rows
-        let slice = n > 1024 ? 512 : n
+        let slice = matmulSlice(columns: n)
+        let stride = matmulScratchStride(columns: n)
         var t0 = 0
         while t0 < count {
             let t1 = min(count, t0 + chunkTokens)
@@ -400,13 +534,16 @@ enum SIMDKernels {
             while r0 < range.upperBound {
                 let nr = min(matmulBlockRows, range.upperBound - r0)
                 let wBlock: UnsafePointer<Float>
+                let ldw: Int
                 if case .f32 = w.format {
                     wBlock = (w.data + r0 * w.rowBytes).assumingMemoryBound(to: Float.self)
+                    ldw = n
                 } else {
                     for i in 0..<nr {
-                        Dequantize.row(w.rowPointer(r0 + i), format: w.format, columns: n, into: scratch + i * n)
+                        Dequantize.row(w.rowPointer(r0 + i), format: w.format, columns: n, into: scratch + i * stride)
                     }
                     wBlock = UnsafePointer(scratch)
+                    ldw = stride
                 }
                 var k0 = 0
                 while k0 < n {
@@ -416,13 +553,13 @@ enum SIMDKernels {
                     while t + 6 <= t1 {
                         var i = 0
                         while i + 2 <= nr {
-                            MicroKernels.f32Rows2Tokens6(wBlock + i * n + k0, n, x + t * n + k0, n, kl,
+                            MicroKernels.f32Rows2Tokens6(wBlock + i * ldw + k0, ldw, x + t * n + k0, n, kl,
                                                          y + t * rows + r0 + i, rows, accumulate)
                             i += 2
                         }
                         if i < nr {
-                            for tt in t..<(t + 6) {
-                                MicroKernels.dot1(wBlock + i * n + k0, x + tt * n + k0, kl, y + tt * rows + r0 + i,
+                            for j in 0..<6 {
+                                MicroKernels.dot1(wBlock + i * ldw + k0, x + (t + j) * n + k0, kl, y + (t + j) * rows + r0 + i,
                                                   accumulate)
                             }
                         }
@@ -431,12 +568,12 @@ enum SIMDKernels {
                     while t < t1 {
                         var i = 0
                         while i + 4 <= nr {
-                            MicroKernels.f32Rows4(wBlock + i * n + k0, n, x + t * n + k0, kl, y + t * rows + r0 + i,
+                            MicroKernels.f32Rows4(wBlock + i * ldw + k0, ldw, x + t * n + k0, kl, y + t * rows + r0 + i,
                                                   accumulate: accumulate)
                             i += 4
                         }
                         while i < nr {
-                            MicroKernels.dot1(wBlock + i * n + k0, x + t * n + k0, kl, y + t * rows + r0 + i, accumulate)
+                            MicroKernels.dot1(wBlock + i * ldw + k0, x + t * n + k0, kl, y + t * rows + r0 + i, accumulate)
                             i += 1
                         }
                         t += 1

@@ -88,7 +88,7 @@ public enum PackedFormat: String, Sendable, Codable, CaseIterable, Hashable, Cus
     /// Group size over which matvec needs sums of the activations (formats with an offset term), nil otherwise.
     var activationSumGroup: Int? {
         switch self {
-        case .q4_0, .q4_1, .int4g32: return 32
+        case .q4_1, .int4g32: return 32
         case .int4g64: return 64
         case .int4g128: return 128
         default: return nil
