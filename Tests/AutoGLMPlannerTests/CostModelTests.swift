@@ -126,7 +126,10 @@ struct AccuracyModelTests {
     }
 
     @Test func publishedAnchors() throws {
-        let model = AccuracyModel(manifest: try manifest("autoglm-phone-9b"))
+        // The built-in defaults, without the manifest's own table.
+        var m = try manifest("autoglm-phone-9b")
+        m.sensitivity = []
+        let model = AccuracyModel(manifest: m)
         #expect(model.loss(module: "decoder", format: .q8_0) == 0.000425)
         #expect(abs((model.loss(module: "decoder", format: .q4K) ?? 0) - (6.500529 / 6.233160 - 1)) < 1e-6)
         #expect((model.loss(module: "decoder", format: .q6K) ?? 1) < (model.loss(module: "decoder", format: .q4K) ?? 0))
@@ -142,8 +145,10 @@ struct AccuracyModelTests {
 
     @Test func uniformFormatCostsThePublishedFigure() throws {
         // Parameter-share weighting: every module in q8_0 costs q8_0's whole-model figure (plus the KV setting).
+        // With the built-in defaults (one figure per format for every module).
         let result = try Planner.plan(try phoneRequest { $0.pins = [FormatPin(glob: "*", format: .q8_0)]
-            $0.memoryBudgetBytes = 20_000_000_000 })
+            $0.memoryBudgetBytes = 20_000_000_000
+            $0.model.sensitivity = [] })
         let kvLoss = AccuracyModel.defaultSettingTable.first { $0.setting == "kv:\(result.plan.attention.kvCacheFormat.rawValue)" }?.loss ?? 0
         #expect(abs(result.plan.predicted.accuracyLoss - (0.000425 + kvLoss)) < 2e-6)
     }
