@@ -1,5 +1,8 @@
 import AutoGLMSpecs
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Which format each weight ends up in.
 public enum WeightFormatPolicy: Sendable {
@@ -104,6 +107,7 @@ public final class WeightLoader {
             }
             result = try Self.convert(stored, to: format)
             convertedTensors.append(name)
+            Self.dropResidentPages(t)
         }
         formats[module == nil ? name : "\(name) as \(moduleName)"] = format
         residentBytesByModule[moduleName, default: 0] += result.byteCount
@@ -120,6 +124,18 @@ public final class WeightLoader {
         case .llmInt8: return .int8
         default: return PackedFormat(rawValue: format.rawValue)
         }
+    }
+
+    /// Asks the kernel to reclaim the pages of a converted tensor (MADV_PAGEOUT, Linux 5.4+), so the mapped bytes
+    /// read during conversion stop counting towards the resident set. Contents are never lost: clean file pages are
+    /// re-read on access and anonymous pages go to swap or stay. Whole pages inside the tensor only.
+    static func dropResidentPages(_ t: SourceTensor) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let start = (Int(bitPattern: t.data) + page - 1) / page * page
+        let end = (Int(bitPattern: t.data) + t.byteCount) / page * page
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, end - start, 21 /* MADV_PAGEOUT */)
     }
 
     /// For INT4 group formats: the largest smaller group that divides `columns` (g128 → g64 → g32), else nil.
