@@ -111,8 +111,10 @@ struct RunSession {
         let attention = plan.map { AttentionSettings(plan: $0.attention) } ?? AttentionSettings(kvCacheFormat: .f16)
         report.checkpoint.path = o.checkpoint
         report.checkpoint.bytes = FileInfo.size(o.checkpoint) ?? 0
+        report.checkpoint.sha256 = try FileIO.sha256(file: o.checkpoint).hex
         if let plan, let path = o.plan {
             report.plan.path = path
+            report.plan.sha256 = try FileIO.sha256(file: path).hex
             report.plan.modelId = plan.model.id
             report.plan.deviceId = plan.device.id
             report.plan.appBudgetBytes = plan.device.appBudgetBytes
