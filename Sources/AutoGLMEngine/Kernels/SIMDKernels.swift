@@ -520,7 +520,7 @@ enum SIMDKernels {
     /// the columns (512 at a time for rows longer than 1024). Activations are read in place: copying each
     /// 6-token tile into a contiguous panel (against L1 set aliasing of rows 16 KiB apart) measured slower.
     /// With the dequantisation conversions inlined, 4096 × 4096 runs at about the rate of the smaller shapes for
-    /// the quantised formats; the quarter rate seen earlier came with out-of-line conversions and a busier host.
+    /// the quantised formats; the quarter rate noted earlier was not reproduced (conversions were out of line then).
     static func matmulRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ count: Int,
                            _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>, _ chunkTokens: Int,
                            _ scratch: UnsafeMutablePointer<Float>) {
