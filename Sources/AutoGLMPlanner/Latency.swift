@@ -37,11 +37,19 @@ public struct LatencyModel: Sendable {
             .max { peak($0, format) < peak($1, format) }
     }
 
-    /// The unit attention runs on: the fastest at 16-bit float (else 32-bit).
+    /// The unit attention runs on: the fastest at 16-bit float, else at 32-bit, else the fastest at anything.
     public var attentionUnit: DeviceProfile.ComputeUnit? {
         let f16 = device.computeUnits.filter { $0.peakOpsPerSecond[.f16] != nil }
         if let best = f16.max(by: { peak($0, .f16) < peak($1, .f16) }) { return best }
-        return device.computeUnits.max { peak($0, .f32) < peak($1, .f32) }
+        let f32 = device.computeUnits.filter { $0.peakOpsPerSecond[.f32] != nil }
+        if let best = f32.max(by: { peak($0, .f32) < peak($1, .f32) }) { return best }
+        return device.computeUnits.max { attentionPeak($0) < attentionPeak($1) }
+    }
+
+    /// A unit's attention throughput: its 16-bit figure, else 32-bit, else its highest published figure.
+    func attentionPeak(_ unit: DeviceProfile.ComputeUnit) -> Double {
+        let p = unit.peakOpsPerSecond
+        return (p[.f16]?.value ?? p[.f32]?.value ?? p.values.map(\.value).max() ?? 0) * Double(unit.count)
     }
 
     /// Seconds for a matrix stage: `flops` on `unit` at `format`, moving at least `bytes`.
@@ -62,8 +70,7 @@ public struct LatencyModel: Sendable {
     /// Seconds of attention: `flops` at 16-bit on the attention unit, bounded below by `bytes` of traffic.
     public func attentionSeconds(flops: Double, bytes: Double) -> Double {
         guard let unit = attentionUnit else { return .infinity }
-        let p = unit.peakOpsPerSecond[.f16]?.value ?? unit.peakOpsPerSecond[.f32]?.value ?? 0
-        let compute = flops / (p * Double(unit.count) * etaAttention)
+        let compute = flops / (attentionPeak(unit) * etaAttention)
         let memory = bytes / (bandwidth(unit) * etaMatvec)
         return max(compute, memory)
     }

@@ -46,7 +46,7 @@ public enum ManifestDerivation {
                 throw SpecError.invalidField(file: file, field: prefix + key, expected: "an integer (field is required)",
                                              found: "nothing")
             }
-            guard !(raw is Bool), let n = raw as? NSNumber, n.doubleValue == n.doubleValue.rounded()
+            guard !Self.isBoolean(raw), let n = raw as? NSNumber, n.doubleValue == n.doubleValue.rounded()
             else {
                 throw SpecError.invalidField(file: file, field: prefix + key, expected: "an integer", found: "\(raw)")
             }
@@ -59,15 +59,21 @@ public enum ManifestDerivation {
 
         func double(_ key: String, default value: Double) throws -> Double {
             guard let raw = dict[key] else { return value }
-            guard !(raw is Bool), let n = raw as? NSNumber, n.doubleValue > 0 else {
+            guard !Self.isBoolean(raw), let n = raw as? NSNumber, n.doubleValue > 0 else {
                 throw SpecError.invalidField(file: file, field: prefix + key, expected: "a positive number", found: "\(raw)")
             }
             return n.doubleValue
         }
 
+        /// JSON true/false (an NSNumber whose type code is "c"); plain 0 and 1 are numbers.
+        static func isBoolean(_ raw: Any) -> Bool {
+            if let n = raw as? NSNumber { return String(cString: n.objCType) == "c" }
+            return raw is Bool
+        }
+
         func bool(_ key: String, default value: Bool) throws -> Bool {
             guard let raw = dict[key] else { return value }
-            guard let b = raw as? Bool else {
+            guard Self.isBoolean(raw), let b = raw as? Bool else {
                 throw SpecError.invalidField(file: file, field: prefix + key, expected: "true or false", found: "\(raw)")
             }
             return b

@@ -25,12 +25,13 @@ public struct Candidate: Sendable, Equatable {
 ///
 /// Dynamic programming over the items in order, with the state the memory used so far discretised to
 /// `memoryQuantumBytes` (bucket = ⌈bytes / quantum⌉ of the exact running sum). Each bucket keeps every label
-/// (accuracy loss, decode seconds, prefill seconds) that no other label in the bucket dominates, so the time limits,
-/// which are additive over items too, are enforced exactly rather than by a penalty. Labels that cannot meet a limit
+/// (exact bytes, accuracy loss, decode seconds, prefill seconds) that no other label dominates, so the time limits,
+/// which are additive over items too, are enforced exactly rather than by a penalty; when no time limit is set the
+/// two times collapse into the end-to-end latency and labels of lower buckets prune higher ones through a staircase. Labels that cannot meet a limit
 /// even with the cheapest remaining options are pruned. After the last item each attention choice (KV precision,
 /// window, kernels) and pixel budget adds its fixed memory, time and loss, and the best label wins: least accuracy
-/// loss, ties broken by end-to-end latency, then memory. The search is exhaustive up to the memory quantum: it can only
-/// miss a solution whose exact total lies within one quantum per item of the budget.
+/// loss, ties broken by end-to-end latency, then memory. Only dominated partial plans are dropped, so the result is
+/// the exact optimum (checked against brute-force enumeration in the tests).
 public struct PlanSearch: Sendable {
     public var space: SearchSpace
 
@@ -255,12 +256,13 @@ public struct PlanSearch: Sendable {
         return stages
     }
 
-    /// Dominance on (loss, latency) when no time limit is set, else on (loss, decode, ttft), which also orders
-    /// latency since latency is a non-negative combination of the two.
+    /// Dominance on (bytes, loss, latency) when no time limit is set, else on (bytes, loss, decode, ttft), which also
+    /// orders latency since latency is a non-negative combination of the two. Exact bytes take part, so no plan is
+    /// lost to the bucketing: buckets only group labels (a label in a lower bucket always has fewer bytes).
     @inline(__always)
     static func dominates(_ a: Label, _ b: Label, planar: Bool) -> Bool {
-        if planar { return a.loss <= b.loss + 1e-15 && a.latency <= b.latency }
-        return a.loss <= b.loss + 1e-15 && a.decode <= b.decode && a.ttft <= b.ttft
+        if planar { return a.bytes <= b.bytes && a.loss <= b.loss + 1e-15 && a.latency <= b.latency }
+        return a.bytes <= b.bytes && a.loss <= b.loss + 1e-15 && a.decode <= b.decode && a.ttft <= b.ttft
     }
 
     static func insert(_ label: Label, into bucket: inout [Label], touched: inout [Int], bucket index: Int, planar: Bool) {
@@ -273,8 +275,8 @@ public struct PlanSearch: Sendable {
     /// Pareto filter over (peak bytes, loss, latency), sorted by peak bytes. To keep the frontier readable it is an
     /// ε-Pareto set: a point is dropped when a point with no more memory is within `lossSlack` of its loss and within
     /// `latencySlack` (relative) of its latency.
-    static let lossSlack = 1e-4
-    static let latencySlack = 0.05
+    static let lossSlack = 2e-3
+    static let latencySlack = 0.10
 
     static func pareto(_ pool: [Candidate]) -> [Candidate] {
         let sorted = pool.sorted { a, b in

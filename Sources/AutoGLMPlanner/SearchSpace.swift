@@ -227,8 +227,10 @@ public struct SearchSpace: Sendable {
         let kvFormats = KVCacheFormat.allCases.filter { accuracy.setting(AccuracyModel.kvSetting($0)) != nil }
         var windows: [(Int?, Int)] = [(nil, 0)]
         for w in accuracy.windowOptions { windows.append((w.window, w.global)) }
-        let visionKernels: [AttentionKernel] = model.visionEncoder != nil ? [.tiled, .materialised] : [.tiled]
         for scenario in scenarios {
+            // The vision kernel only matters when an image is encoded.
+            let visionKernels: [AttentionKernel] = model.visionEncoder != nil && scenario.patches > 0
+                ? [.tiled, .materialised] : [.tiled]
             var list: [GlobalChoice] = []
             for kv in kvFormats {
                 for (window, global) in windows {
@@ -269,13 +271,11 @@ public struct SearchSpace: Sendable {
         if let v = model.visionEncoder, scenario.patches > 0 {
             stages.append(("vision_encode", MemoryModel.visionActivation(v, patches: scenario.patches, kernel: visionKernel,
                                                                          elementBytes: elementBytes)))
-            let p = Double(scenario.patches)
             let scoreTraffic = visionKernel == .materialised
                 ? 2 * Double(v.layers) * Double(MemoryModel.scoreBytes(queries: scenario.patches, keys: scenario.patches,
                                                                         heads: v.heads, kernel: .materialised,
                                                                         elementBytes: elementBytes)) : 0
             visionSeconds = latency.attentionSeconds(flops: v.attentionFLOPs(patches: scenario.patches), bytes: scoreTraffic)
-            _ = p
         }
         for module in model.modules {
             if case let .projector(spec) = module.body, scenario.patches > 0, spec.style == .convMerger {

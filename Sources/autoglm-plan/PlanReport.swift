@@ -16,6 +16,10 @@ enum PlanReport {
         let budget = plan.constraints.memoryBudgetBytes ?? plan.device.appBudgetBytes
         lines.append("\(model.name) on \(device.name)")
         lines.append("workload \(plan.workload.id): \(plan.workload.description)")
+        let memory = device.memory
+        lines.append("memory: \(Units.gb(memory.totalBytes.value)) total, OS reserve \(Units.gb(memory.osReserveBytes.value)), " +
+                     "app budget \(Units.gb(memory.appBudgetBytes.value))" +
+                     (budget != memory.appBudgetBytes.value ? ", planned against \(Units.gb(budget))" : ""))
         lines.append("")
         let header = [pad("module", 16), pad("format", 15), pad("unit", 5), pad("weights", 10, right: true),
                       pad("budget", 7, right: true), pad("latency", 10, right: true), pad("accuracy", 9, right: true)]
@@ -73,7 +77,18 @@ enum PlanReport {
         var lines = ["", "Pareto frontier (memory × accuracy × latency), \(points.count) points:"]
         lines.append("  " + [pad("peak", 10, right: true), pad("loss", 9, right: true), pad("TTFT", 9, right: true),
                              pad("decode", 12, right: true), pad("KV", 5), "formats"].joined(separator: "  "))
-        for p in points {
+        // At most 30 rows: every in-budget point up to 15, then over-budget points spread evenly.
+        let inside = points.filter(\.withinBudget)
+        let outside = points.filter { !$0.withinBudget }
+        var shown = Array(inside.prefix(15))
+        let room = 30 - shown.count
+        if outside.count <= room {
+            shown += outside
+        } else if room > 0 {
+            for i in 0..<room { shown.append(outside[i * (outside.count - 1) / max(1, room - 1)]) }
+        }
+        if shown.count < points.count { lines[1] += " (\(shown.count) shown; --json lists all)" }
+        for p in shown {
             var counts: [String: Int] = [:]
             for f in p.formats.values { counts[f.rawValue, default: 0] += 1 }
             let mix = counts.sorted { $0.key < $1.key }.map { "\($0.value)×\($0.key)" }.joined(separator: " ")

@@ -104,6 +104,9 @@ struct RunSession {
         // Load: the plan's formats, or the checkpoint's own.
         let policy: WeightFormatPolicy = plan.map { .plan($0) } ?? .checkpoint
         let loaded = try LoadedCheckpoint(path: o.checkpoint, policy: policy)
+        for (planned, executed) in loaded.model.formatSubstitutions.sorted(by: { $0.key < $1.key }) {
+            FileHandle.standardError.write(Data("note: plan format \(planned) is not executed by the engine; running \(executed.rawValue) in its place\n".utf8))
+        }
         let attention = plan.map { AttentionSettings(plan: $0.attention) } ?? AttentionSettings(kvCacheFormat: .f16)
         report.checkpoint.path = o.checkpoint
         report.checkpoint.bytes = FileInfo.size(o.checkpoint) ?? 0

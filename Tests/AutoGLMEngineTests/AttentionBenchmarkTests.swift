@@ -13,6 +13,7 @@ struct AttentionBenchmarkTests {
         #expect(result.peakScratchBytes == Attention.scratchBytes(n: 100, m: 100, heads: 4, kernel: kernel, threads: 2,
                                                                   headDim: 32, kvHeads: 2))
         #expect(result.tokensPerSecond > 0 && result.tokensPerSecond.isFinite)
+        #expect(result.cpuSecondsPerCall > 0)
     }
 
     @Test("Block-sparse scratch accounting matches too")
@@ -65,8 +66,8 @@ struct AttentionBenchmarkTests {
     func figures() throws {
         func show(_ r: AttentionBenchmark.Result) {
             let s = r.setting
-            print(String(format: "%-28@ %-7@ L=%6d  %9.3f ms/call  %10.1f tok/s  scratch %9d B  kv %10d B",
-                         s.name as NSString, s.mode.rawValue as NSString, r.sequenceLength, r.secondsPerCall * 1e3,
+            print(String(format: "%-24@ L=%6d  %9.3f ms/call (cpu %9.3f ms)  %10.1f tok/s  scratch %9d B  kv %10d B",
+                         s.name as NSString, r.sequenceLength, r.secondsPerCall * 1e3, r.cpuSecondsPerCall * 1e3,
                          r.tokensPerSecond, r.peakScratchBytes, r.kvBytes))
         }
         for format in [KVCacheFormat.f32, .f16, .int8, .int4] {
@@ -76,7 +77,7 @@ struct AttentionBenchmarkTests {
         }
         for kernel in AttentionKernel.allCases {
             show(try AttentionBenchmark.run(setting: .init(name: "prefill \(kernel)", mode: .prefill, kernel: kernel),
-                                            sequenceLength: 2048, repetitions: 2))
+                                            sequenceLength: 2048, repetitions: 1))
         }
         let moba = Plan.BlockSparse(chunk: 512, topK: 3)
         for length in [8192, 16384] {
@@ -84,10 +85,10 @@ struct AttentionBenchmarkTests {
             show(try AttentionBenchmark.run(setting: .init(name: "decode moba 512x3", mode: .decode, blockSparse: moba),
                                             sequenceLength: length))
         }
-        show(try AttentionBenchmark.run(setting: .init(name: "prefill full", mode: .prefill), sequenceLength: 8192,
+        show(try AttentionBenchmark.run(setting: .init(name: "prefill full", mode: .prefill), sequenceLength: 4096,
                                         repetitions: 1))
         show(try AttentionBenchmark.run(setting: .init(name: "prefill moba 512x3", mode: .prefill, blockSparse: moba),
-                                        sequenceLength: 8192, repetitions: 1))
+                                        sequenceLength: 4096, repetitions: 1))
         for p in try AttentionBenchmark.memoryCurve(
             setting: .init(name: "window", mode: .decode, kvCacheFormat: .int8, window: 1024, globalTokens: 4),
             lengths: [512, 1024, 2048, 4096, 8192, 16384]) {

@@ -212,3 +212,34 @@ struct AttentionTests {
         #expect(message.contains("3") && message.contains("2"))
     }
 }
+
+@Suite("Attention kernels: long-context decode")
+struct AttentionDecodeTests {
+    /// Decoding one token over a long cache splits the keys across workers when there are few KV heads; the merged
+    /// partial softmax states must equal the reference.
+    @Test("Split-key decode matches the reference", arguments: [KVCacheFormat.f32, .int4], [1, 2, 4])
+    func splitDecode(format: KVCacheFormat, threads: Int) throws {
+        let (heads, kvHeads, d, context) = (6, 3, 32, 1600)
+        var rng = AttentionRandom(seed: 30)
+        let keys = rng.array(context * kvHeads * d, amplitude: 2), values = rng.array(context * kvHeads * d)
+        let q = rng.array(heads * d, amplitude: 2)
+        let cache = try KVCache(layers: 1, kvHeads: kvHeads, headDim: d, capacity: context, format: format)
+        try cache.append(layer: 0, keys: keys, values: values, count: context - 1)
+        try cache.commit(context - 1)
+        try cache.append(layer: 0, keys: Array(keys.suffix(kvHeads * d)), values: Array(values.suffix(kvHeads * d)),
+                         count: 1)
+        var out = [Float](repeating: .nan, count: heads * d)
+        try Attention.causal(q: q, n: 1, heads: heads, cache: cache, layer: 0, out: &out, threads: threads)
+        func stored(_ x: [Float]) -> [Float] {
+            stride(from: 0, to: x.count, by: d).flatMap {
+                AttentionReference.roundTrip(Array(x[$0..<($0 + d)]), format: format)
+            }
+        }
+        let reference = AttentionReference.attention(q: q, n: 1, heads: heads, kvHeads: kvHeads, headDim: d,
+                                                     keys: stored(keys), values: stored(values), t: context)
+        #expect(relativeError(out, reference) < 1e-5)
+        if threads > 1 {
+            #expect(Attention.keySplits(items: kvHeads, workers: threads, keys: context) > 1, "the split path ran")
+        }
+    }
+}

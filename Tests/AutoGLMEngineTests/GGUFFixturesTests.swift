@@ -15,15 +15,22 @@ enum GGUFTestFixtures {
         return root.appendingPathComponent(".cache/models/\(modelFileName)").path
     }
 
-    /// The real model file; records a clear issue when it is missing.
+    struct MissingModel: Error, CustomStringConvertible {
+        let path: String
+        var description: String {
+            "SmolLM2 checkpoint not found at \(path): run `make models` or set AUTOGLM_SMOLLM2"
+        }
+    }
+
+    /// The real model file; throws a clear error when it is missing.
     static func requireSmolLM2() throws -> GGUFFile {
         let path = smolLM2Path()
-        guard FileManager.default.fileExists(atPath: path) else {
-            Issue.record("SmolLM2 checkpoint not found at \(path): run `make models` or set AUTOGLM_SMOLLM2")
-            throw CancellationError()
-        }
+        guard FileManager.default.fileExists(atPath: path) else { throw MissingModel(path: path) }
         return try GGUFFile(path: path)
     }
+
+    /// The real model's tokenizer, built once per test run.
+    static let smolLM2Tokenizer = Result { try Tokenizer(file: requireSmolLM2()) }
 
     static func temporaryPath(_ name: String) -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("autoglm-gguf-tests-\(getpid())")

@@ -41,8 +41,9 @@ struct GGUFReaderTests {
         ("t.u32", .uint32(4_000_000_000)), ("t.i32", .int32(-2_000_000_000)), ("t.f32", .float32(1.5e-5)),
         ("t.bool", .bool(true)), ("t.string", .string("héllo 中文 🙂")), ("t.u64", .uint64(UInt64.max)),
         ("t.i64", .int64(Int64.min)), ("t.f64", .float64(-2.25)),
-        ("t.strings", .array(.string, [.string("a"), .string(""), .string("<|im_end|>")])),
-        ("t.ints", .array(.int32, [.int32(1), .int32(-2), .int32(3)])),
+        ("t.strings", .strings(["a", "", "<|im_end|>"])),
+        ("t.ints", .int32s([1, -2, 3])),
+        ("t.floats", .float32s([0.5, -1])),
         ("t.empty", .array(.float32, [])),
         ("t.nested", .array(.array, [.array(.uint8, [.uint8(1)]), .array(.uint8, [])])),
     ]
@@ -79,6 +80,7 @@ struct GGUFReaderTests {
         #expect(try file.requireDouble("t.f64") == -2.25)
         #expect(try file.stringArray("t.strings") == ["a", "", "<|im_end|>"])
         #expect(try file.intArray("t.ints") == [1, -2, 3])
+        #expect(file["t.floats"]?.doubleArray == [0.5, -1])
         // UInt64.max does not fit in Int, so it must not be read as one.
         #expect(throws: GGUFError.typeMismatch(path: path, key: "t.u64", expected: "integer", found: "uint64")) {
             try file.int("t.u64")
@@ -185,6 +187,24 @@ struct GGUFReaderTests {
         #expect(throws: GGUFError.typeMismatch(path: "test.gguf", key: "llama.block_count", expected: "string", found: "uint32")) {
             try file.requireString("llama.block_count")
         }
+    }
+
+    @Test func mappedFileReadsTheFileAndHandlesEmptyFiles() throws {
+        let path = GGUFTestFixtures.temporaryPath("mapped.bin")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let contents = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(contents)))
+        let mapped = try MappedFile(path: path)
+        #expect(mapped.count == 10_000)
+        #expect(Array(mapped.bytes) == contents)
+
+        let empty = GGUFTestFixtures.temporaryPath("empty.bin")
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        #expect(FileManager.default.createFile(atPath: empty, contents: Data()))
+        #expect(try MappedFile(path: empty).count == 0)
+        #expect {
+            try GGUFFile(path: empty)
+        } throws: { "\($0)".contains("truncated reading magic at byte 0") }
     }
 
     @Test func version2IsAccepted() throws {

@@ -12,11 +12,14 @@ struct KernelBenchmarkTests {
             #expect(r.batch == batch && r.threads == 2 && r.repeats == 3)
             #expect(r.weightBytes == 64 * 8 * 18)
             #expect(r.medianSeconds > 0 && r.medianSeconds.isFinite && r.stddevSeconds >= 0)
+            #expect(r.minSeconds > 0 && r.minSeconds <= r.medianSeconds)
             #expect(r.gigabytesPerSecond > 0 && r.gflopsPerSecond > 0)
             let decoded = try JSONDecoder().decode(KernelBenchmarkResult.self, from: JSONEncoder().encode(r))
             #expect(decoded == r)
         }
         #expect(throws: KernelError.self) { try KernelBenchmark.run(format: .f32, rows: 4, columns: 4, batch: 0, pool: nil) }
+        let overhead = KernelBenchmark.parallelForOverhead(pool: pool, calls: 50)
+        #expect(overhead > 0 && overhead.isFinite)
         #expect(throws: QuantError.self) { try KernelBenchmark.run(format: .q8_0, rows: 4, columns: 40, pool: nil) }
     }
 
@@ -28,16 +31,20 @@ struct KernelBenchmarkTests {
         let threads = Int(ProcessInfo.processInfo.environment["AUTOGLM_KERNEL_THREADS"] ?? "") ?? 2
         let pool = ComputePool(threadCount: threads)
         let shapes = spec == "small" ? [(1536, 576), (576, 1536)] : [(1536, 576), (576, 1536), (4096, 4096)]
-        print("format     rows  cols   matvec GB/s  matvec µs   matmul64 GFLOP/s  (threads \(threads))")
+        print(String(format: "parallelFor overhead: %.2f µs per call", KernelBenchmark.parallelForOverhead(pool: pool) * 1e6))
+        print("format     rows  cols   matvec GB/s (median, best)  matvec µs (median)  matmul64 GFLOP/s (median, best)  (threads \(threads))")
         for (rows, columns) in shapes {
-            for format in PackedFormat.allCases {
+            for format in PackedFormat.allCases where format.supports(columns: columns) {
                 let big = rows * columns > 4_000_000
                 let mv = try KernelBenchmark.run(format: format, rows: rows, columns: columns, batch: 1,
                                                  repeats: big ? 30 : 200, pool: pool)
                 let mm = try KernelBenchmark.run(format: format, rows: rows, columns: columns, batch: 64,
                                                  repeats: big ? 3 : 20, pool: pool)
-                print(String(format: "%-9@ %5d %5d   %8.2f   %9.2f   %10.1f", format.rawValue as NSString, rows, columns,
-                             mv.gigabytesPerSecond, mv.medianSeconds * 1e6, mm.gflopsPerSecond))
+                let name = format.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)
+                let bestGB = Double(mv.weightBytes) / mv.minSeconds / 1e9
+                let bestGF = 2 * Double(rows * columns * 64) / mm.minSeconds / 1e9
+                print(name + String(format: "%5d %5d   %8.2f %8.2f   %9.2f   %10.1f %8.1f", rows, columns,
+                                    mv.gigabytesPerSecond, bestGB, mv.medianSeconds * 1e6, mm.gflopsPerSecond, bestGF))
             }
         }
     }

@@ -27,6 +27,26 @@ struct KernelComputePoolTests {
         #expect(total.value(0) == 2000 * 28)
     }
 
+    @Test("short jobs back to back: each job's indices run exactly once, with that job's body")
+    func stressShortJobs() {
+        for spin in [0, 50, 100_000] {
+            let pool = ComputePool(threadCount: 4, spinIterations: spin)
+            let late = Counters(1)
+            for job in 0..<3000 {
+                let count = 1 + job % 5
+                let hits = Counters(count)
+                pool.parallelFor(count) { i in
+                    hits.increment(i)
+                    if i >= count { late.add(1) }
+                }
+                for i in 0..<count where hits.value(i) != 1 {
+                    Issue.record("spin \(spin) job \(job) index \(i) ran \(hits.value(i)) times")
+                }
+            }
+            #expect(late.value(0) == 0)
+        }
+    }
+
     @Test("parallelRanges covers 0..<count without overlap")
     func ranges() {
         let pool = ComputePool(threadCount: 3)

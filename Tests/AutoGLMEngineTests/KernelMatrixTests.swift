@@ -126,6 +126,26 @@ struct KernelMatrixTests {
         }
     }
 
+    @Test("matmul with long rows (column slices), odd row blocks and token remainders",
+          arguments: [PackedFormat.f32, .f16, .q4_0, .q8_0, .int8, .int4g32])
+    func matmulLongRows(format: PackedFormat) throws {
+        let rows = 37, columns = 1600, count = 13
+        let w = try PackedMatrix.quantize(randomFloats(rows * columns, seed: 70), rows: rows, columns: columns,
+                                          format: format)
+        let x = randomFloats(count * columns, seed: 71)
+        let pool = ComputePool(threadCount: 2)
+        for p in [nil, pool] {
+            var y = [Float](repeating: .nan, count: count * rows)
+            x.withUnsafeBufferPointer { xb in
+                y.withUnsafeMutableBufferPointer {
+                    MatrixKernels.matmul(w, xb.baseAddress!, count: count, into: $0.baseAddress!, pool: p)
+                }
+            }
+            expectClose(y, ReferenceKernels.matmul(w, x, count: count), weights: w.dequantize(), x: x, rows: rows,
+                        columns: columns, count: count, relative: 1e-5, "\(format) pool \(p?.threadCount ?? 0)")
+        }
+    }
+
     @Test("quantised matvec stays close to the Float32 product of the original weights")
     func quantisedVersusOriginal() throws {
         let rows = 16, columns = 512
@@ -145,6 +165,32 @@ struct KernelMatrixTests {
             for r in 0..<rows { num += Double(y[r] - exact[r]) * Double(y[r] - exact[r]); den += Double(exact[r] * exact[r]) }
             let rel = (num / den).squareRoot()
             #expect(rel < bound, "\(format): relative RMS error \(rel) ≥ \(bound)")
+        }
+    }
+
+    @Test("fused matvec over several matrices equals separate matvecs")
+    func fusedMatvec() throws {
+        let columns = 256
+        let specs: [(PackedFormat, Int)] = [(.q4_1, 40), (.q8_0, 13), (.int4g128, 24), (.f16, 5)]
+        let ws = try specs.enumerated().map { i, spec in
+            try PackedMatrix.quantize(randomFloats(spec.1 * columns, seed: UInt64(50 + i)), rows: spec.1,
+                                      columns: columns, format: spec.0)
+        }
+        let x = randomFloats(columns, seed: 60)
+        let pool = ComputePool(threadCount: 2)
+        let outputs = ws.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.rows) }
+        defer { outputs.forEach { $0.deallocate() } }
+        for p in [nil, pool] {
+            x.withUnsafeBufferPointer { MatrixKernels.matvec(ws, $0.baseAddress!, into: outputs, pool: p) }
+            for (i, w) in ws.enumerated() {
+                var single = [Float](repeating: 0, count: w.rows)
+                x.withUnsafeBufferPointer { xb in
+                    single.withUnsafeMutableBufferPointer {
+                        MatrixKernels.matvec(w, xb.baseAddress!, into: $0.baseAddress!, pool: nil)
+                    }
+                }
+                for r in 0..<w.rows { #expect(outputs[i][r] == single[r], "matrix \(i) row \(r)") }
+            }
         }
     }
 

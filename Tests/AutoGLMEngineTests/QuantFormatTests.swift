@@ -81,6 +81,10 @@ struct QuantFormatTests {
             try PackedMatrix(format: .q4_0, rows: 1, columns: 32, data: storage.pointer, availableBytes: 10,
                              owner: storage)
         }
+        #expect(throws: QuantError.invalidShape(rows: Int.max / 2, columns: 1 << 40)) {
+            try PackedMatrix(format: .f32, rows: Int.max / 2, columns: 1 << 40, data: storage.pointer,
+                             availableBytes: 10, owner: storage)
+        }
         let message = QuantError.columnsNotBlockAligned(format: .q4_0, columns: 40, blockElements: 32).description
         #expect(message.contains("q4_0") && message.contains("40") && message.contains("32"))
     }

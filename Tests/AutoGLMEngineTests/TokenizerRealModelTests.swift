@@ -5,7 +5,7 @@ import Testing
 @Suite("Tokenizer on the real SmolLM2 vocabulary")
 struct TokenizerRealModelTests {
     static func loadTokenizer() throws -> Tokenizer {
-        try Tokenizer(file: GGUFTestFixtures.requireSmolLM2())
+        try GGUFTestFixtures.smolLM2Tokenizer.get()
     }
 
     @Test func realModelVocabulary() throws {

@@ -32,7 +32,7 @@ struct EvaluationRealModelTests {
         (nil, 0.001, 0.98, 0),          // the stored weights themselves: only float rounding differs
         (.q8_0, 0.01, 0.97, 0),         // 8-bit re-quantisation of the Q4_1 values
         (.int4g32, 0.2, 0.8, 0.005),    // layers re-expressed almost exactly; the Q8_0 embedding drops to 4 bits
-        (.int4g128, 0.6, 0.6, 0.01),    // coarser groups (g64 where rows of 576 forbid 128)
+        (.int4g128, 0.6, 0.6, 0.01),    // coarser groups (g64 where rows of 576 are not a multiple of 128)
         (.q4_0, 1.0, 0.5, 0.01),        // symmetric 4-bit re-quantisation of 4-bit values (double quantisation)
     ]
 

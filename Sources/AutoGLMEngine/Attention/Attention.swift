@@ -15,6 +15,10 @@ import AutoGLMSpecs
 ///   accumulator). A work item takes one KV head and a few query rows; its lanes (every query head of the group,
 ///   for each row) share each decoded key/value chunk, so grouped-query attention reads the cache once per group.
 ///   Scratch is O(lanes · (headDim + keyTile)) per worker, independent of the sequence; no score matrix exists.
+///   When there are fewer work items than workers need (decoding with few KV heads), each item's key range is split
+///   across workers and the partial softmax states (max, sum, accumulator) are merged.
+/// Quantised caches are read in place: each 8-element chunk of a stored row is decoded in registers and used by all
+/// lanes of the item; no dequantised copy of the cache is made.
 /// Masks: causal; optional sliding window `w` with `g` global tokens (query i sees key p iff p ≤ i and
 /// (i − p < w or p < g)); optional MoBA block-sparse selection.
 public enum Attention {
@@ -119,7 +123,10 @@ public enum Attention {
             return chunks(heads) * (max(4, n * m * 4) + worker)
         case .tiled:
             let rowsPer = rowsPerItem(group: heads / kvHeads)
-            return chunks(kvHeads * ((n + rowsPer - 1) / rowsPer)) * worker
+            let items = kvHeads * ((n + rowsPer - 1) / rowsPer)
+            let splits = keySplits(items: items, workers: workers, keys: m)
+            let partial = splits > 1 ? items * splits * lanes * (headDim + 2) * 4 : 0
+            return chunks(items * splits) * worker + partial
         }
     }
 
@@ -242,17 +249,39 @@ public enum Attention {
         case .tiled:
             let rowsPer = rowsPerItem(group: p.heads / p.kvHeads)
             let items = p.kvHeads * ((p.n + rowsPer - 1) / rowsPer)
-            let perWorker = (items + workers - 1) / workers
-            let chunks = (items + perWorker - 1) / perWorker
+            let lanes = TiledScratch.lanes(heads: p.heads, kvHeads: p.kvHeads)
+            let first = p.spans.first?.first ?? 0
+            let end = p.spans.last.map { $0.first + $0.count } ?? 0
+            let splits = keySplits(items: items, workers: workers, keys: end - first)
+            let partialFloats = splits > 1 ? items * splits * lanes * (p.headDim + 2) : 0
+            var partial: UnsafeMutablePointer<Float>?
+            if partialFloats > 0 {
+                guard let buffer = malloc(partialFloats * 4) else {
+                    throw AttentionError.allocationFailed(bytes: partialFloats * 4)
+                }
+                partial = buffer.assumingMemoryBound(to: Float.self)
+            }
+            defer { free(partial) }
+            let partialAddress = UInt(bitPattern: partial)
+            let units = items * splits
+            let perWorker = (units + workers - 1) / workers
+            let chunks = (units + perWorker - 1) / perWorker
             concurrentPerform(chunks, serial: workers == 1) { c in
                 let scratch = TiledScratch(p)
                 defer { scratch.release() }
                 let qp = UnsafePointer<Float>(bitPattern: qAddress)!, op = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
-                for item in (c * perWorker)..<min(items, (c + 1) * perWorker) {
-                    tiled(p, kvHead: item % p.kvHeads, rows: (item / p.kvHeads) * rowsPer, q: qp, out: op, scratch: scratch)
+                let pp = UnsafeMutablePointer<Float>(bitPattern: partialAddress)
+                for unit in (c * perWorker)..<min(units, (c + 1) * perWorker) {
+                    let item = unit / splits, split = unit % splits
+                    let range = (first + (end - first) * split / splits)..<(first + (end - first) * (split + 1) / splits)
+                    tiled(p, kvHead: item % p.kvHeads, rows: (item / p.kvHeads) * rowsPer, q: qp, out: op,
+                          keyRange: range, partial: pp.map { $0 + unit * lanes * (p.headDim + 2) }, scratch: scratch)
                 }
             }
-            return chunks * TiledScratch.bytes(p)
+            if let partial {
+                mergeSplits(p, items: items, splits: splits, lanes: lanes, rowsPer: rowsPer, partial: partial, out: out)
+            }
+            return chunks * TiledScratch.bytes(p) + partialFloats * 4
         case .materialised:
             let m = p.spans.reduce(0) { $0 + $1.count }
             let matrixBytes = p.n * m * 4
@@ -290,6 +319,41 @@ public enum Attention {
         private var value = false
         func set() { lock.lock(); value = true; lock.unlock() }
         var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    }
+
+    /// How many key ranges to split each work item into so that few work items (decoding, few KV heads) still
+    /// occupy every worker; each range must keep at least 512 keys.
+    static func keySplits(items: Int, workers: Int, keys: Int) -> Int {
+        guard workers > 1, items < 2 * workers else { return 1 }
+        return max(1, min((2 * workers + items - 1) / items, keys / 512))
+    }
+
+    /// Combines the partial softmax states (max, sum, accumulator) of the key ranges of each lane.
+    static func mergeSplits(_ p: Problem, items: Int, splits: Int, lanes: Int, rowsPer: Int,
+                            partial: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        let d = p.headDim, width = p.heads * d, group = p.heads / p.kvHeads
+        let laneFloats = d + 2
+        for item in 0..<items {
+            let kvh = item % p.kvHeads, r0 = (item / p.kvHeads) * rowsPer
+            let rows = min(rowsPer, p.n - r0)
+            for lane in 0..<(rows * group) {
+                let r = lane / group, h = kvh * group + lane % group
+                var top = -Float.infinity
+                for split in 0..<splits { top = max(top, partial[((item * splits + split) * lanes + lane) * laneFloats]) }
+                let dst = out + (r0 + r) * width + h * d
+                dst.initialize(repeating: 0, count: d)
+                var sum: Float = 0
+                for split in 0..<splits {
+                    let state = partial + ((item * splits + split) * lanes + lane) * laneFloats
+                    guard state[0] > -.infinity else { continue }
+                    let w = expf(state[0] - top)
+                    sum += w * state[1]
+                    for j in 0..<d { dst[j] += w * state[2 + j] }
+                }
+                let inv: Float = sum > 0 ? 1 / sum : 0
+                for j in 0..<d { dst[j] *= inv }
+            }
+        }
     }
 
     /// Query rows per tiled work item: enough rows that the item's lanes (rows × query heads sharing one KV head)
@@ -351,28 +415,31 @@ public enum Attention {
 
     /// One work item of the tiled kernel: every query head that shares KV head `kvh`, for query rows
     /// `r0 ..< r0 + rowsPerItem`.
+    /// Only keys at positions in `keyRange` are visited; with `partial`, the item writes each lane's softmax state
+    /// (max, sum, headDim accumulators) there instead of its normalised output.
     static func tiled(_ p: Problem, kvHead kvh: Int, rows r0: Int, q: UnsafePointer<Float>,
-                      out: UnsafeMutablePointer<Float>, scratch s: TiledScratch) {
+                      out: UnsafeMutablePointer<Float>, keyRange: Range<Int>, partial: UnsafeMutablePointer<Float>?,
+                      scratch s: TiledScratch) {
         let vectorised = p.headDim % KVRowLayout.groupSize == 0
         switch p.layout.format {
-        case .f32: tiled(F32Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
-        case .f16: tiled(F16Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
-        case .int8: tiled(Int8Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
-        case .int4: tiled(Int4Chunks.self, vectorised, p, kvHead: kvh, rows: r0, q: q, out: out, scratch: s)
+        case .f32: tiled(F32Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, partial, s)
+        case .f16: tiled(F16Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, partial, s)
+        case .int8: tiled(Int8Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, partial, s)
+        case .int4: tiled(Int4Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, partial, s)
         }
     }
 
     @inline(__always)
-    static func tiled<D: KVChunkDecoder>(_ decoder: D.Type, _ vectorised: Bool, _ p: Problem, kvHead kvh: Int,
-                                         rows r0: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                                         scratch s: TiledScratch) {
+    static func tiled<D: KVChunkDecoder>(_ decoder: D.Type, _ vectorised: Bool, _ p: Problem, _ kvh: Int, _ r0: Int,
+                                         _ q: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                         _ keyRange: Range<Int>, _ partial: UnsafeMutablePointer<Float>?,
+                                         _ s: TiledScratch) {
         let d = p.headDim, width = p.heads * d
         let group = p.heads / p.kvHeads
         let rows = min(rowsPerItem(group: group), p.n - r0)
         let lanes = rows * group
         let ivStride = p.maxIntervals * 2
         let headOffset = kvh * p.layout.rowBytes
-        let dataOffset = p.layout.dataOffset
         // Block-sparse selection differs per head; otherwise all heads of a row share the row's intervals.
         let perLane = p.selector != nil
         for r in 0..<rows {
@@ -392,69 +459,52 @@ public enum Attention {
         let laneGroup = perLane ? 1 : group
         let lastPosition = p.causal ? p.queryStart + r0 + rows - 1 : Int.max
         for span in p.spans {
-            var t0 = 0
+            var t0 = max(0, keyRange.lowerBound - span.first)
             while t0 < span.count {
                 let tileLo = span.first + t0
-                if tileLo > lastPosition { break }
-                let tileHi = span.first + min(span.count, t0 + keyTile)
-                for first in stride(from: 0, to: lanes, by: laneGroup) {
-                    let iv = s.intervals + first * ivStride
-                    for k in 0..<s.counts[first] {
-                        let lo = max(iv[2 * k], tileLo), hi = min(iv[2 * k + 1], tileHi)
-                        if lo >= hi { continue }
-                        let count = hi - lo
-                        let keys = span.keys + (lo - span.first) * p.slotBytes + headOffset
-                        let values = span.values + (lo - span.first) * p.slotBytes + headOffset
-                        let scores = s.scores + first * keyTile
-                        // Scores for the lanes against `count` keys.
-                        if vectorised {
-                            for j in 0..<count {
-                                AttentionMath.dotLanes(D.self, q: s.q + first * d, lanes: laneGroup, headDim: d,
-                                                       row: keys + j * p.slotBytes, dataOffset: dataOffset,
-                                                       scores: scores + j, scoreStride: keyTile)
-                            }
-                        } else {
-                            for l in 0..<laneGroup {
-                                for j in 0..<count {
-                                    scores[l * keyTile + j] = AttentionMath.dot(s.q + (first + l) * d,
-                                                                                keys + j * p.slotBytes, p.layout)
-                                }
+                if tileLo > lastPosition || tileLo >= keyRange.upperBound { break }
+                let tileHi = min(keyRange.upperBound, span.first + min(span.count, t0 + keyTile))
+                // Lanes that see the same single run of this tile go through it together: all of them for keys
+                // below every row (the usual case in a prefill); runs of heads with the same block selection.
+                var first = 0
+                while first < lanes {
+                    let runs = tileRuns(s, lane: first, leaderStride: laneGroup, ivStride: ivStride, tileLo, tileHi)
+                    if runs.count == 0 { first += 1; continue }
+                    if runs.count == 1 {
+                        var last = first + 1
+                        while last < lanes {
+                            let other = tileRuns(s, lane: last, leaderStride: laneGroup, ivStride: ivStride, tileLo, tileHi)
+                            if other.count != 1 || other.lo != runs.lo || other.hi != runs.hi { break }
+                            last += 1
+                        }
+                        processRun(D.self, vectorised, p, s, span: span, headOffset: headOffset, first: first,
+                                   laneCount: last - first, lo: runs.lo, hi: runs.hi)
+                        first = last
+                    } else {
+                        // Several runs in one tile (blocks shorter than a tile): this lane alone, run by run.
+                        let leader = first - first % laneGroup
+                        let iv = s.intervals + leader * ivStride
+                        for k in 0..<s.counts[leader] {
+                            let lo = max(iv[2 * k], tileLo), hi = min(iv[2 * k + 1], tileHi)
+                            if lo < hi {
+                                processRun(D.self, vectorised, p, s, span: span, headOffset: headOffset, first: first,
+                                           laneCount: 1, lo: lo, hi: hi)
                             }
                         }
-                        // Online softmax: rescale what was accumulated when the running max rises.
-                        for l in 0..<laneGroup {
-                            let lane = first + l, row = scores + l * keyTile
-                            var tileMax = -Float.infinity
-                            for j in 0..<count { tileMax = Swift.max(tileMax, row[j]) }
-                            if tileMax > s.maxes[lane] {
-                                if s.maxes[lane] > -.infinity {
-                                    let correction = expf(s.maxes[lane] - tileMax)
-                                    s.sums[lane] *= correction
-                                    AttentionMath.scale(s.acc + lane * d, d, by: correction)
-                                }
-                                s.maxes[lane] = tileMax
-                            }
-                            s.sums[lane] += AttentionMath.expShifted(row, count, shift: s.maxes[lane])
-                        }
-                        // Accumulate the weighted values.
-                        if vectorised {
-                            for j in 0..<count {
-                                AttentionMath.axpyLanes(D.self, weights: scores + j, weightStride: keyTile,
-                                                        lanes: laneGroup, headDim: d, row: values + j * p.slotBytes,
-                                                        dataOffset: dataOffset, acc: s.acc + first * d)
-                            }
-                        } else {
-                            for l in 0..<laneGroup {
-                                for j in 0..<count {
-                                    AttentionMath.axpy(scores[l * keyTile + j], values + j * p.slotBytes, p.layout,
-                                                       s.acc + (first + l) * d)
-                                }
-                            }
-                        }
+                        first += 1
                     }
                 }
                 t0 += keyTile
             }
+        }
+        if let partial {
+            for lane in 0..<lanes {
+                let state = partial + lane * (d + 2)
+                state[0] = s.maxes[lane]
+                state[1] = s.sums[lane]
+                (state + 2).update(from: s.acc + lane * d, count: d)
+            }
+            return
         }
         for r in 0..<rows {
             for gh in 0..<group {
@@ -462,6 +512,78 @@ public enum Attention {
                 let dst = out + (r0 + r) * width + h * d, acc = s.acc + lane * d
                 let inv: Float = s.sums[lane] > 0 ? 1 / s.sums[lane] : 0
                 for j in 0..<d { dst[j] = acc[j] * inv }
+            }
+        }
+    }
+
+    /// The runs of positions in `[tileLo, tileHi)` a lane attends: how many, and the last one.
+    @inline(__always)
+    static func tileRuns(_ s: TiledScratch, lane: Int, leaderStride: Int, ivStride: Int, _ tileLo: Int,
+                         _ tileHi: Int) -> (count: Int, lo: Int, hi: Int) {
+        let leader = lane - lane % leaderStride
+        let iv = s.intervals + leader * ivStride
+        var result = (count: 0, lo: 0, hi: 0)
+        for k in 0..<s.counts[leader] {
+            let lo = max(iv[2 * k], tileLo), hi = min(iv[2 * k + 1], tileHi)
+            if lo < hi { result = (result.count + 1, lo, hi) }
+        }
+        return result
+    }
+
+    /// Online-softmax step for lanes `first ..< first + laneCount` over the stored keys/values at positions
+    /// `[lo, hi)` of `span`.
+    @inline(__always)
+    static func processRun<D: KVChunkDecoder>(_: D.Type, _ vectorised: Bool, _ p: Problem, _ s: TiledScratch,
+                                              span: KVCache.Span, headOffset: Int, first: Int, laneCount: Int,
+                                              lo: Int, hi: Int) {
+        let d = p.headDim, dataOffset = p.layout.dataOffset
+        let laneGroup = laneCount
+        let count = hi - lo
+        let keys = span.keys + (lo - span.first) * p.slotBytes + headOffset
+        let values = span.values + (lo - span.first) * p.slotBytes + headOffset
+        let scores = s.scores + first * keyTile
+        // Scores for the lanes against `count` keys.
+        if vectorised {
+            for j in 0..<count {
+                AttentionMath.dotLanes(D.self, q: s.q + first * d, lanes: laneGroup, headDim: d,
+                                       row: keys + j * p.slotBytes, dataOffset: dataOffset,
+                                       scores: scores + j, scoreStride: keyTile)
+            }
+        } else {
+            for l in 0..<laneGroup {
+                for j in 0..<count {
+                    scores[l * keyTile + j] = AttentionMath.dot(s.q + (first + l) * d,
+                                                                keys + j * p.slotBytes, p.layout)
+                }
+            }
+        }
+        // Online softmax: rescale what was accumulated when the running max rises.
+        for l in 0..<laneGroup {
+            let lane = first + l, row = scores + l * keyTile
+            var tileMax = -Float.infinity
+            for j in 0..<count { tileMax = Swift.max(tileMax, row[j]) }
+            if tileMax > s.maxes[lane] {
+                if s.maxes[lane] > -.infinity {
+                    let correction = expf(s.maxes[lane] - tileMax)
+                    s.sums[lane] *= correction
+                    AttentionMath.scale(s.acc + lane * d, d, by: correction)
+                }
+                s.maxes[lane] = tileMax
+            }
+            s.sums[lane] += AttentionMath.expShifted(row, count, shift: s.maxes[lane])
+        }
+        // Accumulate the weighted values.
+        if vectorised {
+            AttentionMath.accumulateLanes(D.self, weights: scores, weightStride: keyTile,
+                                          lanes: laneGroup, headDim: d, rows: values,
+                                          rowStride: p.slotBytes, count: count, dataOffset: dataOffset,
+                                          acc: s.acc + first * d)
+        } else {
+            for l in 0..<laneGroup {
+                for j in 0..<count {
+                    AttentionMath.axpy(scores[l * keyTile + j], values + j * p.slotBytes, p.layout,
+                                       s.acc + (first + l) * d)
+                }
             }
         }
     }
@@ -519,5 +641,534 @@ public enum Attention {
             let dst = out + r * width + h * d
             for j in 0..<d { dst[j] = acc[j] }
         }
+    }
+}
+
+// MARK: - Row formats and SIMD helpers
+//
+// Kept in this file with the kernels so that, even when files are compiled separately (debug builds), the
+// helpers inline and the format-generic kernel specialises.
+
+/// How one cached row (one token, one KV head, `headDim` elements) is laid out in memory.
+///
+/// Quantised rows keep their group parameters first, then the data:
+/// - INT8: `groups` f16 scales, then `headDim` signed bytes; x ≈ scale · q, q ∈ [-127, 127] (symmetric).
+/// - INT4: `groups` (f16 scale, f16 min) pairs, then packed nibbles; x ≈ min + scale · q, q ∈ [0, 15].
+///   Within a group of G elements, byte k holds element k in its low nibble and element k + ⌈G/2⌉ in its high nibble,
+///   so a full group of 32 unpacks into two runs of 16 with one mask and one shift.
+/// Groups run along head_dim, 32 elements each; the last group may be shorter.
+struct KVRowLayout: Sendable, Equatable {
+    static let groupSize = 32
+    let format: KVCacheFormat
+    let headDim: Int
+
+    var groups: Int { (headDim + KVRowLayout.groupSize - 1) / KVRowLayout.groupSize }
+    /// f16 parameters at the start of the row.
+    var parameterCount: Int {
+        switch format {
+        case .f32, .f16: return 0
+        case .int8: return groups
+        case .int4: return 2 * groups
+        }
+    }
+    var dataOffset: Int { parameterCount * 2 }
+    var dataBytes: Int {
+        switch format {
+        case .f32: return headDim * 4
+        case .f16: return headDim * 2
+        case .int8: return headDim
+        case .int4:
+            let full = headDim / KVRowLayout.groupSize
+            let tail = headDim % KVRowLayout.groupSize
+            return full * KVRowLayout.groupSize / 2 + (tail + 1) / 2
+        }
+    }
+    /// Bytes of one row, padded to 4 so F32 rows stay aligned.
+    var rowBytes: Int { (dataOffset + dataBytes + 3) & ~3 }
+
+    /// Size of group `g` in elements.
+    @inline(__always) func groupLength(_ g: Int) -> Int {
+        min(KVRowLayout.groupSize, headDim - g * KVRowLayout.groupSize)
+    }
+}
+
+/// Small SIMD helpers for the attention kernels: dot products of an F32 query against a stored row, and
+/// accumulation of a scaled stored row, each decoding F16/INT8/INT4 rows in registers (no dequantised copy).
+enum AttentionMath {
+    // MARK: Writing rows
+
+    /// Encodes `headDim` floats into a row of the given layout.
+    static func encode(_ x: UnsafePointer<Float>, into row: UnsafeMutableRawPointer, layout: KVRowLayout) {
+        let d = layout.headDim
+        switch layout.format {
+        case .f32:
+            row.copyMemory(from: x, byteCount: d * 4)
+        case .f16:
+            let h = row.assumingMemoryBound(to: Float16.self)
+            for j in 0..<d { h[j] = Float16(x[j]) }
+        case .int8:
+            let params = row.assumingMemoryBound(to: Float16.self)
+            let data = (row + layout.dataOffset).assumingMemoryBound(to: Int8.self)
+            for g in 0..<layout.groups {
+                let start = g * KVRowLayout.groupSize, len = layout.groupLength(g)
+                var maxAbs: Float = 0
+                for j in start..<(start + len) { maxAbs = max(maxAbs, abs(x[j])) }
+                let scale16 = Float16(maxAbs / 127)
+                params[g] = scale16
+                let scale = Float(scale16)
+                let inv: Float = scale > 0 ? 1 / scale : 0
+                for j in start..<(start + len) {
+                    let q = (x[j] * inv).rounded(.toNearestOrEven)
+                    data[j] = Int8(max(-127, min(127, q)))
+                }
+            }
+        case .int4:
+            let params = row.assumingMemoryBound(to: Float16.self)
+            let data = (row + layout.dataOffset).assumingMemoryBound(to: UInt8.self)
+            for g in 0..<layout.groups {
+                let start = g * KVRowLayout.groupSize, len = layout.groupLength(g)
+                var lo = Float.infinity, hi = -Float.infinity
+                for j in start..<(start + len) { lo = min(lo, x[j]); hi = max(hi, x[j]) }
+                let min16 = Float16(lo)
+                let scale16 = Float16((hi - Float(min16)) / 15)
+                params[2 * g] = scale16
+                params[2 * g + 1] = min16
+                let scale = Float(scale16), minimum = Float(min16)
+                let inv: Float = scale > 0 ? 1 / scale : 0
+                let half = (len + 1) / 2
+                let bytes = data + g * (KVRowLayout.groupSize / 2)
+                for k in 0..<half { bytes[k] = 0 }
+                for e in 0..<len {
+                    let q = UInt8(max(0, min(15, ((x[start + e] - minimum) * inv).rounded(.toNearestOrEven))))
+                    if e < half { bytes[e] |= q } else { bytes[e - half] |= q << 4 }
+                }
+            }
+        }
+    }
+
+    /// Decodes a row into `headDim` floats.
+    static func decode(_ row: UnsafeRawPointer, layout: KVRowLayout, into y: UnsafeMutablePointer<Float>) {
+        let d = layout.headDim
+        switch layout.format {
+        case .f32:
+            y.update(from: row.assumingMemoryBound(to: Float.self), count: d)
+        case .f16:
+            let h = row.assumingMemoryBound(to: Float16.self)
+            for j in 0..<d { y[j] = Float(h[j]) }
+        case .int8:
+            let params = row.assumingMemoryBound(to: Float16.self)
+            let data = (row + layout.dataOffset).assumingMemoryBound(to: Int8.self)
+            for j in 0..<d { y[j] = Float(params[j / KVRowLayout.groupSize]) * Float(data[j]) }
+        case .int4:
+            let params = row.assumingMemoryBound(to: Float16.self)
+            let data = (row + layout.dataOffset).assumingMemoryBound(to: UInt8.self)
+            for g in 0..<layout.groups {
+                let start = g * KVRowLayout.groupSize, len = layout.groupLength(g)
+                let scale = Float(params[2 * g]), minimum = Float(params[2 * g + 1])
+                let half = (len + 1) / 2
+                let bytes = data + g * (KVRowLayout.groupSize / 2)
+                for e in 0..<len {
+                    let q = e < half ? bytes[e] & 0x0F : bytes[e - half] >> 4
+                    y[start + e] = minimum + scale * Float(q)
+                }
+            }
+        }
+    }
+
+    // MARK: Dot products
+
+    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    @inline(__always) static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+
+    /// q · row for a row in `layout`.
+    @inline(__always)
+    static func dot(_ q: UnsafePointer<Float>, _ row: UnsafeRawPointer, _ layout: KVRowLayout) -> Float {
+        switch layout.format {
+        case .f32: return dotF32(q, row.assumingMemoryBound(to: Float.self), layout.headDim)
+        case .f16: return dotF16(q, row, layout.headDim)
+        case .int8: return dotInt8(q, row, layout)
+        case .int4: return dotInt4(q, row, layout)
+        }
+    }
+
+    @inline(__always)
+    static func dotF32(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>()
+        var i = 0
+        while i + 16 <= n {
+            s0 += load8(a + i) * load8(b + i)
+            s1 += load8(a + i + 8) * load8(b + i + 8)
+            i += 16
+        }
+        if i + 8 <= n { s0 += load8(a + i) * load8(b + i); i += 8 }
+        var s = (s0 + s1).sum()
+        while i < n { s += a[i] * b[i]; i += 1 }
+        return s
+    }
+
+    @inline(__always)
+    static func dotF16(_ a: UnsafePointer<Float>, _ row: UnsafeRawPointer, _ n: Int) -> Float {
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>()
+        var i = 0
+        while i + 16 <= n {
+            let h0 = row.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<Float16>.self)
+            let h1 = row.loadUnaligned(fromByteOffset: 2 * i + 16, as: SIMD8<Float16>.self)
+            s0 += load8(a + i) * SIMD8<Float>(h0)
+            s1 += load8(a + i + 8) * SIMD8<Float>(h1)
+            i += 16
+        }
+        if i + 8 <= n {
+            s0 += load8(a + i) * SIMD8<Float>(row.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<Float16>.self))
+            i += 8
+        }
+        var s = (s0 + s1).sum()
+        let h = row.assumingMemoryBound(to: Float16.self)
+        while i < n { s += a[i] * Float(h[i]); i += 1 }
+        return s
+    }
+
+    @inline(__always)
+    static func dotInt8(_ a: UnsafePointer<Float>, _ row: UnsafeRawPointer, _ layout: KVRowLayout) -> Float {
+        let params = row.assumingMemoryBound(to: Float16.self)
+        let data = row + layout.dataOffset
+        var total: Float = 0
+        for g in 0..<layout.groups {
+            let start = g * KVRowLayout.groupSize, len = layout.groupLength(g)
+            var acc: Float = 0
+            if len == KVRowLayout.groupSize {
+                var s = SIMD8<Float>()
+                for k in stride(from: 0, to: 32, by: 8) {
+                    let b = data.loadUnaligned(fromByteOffset: start + k, as: SIMD8<Int8>.self)
+                    s += load8(a + start + k) * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: b))
+                }
+                acc = s.sum()
+            } else {
+                let b = data.assumingMemoryBound(to: Int8.self)
+                for j in start..<(start + len) { acc += a[j] * Float(b[j]) }
+            }
+            total += Float(params[g]) * acc
+        }
+        return total
+    }
+
+    @inline(__always)
+    static func dotInt4(_ a: UnsafePointer<Float>, _ row: UnsafeRawPointer, _ layout: KVRowLayout) -> Float {
+        let params = row.assumingMemoryBound(to: Float16.self)
+        let data = row + layout.dataOffset
+        var total: Float = 0
+        for g in 0..<layout.groups {
+            let start = g * KVRowLayout.groupSize, len = layout.groupLength(g)
+            let scale = Float(params[2 * g]), minimum = Float(params[2 * g + 1])
+            let bytesOffset = g * (KVRowLayout.groupSize / 2)
+            var acc: Float = 0, qsum: Float = 0
+            if len == KVRowLayout.groupSize {
+                var s = SIMD8<Float>(), t = SIMD8<Float>()
+                for k in stride(from: 0, to: 16, by: 8) {
+                    let b = SIMD8<Int32>(truncatingIfNeeded: data.loadUnaligned(fromByteOffset: bytesOffset + k,
+                                                                                 as: SIMD8<UInt8>.self))
+                    let lo = SIMD8<Float>(b & 0x0F), hi = SIMD8<Float>(b &>> 4)
+                    let qa = load8(a + start + k), qb = load8(a + start + 16 + k)
+                    s += qa * lo + qb * hi
+                    t += qa + qb
+                }
+                acc = s.sum(); qsum = t.sum()
+            } else {
+                let bytes = data.assumingMemoryBound(to: UInt8.self) + bytesOffset
+                let half = (len + 1) / 2
+                for e in 0..<len {
+                    let q = e < half ? bytes[e] & 0x0F : bytes[e - half] >> 4
+                    acc += a[start + e] * Float(q)
+                    qsum += a[start + e]
+                }
+            }
+            total += scale * acc + minimum * qsum
+        }
+        return total
+    }
+
+    // MARK: Accumulation  y += w · row
+
+    @inline(__always)
+    static func axpy(_ w: Float, _ row: UnsafeRawPointer, _ layout: KVRowLayout, _ y: UnsafeMutablePointer<Float>) {
+        let d = layout.headDim
+        switch layout.format {
+        case .f32:
+            let x = row.assumingMemoryBound(to: Float.self)
+            let wv = SIMD8<Float>(repeating: w)
+            var i = 0
+            while i + 8 <= d { store8(load8(y + i) + wv * load8(x + i), y + i); i += 8 }
+            while i < d { y[i] += w * x[i]; i += 1 }
+        case .f16:
+            let wv = SIMD8<Float>(repeating: w)
+            var i = 0
+            while i + 8 <= d {
+                let h = SIMD8<Float>(row.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<Float16>.self))
+                store8(load8(y + i) + wv * h, y + i)
+                i += 8
+            }
+            let h = row.assumingMemoryBound(to: Float16.self)
+            while i < d { y[i] += w * Float(h[i]); i += 1 }
+        case .int8:
+            let params = row.assumingMemoryBound(to: Float16.self)
+            let data = row + layout.dataOffset
+            for g in 0..<layout.groups {
+                let start = g * KVRowLayout.groupSize, len = layout.groupLength(g)
+                let ws = w * Float(params[g])
+                if len == KVRowLayout.groupSize {
+                    let wv = SIMD8<Float>(repeating: ws)
+                    for k in stride(from: 0, to: 32, by: 8) {
+                        let b = data.loadUnaligned(fromByteOffset: start + k, as: SIMD8<Int8>.self)
+                        let v = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: b))
+                        store8(load8(y + start + k) + wv * v, y + start + k)
+                    }
+                } else {
+                    let b = data.assumingMemoryBound(to: Int8.self)
+                    for j in start..<(start + len) { y[j] += ws * Float(b[j]) }
+                }
+            }
+        case .int4:
+            let params = row.assumingMemoryBound(to: Float16.self)
+            let data = row + layout.dataOffset
+            for g in 0..<layout.groups {
+                let start = g * KVRowLayout.groupSize, len = layout.groupLength(g)
+                let ws = w * Float(params[2 * g]), wm = w * Float(params[2 * g + 1])
+                let bytesOffset = g * (KVRowLayout.groupSize / 2)
+                if len == KVRowLayout.groupSize {
+                    let wv = SIMD8<Float>(repeating: ws), mv = SIMD8<Float>(repeating: wm)
+                    for k in stride(from: 0, to: 16, by: 8) {
+                        let b = SIMD8<Int32>(truncatingIfNeeded: data.loadUnaligned(fromByteOffset: bytesOffset + k,
+                                                                                     as: SIMD8<UInt8>.self))
+                        let lo = SIMD8<Float>(b & 0x0F), hi = SIMD8<Float>(b &>> 4)
+                        store8(load8(y + start + k) + (wv * lo + mv), y + start + k)
+                        store8(load8(y + start + 16 + k) + (wv * hi + mv), y + start + 16 + k)
+                    }
+                } else {
+                    let bytes = data.assumingMemoryBound(to: UInt8.self) + bytesOffset
+                    let half = (len + 1) / 2
+                    for e in 0..<len {
+                        let q = e < half ? bytes[e] & 0x0F : bytes[e - half] >> 4
+                        y[start + e] += ws * Float(q) + wm
+                    }
+                }
+            }
+        }
+    }
+
+    /// y *= c
+    @inline(__always) static func scale(_ y: UnsafeMutablePointer<Float>, _ d: Int, by c: Float) {
+        let cv = SIMD8<Float>(repeating: c)
+        var i = 0
+        while i + 8 <= d { store8(load8(y + i) * cv, y + i); i += 8 }
+        while i < d { y[i] *= c; i += 1 }
+    }
+}
+
+/// Decodes 8 consecutive elements of a stored row into registers. Chunk c covers elements 8c ..< 8c + 8; used by
+/// the multi-lane kernels when head_dim is a multiple of 32 (every group full). Decoding happens in registers,
+/// once per chunk for several query lanes.
+protocol KVChunkDecoder {
+    static func decode8(_ row: UnsafeRawPointer, chunk c: Int, dataOffset: Int) -> SIMD8<Float>
+}
+
+enum F32Chunks: KVChunkDecoder {
+    @inline(__always)
+    static func decode8(_ row: UnsafeRawPointer, chunk c: Int, dataOffset: Int) -> SIMD8<Float> {
+        row.loadUnaligned(fromByteOffset: 32 * c, as: SIMD8<Float>.self)
+    }
+}
+
+enum F16Chunks: KVChunkDecoder {
+    @inline(__always)
+    static func decode8(_ row: UnsafeRawPointer, chunk c: Int, dataOffset: Int) -> SIMD8<Float> {
+        SIMD8<Float>(row.loadUnaligned(fromByteOffset: 16 * c, as: SIMD8<Float16>.self))
+    }
+}
+
+enum Int8Chunks: KVChunkDecoder {
+    @inline(__always)
+    static func decode8(_ row: UnsafeRawPointer, chunk c: Int, dataOffset: Int) -> SIMD8<Float> {
+        let scale = Float(row.load(fromByteOffset: 2 * (c >> 2), as: Float16.self))
+        let b = row.loadUnaligned(fromByteOffset: dataOffset + 8 * c, as: SIMD8<Int8>.self)
+        return SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: b)) * scale
+    }
+}
+
+enum Int4Chunks: KVChunkDecoder {
+    @inline(__always)
+    static func decode8(_ row: UnsafeRawPointer, chunk c: Int, dataOffset: Int) -> SIMD8<Float> {
+        let g = c >> 2, k = c & 3
+        let scale = Float(row.load(fromByteOffset: 4 * g, as: Float16.self))
+        let minimum = Float(row.load(fromByteOffset: 4 * g + 2, as: Float16.self))
+        // Byte j of a group holds element j (low nibble) and element j + 16 (high nibble).
+        let b = SIMD8<Int32>(truncatingIfNeeded: row.loadUnaligned(fromByteOffset: dataOffset + 16 * g + 8 * (k & 1),
+                                                                   as: SIMD8<UInt8>.self))
+        let q = k < 2 ? b & 0x0F : b &>> 4
+        return SIMD8<Float>(q) * scale + minimum
+    }
+}
+
+extension AttentionMath {
+    /// scores[l · scoreStride] = q_l · row for `lanes` query lanes (q_l at q + l · headDim).
+    @inline(__always)
+    static func dotLanes<D: KVChunkDecoder>(_: D.Type, q: UnsafePointer<Float>, lanes: Int, headDim d: Int,
+                                            row: UnsafeRawPointer, dataOffset: Int,
+                                            scores: UnsafeMutablePointer<Float>, scoreStride: Int) {
+        let chunks = d / 8
+        var l = 0
+        while l + 8 <= lanes {
+            let q0 = q + l * d
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
+            for c in 0..<chunks {
+                let k = D.decode8(row, chunk: c, dataOffset: dataOffset)
+                let qc = q0 + 8 * c
+                a0 = a0.addingProduct(load8(qc), k)
+                a1 = a1.addingProduct(load8(qc + d), k)
+                a2 = a2.addingProduct(load8(qc + 2 * d), k)
+                a3 = a3.addingProduct(load8(qc + 3 * d), k)
+                a4 = a4.addingProduct(load8(qc + 4 * d), k)
+                a5 = a5.addingProduct(load8(qc + 5 * d), k)
+                a6 = a6.addingProduct(load8(qc + 6 * d), k)
+                a7 = a7.addingProduct(load8(qc + 7 * d), k)
+            }
+            let sc = scores + l * scoreStride
+            sc[0] = a0.sum(); sc[scoreStride] = a1.sum(); sc[2 * scoreStride] = a2.sum(); sc[3 * scoreStride] = a3.sum()
+            sc[4 * scoreStride] = a4.sum(); sc[5 * scoreStride] = a5.sum(); sc[6 * scoreStride] = a6.sum()
+            sc[7 * scoreStride] = a7.sum()
+            l += 8
+        }
+        while l + 4 <= lanes {
+            let q0 = q + l * d, q1 = q0 + d, q2 = q1 + d, q3 = q2 + d
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            for c in 0..<chunks {
+                let k = D.decode8(row, chunk: c, dataOffset: dataOffset)
+                a0 = a0.addingProduct(load8(q0 + 8 * c), k)
+                a1 = a1.addingProduct(load8(q1 + 8 * c), k)
+                a2 = a2.addingProduct(load8(q2 + 8 * c), k)
+                a3 = a3.addingProduct(load8(q3 + 8 * c), k)
+            }
+            scores[l * scoreStride] = a0.sum()
+            scores[(l + 1) * scoreStride] = a1.sum()
+            scores[(l + 2) * scoreStride] = a2.sum()
+            scores[(l + 3) * scoreStride] = a3.sum()
+            l += 4
+        }
+        while l < lanes {
+            let q0 = q + l * d
+            // Same summation order as the four-lane path, so results do not depend on how lanes are grouped.
+            var a0 = SIMD8<Float>()
+            for c in 0..<chunks { a0 = a0.addingProduct(load8(q0 + 8 * c), D.decode8(row, chunk: c, dataOffset: dataOffset)) }
+            scores[l * scoreStride] = a0.sum()
+            l += 1
+        }
+    }
+
+    /// acc_l += Σ_j w[l · weightStride + j] · row_j for `lanes` accumulators and `count` rows (row j at
+    /// rows + j · rowStride). Each 8-wide accumulator chunk stays in registers across all rows.
+    @inline(__always)
+    static func accumulateLanes<D: KVChunkDecoder>(_: D.Type, weights w: UnsafePointer<Float>, weightStride: Int,
+                                                   lanes: Int, headDim d: Int, rows: UnsafeRawPointer, rowStride: Int,
+                                                   count: Int, dataOffset: Int, acc: UnsafeMutablePointer<Float>) {
+        let chunks = d / 8
+        var l = 0
+        while l + 8 <= lanes {
+            let w0 = w + l * weightStride, ws = weightStride
+            let y0 = acc + l * d
+            for c in 0..<chunks {
+                let yc = y0 + 8 * c
+                var a0 = load8(yc), a1 = load8(yc + d), a2 = load8(yc + 2 * d), a3 = load8(yc + 3 * d)
+                var a4 = load8(yc + 4 * d), a5 = load8(yc + 5 * d), a6 = load8(yc + 6 * d), a7 = load8(yc + 7 * d)
+                for j in 0..<count {
+                    let v = D.decode8(rows + j * rowStride, chunk: c, dataOffset: dataOffset)
+                    let wj = w0 + j
+                    a0 = a0.addingProduct(wj[0], v)
+                    a1 = a1.addingProduct(wj[ws], v)
+                    a2 = a2.addingProduct(wj[2 * ws], v)
+                    a3 = a3.addingProduct(wj[3 * ws], v)
+                    a4 = a4.addingProduct(wj[4 * ws], v)
+                    a5 = a5.addingProduct(wj[5 * ws], v)
+                    a6 = a6.addingProduct(wj[6 * ws], v)
+                    a7 = a7.addingProduct(wj[7 * ws], v)
+                }
+                store8(a0, yc); store8(a1, yc + d); store8(a2, yc + 2 * d); store8(a3, yc + 3 * d)
+                store8(a4, yc + 4 * d); store8(a5, yc + 5 * d); store8(a6, yc + 6 * d); store8(a7, yc + 7 * d)
+            }
+            l += 8
+        }
+        while l + 4 <= lanes {
+            let w0 = w + l * weightStride, w1 = w0 + weightStride, w2 = w1 + weightStride, w3 = w2 + weightStride
+            let y0 = acc + l * d, y1 = y0 + d, y2 = y1 + d, y3 = y2 + d
+            for c in 0..<chunks {
+                var a0 = load8(y0 + 8 * c), a1 = load8(y1 + 8 * c), a2 = load8(y2 + 8 * c), a3 = load8(y3 + 8 * c)
+                for j in 0..<count {
+                    let v = D.decode8(rows + j * rowStride, chunk: c, dataOffset: dataOffset)
+                    a0 = a0.addingProduct(w0[j], v)
+                    a1 = a1.addingProduct(w1[j], v)
+                    a2 = a2.addingProduct(w2[j], v)
+                    a3 = a3.addingProduct(w3[j], v)
+                }
+                store8(a0, y0 + 8 * c); store8(a1, y1 + 8 * c); store8(a2, y2 + 8 * c); store8(a3, y3 + 8 * c)
+            }
+            l += 4
+        }
+        while l < lanes {
+            let w0 = w + l * weightStride, y0 = acc + l * d
+            for c in 0..<chunks {
+                var a0 = load8(y0 + 8 * c)
+                for j in 0..<count {
+                    a0 = a0.addingProduct(w0[j], D.decode8(rows + j * rowStride, chunk: c, dataOffset: dataOffset))
+                }
+                store8(a0, y0 + 8 * c)
+            }
+            l += 1
+        }
+    }
+
+    /// e^x for 8 lanes (range reduction by ln 2 and a degree-5 polynomial; about 1 ulp for x in [-87, 88]).
+    @inline(__always)
+    static func exp8(_ input: SIMD8<Float>) -> SIMD8<Float> {
+        let low = SIMD8<Float>(repeating: -87.3), high = SIMD8<Float>(repeating: 88.3)
+        var x = input.replacing(with: low, where: input .< low)
+        x.replace(with: high, where: x .> high)
+        // Adding 1.5 · 2^23 rounds to an integer n held in the low mantissa bits: bits = 0x4B40_0000 + n.
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let t = x * 1.442_695_04 + magic
+        let n = t - magic
+        let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4
+        var p = SIMD8<Float>(repeating: 1.987_569_15e-4)
+        p = p * r + 1.398_199_95e-3
+        p = p * r + 8.333_451_9e-3
+        p = p * r + 4.166_579_59e-2
+        p = p * r + 1.666_666_55e-1
+        p = p * r + 5.000_000_12e-1
+        let y = p * r * r + r + 1
+        let exponent = (unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+        return y * unsafeBitCast(exponent, to: SIMD8<Float>.self)
+    }
+
+    /// x[j] = e^(x[j] − shift) for j < count; returns the sum.
+    @inline(__always)
+    static func expShifted(_ x: UnsafeMutablePointer<Float>, _ count: Int, shift: Float) -> Float {
+        let s = SIMD8<Float>(repeating: shift)
+        var sum = SIMD8<Float>()
+        var j = 0
+        while j + 8 <= count {
+            let e = exp8(load8(x + j) - s)
+            store8(e, x + j)
+            sum += e
+            j += 8
+        }
+        var total = sum.sum()
+        if j < count {
+            var tail = SIMD8<Float>(repeating: -.infinity)
+            for t in j..<count { tail[t - j] = x[t] }
+            let e = exp8(tail - s)
+            for t in j..<count { x[t] = e[t - j]; total += e[t - j] }
+        }
+        return total
     }
 }

@@ -14,12 +14,14 @@ import AutoGLMSpecs
 /// a staging buffer so a multi-token chunk can still see the `w` positions before each of its queries.
 ///
 /// Usage per forward step of n tokens: `append(layer:...)` for every layer, attention for that layer, then `commit(n)`.
+/// `append` and `commit` throw `AttentionError` on a bad layer, capacity overflow or mismatched counts.
 /// Not thread-safe: one forward pass drives a cache at a time.
 public final class KVCache: @unchecked Sendable {
     public let layers: Int
     public let kvHeads: Int
     public let headDim: Int
-    /// Maximum number of positions (sequence length) the cache accepts.
+    /// Maximum number of positions (sequence length) the cache accepts. With a window this bounds positions, not
+    /// storage: storage stays at most `window + globalTokens` tokens.
     public let capacity: Int
     public let format: KVCacheFormat
     public let window: Int?

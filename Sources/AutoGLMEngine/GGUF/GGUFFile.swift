@@ -233,9 +233,13 @@ public final class GGUFFile: Sendable {
     }
 
     /// The bytes of a tensor of this file, pointing into the mapping (valid while this object lives).
+    /// Infos are only made by the reader and were checked to lie inside their file; an info from another, larger
+    /// file that does not fit this one yields an empty buffer rather than memory outside the mapping.
     public func data(for tensor: GGUFTensorInfo) -> UnsafeRawBufferPointer {
-        // Infos can only be made by this reader, and were checked to lie inside the mapping.
-        UnsafeRawBufferPointer(rebasing: mapping.bytes[tensor.offset..<(tensor.offset + tensor.byteCount)])
+        guard tensor.offset >= 0, tensor.byteCount >= 0, tensor.offset <= mapping.count - tensor.byteCount else {
+            return UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+        return UnsafeRawBufferPointer(rebasing: mapping.bytes[tensor.offset..<(tensor.offset + tensor.byteCount)])
     }
 
     /// The bytes of the tensor called `name`.
@@ -246,6 +250,11 @@ public final class GGUFFile: Sendable {
     // MARK: Metadata
 
     public subscript(key: String) -> GGUFValue? { metadata[key] }
+
+    /// All metadata in file order, in the form `GGUFWriter` takes.
+    public var metadataEntries: [(key: String, value: GGUFValue)] {
+        metadataKeys.compactMap { key in metadata[key].map { (key: key, value: $0) } }
+    }
 
     /// The architecture named by `general.architecture`.
     public var architecture: String? { metadata["general.architecture"]?.stringValue }

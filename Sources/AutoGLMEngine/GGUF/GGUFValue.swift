@@ -71,6 +71,13 @@ public indirect enum GGUFValue: Sendable, Equatable, CustomStringConvertible {
     case int64(Int64)
     case float64(Double)
 
+    /// An array of strings (e.g. `tokenizer.ggml.tokens`).
+    public static func strings(_ values: [String]) -> GGUFValue { .array(.string, values.map { .string($0) }) }
+    /// An array of int32 (e.g. `tokenizer.ggml.token_type`).
+    public static func int32s(_ values: [Int32]) -> GGUFValue { .array(.int32, values.map { .int32($0) }) }
+    /// An array of float32.
+    public static func float32s(_ values: [Float]) -> GGUFValue { .array(.float32, values.map { .float32($0) }) }
+
     public var type: GGUFValueType {
         switch self {
         case .uint8: .uint8

@@ -13,8 +13,9 @@ import Synchronization
 /// The calling thread takes part in every job, so `threadCount` is the total number of threads working on a job
 /// (`threadCount − 1` background workers). After a job, workers spin for a short while waiting for the next one
 /// (decode issues hundreds of jobs per token) and then sleep on a condition variable. Indices are handed out
-/// dynamically through an atomic counter, so uneven work balances itself. Jobs from different threads are
-/// serialised; a body must not call `parallelFor` on the same pool (that call runs inline on the calling worker).
+/// dynamically through an atomic counter, so uneven work balances itself, and a job completes as soon as all its
+/// indices are done: it never waits for a worker that is descheduled or asleep (the caller does that share). Jobs from different threads are
+/// serialised. A `parallelFor` issued from inside a body (on any pool) runs inline on that thread.
 public final class ComputePool: @unchecked Sendable {
     /// Threads that work on each job, including the caller.
     public let threadCount: Int
@@ -69,6 +70,17 @@ public final class ComputePool: @unchecked Sendable {
             for i in 0..<count { body(i) }
             return
         }
+        // Indices travel in 32 bits of the claim ticket; split larger index spaces (never needed in practice).
+        let limit = 1 << 31
+        if count > limit {
+            var start = 0
+            while start < count {
+                let base = start
+                parallelFor(min(limit, count - base)) { body(base + $0) }
+                start += limit
+            }
+            return
+        }
         withoutActuallyEscaping(body) { escapable in
             state.run(count: count, body: escapable)
         }
@@ -97,18 +109,29 @@ private final class WorkerContext {
 
 /// Shared state between the pool's owner and its workers. Workers hold this, not the pool, so the pool can be
 /// released (and shut the workers down) while they are still alive.
+///
+/// Protocol. A job is published as generation G: its body and count go into slot G & 1, the claim counter
+/// `ticket` is set to (G << 32 | 0), then `generation` is set to G and sleeping workers are woken. Threads claim
+/// indices with a compare-and-swap that only succeeds while the ticket still carries G, and count finished
+/// indices in `done`; the caller is finished once `done` reaches the count. So a job never waits for a worker
+/// that is descheduled or asleep: on a busy host the caller simply does more of the work itself. A worker pins
+/// the slot in `readers` before reading it and re-checks the generation afterwards; the caller clears the slot
+/// (and rewrites it later) only while nobody pins it, so a late worker never sees a half-written or dead body.
+/// The only remaining wait on another thread is for a worker caught inside that short pinned window.
 final class PoolState: @unchecked Sendable {
     let generation = Atomic<Int>(0)
-    let nextIndex = Atomic<Int>(0)
-    let active = Atomic<Int>(0)
+    let ticket = Atomic<UInt64>(0)
+    let done = Atomic<Int>(0)
+    let readers0 = Atomic<Int>(0)
+    let readers1 = Atomic<Int>(0)
     let sleepers = Atomic<Int>(0)
     let stopping = Atomic<Bool>(false)
     let spinIterations: Int
     var workerCount = 0
-    // Job description, written by the caller before `generation` is published (release) and read by workers
-    // after they observe it (acquire).
-    private var jobCount = 0
-    private var jobBody: ((Int) -> Void)?
+    // Two job slots (body and index count), addressed by generation parity. Raw storage, so reading one slot never
+    // touches shared reference counts of a container the caller may be writing.
+    private let bodies: UnsafeMutablePointer<((Int) -> Void)?>
+    private let counts: UnsafeMutablePointer<Int>
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
     private var submitLock = pthread_mutex_t()
@@ -123,48 +146,88 @@ final class PoolState: @unchecked Sendable {
 
     init(spinIterations: Int) {
         self.spinIterations = spinIterations
+        bodies = .allocate(capacity: 2)
+        bodies.initialize(repeating: nil, count: 2)
+        counts = .allocate(capacity: 2)
+        counts.initialize(repeating: 0, count: 2)
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&condition, nil)
         pthread_mutex_init(&submitLock, nil)
     }
 
     deinit {
+        bodies.deinitialize(count: 2)
+        bodies.deallocate()
+        counts.deallocate()
         pthread_mutex_destroy(&mutex)
         pthread_cond_destroy(&condition)
         pthread_mutex_destroy(&submitLock)
     }
 
+    @inline(__always) private func readers(_ slot: Int) -> Int {
+        slot == 0 ? readers0.load(ordering: .sequentiallyConsistent) : readers1.load(ordering: .sequentiallyConsistent)
+    }
+
+    @inline(__always) private func pin(_ slot: Int, _ delta: Int) {
+        if slot == 0 {
+            readers0.add(delta, ordering: .sequentiallyConsistent)
+        } else {
+            readers1.add(delta, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    /// Claims and runs indices of job `g` until none are left or a newer job has been published.
+    @inline(__always) private func work(generation g: Int, count: Int, body: (Int) -> Void) {
+        let tag = UInt64(truncatingIfNeeded: g) << 32
+        var t = ticket.load(ordering: .relaxed)
+        while true {
+            if t & 0xFFFF_FFFF_0000_0000 != tag { return }
+            let index = Int(t & 0xFFFF_FFFF)
+            if index >= count { return }
+            let (exchanged, original) = ticket.compareExchange(expected: t, desired: t &+ 1,
+                                                               ordering: .acquiringAndReleasing)
+            if exchanged {
+                body(index)
+                done.add(1, ordering: .releasing)
+                t = ticket.load(ordering: .relaxed)
+            } else {
+                t = original
+            }
+        }
+    }
+
     func run(count: Int, body: @escaping (Int) -> Void) {
         pthread_mutex_lock(&submitLock)
-        jobCount = count
-        jobBody = body
-        nextIndex.store(0, ordering: .relaxed)
-        active.store(workerCount, ordering: .relaxed)
-        generation.add(1, ordering: .sequentiallyConsistent)
+        let g = (generation.load(ordering: .relaxed) &+ 1) & 0xFFFF_FFFF
+        let slot = g & 1
+        // A worker that pinned this slot late (after it was cleared) must let go before it is rewritten.
+        while readers(slot) != 0 {}
+        bodies[slot] = body
+        counts[slot] = count
+        done.store(0, ordering: .relaxed)
+        ticket.store(UInt64(g) << 32, ordering: .releasing)
+        generation.store(g, ordering: .sequentiallyConsistent)
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
             pthread_mutex_lock(&mutex)
             pthread_cond_broadcast(&condition)
             pthread_mutex_unlock(&mutex)
         }
-        drain(count: count, body: body)
-        // Wait for the workers to finish their share; they only ever take a few indices each.
-        while active.load(ordering: .acquiring) != 0 {}
-        jobBody = nil
+        // While the caller works on the job it counts as a pool thread, so a nested parallelFor runs inline
+        // instead of waiting for the submit lock it already holds.
+        let previous = pthread_getspecific(PoolState.workerKey)
+        pthread_setspecific(PoolState.workerKey, UnsafeRawPointer(bitPattern: 1))
+        work(generation: g, count: count, body: body)
+        pthread_setspecific(PoolState.workerKey, previous)
+        // Indices claimed by workers may still be running.
+        while done.load(ordering: .acquiring) != count {}
+        // The body must not outlive this call: wait for any worker still holding the slot, then clear it.
+        while readers(slot) != 0 {}
+        bodies[slot] = nil
         pthread_mutex_unlock(&submitLock)
-    }
-
-    @inline(__always) private func drain(count: Int, body: (Int) -> Void) {
-        while true {
-            let i = nextIndex.wrappingAdd(1, ordering: .relaxed).oldValue
-            if i >= count { return }
-            body(i)
-        }
     }
 
     func workerLoop() {
         pthread_setspecific(PoolState.workerKey, UnsafeRawPointer(bitPattern: 1))
-        // Every job must be seen by every worker (the caller waits for all of them), so start from generation 0
-        // even if the first job was published before this thread got here.
         var seen = 0
         while true {
             var spins = 0
@@ -187,10 +250,12 @@ final class PoolState: @unchecked Sendable {
             }
             if stopping.load(ordering: .acquiring) { return }
             seen = current
-            if let body = jobBody {
-                drain(count: jobCount, body: body)
+            let slot = current & 1
+            pin(slot, 1)
+            if generation.load(ordering: .sequentiallyConsistent) == current, let body = bodies[slot] {
+                work(generation: current, count: counts[slot], body: body)
             }
-            active.subtract(1, ordering: .releasing)
+            pin(slot, -1)
         }
     }
 

@@ -10,6 +10,8 @@ public struct KernelBenchmarkResult: Sendable, Codable, Equatable {
     public let repeats: Int
     public let medianSeconds: Double
     public let stddevSeconds: Double
+    /// Fastest call; on a busy host the least disturbed by other processes.
+    public let minSeconds: Double
     /// Packed weight bytes read per call.
     public let weightBytes: Int
 
@@ -17,6 +19,7 @@ public struct KernelBenchmarkResult: Sendable, Codable, Equatable {
         case format, rows, columns, batch, threads, repeats
         case medianSeconds = "median_seconds"
         case stddevSeconds = "stddev_seconds"
+        case minSeconds = "min_seconds"
         case weightBytes = "weight_bytes"
     }
 
@@ -68,7 +71,25 @@ public enum KernelBenchmark {
         let variance = times.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, times.count - 1))
         return KernelBenchmarkResult(format: format, rows: rows, columns: columns, batch: batch,
                                      threads: pool?.threadCount ?? 1, repeats: repeats, medianSeconds: median,
-                                     stddevSeconds: variance.squareRoot(), weightBytes: matrix.byteCount)
+                                     stddevSeconds: variance.squareRoot(), minSeconds: times[0], weightBytes: matrix.byteCount)
+    }
+}
+
+extension KernelBenchmark {
+    /// Median wall time of one `parallelFor` over `pool.threadCount` empty bodies, i.e. the fixed cost a kernel
+    /// pays for going parallel (wake-up, hand-out, completion wait), measured over `calls` back-to-back calls.
+    public static func parallelForOverhead(pool: ComputePool, calls: Int = 2000) -> Double {
+        let clock = ContinuousClock()
+        var times: [Double] = []
+        times.reserveCapacity(max(calls, 1))
+        for _ in 0..<max(calls, 1) {
+            let start = clock.now
+            pool.parallelFor(pool.threadCount) { _ in }
+            let c = (clock.now - start).components
+            times.append(Double(c.seconds) + Double(c.attoseconds) * 1e-18)
+        }
+        times.sort()
+        return times[times.count / 2]
     }
 }
 

@@ -27,7 +27,7 @@ public enum MatrixKernels {
     public static func matvec(_ w: PackedMatrix, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
                               pool: ComputePool?) {
         let n = w.columns
-        if let group = w.format.int4GroupSize ?? (w.format == .q4_1 ? 32 : nil) {
+        if let group = w.format.activationSumGroup {
             let groups = n / group
             withUnsafeTemporaryAllocation(of: Float.self, capacity: groups) { sums in
                 let s = sums.baseAddress!
@@ -36,6 +36,44 @@ public enum MatrixKernels {
             }
         } else {
             runMatvec(w, x, x, y, pool: pool)
+        }
+    }
+
+    /// Several matvecs that share one input (for example Q, K and V, or gate and up) in a single parallel job:
+    /// `ys[i]` = `ws[i]` · x. Every matrix must have `x`'s length as its column count; matrices and outputs pair up
+    /// by index (extra entries in the longer array are ignored). Saves one pool round trip per extra matrix.
+    public static func matvec(_ ws: [PackedMatrix], _ x: UnsafePointer<Float>, into ys: [UnsafeMutablePointer<Float>],
+                              pool: ComputePool?) {
+        let count = min(ws.count, ys.count)
+        if count == 0 { return }
+        if count == 1 { matvec(ws[0], x, into: ys[0], pool: pool); return }
+        let threads = pool?.threadCount ?? 1
+        // Activation sums per matrix (only formats with an offset term need them), laid out one after another.
+        var sumOffsets = [Int](repeating: 0, count: count)
+        var totalSums = 0
+        var chunkOf = [Int](repeating: 0, count: count)
+        var firstTask = [Int](repeating: 0, count: count + 1)
+        for i in 0..<count {
+            sumOffsets[i] = totalSums
+            if let g = ws[i].format.activationSumGroup { totalSums += ws[i].columns / g }
+            chunkOf[i] = matvecChunk(rows: ws[i].rows, threads: threads)
+            firstTask[i + 1] = firstTask[i] + (ws[i].rows + chunkOf[i] - 1) / chunkOf[i]
+        }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(totalSums, 1)) { sums in
+            let s = sums.baseAddress!
+            for i in 0..<count {
+                guard let g = ws[i].format.activationSumGroup else { continue }
+                for k in 0..<(ws[i].columns / g) { s[sumOffsets[i] + k] = VectorOps.sum(x + k * g, count: g) }
+            }
+            let body: (Int) -> Void = { task in
+                var m = 0
+                while firstTask[m + 1] <= task { m += 1 }
+                let start = (task - firstTask[m]) * chunkOf[m]
+                let w = ws[m]
+                let xsum = w.format.activationSumGroup == nil ? x : UnsafePointer(s + sumOffsets[m])
+                SIMDKernels.matvecRows(w, x, xsum, ys[m], start..<min(start + chunkOf[m], w.rows))
+            }
+            if let pool { pool.parallelFor(firstTask[count], body) } else { for t in 0..<firstTask[count] { body(t) } }
         }
     }
 
@@ -58,57 +96,22 @@ public enum MatrixKernels {
         let tasks = (rows + chunk - 1) / chunk
         let body: (Int) -> Void = { t in
             let start = t * chunk
-            matvecRows(w, x, xsum, y, start..<min(start + chunk, rows))
+            SIMDKernels.matvecRows(w, x, xsum, y, start..<min(start + chunk, rows))
         }
         if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
     }
 
-    static func matvecRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
-                           _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
-        let n = w.columns
-        let rb = w.rowBytes
-        let base = w.data
-        switch w.format {
-        case .f32:
-            var r = range.lowerBound
-            while r + 4 <= range.upperBound {
-                let p = (base + r * rb).assumingMemoryBound(to: Float.self)
-                MicroKernels.f32Rows4(p, n, x, n, y + r)
-                r += 4
-            }
-            while r < range.upperBound {
-                y[r] = RowDot.f32((base + r * rb).assumingMemoryBound(to: Float.self), x, n); r += 1
-            }
-        case .f16:
-            for r in range { y[r] = RowDot.f16(base + r * rb, x, n) }
-        case .bf16:
-            for r in range { y[r] = RowDot.bf16(base + r * rb, x, n) }
-        case .q8_0:
-            for r in range { y[r] = RowDot.q8_0(base + r * rb, x, n) }
-        case .q4_0:
-            for r in range { y[r] = RowDot.q4_0(base + r * rb, x, n) }
-        case .q4_1, .int4g32:
-            for r in range { y[r] = RowDot.q4Min(base + r * rb, x, xsum, n, group: 32, blockBytes: 20) }
-        case .int4g64:
-            for r in range { y[r] = RowDot.q4Min(base + r * rb, x, xsum, n, group: 64, blockBytes: 36) }
-        case .int4g128:
-            for r in range { y[r] = RowDot.q4Min(base + r * rb, x, xsum, n, group: 128, blockBytes: 68) }
-        case .int8:
-            for r in range { y[r] = RowDot.int8(base + r * rb, x, n) }
-        }
-    }
-
     /// Y[t, r] = Σ_c X[t, c] · W[r, c] for `count` tokens: `x` is `count × w.columns` row-major, `y` is
-    /// `count × w.rows` row-major. Each task dequantises a tile of 4 weight rows once per chunk of tokens and
-    /// runs a 4-row × 3-token register-tiled FMA kernel over it.
+    /// `count × w.rows` row-major. Each task dequantises blocks of 16 weight rows once per chunk of tokens and
+    /// runs a 2-row × 6-token register-tiled FMA kernel over them, in column slices for long rows.
     public static func matmul(_ w: PackedMatrix, _ x: UnsafePointer<Float>, count: Int,
                               into y: UnsafeMutablePointer<Float>, pool: ComputePool?) {
         if count <= 0 { return }
         if count == 1 { matvec(w, x, into: y, pool: pool); return }
         let rows = w.rows
         let n = w.columns
-        // Token chunk sized so its activations stay in L2 (~384 KiB), a multiple of the 3-token tile.
-        let chunkTokens = max(3, min(count, (384 * 1024) / max(1, n * 4)) / 3 * 3)
+        // Token chunk sized so its activations stay in L2 (~384 KiB), a multiple of the 6-token tile.
+        let chunkTokens = max(6, min(count, (384 * 1024) / max(1, n * 4)) / 6 * 6)
         let tiles = (rows + 3) / 4
         let threads = pool?.threadCount ?? 1
         let tilesPerTask = max(1, (tiles + threads * 4 - 1) / (threads * 4))
@@ -116,8 +119,8 @@ public enum MatrixKernels {
         let body: (Int) -> Void = { task in
             let firstRow = task * tilesPerTask * 4
             let endRow = min(rows, firstRow + tilesPerTask * 4)
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * n) { scratch in
-                matmulRows(w, x, count, y, firstRow..<endRow, chunkTokens, scratch.baseAddress!)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: SIMDKernels.matmulBlockRows * n) { scratch in
+                SIMDKernels.matmulRows(w, x, count, y, firstRow..<endRow, chunkTokens, scratch.baseAddress!)
             }
         }
         if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
@@ -134,117 +137,5 @@ public enum MatrixKernels {
             throw KernelError.bufferTooSmall(name: "y", needed: count * w.rows, got: y.count)
         }
         matmul(w, xp, count: count, into: yp, pool: pool)
-    }
-
-    static func matmulRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ count: Int,
-                           _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>, _ chunkTokens: Int,
-                           _ scratch: UnsafeMutablePointer<Float>) {
-        let n = w.columns
-        let rows = w.rows
-        var t0 = 0
-        while t0 < count {
-            let t1 = min(count, t0 + chunkTokens)
-            var r = range.lowerBound
-            while r < range.upperBound {
-                let tileRows = min(4, range.upperBound - r)
-                let wTile: UnsafePointer<Float>
-                if w.format == .f32 {
-                    wTile = (w.data + r * w.rowBytes).assumingMemoryBound(to: Float.self)
-                } else {
-                    for i in 0..<tileRows {
-                        Dequantize.row(w.rowPointer(r + i), format: w.format, columns: n, into: scratch + i * n)
-                    }
-                    wTile = UnsafePointer(scratch)
-                }
-                if tileRows == 4 {
-                    var t = t0
-                    while t + 3 <= t1 {
-                        MicroKernels.f32Rows4Tokens3(wTile, n, x + t * n, n, y + t * rows + r, rows)
-                        t += 3
-                    }
-                    while t < t1 {
-                        MicroKernels.f32Rows4(wTile, n, x + t * n, n, y + t * rows + r)
-                        t += 1
-                    }
-                } else {
-                    for i in 0..<tileRows {
-                        for t in t0..<t1 { y[t * rows + r + i] = RowDot.f32(wTile + i * n, x + t * n, n) }
-                    }
-                }
-                r += tileRows
-            }
-            t0 = t1
-        }
-    }
-}
-
-/// Register-tiled Float32 kernels over rows that are already Float32.
-enum MicroKernels {
-    /// y[0..<4] = W[0..<4] · x, rows `ldw` floats apart.
-    @inline(__always) static func f32Rows4(_ w: UnsafePointer<Float>, _ ldw: Int, _ x: UnsafePointer<Float>,
-                                           _ n: Int, _ y: UnsafeMutablePointer<Float>) {
-        var c0 = F8(), c1 = F8(), c2 = F8(), c3 = F8()
-        var d0 = F8(), d1 = F8(), d2 = F8(), d3 = F8()
-        let w1 = w + ldw, w2 = w + 2 * ldw, w3 = w + 3 * ldw
-        var k = 0
-        while k + 16 <= n {
-            let xa = load8(x + k), xb = load8(x + k + 8)
-            c0 = c0.addingProduct(load8(w + k), xa); d0 = d0.addingProduct(load8(w + k + 8), xb)
-            c1 = c1.addingProduct(load8(w1 + k), xa); d1 = d1.addingProduct(load8(w1 + k + 8), xb)
-            c2 = c2.addingProduct(load8(w2 + k), xa); d2 = d2.addingProduct(load8(w2 + k + 8), xb)
-            c3 = c3.addingProduct(load8(w3 + k), xa); d3 = d3.addingProduct(load8(w3 + k + 8), xb)
-            k += 16
-        }
-        while k + 8 <= n {
-            let xa = load8(x + k)
-            c0 = c0.addingProduct(load8(w + k), xa)
-            c1 = c1.addingProduct(load8(w1 + k), xa)
-            c2 = c2.addingProduct(load8(w2 + k), xa)
-            c3 = c3.addingProduct(load8(w3 + k), xa)
-            k += 8
-        }
-        var s0 = hsum(c0 + d0), s1 = hsum(c1 + d1), s2 = hsum(c2 + d2), s3 = hsum(c3 + d3)
-        while k < n {
-            s0 += w[k] * x[k]; s1 += w1[k] * x[k]; s2 += w2[k] * x[k]; s3 += w3[k] * x[k]
-            k += 1
-        }
-        y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3
-    }
-
-    /// Y[t, 0..<4] for 3 tokens: tokens are `ldx` floats apart in `x`, outputs `ldy` floats apart in `y`.
-    @inline(__always) static func f32Rows4Tokens3(_ w: UnsafePointer<Float>, _ ldw: Int, _ x: UnsafePointer<Float>,
-                                                  _ ldx: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
-        let n = ldx
-        var c00 = F8(), c01 = F8(), c02 = F8(), c03 = F8()
-        var c10 = F8(), c11 = F8(), c12 = F8(), c13 = F8()
-        var c20 = F8(), c21 = F8(), c22 = F8(), c23 = F8()
-        let w1 = w + ldw, w2 = w + 2 * ldw, w3 = w + 3 * ldw
-        let x1 = x + ldx, x2 = x + 2 * ldx
-        var k = 0
-        while k + 8 <= n {
-            let a0 = load8(w + k), a1 = load8(w1 + k), a2 = load8(w2 + k), a3 = load8(w3 + k)
-            let b0 = load8(x + k)
-            c00 = c00.addingProduct(a0, b0); c01 = c01.addingProduct(a1, b0)
-            c02 = c02.addingProduct(a2, b0); c03 = c03.addingProduct(a3, b0)
-            let b1 = load8(x1 + k)
-            c10 = c10.addingProduct(a0, b1); c11 = c11.addingProduct(a1, b1)
-            c12 = c12.addingProduct(a2, b1); c13 = c13.addingProduct(a3, b1)
-            let b2 = load8(x2 + k)
-            c20 = c20.addingProduct(a0, b2); c21 = c21.addingProduct(a1, b2)
-            c22 = c22.addingProduct(a2, b2); c23 = c23.addingProduct(a3, b2)
-            k += 8
-        }
-        var s = (hsum(c00), hsum(c01), hsum(c02), hsum(c03),
-                 hsum(c10), hsum(c11), hsum(c12), hsum(c13),
-                 hsum(c20), hsum(c21), hsum(c22), hsum(c23))
-        while k < n {
-            s.0 += w[k] * x[k]; s.1 += w1[k] * x[k]; s.2 += w2[k] * x[k]; s.3 += w3[k] * x[k]
-            s.4 += w[k] * x1[k]; s.5 += w1[k] * x1[k]; s.6 += w2[k] * x1[k]; s.7 += w3[k] * x1[k]
-            s.8 += w[k] * x2[k]; s.9 += w1[k] * x2[k]; s.10 += w2[k] * x2[k]; s.11 += w3[k] * x2[k]
-            k += 1
-        }
-        y[0] = s.0; y[1] = s.1; y[2] = s.2; y[3] = s.3
-        y[ldy] = s.4; y[ldy + 1] = s.5; y[ldy + 2] = s.6; y[ldy + 3] = s.7
-        y[2 * ldy] = s.8; y[2 * ldy + 1] = s.9; y[2 * ldy + 2] = s.10; y[2 * ldy + 3] = s.11
     }
 }

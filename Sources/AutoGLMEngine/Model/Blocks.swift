@@ -14,10 +14,14 @@ public struct SelfAttention: @unchecked Sendable {
     /// GLM-4's norm of the attention output before the residual add.
     public let postNorm: RMSNorm?
 
+    /// [Wq, Wk, Wv] for the fused decode matvec (empty for a fused QKV matrix).
+    let decodeWeights: [PackedMatrix]
+
     public init(projections: Projections, output: Linear, postNorm: RMSNorm? = nil) {
         self.projections = projections
         self.output = output
         self.postNorm = postNorm
+        if case let .separate(q, k, v) = projections { decodeWeights = [q.weight, k.weight, v.weight] } else { decodeWeights = [] }
     }
 
     /// x (n, d) += attention(xn (n, d)) for tokens at positions cache.length ..< cache.length + n.
@@ -26,6 +30,9 @@ public struct SelfAttention: @unchecked Sendable {
         let d = config.hidden, qw = config.queryWidth, kvw = config.kvWidth
         let q = s.q.pointer, k = s.k.pointer, v = s.v.pointer
         switch projections {
+        case let .separate(wq, wk, wv) where n == 1:                      // decode: one job for all three matvecs
+            MatrixKernels.matvec(decodeWeights, s.xn.pointer, into: s.qkvOutputs, pool: pool)
+            wq.addBias(q, count: 1); wk.addBias(k, count: 1); wv.addBias(v, count: 1)
         case let .separate(wq, wk, wv):
             wq(s.xn.pointer, count: n, into: q, pool: pool)               // Wq (qw, d) @ xn (n, d) -> q (n, qw)
             wk(s.xn.pointer, count: n, into: k, pool: pool)               // Wk (kvw, d) @ xn -> k (n, kvw)
@@ -68,10 +75,14 @@ public struct FeedForward: @unchecked Sendable {
     /// GLM-4's norm of the MLP output before the residual add.
     public let postNorm: RMSNorm?
 
+    /// [Wgate, Wup] for the fused decode matvec (empty for a fused gate_up matrix).
+    let decodeWeights: [PackedMatrix]
+
     public init(gateUp: GateUp, down: Linear, postNorm: RMSNorm? = nil) {
         self.gateUp = gateUp
         self.down = down
         self.postNorm = postNorm
+        if case let .separate(g, u) = gateUp { decodeWeights = [g.weight, u.weight] } else { decodeWeights = [] }
     }
 
     /// x (n, d) += mlp(xn (n, d)).
@@ -79,6 +90,9 @@ public struct FeedForward: @unchecked Sendable {
         let d = config.hidden, f = config.ffn
         let act = s.act.pointer
         switch gateUp {
+        case .separate where n == 1:                                       // decode: gate and up in one job
+            MatrixKernels.matvec(decodeWeights, s.xn.pointer, into: s.gateUpOutputs, pool: pool)
+            VectorOps.siluMul(gate: s.gate.pointer, up: s.up.pointer, into: act, count: f)
         case let .separate(gate, up):
             gate(s.xn.pointer, count: n, into: s.gate.pointer, pool: pool) // Wg (f, d) @ xn (n, d) -> gate (n, f)
             up(s.xn.pointer, count: n, into: s.up.pointer, pool: pool)     // Wu (f, d) @ xn -> up (n, f)
@@ -169,7 +183,13 @@ final class ForwardScratch: @unchecked Sendable {
         up = ScratchBuffer(fusedGateUp ? 0 : batch * c.ffn)
         gateUp = ScratchBuffer(fusedGateUp ? batch * 2 * c.ffn : 0)
         act = ScratchBuffer(batch * c.ffn)
+        qkvOutputs = [q.pointer, k.pointer, v.pointer]
+        gateUpOutputs = [gate.pointer, up.pointer]
     }
+
+    /// Output pointers for the fused decode matvecs, built once.
+    let qkvOutputs: [UnsafeMutablePointer<Float>]
+    let gateUpOutputs: [UnsafeMutablePointer<Float>]
 
     var bytes: Int {
         [x, xn, q, k, v, qkv, attn, proj, gate, up, gateUp, act].reduce(0) { $0 + $1.bytes }

@@ -13,6 +13,8 @@ public final class DecoderModel: @unchecked Sendable {
     public let residentBytesByModule: [String: Int]
     /// The packed format of every matrix, by tensor name.
     public let tensorFormats: [String: PackedFormat]
+    /// Planned formats the engine ran another format in place of (planned → executed).
+    public internal(set) var formatSubstitutions: [String: PackedFormat] = [:]
 
     public init(config: DecoderConfig, embedding: Embedding, blocks: [DecoderBlock], outputNorm: RMSNorm,
                 head: Linear, tiedHead: Bool, residentBytesByModule: [String: Int],
@@ -43,7 +45,9 @@ public final class DecoderModel: @unchecked Sendable {
             throw ModelError.unsupportedArchitecture(name: config.architecture, known: ArchitectureRegistry.names)
         }
         let loader = WeightLoader(source: source, policy: policy)
-        return try build(config, loader)
+        let model = try build(config, loader)
+        model.formatSubstitutions = loader.substitutions
+        return model
     }
 
     /// Loads the output head: `output.weight` when present, else the embedding table (tied). A tied head whose

@@ -22,10 +22,16 @@ public struct Linear: @unchecked Sendable {
         } else {
             MatrixKernels.matmul(weight, x, count: n, into: y, pool: pool)
         }
-        if let bias {
-            bias.withUnsafeBufferPointer { b in
-                for t in 0..<n { VectorOps.add(y + t * outputs, b.baseAddress!, into: y + t * outputs, count: outputs) }
-            }
+        addBias(y, count: n)
+    }
+
+    /// y[t] += b for each of `n` rows.
+    @inline(__always)
+    func addBias(_ y: UnsafeMutablePointer<Float>, count n: Int) {
+        guard let bias else { return }
+        bias.withUnsafeBufferPointer { b in
+            guard let bp = b.baseAddress else { return }
+            for t in 0..<n { VectorOps.add(y + t * outputs, bp, into: y + t * outputs, count: outputs) }
         }
     }
 }

@@ -1,5 +1,8 @@
 import AutoGLMSpecs
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Which format each weight ends up in.
 public enum WeightFormatPolicy: Sendable {
@@ -26,6 +29,8 @@ public final class WeightLoader {
     public private(set) var formats: [String: PackedFormat] = [:]
     /// Tensors converted from their stored format.
     public private(set) var convertedTensors: [String] = []
+    /// Planned-only formats (q4_k, q6_k, nf4, ...) and the engine format run in their place.
+    public private(set) var substitutions: [String: PackedFormat] = [:]
     /// Tensors stored in a smaller INT4 group than asked for because their rows are not a multiple of the group.
     public private(set) var groupFallbacks: [(tensor: String, asked: PackedFormat, used: PackedFormat)] = []
 
@@ -64,11 +69,13 @@ public final class WeightLoader {
             let tensor = ModuleTensor(name: name, module: module, rows: rows, columns: columns, layer: layer,
                                       role: role)
             guard let wanted = plan.format(for: tensor) else { return stored }
-            guard wanted.engineExecutes, let format = PackedFormat(rawValue: wanted.rawValue) else {
+            if let format = PackedFormat(rawValue: wanted.rawValue) { return format }
+            guard let substitute = Self.engineSubstitute(for: wanted) else {
                 throw ModelError.unsupportedPlanFormat(tensor: name, format: wanted.rawValue,
                                                        reason: "the engine does not execute it")
             }
-            return format
+            substitutions[wanted.rawValue] = substitute
+            return substitute
         }
     }
 
@@ -100,10 +107,35 @@ public final class WeightLoader {
             }
             result = try Self.convert(stored, to: format)
             convertedTensors.append(name)
+            Self.dropResidentPages(t)
         }
         formats[module == nil ? name : "\(name) as \(moduleName)"] = format
         residentBytesByModule[moduleName, default: 0] += result.byteCount
         return result
+    }
+
+    /// The engine format that stands in for a format the planner plans but the engine does not execute: the
+    /// executed format with the same bits per weight or the next finer one.
+    public static func engineSubstitute(for format: WeightFormat) -> PackedFormat? {
+        switch format {
+        case .q4K, .nf4: return .int4g32        // 4.5 / 4.13 bits → 5 bits with group 32 scale and min
+        case .gptqInt4g128: return .int4g128
+        case .q6K: return .q8_0
+        case .llmInt8: return .int8
+        default: return PackedFormat(rawValue: format.rawValue)
+        }
+    }
+
+    /// Asks the kernel to reclaim the pages of a converted tensor (MADV_PAGEOUT, Linux 5.4+), so the mapped bytes
+    /// read during conversion stop counting towards the resident set. Contents are never lost: clean file pages are
+    /// re-read on access and anonymous pages go to swap or stay. Whole pages inside the tensor only.
+    static func dropResidentPages(_ t: SourceTensor) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let start = (Int(bitPattern: t.data) + page - 1) / page * page
+        let end = (Int(bitPattern: t.data) + t.byteCount) / page * page
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, end - start, 21 /* MADV_PAGEOUT */)
     }
 
     /// For INT4 group formats: the largest smaller group that divides `columns` (g128 → g64 → g32), else nil.

@@ -85,6 +85,16 @@ public enum PackedFormat: String, Sendable, Codable, CaseIterable, Hashable, Cus
         Double(blockBytes * 8) / Double(blockElements)
     }
 
+    /// Group size over which matvec needs sums of the activations (formats with an offset term), nil otherwise.
+    var activationSumGroup: Int? {
+        switch self {
+        case .q4_0, .q4_1, .int4g32: return 32
+        case .int4g64: return 64
+        case .int4g128: return 128
+        default: return nil
+        }
+    }
+
     /// Group size for nibble formats that store a scale and a minimum per group, nil otherwise.
     var int4GroupSize: Int? {
         switch self {

@@ -39,9 +39,13 @@ public struct PackedMatrix: @unchecked Sendable {
         guard format.supports(columns: columns) else {
             throw QuantError.columnsNotBlockAligned(format: format, columns: columns, blockElements: format.blockElements)
         }
-        let needed = rows * format.rowBytes(columns: columns)
-        guard availableBytes >= needed else {
-            throw QuantError.storageTooSmall(format: format, rows: rows, columns: columns, needed: needed,
+        // Shapes may come from a file: reject sizes whose byte count does not fit in an Int. A row is at most
+        // 4 bytes per weight plus 4, so bounding `columns` keeps `rowBytes` exact.
+        guard columns <= Int.max / 8 else { throw QuantError.invalidShape(rows: rows, columns: columns) }
+        let (neededBytes, overflow) = rows.multipliedReportingOverflow(by: format.rowBytes(columns: columns))
+        guard !overflow else { throw QuantError.invalidShape(rows: rows, columns: columns) }
+        guard availableBytes >= neededBytes else {
+            throw QuantError.storageTooSmall(format: format, rows: rows, columns: columns, needed: neededBytes,
                                              got: availableBytes)
         }
         self.format = format

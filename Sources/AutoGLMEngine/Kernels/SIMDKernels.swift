@@ -1,0 +1,877 @@
+// All SIMD code of the engine: load/convert helpers, packed-row dot products (matvec inner loops),
+// SIMD dequantisation, the register-tiled Float32 micro-kernels, the row loops of matvec/matmul, and the
+// element-wise helpers of the forward pass.
+//
+// They live in one file on purpose: the SIMD widening conversions (SIMD8<Int32>(truncatingIfNeeded:),
+// SIMD8<Float>(SIMD8<Int32>)) are generic standard-library code that is specialised per file, and the small
+// helpers below are only inlined into callers in the same file. Split across files, the hot loops end up calling
+// out-of-line conversion functions (several times slower); together they compile to vpmovzxbd/vpmovsxbd,
+// vcvtdq2ps, vcvtph2ps and vfmadd231ps on ymm registers.
+
+import Foundation
+
+// MARK: - Helpers
+
+typealias F8 = SIMD8<Float>
+
+@inline(__always) func load8(_ p: UnsafePointer<Float>) -> F8 {
+    UnsafeRawPointer(p).loadUnaligned(as: F8.self)
+}
+
+@inline(__always) func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self)
+}
+
+@inline(__always) func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+}
+
+@inline(__always) func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+}
+
+/// Zero-extends 8 bytes and converts them to floats (vpmovzxbd + vcvtdq2ps).
+@inline(__always) func floats(_ v: SIMD8<UInt8>) -> F8 {
+    F8(SIMD8<Int32>(truncatingIfNeeded: v))
+}
+
+/// Sign-extends 8 bytes and converts them to floats (vpmovsxbd + vcvtdq2ps).
+@inline(__always) func floats(_ v: SIMD8<Int8>) -> F8 {
+    F8(SIMD8<Int32>(truncatingIfNeeded: v))
+}
+
+/// Loads 8 halfs and widens them (vcvtph2ps).
+@inline(__always) func loadHalf8(_ raw: UnsafeRawPointer) -> F8 {
+    F8(raw.loadUnaligned(as: SIMD8<Float16>.self))
+}
+
+/// Loads 8 bfloat16 values and widens them (shift into the upper half of each lane).
+@inline(__always) func loadBF16x8(_ raw: UnsafeRawPointer) -> F8 {
+    let h = raw.loadUnaligned(as: SIMD8<UInt16>.self)
+    return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: h) &<< 16, to: F8.self)
+}
+
+/// Pairwise horizontal sum.
+@inline(__always) func hsum(_ v: F8) -> Float {
+    let a = v.lowHalf + v.highHalf
+    let b = a.lowHalf + a.highHalf
+    return b[0] + b[1]
+}
+
+/// Lane-wise maximum (compiles to vmaxps; the standard library's pointwiseMax is not vectorised).
+@inline(__always) func vmax(_ a: F8, _ b: F8) -> F8 {
+    var r = a
+    r.replace(with: b, where: b .> a)
+    return r
+}
+
+/// Lane-wise minimum (vminps).
+@inline(__always) func vmin(_ a: F8, _ b: F8) -> F8 {
+    var r = a
+    r.replace(with: b, where: b .< a)
+    return r
+}
+
+@inline(__always) func hmax(_ v: F8) -> Float {
+    var m = v[0]
+    for i in 1..<8 { m = Swift.max(m, v[i]) }
+    return m
+}
+
+/// Widens the first four f16 values at `raw` (a block's scale and, where present, minimum) with one vcvtph2ps
+/// from memory. Every block is at least 18 bytes, so reading 8 stays inside it. Loading a single f16 instead
+/// compiles to vpinsrw into an arbitrary register, which can chain each block to the previous block's accumulator.
+@inline(__always) func blockHeader(_ raw: UnsafeRawPointer) -> SIMD4<Float> {
+    SIMD4<Float>(raw.loadUnaligned(as: SIMD4<Float16>.self))
+}
+
+/// The f16 at `raw` as a Float, widened with integer operations: the magnitude bits moved into the f32 exponent
+/// and mantissa field, then rescaled by 2^112 (exact for normal and subnormal halves; infinities and NaNs come
+/// out as large finite values). Used for block scales in the matvec loops: LLVM lowers a single-f16 vcvtph2ps
+/// as vpinsrw into whatever register is free, which can chain each block to a previous block's accumulator.
+@inline(__always) func halfBitsToFloat(_ raw: UnsafeRawPointer) -> Float {
+    let h = UInt32(raw.loadUnaligned(as: UInt16.self))
+    let magnitude = Float(bitPattern: (h & 0x7FFF) << 13) * 0x1p112
+    return Float(bitPattern: magnitude.bitPattern | ((h & 0x8000) << 16))
+}
+
+/// Broadcasts a block scale (see `halfBitsToFloat`).
+@inline(__always) func broadcastHalf(_ raw: UnsafeRawPointer) -> F8 {
+    F8(repeating: halfBitsToFloat(raw))
+}
+
+@inline(__always) func f16Scalar(_ raw: UnsafeRawPointer, _ offset: Int = 0) -> Float {
+    Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+}
+
+// MARK: - Packed row dot products
+
+enum RowDot {
+    @inline(never) static func f32(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        var i = 0
+        while i + 32 <= n {
+            a0 = a0.addingProduct(load8(w + i), load8(x + i))
+            a1 = a1.addingProduct(load8(w + i + 8), load8(x + i + 8))
+            a2 = a2.addingProduct(load8(w + i + 16), load8(x + i + 16))
+            a3 = a3.addingProduct(load8(w + i + 24), load8(x + i + 24))
+            i += 32
+        }
+        while i + 8 <= n { a0 = a0.addingProduct(load8(w + i), load8(x + i)); i += 8 }
+        var s = hsum((a0 + a1) + (a2 + a3))
+        while i < n { s += w[i] * x[i]; i += 1 }
+        return s
+    }
+
+    @inline(never) static func f16(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        var i = 0
+        while i + 32 <= n {
+            a0 = a0.addingProduct(loadHalf8(w + 2 * i), load8(x + i))
+            a1 = a1.addingProduct(loadHalf8(w + 2 * i + 16), load8(x + i + 8))
+            a2 = a2.addingProduct(loadHalf8(w + 2 * i + 32), load8(x + i + 16))
+            a3 = a3.addingProduct(loadHalf8(w + 2 * i + 48), load8(x + i + 24))
+            i += 32
+        }
+        while i + 8 <= n { a0 = a0.addingProduct(loadHalf8(w + 2 * i), load8(x + i)); i += 8 }
+        var s = hsum((a0 + a1) + (a2 + a3))
+        while i < n { s += f16Scalar(w, 2 * i) * x[i]; i += 1 }
+        return s
+    }
+
+    @inline(never) static func bf16(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        var i = 0
+        while i + 32 <= n {
+            a0 = a0.addingProduct(loadBF16x8(w + 2 * i), load8(x + i))
+            a1 = a1.addingProduct(loadBF16x8(w + 2 * i + 16), load8(x + i + 8))
+            a2 = a2.addingProduct(loadBF16x8(w + 2 * i + 32), load8(x + i + 16))
+            a3 = a3.addingProduct(loadBF16x8(w + 2 * i + 48), load8(x + i + 24))
+            i += 32
+        }
+        while i + 8 <= n { a0 = a0.addingProduct(loadBF16x8(w + 2 * i), load8(x + i)); i += 8 }
+        var s = hsum((a0 + a1) + (a2 + a3))
+        while i < n { s += BF16.toFloat(w.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) * x[i]; i += 1 }
+        return s
+    }
+
+    // The block loops below use one pattern on purpose: each 8-lane slice of widened codes is multiplied into its
+    // own accumulator with the activations pre-scaled by the block scale (acc += q · (x·d)). Summing the slices
+    // of a block first and scaling afterwards makes LLVM split the loop into scalar and xmm pieces.
+
+    /// Q8_0: Σ_b Σ_i q_i (d_b x_i).
+    @inline(never) static func q8_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        for b in 0..<(n / 32) {
+            let p = w + b * 34
+            let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
+            let xb = x + b * 32
+            let d = broadcastHalf(p)
+            a0 = a0.addingProduct(floats(q.lowHalf.lowHalf), load8(xb) * d)
+            a1 = a1.addingProduct(floats(q.lowHalf.highHalf), load8(xb + 8) * d)
+            a2 = a2.addingProduct(floats(q.highHalf.lowHalf), load8(xb + 16) * d)
+            a3 = a3.addingProduct(floats(q.highHalf.highHalf), load8(xb + 24) * d)
+        }
+        return hsum((a0 + a1) + (a2 + a3))
+    }
+
+    /// Q4_0: Σ_b Σ_i q_i (d_b x_i) − 8 Σ_b d_b S_b, where `xsum[b]` = S_b = Σ_{i∈b} x_i.
+    @inline(never) static func q4_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
+                                    _ n: Int) -> Float {
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        var offset: Float = 0
+        for b in 0..<(n / 32) {
+            let p = w + b * 18
+            let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
+            let lo = q & 0x0F
+            let hi = q &>> 4
+            let xb = x + b * 32
+            let d = broadcastHalf(p)
+            let ds = d[0]
+            a0 = a0.addingProduct(floats(lo.lowHalf), load8(xb) * d)
+            a1 = a1.addingProduct(floats(lo.highHalf), load8(xb + 8) * d)
+            a2 = a2.addingProduct(floats(hi.lowHalf), load8(xb + 16) * d)
+            a3 = a3.addingProduct(floats(hi.highHalf), load8(xb + 24) * d)
+            offset = offset.addingProduct(ds, xsum[b])
+        }
+        return hsum((a0 + a1) + (a2 + a3)) - 8 * offset
+    }
+
+    /// Q4_1 and INT4-gN: Σ_g Σ_i q_i (d_g x_i) + Σ_g m_g S_g, where `xsum[g]` = S_g = Σ_{i∈g} x_i.
+    @inline(never) static func q4Min(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
+                                     _ n: Int, group: Int, blockBytes: Int) -> Float {
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        var mins: Float = 0
+        let half = group / 2
+        for g in 0..<(n / group) {
+            let p = w + g * blockBytes
+            let xb = x + g * group
+            let header = blockHeader(p)
+            let d = F8(repeating: header[0])
+            var k = 0
+            while k < half {
+                let q = p.loadUnaligned(fromByteOffset: 4 + k, as: SIMD16<UInt8>.self)
+                let lo = q & 0x0F
+                let hi = q &>> 4
+                a0 = a0.addingProduct(floats(lo.lowHalf), load8(xb + k) * d)
+                a1 = a1.addingProduct(floats(lo.highHalf), load8(xb + k + 8) * d)
+                a2 = a2.addingProduct(floats(hi.lowHalf), load8(xb + half + k) * d)
+                a3 = a3.addingProduct(floats(hi.highHalf), load8(xb + half + k + 8) * d)
+                k += 16
+            }
+            mins = mins.addingProduct(header[1], xsum[g])
+        }
+        return hsum((a0 + a1) + (a2 + a3)) + mins
+    }
+
+    /// INT8 per-channel: scale · Σ_i q_i x_i.
+    @inline(never) static func int8(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        let scale = Float(bitPattern: w.loadUnaligned(as: UInt32.self))
+        let q = w + Int8RowLayout.weightOffset
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        var i = 0
+        while i + 32 <= n {
+            let v = q.loadUnaligned(fromByteOffset: i, as: SIMD32<Int8>.self)
+            a0 = a0.addingProduct(floats(v.lowHalf.lowHalf), load8(x + i))
+            a1 = a1.addingProduct(floats(v.lowHalf.highHalf), load8(x + i + 8))
+            a2 = a2.addingProduct(floats(v.highHalf.lowHalf), load8(x + i + 16))
+            a3 = a3.addingProduct(floats(v.highHalf.highHalf), load8(x + i + 24))
+            i += 32
+        }
+        while i + 8 <= n { a0 = a0.addingProduct(floats(q.loadUnaligned(fromByteOffset: i, as: SIMD8<Int8>.self)), load8(x + i)); i += 8 }
+        var s = hsum((a0 + a1) + (a2 + a3))
+        while i < n { s += Float(q.load(fromByteOffset: i, as: Int8.self)) * x[i]; i += 1 }
+        return s * scale
+    }
+}
+
+// MARK: - Dequantisation
+
+enum Dequantize {
+    /// Writes `n` Float32 values of one packed row to `out`.
+    static func row(_ raw: UnsafeRawPointer, format: PackedFormat, columns n: Int, into out: UnsafeMutablePointer<Float>) {
+        switch format {
+        case .f32: out.update(from: raw.assumingMemoryBound(to: Float.self), count: n)
+        case .f16: f16(raw, n, out)
+        case .bf16: bf16(raw, n, out)
+        case .q8_0: q8_0(raw, n, out)
+        case .q4_0: q4_0(raw, n, out)
+        case .q4_1, .int4g32: q4Min(raw, n, out, group: 32, bytes: 20)
+        case .int4g64: q4Min(raw, n, out, group: 64, bytes: 36)
+        case .int4g128: q4Min(raw, n, out, group: 128, bytes: 68)
+        case .int8: int8(raw, n, out)
+        }
+    }
+
+    // Each format has its own small function so that the SIMD conversions inline into the loop.
+
+    @inline(never) static func f16(_ raw: UnsafeRawPointer, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
+            var i = 0
+            while i + 8 <= n { store8(loadHalf8(raw + 2 * i), out + i); i += 8 }
+            while i < n { out[i] = f16Scalar(raw, 2 * i); i += 1 }
+    }
+
+    @inline(never) static func bf16(_ raw: UnsafeRawPointer, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
+            var i = 0
+            while i + 8 <= n { store8(loadBF16x8(raw + 2 * i), out + i); i += 8 }
+            while i < n { out[i] = BF16.toFloat(raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)); i += 1 }
+    }
+
+    @inline(never) static func q8_0(_ raw: UnsafeRawPointer, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
+            for b in 0..<(n / 32) {
+                let p = raw + b * 34
+                let d = F8(repeating: f16Scalar(p))
+                let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
+                let o = out + b * 32
+                store8(floats(q.lowHalf.lowHalf) * d, o)
+                store8(floats(q.lowHalf.highHalf) * d, o + 8)
+                store8(floats(q.highHalf.lowHalf) * d, o + 16)
+                store8(floats(q.highHalf.highHalf) * d, o + 24)
+            }
+    }
+
+    @inline(never) static func q4_0(_ raw: UnsafeRawPointer, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
+            for b in 0..<(n / 32) {
+                let p = raw + b * 18
+                // (q − 8)·d computed as q·d − 8d: both products are exact in Float32, so the result equals the
+                // reference's (q − 8)·d bit for bit.
+                let ds = f16Scalar(p)
+                let d = F8(repeating: ds)
+                let m = F8(repeating: -8 * ds)
+                let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
+                let lo = q & 0x0F
+                let hi = q &>> 4
+                let o = out + b * 32
+                store8(floats(lo.lowHalf) * d + m, o)
+                store8(floats(lo.highHalf) * d + m, o + 8)
+                store8(floats(hi.lowHalf) * d + m, o + 16)
+                store8(floats(hi.highHalf) * d + m, o + 24)
+            }
+    }
+
+    @inline(never) static func q4Min(_ raw: UnsafeRawPointer, _ n: Int, _ out: UnsafeMutablePointer<Float>,
+                                     group g: Int, bytes: Int) {
+            let half = g / 2
+            for b in 0..<(n / g) {
+                let p = raw + b * bytes
+                let d = F8(repeating: f16Scalar(p))
+                let m = F8(repeating: f16Scalar(p, 2))
+                let o = out + b * g
+                var k = 0
+                while k < half {
+                    let q = p.loadUnaligned(fromByteOffset: 4 + k, as: SIMD16<UInt8>.self)
+                    let lo = q & 0x0F
+                    let hi = q &>> 4
+                    store8(floats(lo.lowHalf) * d + m, o + k)
+                    store8(floats(lo.highHalf) * d + m, o + k + 8)
+                    store8(floats(hi.lowHalf) * d + m, o + half + k)
+                    store8(floats(hi.highHalf) * d + m, o + half + k + 8)
+                    k += 16
+                }
+            }
+    }
+
+    @inline(never) static func int8(_ raw: UnsafeRawPointer, _ n: Int, _ out: UnsafeMutablePointer<Float>) {
+            let scale = F8(repeating: Float(bitPattern: raw.loadUnaligned(as: UInt32.self)))
+            let q = raw + Int8RowLayout.weightOffset
+            var i = 0
+            while i + 8 <= n { store8(floats(q.loadUnaligned(fromByteOffset: i, as: SIMD8<Int8>.self)) * scale, out + i); i += 8 }
+            while i < n { out[i] = Float(q.load(fromByteOffset: i, as: Int8.self)) * scale[0]; i += 1 }
+    }
+}
+
+// MARK: - Matrix row loops
+
+/// Row loops of matvec and matmul (called once per parallel task by `MatrixKernels`).
+enum SIMDKernels {
+    static func matvecRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
+                           _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+        let n = w.columns
+        let rb = w.rowBytes
+        let base = w.data
+        switch w.format {
+        case .f32:
+            var r = range.lowerBound
+            while r + 4 <= range.upperBound {
+                let p = (base + r * rb).assumingMemoryBound(to: Float.self)
+                MicroKernels.f32Rows4(p, n, x, n, y + r)
+                r += 4
+            }
+            while r < range.upperBound {
+                y[r] = RowDot.f32((base + r * rb).assumingMemoryBound(to: Float.self), x, n); r += 1
+            }
+        case .f16:
+            for r in range { y[r] = RowDot.f16(base + r * rb, x, n) }
+        case .bf16:
+            for r in range { y[r] = RowDot.bf16(base + r * rb, x, n) }
+        case .q8_0:
+            for r in range { y[r] = RowDot.q8_0(base + r * rb, x, n) }
+        case .q4_0:
+            for r in range { y[r] = RowDot.q4_0(base + r * rb, x, xsum, n) }
+        case .q4_1, .int4g32:
+            for r in range { y[r] = RowDot.q4Min(base + r * rb, x, xsum, n, group: 32, blockBytes: 20) }
+        case .int4g64:
+            for r in range { y[r] = RowDot.q4Min(base + r * rb, x, xsum, n, group: 64, blockBytes: 36) }
+        case .int4g128:
+            for r in range { y[r] = RowDot.q4Min(base + r * rb, x, xsum, n, group: 128, blockBytes: 68) }
+        case .int8:
+            for r in range { y[r] = RowDot.int8(base + r * rb, x, n) }
+        }
+    }
+
+    /// Rows dequantised together in matmul; `MatrixKernels.matmul` sizes its scratch for this many rows.
+    static let matmulBlockRows = 16
+
+    /// Matmul over the rows in `range`: for each chunk of tokens (activations kept in L2) and each block of
+    /// `matmulBlockRows` rows (dequantised once into `scratch`), runs the 2-row × 6-token kernel over slices of
+    /// the columns (512 at a time for rows longer than 1024) so a row pair and six activation slices stay small.
+    /// On 4096 × 4096 it has measured at roughly a quarter of the rate seen with 576 or 1536 columns (not yet
+    /// explained; slicing alone did not change it).
+    static func matmulRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ count: Int,
+                           _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>, _ chunkTokens: Int,
+                           _ scratch: UnsafeMutablePointer<Float>) {
+        let n = w.columns
+        let rows = w.rows
+        let slice = n > 1024 ? 512 : n
+        var t0 = 0
+        while t0 < count {
+            let t1 = min(count, t0 + chunkTokens)
+            var r0 = range.lowerBound
+            while r0 < range.upperBound {
+                let nr = min(matmulBlockRows, range.upperBound - r0)
+                let wBlock: UnsafePointer<Float>
+                if case .f32 = w.format {
+                    wBlock = (w.data + r0 * w.rowBytes).assumingMemoryBound(to: Float.self)
+                } else {
+                    for i in 0..<nr {
+                        Dequantize.row(w.rowPointer(r0 + i), format: w.format, columns: n, into: scratch + i * n)
+                    }
+                    wBlock = UnsafePointer(scratch)
+                }
+                var k0 = 0
+                while k0 < n {
+                    let kl = min(slice, n - k0)
+                    let accumulate = k0 > 0
+                    var t = t0
+                    while t + 6 <= t1 {
+                        var i = 0
+                        while i + 2 <= nr {
+                            MicroKernels.f32Rows2Tokens6(wBlock + i * n + k0, n, x + t * n + k0, n, kl,
+                                                         y + t * rows + r0 + i, rows, accumulate)
+                            i += 2
+                        }
+                        if i < nr {
+                            for tt in t..<(t + 6) {
+                                MicroKernels.dot1(wBlock + i * n + k0, x + tt * n + k0, kl, y + tt * rows + r0 + i,
+                                                  accumulate)
+                            }
+                        }
+                        t += 6
+                    }
+                    while t < t1 {
+                        var i = 0
+                        while i + 4 <= nr {
+                            MicroKernels.f32Rows4(wBlock + i * n + k0, n, x + t * n + k0, kl, y + t * rows + r0 + i,
+                                                  accumulate: accumulate)
+                            i += 4
+                        }
+                        while i < nr {
+                            MicroKernels.dot1(wBlock + i * n + k0, x + t * n + k0, kl, y + t * rows + r0 + i, accumulate)
+                            i += 1
+                        }
+                        t += 1
+                    }
+                    k0 += kl
+                }
+                r0 += nr
+            }
+            t0 = t1
+        }
+    }
+}
+
+// MARK: - Micro-kernels
+
+/// Register-tiled Float32 kernels over rows that are already Float32.
+enum MicroKernels {
+    /// y[0..<4] = W[0..<4] · x, rows `ldw` floats apart.
+    @inline(__always) static func f32Rows4(_ w: UnsafePointer<Float>, _ ldw: Int, _ x: UnsafePointer<Float>,
+                                           _ n: Int, _ y: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        var c0 = F8(), c1 = F8(), c2 = F8(), c3 = F8()
+        var d0 = F8(), d1 = F8(), d2 = F8(), d3 = F8()
+        let w1 = w + ldw, w2 = w + 2 * ldw, w3 = w + 3 * ldw
+        var k = 0
+        while k + 16 <= n {
+            let xa = load8(x + k), xb = load8(x + k + 8)
+            c0 = c0.addingProduct(load8(w + k), xa); d0 = d0.addingProduct(load8(w + k + 8), xb)
+            c1 = c1.addingProduct(load8(w1 + k), xa); d1 = d1.addingProduct(load8(w1 + k + 8), xb)
+            c2 = c2.addingProduct(load8(w2 + k), xa); d2 = d2.addingProduct(load8(w2 + k + 8), xb)
+            c3 = c3.addingProduct(load8(w3 + k), xa); d3 = d3.addingProduct(load8(w3 + k + 8), xb)
+            k += 16
+        }
+        while k + 8 <= n {
+            let xa = load8(x + k)
+            c0 = c0.addingProduct(load8(w + k), xa)
+            c1 = c1.addingProduct(load8(w1 + k), xa)
+            c2 = c2.addingProduct(load8(w2 + k), xa)
+            c3 = c3.addingProduct(load8(w3 + k), xa)
+            k += 8
+        }
+        var s0 = hsum(c0 + d0), s1 = hsum(c1 + d1), s2 = hsum(c2 + d2), s3 = hsum(c3 + d3)
+        while k < n {
+            s0 += w[k] * x[k]; s1 += w1[k] * x[k]; s2 += w2[k] * x[k]; s3 += w3[k] * x[k]
+            k += 1
+        }
+        if accumulate {
+            y[0] += s0; y[1] += s1; y[2] += s2; y[3] += s3
+        } else {
+            y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3
+        }
+    }
+
+    /// y = (y if accumulating, else 0) + w · x over `n` values.
+    @inline(__always) static func dot1(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int,
+                                       _ y: UnsafeMutablePointer<Float>, _ accumulate: Bool) {
+        let d = RowDot.f32(w, x, n)
+        if accumulate { y.pointee += d } else { y.pointee = d }
+    }
+
+    /// Y[t, 0..<2] for 6 tokens over `n` columns: rows are `ldw` floats apart, tokens `ldx` floats apart in `x`,
+    /// outputs `ldy` floats apart in `y` (added to what is there when `accumulate`).
+    /// 12 accumulators + 2 weight vectors + 1 activation vector = 15 of the 16 ymm registers, no spills;
+    /// 8 loads feed 12 FMAs.
+    @inline(__always) static func f32Rows2Tokens6(_ w: UnsafePointer<Float>, _ ldw: Int, _ x: UnsafePointer<Float>,
+                                                  _ ldx: Int, _ n: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
+                                                  _ accumulate: Bool) {
+        var c00 = F8(), c01 = F8(), c10 = F8(), c11 = F8(), c20 = F8(), c21 = F8()
+        var c30 = F8(), c31 = F8(), c40 = F8(), c41 = F8(), c50 = F8(), c51 = F8()
+        let w1 = w + ldw
+        let x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx, x4 = x + 4 * ldx, x5 = x + 5 * ldx
+        var k = 0
+        while k + 8 <= n {
+            let a0 = load8(w + k), a1 = load8(w1 + k)
+            let b0 = load8(x + k)
+            c00 = c00.addingProduct(a0, b0); c01 = c01.addingProduct(a1, b0)
+            let b1 = load8(x1 + k)
+            c10 = c10.addingProduct(a0, b1); c11 = c11.addingProduct(a1, b1)
+            let b2 = load8(x2 + k)
+            c20 = c20.addingProduct(a0, b2); c21 = c21.addingProduct(a1, b2)
+            let b3 = load8(x3 + k)
+            c30 = c30.addingProduct(a0, b3); c31 = c31.addingProduct(a1, b3)
+            let b4 = load8(x4 + k)
+            c40 = c40.addingProduct(a0, b4); c41 = c41.addingProduct(a1, b4)
+            let b5 = load8(x5 + k)
+            c50 = c50.addingProduct(a0, b5); c51 = c51.addingProduct(a1, b5)
+            k += 8
+        }
+        var s = (hsum(c00), hsum(c01), hsum(c10), hsum(c11), hsum(c20), hsum(c21),
+                 hsum(c30), hsum(c31), hsum(c40), hsum(c41), hsum(c50), hsum(c51))
+        while k < n {
+            let a0 = w[k], a1 = w1[k]
+            s.0 += a0 * x[k]; s.1 += a1 * x[k]
+            s.2 += a0 * x1[k]; s.3 += a1 * x1[k]
+            s.4 += a0 * x2[k]; s.5 += a1 * x2[k]
+            s.6 += a0 * x3[k]; s.7 += a1 * x3[k]
+            s.8 += a0 * x4[k]; s.9 += a1 * x4[k]
+            s.10 += a0 * x5[k]; s.11 += a1 * x5[k]
+            k += 1
+        }
+        if accumulate {
+            y[0] += s.0; y[1] += s.1
+            y[ldy] += s.2; y[ldy + 1] += s.3
+            y[2 * ldy] += s.4; y[2 * ldy + 1] += s.5
+            y[3 * ldy] += s.6; y[3 * ldy + 1] += s.7
+            y[4 * ldy] += s.8; y[4 * ldy + 1] += s.9
+            y[5 * ldy] += s.10; y[5 * ldy + 1] += s.11
+        } else {
+            y[0] = s.0; y[1] = s.1
+            y[ldy] = s.2; y[ldy + 1] = s.3
+            y[2 * ldy] = s.4; y[2 * ldy + 1] = s.5
+            y[3 * ldy] = s.6; y[3 * ldy + 1] = s.7
+            y[4 * ldy] = s.8; y[4 * ldy + 1] = s.9
+            y[5 * ldy] = s.10; y[5 * ldy + 1] = s.11
+        }
+    }
+}
+
+// MARK: - Element-wise helpers
+
+/// Which dimensions RoPE rotates together.
+public enum RoPEStyle: String, Sendable, Codable {
+    /// Pairs (i, i + rotaryDims/2) for i < rotaryDims/2 (GPT-NeoX, Llama in Hugging Face layout).
+    case neox
+    /// Pairs (2i, 2i + 1) for i < rotaryDims/2 (GPT-J, GLM).
+    case interleaved
+}
+
+public enum VectorOps {
+    // MARK: reductions and BLAS-1
+
+    /// Σ x[i].
+    public static func sum(_ x: UnsafePointer<Float>, count n: Int) -> Float {
+        var a0 = F8(), a1 = F8()
+        var i = 0
+        while i + 16 <= n { a0 += load8(x + i); a1 += load8(x + i + 8); i += 16 }
+        while i + 8 <= n { a0 += load8(x + i); i += 8 }
+        var s = hsum(a0 + a1)
+        while i < n { s += x[i]; i += 1 }
+        return s
+    }
+
+    /// Σ a[i]·b[i].
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) -> Float {
+        RowDot.f32(a, b, n)
+    }
+
+    /// y[i] += alpha·x[i].
+    public static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) {
+        let a = F8(repeating: alpha)
+        var i = 0
+        while i + 8 <= n { store8(load8(y + i).addingProduct(load8(x + i), a), y + i); i += 8 }
+        while i < n { y[i] += alpha * x[i]; i += 1 }
+    }
+
+    /// out[i] = a[i] + b[i].
+    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                           count n: Int) {
+        var i = 0
+        while i + 8 <= n { store8(load8(a + i) + load8(b + i), out + i); i += 8 }
+        while i < n { out[i] = a[i] + b[i]; i += 1 }
+    }
+
+    /// out[i] = a[i] · b[i].
+    public static func mul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                           count n: Int) {
+        var i = 0
+        while i + 8 <= n { store8(load8(a + i) * load8(b + i), out + i); i += 8 }
+        while i < n { out[i] = a[i] * b[i]; i += 1 }
+    }
+
+    /// x[i] *= s.
+    public static func scale(_ x: UnsafeMutablePointer<Float>, by s: Float, count n: Int) {
+        let v = F8(repeating: s)
+        var i = 0
+        while i + 8 <= n { store8(load8(x + i) * v, x + i); i += 8 }
+        while i < n { x[i] *= s; i += 1 }
+    }
+
+    // MARK: normalisation
+
+    /// out = x / sqrt(mean(x²) + eps) · weight (weight nil: no scaling).
+    public static func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?, epsilon: Float,
+                               into out: UnsafeMutablePointer<Float>, count n: Int) {
+        guard n > 0 else { return }
+        let ss = RowDot.f32(x, x, n)
+        let inv = 1 / (ss / Float(n) + epsilon).squareRoot()
+        let v = F8(repeating: inv)
+        var i = 0
+        if let weight {
+            while i + 8 <= n { store8(load8(x + i) * v * load8(weight + i), out + i); i += 8 }
+            while i < n { out[i] = x[i] * inv * weight[i]; i += 1 }
+        } else {
+            while i + 8 <= n { store8(load8(x + i) * v, out + i); i += 8 }
+            while i < n { out[i] = x[i] * inv; i += 1 }
+        }
+    }
+
+    /// out = (x − mean) / sqrt(var + eps) · weight + bias (nil weight: 1, nil bias: 0). Two-pass variance.
+    public static func layerNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
+                                 epsilon: Float, into out: UnsafeMutablePointer<Float>, count n: Int) {
+        guard n > 0 else { return }
+        let mean = sum(x, count: n) / Float(n)
+        let m = F8(repeating: mean)
+        var acc = F8()
+        var i = 0
+        while i + 8 <= n { let d = load8(x + i) - m; acc = acc.addingProduct(d, d); i += 8 }
+        var ss = hsum(acc)
+        while i < n { let d = x[i] - mean; ss += d * d; i += 1 }
+        let inv = 1 / (ss / Float(n) + epsilon).squareRoot()
+        let v = F8(repeating: inv)
+        i = 0
+        while i + 8 <= n {
+            var r = (load8(x + i) - m) * v
+            if let weight { r *= load8(weight + i) }
+            if let bias { r += load8(bias + i) }
+            store8(r, out + i)
+            i += 8
+        }
+        while i < n {
+            var r = (x[i] - mean) * inv
+            if let weight { r *= weight[i] }
+            if let bias { r += bias[i] }
+            out[i] = r
+            i += 1
+        }
+    }
+
+    // MARK: activations
+
+    /// In-place numerically stable softmax: x = exp(x − max) / Σ exp(x − max).
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        guard n > 0 else { return }
+        var mv = F8(repeating: -.infinity)
+        var i = 0
+        while i + 8 <= n { mv = vmax(mv, load8(x + i)); i += 8 }
+        var mx = hmax(mv)
+        while i < n { mx = Swift.max(mx, x[i]); i += 1 }
+        if mx == -.infinity { mx = 0 }
+        let m = F8(repeating: mx)
+        var acc = F8()
+        i = 0
+        while i + 8 <= n { let e = expF8(load8(x + i) - m); store8(e, x + i); acc += e; i += 8 }
+        var total = hsum(acc)
+        while i < n { let e = expScalar(x[i] - mx); x[i] = e; total += e; i += 1 }
+        scale(x, by: 1 / total, count: n)
+    }
+
+    /// SwiGLU: out[i] = silu(gate[i]) · up[i], silu(g) = g / (1 + e^−g).
+    public static func siluMul(gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                               into out: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            let g = load8(gate + i)
+            store8(g / (1 + expF8(-g)) * load8(up + i), out + i)
+            i += 8
+        }
+        while i < n { let g = gate[i]; out[i] = g / (1 + expScalar(-g)) * up[i]; i += 1 }
+    }
+
+    /// out[i] = silu(x[i]).
+    public static func silu(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 8 <= n { let g = load8(x + i); store8(g / (1 + expF8(-g)), out + i); i += 8 }
+        while i < n { let g = x[i]; out[i] = g / (1 + expScalar(-g)); i += 1 }
+    }
+
+    /// GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+    public static func gelu(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count n: Int) {
+        let c = F8(repeating: 0.7978845608028654)
+        let k = F8(repeating: 0.044715)
+        var i = 0
+        while i + 8 <= n {
+            let v = load8(x + i)
+            let u = c * v * (1 + k * v * v)
+            // 0.5·(1 + tanh(u)) = 1 / (1 + e^(−2u))
+            store8(v / (1 + expF8(-2 * u)), out + i)
+            i += 8
+        }
+        while i < n {
+            let v = x[i]
+            let u = 0.7978845608028654 * v * (1 + 0.044715 * v * v)
+            out[i] = v / (1 + expScalar(-2 * u))
+            i += 1
+        }
+    }
+
+    /// GELU with the GELU-tanh output combined with `up`: out = gelu(gate) · up (GeGLU).
+    public static func geluMul(gate: UnsafePointer<Float>, up: UnsafePointer<Float>,
+                               into out: UnsafeMutablePointer<Float>, count n: Int) {
+        gelu(gate, into: out, count: n)
+        mul(out, up, into: out, count: n)
+    }
+
+    // MARK: rotary position embedding
+
+    /// Fills cos[i], sin[i] for i < rotaryDims/2 with the angle position · base^(−2i/rotaryDims), in Double.
+    public static func ropeCosSin(position: Int, rotaryDims: Int, base: Float,
+                                  cos c: UnsafeMutablePointer<Float>, sin s: UnsafeMutablePointer<Float>) {
+        let half = rotaryDims / 2
+        for i in 0..<half {
+            let freq = Foundation.pow(Double(base), -2 * Double(i) / Double(rotaryDims))
+            let angle = Double(position) * freq
+            c[i] = Float(Foundation.cos(angle))
+            s[i] = Float(Foundation.sin(angle))
+        }
+    }
+
+    /// Rotates the first `rotaryDims` dimensions of each of `heads` heads (each `headDim` floats, contiguous) with
+    /// the angles in `cos`/`sin` (rotaryDims/2 entries, see `ropeCosSin`). Dimensions ≥ rotaryDims are unchanged.
+    /// A pair (a, b) becomes (a·cos − b·sin, a·sin + b·cos).
+    public static func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, rotaryDims: Int,
+                            cos c: UnsafePointer<Float>, sin s: UnsafePointer<Float>, style: RoPEStyle) {
+        let half = rotaryDims / 2
+        for h in 0..<heads {
+            let v = x + h * headDim
+            switch style {
+            case .neox:
+                var i = 0
+                while i + 8 <= half {
+                    let a = load8(v + i), b = load8(v + half + i)
+                    let cv = load8(c + i), sv = load8(s + i)
+                    store8(a * cv - b * sv, v + i)
+                    store8(a * sv + b * cv, v + half + i)
+                    i += 8
+                }
+                while i < half {
+                    let a = v[i], b = v[half + i]
+                    v[i] = a * c[i] - b * s[i]
+                    v[half + i] = a * s[i] + b * c[i]
+                    i += 1
+                }
+            case .interleaved:
+                var i = 0
+                while i + 8 <= half {
+                    // 8 pairs = 16 floats: even lanes are a, odd lanes are b.
+                    let pairs = load16(v + 2 * i)
+                    let a = pairs.evenHalf, b = pairs.oddHalf
+                    let cv = load8(c + i), sv = load8(s + i)
+                    var r = SIMD16<Float>()
+                    r.evenHalf = a * cv - b * sv
+                    r.oddHalf = a * sv + b * cv
+                    store16(r, v + 2 * i)
+                    i += 8
+                }
+                while i < half {
+                    let a = v[2 * i], b = v[2 * i + 1]
+                    v[2 * i] = a * c[i] - b * s[i]
+                    v[2 * i + 1] = a * s[i] + b * c[i]
+                    i += 1
+                }
+            }
+        }
+    }
+
+    /// Convenience: computes the angles for `position` and applies `rope`.
+    public static func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, rotaryDims: Int,
+                            position: Int, base: Float, style: RoPEStyle) {
+        let half = max(rotaryDims / 2, 1)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * half) { buf in
+            let c = buf.baseAddress!, s = c + half
+            ropeCosSin(position: position, rotaryDims: rotaryDims, base: base, cos: c, sin: s)
+            rope(x, heads: heads, headDim: headDim, rotaryDims: rotaryDims, cos: c, sin: s, style: style)
+        }
+    }
+
+    // MARK: conversions
+
+    /// Widens IEEE half floats to Float32 (vcvtph2ps).
+    public static func f16ToF32(_ src: UnsafePointer<Float16>, into out: UnsafeMutablePointer<Float>, count n: Int) {
+        let raw = UnsafeRawPointer(src)
+        var i = 0
+        while i + 16 <= n {
+            store8(loadHalf8(raw + 2 * i), out + i)
+            store8(loadHalf8(raw + 2 * i + 16), out + i + 8)
+            i += 16
+        }
+        while i + 8 <= n { store8(loadHalf8(raw + 2 * i), out + i); i += 8 }
+        while i < n { out[i] = Float(src[i]); i += 1 }
+    }
+
+    /// Narrows Float32 to IEEE half, rounding to nearest even (vcvtps2ph); out-of-range values become ±infinity.
+    public static func f32ToF16(_ src: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float16>, count n: Int) {
+        let raw = UnsafeMutableRawPointer(out)
+        var i = 0
+        while i + 8 <= n { raw.storeBytes(of: SIMD8<Float16>(load8(src + i)), toByteOffset: 2 * i, as: SIMD8<Float16>.self); i += 8 }
+        while i < n { out[i] = Float16(src[i]); i += 1 }
+    }
+
+    /// Widens bfloat16 bit patterns to Float32.
+    public static func bf16ToF32(_ src: UnsafePointer<UInt16>, into out: UnsafeMutablePointer<Float>, count n: Int) {
+        let raw = UnsafeRawPointer(src)
+        var i = 0
+        while i + 8 <= n { store8(loadBF16x8(raw + 2 * i), out + i); i += 8 }
+        while i < n { out[i] = BF16.toFloat(src[i]); i += 1 }
+    }
+}
+
+/// Vectorised elementary functions.
+public enum FastMath {
+    /// e^x for 8 lanes with relative error of a few ulp over the normal range; returns +infinity above 88.376
+    /// and 0 below −87.34 (no subnormal results).
+    public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> { expF8(x) }
+
+    /// Scalar form of `exp(_: SIMD8<Float>)`.
+    public static func exp(_ x: Float) -> Float {
+        expScalar(x)
+    }
+}
+
+/// Vectorised e^x (see `FastMath.exp`), inlined into the element-wise loops.
+@inline(__always) func expF8(_ x: F8) -> F8 {
+    let expHigh: Float = 88.3762626647949
+    let expLow: Float = -87.3365447504
+    let xc = vmin(vmax(x, F8(repeating: expLow)), F8(repeating: expHigh))
+    // n = round(x / ln 2) via the 1.5·2^23 trick; r = x − n·ln 2 with ln 2 split in two parts.
+    let magic = F8(repeating: 12582912)
+    let shifted = magic.addingProduct(xc, F8(repeating: 1.44269504088896341))
+    let nf = shifted - magic
+    var r = xc.addingProduct(nf, F8(repeating: -0.693359375))
+    r = r.addingProduct(nf, F8(repeating: 2.12194440e-4))
+    // e^r on |r| ≤ ln2/2: 1 + r + r²·P(r), P a degree-5 polynomial.
+    var p = F8(repeating: 1.9875691500e-4)
+    p = F8(repeating: 1.3981999507e-3).addingProduct(p, r)
+    p = F8(repeating: 8.3334519073e-3).addingProduct(p, r)
+    p = F8(repeating: 4.1665795894e-2).addingProduct(p, r)
+    p = F8(repeating: 1.6666665459e-1).addingProduct(p, r)
+    p = F8(repeating: 5.0000001201e-1).addingProduct(p, r)
+    let e = (r.addingProduct(p, r * r)) + 1
+    // Scale by 2^n through the exponent bits (n is in the low mantissa bits of `shifted`).
+    let n = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    let scale = unsafeBitCast((n &+ 127) &<< 23, to: F8.self)
+    var result = e * scale
+    result.replace(with: F8(repeating: .infinity), where: x .> expHigh)
+    result.replace(with: F8(), where: x .< expLow)
+    return result
+}
+
+@inline(__always) func expScalar(_ x: Float) -> Float { expF8(F8(repeating: x))[0] }

@@ -1,0 +1,162 @@
+import Testing
+import Foundation
+import AutoGLMSpecs
+
+/// The package root, found from this file's location.
+private let root: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// The built `autoglm-plan`: next to the running test bundle, else under `<root>/.build/<config>/`.
+private func planBinary() throws -> String {
+    var candidates: [String] = []
+    if let exe = Bundle.main.executablePath { candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent().path) }
+    candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path)
+    var bundle = Bundle.main.bundleURL
+    for _ in 0..<3 {
+        candidates.append(bundle.path)
+        bundle.deleteLastPathComponent()
+    }
+    candidates += ["debug", "release"].map { root + "/.build/" + $0 }
+    for dir in candidates {
+        let path = dir + "/autoglm-plan"
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    throw CLIError.missing("autoglm-plan not found next to the test bundle or under .build/{debug,release}; run `swift build`")
+}
+
+private enum CLIError: Error { case missing(String) }
+
+private struct Run {
+    var status: Int32
+    var reason: Process.TerminationReason
+    var stdout: String
+    var stderr: String
+}
+
+private func runPlan(_ arguments: [String]) throws -> Run {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try planBinary())
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: root)
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return Run(status: process.terminationStatus, reason: process.terminationReason,
+               stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+}
+
+private let phoneArgs = ["--device", "DeviceProfiles/snapdragon-8-gen-3-12gb.json",
+                         "--model", "Models/autoglm-phone-9b.json", "--workload", "screenshot-agent"]
+
+private func scratch(_ text: String, _ name: String) throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("autoglm-plan-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let path = dir.appendingPathComponent(name).path
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+@Suite("autoglm-plan CLI")
+struct PlanCLITests {
+    @Test func phonePlanIsFeasibleWithTablesAndReasons() throws {
+        let run = try runPlan(phoneArgs + ["--explain"])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stdout.contains("FEASIBLE"))
+        #expect(run.stdout.contains("peak memory"))
+        #expect(run.stdout.contains("decoder[0-4]"))
+        #expect(run.stdout.contains("vision: tiled attention"))
+    }
+
+    @Test func jsonOutputIsAPlan() throws {
+        let run = try runPlan(phoneArgs + ["--json"])
+        #expect(run.status == 0)
+        let plan = try SpecLoader.decode(Plan.self, from: Data(run.stdout.utf8), file: "stdout")
+        #expect(plan.feasible)
+        #expect(plan.predicted.peakMemoryBytes <= plan.device.appBudgetBytes)
+        #expect(plan.modules.allSatisfy { !$0.reason.isEmpty })
+    }
+
+    @Test func writesThePlanFile() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("plan-\(UUID().uuidString).json").path
+        let run = try runPlan(phoneArgs + ["-o", path, "--quiet"])
+        #expect(run.status == 0)
+        #expect(run.stdout.isEmpty)
+        let plan = try Plan.load(path)
+        #expect(plan.device.id == "snapdragon-8-gen-3-12gb")
+    }
+
+    @Test func pinningFP16IsInfeasibleWithExitOne() throws {
+        let run = try runPlan(phoneArgs + ["--pin", "*=fp16"])
+        #expect(run.status == 1)
+        #expect(run.reason == .exit)
+        #expect(run.stdout.contains("INFEASIBLE"))
+        #expect(run.stderr.contains("infeasible: memory: needs"))
+        #expect(run.stderr.contains("short even at f16 everywhere"))
+    }
+
+    @Test func paretoFrontier() throws {
+        let run = try runPlan(phoneArgs + ["--pareto"])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stdout.contains("Pareto frontier"))
+        #expect(run.stdout.contains("(over budget)"))
+    }
+
+    @Test func limitsThatCanBeMet() throws {
+        let run = try runPlan(phoneArgs + ["--max-ttft", "60s", "--min-decode", "8", "--max-accuracy-loss", "8%"])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stdout.contains("limit 60.00 s"))
+    }
+
+    static let validDevice = try? String(contentsOfFile: root + "/DeviceProfiles/snapdragon-8-gen-3-12gb.json",
+                                         encoding: .utf8)
+    static let validModel = try? String(contentsOfFile: root + "/Models/autoglm-phone-9b.json", encoding: .utf8)
+
+    /// (what to break, file kind, text transform, field named in the message)
+    static let badInputs: [(String, String, String, String)] = [
+        ("invalid JSON", "device", "{ \"schema_version\": 1, ", "invalid JSON"),
+        ("unknown field", "device", "UNKNOWN", "colour"),
+        ("negative memory", "device", "NEGATIVE", "app_budget_bytes"),
+        ("zero layers", "model", "ZERO_LAYERS", "layers"),
+        ("heads not divisible by KV heads", "model", "KV_HEADS", "kv_heads"),
+    ]
+
+    @Test(arguments: badInputs)
+    func badInputIsOneLineAndExitTwo(name: String, kind: String, transform: String, field: String) throws {
+        var device = try #require(Self.validDevice)
+        var model = try #require(Self.validModel)
+        switch transform {
+        case "UNKNOWN": device = device.replacingOccurrences(of: "\"kind\": \"phone\",", with: "\"kind\": \"phone\", \"colour\": 1,")
+        case "NEGATIVE": device = device.replacingOccurrences(of: "\"value\": 6500000000", with: "\"value\": -6500000000")
+        case "ZERO_LAYERS": model = model.replacingOccurrences(of: "\"layers\": 40", with: "\"layers\": 0")
+        case "KV_HEADS": model = model.replacingOccurrences(of: "\"kv_heads\": 2", with: "\"kv_heads\": 3")
+        default: device = transform
+        }
+        let devicePath = try scratch(device, "device.json")
+        let modelPath = try scratch(model, "model.json")
+        let run = try runPlan(["--device", devicePath, "--model", modelPath])
+        #expect(run.reason == .exit, "\(name): the tool must exit, not trap")
+        #expect(run.status == 2, "\(name): \(run.stderr)")
+        let lines = run.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(name): \(run.stderr)")
+        let path = kind == "device" ? devicePath : modelPath
+        #expect(run.stderr.contains(path), "\(name): \(run.stderr)")
+        #expect(run.stderr.contains(field), "\(name): \(run.stderr)")
+        if transform != "{ \"schema_version\": 1, " { #expect(run.stderr.contains("expected") || run.stderr.contains("allowed")) }
+    }
+
+    @Test func badArgumentsExitTwo() throws {
+        for args in [phoneArgs + ["--pin", "vision"], phoneArgs + ["--max-ttft", "soon"], phoneArgs + ["--workload", "nope"],
+                     ["--model", "Models/autoglm-phone-9b.json"], phoneArgs + ["--pin", "audio=q4_0"]] {
+            let run = try runPlan(args)
+            #expect(run.status == 2, "\(args): \(run.stderr)")
+            #expect(run.stderr.split(separator: "\n").count == 1, "\(args): \(run.stderr)")
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import AutoGLMSpecs
+import Foundation
+import Testing
+
+/// Runs the built `autoglm-run` executable.
+enum RunCLI {
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    static var smolLM2: String {
+        if let env = ProcessInfo.processInfo.environment["AUTOGLM_SMOLLM2"], !env.isEmpty { return env }
+        return packageRoot.appendingPathComponent(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+    }
+
+    static func requireSmolLM2() throws -> String {
+        guard FileManager.default.fileExists(atPath: smolLM2) else {
+            Issue.record("SmolLM2 checkpoint not found at \(smolLM2): run `make models` or set AUTOGLM_SMOLLM2")
+            throw CocoaError(.fileNoSuchFile)
+        }
+        return smolLM2
+    }
+
+    static func binary() throws -> String {
+        var dirs: [String] = []
+        if let exe = Bundle.main.executablePath { dirs.append(URL(fileURLWithPath: exe).deletingLastPathComponent().path) }
+        dirs.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path)
+        for d in dirs {
+            for candidate in [d, URL(fileURLWithPath: d).deletingLastPathComponent().path] {
+                let path = candidate + "/autoglm-run"
+                if FileManager.default.isExecutableFile(atPath: path) { return path }
+            }
+        }
+        Issue.record("autoglm-run executable not found next to the test bundle (looked in \(dirs))")
+        throw CocoaError(.fileNoSuchFile)
+    }
+
+    static func run(_ arguments: [String]) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try binary())
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("autoglm-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+@Suite("autoglm-run run, convert and bench", .serialized)
+struct RunCLITests {
+    @Test func realModelChatRunReportsParisAndAccuracy() throws {
+        let model = try RunCLI.requireSmolLM2()
+        let dir = try RunCLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let reportPath = dir.appendingPathComponent("report.json").path
+        let out = try RunCLI.run(["--checkpoint", model, "--chat", "What is the capital of France?",
+                                  "--max-tokens", "16", "--repeats", "1", "--warmup", "0", "--threads", "2",
+                                  "--eval-tokens", "512", "--eval-context", "256", "-o", reportPath])
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        let report = try RunReport.load(reportPath)
+        #expect(report.generatedText?.contains("Paris") == true)
+        #expect(out.stdout.contains("Paris"))
+        #expect(report.measured.loadSeconds > 0)
+        #expect((report.measured.decodeTokensPerSecond?.median ?? 0) > 0)
+        #expect((report.measured.prefillTokensPerSecond?.median ?? 0) > 0)
+        #expect(report.measured.residentBytesByModule["decoder"] ?? 0 > 0)
+        #expect(report.measured.residentBytesByModule["embedding"] == 49152 * 576 / 32 * 34)
+        // Peak RSS close to the weights read plus KV cache and scratch: above the weights, within 96 MiB of them
+        // (the remainder is the Swift runtime, Foundation and code).
+        let weights = report.measured.weightBytes
+        #expect(report.measured.peakMemoryBytes > weights)
+        #expect(report.measured.peakMemoryBytes < weights + report.measured.kvCacheBytes + 96 << 20)
+        let accuracy = try #require(report.accuracy)
+        #expect(accuracy.measured)
+        #expect(accuracy.scoredTokens == 254)
+        #expect((accuracy.klMean?.value ?? 1) < 0.001)   // the checkpoint's own weights against their F32 expansion
+        #expect(report.build.commit != "")
+    }
+
+    @Test func realModelTooFewEvaluationTokensIsReportedNotSummarised() throws {
+        let model = try RunCLI.requireSmolLM2()
+        let out = try RunCLI.run(["--checkpoint", model, "--prompt", "Hello", "--max-tokens", "2", "--repeats", "1",
+                                  "--warmup", "0", "--eval-tokens", "64", "--eval-context", "64", "--json"])
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        let report = try JSONDecoder().decode(RunReport.self, from: Data(out.stdout.utf8))
+        #expect(report.accuracy?.measured == false)
+        #expect(report.accuracy?.reason?.contains("at least 100 scored tokens") == true)
+    }
+
+    @Test func realModelConvertWritesLoadableCheckpoints() throws {
+        let model = try RunCLI.requireSmolLM2()
+        let dir = try RunCLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for format in ["f16", "q8_0"] {
+            let path = dir.appendingPathComponent("smol-\(format).gguf").path
+            let out = try RunCLI.run(["convert", "--checkpoint", model, "--to", format, "-o", path])
+            #expect(out.status == 0, "stderr: \(out.stderr)")
+            let run = try RunCLI.run(["--checkpoint", path, "--chat", "What is the capital of France?",
+                                      "--max-tokens", "12", "--repeats", "1", "--warmup", "0", "--eval-tokens", "0",
+                                      "--json"])
+            #expect(run.status == 0, "stderr: \(run.stderr)")
+            let report = try JSONDecoder().decode(RunReport.self, from: Data(run.stdout.utf8))
+            #expect(report.generatedText?.contains("Paris") == true, "\(format): \(report.generatedText ?? "")")
+        }
+    }
+
+    @Test func badArgumentsFailWithAMessage() throws {
+        let missing = try RunCLI.run(["--checkpoint", "/nonexistent/model.gguf", "--max-tokens", "1"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("/nonexistent/model.gguf"))
+        let badFormat = try RunCLI.run(["convert", "--checkpoint", "x.gguf", "--to", "q3_k", "-o", "y.gguf"])
+        #expect(badFormat.status != 0)
+        #expect(badFormat.stderr.contains("--to must be one of"))
+        let both = try RunCLI.run(["--checkpoint", "x.gguf", "--prompt", "a", "--chat", "b"])
+        #expect(both.status != 0)
+    }
+
+    @Test func realModelBenchPrintsRecordsPerFormat() throws {
+        let model = try RunCLI.requireSmolLM2()
+        let out = try RunCLI.run(["bench", "--checkpoint", model, "--formats", "checkpoint,int4-g32", "--repeats", "1",
+                                  "--warmup", "0", "--prompt-tokens", "16", "--gen-tokens", "4", "--threads", "2",
+                                  "--json"])
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        let records = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]]
+        #expect(records?.count == 4)
+        #expect(records?.map { $0["test"] as? String } == ["pp16", "tg4", "pp16", "tg4"])
+        #expect(records?.allSatisfy { ($0["avg_ts"] as? Double ?? 0) > 0 } == true)
+    }
+}
