@@ -3,11 +3,18 @@ import Foundation
 import Glibc
 #endif
 
+/// Linux `O_DIRECT` (a _GNU_SOURCE flag the Glibc module does not export).
+#if arch(x86_64) || arch(i386)
+private let directFlag: Int32 = 0o40000
+#else
+private let directFlag: Int32 = 0o200000
+#endif
+
 /// How weights reach memory.
 public enum LoadMode: String, Sendable, CaseIterable {
     /// Every tensor is read into anonymous memory. Nothing can be reclaimed and re-read later, so a model larger
     /// than a memory cap fails (OOM) at load time, as it would on a phone, instead of thrashing the page cache.
-    /// The file's page cache is dropped behind the reads, so a cgroup's accounting sees the copies only.
+    /// Reads bypass the page cache (O_DIRECT, or dropped behind), so a cgroup's accounting sees the copies only.
     case copy
     /// Tensors stay in the mapped file (page cache, reclaimable under pressure).
     case mmap
@@ -24,6 +31,8 @@ public final class CheckpointSource: TensorSource {
     /// Bytes copied into anonymous memory so far.
     public private(set) var copiedBytes = 0
     private let fd: Int32
+    /// Whether copies are read with O_DIRECT.
+    public private(set) var directIO: Bool
 
     public init(path: String, mode: LoadMode) throws {
         file = try GGUFFile(path: path)
@@ -40,13 +49,18 @@ public final class CheckpointSource: TensorSource {
         }
         engineFormats = formats
         if mode == .copy {
-            fd = open(path, O_RDONLY)
+            // O_DIRECT keeps the reads out of the page cache (nothing reclaimable is charged to a cgroup); where the
+            // filesystem refuses it, plain reads with the cache dropped behind them.
+            let direct = open(path, O_RDONLY | directFlag)
+            directIO = direct >= 0
+            fd = direct >= 0 ? direct : open(path, O_RDONLY)
             guard fd >= 0 else {
                 throw ModelError.invalidSetting(name: "checkpoint", expected: "a readable file",
                                                 got: "\(path): \(String(cString: strerror(errno)))")
             }
         } else {
             fd = -1
+            directIO = false
         }
     }
 
@@ -106,8 +120,48 @@ public final class CheckpointSource: TensorSource {
         return rowBytes / format.blockBytes * format.blockElements
     }
 
-    /// pread in 64 MiB pieces, dropping the file's cached pages behind each piece.
+    /// Reads `count` bytes at `offset`: with O_DIRECT through an aligned bounce buffer (falling back to buffered
+    /// reads if the kernel rejects a direct read), else pread in 64 MiB pieces dropping the cached pages behind.
     private func read(into p: UnsafeMutableRawPointer, count: Int, offset: Int, name: String) throws {
+        if directIO {
+            if try readDirect(into: p, count: count, offset: offset, name: name) { return }
+            directIO = false
+            let flags = fcntl(fd, F_GETFL)
+            _ = fcntl(fd, F_SETFL, flags & ~directFlag)
+        }
+        try readBuffered(into: p, count: count, offset: offset, name: name)
+    }
+
+    private static let alignment = 4096
+    private static let bouncePiece = 16 << 20
+
+    /// False when the filesystem rejects the direct read (EINVAL) before anything was copied.
+    private func readDirect(into p: UnsafeMutableRawPointer, count: Int, offset: Int, name: String) throws -> Bool {
+        let a = Self.alignment
+        let bounce = UnsafeMutableRawPointer.allocate(byteCount: Self.bouncePiece + 2 * a, alignment: a)
+        defer { bounce.deallocate() }
+        var done = 0
+        while done < count {
+            let start = offset + done
+            let alignedStart = start & ~(a - 1)
+            let skip = start - alignedStart
+            let want = min(Self.bouncePiece, count - done)
+            let span = (skip + want + a - 1) & ~(a - 1)
+            let got = pread(fd, bounce, span, off_t(alignedStart))
+            if got < 0 && errno == EINVAL && done == 0 { return false }
+            guard got > skip else {
+                throw ModelError.invalidSetting(name: "tensor '\(name)'", expected: "\(count) readable bytes",
+                                                got: got < 0 ? String(cString: strerror(errno))
+                                                    : "end of file after \(done)")
+            }
+            let n = min(want, got - skip)
+            (p + done).copyMemory(from: bounce + skip, byteCount: n)
+            done += n
+        }
+        return true
+    }
+
+    private func readBuffered(into p: UnsafeMutableRawPointer, count: Int, offset: Int, name: String) throws {
         let piece = 64 << 20
         var done = 0
         while done < count {
