@@ -30,18 +30,22 @@ enum RunReportPrinter {
             return String(format: "%+.1f%%", (measured / predicted - 1) * 100)
         }
         func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
+        // A plan field left at zero carries no prediction (e.g. a plan mapped from another model keeps only formats).
+        func predicted(_ value: Double, _ text: @autoclosure () -> String) -> String? {
+            hasPlan && value != 0 ? text() : nil
+        }
         row("load (s)", String(format: "%.3f", m.loadSeconds), nil, nil)
-        row("TTFT (s)", stat(m.ttftSeconds, "%.4f"), hasPlan ? String(format: "%.4f", p.ttftSeconds) : nil,
+        row("TTFT (s)", stat(m.ttftSeconds, "%.4f"), predicted(p.ttftSeconds, String(format: "%.4f", p.ttftSeconds)),
             m.ttftSeconds.flatMap { rel($0.median, p.ttftSeconds) })
         row("prefill (tok/s)", stat(m.prefillTokensPerSecond, "%.1f"), nil, nil)
         row("decode (tok/s)", stat(m.decodeTokensPerSecond, "%.1f"),
-            hasPlan ? String(format: "%.2f", p.decodeTokensPerSecond) : nil,
+            predicted(p.decodeTokensPerSecond, String(format: "%.2f", p.decodeTokensPerSecond)),
             m.decodeTokensPerSecond.flatMap { rel($0.median, p.decodeTokensPerSecond) })
-        row("peak memory (RSS)", mib(m.peakMemoryBytes), hasPlan ? mib(p.peakMemoryBytes) : nil,
+        row("peak memory (RSS)", mib(m.peakMemoryBytes), predicted(Double(p.peakMemoryBytes), mib(p.peakMemoryBytes)),
             rel(Double(m.peakMemoryBytes), Double(p.peakMemoryBytes)))
-        row("weights", mib(m.weightBytes), hasPlan ? mib(p.weightBytes) : nil,
+        row("weights", mib(m.weightBytes), predicted(Double(p.weightBytes), mib(p.weightBytes)),
             rel(Double(m.weightBytes), Double(p.weightBytes)))
-        row("KV cache", mib(m.kvCacheBytes), hasPlan ? mib(p.kvCacheBytes) : nil,
+        row("KV cache", mib(m.kvCacheBytes), predicted(Double(p.kvCacheBytes), mib(p.kvCacheBytes)),
             rel(Double(m.kvCacheBytes), Double(p.kvCacheBytes)))
         for (module, bytes) in m.residentBytesByModule.sorted(by: { $0.key < $1.key }) {
             row("  \(module)", mib(bytes), nil, nil)
