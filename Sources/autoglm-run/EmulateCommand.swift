@@ -134,6 +134,7 @@ struct EmulateCommand: ParsableCommand {
                                                                         maxPixels: prepared.plan.attention.maxPixels)
         }
         if report.host.cores == 0 { report.host = FullScale.host(threads: childThreads) }
+        if report.build.commit == "unknown" { report.build = currentBuild() }
         report.measured.peakMemoryBytes = Int(result.peakBytes)
         report.measured.peakMemorySource = result.capped ? "cgroup" : "rss"
         report.emulation = Self.emulation(result)
