@@ -120,20 +120,44 @@ public enum HTMLReport {
 
         // Latency by stage.
         h += "<h3>Latency</h3>\n"
+        // Engine phases and planner stages use different names; decode is compared per token (the plan predicts
+        // one decode step, the engine times the whole decode phase).
+        func canonical(_ stage: String) -> String {
+            switch stage {
+            case "vision-encode", "vision_encode": return "vision_encode"
+            case "prefill", "decoder_prefill": return "decoder_prefill"
+            case "decode", "decode_token": return "decode_token"
+            default: return stage
+            }
+        }
         var stages: [String] = []
-        for s in r.predicted.stages.map(\.stage) + r.measured.stages.map(\.stage) + (r.projected?.stages.map(\.stage) ?? [])
-        where !stages.contains(s) { stages.append(s) }
-        let measuredStages = Dictionary(r.measured.stages.map { ($0.stage, $0) }, uniquingKeysWith: { a, _ in a })
-        let predictedStages = Dictionary(r.predicted.stages.map { ($0.stage, $0.seconds) }, uniquingKeysWith: { a, _ in a })
+        for s in (r.predicted.stages.map(\.stage) + r.measured.stages.map(\.stage)
+                  + (r.projected?.stages.map(\.stage) ?? [])).map(canonical)
+        where s != "load" && !stages.contains(s) { stages.append(s) }
+        var decodeTokens = 1
+        var measuredStages: [String: (median: Double, min: Double, max: Double)] = [:]
+        for m in r.measured.stages {
+            let name = canonical(m.stage)
+            let per = name == "decode_token" && m.stage == "decode" ? Double(max(1, m.tokens)) : 1
+            if name == "decode_token" && m.stage == "decode" { decodeTokens = max(1, m.tokens) }
+            measuredStages[name] = measuredStages[name]
+                ?? (m.seconds.median / per, m.seconds.min / per, m.seconds.max / per)
+        }
+        let predictedStages = Dictionary(r.predicted.stages.map { (canonical($0.stage), $0.seconds) },
+                                         uniquingKeysWith: { a, _ in a })
         var series: [Charts.Series] = [
             .init(label: "predicted (device)", color: Charts.palette.predicted, values: stages.map { predictedStages[$0] }),
             .init(label: r.kind == .emulation ? "measured (host, emulated caps; median, min–max)" : "measured (host; median, min–max)",
                   color: Charts.palette.measured,
-                  values: stages.map { measuredStages[$0].map(\.seconds.median) },
-                  ranges: stages.map { measuredStages[$0].map { ($0.seconds.min, $0.seconds.max) } }),
+                  values: stages.map { measuredStages[$0]?.median },
+                  ranges: stages.map { name in measuredStages[name].map { ($0.min, $0.max) } }),
         ]
         if let proj = r.projected, !proj.stages.isEmpty {
-            let p = Dictionary(proj.stages.map { ($0.stage, $0.seconds) }, uniquingKeysWith: { a, _ in a })
+            var p: [String: Double] = [:]
+            for stage in proj.stages {
+                let name = canonical(stage.stage)
+                p[name] = p[name] ?? stage.seconds / (stage.stage == "decode" ? Double(decodeTokens) : 1)
+            }
             series.append(.init(label: "projected to device (\(proj.method))", color: Charts.palette.projected,
                                 values: stages.map { p[$0] }))
         }
