@@ -27,11 +27,11 @@ test: models
 	AUTOGLM_SMOLLM2=$(abspath $(SMOLLM2)) $(SWIFT) test -c $(CONFIG) -Xswiftc -enable-testing --skip-build
 
 # Full-scale emulation of the 12 GB phone. The planner's search space includes formats the engine does not execute
-# (q4_k, q6_k, ...); ENGINE_PINS keeps the emulated plan to executable ones.
+# (q4_k, q6_k, ...); the emulated plan is searched with --engine-formats, so every choice is one the engine runs.
 PHONE        := DeviceProfiles/snapdragon-8-gen-3-12gb.json
 MODEL_9B     := Models/autoglm-phone-9b.json
 EMU_WORKLOAD := emulation-small
-ENGINE_PINS  := --pin 'vision=q8_0' --pin 'embedding=q4_0' --pin 'head=q4_0'
+ENGINE_PINS  := --engine-formats
 PLAN_DIR     := $(CACHE)/plans
 REPORT_DIR   := $(CACHE)/reports
 SYNTH_DIR    := $(CACHE)/synthetic

@@ -211,6 +211,7 @@ public enum Planner {
         constraints.minDecodeTokensPerSecond = r.minDecodeTokensPerSecond
         constraints.memoryBudgetBytes = r.budgetBytes
         constraints.pins = r.pins.map(\.description)
+        constraints.engineFormatsOnly = r.engineFormatsOnly ? true : nil
         plan.constraints = constraints
         plan.feasible = feasible
 

@@ -69,6 +69,8 @@ public struct PlanRequest: Sendable {
     public var moduleFactors: [String: Double]
     /// Granularity of the memory axis of the search.
     public var memoryQuantumBytes: Int
+    /// Offer only the weight formats this project's engine executes (for plans that will be run under emulation).
+    public var engineFormatsOnly: Bool = false
 
     public init(model: ModelManifest, device: DeviceProfile, workload: Workload, maxAccuracyLoss: Double? = nil,
                 maxTTFTSeconds: Double? = nil, minDecodeTokensPerSecond: Double? = nil, memoryBudgetBytes: Int? = nil,

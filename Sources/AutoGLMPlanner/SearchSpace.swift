@@ -138,6 +138,7 @@ public struct SearchSpace: Sendable {
             var options: [ItemOption] = []
             for format in WeightFormat.allCases {
                 if let pinned, format != pinned { continue }
+                if request.engineFormatsOnly && !format.engineExecutes && pinned == nil { continue }
                 guard let unit = latency.unit(for: format) else { continue }
                 guard let entry = accuracy.entry(module: item.module, format: format) else { continue }
                 let (bytes, fallbacks) = MemoryModel.weightBytes(item.tensors, format: format)

@@ -101,10 +101,12 @@ public struct Plan: Codable, Sendable, Equatable {
         public var minDecodeTokensPerSecond: Double?
         public var memoryBudgetBytes: Int?
         public var pins: [String] = []
+        /// Set when the search offered only formats the project's engine executes.
+        public var engineFormatsOnly: Bool?
         enum CodingKeys: String, CodingKey {
             case maxAccuracyLoss = "max_accuracy_loss", maxTTFTSeconds = "max_ttft_seconds"
             case minDecodeTokensPerSecond = "min_decode_tokens_per_second"
-            case memoryBudgetBytes = "memory_budget_bytes", pins
+            case memoryBudgetBytes = "memory_budget_bytes", pins, engineFormatsOnly = "engine_formats_only"
         }
         public init() {}
     }

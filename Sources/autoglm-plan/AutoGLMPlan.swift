@@ -89,6 +89,10 @@ struct LimitOptions: ParsableArguments {
     @Option(name: .customLong("group-size"), help: "Decoder layers per format group (default: at most 8 groups).")
     var groupSize: Int?
 
+    @Flag(name: .customLong("engine-formats"),
+          help: "Offer only formats the project's engine executes (for plans run with autoglm-run --emulate).")
+    var engineFormats = false
+
     func validate() throws {
         if let s = maxAccuracyLoss, Self.fraction(s) == nil {
             throw ValidationError("--max-accuracy-loss '\(s)': expected a percentage like 3% or a fraction like 0.03")
@@ -137,11 +141,13 @@ struct LimitOptions: ParsableArguments {
     }
 
     func request(device: DeviceProfile, model: ModelManifest, workload: Workload) throws -> PlanRequest {
-        PlanRequest(model: model, device: device, workload: workload,
+        var request = PlanRequest(model: model, device: device, workload: workload,
                     maxAccuracyLoss: maxAccuracyLoss.flatMap(Self.fraction),
                     maxTTFTSeconds: maxTTFT.flatMap(Self.seconds), minDecodeTokensPerSecond: minDecode,
                     memoryBudgetBytes: memoryBudget.flatMap(Self.bytes),
                     pins: try pins.map { try FormatPin(parsing: $0) }, layerGroupSize: groupSize)
+        request.engineFormatsOnly = engineFormats
+        return request
     }
 }
 

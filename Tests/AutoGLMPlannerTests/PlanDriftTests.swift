@@ -20,12 +20,14 @@ struct PlanDriftTests {
             .workload(named: plan.workload.id, file: "Models/workloads.json")
         let groups = plan.modules.first { $0.kind == .textDecoder && $0.layers != nil }?.layers.map { $0[1] - $0[0] + 1 }
         let budget = plan.constraints.memoryBudgetBytes
-        return PlanRequest(model: model, device: device, workload: workload,
+        var request = PlanRequest(model: model, device: device, workload: workload,
                            maxAccuracyLoss: plan.constraints.maxAccuracyLoss,
                            maxTTFTSeconds: plan.constraints.maxTTFTSeconds,
                            minDecodeTokensPerSecond: plan.constraints.minDecodeTokensPerSecond,
                            memoryBudgetBytes: budget == device.memory.appBudgetBytes.value ? nil : budget,
                            pins: try plan.constraints.pins.map { try FormatPin(parsing: $0) }, layerGroupSize: groups)
+        request.engineFormatsOnly = plan.constraints.engineFormatsOnly ?? false
+        return request
     }
 
     @Test func thePhonePlanIsCheckedIn() {
