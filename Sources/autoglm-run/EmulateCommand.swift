@@ -122,7 +122,7 @@ struct EmulateCommand: ParsableCommand {
         report.predicted = prepared.plan.predicted
         if report.checkpoint.path.isEmpty {
             report.checkpoint.path = prepared.checkpoint
-            report.checkpoint.bytes = FullScale.fileSize(prepared.checkpoint)
+            report.checkpoint.bytes = FileInfo.size(prepared.checkpoint) ?? 0
             report.checkpoint.synthetic = (try? CheckpointSource(path: prepared.checkpoint, mode: .mmap))?.isSynthetic
                 ?? false
         }
@@ -133,7 +133,7 @@ struct EmulateCommand: ParsableCommand {
             report.workload.imageTokens = prepared.workload.imageTokens(prepared.manifest.vision,
                                                                         maxPixels: prepared.plan.attention.maxPixels)
         }
-        if report.host.cores == 0 { report.host = FullScale.host(threads: childThreads) }
+        if report.host.cores == 0 { report.host = reportHost(threads: childThreads) }
         if report.build.commit == "unknown" { report.build = currentBuild() }
         report.measured.peakMemoryBytes = Int(result.peakBytes)
         report.measured.peakMemorySource = result.capped ? "cgroup" : "rss"

@@ -76,9 +76,9 @@ struct EngineRunCommand: ParsableCommand {
         r.kind = .engine
         r.createdAt = ISO8601DateFormatter().string(from: Date())
         r.checkpoint.path = checkpoint
-        r.checkpoint.bytes = FullScale.fileSize(checkpoint)
+        r.checkpoint.bytes = FileInfo.size(checkpoint) ?? 0
         r.checkpoint.synthetic = source.isSynthetic
-        r.host = FullScale.host(threads: pool.threadCount)
+        r.host = reportHost(threads: pool.threadCount)
         r.workload.id = work.id
         r.workload.promptTokens = work.promptTokens
         r.workload.imageTokens = result.imageTokens
@@ -134,23 +134,6 @@ enum FullScale {
         m.repeats = 1
         m.warmups = 0
         return m
-    }
-
-    static func host(threads: Int) -> RunReport.Host {
-        var h = RunReport.Host()
-        if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-           let colon = line.firstIndex(of: ":") {
-            h.cpu = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        h.cores = ProcessInfo.processInfo.activeProcessorCount
-        h.threads = threads
-        h.memoryBytes = Int(ProcessInfo.processInfo.physicalMemory)
-        return h
-    }
-
-    static func fileSize(_ path: String) -> Int {
-        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
     }
 
     static func write<T: Encodable>(_ value: T, to path: String) throws {

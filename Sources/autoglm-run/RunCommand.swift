@@ -100,7 +100,7 @@ struct RunSession {
         report.build = currentBuild()
         let plan = try o.plan.map { try Plan.load($0) }
         let pool = ComputePool(threadCount: o.threads)
-        report.host = HostInfo.current(threads: pool.threadCount)
+        report.host = reportHost(threads: pool.threadCount)
 
         // Load: the plan's formats, or the checkpoint's own.
         let policy: WeightFormatPolicy = plan.map { .plan($0) } ?? .checkpoint
@@ -240,19 +240,18 @@ func currentBuild() -> RunReport.Build {
     return b
 }
 
-enum HostInfo {
-    static func current(threads: Int) -> RunReport.Host {
-        var h = RunReport.Host()
-        h.cores = ProcessInfo.processInfo.activeProcessorCount
-        h.threads = threads
-        h.memoryBytes = Int(ProcessInfo.processInfo.physicalMemory)
-        if let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-           let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-           let colon = line.firstIndex(of: ":") {
-            h.cpu = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        return h
+/// The host block of a run report, from the engine's /proc reader.
+func reportHost(threads: Int) -> RunReport.Host {
+    var h = RunReport.Host()
+    h.threads = threads
+    h.cores = ProcessInfo.processInfo.activeProcessorCount
+    h.memoryBytes = Int(ProcessInfo.processInfo.physicalMemory)
+    if let info = try? HostInfo.current() {
+        h.cpu = info.cpuModel
+        h.cores = info.cores
+        h.memoryBytes = info.memTotalBytes
     }
+    return h
 }
 
 enum FileInfo {
