@@ -4,44 +4,14 @@ import Testing
 
 /// Runs the built `autoglm-run` for the synth / emulate tests.
 enum EmulateCLI {
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Output = CLITool.Output
 
-    static var packageRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
+    static var packageRoot: URL { CLITool.packageRoot }
 
-    static func binary() throws -> String {
-        var dirs: [String] = []
-        if let exe = Bundle.main.executablePath { dirs.append(URL(fileURLWithPath: exe).deletingLastPathComponent().path) }
-        dirs.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path)
-        for d in dirs {
-            for candidate in [d, URL(fileURLWithPath: d).deletingLastPathComponent().path] {
-                let path = candidate + "/autoglm-run"
-                if FileManager.default.isExecutableFile(atPath: path) { return path }
-            }
-        }
-        Issue.record("autoglm-run executable not found next to the test bundle (looked in \(dirs))")
-        throw CocoaError(.fileNoSuchFile)
-    }
+    static func binary() throws -> String { try CLITool.binary("autoglm-run") }
 
     static func run(_ arguments: [String]) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary())
-        process.arguments = arguments
-        process.currentDirectoryURL = packageRoot
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
+        try CLITool.run("autoglm-run", arguments, currentDirectory: packageRoot)
     }
 
     /// Whether this machine lets a process create capped groups (root with a writable memory controller).

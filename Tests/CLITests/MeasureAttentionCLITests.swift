@@ -21,19 +21,8 @@ struct MeasureAttentionCLITests {
         return path
     }
 
-    static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let exe = try ProfileHostCLITests.executable().deletingLastPathComponent().appendingPathComponent("autoglm-run")
-        let process = Process()
-        process.executableURL = exe
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    static func run(_ arguments: [String]) throws -> CLITool.Output {
+        try CLITool.run("autoglm-run", arguments)
     }
 
     @Test("realModel: an INT8 KV measurement is written as a measured setting_sensitivity entry")

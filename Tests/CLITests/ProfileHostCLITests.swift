@@ -5,39 +5,8 @@ import AutoGLMSpecs
 /// `autoglm-plan profile-host --quick` run as a process: the profile it writes loads through `DeviceProfile.load`.
 @Suite("autoglm-plan profile-host")
 struct ProfileHostCLITests {
-    /// The built `autoglm-plan`: next to the test bundle, else in the package's .build/debug or .build/release.
-    static func executable() throws -> URL {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        var candidates = [Bundle.main.bundleURL.deletingLastPathComponent(), Bundle.main.bundleURL]
-        if let argument = CommandLine.arguments.first {
-            candidates.append(URL(fileURLWithPath: argument).deletingLastPathComponent())
-        }
-        candidates += [root.appendingPathComponent(".build/debug"), root.appendingPathComponent(".build/release")]
-        for directory in candidates {
-            let url = directory.appendingPathComponent("autoglm-plan")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        struct Missing: Error, CustomStringConvertible {
-            let searched: [String]
-            var description: String { "autoglm-plan is not built; searched " + searched.joined(separator: ", ") }
-        }
-        throw Missing(searched: candidates.map(\.path))
-    }
-
-    static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = try executable()
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self),
-                String(decoding: stderr, as: UTF8.self))
+    static func run(_ arguments: [String]) throws -> CLITool.Output {
+        try CLITool.run("autoglm-plan", arguments)
     }
 
     @Test("--quick writes a host profile that DeviceProfile.load accepts, with positive finite measured figures")
