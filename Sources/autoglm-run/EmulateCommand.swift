@@ -239,21 +239,17 @@ struct EmulateCommand: ParsableCommand {
 
     /// Nominal FP32 peak: cores × clock × 32 FLOP/cycle (two 8-lane FMA pipes).
     static func nominalHost(cores: Int, bandwidth: Double) -> Roofline {
-        var mhz = 0.0
-        if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cpu MHz") }),
-           let colon = line.firstIndex(of: ":") {
-            mhz = Double(line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)) ?? 0
-        }
+        let mhz = ((try? HostInfo.current())?.clockGHz ?? 0) * 1000
         return Roofline(peakFLOPs: Double(cores) * mhz * 1e6 * 32, bandwidth: bandwidth,
                         source: String(format: "nominal %d core(s) x %.0f MHz x 32 FLOP/cycle; ", cores, mhz)
-                            + "bandwidth probed (512 MiB read sweep)")
+                            + "bandwidth probed (median of 3 streaming reads of 512 MiB)")
     }
 
     func hostRoofline(cores: Int) -> Roofline {
         if let r = Self.hostProfileRoofline() { return r }
         let pool = ComputePool(threadCount: cores)
-        return Self.nominalHost(cores: cores, bandwidth: LatencyProjection.measureBandwidth(pool: pool))
+        let bandwidth = (try? MemoryBandwidthProbe.measure(bytes: 512 << 20, passes: 3, pool: pool))?.medianBytesPerSecond ?? 0
+        return Self.nominalHost(cores: cores, bandwidth: bandwidth)
     }
 
     func deviceRoofline(_ p: Prepared) -> Roofline {

@@ -78,25 +78,4 @@ public enum LatencyProjection {
         }
         return out
     }
-
-    /// Bytes per second of a read-only sweep over `bytes` of memory (best of `repeats`), using the pool's threads.
-    public static func measureBandwidth(bytes: Int = 512 << 20, repeats: Int = 3, pool: ComputePool?) -> Double {
-        let count = bytes / 4
-        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
-        defer { buffer.deallocate() }
-        buffer.initialize(repeating: 1, count: count)
-        let tasks = max(1, (pool?.threadCount ?? 1) * 4)
-        let per = count / tasks
-        var best = 0.0
-        let sink = UnsafeMutablePointer<Float>.allocate(capacity: tasks)
-        defer { sink.deallocate() }
-        for _ in 0..<repeats {
-            let start = Clock.now()
-            let body: (Int) -> Void = { t in sink[t] = VectorOps.sum(buffer + t * per, count: per) }
-            if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
-            let s = Clock.now() - start
-            if s > 0 { best = max(best, Double(per * tasks * 4) / s) }
-        }
-        return best
-    }
 }
