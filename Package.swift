@@ -2,10 +2,14 @@
 import PackageDescription
 
 // The engine's kernels are compiled optimised even in debug builds, and for AVX2/FMA/F16C (haswell) on x86_64.
+// The AVX-512 kernels are a separate module compiled for the Zen 4 feature set (AVX-512 F/BW/DQ/VL/VBMI/VNNI/BF16,
+// GFNI); the engine calls them only when the CPU reports all of those features at run time.
 #if arch(x86_64)
 let engineFlags = ["-Ounchecked", "-target-cpu", "haswell"]
+let avx512Flags = ["-Ounchecked", "-target-cpu", "znver4"]
 #else
 let engineFlags = ["-Ounchecked"]
+let avx512Flags = ["-Ounchecked"]
 #endif
 
 let package = Package(
@@ -28,9 +32,11 @@ let package = Package(
         // Planner: cost models (memory, latency, accuracy) and the exact search.
         .target(name: "AutoGLMPlanner", dependencies: ["AutoGLMSpecs"]),
         // Engine: GGUF, tokenizer, quant formats, kernels, architectures, generation.
+        // AVX-512 matrix kernels, reached only through the engine's run-time CPU check.
+        .target(name: "AutoGLMKernelsAVX512", swiftSettings: [.unsafeFlags(avx512Flags)]),
         .target(
             name: "AutoGLMEngine",
-            dependencies: ["AutoGLMSpecs"],
+            dependencies: ["AutoGLMSpecs", "AutoGLMKernelsAVX512"],
             swiftSettings: [.unsafeFlags(engineFlags)]
         ),
         // Evaluation: perplexity, KL divergence, top-1 agreement against a reference run.
@@ -60,6 +66,7 @@ let package = Package(
         .testTarget(name: "AutoGLMSpecsTests", dependencies: ["AutoGLMSpecs"]),
         .testTarget(name: "AutoGLMPlannerTests", dependencies: ["AutoGLMPlanner", "AutoGLMSpecs"]),
         .testTarget(name: "AutoGLMEngineTests", dependencies: ["AutoGLMEngine", "AutoGLMSpecs"]),
+        .testTarget(name: "AutoGLMKernelsAVX512Tests", dependencies: ["AutoGLMKernelsAVX512", "AutoGLMEngine"]),
         .testTarget(name: "AutoGLMEvaluationTests", dependencies: ["AutoGLMEvaluation", "AutoGLMEngine"]),
         .testTarget(name: "AutoGLMEmulatorTests", dependencies: ["AutoGLMEmulator", "AutoGLMSpecs"]),
         .testTarget(name: "AutoGLMSignoffTests", dependencies: ["AutoGLMSignoff", "AutoGLMSpecs"]),

@@ -26,8 +26,8 @@ private let shapes: [(rows: Int, columns: Int)] = [(13, 256), (4, 128), (9, 384)
 
 @Suite("Matrix kernels")
 struct KernelMatrixTests {
-    @Test("matvec matches the scalar reference for every format", arguments: PackedFormat.allCases)
-    func matvecAllFormats(format: PackedFormat) throws {
+    @Test("matvec matches the scalar reference for every format", arguments: PackedFormat.allCases, KernelISA.supported)
+    func matvecAllFormats(format: PackedFormat, isa: KernelISA) throws {
         let pool = ComputePool(threadCount: 3)
         for (k, shape) in shapes.enumerated() {
             let w = try PackedMatrix.quantize(randomFloats(shape.rows * shape.columns, seed: UInt64(k + 1)),
@@ -40,7 +40,7 @@ struct KernelMatrixTests {
                 var y = [Float](repeating: .nan, count: shape.rows)
                 try x.withUnsafeBufferPointer { xb in
                     try y.withUnsafeMutableBufferPointer { yb in
-                        try MatrixKernels.matvecChecked(w, xb, into: yb, pool: p)
+                        try MatrixKernels.matvecChecked(w, xb, into: yb, pool: p, isa: isa)
                     }
                 }
                 expectClose(y, reference, weights: dequantized, x: x, rows: shape.rows, columns: shape.columns,
@@ -49,8 +49,8 @@ struct KernelMatrixTests {
         }
     }
 
-    @Test("matvec handles row lengths that are not a multiple of 8", arguments: [PackedFormat.f32, .f16, .bf16, .int8])
-    func matvecOddColumns(format: PackedFormat) throws {
+    @Test("matvec handles row lengths that are not a multiple of 8", arguments: [PackedFormat.f32, .f16, .bf16, .int8], KernelISA.supported)
+    func matvecOddColumns(format: PackedFormat, isa: KernelISA) throws {
         for columns in [1, 7, 37, 45] {
             let rows = 6
             let w = try PackedMatrix.quantize(randomFloats(rows * columns, seed: 5), rows: rows, columns: columns,
@@ -59,7 +59,7 @@ struct KernelMatrixTests {
             let reference = ReferenceKernels.matvec(w, x)
             var y = [Float](repeating: .nan, count: rows)
             x.withUnsafeBufferPointer { xb in
-                y.withUnsafeMutableBufferPointer { MatrixKernels.matvec(w, xb.baseAddress!, into: $0.baseAddress!, pool: nil) }
+                y.withUnsafeMutableBufferPointer { MatrixKernels.matvec(w, xb.baseAddress!, into: $0.baseAddress!, pool: nil, isa: isa) }
             }
             expectClose(y, reference, weights: w.dequantize(), x: x, rows: rows, columns: columns, count: 1,
                         relative: 1e-5, "\(format) columns \(columns)")
@@ -68,7 +68,7 @@ struct KernelMatrixTests {
             var ys = [Float](repeating: .nan, count: 5 * rows)
             xs.withUnsafeBufferPointer { xb in
                 ys.withUnsafeMutableBufferPointer {
-                    MatrixKernels.matmul(w, xb.baseAddress!, count: 5, into: $0.baseAddress!, pool: nil)
+                    MatrixKernels.matmul(w, xb.baseAddress!, count: 5, into: $0.baseAddress!, pool: nil, isa: isa)
                 }
             }
             expectClose(ys, ReferenceKernels.matmul(w, xs, count: 5), weights: w.dequantize(), x: xs, rows: rows,
@@ -76,8 +76,8 @@ struct KernelMatrixTests {
         }
     }
 
-    @Test("matmul matches the scalar reference for every format", arguments: PackedFormat.allCases)
-    func matmulAllFormats(format: PackedFormat) throws {
+    @Test("matmul matches the scalar reference for every format", arguments: PackedFormat.allCases, KernelISA.supported)
+    func matmulAllFormats(format: PackedFormat, isa: KernelISA) throws {
         let pool = ComputePool(threadCount: 2)
         for (k, shape) in shapes.enumerated() {
             let w = try PackedMatrix.quantize(randomFloats(shape.rows * shape.columns, seed: UInt64(k + 20)),
@@ -90,7 +90,7 @@ struct KernelMatrixTests {
                     var y = [Float](repeating: .nan, count: count * shape.rows)
                     try x.withUnsafeBufferPointer { xb in
                         try y.withUnsafeMutableBufferPointer { yb in
-                            try MatrixKernels.matmulChecked(w, xb, count: count, into: yb, pool: p)
+                            try MatrixKernels.matmulChecked(w, xb, count: count, into: yb, pool: p, isa: isa)
                         }
                     }
                     expectClose(y, reference, weights: dequantized, x: x, rows: shape.rows, columns: shape.columns,
@@ -101,8 +101,8 @@ struct KernelMatrixTests {
         }
     }
 
-    @Test("matmul over many tokens equals one matvec per token")
-    func matmulEqualsMatvecs() throws {
+    @Test("matmul over many tokens equals one matvec per token", arguments: KernelISA.supported)
+    func matmulEqualsMatvecs(isa: KernelISA) throws {
         // More tokens than one L2 chunk for 1536 columns, so the chunk loop is exercised.
         let rows = 10, columns = 1536, count = 70
         for format in [PackedFormat.q4_1, .f16] {
@@ -113,11 +113,11 @@ struct KernelMatrixTests {
             var single = [Float](repeating: .nan, count: count * rows)
             x.withUnsafeBufferPointer { xb in
                 batched.withUnsafeMutableBufferPointer {
-                    MatrixKernels.matmul(w, xb.baseAddress!, count: count, into: $0.baseAddress!, pool: nil)
+                    MatrixKernels.matmul(w, xb.baseAddress!, count: count, into: $0.baseAddress!, pool: nil, isa: isa)
                 }
                 single.withUnsafeMutableBufferPointer { yb in
                     for t in 0..<count {
-                        MatrixKernels.matvec(w, xb.baseAddress! + t * columns, into: yb.baseAddress! + t * rows, pool: nil)
+                        MatrixKernels.matvec(w, xb.baseAddress! + t * columns, into: yb.baseAddress! + t * rows, pool: nil, isa: isa)
                     }
                 }
             }
@@ -127,8 +127,8 @@ struct KernelMatrixTests {
     }
 
     @Test("matmul with long rows (column slices), odd row blocks and token remainders",
-          arguments: [PackedFormat.f32, .f16, .q4_0, .q8_0, .int8, .int4g32])
-    func matmulLongRows(format: PackedFormat) throws {
+          arguments: [PackedFormat.f32, .f16, .q4_0, .q8_0, .int8, .int4g32], KernelISA.supported)
+    func matmulLongRows(format: PackedFormat, isa: KernelISA) throws {
         let rows = 37, columns = 1600, count = 13
         let w = try PackedMatrix.quantize(randomFloats(rows * columns, seed: 70), rows: rows, columns: columns,
                                           format: format)
@@ -138,7 +138,7 @@ struct KernelMatrixTests {
             var y = [Float](repeating: .nan, count: count * rows)
             x.withUnsafeBufferPointer { xb in
                 y.withUnsafeMutableBufferPointer {
-                    MatrixKernels.matmul(w, xb.baseAddress!, count: count, into: $0.baseAddress!, pool: p)
+                    MatrixKernels.matmul(w, xb.baseAddress!, count: count, into: $0.baseAddress!, pool: p, isa: isa)
                 }
             }
             expectClose(y, ReferenceKernels.matmul(w, x, count: count), weights: w.dequantize(), x: x, rows: rows,
@@ -146,8 +146,8 @@ struct KernelMatrixTests {
         }
     }
 
-    @Test("quantised matvec stays close to the Float32 product of the original weights")
-    func quantisedVersusOriginal() throws {
+    @Test("quantised matvec stays close to the Float32 product of the original weights", arguments: KernelISA.supported)
+    func quantisedVersusOriginal(isa: KernelISA) throws {
         let rows = 16, columns = 512
         let original = randomFloats(rows * columns, seed: 8)
         let x = randomFloats(columns, seed: 9)
@@ -159,7 +159,7 @@ struct KernelMatrixTests {
             let w = try PackedMatrix.quantize(original, rows: rows, columns: columns, format: format)
             var y = [Float](repeating: 0, count: rows)
             x.withUnsafeBufferPointer { xb in
-                y.withUnsafeMutableBufferPointer { MatrixKernels.matvec(w, xb.baseAddress!, into: $0.baseAddress!, pool: nil) }
+                y.withUnsafeMutableBufferPointer { MatrixKernels.matvec(w, xb.baseAddress!, into: $0.baseAddress!, pool: nil, isa: isa) }
             }
             var num = 0.0, den = 0.0
             for r in 0..<rows { num += Double(y[r] - exact[r]) * Double(y[r] - exact[r]); den += Double(exact[r] * exact[r]) }
@@ -168,8 +168,8 @@ struct KernelMatrixTests {
         }
     }
 
-    @Test("fused matvec over several matrices equals separate matvecs")
-    func fusedMatvec() throws {
+    @Test("fused matvec over several matrices equals separate matvecs", arguments: KernelISA.supported)
+    func fusedMatvec(isa: KernelISA) throws {
         let columns = 256
         let specs: [(PackedFormat, Int)] = [(.q4_1, 40), (.q8_0, 13), (.int4g128, 24), (.f16, 5)]
         let ws = try specs.enumerated().map { i, spec in
@@ -181,12 +181,12 @@ struct KernelMatrixTests {
         let outputs = ws.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.rows) }
         defer { outputs.forEach { $0.deallocate() } }
         for p in [nil, pool] {
-            x.withUnsafeBufferPointer { MatrixKernels.matvec(ws, $0.baseAddress!, into: outputs, pool: p) }
+            x.withUnsafeBufferPointer { MatrixKernels.matvec(ws, $0.baseAddress!, into: outputs, pool: p, isa: isa) }
             for (i, w) in ws.enumerated() {
                 var single = [Float](repeating: 0, count: w.rows)
                 x.withUnsafeBufferPointer { xb in
                     single.withUnsafeMutableBufferPointer {
-                        MatrixKernels.matvec(w, xb.baseAddress!, into: $0.baseAddress!, pool: nil)
+                        MatrixKernels.matvec(w, xb.baseAddress!, into: $0.baseAddress!, pool: nil, isa: isa)
                     }
                 }
                 for r in 0..<w.rows { #expect(outputs[i][r] == single[r], "matrix \(i) row \(r)") }
@@ -196,24 +196,26 @@ struct KernelMatrixTests {
 
     @Test("checked entry points reject short buffers")
     func checkedEntryPoints() throws {
+        let isa = KernelISA.active
         let w = try PackedMatrix.quantize(randomFloats(8 * 64, seed: 1), rows: 8, columns: 64, format: .q8_0)
         let x = [Float](repeating: 1, count: 63)
         var y = [Float](repeating: 0, count: 8)
         #expect(throws: KernelError.bufferTooSmall(name: "x", needed: 64, got: 63)) {
             try x.withUnsafeBufferPointer { xb in
-                try y.withUnsafeMutableBufferPointer { try MatrixKernels.matvecChecked(w, xb, into: $0, pool: nil) }
+                try y.withUnsafeMutableBufferPointer { try MatrixKernels.matvecChecked(w, xb, into: $0, pool: nil, isa: isa) }
             }
         }
         let xs = [Float](repeating: 1, count: 128)
         #expect(throws: KernelError.bufferTooSmall(name: "y", needed: 16, got: 8)) {
             try xs.withUnsafeBufferPointer { xb in
-                try y.withUnsafeMutableBufferPointer { try MatrixKernels.matmulChecked(w, xb, count: 2, into: $0, pool: nil) }
+                try y.withUnsafeMutableBufferPointer { try MatrixKernels.matmulChecked(w, xb, count: 2, into: $0, pool: nil, isa: isa) }
             }
         }
     }
 
-    @Test("long rows with an odd number of 32-value blocks and an odd row count", arguments: PackedFormat.allCases)
-    func longOddRows(format: PackedFormat) throws {
+    @Test("long rows with an odd number of 32-value blocks and an odd row count",
+          arguments: PackedFormat.allCases, KernelISA.supported)
+    func longOddRows(format: PackedFormat, isa: KernelISA) throws {
         // 1120 columns = 35 blocks of 32 (the two-block matvec loops take their single-block tail) and more than
         // 1024 columns (matmul runs in column slices of 512 with a 96-column tail slice); 19 rows leave an odd row
         // in every 16-row block and a 4-row matvec tail.
@@ -231,7 +233,7 @@ struct KernelMatrixTests {
                 var y = [Float](repeating: .nan, count: count * rows)
                 try x.withUnsafeBufferPointer { xb in
                     try y.withUnsafeMutableBufferPointer { yb in
-                        try MatrixKernels.matmulChecked(w, xb, count: count, into: yb, pool: p)
+                        try MatrixKernels.matmulChecked(w, xb, count: count, into: yb, pool: p, isa: isa)
                     }
                 }
                 expectClose(y, reference, weights: dequantized, x: x, rows: rows, columns: columns, count: count,

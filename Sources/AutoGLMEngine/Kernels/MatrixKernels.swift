@@ -23,19 +23,19 @@ public enum MatrixKernels {
     }
 
     /// y[r] = Σ_c W[r, c] · x[c] for every row r. `x` holds `w.columns` floats, `y` holds `w.rows` floats.
-    /// Rows are split over `pool` (nil: the calling thread only).
+    /// Rows are split over `pool` (nil: the calling thread only). `isa` picks the kernel family (tests compare them).
     public static func matvec(_ w: PackedMatrix, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                              pool: ComputePool?) {
+                              pool: ComputePool?, isa: KernelISA = .active) {
         let n = w.columns
-        if let group = w.format.activationSumGroup {
+        if let group = SIMDKernels.activationSumGroup(w.format, isa) {
             let groups = n / group
             withUnsafeTemporaryAllocation(of: Float.self, capacity: groups) { sums in
                 let s = sums.baseAddress!
                 for g in 0..<groups { s[g] = VectorOps.sum(x + g * group, count: group) }
-                runMatvec(w, x, s, y, pool: pool)
+                runMatvec(w, x, s, y, pool: pool, isa: isa)
             }
         } else {
-            runMatvec(w, x, x, y, pool: pool)
+            runMatvec(w, x, x, y, pool: pool, isa: isa)
         }
     }
 
@@ -43,10 +43,10 @@ public enum MatrixKernels {
     /// `ys[i]` = `ws[i]` · x. Every matrix must have `x`'s length as its column count; matrices and outputs pair up
     /// by index (extra entries in the longer array are ignored). Saves one pool round trip per extra matrix.
     public static func matvec(_ ws: [PackedMatrix], _ x: UnsafePointer<Float>, into ys: [UnsafeMutablePointer<Float>],
-                              pool: ComputePool?) {
+                              pool: ComputePool?, isa: KernelISA = .active) {
         let count = min(ws.count, ys.count)
         if count == 0 { return }
-        if count == 1 { matvec(ws[0], x, into: ys[0], pool: pool); return }
+        if count == 1 { matvec(ws[0], x, into: ys[0], pool: pool, isa: isa); return }
         let threads = pool?.threadCount ?? 1
         // Activation sums per matrix (only formats with an offset term need them), laid out one after another.
         var sumOffsets = [Int](repeating: 0, count: count)
@@ -55,14 +55,14 @@ public enum MatrixKernels {
         var firstTask = [Int](repeating: 0, count: count + 1)
         for i in 0..<count {
             sumOffsets[i] = totalSums
-            if let g = ws[i].format.activationSumGroup { totalSums += ws[i].columns / g }
+            if let g = SIMDKernels.activationSumGroup(ws[i].format, isa) { totalSums += ws[i].columns / g }
             chunkOf[i] = matvecChunk(rows: ws[i].rows, threads: threads)
             firstTask[i + 1] = firstTask[i] + (ws[i].rows + chunkOf[i] - 1) / chunkOf[i]
         }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: max(totalSums, 1)) { sums in
             let s = sums.baseAddress!
             for i in 0..<count {
-                guard let g = ws[i].format.activationSumGroup else { continue }
+                guard let g = SIMDKernels.activationSumGroup(ws[i].format, isa) else { continue }
                 for k in 0..<(ws[i].columns / g) { s[sumOffsets[i] + k] = VectorOps.sum(x + k * g, count: g) }
             }
             let body: (Int) -> Void = { task in
@@ -70,8 +70,8 @@ public enum MatrixKernels {
                 while firstTask[m + 1] <= task { m += 1 }
                 let start = (task - firstTask[m]) * chunkOf[m]
                 let w = ws[m]
-                let xsum = w.format.activationSumGroup == nil ? x : UnsafePointer(s + sumOffsets[m])
-                SIMDKernels.matvecRows(w, x, xsum, ys[m], start..<min(start + chunkOf[m], w.rows))
+                let xsum = SIMDKernels.activationSumGroup(w.format, isa) == nil ? x : UnsafePointer(s + sumOffsets[m])
+                SIMDKernels.matvecRows(w, x, xsum, ys[m], start..<min(start + chunkOf[m], w.rows), isa: isa)
             }
             if let pool { pool.parallelFor(firstTask[count], body) } else { for t in 0..<firstTask[count] { body(t) } }
         }
@@ -79,24 +79,25 @@ public enum MatrixKernels {
 
     /// Checked form of `matvec`: validates the buffer sizes and throws instead of reading out of bounds.
     public static func matvecChecked(_ w: PackedMatrix, _ x: UnsafeBufferPointer<Float>,
-                                     into y: UnsafeMutableBufferPointer<Float>, pool: ComputePool?) throws {
+                                     into y: UnsafeMutableBufferPointer<Float>, pool: ComputePool?,
+                                     isa: KernelISA = .active) throws {
         guard x.count >= w.columns, let xp = x.baseAddress else {
             throw KernelError.bufferTooSmall(name: "x", needed: w.columns, got: x.count)
         }
         guard y.count >= w.rows, let yp = y.baseAddress else {
             throw KernelError.bufferTooSmall(name: "y", needed: w.rows, got: y.count)
         }
-        matvec(w, xp, into: yp, pool: pool)
+        matvec(w, xp, into: yp, pool: pool, isa: isa)
     }
 
     private static func runMatvec(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
-                                  _ y: UnsafeMutablePointer<Float>, pool: ComputePool?) {
+                                  _ y: UnsafeMutablePointer<Float>, pool: ComputePool?, isa: KernelISA) {
         let rows = w.rows
         let chunk = matvecChunk(rows: rows, threads: pool?.threadCount ?? 1)
         let tasks = (rows + chunk - 1) / chunk
         let body: (Int) -> Void = { t in
             let start = t * chunk
-            SIMDKernels.matvecRows(w, x, xsum, y, start..<min(start + chunk, rows))
+            SIMDKernels.matvecRows(w, x, xsum, y, start..<min(start + chunk, rows), isa: isa)
         }
         if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
     }
@@ -105,9 +106,9 @@ public enum MatrixKernels {
     /// `count × w.rows` row-major. Each task dequantises blocks of 16 weight rows once per chunk of tokens and
     /// runs a 2-row × 6-token register-tiled FMA kernel over them, in column slices for long rows.
     public static func matmul(_ w: PackedMatrix, _ x: UnsafePointer<Float>, count: Int,
-                              into y: UnsafeMutablePointer<Float>, pool: ComputePool?) {
+                              into y: UnsafeMutablePointer<Float>, pool: ComputePool?, isa: KernelISA = .active) {
         if count <= 0 { return }
-        if count == 1 { matvec(w, x, into: y, pool: pool); return }
+        if count == 1 { matvec(w, x, into: y, pool: pool, isa: isa); return }
         let rows = w.rows
         let n = w.columns
         // Token chunk sized so its activations stay in L2 (~384 KiB), a multiple of the 6-token tile.
@@ -120,7 +121,7 @@ public enum MatrixKernels {
             let firstRow = task * tilesPerTask * 4
             let endRow = min(rows, firstRow + tilesPerTask * 4)
             withUnsafeTemporaryAllocation(of: Float.self, capacity: SIMDKernels.matmulScratchCount(columns: n)) { scratch in
-                SIMDKernels.matmulRows(w, x, count, y, firstRow..<endRow, chunkTokens, scratch.baseAddress!)
+                SIMDKernels.matmulRows(w, x, count, y, firstRow..<endRow, chunkTokens, scratch.baseAddress!, isa: isa)
             }
         }
         if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
@@ -128,7 +129,8 @@ public enum MatrixKernels {
 
     /// Checked form of `matmul`.
     public static func matmulChecked(_ w: PackedMatrix, _ x: UnsafeBufferPointer<Float>, count: Int,
-                                     into y: UnsafeMutableBufferPointer<Float>, pool: ComputePool?) throws {
+                                     into y: UnsafeMutableBufferPointer<Float>, pool: ComputePool?,
+                                     isa: KernelISA = .active) throws {
         guard count >= 0 else { throw KernelError.invalidArgument("token count \(count) is negative") }
         guard x.count >= count * w.columns, let xp = x.baseAddress else {
             throw KernelError.bufferTooSmall(name: "x", needed: count * w.columns, got: x.count)
@@ -136,6 +138,6 @@ public enum MatrixKernels {
         guard y.count >= count * w.rows, let yp = y.baseAddress else {
             throw KernelError.bufferTooSmall(name: "y", needed: count * w.rows, got: y.count)
         }
-        matmul(w, xp, count: count, into: yp, pool: pool)
+        matmul(w, xp, count: count, into: yp, pool: pool, isa: isa)
     }
 }

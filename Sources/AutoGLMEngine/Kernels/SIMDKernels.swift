@@ -9,6 +9,9 @@
 // vcvtdq2ps, vcvtph2ps and vfmadd231ps on ymm registers.
 
 import Foundation
+#if arch(x86_64)
+import AutoGLMKernelsAVX512
+#endif
 
 // MARK: - Helpers
 
@@ -465,11 +468,40 @@ enum Dequantize {
 
 /// Row loops of matvec and matmul (called once per parallel task by `MatrixKernels`).
 enum SIMDKernels {
+    /// Group size of the activation sums a format's matvec needs (the minimum term of Q4_1 / INT4-gN in the 8-lane
+    /// kernels); the AVX-512 kernels fold the minimum into their lookup table and need none.
+    static func activationSumGroup(_ format: PackedFormat, _ isa: KernelISA) -> Int? {
+        isa == .avx512 ? nil : format.activationSumGroup
+    }
+
+    #if arch(x86_64)
+    /// The AVX-512 module's description of a format's row layout.
+    static func avx512Layout(_ format: PackedFormat) -> AVX512RowFormat {
+        switch format {
+        case .f32: return .f32
+        case .f16: return .f16
+        case .bf16: return .bf16
+        case .q8_0: return .q8_0
+        case .q4_0: return .q4_0
+        case .q4_1, .int4g32: return .q4Min(group: 32, blockBytes: 20)
+        case .int4g64: return .q4Min(group: 64, blockBytes: 36)
+        case .int4g128: return .q4Min(group: 128, blockBytes: 68)
+        case .int8: return .int8(weightOffset: Int8RowLayout.weightOffset)
+        }
+    }
+    #endif
+
     static func matvecRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
-                           _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+                           _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>, isa: KernelISA) {
         let n = w.columns
         let rb = w.rowBytes
         let base = w.data
+        #if arch(x86_64)
+        if isa == .avx512 {
+            AVX512Kernels.matvecRows(avx512Layout(w.format), base, rowBytes: rb, columns: n, x, y, rows: range)
+            return
+        }
+        #endif
         switch w.format {
         case .f32:
             var r = range.lowerBound
@@ -523,7 +555,7 @@ enum SIMDKernels {
     /// the quantised formats; the quarter rate noted earlier was not reproduced (conversions were out of line then).
     static func matmulRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ count: Int,
                            _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>, _ chunkTokens: Int,
-                           _ scratch: UnsafeMutablePointer<Float>) {
+                           _ scratch: UnsafeMutablePointer<Float>, isa: KernelISA) {
         let n = w.columns
         let rows = w.rows
         let slice = matmulSlice(columns: n)
@@ -550,6 +582,14 @@ enum SIMDKernels {
                 while k0 < n {
                     let kl = min(slice, n - k0)
                     let accumulate = k0 > 0
+                    #if arch(x86_64)
+                    if isa == .avx512 {
+                        AVX512Kernels.f32Block(wBlock + k0, ldw: ldw, rows: nr, x + t0 * n + k0, ldx: n, tokens: t1 - t0,
+                                               columns: kl, y + t0 * rows + r0, ldy: rows, accumulate: accumulate)
+                        k0 += kl
+                        continue
+                    }
+                    #endif
                     var t = t0
                     while t + 6 <= t1 {
                         var i = 0

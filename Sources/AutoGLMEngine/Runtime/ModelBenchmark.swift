@@ -10,6 +10,8 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
     public var weightBytes: Int
     public var parameters: Int
     public var threads: Int
+    /// The matrix-kernel family that ran (`avx512` or `simd8`, see `KernelISA`).
+    public var kernels: String
     public var kvCacheFormat: String
     /// "pp512", "tg128", ...
     public var test: String
@@ -19,24 +21,27 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
     /// Tokens per second of every repeat.
     public var samples: [Double]
     public var mean: Double
+    public var median: Double
     public var stddev: Double
 
     enum CodingKeys: String, CodingKey {
         case buildCommit = "build_commit", model, architecture, format, weightBytes = "weight_bytes", parameters
-        case threads, kvCacheFormat = "kv_cache_format", test, promptTokens = "n_prompt"
-        case generatedTokens = "n_gen", repeats, samples, mean = "avg_ts", stddev = "stddev_ts"
+        case threads, kernels, kvCacheFormat = "kv_cache_format", test, promptTokens = "n_prompt"
+        case generatedTokens = "n_gen", repeats, samples, mean = "avg_ts", median = "median_ts", stddev = "stddev_ts"
     }
 
     public init(buildCommit: String, model: String, architecture: String, format: String, weightBytes: Int,
-                parameters: Int, threads: Int, kvCacheFormat: String, test: String, promptTokens: Int,
-                generatedTokens: Int, samples: [Double]) {
+                parameters: Int, threads: Int, kernels: String = KernelISA.active.rawValue, kvCacheFormat: String,
+                test: String, promptTokens: Int, generatedTokens: Int, samples: [Double]) {
         self.buildCommit = buildCommit; self.model = model; self.architecture = architecture; self.format = format
-        self.weightBytes = weightBytes; self.parameters = parameters; self.threads = threads
+        self.weightBytes = weightBytes; self.parameters = parameters; self.threads = threads; self.kernels = kernels
         self.kvCacheFormat = kvCacheFormat; self.test = test; self.promptTokens = promptTokens
         self.generatedTokens = generatedTokens; self.samples = samples
         repeats = samples.count
         let n = Double(samples.count)
         mean = samples.isEmpty ? 0 : samples.reduce(0, +) / n
+        let sorted = samples.sorted()
+        median = sorted.isEmpty ? 0 : (sorted[(sorted.count - 1) / 2] + sorted[sorted.count / 2]) / 2
         let m = mean
         stddev = samples.count > 1 ? (samples.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)).squareRoot() : 0
     }
@@ -44,14 +49,16 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
 
 /// Printers for benchmark records: a Markdown table like llama-bench's and JSON.
 public enum BenchmarkPrinter {
+    /// One row per record; t/s is the median over the repeats ± the standard deviation.
     public static func table(_ records: [BenchmarkRecord]) -> String {
-        var lines = ["| model | format | size | params | threads | kv | test | t/s |",
-                     "| --- | --- | ---: | ---: | ---: | --- | --- | ---: |"]
+        var lines = ["| model | format | size | params | kernels | threads | kv | test | t/s (median ± sd) |",
+                     "| --- | --- | ---: | ---: | --- | ---: | --- | --- | ---: |"]
         for r in records {
             let size = String(format: "%.2f MiB", Double(r.weightBytes) / 1_048_576)
             let params = String(format: "%.2f M", Double(r.parameters) / 1e6)
-            let ts = String(format: "%.2f ± %.2f", r.mean, r.stddev)
-            lines.append("| \(r.model) | \(r.format) | \(size) | \(params) | \(r.threads) | \(r.kvCacheFormat) | \(r.test) | \(ts) |")
+            let ts = String(format: "%.2f ± %.2f", r.median, r.stddev)
+            lines.append("| \(r.model) | \(r.format) | \(size) | \(params) | \(r.kernels) | \(r.threads) | \(r.kvCacheFormat) "
+                         + "| \(r.test) | \(ts) |")
         }
         if let commit = records.first?.buildCommit { lines.append("\nbuild: \(commit)") }
         return lines.joined(separator: "\n")

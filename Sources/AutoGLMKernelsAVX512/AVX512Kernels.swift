@@ -1,0 +1,499 @@
+// Matrix kernels for x86-64 CPUs with AVX-512 (the Zen 4 / Sapphire Rapids feature set: F, BW, DQ, VL, VBMI, VNNI,
+// BF16 and GFNI). This module is compiled for that instruction set (Package.swift); the engine calls into it only
+// after `CPUFeatures` has confirmed at run time that the CPU has every one of those features, so nothing here runs
+// on other processors. On other architectures the module is empty.
+//
+// Every product keeps the activations in full Float32: weights are widened (or looked up) to Float32 and multiplied
+// with fused multiply-adds. The 4-bit formats use a 16-entry table per block held in one register: the block's 16
+// possible dequantised values (d·(k − 8) for Q4_0, d·k + m for Q4_1 and INT4-gN), indexed by the codes with one
+// permute, which replaces the integer-to-float conversion and the separate scale multiply of each block.
+//
+// The helpers are `@inline(__always)` and the kernels live in this one file so that the SIMD conversions are
+// specialised and inlined into the loops.
+
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+
+typealias V16 = SIMD16<Float>
+
+// MARK: - Helpers
+
+@inline(__always) func load16(_ p: UnsafePointer<Float>) -> V16 {
+    UnsafeRawPointer(p).loadUnaligned(as: V16.self)
+}
+
+/// 16 halfs widened (vcvtph2ps zmm).
+@inline(__always) func loadHalf16(_ raw: UnsafeRawPointer) -> V16 {
+    V16(raw.loadUnaligned(as: SIMD16<Float16>.self))
+}
+
+/// 16 bfloat16 values widened by moving them into the upper half of each lane.
+@inline(__always) func loadBF16x16(_ raw: UnsafeRawPointer) -> V16 {
+    let h = raw.loadUnaligned(as: SIMD16<UInt16>.self)
+    var w = SIMD16<UInt32>()
+    for i in 0..<16 { w[i] = UInt32(h[i]) }
+    return unsafeBitCast(w &<< 16, to: V16.self)
+}
+
+/// 16 signed bytes sign-extended and converted to floats (vpmovsxbd + vcvtdq2ps).
+@inline(__always) func signedBytes16(_ raw: UnsafeRawPointer) -> V16 {
+    let v = raw.loadUnaligned(as: SIMD16<Int8>.self)
+    var i32 = SIMD16<Int32>()
+    for i in 0..<16 { i32[i] = Int32(v[i]) }
+    var f = V16()
+    for i in 0..<16 { f[i] = Float(i32[i]) }
+    return f
+}
+
+/// 16 bytes zero-extended into 32-bit lanes (vpmovzxbd): the low nibble of each byte sits in bits 0–3 of its lane.
+@inline(__always) func byteLanes16(_ raw: UnsafeRawPointer) -> SIMD16<Int32> {
+    let v = raw.loadUnaligned(as: SIMD16<UInt8>.self)
+    var r = SIMD16<Int32>()
+    for i in 0..<16 { r[i] = Int32(v[i]) }
+    return r
+}
+
+/// table[index & 15] per lane (vpermps; only the low four bits of each index are used).
+@inline(__always) func lookup(_ table: V16, _ index: SIMD16<Int32>) -> V16 {
+    _mm512_permutexvar_ps(unsafeBitCast(index, to: __m512i.self), table)
+}
+
+/// The first two f16 values at `raw` (a block's scale and, where present, minimum), widened with one vcvtph2ps
+/// from memory. Every block read this way is at least 18 bytes long, so the 8 bytes read stay inside it.
+@inline(__always) func blockHeader(_ raw: UnsafeRawPointer) -> SIMD4<Float> {
+    SIMD4<Float>(raw.loadUnaligned(as: SIMD4<Float16>.self))
+}
+
+@inline(__always) func hsum(_ v: V16) -> Float {
+    let a = v.lowHalf + v.highHalf
+    let b = a.lowHalf + a.highHalf
+    let c = b.lowHalf + b.highHalf
+    return c[0] + c[1]
+}
+
+/// 0, 1, …, 15.
+@inline(__always) func codeRamp() -> V16 {
+    V16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+}
+
+// MARK: - Public interface
+
+/// The packed row layouts the AVX-512 matvec reads (the engine maps its formats onto these).
+public enum AVX512RowFormat: Sendable, Equatable {
+    case f32, f16, bf16
+    /// Blocks of 32: f16 scale + 32 signed bytes (34 bytes).
+    case q8_0
+    /// Blocks of 32: f16 scale + 16 bytes of nibbles, value d·(q − 8); low nibbles are elements 0–15 (18 bytes).
+    case q4_0
+    /// Groups of `group` (32, 64, 128): f16 scale, f16 minimum, group/2 bytes of nibbles, value d·q + m; low
+    /// nibbles are the first half of the group.
+    case q4Min(group: Int, blockBytes: Int)
+    /// Per row: Float32 scale, then one signed byte per element, value scale·q.
+    case int8(weightOffset: Int)
+}
+
+public enum AVX512Kernels {
+    /// y[r] = row r · x for every r in `rows`, rows `rowBytes` apart from `base`, each of `n` elements.
+    public static func matvecRows(_ format: AVX512RowFormat, _ base: UnsafeRawPointer, rowBytes: Int, columns n: Int,
+                                  _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+        switch format {
+        case .f32:
+            var r = rows.lowerBound
+            while r + 4 <= rows.upperBound {
+                f32Rows4(base + r * rowBytes, rowBytes, x, n, y + r)
+                r += 4
+            }
+            while r < rows.upperBound { y[r] = f32Dot((base + r * rowBytes).assumingMemoryBound(to: Float.self), x, n); r += 1 }
+        case .f16:
+            for r in rows { y[r] = f16Dot(base + r * rowBytes, x, n) }
+        case .bf16:
+            for r in rows { y[r] = bf16Dot(base + r * rowBytes, x, n) }
+        case .q8_0:
+            for r in rows { y[r] = q8_0Dot(base + r * rowBytes, x, n) }
+        case .q4_0:
+            for r in rows { y[r] = q4_0Dot(base + r * rowBytes, x, n) }
+        case let .q4Min(group, blockBytes):
+            if group == 32 {
+                for r in rows { y[r] = q4Min32Dot(base + r * rowBytes, x, n, blockBytes: blockBytes) }
+            } else {
+                for r in rows { y[r] = q4MinDot(base + r * rowBytes, x, n, group: group, blockBytes: blockBytes) }
+            }
+        case let .int8(offset):
+            for r in rows { y[r] = int8Dot(base + r * rowBytes, x, n, weightOffset: offset) }
+        }
+    }
+
+    /// Y[t, i] (+)= Σ_k W[i, k] · X[t, k] for `rows` Float32 weight rows (`ldw` floats apart) and `tokens` activation
+    /// rows (`ldx` floats apart) over `n` columns; outputs are `ldy` floats apart per token. Runs a 4-row × 6-token
+    /// register tile (24 accumulators of 16 lanes), with narrower tiles for the edges.
+    public static func f32Block(_ w: UnsafePointer<Float>, ldw: Int, rows: Int, _ x: UnsafePointer<Float>, ldx: Int,
+                                tokens: Int, columns n: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int,
+                                accumulate: Bool) {
+        var t = 0
+        while t + 6 <= tokens {
+            var i = 0
+            while i + 4 <= rows {
+                tile4x6(w + i * ldw, ldw, x + t * ldx, ldx, n, y + t * ldy + i, ldy, accumulate)
+                i += 4
+            }
+            while i < rows {
+                tile1x6(w + i * ldw, x + t * ldx, ldx, n, y + t * ldy + i, ldy, accumulate)
+                i += 1
+            }
+            t += 6
+        }
+        while t < tokens {
+            var i = 0
+            while i + 4 <= rows {
+                tile4x1(w + i * ldw, ldw, x + t * ldx, n, y + t * ldy + i, accumulate)
+                i += 4
+            }
+            while i < rows {
+                let d = f32Dot(w + i * ldw, x + t * ldx, n)
+                if accumulate { y[t * ldy + i] += d } else { y[t * ldy + i] = d }
+                i += 1
+            }
+            t += 1
+        }
+    }
+
+    // MARK: Row dot products
+
+    @inline(never) static func f32Dot(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+        var i = 0
+        while i + 64 <= n {
+            a0 = a0.addingProduct(load16(w + i), load16(x + i))
+            a1 = a1.addingProduct(load16(w + i + 16), load16(x + i + 16))
+            a2 = a2.addingProduct(load16(w + i + 32), load16(x + i + 32))
+            a3 = a3.addingProduct(load16(w + i + 48), load16(x + i + 48))
+            i += 64
+        }
+        while i + 16 <= n { a0 = a0.addingProduct(load16(w + i), load16(x + i)); i += 16 }
+        var s = hsum((a0 + a1) + (a2 + a3))
+        while i < n { s += w[i] * x[i]; i += 1 }
+        return s
+    }
+
+    /// Four F32 rows `stride` bytes apart against one x (x loaded once per step for all four).
+    @inline(never) static func f32Rows4(_ raw: UnsafeRawPointer, _ stride: Int, _ x: UnsafePointer<Float>, _ n: Int,
+                                        _ y: UnsafeMutablePointer<Float>) {
+        let w0 = raw.assumingMemoryBound(to: Float.self)
+        let w1 = (raw + stride).assumingMemoryBound(to: Float.self)
+        let w2 = (raw + 2 * stride).assumingMemoryBound(to: Float.self)
+        let w3 = (raw + 3 * stride).assumingMemoryBound(to: Float.self)
+        var c0 = V16(), c1 = V16(), c2 = V16(), c3 = V16()
+        var d0 = V16(), d1 = V16(), d2 = V16(), d3 = V16()
+        var k = 0
+        while k + 32 <= n {
+            let xa = load16(x + k), xb = load16(x + k + 16)
+            c0 = c0.addingProduct(load16(w0 + k), xa); d0 = d0.addingProduct(load16(w0 + k + 16), xb)
+            c1 = c1.addingProduct(load16(w1 + k), xa); d1 = d1.addingProduct(load16(w1 + k + 16), xb)
+            c2 = c2.addingProduct(load16(w2 + k), xa); d2 = d2.addingProduct(load16(w2 + k + 16), xb)
+            c3 = c3.addingProduct(load16(w3 + k), xa); d3 = d3.addingProduct(load16(w3 + k + 16), xb)
+            k += 32
+        }
+        while k + 16 <= n {
+            let xa = load16(x + k)
+            c0 = c0.addingProduct(load16(w0 + k), xa)
+            c1 = c1.addingProduct(load16(w1 + k), xa)
+            c2 = c2.addingProduct(load16(w2 + k), xa)
+            c3 = c3.addingProduct(load16(w3 + k), xa)
+            k += 16
+        }
+        var s0 = hsum(c0 + d0), s1 = hsum(c1 + d1), s2 = hsum(c2 + d2), s3 = hsum(c3 + d3)
+        while k < n {
+            s0 += w0[k] * x[k]; s1 += w1[k] * x[k]; s2 += w2[k] * x[k]; s3 += w3[k] * x[k]
+            k += 1
+        }
+        y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3
+    }
+
+    @inline(never) static func f16Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+        var i = 0
+        while i + 64 <= n {
+            a0 = a0.addingProduct(loadHalf16(w + 2 * i), load16(x + i))
+            a1 = a1.addingProduct(loadHalf16(w + 2 * i + 32), load16(x + i + 16))
+            a2 = a2.addingProduct(loadHalf16(w + 2 * i + 64), load16(x + i + 32))
+            a3 = a3.addingProduct(loadHalf16(w + 2 * i + 96), load16(x + i + 48))
+            i += 64
+        }
+        while i + 16 <= n { a0 = a0.addingProduct(loadHalf16(w + 2 * i), load16(x + i)); i += 16 }
+        var s = hsum((a0 + a1) + (a2 + a3))
+        while i < n { s += Float(w.loadUnaligned(fromByteOffset: 2 * i, as: Float16.self)) * x[i]; i += 1 }
+        return s
+    }
+
+    @inline(never) static func bf16Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+        var i = 0
+        while i + 64 <= n {
+            a0 = a0.addingProduct(loadBF16x16(w + 2 * i), load16(x + i))
+            a1 = a1.addingProduct(loadBF16x16(w + 2 * i + 32), load16(x + i + 16))
+            a2 = a2.addingProduct(loadBF16x16(w + 2 * i + 64), load16(x + i + 32))
+            a3 = a3.addingProduct(loadBF16x16(w + 2 * i + 96), load16(x + i + 48))
+            i += 64
+        }
+        while i + 16 <= n { a0 = a0.addingProduct(loadBF16x16(w + 2 * i), load16(x + i)); i += 16 }
+        var s = hsum((a0 + a1) + (a2 + a3))
+        while i < n {
+            let bits = UInt32(w.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16
+            s += Float(bitPattern: bits) * x[i]
+            i += 1
+        }
+        return s
+    }
+
+    /// Q8_0: Σ_b d_b Σ_i q_i x_i, two blocks per iteration on four accumulators.
+    @inline(never) static func q8_0Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var a0 = V16(), a1 = V16()
+        let blocks = n / 32
+        var b = 0
+        while b + 2 <= blocks {
+            let p = w + b * 34, q = p + 34
+            let xb = x + b * 32
+            let d = V16(repeating: blockHeader(p)[0])
+            let e = V16(repeating: blockHeader(q)[0])
+            let t = (signedBytes16(p + 2) * load16(xb)).addingProduct(signedBytes16(p + 18), load16(xb + 16))
+            let u = (signedBytes16(q + 2) * load16(xb + 32)).addingProduct(signedBytes16(q + 18), load16(xb + 48))
+            a0 = a0.addingProduct(t, d)
+            a1 = a1.addingProduct(u, e)
+            b += 2
+        }
+        if b < blocks {
+            let p = w + b * 34
+            let xb = x + b * 32
+            let t = (signedBytes16(p + 2) * load16(xb)).addingProduct(signedBytes16(p + 18), load16(xb + 16))
+            a0 = a0.addingProduct(t, V16(repeating: blockHeader(p)[0]))
+        }
+        return hsum(a0 + a1)
+    }
+
+    /// Q4_0: per block the table d·(k − 8), k = 0…15, indexed by the low and the high nibbles.
+    @inline(never) static func q4_0Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+        let centred = codeRamp() - 8
+        let blocks = n / 32
+        var b = 0
+        while b + 2 <= blocks {
+            let p = w + b * 18, q = p + 18
+            let xb = x + b * 32
+            let tp = centred * blockHeader(p)[0]
+            let tq = centred * blockHeader(q)[0]
+            let ip = byteLanes16(p + 2), iq = byteLanes16(q + 2)
+            a0 = a0.addingProduct(lookup(tp, ip), load16(xb))
+            a1 = a1.addingProduct(lookup(tp, ip &>> 4), load16(xb + 16))
+            a2 = a2.addingProduct(lookup(tq, iq), load16(xb + 32))
+            a3 = a3.addingProduct(lookup(tq, iq &>> 4), load16(xb + 48))
+            b += 2
+        }
+        if b < blocks {
+            let p = w + b * 18
+            let xb = x + b * 32
+            let tp = centred * blockHeader(p)[0]
+            let ip = byteLanes16(p + 2)
+            a0 = a0.addingProduct(lookup(tp, ip), load16(xb))
+            a1 = a1.addingProduct(lookup(tp, ip &>> 4), load16(xb + 16))
+        }
+        return hsum((a0 + a1) + (a2 + a3))
+    }
+
+    /// Q4_1 / INT4-g32: per block the table d·k + m, two blocks per iteration.
+    @inline(never) static func q4Min32Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int,
+                                          blockBytes: Int) -> Float {
+        var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+        let ramp = codeRamp()
+        let blocks = n / 32
+        var b = 0
+        while b + 2 <= blocks {
+            let p = w + b * blockBytes, q = p + blockBytes
+            let xb = x + b * 32
+            let hp = blockHeader(p), hq = blockHeader(q)
+            let tp = ramp * hp[0] + hp[1]
+            let tq = ramp * hq[0] + hq[1]
+            let ip = byteLanes16(p + 4), iq = byteLanes16(q + 4)
+            a0 = a0.addingProduct(lookup(tp, ip), load16(xb))
+            a1 = a1.addingProduct(lookup(tp, ip &>> 4), load16(xb + 16))
+            a2 = a2.addingProduct(lookup(tq, iq), load16(xb + 32))
+            a3 = a3.addingProduct(lookup(tq, iq &>> 4), load16(xb + 48))
+            b += 2
+        }
+        if b < blocks {
+            let p = w + b * blockBytes
+            let xb = x + b * 32
+            let hp = blockHeader(p)
+            let tp = ramp * hp[0] + hp[1]
+            let ip = byteLanes16(p + 4)
+            a0 = a0.addingProduct(lookup(tp, ip), load16(xb))
+            a1 = a1.addingProduct(lookup(tp, ip &>> 4), load16(xb + 16))
+        }
+        return hsum((a0 + a1) + (a2 + a3))
+    }
+
+    /// INT4-g64 / g128: one table per group, 32 elements (16 code bytes) per step.
+    @inline(never) static func q4MinDot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int, group: Int,
+                                        blockBytes: Int) -> Float {
+        var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+        let ramp = codeRamp()
+        let half = group / 2
+        let groups = n / group
+        for g in 0..<groups {
+            let p = w + g * blockBytes
+            let xb = x + g * group
+            let h = blockHeader(p)
+            let table = ramp * h[0] + h[1]
+            var k = 0
+            while k + 32 <= half {
+                let i0 = byteLanes16(p + 4 + k), i1 = byteLanes16(p + 4 + k + 16)
+                a0 = a0.addingProduct(lookup(table, i0), load16(xb + k))
+                a1 = a1.addingProduct(lookup(table, i0 &>> 4), load16(xb + half + k))
+                a2 = a2.addingProduct(lookup(table, i1), load16(xb + k + 16))
+                a3 = a3.addingProduct(lookup(table, i1 &>> 4), load16(xb + half + k + 16))
+                k += 32
+            }
+            while k < half {
+                let i0 = byteLanes16(p + 4 + k)
+                a0 = a0.addingProduct(lookup(table, i0), load16(xb + k))
+                a1 = a1.addingProduct(lookup(table, i0 &>> 4), load16(xb + half + k))
+                k += 16
+            }
+        }
+        return hsum((a0 + a1) + (a2 + a3))
+    }
+
+    /// INT8 per channel: scale · Σ_i q_i x_i.
+    @inline(never) static func int8Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int,
+                                       weightOffset: Int) -> Float {
+        let scale = Float(bitPattern: w.loadUnaligned(as: UInt32.self))
+        let q = w + weightOffset
+        var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+        var i = 0
+        while i + 64 <= n {
+            a0 = a0.addingProduct(signedBytes16(q + i), load16(x + i))
+            a1 = a1.addingProduct(signedBytes16(q + i + 16), load16(x + i + 16))
+            a2 = a2.addingProduct(signedBytes16(q + i + 32), load16(x + i + 32))
+            a3 = a3.addingProduct(signedBytes16(q + i + 48), load16(x + i + 48))
+            i += 64
+        }
+        while i + 16 <= n { a0 = a0.addingProduct(signedBytes16(q + i), load16(x + i)); i += 16 }
+        var s = hsum((a0 + a1) + (a2 + a3))
+        while i < n { s += Float(q.load(fromByteOffset: i, as: Int8.self)) * x[i]; i += 1 }
+        return s * scale
+    }
+
+    // MARK: Matmul tiles
+
+    /// Y[0..<6 tokens, 0..<4 rows]: 24 accumulators + 4 weight vectors + 1 activation vector of the 32 registers.
+    @inline(never) static func tile4x6(_ w: UnsafePointer<Float>, _ ldw: Int, _ x: UnsafePointer<Float>, _ ldx: Int,
+                                       _ n: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ accumulate: Bool) {
+        var c00 = V16(), c01 = V16(), c02 = V16(), c03 = V16()
+        var c10 = V16(), c11 = V16(), c12 = V16(), c13 = V16()
+        var c20 = V16(), c21 = V16(), c22 = V16(), c23 = V16()
+        var c30 = V16(), c31 = V16(), c32 = V16(), c33 = V16()
+        var c40 = V16(), c41 = V16(), c42 = V16(), c43 = V16()
+        var c50 = V16(), c51 = V16(), c52 = V16(), c53 = V16()
+        let w1 = w + ldw, w2 = w + 2 * ldw, w3 = w + 3 * ldw
+        let x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx, x4 = x + 4 * ldx, x5 = x + 5 * ldx
+        var k = 0
+        while k + 16 <= n {
+            let a0 = load16(w + k), a1 = load16(w1 + k), a2 = load16(w2 + k), a3 = load16(w3 + k)
+            var b = load16(x + k)
+            c00 = c00.addingProduct(a0, b); c01 = c01.addingProduct(a1, b)
+            c02 = c02.addingProduct(a2, b); c03 = c03.addingProduct(a3, b)
+            b = load16(x1 + k)
+            c10 = c10.addingProduct(a0, b); c11 = c11.addingProduct(a1, b)
+            c12 = c12.addingProduct(a2, b); c13 = c13.addingProduct(a3, b)
+            b = load16(x2 + k)
+            c20 = c20.addingProduct(a0, b); c21 = c21.addingProduct(a1, b)
+            c22 = c22.addingProduct(a2, b); c23 = c23.addingProduct(a3, b)
+            b = load16(x3 + k)
+            c30 = c30.addingProduct(a0, b); c31 = c31.addingProduct(a1, b)
+            c32 = c32.addingProduct(a2, b); c33 = c33.addingProduct(a3, b)
+            b = load16(x4 + k)
+            c40 = c40.addingProduct(a0, b); c41 = c41.addingProduct(a1, b)
+            c42 = c42.addingProduct(a2, b); c43 = c43.addingProduct(a3, b)
+            b = load16(x5 + k)
+            c50 = c50.addingProduct(a0, b); c51 = c51.addingProduct(a1, b)
+            c52 = c52.addingProduct(a2, b); c53 = c53.addingProduct(a3, b)
+            k += 16
+        }
+        var s = (hsum4(c00, c01, c02, c03), hsum4(c10, c11, c12, c13), hsum4(c20, c21, c22, c23),
+                 hsum4(c30, c31, c32, c33), hsum4(c40, c41, c42, c43), hsum4(c50, c51, c52, c53))
+        while k < n {
+            let a = SIMD4<Float>(w[k], w1[k], w2[k], w3[k])
+            s.0 += a * x[k]; s.1 += a * x1[k]; s.2 += a * x2[k]
+            s.3 += a * x3[k]; s.4 += a * x4[k]; s.5 += a * x5[k]
+            k += 1
+        }
+        store4(s.0, y, accumulate); store4(s.1, y + ldy, accumulate); store4(s.2, y + 2 * ldy, accumulate)
+        store4(s.3, y + 3 * ldy, accumulate); store4(s.4, y + 4 * ldy, accumulate); store4(s.5, y + 5 * ldy, accumulate)
+    }
+
+    /// One row against six tokens.
+    @inline(never) static func tile1x6(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ ldx: Int, _ n: Int,
+                                       _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ accumulate: Bool) {
+        var c0 = V16(), c1 = V16(), c2 = V16(), c3 = V16(), c4 = V16(), c5 = V16()
+        let x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx, x4 = x + 4 * ldx, x5 = x + 5 * ldx
+        var k = 0
+        while k + 16 <= n {
+            let a = load16(w + k)
+            c0 = c0.addingProduct(a, load16(x + k)); c1 = c1.addingProduct(a, load16(x1 + k))
+            c2 = c2.addingProduct(a, load16(x2 + k)); c3 = c3.addingProduct(a, load16(x3 + k))
+            c4 = c4.addingProduct(a, load16(x4 + k)); c5 = c5.addingProduct(a, load16(x5 + k))
+            k += 16
+        }
+        var s = (hsum(c0), hsum(c1), hsum(c2), hsum(c3), hsum(c4), hsum(c5))
+        while k < n {
+            s.0 += w[k] * x[k]; s.1 += w[k] * x1[k]; s.2 += w[k] * x2[k]
+            s.3 += w[k] * x3[k]; s.4 += w[k] * x4[k]; s.5 += w[k] * x5[k]
+            k += 1
+        }
+        if accumulate {
+            y[0] += s.0; y[ldy] += s.1; y[2 * ldy] += s.2; y[3 * ldy] += s.3; y[4 * ldy] += s.4; y[5 * ldy] += s.5
+        } else {
+            y[0] = s.0; y[ldy] = s.1; y[2 * ldy] = s.2; y[3 * ldy] = s.3; y[4 * ldy] = s.4; y[5 * ldy] = s.5
+        }
+    }
+
+    /// Four rows against one token.
+    @inline(never) static func tile4x1(_ w: UnsafePointer<Float>, _ ldw: Int, _ x: UnsafePointer<Float>, _ n: Int,
+                                       _ y: UnsafeMutablePointer<Float>, _ accumulate: Bool) {
+        var c0 = V16(), c1 = V16(), c2 = V16(), c3 = V16()
+        let w1 = w + ldw, w2 = w + 2 * ldw, w3 = w + 3 * ldw
+        var k = 0
+        while k + 16 <= n {
+            let b = load16(x + k)
+            c0 = c0.addingProduct(load16(w + k), b); c1 = c1.addingProduct(load16(w1 + k), b)
+            c2 = c2.addingProduct(load16(w2 + k), b); c3 = c3.addingProduct(load16(w3 + k), b)
+            k += 16
+        }
+        var s = hsum4(c0, c1, c2, c3)
+        while k < n {
+            s += SIMD4<Float>(w[k], w1[k], w2[k], w3[k]) * x[k]
+            k += 1
+        }
+        store4(s, y, accumulate)
+    }
+
+    /// (Σ a, Σ b, Σ c, Σ d) with the halves of the four vectors added together before the final lanes.
+    @inline(__always) static func hsum4(_ a: V16, _ b: V16, _ c: V16, _ d: V16) -> SIMD4<Float> {
+        let a8 = a.lowHalf + a.highHalf, b8 = b.lowHalf + b.highHalf
+        let c8 = c.lowHalf + c.highHalf, d8 = d.lowHalf + d.highHalf
+        let a4 = a8.lowHalf + a8.highHalf, b4 = b8.lowHalf + b8.highHalf
+        let c4 = c8.lowHalf + c8.highHalf, d4 = d8.lowHalf + d8.highHalf
+        // Transpose-add: lanes of (a4, b4, c4, d4) summed column-wise.
+        let ab = SIMD4<Float>(a4[0] + a4[1], b4[0] + b4[1], c4[0] + c4[1], d4[0] + d4[1])
+        let cd = SIMD4<Float>(a4[2] + a4[3], b4[2] + b4[3], c4[2] + c4[3], d4[2] + d4[3])
+        return ab + cd
+    }
+
+    @inline(__always) static func store4(_ v: SIMD4<Float>, _ y: UnsafeMutablePointer<Float>, _ accumulate: Bool) {
+        if accumulate {
+            y[0] += v[0]; y[1] += v[1]; y[2] += v[2]; y[3] += v[3]
+        } else {
+            y[0] = v[0]; y[1] = v[1]; y[2] = v[2]; y[3] = v[3]
+        }
+    }
+}
+#endif

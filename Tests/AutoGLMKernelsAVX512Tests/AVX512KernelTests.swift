@@ -1,0 +1,90 @@
+// Direct tests of the AVX-512 module's block layouts on hand-built rows (the engine's matrix tests also compare
+// every format and shape against the scalar reference through both kernel families). Skipped on CPUs without
+// the module's features.
+
+import Testing
+import AutoGLMEngine
+#if arch(x86_64)
+import AutoGLMKernelsAVX512
+
+private let supported = KernelISA.avx512.isSupported()
+
+@Suite("AVX-512 kernels", .enabled(if: supported, "this CPU lacks a feature the AVX-512 kernels need"))
+struct AVX512KernelTests {
+    /// A Q4_0 block with scale 0.5 and codes 0…15, 15…0: values 0.5·(code − 8).
+    @Test("Q4_0 lookup gives d·(q − 8) for every code, low nibbles first")
+    func q4_0Block() {
+        var block = [UInt8](repeating: 0, count: 18)
+        withUnsafeBytes(of: Float16(0.5).bitPattern.littleEndian) { block[0] = $0[0]; block[1] = $0[1] }
+        for i in 0..<16 { block[2 + i] = UInt8(i) | UInt8(15 - i) << 4 }
+        let x = (0..<32).map { Float($0 + 1) }
+        var expected = 0.0
+        for i in 0..<16 { expected += 0.5 * Double(i - 8) * Double(x[i]) }
+        for i in 0..<16 { expected += 0.5 * Double(15 - i - 8) * Double(x[16 + i]) }
+        var y: Float = .nan
+        block.withUnsafeBytes { raw in
+            x.withUnsafeBufferPointer { xb in
+                AVX512Kernels.matvecRows(.q4_0, raw.baseAddress!, rowBytes: 18, columns: 32, xb.baseAddress!, &y,
+                                         rows: 0..<1)
+            }
+        }
+        #expect(Double(y) == expected)
+    }
+
+    /// Q4_1 / INT4-g32 blocks (scale, minimum): values d·q + m.
+    @Test("Q4_1 lookup gives d·q + m, two blocks and a tail block", arguments: [32, 64, 96])
+    func q4MinBlocks(columns: Int) {
+        let blocks = columns / 32
+        var row = [UInt8](repeating: 0, count: blocks * 20)
+        var values: [Double] = []
+        for b in 0..<blocks {
+            let d = Float16(0.25 * Float(b + 1)), m = Float16(-1.5 + Float(b))
+            withUnsafeBytes(of: d.bitPattern.littleEndian) { row[b * 20] = $0[0]; row[b * 20 + 1] = $0[1] }
+            withUnsafeBytes(of: m.bitPattern.littleEndian) { row[b * 20 + 2] = $0[0]; row[b * 20 + 3] = $0[1] }
+            var low = [Double](), high = [Double]()
+            for i in 0..<16 {
+                let lo = (i * 7 + b) & 15, hi = (i * 5 + 3) & 15
+                row[b * 20 + 4 + i] = UInt8(lo) | UInt8(hi) << 4
+                low.append(Double(d) * Double(lo) + Double(m))
+                high.append(Double(d) * Double(hi) + Double(m))
+            }
+            values += low + high
+        }
+        let x = (0..<columns).map { Float(($0 % 11) - 5) * 0.125 }
+        let expected = zip(values, x).reduce(0.0) { $0 + $1.0 * Double($1.1) }
+        var y: Float = .nan
+        row.withUnsafeBytes { raw in
+            x.withUnsafeBufferPointer { xb in
+                AVX512Kernels.matvecRows(.q4Min(group: 32, blockBytes: 20), raw.baseAddress!, rowBytes: blocks * 20,
+                                         columns: columns, xb.baseAddress!, &y, rows: 0..<1)
+            }
+        }
+        #expect(abs(Double(y) - expected) <= 1e-5 * max(1, abs(expected)))
+    }
+
+    @Test("the F32 tile kernel covers 4×6 tiles, row and token edges, and accumulation",
+          arguments: [(rows: 4, tokens: 6), (rows: 7, tokens: 13), (rows: 1, tokens: 1), (rows: 9, tokens: 5)])
+    func f32Block(shape: (rows: Int, tokens: Int)) {
+        let n = 37
+        let w = (0..<(shape.rows * n)).map { Float(($0 * 13) % 17) - 8 }
+        let x = (0..<(shape.tokens * n)).map { Float(($0 * 7) % 11) - 5 }
+        var y = [Float](repeating: 1, count: shape.tokens * shape.rows)
+        w.withUnsafeBufferPointer { wb in
+            x.withUnsafeBufferPointer { xb in
+                y.withUnsafeMutableBufferPointer { yb in
+                    AVX512Kernels.f32Block(wb.baseAddress!, ldw: n, rows: shape.rows, xb.baseAddress!, ldx: n,
+                                           tokens: shape.tokens, columns: n, yb.baseAddress!, ldy: shape.rows,
+                                           accumulate: true)
+                }
+            }
+        }
+        for t in 0..<shape.tokens {
+            for r in 0..<shape.rows {
+                var s: Float = 1
+                for k in 0..<n { s += w[r * n + k] * x[t * n + k] }
+                #expect(y[t * shape.rows + r] == s, "token \(t) row \(r)")   // small integers: exact in Float32
+            }
+        }
+    }
+}
+#endif
