@@ -3,10 +3,12 @@
 // after `CPUFeatures` has confirmed at run time that the CPU has every one of those features, so nothing here runs
 // on other processors. On other architectures the module is empty.
 //
-// Every product keeps the activations in full Float32: weights are widened (or looked up) to Float32 and multiplied
-// with fused multiply-adds. The 4-bit formats use a 16-entry table per block held in one register: the block's 16
-// possible dequantised values (d·(k − 8) for Q4_0, d·k + m for Q4_1 and INT4-gN), indexed by the codes with one
-// permute, which replaces the integer-to-float conversion and the separate scale multiply of each block.
+// Every product keeps the activations in full Float32: weights are widened to Float32 and multiplied with fused
+// multiply-adds. The 4-bit codes become floats with one permute from a 16-entry constant table per 16 codes (the
+// permute reads only the low four bits of each lane, so the low nibbles need no mask and the high ones one shift),
+// which replaces the mask and the integer-to-float conversion of the 8-lane kernels. (A per-block table with the
+// scale folded in was tried: the compiler expands a constant vector times a broadcast into a chain of scalar
+// operations, several times slower.)
 //
 // The helpers are `@inline(__always)` and the kernels live in this one file so that the SIMD conversions are
 // specialised and inlined into the loops.
@@ -58,10 +60,14 @@ typealias V16 = SIMD16<Float>
     _mm512_permutexvar_ps(unsafeBitCast(index, to: __m512i.self), table)
 }
 
-/// The first two f16 values at `raw` (a block's scale and, where present, minimum), widened with one vcvtph2ps
-/// from memory. Every block read this way is at least 18 bytes long, so the 8 bytes read stay inside it.
-@inline(__always) func blockHeader(_ raw: UnsafeRawPointer) -> SIMD4<Float> {
-    SIMD4<Float>(raw.loadUnaligned(as: SIMD4<Float16>.self))
+/// The f16 at `raw` as a Float, widened with integer operations (magnitude bits moved into the f32 exponent and
+/// mantissa, rescaled by 2^112; exact for normal and subnormal halves). A single-f16 vcvtph2ps is lowered as a
+/// vpinsrw into whatever register is free, which can be an accumulator, and then chains every block to the
+/// previous block's arithmetic.
+@inline(__always) func halfScale(_ raw: UnsafeRawPointer, _ offset: Int = 0) -> Float {
+    let h = UInt32(raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+    let magnitude = Float(bitPattern: (h & 0x7FFF) << 13) * 0x1p112
+    return Float(bitPattern: magnitude.bitPattern | ((h & 0x8000) << 16))
 }
 
 @inline(__always) func hsum(_ v: V16) -> Float {
@@ -94,8 +100,11 @@ public enum AVX512RowFormat: Sendable, Equatable {
 
 public enum AVX512Kernels {
     /// y[r] = row r · x for every r in `rows`, rows `rowBytes` apart from `base`, each of `n` elements.
+    /// `xsum` holds the activation sums per group for the `q4Min` layouts (`xsum[g]` = Σ of x over group g) and is
+    /// not read for the others.
     public static func matvecRows(_ format: AVX512RowFormat, _ base: UnsafeRawPointer, rowBytes: Int, columns n: Int,
-                                  _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+                                  _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                  rows: Range<Int>) {
         switch format {
         case .f32:
             var r = rows.lowerBound
@@ -114,9 +123,9 @@ public enum AVX512Kernels {
             for r in rows { y[r] = q4_0Dot(base + r * rowBytes, x, n) }
         case let .q4Min(group, blockBytes):
             if group == 32 {
-                for r in rows { y[r] = q4Min32Dot(base + r * rowBytes, x, n, blockBytes: blockBytes) }
+                for r in rows { y[r] = q4Min32Dot(base + r * rowBytes, x, xsum, n, blockBytes: blockBytes) }
             } else {
-                for r in rows { y[r] = q4MinDot(base + r * rowBytes, x, n, group: group, blockBytes: blockBytes) }
+                for r in rows { y[r] = q4MinDot(base + r * rowBytes, x, xsum, n, group: group, blockBytes: blockBytes) }
             }
         case let .int8(offset):
             for r in rows { y[r] = int8Dot(base + r * rowBytes, x, n, weightOffset: offset) }
@@ -253,8 +262,8 @@ public enum AVX512Kernels {
         while b + 2 <= blocks {
             let p = w + b * 34, q = p + 34
             let xb = x + b * 32
-            let d = V16(repeating: blockHeader(p)[0])
-            let e = V16(repeating: blockHeader(q)[0])
+            let d = V16(repeating: halfScale(p))
+            let e = V16(repeating: halfScale(q))
             let t = (signedBytes16(p + 2) * load16(xb)).addingProduct(signedBytes16(p + 18), load16(xb + 16))
             let u = (signedBytes16(q + 2) * load16(xb + 32)).addingProduct(signedBytes16(q + 18), load16(xb + 48))
             a0 = a0.addingProduct(t, d)
@@ -265,101 +274,97 @@ public enum AVX512Kernels {
             let p = w + b * 34
             let xb = x + b * 32
             let t = (signedBytes16(p + 2) * load16(xb)).addingProduct(signedBytes16(p + 18), load16(xb + 16))
-            a0 = a0.addingProduct(t, V16(repeating: blockHeader(p)[0]))
+            a0 = a0.addingProduct(t, V16(repeating: halfScale(p)))
         }
         return hsum(a0 + a1)
     }
 
-    /// Q4_0: per block the table d·(k − 8), k = 0…15, indexed by the low and the high nibbles.
+    /// Q4_0: Σ_b d_b Σ_i (q_i − 8) x_i. The codes become floats (q − 8) with one permute from a constant table
+    /// per 16 codes (the low four bits of each byte lane select the entry, so the low nibbles need no mask).
     @inline(never) static func q4_0Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+        var a0 = V16(), a1 = V16()
         let centred = codeRamp() - 8
         let blocks = n / 32
         var b = 0
         while b + 2 <= blocks {
             let p = w + b * 18, q = p + 18
             let xb = x + b * 32
-            let tp = centred * blockHeader(p)[0]
-            let tq = centred * blockHeader(q)[0]
             let ip = byteLanes16(p + 2), iq = byteLanes16(q + 2)
-            a0 = a0.addingProduct(lookup(tp, ip), load16(xb))
-            a1 = a1.addingProduct(lookup(tp, ip &>> 4), load16(xb + 16))
-            a2 = a2.addingProduct(lookup(tq, iq), load16(xb + 32))
-            a3 = a3.addingProduct(lookup(tq, iq &>> 4), load16(xb + 48))
+            let t = (lookup(centred, ip) * load16(xb)).addingProduct(lookup(centred, ip &>> 4), load16(xb + 16))
+            let u = (lookup(centred, iq) * load16(xb + 32)).addingProduct(lookup(centred, iq &>> 4), load16(xb + 48))
+            a0 = a0.addingProduct(t, V16(repeating: halfScale(p)))
+            a1 = a1.addingProduct(u, V16(repeating: halfScale(q)))
             b += 2
         }
         if b < blocks {
             let p = w + b * 18
             let xb = x + b * 32
-            let tp = centred * blockHeader(p)[0]
             let ip = byteLanes16(p + 2)
-            a0 = a0.addingProduct(lookup(tp, ip), load16(xb))
-            a1 = a1.addingProduct(lookup(tp, ip &>> 4), load16(xb + 16))
+            let t = (lookup(centred, ip) * load16(xb)).addingProduct(lookup(centred, ip &>> 4), load16(xb + 16))
+            a0 = a0.addingProduct(t, V16(repeating: halfScale(p)))
         }
-        return hsum((a0 + a1) + (a2 + a3))
+        return hsum(a0 + a1)
     }
 
-    /// Q4_1 / INT4-g32: per block the table d·k + m, two blocks per iteration.
-    @inline(never) static func q4Min32Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int,
-                                          blockBytes: Int) -> Float {
-        var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+    /// Q4_1 / INT4-g32: Σ_g d_g Σ_i q_i x_i + Σ_g m_g S_g with `xsum[g]` = S_g = Σ_{i∈g} x_i; two blocks per
+    /// iteration.
+    @inline(never) static func q4Min32Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
+                                          _ n: Int, blockBytes: Int) -> Float {
+        var a0 = V16(), a1 = V16()
+        var mins: Float = 0, mins2: Float = 0
         let ramp = codeRamp()
         let blocks = n / 32
         var b = 0
         while b + 2 <= blocks {
             let p = w + b * blockBytes, q = p + blockBytes
             let xb = x + b * 32
-            let hp = blockHeader(p), hq = blockHeader(q)
-            let tp = ramp * hp[0] + hp[1]
-            let tq = ramp * hq[0] + hq[1]
+            let dp = halfScale(p), mp = halfScale(p, 2), dq = halfScale(q), mq = halfScale(q, 2)
             let ip = byteLanes16(p + 4), iq = byteLanes16(q + 4)
-            a0 = a0.addingProduct(lookup(tp, ip), load16(xb))
-            a1 = a1.addingProduct(lookup(tp, ip &>> 4), load16(xb + 16))
-            a2 = a2.addingProduct(lookup(tq, iq), load16(xb + 32))
-            a3 = a3.addingProduct(lookup(tq, iq &>> 4), load16(xb + 48))
+            let t = (lookup(ramp, ip) * load16(xb)).addingProduct(lookup(ramp, ip &>> 4), load16(xb + 16))
+            let u = (lookup(ramp, iq) * load16(xb + 32)).addingProduct(lookup(ramp, iq &>> 4), load16(xb + 48))
+            a0 = a0.addingProduct(t, V16(repeating: dp))
+            a1 = a1.addingProduct(u, V16(repeating: dq))
+            mins = mins.addingProduct(mp, xsum[b])
+            mins2 = mins2.addingProduct(mq, xsum[b + 1])
             b += 2
         }
         if b < blocks {
             let p = w + b * blockBytes
             let xb = x + b * 32
-            let hp = blockHeader(p)
-            let tp = ramp * hp[0] + hp[1]
+            let dp = halfScale(p), mp = halfScale(p, 2)
             let ip = byteLanes16(p + 4)
-            a0 = a0.addingProduct(lookup(tp, ip), load16(xb))
-            a1 = a1.addingProduct(lookup(tp, ip &>> 4), load16(xb + 16))
+            let t = (lookup(ramp, ip) * load16(xb)).addingProduct(lookup(ramp, ip &>> 4), load16(xb + 16))
+            a0 = a0.addingProduct(t, V16(repeating: dp))
+            mins = mins.addingProduct(mp, xsum[b])
         }
-        return hsum((a0 + a1) + (a2 + a3))
+        return hsum(a0 + a1) + (mins + mins2)
     }
 
-    /// INT4-g64 / g128: one table per group, 32 elements (16 code bytes) per step.
-    @inline(never) static func q4MinDot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int, group: Int,
-                                        blockBytes: Int) -> Float {
-        var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+    /// INT4-g64 / g128: as `q4Min32Dot`, 32 elements (16 code bytes) per step within a group.
+    @inline(never) static func q4MinDot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
+                                        _ n: Int, group: Int, blockBytes: Int) -> Float {
+        var a0 = V16(), a1 = V16()
+        var mins: Float = 0
         let ramp = codeRamp()
         let half = group / 2
         let groups = n / group
         for g in 0..<groups {
             let p = w + g * blockBytes
             let xb = x + g * group
-            let h = blockHeader(p)
-            let table = ramp * h[0] + h[1]
+            let d = halfScale(p), m = halfScale(p, 2)
+            var t0 = V16(), t1 = V16()
             var k = 0
-            while k + 32 <= half {
-                let i0 = byteLanes16(p + 4 + k), i1 = byteLanes16(p + 4 + k + 16)
-                a0 = a0.addingProduct(lookup(table, i0), load16(xb + k))
-                a1 = a1.addingProduct(lookup(table, i0 &>> 4), load16(xb + half + k))
-                a2 = a2.addingProduct(lookup(table, i1), load16(xb + k + 16))
-                a3 = a3.addingProduct(lookup(table, i1 &>> 4), load16(xb + half + k + 16))
-                k += 32
-            }
             while k < half {
                 let i0 = byteLanes16(p + 4 + k)
-                a0 = a0.addingProduct(lookup(table, i0), load16(xb + k))
-                a1 = a1.addingProduct(lookup(table, i0 &>> 4), load16(xb + half + k))
+                t0 = t0.addingProduct(lookup(ramp, i0), load16(xb + k))
+                t1 = t1.addingProduct(lookup(ramp, i0 &>> 4), load16(xb + half + k))
                 k += 16
             }
+            a0 = a0.addingProduct(t0, V16(repeating: d))
+            a1 = a1.addingProduct(t1, V16(repeating: d))
+            mins = mins.addingProduct(m, xsum[g])
         }
-        return hsum((a0 + a1) + (a2 + a3))
+        return hsum(a0 + a1) + mins
     }
 
     /// INT8 per channel: scale · Σ_i q_i x_i.

@@ -12,7 +12,7 @@ private let supported = KernelISA.avx512.isSupported()
 @Suite("AVX-512 kernels", .enabled(if: supported, "this CPU lacks a feature the AVX-512 kernels need"))
 struct AVX512KernelTests {
     /// A Q4_0 block with scale 0.5 and codes 0…15, 15…0: values 0.5·(code − 8).
-    @Test("Q4_0 lookup gives d·(q − 8) for every code, low nibbles first")
+    @Test("Q4_0 gives d·(q − 8) for every code, low nibbles first")
     func q4_0Block() {
         var block = [UInt8](repeating: 0, count: 18)
         withUnsafeBytes(of: Float16(0.5).bitPattern.littleEndian) { block[0] = $0[0]; block[1] = $0[1] }
@@ -24,15 +24,15 @@ struct AVX512KernelTests {
         var y: Float = .nan
         block.withUnsafeBytes { raw in
             x.withUnsafeBufferPointer { xb in
-                AVX512Kernels.matvecRows(.q4_0, raw.baseAddress!, rowBytes: 18, columns: 32, xb.baseAddress!, &y,
-                                         rows: 0..<1)
+                AVX512Kernels.matvecRows(.q4_0, raw.baseAddress!, rowBytes: 18, columns: 32, xb.baseAddress!,
+                                         xb.baseAddress!, &y, rows: 0..<1)
             }
         }
         #expect(Double(y) == expected)
     }
 
     /// Q4_1 / INT4-g32 blocks (scale, minimum): values d·q + m.
-    @Test("Q4_1 lookup gives d·q + m, two blocks and a tail block", arguments: [32, 64, 96])
+    @Test("Q4_1 gives d·q + m (minimum through the activation sums), two blocks and a tail block", arguments: [32, 64, 96])
     func q4MinBlocks(columns: Int) {
         let blocks = columns / 32
         var row = [UInt8](repeating: 0, count: blocks * 20)
@@ -52,11 +52,12 @@ struct AVX512KernelTests {
         }
         let x = (0..<columns).map { Float(($0 % 11) - 5) * 0.125 }
         let expected = zip(values, x).reduce(0.0) { $0 + $1.0 * Double($1.1) }
+        let sums = (0..<blocks).map { b in x[(b * 32)..<(b * 32 + 32)].reduce(0, +) }
         var y: Float = .nan
         row.withUnsafeBytes { raw in
             x.withUnsafeBufferPointer { xb in
                 AVX512Kernels.matvecRows(.q4Min(group: 32, blockBytes: 20), raw.baseAddress!, rowBytes: blocks * 20,
-                                         columns: columns, xb.baseAddress!, &y, rows: 0..<1)
+                                         columns: columns, xb.baseAddress!, sums, &y, rows: 0..<1)
             }
         }
         #expect(abs(Double(y) - expected) <= 1e-5 * max(1, abs(expected)))

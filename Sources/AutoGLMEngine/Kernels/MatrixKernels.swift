@@ -27,7 +27,7 @@ public enum MatrixKernels {
     public static func matvec(_ w: PackedMatrix, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
                               pool: ComputePool?, isa: KernelISA = .active) {
         let n = w.columns
-        if let group = SIMDKernels.activationSumGroup(w.format, isa) {
+        if let group = w.format.activationSumGroup {
             let groups = n / group
             withUnsafeTemporaryAllocation(of: Float.self, capacity: groups) { sums in
                 let s = sums.baseAddress!
@@ -55,14 +55,14 @@ public enum MatrixKernels {
         var firstTask = [Int](repeating: 0, count: count + 1)
         for i in 0..<count {
             sumOffsets[i] = totalSums
-            if let g = SIMDKernels.activationSumGroup(ws[i].format, isa) { totalSums += ws[i].columns / g }
+            if let g = ws[i].format.activationSumGroup { totalSums += ws[i].columns / g }
             chunkOf[i] = matvecChunk(rows: ws[i].rows, threads: threads)
             firstTask[i + 1] = firstTask[i] + (ws[i].rows + chunkOf[i] - 1) / chunkOf[i]
         }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: max(totalSums, 1)) { sums in
             let s = sums.baseAddress!
             for i in 0..<count {
-                guard let g = SIMDKernels.activationSumGroup(ws[i].format, isa) else { continue }
+                guard let g = ws[i].format.activationSumGroup else { continue }
                 for k in 0..<(ws[i].columns / g) { s[sumOffsets[i] + k] = VectorOps.sum(x + k * g, count: g) }
             }
             let body: (Int) -> Void = { task in
@@ -70,7 +70,7 @@ public enum MatrixKernels {
                 while firstTask[m + 1] <= task { m += 1 }
                 let start = (task - firstTask[m]) * chunkOf[m]
                 let w = ws[m]
-                let xsum = SIMDKernels.activationSumGroup(w.format, isa) == nil ? x : UnsafePointer(s + sumOffsets[m])
+                let xsum = w.format.activationSumGroup == nil ? x : UnsafePointer(s + sumOffsets[m])
                 SIMDKernels.matvecRows(w, x, xsum, ys[m], start..<min(start + chunkOf[m], w.rows), isa: isa)
             }
             if let pool { pool.parallelFor(firstTask[count], body) } else { for t in 0..<firstTask[count] { body(t) } }

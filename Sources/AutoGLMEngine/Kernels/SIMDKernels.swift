@@ -468,12 +468,6 @@ enum Dequantize {
 
 /// Row loops of matvec and matmul (called once per parallel task by `MatrixKernels`).
 enum SIMDKernels {
-    /// Group size of the activation sums a format's matvec needs (the minimum term of Q4_1 / INT4-gN in the 8-lane
-    /// kernels); the AVX-512 kernels fold the minimum into their lookup table and need none.
-    static func activationSumGroup(_ format: PackedFormat, _ isa: KernelISA) -> Int? {
-        isa == .avx512 ? nil : format.activationSumGroup
-    }
-
     #if arch(x86_64)
     /// The AVX-512 module's description of a format's row layout.
     static func avx512Layout(_ format: PackedFormat) -> AVX512RowFormat {
@@ -498,7 +492,7 @@ enum SIMDKernels {
         let base = w.data
         #if arch(x86_64)
         if isa == .avx512 {
-            AVX512Kernels.matvecRows(avx512Layout(w.format), base, rowBytes: rb, columns: n, x, y, rows: range)
+            AVX512Kernels.matvecRows(avx512Layout(w.format), base, rowBytes: rb, columns: n, x, xsum, y, rows: range)
             return
         }
         #endif
