@@ -115,7 +115,8 @@ public enum MatrixKernels {
         let chunkTokens = max(6, min(count, (384 * 1024) / max(1, n * 4)) / 6 * 6)
         let tiles = (rows + 3) / 4
         let threads = pool?.threadCount ?? 1
-        let tilesPerTask = max(1, (tiles + threads * 4 - 1) / (threads * 4))
+        // About eight tasks per thread: the last task to finish bounds the wait of the others.
+        let tilesPerTask = max(1, (tiles + threads * 8 - 1) / (threads * 8))
         let tasks = (tiles + tilesPerTask - 1) / tilesPerTask
         let body: (Int) -> Void = { task in
             let firstRow = task * tilesPerTask * 4
