@@ -461,13 +461,17 @@ public enum Planner {
                 : "the most accurate setting"
             out.append(text)
         }
-        // Block-sparse settings the manifest names but the search did not offer.
-        for (b, entry) in space.accuracy.blockSparseEntries {
+        // Block-sparse settings the manifest names but the search did not offer, and measured ones not taken.
+        let entries = space.accuracy.blockSparseEntries
+        let estimates = entries.filter { !$0.entry.measured }.map { "\($0.blockSparse.chunk)/\($0.blockSparse.topK)" }
+        if !estimates.isEmpty {
+            out.append("block-sparse \(estimates.joined(separator: ", ")) not offered: the manifest's " +
+                       (estimates.count == 1 ? "figure is an estimate" : "figures are estimates") +
+                       ", not measurements on this model (autoglm-run measure-attention)")
+        }
+        for (b, entry) in entries where entry.measured {
             let name = "block-sparse \(b.chunk)/\(b.topK)"
-            if !entry.measured {
-                out.append("\(name) not offered: the manifest's figure (\(Units.percent(entry.loss, digits: 3))) is an " +
-                           "estimate, not a measurement on this model")
-            } else if b.chunk * b.topK >= scenario.totalTokens {
+            if b.chunk * b.topK >= scenario.totalTokens {
                 out.append("\(name) not offered: \(b.topK) blocks of \(Units.count(b.chunk)) tokens cover all " +
                            "\(Units.count(scenario.totalTokens)) tokens, so it would select everything")
             } else if global.blockSparse != b, let alt = sibling(globals, of: global, window: nil, globalTokens: 0,

@@ -140,7 +140,7 @@ struct AttentionSearchTests {
         #expect(space.globals.allSatisfy { $0.allSatisfy { $0.blockSparse == nil } })
         let plan = try Planner.plan(request).plan
         #expect(plan.attention.blockSparse == nil)
-        #expect(plan.explanation.contains { $0.hasPrefix("block-sparse 256/4 not offered") && $0.contains("estimate") })
+        #expect(plan.explanation.contains { $0.hasPrefix("block-sparse 256/4 not offered") && $0.contains("is an estimate") })
         // Nor a setting with no figure at all, nor the published estimates of the 9B manifest.
         let none = try SearchSpace(try Self.request(try Self.smol([]), workload: Self.longContext()))
         #expect(none.globals.allSatisfy { $0.allSatisfy { $0.blockSparse == nil } })
