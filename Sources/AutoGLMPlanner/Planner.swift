@@ -466,8 +466,9 @@ public enum Planner {
         let estimates = entries.filter { !$0.entry.measured }.map { "\($0.blockSparse.chunk)/\($0.blockSparse.topK)" }
         if !estimates.isEmpty {
             out.append("block-sparse \(estimates.joined(separator: ", ")) not offered: the manifest's " +
-                       (estimates.count == 1 ? "figure is an estimate" : "figures are estimates") +
-                       ", not measurements on this model (autoglm-run measure-attention)")
+                       (estimates.count == 1 ? "figure is an estimate, not a measurement"
+                            : "figures are estimates, not measurements") +
+                       " on this model (autoglm-run measure-attention measures them)")
         }
         for (b, entry) in entries where entry.measured {
             let name = "block-sparse \(b.chunk)/\(b.topK)"

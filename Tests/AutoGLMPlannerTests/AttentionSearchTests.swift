@@ -163,10 +163,10 @@ struct AttentionSearchTests {
     }
 
     @Test(arguments: [
-        (4_000, nil as Double?),
-        (32_768, 2.0),
+        (4_000, nil as Double?, nil as Plan.BlockSparse?),
+        (32_768, 2.0, moba),
     ])
-    func searchWithBlockSparseMatchesBruteForce(prompt: Int, ttft: Double?) throws {
+    func searchWithBlockSparseMatchesBruteForce(prompt: Int, ttft: Double?, chosen: Plan.BlockSparse?) throws {
         let model = try Self.smol([
             SettingSensitivity(setting: "kv:int8", loss: 0.0008, source: Self.measuredSource, measured: true),
             SettingSensitivity(setting: "window:1024+4", loss: 0.02, source: Self.measuredSource, measured: true),
@@ -176,8 +176,9 @@ struct AttentionSearchTests {
         let space = try SearchSpace(try Self.request(model, workload: Self.longContext(prompt: prompt), ttft: ttft))
         let expected = SearchTests.bruteForce(space)
         let found = PlanSearch(space: space).run().best
-        #expect((expected == nil) == (found == nil))
+        #expect(expected != nil && found != nil)
         if let expected, let found {
+            #expect(space.globals[found.scenario][found.global].blockSparse == chosen)
             #expect(abs(expected.loss - found.loss) < 1e-12)
             #expect(abs(expected.latencySeconds - found.latencySeconds) < 1e-9)
         }
