@@ -13,14 +13,14 @@ import AutoGLMSpecs
 ///
 /// An item is a module or one group of decoder layers. Weighting by parameter share makes "every module in format F"
 /// cost exactly L(F) (the published whole-model figure) when all factors are 1, and makes a layer group cost its
-/// share of the decoder's figure. Attention settings (KV precision, sliding window, image-pixel budget) add their own
-/// whole-model figures. The sum is a first-order model: published mixes (llama.cpp's Q4_K_M) lose less than the
-/// parameter-weighted sum of their parts, so the figure errs on the pessimistic side.
+/// share of the decoder's figure. Attention settings (KV precision, sliding window, block-sparse selection, image-pixel
+/// budget) add their own whole-model figures. The sum is a first-order model: published mixes (llama.cpp's Q4_K_M)
+/// lose less than the parameter-weighted sum of their parts, so the figure errs on the pessimistic side.
 ///
 /// Lookup order for L(module, format): the manifest's `sensitivity` entries (first whose glob matches the module name
 /// and whose format matches), then `AccuracyModel.defaultFormatTable` (published figures, each with its source).
 /// Settings: the manifest's `setting_sensitivity`, then `defaultSettingTable`. A format or setting without any figure
-/// is not offered to the search.
+/// is not offered to the search; a block-sparse setting is offered only with a measured figure (`measured: true`).
 public struct AccuracyModel: Sendable {
     public var formatTable: [FormatSensitivity]
     public var settingTable: [SettingSensitivity]
@@ -48,6 +48,30 @@ public struct AccuracyModel: Sendable {
     public static func kvSetting(_ format: KVCacheFormat) -> String { "kv:\(format.rawValue)" }
     public static func windowSetting(window: Int, global: Int) -> String { "window:\(window)+\(global)" }
     public static func pixelSetting(_ maxPixels: Int) -> String { "max_pixels:\(maxPixels)" }
+    /// MoBA block-sparse attention: blocks of `chunk` tokens, each query attends its own block and the `topK − 1`
+    /// best-scoring earlier ones (the key `AttentionSettingSpec.accuracyKeys` uses).
+    public static func blockSparseSetting(_ b: Plan.BlockSparse) -> String { "block-sparse:\(b.chunk)/\(b.topK)" }
+
+    /// Block-sparse settings named in the table (`block-sparse:C/K`, C and K positive), with their entry, in table
+    /// order.
+    public var blockSparseEntries: [(blockSparse: Plan.BlockSparse, entry: SettingSensitivity)] {
+        var out: [(Plan.BlockSparse, SettingSensitivity)] = []
+        for s in settingTable where s.setting.hasPrefix("block-sparse:") {
+            let body = s.setting.dropFirst("block-sparse:".count).split(separator: "/")
+            if body.count == 2, let c = Int(body[0]), let k = Int(body[1]), c > 0, k > 0,
+               !out.contains(where: { $0.0 == Plan.BlockSparse(chunk: c, topK: k) }) {
+                out.append((Plan.BlockSparse(chunk: c, topK: k), s))
+            }
+        }
+        return out
+    }
+
+    /// Block-sparse settings the search offers: those whose figure was measured on the model (KL against full
+    /// attention, `autoglm-run measure-attention`). An estimate does not qualify: block selection by mean-pooled keys
+    /// on a model not trained for it can cost far more than published figures for trained models suggest.
+    public var blockSparseOptions: [Plan.BlockSparse] {
+        blockSparseEntries.filter { $0.entry.measured }.map(\.blockSparse)
+    }
 
     /// Windows and pixel budgets the tables give figures for.
     public var windowOptions: [(window: Int, global: Int)] {

@@ -2,7 +2,8 @@ import Foundation
 import AutoGLMSpecs
 
 /// Memory cost model: weights exactly per tensor as stored, KV cache, activation peak (the maximum over stages),
-/// runtime overhead. Everything in bytes.
+/// runtime overhead. Everything in bytes. The decoder's KV cache and attention scratch come from
+/// `AttentionCostModel` (see `DecoderAttentionCosts`).
 public enum MemoryModel {
     /// How a tensor is stored under a requested format: vectors (norms, biases, position tables) stay F32; a matrix
     /// whose row length the format cannot store falls back to F16.
@@ -26,13 +27,6 @@ public enum MemoryModel {
             total += stored.bytes(rows: t.rows, columns: t.columns)
         }
         return (total, fallbacks)
-    }
-
-    /// Tokens the KV cache holds: the whole context, or under a sliding window the window, the global tokens and one
-    /// prefill chunk (keys of the chunk being processed must be present with the window behind them).
-    public static func cachedTokens(context: Int, window: Int?, globalTokens: Int, chunk: Int) -> Int {
-        guard let window else { return context }
-        return min(context, window + globalTokens + chunk)
     }
 
     /// KV cache bytes: Σ layers 2 · kv_heads · head_dim · bytes per element, per cached token.
@@ -70,13 +64,14 @@ public enum MemoryModel {
         return patches * p.inputHidden * elementBytes + tokens * (2 * p.outputHidden + 2 * max(p.ffn, 1)) * elementBytes
     }
 
-    /// Activation bytes of one decoder layer for a prefill chunk of `chunk` tokens attending to `keys` tokens.
-    public static func decoderActivation(_ d: TextDecoderSpec, chunk: Int, keys: Int, kernel: AttentionKernel,
+    /// Activation bytes of one decoder layer for a prefill chunk of `chunk` tokens: residual stream, then the larger
+    /// of the attention working set (Q, K, V and output of the chunk plus the attention kernel's scratch, as
+    /// `AttentionCostModel` prices it) and the MLP's products.
+    public static func decoderActivation(_ d: TextDecoderSpec, chunk: Int, attentionScratch: Int,
                                          elementBytes: Int) -> Int {
         let c = chunk, e = elementBytes
         let stream = 2 * c * d.hidden * e
-        let attention = c * (d.queryWidth + 2 * d.kvWidth) * e
-            + scoreBytes(queries: c, keys: keys, heads: d.heads, kernel: kernel, elementBytes: e) + c * d.queryWidth * e
+        let attention = c * (d.queryWidth + 2 * d.kvWidth) * e + attentionScratch + c * d.queryWidth * e
         let mlp = c * d.ffn * e * (d.mlp == .swiglu ? 3 : 1)
         return stream + max(attention, mlp)
     }

@@ -258,6 +258,7 @@ public enum Planner {
         attention.visionKernel = global.visionKernel
         attention.window = global.window
         attention.globalTokens = global.globalTokens
+        attention.blockSparse = global.blockSparse
         attention.imageTokens = scenario.imageTokens
         attention.maxPixels = scenario.maxPixels
         let attentionReasons = attentionReasons(space, c)
@@ -364,6 +365,18 @@ public enum Planner {
         return text
     }
 
+    /// The choice of the same scenario with the same KV precision and kernels as `global` but another attention
+    /// pattern (window / block-sparse), or another decoder kernel.
+    static func sibling(_ globals: [GlobalChoice], of global: GlobalChoice, window: Int?, globalTokens: Int,
+                        blockSparse: Plan.BlockSparse?, decoderKernel: AttentionKernel? = nil) -> Int? {
+        globals.indices.first {
+            let g = globals[$0]
+            return g.kv == global.kv && g.visionKernel == global.visionKernel
+                && g.decoderKernel == (decoderKernel ?? global.decoderKernel) && g.window == window
+                && g.globalTokens == globalTokens && g.blockSparse == blockSparse
+        }
+    }
+
     static func attentionReasons(_ space: SearchSpace, _ c: Candidate) -> [String] {
         let r = space.request
         let scenario = space.scenarios[c.scenario]
@@ -376,12 +389,12 @@ public enum Planner {
         var kvText = "KV cache \(global.kv.rawValue): \(Units.bytes(global.kvBytes)) for \(Units.count(global.cachedTokens)) " +
             "tokens, accuracy cost \(Units.percent(kvLoss, digits: 3))"
         let moreAccurate = globals.indices.filter {
-            globals[$0].window == global.window && globals[$0].decoderKernel == global.decoderKernel &&
+            globals[$0].window == global.window && globals[$0].globalTokens == global.globalTokens &&
+                globals[$0].blockSparse == global.blockSparse && globals[$0].decoderKernel == global.decoderKernel &&
                 globals[$0].visionKernel == global.visionKernel && globals[$0].lossExtra < global.lossExtra - 1e-15
         }
         if let alt = moreAccurate.min(by: { globals[$0].kvBytes < globals[$1].kvBytes }) {
-            var swapped = c
-            swapped = candidate(space, scenario: c.scenario, global: alt, choice: c.choice)
+            let swapped = candidate(space, scenario: c.scenario, global: alt, choice: c.choice)
             if let broken = violates(space, swapped) {
                 kvText += " — \(globals[alt].kv.rawValue) " + limitText(space, broken, swapped)
             }
@@ -401,27 +414,74 @@ public enum Planner {
                            "\(Units.gib(scores)) per layer and fit")
             }
         }
-        if let d = r.model.textDecoder {
+        if r.model.textDecoder != nil, let own = global.decoderAttention {
             let chunk = min(r.prefillChunk, max(1, scenario.contextTokens))
-            let keys = MemoryModel.cachedTokens(context: scenario.contextTokens, window: global.window,
-                                                globalTokens: global.globalTokens, chunk: chunk)
-            let scores = MemoryModel.scoreBytes(queries: chunk, keys: keys, heads: d.heads, kernel: .materialised,
-                                                elementBytes: e)
-            out.append("decoder: \(global.decoderKernel.rawValue) attention over \(Units.count(chunk))-token prefill " +
-                       "chunks — materialised scores would take \(Units.bytes(scores)) per layer" +
-                       (global.decoderKernel == .tiled ? " and their traffic; tiled costs no more time" : ""))
+            let other: AttentionKernel = global.decoderKernel == .tiled ? .materialised : .tiled
+            let alt = sibling(globals, of: global, window: global.window, globalTokens: global.globalTokens,
+                              blockSparse: global.blockSparse, decoderKernel: other)
+                .flatMap { globals[$0].decoderAttention }
+            var text = "decoder: \(global.decoderKernel.rawValue) attention over \(Units.count(chunk))-token prefill " +
+                "chunks, scratch \(Units.bytes(own.prefill.scratchBytes)) per layer, prefill attention " +
+                "\(Units.seconds(own.prefillSeconds))"
+            if let alt {
+                text += " — \(other.rawValue): scratch \(Units.bytes(alt.prefill.scratchBytes)) per layer, prefill " +
+                    "attention \(Units.seconds(alt.prefillSeconds))"
+            }
+            out.append(text + " (attention cost model, \(space.attentionCosts.threads) workers on " +
+                       "\(space.latency.attentionUnit?.id ?? "no unit"))")
         }
-        // Window.
+        // Attention pattern: full, sliding window or block-sparse.
+        let full = sibling(globals, of: global, window: nil, globalTokens: 0, blockSparse: nil)
+        func whyNotFull() -> String {
+            guard let full, full != c.global else { return "" }
+            let swapped = candidate(space, scenario: c.scenario, global: full, choice: c.choice)
+            if let broken = violates(space, swapped) { return " — full attention " + limitText(space, broken, swapped) }
+            return " — full attention would also meet the limits, but this setting frees room for a more accurate mix"
+        }
         if let w = global.window {
             let s = space.accuracy.setting(AccuracyModel.windowSetting(window: w, global: global.globalTokens))
             out.append("sliding window \(Units.count(w)) + \(global.globalTokens) global tokens: KV holds " +
                        "\(Units.count(global.cachedTokens)) of \(Units.count(scenario.totalTokens)) tokens, accuracy cost " +
-                       "\(Units.percent(s?.loss ?? 0, digits: 3)) (\(s?.source ?? ""))")
-        } else if space.accuracy.windowOptions.isEmpty {
-            out.append("full attention over \(Units.count(scenario.totalTokens)) tokens — no sliding-window setting has " +
-                       "an accuracy figure in the manifest, so none is offered")
+                       "\(Units.percent(s?.loss ?? 0, digits: 3)) (\(s?.source ?? ""))" + whyNotFull())
+        } else if let b = global.blockSparse, let own = global.decoderAttention {
+            let s = space.accuracy.setting(AccuracyModel.blockSparseSetting(b))
+            let visible = AttentionCostModel.visibleKeys(own.setting, position: scenario.totalTokens - 1)
+            var text = "block-sparse attention (MoBA), \(Units.count(b.chunk))-token blocks, top \(b.topK): the last " +
+                "token attends \(Units.count(visible)) of \(Units.count(scenario.totalTokens)) keys; decoder attention " +
+                "prefill \(Units.seconds(own.prefillSeconds)), decode \(Units.seconds(own.decodeSeconds)) per token"
+            if let full, let f = globals[full].decoderAttention {
+                text += " (full attention: \(Units.seconds(f.prefillSeconds)), \(Units.seconds(f.decodeSeconds)))"
+            }
+            text += "; accuracy cost \(Units.percent(s?.loss ?? 0, digits: 3)) (\(s?.source ?? ""))"
+            out.append(text + whyNotFull())
         } else {
-            out.append("full attention over \(Units.count(scenario.totalTokens)) tokens — the most accurate setting")
+            var text = "full attention over \(Units.count(scenario.totalTokens)) tokens — "
+            let noneOffered = space.accuracy.windowOptions.isEmpty && space.accuracy.blockSparseOptions.isEmpty
+            text += noneOffered ? "no sliding-window or measured block-sparse setting has an accuracy figure in the manifest"
+                : "the most accurate setting"
+            out.append(text)
+        }
+        // Block-sparse settings the manifest names but the search did not offer, and measured ones not taken.
+        let entries = space.accuracy.blockSparseEntries
+        let estimates = entries.filter { !$0.entry.measured }.map { "\($0.blockSparse.chunk)/\($0.blockSparse.topK)" }
+        if !estimates.isEmpty {
+            out.append("block-sparse \(estimates.joined(separator: ", ")) not offered: the manifest's " +
+                       (estimates.count == 1 ? "figure is an estimate, not a measurement"
+                            : "figures are estimates, not measurements") +
+                       " on this model (autoglm-run measure-attention measures them)")
+        }
+        for (b, entry) in entries where entry.measured {
+            let name = "block-sparse \(b.chunk)/\(b.topK)"
+            if b.chunk * b.topK >= scenario.totalTokens {
+                out.append("\(name) not offered: \(b.topK) blocks of \(Units.count(b.chunk)) tokens cover all " +
+                           "\(Units.count(scenario.totalTokens)) tokens, so it would select everything")
+            } else if global.blockSparse != b, let alt = sibling(globals, of: global, window: nil, globalTokens: 0,
+                                                                  blockSparse: b) {
+                let swapped = candidate(space, scenario: c.scenario, global: alt, choice: c.choice)
+                out.append("\(name) offered (measured accuracy cost \(Units.percent(entry.loss, digits: 3))), not taken: " +
+                           (violates(space, swapped).map { limitText(space, $0, swapped) }
+                                ?? "it loses more accuracy than the chosen plan"))
+            }
         }
         // Image tokens.
         if r.workload.image != nil, r.model.vision != nil {

@@ -53,7 +53,11 @@ public struct GlobalChoice: Sendable {
     public var kv: KVCacheFormat
     public var window: Int?
     public var globalTokens: Int
+    /// MoBA block-sparse selection of the decoder (never together with a window: the engine needs the full cache).
+    public var blockSparse: Plan.BlockSparse?
     public var decoderKernel: AttentionKernel
+    /// The decoder's attention costs from `AttentionCostModel` (nil for a model without a text decoder).
+    public var decoderAttention: DecoderAttentionCosts?
     public var visionKernel: AttentionKernel
     public var kvBytes: Int
     public var cachedTokens: Int
@@ -76,6 +80,8 @@ public struct SearchSpace: Sendable {
     public var request: PlanRequest
     public var accuracy: AccuracyModel
     public var latency: LatencyModel
+    /// Prices every decoder attention setting (the model `autoglm-run bench-attention` checks).
+    public var attentionCosts: AttentionCostModel
     public var items: [PlanItem]
     public var scenarios: [Scenario]
     /// Attention choices per scenario.
@@ -223,24 +229,41 @@ public struct SearchSpace: Sendable {
         self.items = items
         self.scenarios = scenarios
 
-        // Attention choices per scenario.
+        // Attention choices per scenario: KV precision × pattern (full, each window, each measured block-sparse
+        // setting) × decoder kernel × vision kernel. A pattern is offered only where it changes something: a window
+        // shorter than the sequence, block selection that leaves some earlier block out.
         var globals: [[GlobalChoice]] = []
+        let costs = AttentionCostModel(request: request, accuracy: accuracy)
+        self.attentionCosts = costs
         let kvFormats = KVCacheFormat.allCases.filter { accuracy.setting(AccuracyModel.kvSetting($0)) != nil }
-        var windows: [(Int?, Int)] = [(nil, 0)]
-        for w in accuracy.windowOptions { windows.append((w.window, w.global)) }
+        var patterns: [(window: Int?, global: Int, blockSparse: Plan.BlockSparse?)] = [(nil, 0, nil)]
+        for w in accuracy.windowOptions { patterns.append((w.window, w.global, nil)) }
+        for b in accuracy.blockSparseOptions { patterns.append((nil, 0, b)) }
         for scenario in scenarios {
             // The vision kernel only matters when an image is encoded.
             let visionKernels: [AttentionKernel] = model.visionEncoder != nil && scenario.patches > 0
                 ? [.tiled, .materialised] : [.tiled]
+            let chunk = min(request.prefillChunk, max(1, scenario.contextTokens))
             var list: [GlobalChoice] = []
             for kv in kvFormats {
-                for (window, global) in windows {
-                    if let window, window + global >= scenario.totalTokens { continue }
+                for pattern in patterns {
+                    if let window = pattern.window, window + pattern.global >= scenario.totalTokens { continue }
+                    if let b = pattern.blockSparse, b.chunk * b.topK >= scenario.totalTokens { continue }
                     for decoderKernel in [AttentionKernel.tiled, .materialised] {
+                        let setting = AttentionSettingSpec(
+                            name: Self.settingName(kv: kv, window: pattern.window, globalTokens: pattern.global,
+                                                   blockSparse: pattern.blockSparse, kernel: decoderKernel),
+                            kv: kv, kernel: decoderKernel, window: pattern.window,
+                            globalTokens: pattern.window == nil ? 0 : pattern.global, blockSparse: pattern.blockSparse)
+                        let attention = decoder.map {
+                            costs.decoderCosts(setting, decoder: $0, contextTokens: scenario.contextTokens,
+                                               totalTokens: scenario.totalTokens, chunk: chunk)
+                        }
+                        // A setting without an accuracy figure for every part is not offered.
+                        if let attention, attention.loss == nil { continue }
                         for visionKernel in visionKernels {
-                            list.append(Self.globalChoice(request: request, latency: latency, accuracy: accuracy,
-                                                          scenario: scenario, decoder: decoder, kv: kv, window: window,
-                                                          globalTokens: global, decoderKernel: decoderKernel,
+                            list.append(Self.globalChoice(request: request, latency: latency, scenario: scenario,
+                                                          decoder: decoder, setting: setting, attention: attention,
                                                           visionKernel: visionKernel,
                                                           elementBytes: activationElementBytes,
                                                           tensorParallel: tensorParallel))
@@ -253,21 +276,29 @@ public struct SearchSpace: Sendable {
         self.globals = globals
     }
 
+    /// A readable name for a search setting ("int8 tiled, window 512+4").
+    static func settingName(kv: KVCacheFormat, window: Int?, globalTokens: Int, blockSparse: Plan.BlockSparse?,
+                            kernel: AttentionKernel) -> String {
+        var name = "\(kv.rawValue) \(kernel.rawValue)"
+        if let window { name += ", window \(window)+\(globalTokens)" }
+        if let b = blockSparse { name += ", block-sparse \(b.chunk)/\(b.topK)" }
+        return name
+    }
+
     static func makeItem(name: String, module: ModuleSpec, layers: ClosedRange<Int>?, tensors: [ModuleTensor]) -> PlanItem {
         PlanItem(name: name, module: module.name, kind: module.kind, layers: layers, tensors: tensors,
                  parameters: tensors.reduce(0) { $0 + $1.parameters },
                  matrixParameters: tensors.filter { $0.isQuantizable }.reduce(0) { $0 + $1.parameters }, options: [])
     }
 
-    static func globalChoice(request: PlanRequest, latency: LatencyModel, accuracy: AccuracyModel, scenario: Scenario,
-                             decoder: TextDecoderSpec?, kv: KVCacheFormat, window: Int?, globalTokens: Int,
-                             decoderKernel: AttentionKernel, visionKernel: AttentionKernel, elementBytes: Int,
-                             tensorParallel: Int) -> GlobalChoice {
+    static func globalChoice(request: PlanRequest, latency: LatencyModel, scenario: Scenario, decoder: TextDecoderSpec?,
+                             setting: AttentionSettingSpec, attention: DecoderAttentionCosts?,
+                             visionKernel: AttentionKernel, elementBytes: Int, tensorParallel: Int) -> GlobalChoice {
         let model = request.model
         let chunk = min(request.prefillChunk, max(1, scenario.contextTokens))
         var stages: [(String, Int)] = []
         var kvBytes = 0, cached = 0
-        var ttft = 0.0, decode = 0.0, visionSeconds = 0.0, decoderSeconds = 0.0
+        var visionSeconds = 0.0, decoderSeconds = 0.0
         var arPrefill = 0.0, arDecode = 0.0, kvDecode = 0.0
         if let v = model.visionEncoder, scenario.patches > 0 {
             stages.append(("vision_encode", MemoryModel.visionActivation(v, patches: scenario.patches, kernel: visionKernel,
@@ -284,35 +315,17 @@ public struct SearchSpace: Sendable {
                                                                             elementBytes: elementBytes)))
             }
         }
-        if let d = decoder {
-            cached = MemoryModel.cachedTokens(context: scenario.totalTokens, window: window, globalTokens: globalTokens,
-                                              chunk: chunk)
-            kvBytes = MemoryModel.kvCacheBytes(d, format: kv, tokens: cached)
-            let keysAtEnd = MemoryModel.cachedTokens(context: scenario.contextTokens, window: window,
-                                                     globalTokens: globalTokens, chunk: chunk)
-            stages.append(("decoder_prefill", MemoryModel.decoderActivation(d, chunk: chunk, keys: keysAtEnd,
-                                                                             kernel: decoderKernel,
+        if let d = decoder, let attention {
+            // KV, attention time and the kernel's scratch come from the attention cost model.
+            cached = attention.cachedTokens
+            kvBytes = attention.kvBytes
+            stages.append(("decoder_prefill", MemoryModel.decoderActivation(d, chunk: chunk,
+                                                                             attentionScratch: attention.prefill.scratchBytes,
                                                                              elementBytes: elementBytes)))
-            // Prefill attention: token t attends to min(t, window + global) keys (causal).
-            let t = scenario.contextTokens
-            var keySum = 0.0
-            if let window {
-                let span = window + globalTokens
-                let full = min(t, span)
-                keySum = Double(full) * Double(full + 1) / 2 + Double(max(0, t - span)) * Double(span)
-            } else {
-                keySum = Double(t) * Double(t + 1) / 2
-            }
-            let flops = 4 * Double(d.layers * d.queryWidth) * keySum
-            let traffic = decoderKernel == .materialised
-                ? 2 * Double(d.layers) * Double(d.heads * elementBytes) * keySum : 0
-            decoderSeconds = latency.attentionSeconds(flops: flops, bytes: traffic)
-            arPrefill = latency.allReduceSeconds(layers: d.layers, hidden: d.hidden, tokens: t, parallel: tensorParallel)
-            // Decode: read the whole cache at the final length, attention FLOPs over it.
-            let kvRead = Double(kvBytes)
-            let bw = (latency.attentionUnit.map { latency.bandwidth($0) } ?? 1) * latency.etaMatvec * latency.sustained
-            kvDecode = max(kvRead / bw, latency.attentionSeconds(flops: 4 * Double(d.layers * d.queryWidth) * Double(cached),
-                                                                 bytes: 0) / latency.sustained)
+            decoderSeconds = attention.prefillSeconds
+            kvDecode = attention.decodeSeconds
+            arPrefill = latency.allReduceSeconds(layers: d.layers, hidden: d.hidden, tokens: scenario.contextTokens,
+                                                 parallel: tensorParallel)
             arDecode = latency.allReduceSeconds(layers: d.layers, hidden: d.hidden, tokens: 1, parallel: tensorParallel)
         }
         if let head = model.modules.lazy.compactMap({ m -> Int? in
@@ -323,16 +336,14 @@ public struct SearchSpace: Sendable {
             stages.append(("logits", MemoryModel.logitsBytes(vocab: head, tokens: min(request.logitsTokens,
                                                                                       max(1, scenario.contextTokens)))))
         }
-        ttft = visionSeconds + decoderSeconds + arPrefill
-        decode = kvDecode + arDecode
         let peak = stages.map(\.1).max() ?? 0
-        var loss = accuracy.setting(AccuracyModel.kvSetting(kv))?.loss ?? 0
-        if let window { loss += accuracy.setting(AccuracyModel.windowSetting(window: window, global: globalTokens))?.loss ?? 0 }
         let overhead = request.device.runtimeOverheadBytes.value
-        return GlobalChoice(kv: kv, window: window, globalTokens: window == nil ? 0 : globalTokens,
-                            decoderKernel: decoderKernel, visionKernel: visionKernel, kvBytes: kvBytes,
+        return GlobalChoice(kv: setting.kv, window: setting.window, globalTokens: setting.globalTokens,
+                            blockSparse: setting.blockSparse, decoderKernel: setting.kernel,
+                            decoderAttention: attention, visionKernel: visionKernel, kvBytes: kvBytes,
                             cachedTokens: cached, stages: stages, activationPeak: peak,
-                            fixedBytes: kvBytes + peak + overhead, ttftExtra: ttft, decodeExtra: decode, lossExtra: loss,
+                            fixedBytes: kvBytes + peak + overhead, ttftExtra: visionSeconds + decoderSeconds + arPrefill,
+                            decodeExtra: kvDecode + arDecode, lossExtra: attention?.loss ?? 0,
                             visionAttentionSeconds: visionSeconds, decoderAttentionSeconds: decoderSeconds,
                             allReducePrefillSeconds: arPrefill, allReduceDecodeSeconds: arDecode,
                             kvDecodeSeconds: kvDecode)

@@ -37,7 +37,9 @@ enum PlanReport {
         let a = plan.attention
         lines.append("")
         lines.append("attention: KV \(a.kvCacheFormat.rawValue), decoder \(a.kernel.rawValue), vision \(a.visionKernel.rawValue), " +
-                     (a.window.map { "window \($0) + \(a.globalTokens) global" } ?? "full attention") +
+                     (a.window.map { "window \($0) + \(a.globalTokens) global" }
+                        ?? a.blockSparse.map { "block-sparse \($0.chunk)-token blocks, top \($0.topK)" }
+                        ?? "full attention") +
                      ", \(Units.count(a.imageTokens)) image tokens")
         lines.append("")
         lines.append("totals against limits:")

@@ -34,10 +34,6 @@ struct MemoryModelTests {
         #expect(MemoryModel.kvCacheBytes(d, format: .f16, tokens: 1) == 40_960)
         #expect(MemoryModel.kvCacheBytes(d, format: .f16, tokens: 1000) == 40_960_000)
         #expect(MemoryModel.kvCacheBytes(d, format: .int8, tokens: 1000) == Int((20_480 * 1.0625 * 1000).rounded(.up)))
-        // A window bounds the cache: window + global tokens + one prefill chunk.
-        #expect(MemoryModel.cachedTokens(context: 25_736, window: 4096, globalTokens: 64, chunk: 512) == 4672)
-        #expect(MemoryModel.cachedTokens(context: 3000, window: 4096, globalTokens: 64, chunk: 512) == 3000)
-        #expect(MemoryModel.cachedTokens(context: 25_736, window: nil, globalTokens: 0, chunk: 512) == 25_736)
     }
 
     @Test func materialisedVisionScoresForAScreenshot() throws {

@@ -74,6 +74,28 @@ struct PlanCLITests {
         #expect(run.stdout.contains("vision: tiled attention"))
     }
 
+    /// SmolLM2's manifest whose only attention figure is a measured block-sparse one: under a TTFT limit that full
+    /// attention cannot meet on the long-context workload, the plan takes block-sparse attention and says why.
+    @Test func blockSparseChoiceIsShownAndExplained() throws {
+        let text = try String(contentsOfFile: root + "/Models/smollm2-135m.json", encoding: .utf8)
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        json["setting_sensitivity"] = [["setting": "block-sparse:256/4", "loss": 0.004,
+                                        "source": "measured: test figure", "measured": true]]
+        let model = try scratch(String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self),
+                                "smollm2-moba.json")
+        let args = ["--device", "DeviceProfiles/host.json", "--model", model, "--workload", "long-context",
+                    "--max-ttft", "100s"]
+        let run = try runPlan(args + ["--explain"])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stdout.contains("block-sparse 256-token blocks, top 4"))
+        #expect(run.stdout.contains("block-sparse attention (MoBA), 256-token blocks, top 4"))
+        #expect(run.stdout.contains("accuracy cost 0.400% (measured: test figure) — full attention needs"))
+        let jsonRun = try runPlan(args + ["--json"])
+        let plan = try SpecLoader.decode(Plan.self, from: Data(jsonRun.stdout.utf8), file: "stdout")
+        #expect(plan.attention.blockSparse == Plan.BlockSparse(chunk: 256, topK: 4))
+        #expect(jsonRun.stdout.contains("\"block_sparse\""))
+    }
+
     @Test func jsonOutputIsAPlan() throws {
         let run = try runPlan(phoneArgs + ["--json"])
         #expect(run.status == 0)
