@@ -101,6 +101,11 @@ public final class ComputePool: @unchecked Sendable {
     }
 }
 
+/// 64 bytes that keep the stored properties around them on different cache lines.
+private struct CacheLinePadding {
+    let words: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
+}
+
 private final class WorkerContext {
     let state: PoolState
     let index: Int
@@ -119,9 +124,15 @@ private final class WorkerContext {
 /// (and rewrites it later) only while nobody pins it, so a late worker never sees a half-written or dead body.
 /// The only remaining wait on another thread is for a worker caught inside that short pinned window.
 final class PoolState: @unchecked Sendable {
+    // The three hot counters sit on separate cache lines (stored properties of a class are laid out in declaration
+    // order; 64 bytes of padding between them): idle workers spin reading `generation` while threads claim indices
+    // on `ticket` and count them on `done`, and sharing one line would bounce it between the cores on every claim.
     let generation = Atomic<Int>(0)
+    private let padding0 = CacheLinePadding()
     let ticket = Atomic<UInt64>(0)
+    private let padding1 = CacheLinePadding()
     let done = Atomic<Int>(0)
+    private let padding2 = CacheLinePadding()
     let readers0 = Atomic<Int>(0)
     let readers1 = Atomic<Int>(0)
     let sleepers = Atomic<Int>(0)
