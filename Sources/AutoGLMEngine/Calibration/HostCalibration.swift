@@ -149,11 +149,13 @@ public struct HostCalibrationResult: Sendable, Codable, Equatable {
     public var bandwidth: BandwidthMeasurement
     public var formats: [FormatThroughput]
     public var attention: AttentionThroughput
+    /// The matrix-kernel family measured (`KernelISA`); absent in files written before it was recorded.
+    public var kernels: String?
 
     public init(host: HostInfo, options: CalibrationOptions, date: String, bandwidth: BandwidthMeasurement,
-                formats: [FormatThroughput], attention: AttentionThroughput) {
+                formats: [FormatThroughput], attention: AttentionThroughput, kernels: String? = KernelISA.active.rawValue) {
         self.host = host; self.options = options; self.date = date; self.bandwidth = bandwidth
-        self.formats = formats; self.attention = attention
+        self.formats = formats; self.attention = attention; self.kernels = kernels
     }
 }
 

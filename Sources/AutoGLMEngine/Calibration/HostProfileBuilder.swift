@@ -24,7 +24,7 @@ public enum HostProfileBuilder {
         let day = String(r.date.prefix(10))
         func source(_ what: String, count: Int) -> String {
             "measured: autoglm-plan profile-host on \(host.cpuModel), \(day), median of \(count), \(threads) threads"
-                + (what.isEmpty ? "" : "; " + what)
+                + (r.kernels.map { ", \($0) kernels" } ?? "") + (what.isEmpty ? "" : "; " + what)
         }
         func system(_ what: String) -> String {
             "measured: autoglm-plan profile-host on \(host.cpuModel), \(day), \(what)"
