@@ -66,11 +66,11 @@ public struct AttentionCostPrediction: Sendable, Equatable {
 /// there are chunks of heads (`chunks(heads, threads)`).
 /// Latency: `LatencyModel.attentionSeconds` on the FLOPs of the visible (query, key) pairs, plus for materialised
 /// scores their write and read-back traffic; decode reads the cached K/V the new token attends to (all of it, the
-/// window, or the selected blocks and the block means) once. The roofline assumes the work divides evenly over the
-/// threads; the engine hands each worker a contiguous run of work units (query-row blocks per KV head, key ranges,
-/// or heads), so the call lasts as long as the busiest worker: the roofline time is multiplied by
-/// `threads × (busiest worker's pairs) ÷ (all pairs)` (`imbalance`). `.encode` is bidirectional: every one of the
-/// `length` tokens sees every other.
+/// window, or the selected blocks and the block means) once. Time is priced on all of a call's work, not on the
+/// busiest of the engine's workers: on the shared 2-core host the measured times follow the total (decode time
+/// grows in proportion to the keys across the length where the engine starts splitting key ranges, and a window's
+/// prefill gains less than an even spread of its uniform rows would give). `.encode` is bidirectional: every one
+/// of the `length` tokens sees every other.
 /// Accuracy: the sum of the table entries for the setting's parts (KV precision, window, block sparsity).
 public struct AttentionCostModel: Sendable {
     public var latency: LatencyModel
@@ -127,20 +127,6 @@ public struct AttentionCostModel: Sendable {
         return keys
     }
 
-    /// Keys at positions in `lo ..< hi` that causal query position `t` sees (block-sparse: the visible count spread
-    /// evenly over the positions up to `t`, since which blocks are chosen depends on the data).
-    static func visibleKeys(_ s: AttentionSettingSpec, position t: Int, in lo: Int, _ hi: Int) -> Double {
-        func overlap(_ a: Int, _ b: Int) -> Int { max(0, min(b, hi) - max(a, lo)) }
-        if s.blockSparse != nil {
-            let all = t + 1
-            return Double(visibleKeys(s, position: t)) * Double(overlap(0, all)) / Double(all)
-        }
-        guard let w = s.window else { return Double(overlap(0, t + 1)) }
-        let recent = max(0, t - w + 1), globals = min(s.globalTokens, t + 1)
-        if globals >= recent { return Double(overlap(0, t + 1)) }
-        return Double(overlap(0, globals) + overlap(recent, t + 1))
-    }
-
     /// Query rows per work item: enough that rows × (query heads per KV head) is about `laneTarget`.
     public static func rowsPerItem(_ shape: AttentionLayerShape) -> Int {
         let group = max(1, shape.heads / max(1, shape.kvHeads))
@@ -174,69 +160,6 @@ public struct AttentionCostModel: Sendable {
         return floats * 4 + ints * 8
     }
 
-    /// How the engine divides one call: work units (tiled: KV head × block of query rows × key range; materialised:
-    /// heads), the workers that run them, and the (query, key) pairs of the busiest worker against all pairs.
-    public struct Partition: Sendable, Equatable {
-        public var units: Int
-        public var keySplits: Int
-        public var workers: Int
-        public var busiestPairs: Double
-        public var totalPairs: Double
-        /// Roofline time multiplier: `threads × busiest ÷ total` (1 when the work divides evenly over every thread).
-        public var imbalance: Double
-    }
-
-    public func partition(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int) -> Partition {
-        let n = mode == .decode ? 1 : length
-        let queryStart = mode == .decode ? length - 1 : 0
-        // Pairs of query rows `r0 ..< r1` (call-relative) over keys at positions `lo ..< hi`.
-        func pairs(_ r0: Int, _ r1: Int, _ lo: Int, _ hi: Int) -> Double {
-            if mode == .encode { return Double(r1 - r0) * Double(max(0, min(hi, length) - max(lo, 0))) }
-            var total = 0.0
-            for r in r0..<r1 { total += Self.visibleKeys(s, position: queryStart + r, in: lo, hi) }
-            return total
-        }
-        // The span of stored positions the engine splits: everything up to the newest token, except under a
-        // window without global tokens, where the oldest resident position starts it.
-        var first = 0
-        if mode == .decode, let w = s.window, s.globalTokens == 0 { first = max(0, length - 1 - w) }
-        let end = length
-        switch s.kernel {
-        case .materialised:
-            let perHead = pairs(0, n, first, end)
-            let workers = Self.chunks(shape.heads, threads: threads)
-            let per = (shape.heads + max(1, threads) - 1) / max(1, threads)
-            let total = perHead * Double(shape.heads)
-            let busiest = perHead * Double(min(per, shape.heads))
-            return Partition(units: shape.heads, keySplits: 1, workers: workers, busiestPairs: busiest,
-                             totalPairs: total, imbalance: total > 0 ? Double(threads) * busiest / total : 1)
-        case .tiled:
-            let rowsPer = Self.rowsPerItem(shape)
-            let rowBlocks = (n + rowsPer - 1) / rowsPer
-            let items = shape.kvHeads * rowBlocks
-            let splits = Self.keySplits(items: items, threads: threads, keys: end - first)
-            let units = items * splits
-            let per = (units + threads - 1) / threads
-            let workers = Self.chunks(units, threads: threads)
-            // Pairs per unit, for one KV head (every KV head's items see the same pairs).
-            var unitPairs: [Double] = []
-            unitPairs.reserveCapacity(units)
-            for u in 0..<units {
-                let item = u / splits, split = u % splits
-                let block = item / shape.kvHeads
-                let lo = first + (end - first) * split / splits, hi = first + (end - first) * (split + 1) / splits
-                unitPairs.append(pairs(block * rowsPer, min(n, (block + 1) * rowsPer), lo, hi))
-            }
-            var busiest = 0.0, total = 0.0
-            for c in 0..<workers {
-                let chunk = unitPairs[(c * per)..<min(units, (c + 1) * per)].reduce(0, +)
-                busiest = max(busiest, chunk); total += chunk
-            }
-            return Partition(units: units, keySplits: splits, workers: workers, busiestPairs: busiest,
-                             totalPairs: total, imbalance: total > 0 ? Double(threads) * busiest / total : 1)
-        }
-    }
-
     /// The engine's scratch for the call, all workers together.
     public func scratchBytes(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int) -> Int {
         let n = mode == .decode ? 1 : length
@@ -265,7 +188,6 @@ public struct AttentionCostModel: Sendable {
             : Int((Double(cached * 2 * shape.kvHeads * shape.headDim) * s.kv.bytesPerElement).rounded(.up))
         let n = mode == .decode ? 1 : length
         let operandBytes = 4 * shape.headDim * (2 * n * shape.heads + (mode == .encode ? 2 * n * shape.kvHeads : 0))
-        let split = partition(s, shape: shape, mode: mode, length: length)
         var pairs = 0.0
         if mode == .encode {
             pairs = Double(n) * Double(n)
@@ -283,7 +205,7 @@ public struct AttentionCostModel: Sendable {
             if let b = s.blockSparse { traffic += Double((cached / max(1, b.chunk) + 1) * shape.kvHeads * shape.headDim * 4) }
         }
         if s.kernel == .materialised { traffic += 2 * Double(n * cached * 4) * Double(shape.heads) }
-        let roofline = latency.attentionSeconds(flops: flops, bytes: traffic) * split.imbalance
+        let roofline = latency.attentionSeconds(flops: flops, bytes: traffic)
         let seconds = calibration?.seconds(roofline: roofline, rows: n, s, mode: mode) ?? roofline
         let loss: Double?
         if let accuracy {

@@ -35,8 +35,12 @@ struct BenchAttentionCommand: ParsableCommand {
     @Option(help: "Comma-separated sequence lengths (decoder rows).")
     var lengths: String = "256,512,1024"
 
-    @Option(help: "Repetitions per measurement (the median is compared).")
+    @Option(help: "Timed calls per measurement at least (the median is compared).")
     var repetitions: Int = 5
+
+    @Option(name: .customLong("min-time"),
+            help: "More timed calls until they add up to this many seconds (short calls get many).")
+    var minTime: Double = 0.2
 
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
@@ -88,6 +92,7 @@ struct BenchAttentionCommand: ParsableCommand {
             return
         }
         guard repetitions > 0 else { throw ValidationError("--repetitions must be positive, got \(repetitions)") }
+        guard minTime >= 0, minTime.isFinite else { throw ValidationError("--min-time must be ≥ 0, got \(minTime)") }
         if let threads, threads <= 0 { throw ValidationError("--threads must be positive, got \(threads)") }
         let lengthList = try Self.positiveList(vit ? patches : lengths, option: vit ? "--patches" : "--lengths")
         do {
@@ -149,7 +154,8 @@ struct BenchAttentionCommand: ParsableCommand {
                                        calibration: try loadCalibration())
         var table = BenchTable(
             title: "attention of one \(manifest.name) layer (\(shape.heads) heads, \(shape.kvHeads) KV heads, head_dim "
-                + "\(shape.headDim)), \(n) threads, median of \(repetitions); predictions: planner on \(profile.id)",
+                + "\(shape.headDim)), \(n) threads, median of ≥ \(repetitions) calls and ≥ \(minTime) s per row; "
+                + "predictions: planner on \(profile.id)",
             shape: "decoder", threads: n, repetitions: repetitions, calibration: costs.calibration?.source)
         func measure(_ s: AttentionSettingSpec, _ mode: AttentionCostModel.Mode, _ length: Int) throws
             -> AttentionBenchmark.Result {
@@ -158,7 +164,8 @@ struct BenchAttentionCommand: ParsableCommand {
                 kernel: s.kernel, window: s.window, globalTokens: s.globalTokens,
                 blockSparse: s.blockSparse, heads: shape.heads, kvHeads: shape.kvHeads,
                 headDim: shape.headDim, threads: n)
-            return try AttentionBenchmark.run(setting: setting, sequenceLength: length, repetitions: repetitions)
+            return try AttentionBenchmark.run(setting: setting, sequenceLength: length, repetitions: repetitions,
+                                              minimumSeconds: minTime)
         }
         let modes: [AttentionCostModel.Mode] = [.prefill, .decode]
         var lengthsToRun = lengthList
@@ -212,7 +219,7 @@ struct BenchAttentionCommand: ParsableCommand {
         let costs = AttentionCostModel(device: profile, threads: n, calibration: try loadCalibration())
         var table = BenchTable(
             title: "bidirectional attention of one \(manifest.name) ViT layer (hidden \(v.hidden), \(v.heads) heads, "
-                + "head_dim \(v.headDim), no mask), \(n) threads, median of \(repetitions), "
+                + "head_dim \(v.headDim), no mask), \(n) threads, median of ≥ \(repetitions) calls and ≥ \(minTime) s per row, "
                 + (inProcess ? "all measurements in one process" : "one process per measurement")
                 + "; predictions: planner on \(profile.id)",
             shape: "vit", threads: n, repetitions: repetitions, calibration: costs.calibration?.source)
@@ -222,8 +229,10 @@ struct BenchAttentionCommand: ParsableCommand {
                     name: s.name, mode: .encode, kvCacheFormat: .f32, kernel: s.kernel, heads: shape.heads,
                     kvHeads: shape.kvHeads, headDim: shape.headDim, threads: n)
                 let result = inProcess
-                    ? try AttentionBenchmark.run(setting: setting, sequenceLength: patches, repetitions: repetitions)
-                    : try Self.measureInChild(setting: setting, length: patches, repetitions: repetitions)
+                    ? try AttentionBenchmark.run(setting: setting, sequenceLength: patches, repetitions: repetitions,
+                                                 minimumSeconds: minTime)
+                    : try Self.measureInChild(setting: setting, length: patches, repetitions: repetitions,
+                                              minimumSeconds: minTime)
                 let p = costs.predict(s, shape: shape, mode: .encode, length: patches)
                 table.rows.append(BenchRow(setting: s.name, mode: .encode, length: patches, measured: result,
                                            predicted: p, kl: nil, calibrationPoint: false))
@@ -242,9 +251,10 @@ struct BenchAttentionCommand: ParsableCommand {
     }
 
     /// One measurement in a fresh process of this executable, so that its peak resident set is its own.
-    static func measureInChild(setting: AttentionBenchmark.Setting, length: Int, repetitions: Int) throws
-        -> AttentionBenchmark.Result {
-        let request = ChildRequest(setting: setting, sequenceLength: length, repetitions: repetitions)
+    static func measureInChild(setting: AttentionBenchmark.Setting, length: Int, repetitions: Int,
+                               minimumSeconds: Double) throws -> AttentionBenchmark.Result {
+        let request = ChildRequest(setting: setting, sequenceLength: length, repetitions: repetitions,
+                                   minimumSeconds: minimumSeconds)
         let process = Process()
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
@@ -274,8 +284,9 @@ struct BenchAttentionCommand: ParsableCommand {
         var setting: AttentionBenchmark.Setting
         var sequenceLength: Int
         var repetitions: Int
+        var minimumSeconds: Double
         enum CodingKeys: String, CodingKey {
-            case setting, sequenceLength = "sequence_length", repetitions
+            case setting, sequenceLength = "sequence_length", repetitions, minimumSeconds = "minimum_seconds"
         }
     }
 
@@ -283,7 +294,8 @@ struct BenchAttentionCommand: ParsableCommand {
         do {
             let request = try JSONDecoder().decode(ChildRequest.self, from: Data(text.utf8))
             let result = try AttentionBenchmark.run(setting: request.setting, sequenceLength: request.sequenceLength,
-                                                    repetitions: request.repetitions)
+                                                    repetitions: request.repetitions,
+                                                    minimumSeconds: request.minimumSeconds)
             print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
         } catch {
             FileHandle.standardError.write(Data("bench-attention --measure-one: \(error)\n".utf8))

@@ -32,10 +32,17 @@ struct CalibrateAttentionCommand: ParsableCommand {
     var lengths: String = "96,192,384,768,1536,3072"
 
     @Option(help: "Comma-separated ViT patch counts.")
-    var patches: String = "384,768,1536,3072"
+    var patches: String = "512,1536,3072,6144"
 
-    @Option(help: "Repetitions per point (the median is fitted).")
+    @Option(name: .customLong("encode-repetitions"), help: "Timed calls per ViT point at least (long calls).")
+    var encodeRepetitions: Int = 3
+
+    @Option(help: "Timed calls per point at least (the median is fitted).")
     var repetitions: Int = 7
+
+    @Option(name: .customLong("min-time"),
+            help: "More timed calls until they add up to this many seconds (short calls get many).")
+    var minTime: Double = 0.3
 
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
@@ -52,7 +59,11 @@ struct CalibrateAttentionCommand: ParsableCommand {
     ]
 
     func run() throws {
-        guard repetitions > 0 else { throw ValidationError("--repetitions must be positive, got \(repetitions)") }
+        guard repetitions > 0, encodeRepetitions > 0 else {
+            throw ValidationError("--repetitions and --encode-repetitions must be positive, got \(repetitions) and "
+                                  + "\(encodeRepetitions)")
+        }
+        guard minTime >= 0, minTime.isFinite else { throw ValidationError("--min-time must be ≥ 0, got \(minTime)") }
         if let threads, threads <= 0 { throw ValidationError("--threads must be positive, got \(threads)") }
         let lengthList = try BenchAttentionCommand.positiveList(lengths, option: "--lengths")
         let patchList = vitModel.isEmpty ? [] : try BenchAttentionCommand.positiveList(patches, option: "--patches")
@@ -68,13 +79,15 @@ struct CalibrateAttentionCommand: ParsableCommand {
             var calibration = AttentionCalibration()
             func calibrate(_ s: AttentionSettingSpec, _ mode: AttentionCostModel.Mode, _ shape: AttentionLayerShape,
                            _ points: [Int]) throws {
+                let repetitions = mode == .encode ? encodeRepetitions : self.repetitions
                 var measured: [AttentionCalibration.Point] = []
                 for length in points {
                     let setting = AttentionBenchmark.Setting(
                         name: s.name, mode: mode == .prefill ? .prefill : mode == .decode ? .decode : .encode,
                         kvCacheFormat: s.kv, kernel: s.kernel, heads: shape.heads, kvHeads: shape.kvHeads,
                         headDim: shape.headDim, threads: n)
-                    let r = try AttentionBenchmark.run(setting: setting, sequenceLength: length, repetitions: repetitions)
+                    let r = try AttentionBenchmark.run(setting: setting, sequenceLength: length, repetitions: repetitions,
+                                                       minimumSeconds: minTime)
                     let model = costs.predict(s, shape: shape, mode: mode, length: length).seconds
                     measured.append(.init(length: length, rows: mode == .decode ? 1 : length, modelSeconds: model,
                                           measuredSeconds: r.medianSecondsPerCall))
@@ -102,13 +115,14 @@ struct CalibrateAttentionCommand: ParsableCommand {
                                   vitShape, patchList)
                 }
                 vitText = "; encode points on one \(vm.name) ViT layer (\(v.heads) heads, head_dim \(v.headDim)) at "
-                    + "\(patchList.map(String.init).joined(separator: ", ")) patches"
+                    + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) calls"
             }
             let loadAfter = BenchAttentionCommand.loadAverage()
             let date = ISO8601DateFormatter().string(from: started)
             let load = [loadBefore, loadAfter].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
             calibration.source = "measured: autoglm-run calibrate-attention on \(host?.cpuModel ?? "this host") "
-                + "(\(host?.cores ?? n) processors), \(date), \(n) threads, median of \(repetitions) calls per point, "
+                + "(\(host?.cores ?? n) processors), \(date), \(n) threads, median of ≥ \(repetitions) calls "
+                + "and ≥ \(minTime) s per point, "
                 + "1-minute load average \(load[0]) before and \(load[1]) after; against the roofline of "
                 + "\(profile.id); prefill and decode points on one \(manifest.name) layer (\(shape.heads) heads, "
                 + "\(shape.kvHeads) KV heads, head_dim \(shape.headDim)) at "

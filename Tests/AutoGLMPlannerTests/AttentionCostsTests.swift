@@ -94,10 +94,9 @@ struct AttentionEncodeCostsTests {
         #expect(p.kvBytes == 0)
         #expect(p.operandBytes == 4 * 1000 * 128 * (2 * 12 + 2 * 12))
         #expect(p.workingSetBytes == p.operandBytes + p.scratchBytes)
-        // Twice the pairs of a causal prefill over the same tokens (n² against n(n+1)/2), evenly spread.
-        let split = m.partition(s, shape: Self.vit, mode: .encode, length: 1000)
-        #expect(abs(split.imbalance - 1) < 0.02)
-        #expect(split.totalPairs == 1000 * 1000 * 12)
+        // n² pairs: the roofline of 4 · heads · head_dim FLOPs per pair.
+        let flops = 4.0 * 12 * 128 * 1000 * 1000
+        #expect(abs(p.seconds / m.latency.attentionSeconds(flops: flops, bytes: 0) - 1) < 1e-9)
     }
 
     @Test("encode scratch: materialised holds one n² F32 matrix per worker, tiled a fixed set of buffers per worker",
@@ -121,30 +120,20 @@ struct AttentionEncodeCostsTests {
         #expect(12432 * 12432 * 4 == 618_218_496)
     }
 
-    @Test("a causal prefill's second half of rows is the busy worker; decode with 3 KV heads on 2 threads is 2 : 1")
-    func imbalance() throws {
+    @Test("time follows all of a call's work: twice the keys, twice the decode time, split or not")
+    func timeFollowsWork() throws {
         let m = try AttentionCostsTests.model(threads: 2)
         let full = AttentionSettingSpec(name: "full")
-        // Contiguous row blocks: the worker with the later rows has about 3/4 of the causal pairs.
-        let prefill = m.partition(full, shape: AttentionCostsTests.shape, mode: .prefill, length: 4096)
-        #expect(abs(prefill.imbalance - 1.5) < 0.01)
-        // Decode at 512: 3 items (one per KV head) and no key split → one worker takes 2 of 3.
-        let decode = m.partition(full, shape: AttentionCostsTests.shape, mode: .decode, length: 512)
-        #expect(decode.keySplits == 1 && abs(decode.imbalance - 4.0 / 3) < 1e-9)
-        // At 1024, each item is split in two key ranges: 6 units, 3 each.
-        let long = m.partition(full, shape: AttentionCostsTests.shape, mode: .decode, length: 1024)
-        #expect(long.keySplits == 2 && abs(long.imbalance - 1) < 0.01)
-        // A window with global tokens: the engine splits positions 0 ..< length in two, so each item's first range
-        // holds the 4 global keys and its second the 256 recent ones; units (4, 256, 4 | 256, 4, 256).
-        let window = m.partition(AttentionSettingSpec(name: "w", window: 256, globalTokens: 4),
-                                 shape: AttentionCostsTests.shape, mode: .decode, length: 2048)
-        #expect(window.keySplits == 2 && window.totalPairs == 780)
-        #expect(abs(window.imbalance - 2.0 * 516 / 780) < 1e-9)
-        // Visible keys in a range follow the mask.
-        let w = AttentionSettingSpec(name: "w", window: 10, globalTokens: 2)
-        #expect(AttentionCostModel.visibleKeys(w, position: 99, in: 0, 100) == 12)
-        #expect(AttentionCostModel.visibleKeys(w, position: 99, in: 50, 95) == 5)
-        #expect(AttentionCostModel.visibleKeys(full, position: 99, in: 50, 200) == 50)
+        // At 1024 tokens the engine splits each decode item in two key ranges; the price does not change shape.
+        let t512 = m.predict(full, shape: AttentionCostsTests.shape, mode: .decode, length: 512).seconds
+        let t1024 = m.predict(full, shape: AttentionCostsTests.shape, mode: .decode, length: 1024).seconds
+        #expect(abs(t1024 / t512 - 2) < 1e-9)
+        let flops = 4.0 * 9 * 64 * (4096.0 * 4097 / 2)
+        let prefill = m.predict(full, shape: AttentionCostsTests.shape, mode: .prefill, length: 4096).seconds
+        #expect(abs(prefill / m.latency.attentionSeconds(flops: flops, bytes: 0) - 1) < 1e-9)
+        #expect(AttentionCostModel.keySplits(items: 3, threads: 2, keys: 1024) == 2)
+        #expect(AttentionCostModel.keySplits(items: 3, threads: 2, keys: 1023) == 1)
+        #expect(AttentionCostModel.keySplits(items: 24, threads: 2, keys: 1 << 20) == 1)
     }
 
     @Test("key splits and their partial softmax states are in the scratch")

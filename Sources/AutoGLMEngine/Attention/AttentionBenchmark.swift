@@ -99,6 +99,7 @@ public enum AttentionBenchmark {
         /// Process CPU seconds (all threads) of the call with the least CPU time; on a shared machine this shows the
         /// work done when wall time includes waiting for a core.
         public var cpuSecondsPerCall: Double
+        /// Timed calls.
         public var repetitions: Int
 
         enum CodingKeys: String, CodingKey {
@@ -120,8 +121,13 @@ public enum AttentionBenchmark {
         }
     }
 
-    /// Measures one setting at one sequence length.
-    public static func run(setting: Setting, sequenceLength: Int, repetitions: Int = 3) throws -> Result {
+    /// Measures one setting at one sequence length: `repetitions` timed calls at least, more until they add up to
+    /// `minimumSeconds` (at most `maximumRepetitions`), so that the median of short calls is not at the mercy of a
+    /// few preempted ones. A first, untimed call warms the worker threads and the pages up unless it takes longer
+    /// than `warmUpLimit` seconds (then it is timed and counted: start-up is a negligible part of it). Decode calls
+    /// all see the same `sequenceLength − 1` cached tokens.
+    public static func run(setting: Setting, sequenceLength: Int, repetitions: Int = 3, minimumSeconds: Double = 0,
+                           maximumRepetitions: Int = 2000) throws -> Result {
         guard sequenceLength > 0 else {
             throw AttentionError.invalidParameter(name: "sequenceLength", expected: "> 0", got: sequenceLength)
         }
@@ -129,6 +135,18 @@ public enum AttentionBenchmark {
             throw AttentionError.invalidParameter(name: "repetitions", expected: "> 0", got: repetitions)
         }
         let s = setting
+        let cap = max(repetitions, maximumRepetitions)
+        /// Calls `body` (which times one call through `times`) until the counts are met; the first call is a
+        /// warm-up when it is short.
+        func repeatCalls(_ times: inout Timings, _ body: (inout Timings) throws -> Void) rethrows {
+            var warm = Timings()
+            try body(&warm)
+            if warm.fastest > warmUpLimit { times = warm }
+            while times.wall.count < repetitions
+                    || (times.wall.reduce(0, +) < minimumSeconds && times.wall.count < cap) {
+                try body(&times)
+            }
+        }
         guard s.headDim > 0 else { throw AttentionError.invalidParameter(name: "headDim", expected: "> 0", got: s.headDim) }
         guard s.threads > 0 else { throw AttentionError.invalidParameter(name: "threads", expected: "> 0", got: s.threads) }
         guard s.heads > 0, s.kvHeads > 0, s.heads % s.kvHeads == 0 else {
@@ -151,7 +169,7 @@ public enum AttentionBenchmark {
             let keys = rng.array(n * s.kvHeads * s.headDim), values = rng.array(n * s.kvHeads * s.headDim)
             var out = [Float](repeating: 0, count: n * s.heads * s.headDim)
             operandBytes = (query.count + keys.count + values.count + out.count) * MemoryLayout<Float>.stride
-            for _ in 0..<repetitions {
+            try repeatCalls(&times) { times in
                 let bytes = try times.measure {
                     try query.withUnsafeBufferPointer { q in
                         try keys.withUnsafeBufferPointer { k in
@@ -171,7 +189,7 @@ public enum AttentionBenchmark {
         case .prefill, .decode:
             let newTokens = s.mode == .prefill ? sequenceLength : 1
             let cache = try KVCache(layers: 1, kvHeads: s.kvHeads, headDim: s.headDim,
-                                    capacity: sequenceLength + repetitions, format: s.kvCacheFormat,
+                                    capacity: sequenceLength, format: s.kvCacheFormat,
                                     window: s.window, globalTokens: s.globalTokens)
             var rng = SyntheticData(seed: 0x5EED)
             let kvWidth = s.kvHeads * s.headDim
@@ -190,8 +208,8 @@ public enum AttentionBenchmark {
                 }
             }
             let keys = rng.array(newTokens * kvWidth), values = rng.array(newTokens * kvWidth)
-            for _ in 0..<repetitions {
-                if s.mode == .prefill { cache.reset() }
+            try repeatCalls(&times) { times in
+                if s.mode == .prefill { cache.reset() } else { cache.discardPending() }
                 try cache.append(layer: 0, keys: keys, values: values, count: newTokens)
                 let bytes = try times.measure {
                     try query.withUnsafeBufferPointer { q in
@@ -205,7 +223,6 @@ public enum AttentionBenchmark {
                 }
                 scratch = max(scratch, bytes)
                 kvBytes = max(kvBytes, cache.residentBytes)
-                if s.mode == .decode { try cache.commit(newTokens) }
             }
         }
         var growth: Int?
@@ -217,8 +234,12 @@ public enum AttentionBenchmark {
         return Result(setting: s, sequenceLength: sequenceLength, peakScratchBytes: scratch, kvBytes: kvBytes,
                       operandBytes: operandBytes, residentGrowthBytes: growth,
                       tokensPerSecond: Double(newTokens) / median, secondsPerCall: times.fastest,
-                      medianSecondsPerCall: median, cpuSecondsPerCall: times.fastestCPU, repetitions: repetitions)
+                      medianSecondsPerCall: median, cpuSecondsPerCall: times.fastestCPU,
+                      repetitions: times.wall.count)
     }
+
+    /// A first call longer than this is timed rather than thrown away as a warm-up.
+    public static let warmUpLimit = 1.0
 
     /// Wall-clock and process CPU time of each measured call.
     struct Timings {
