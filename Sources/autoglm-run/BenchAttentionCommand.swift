@@ -42,6 +42,9 @@ struct BenchAttentionCommand: ParsableCommand {
             help: "More timed calls until they add up to this many seconds (short calls get many).")
     var minTime: Double = 0.2
 
+    @Option(help: "Decoder rows: measure every row this many times, one pass over all rows after another, and keep the pass with the median time (spreads bursts of other work over the rows).")
+    var rounds: Int = 3
+
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
 
@@ -93,6 +96,7 @@ struct BenchAttentionCommand: ParsableCommand {
         }
         guard repetitions > 0 else { throw ValidationError("--repetitions must be positive, got \(repetitions)") }
         guard minTime >= 0, minTime.isFinite else { throw ValidationError("--min-time must be ≥ 0, got \(minTime)") }
+        guard rounds > 0 else { throw ValidationError("--rounds must be positive, got \(rounds)") }
         if let threads, threads <= 0 { throw ValidationError("--threads must be positive, got \(threads)") }
         let lengthList = try Self.positiveList(vit ? patches : lengths, option: vit ? "--patches" : "--lengths")
         do {
@@ -154,7 +158,8 @@ struct BenchAttentionCommand: ParsableCommand {
                                        calibration: try loadCalibration())
         var table = BenchTable(
             title: "attention of one \(manifest.name) layer (\(shape.heads) heads, \(shape.kvHeads) KV heads, head_dim "
-                + "\(shape.headDim)), \(n) threads, median of ≥ \(repetitions) calls and ≥ \(minTime) s per row; "
+                + "\(shape.headDim)), \(n) threads, median of ≥ \(repetitions) calls and ≥ \(minTime) s per row, "
+                + "median of \(rounds) passes; "
                 + "predictions: planner on \(profile.id)",
             shape: "decoder", threads: n, repetitions: repetitions, calibration: costs.calibration?.source)
         func measure(_ s: AttentionSettingSpec, _ mode: AttentionCostModel.Mode, _ length: Int) throws
@@ -171,14 +176,18 @@ struct BenchAttentionCommand: ParsableCommand {
         var lengthsToRun = lengthList
         if calibrateAt > 0 && !lengthsToRun.contains(calibrateAt) { lengthsToRun.append(calibrateAt) }
         struct RowKey: Hashable { var setting: Int; var mode: AttentionCostModel.Mode; var length: Int }
-        var measured: [RowKey: AttentionBenchmark.Result] = [:]
-        for (i, s) in Self.settings.enumerated() {
-            for mode in modes {
-                for length in lengthsToRun {
-                    measured[RowKey(setting: i, mode: mode, length: length)] = try measure(s, mode, length)
+        var passes: [RowKey: [AttentionBenchmark.Result]] = [:]
+        for _ in 0..<rounds {
+            for (i, s) in Self.settings.enumerated() {
+                for mode in modes {
+                    for length in lengthsToRun {
+                        passes[RowKey(setting: i, mode: mode, length: length), default: []].append(
+                            try measure(s, mode, length))
+                    }
                 }
             }
         }
+        let measured = passes.mapValues(Self.medianPass)
         // One-point calibration: the full-attention settings at the reference length, the same measurements the
         // table shows (those rows are then not counted).
         if calibrateAt > 0 {
@@ -301,6 +310,12 @@ struct BenchAttentionCommand: ParsableCommand {
             FileHandle.standardError.write(Data("bench-attention --measure-one: \(error)\n".utf8))
             throw ExitCode.failure
         }
+    }
+
+    /// The measurement whose median time is the median of the passes (the lower middle one for an even count).
+    static func medianPass(_ passes: [AttentionBenchmark.Result]) -> AttentionBenchmark.Result {
+        let sorted = passes.sorted { $0.medianSecondsPerCall < $1.medianSecondsPerCall }
+        return sorted[(sorted.count - 1) / 2]
     }
 
     static func loadAverage() -> Double? {

@@ -37,6 +37,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
     @Option(name: .customLong("encode-repetitions"), help: "Timed calls per ViT point at least (long calls).")
     var encodeRepetitions: Int = 3
 
+    @Option(help: "Decoder points: measure every point this many times, one pass over all points after another, and fit the pass with the median time.")
+    var rounds: Int = 3
+
     @Option(help: "Timed calls per point at least (the median is fitted).")
     var repetitions: Int = 7
 
@@ -64,6 +67,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                                   + "\(encodeRepetitions)")
         }
         guard minTime >= 0, minTime.isFinite else { throw ValidationError("--min-time must be ≥ 0, got \(minTime)") }
+        guard rounds > 0 else { throw ValidationError("--rounds must be positive, got \(rounds)") }
         if let threads, threads <= 0 { throw ValidationError("--threads must be positive, got \(threads)") }
         let lengthList = try BenchAttentionCommand.positiveList(lengths, option: "--lengths")
         let patchList = vitModel.isEmpty ? [] : try BenchAttentionCommand.positiveList(patches, option: "--patches")
@@ -77,43 +81,56 @@ struct CalibrateAttentionCommand: ParsableCommand {
             let loadBefore = BenchAttentionCommand.loadAverage()
             let started = Date()
             var calibration = AttentionCalibration()
-            func calibrate(_ s: AttentionSettingSpec, _ mode: AttentionCostModel.Mode, _ shape: AttentionLayerShape,
-                           _ points: [Int]) throws {
-                let repetitions = mode == .encode ? encodeRepetitions : self.repetitions
-                var measured: [AttentionCalibration.Point] = []
-                for length in points {
-                    let setting = AttentionBenchmark.Setting(
-                        name: s.name, mode: mode == .prefill ? .prefill : mode == .decode ? .decode : .encode,
-                        kvCacheFormat: s.kv, kernel: s.kernel, heads: shape.heads, kvHeads: shape.kvHeads,
-                        headDim: shape.headDim, threads: n)
-                    let r = try AttentionBenchmark.run(setting: setting, sequenceLength: length, repetitions: repetitions,
-                                                       minimumSeconds: minTime)
-                    let model = costs.predict(s, shape: shape, mode: mode, length: length).seconds
-                    measured.append(.init(length: length, rows: mode == .decode ? 1 : length, modelSeconds: model,
-                                          measuredSeconds: r.medianSecondsPerCall))
+            /// Measures `points` of each (setting, mode) in `rounds` passes and fits each from its median passes.
+            func calibrate(_ jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], _ shape: AttentionLayerShape,
+                           _ points: [Int], rounds: Int) throws {
+                struct PointKey: Hashable { var job: Int; var length: Int }
+                var passes: [PointKey: [Double]] = [:]
+                for _ in 0..<rounds {
+                    for (j, job) in jobs.enumerated() {
+                        let (s, mode) = job
+                        let repetitions = mode == .encode ? encodeRepetitions : self.repetitions
+                        for length in points {
+                            let setting = AttentionBenchmark.Setting(
+                                name: s.name, mode: mode == .prefill ? .prefill : mode == .decode ? .decode : .encode,
+                                kvCacheFormat: s.kv, kernel: s.kernel, heads: shape.heads, kvHeads: shape.kvHeads,
+                                headDim: shape.headDim, threads: n)
+                            let r = try AttentionBenchmark.run(setting: setting, sequenceLength: length,
+                                                               repetitions: repetitions, minimumSeconds: minTime)
+                            passes[PointKey(job: j, length: length), default: []].append(r.medianSecondsPerCall)
+                        }
+                    }
                 }
-                guard let fit = AttentionCalibration.fit(points: measured, shape: shape) else {
-                    throw ValidationError("\(s.name) \(mode.rawValue): too few usable points to fit")
+                for (j, job) in jobs.enumerated() {
+                    let (s, mode) = job
+                    let measured: [AttentionCalibration.Point] = points.map { length in
+                        let times = (passes[PointKey(job: j, length: length)] ?? []).sorted()
+                        let model = costs.predict(s, shape: shape, mode: mode, length: length).seconds
+                        return .init(length: length, rows: mode == .decode ? 1 : length, modelSeconds: model,
+                                     measuredSeconds: times.isEmpty ? .nan : times[(times.count - 1) / 2])
+                    }
+                    guard let fit = AttentionCalibration.fit(points: measured, shape: shape) else {
+                        throw ValidationError("\(s.name) \(mode.rawValue): too few usable points to fit")
+                    }
+                    calibration.fits[AttentionCalibration.Key(s, mode: mode)] = fit
+                    let label = (s.name + " " + mode.rawValue).padding(toLength: 26, withPad: " ", startingAt: 0)
+                    print(label + String(format: " fixed %8.1f µs  per row %7.3f µs  rate ×%.3f  worst point %5.1f%%",
+                                         fit.fixedSeconds * 1e6, fit.perRowSeconds * 1e6, fit.scale,
+                                         fit.worstPointError * 100))
                 }
-                calibration.fits[AttentionCalibration.Key(s, mode: mode)] = fit
-                let label = (s.name + " " + mode.rawValue).padding(toLength: 26, withPad: " ", startingAt: 0)
-                print(label + String(format: " fixed %8.1f µs  per row %7.3f µs  rate ×%.3f  worst point %5.1f%%",
-                                     fit.fixedSeconds * 1e6, fit.perRowSeconds * 1e6, fit.scale,
-                                     fit.worstPointError * 100))
             }
             let shape = AttentionLayerShape(decoder)
-            for s in Self.decoderSettings {
-                for mode in [AttentionCostModel.Mode.prefill, .decode] { try calibrate(s, mode, shape, lengthList) }
-            }
+            try calibrate(Self.decoderSettings.flatMap { s in
+                [AttentionCostModel.Mode.prefill, .decode].map { (s, $0) }
+            }, shape, lengthList, rounds: rounds)
             var vitText = ""
             if !patchList.isEmpty {
                 let vm = try ModelManifest.load(vitModel)
                 guard let v = vm.visionEncoder else { throw ValidationError("\(vitModel) has no vision encoder") }
                 let vitShape = AttentionLayerShape(heads: v.heads, kvHeads: v.heads, headDim: v.headDim)
-                for kernel in AttentionKernel.allCases {
-                    try calibrate(AttentionSettingSpec(name: "vit \(kernel.rawValue)", kv: .f32, kernel: kernel), .encode,
-                                  vitShape, patchList)
-                }
+                try calibrate(AttentionKernel.allCases.map {
+                    (AttentionSettingSpec(name: "vit \($0.rawValue)", kv: .f32, kernel: $0), AttentionCostModel.Mode.encode)
+                }, vitShape, patchList, rounds: 1)
                 vitText = "; encode points on one \(vm.name) ViT layer (\(v.heads) heads, head_dim \(v.headDim)) at "
                     + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) calls"
             }
@@ -122,7 +139,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
             let load = [loadBefore, loadAfter].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
             calibration.source = "measured: autoglm-run calibrate-attention on \(host?.cpuModel ?? "this host") "
                 + "(\(host?.cores ?? n) processors), \(date), \(n) threads, median of ≥ \(repetitions) calls "
-                + "and ≥ \(minTime) s per point, "
+                + "and ≥ \(minTime) s per point, median of \(rounds) passes over the decoder points, "
                 + "1-minute load average \(load[0]) before and \(load[1]) after; against the roofline of "
                 + "\(profile.id); prefill and decode points on one \(manifest.name) layer (\(shape.heads) heads, "
                 + "\(shape.kvHeads) KV heads, head_dim \(shape.headDim)) at "
