@@ -422,7 +422,7 @@ struct BenchRow: Codable {
 }
 
 /// The rows of one bench-attention run with how they were measured and the fidelity count.
-struct BenchTable: Codable {
+struct BenchTable: Encodable {
     var title: String
     var shape: String
     var threads: Int
@@ -467,19 +467,6 @@ struct BenchTable: Codable {
     init(title: String, shape: String, threads: Int, repetitions: Int, calibration: String?) {
         self.title = title; self.shape = shape; self.threads = threads; self.repetitions = repetitions
         self.calibration = calibration
-    }
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        title = try c.decode(String.self, forKey: .title)
-        shape = try c.decode(String.self, forKey: .shape)
-        threads = try c.decode(Int.self, forKey: .threads)
-        repetitions = try c.decode(Int.self, forKey: .repetitions)
-        calibration = try c.decodeIfPresent(String.self, forKey: .calibration)
-        loadAverageBefore = try c.decodeIfPresent(Double.self, forKey: .loadAverageBefore)
-        loadAverageAfter = try c.decodeIfPresent(Double.self, forKey: .loadAverageAfter)
-        rows = try c.decodeIfPresent([BenchRow].self, forKey: .rows) ?? []
-        notes = try c.decodeIfPresent([String].self, forKey: .notes) ?? []
     }
 
     func encode(to encoder: Encoder) throws {
