@@ -81,7 +81,7 @@ struct AttentionCostsTests {
     }
 }
 
-@Suite("Attention cost model: vision encoder and work partition")
+@Suite("Attention cost model: vision encoder, scratch and time")
 struct AttentionEncodeCostsTests {
     /// GLM-4.1V's ViT attention: 12 heads of 128, bidirectional.
     static let vit = AttentionLayerShape(heads: 12, kvHeads: 12, headDim: 128)
