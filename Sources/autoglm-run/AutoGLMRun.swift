@@ -16,6 +16,7 @@ struct AutoGLMRun: AsyncParsableCommand {
             SignoffKeygenCommand.self,
             MeasureAttentionCommand.self,
             BenchAttentionCommand.self,
+            CalibrateAttentionCommand.self,
             EmulateCommand.self,
             SynthCommand.self,
             EngineRunCommand.self,

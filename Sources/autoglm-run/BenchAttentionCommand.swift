@@ -5,39 +5,74 @@ import AutoGLMSpecs
 import Foundation
 
 /// `autoglm-run bench-attention`: each attention setting measured at several sequence lengths on one decoder layer
-/// of the model, beside the planner's prediction for the same setting on the given device profile.
+/// of the model, beside the planner's prediction for the same setting on the given device profile; with `--vit`, the
+/// vision encoder's bidirectional attention at several patch counts, tiled against materialised, each measurement in
+/// a process of its own.
 struct BenchAttentionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-attention",
         abstract: "Measure attention settings (peak memory, tokens/s, KL) beside the planner's predictions.",
         discussion: """
-            Peak memory is the layer's KV cache plus the kernel's scratch; tokens/s is new tokens through one \
-            layer's attention (prefill: all n at once; decode: one token over n − 1 cached). KL comes from a \
-            measure-attention results file. Exit status: 0, or 1 when a file cannot be read or a run fails.
+            Decoder rows: peak memory is the layer's KV cache plus the kernel's scratch; tokens/s is new tokens \
+            through one layer's attention at the median of the repetitions (prefill: all n at once; decode: one token \
+            over n − 1 cached). KL comes from a measure-attention results file. --vit rows: one vision-encoder layer's \
+            attention over n patches (no mask), measured as the kernel's scratch high-water mark and the growth of the \
+            peak resident set of a fresh process, beside the predicted scratch and working set (queries, keys, \
+            values, output, scratch). Predicted times use the calibration file written by calibrate-attention. \
+            Exit status: 0, or 1 when a file cannot be read or a run fails.
             """
     )
 
     @Option(help: "Device profile the planner predicts for (normally this host's measured profile).")
     var device: String = "DeviceProfiles/host.json"
 
-    @Option(help: "Model manifest: layer shape and accuracy table.")
+    @Option(help: "Model manifest: decoder layer shape and accuracy table.")
     var model: String = "Models/smollm2-135m.json"
 
     @Option(help: "measure-attention results (KL per setting); optional.")
     var accuracy: String = "Models/smollm2-135m.attention-accuracy.json"
 
-    @Option(help: "Comma-separated sequence lengths.")
+    @Option(help: "Comma-separated sequence lengths (decoder rows).")
     var lengths: String = "256,512,1024"
 
-    @Option(help: "Repetitions per measurement (the fastest is kept).")
-    var repetitions: Int = 3
+    @Option(help: "Timed calls per measurement at least (the median is compared).")
+    var repetitions: Int = 5
+
+    @Option(name: .customLong("min-time"),
+            help: "More timed calls until they add up to this many seconds (short calls get many).")
+    var minTime: Double = 0.2
+
+    @Option(help: "Decoder rows: measure every row this many times, one pass over all rows after another, and keep the pass with the median time (spreads bursts of other work over the rows).")
+    var rounds: Int = 3
 
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
 
+    @Option(help: "Time calibration from calibrate-attention (missing file: the plain roofline).")
+    var calibration: String = "DeviceProfiles/measurements/host.attention-calibration.json"
+
     @Option(name: .customLong("calibrate-at"),
-            help: "Correct the roofline time per (KV format, kernel, mode) from the full-attention settings measured at this length (0: off).")
-    var calibrateAt: Int = 512
+            help: "Instead of --calibration, correct the roofline rate per (KV format, kernel, mode) from the full-attention settings measured at this length (0: off).")
+    var calibrateAt: Int = 0
+
+    @Flag(help: "Measure the vision encoder's attention (the --vit-model manifest's ViT shape) at --patches.")
+    var vit = false
+
+    @Option(help: "Comma-separated patch counts for --vit.")
+    var patches: String = "1024,4096,12432"
+
+    @Option(name: .customLong("vit-model"), help: "Manifest with the vision encoder for --vit.")
+    var vitModel: String = "Models/autoglm-phone-9b.json"
+
+    @Flag(name: .customLong("in-process"), help: "--vit: measure in this process instead of one child process each.")
+    var inProcess = false
+
+    @Flag(help: "Print the rows as JSON.")
+    var json = false
+
+    /// Set by the parent of a --vit measurement: one measurement as JSON; prints its result as JSON.
+    @Option(name: .customLong("measure-one"), help: .hidden)
+    var measureOne: String?
 
     static let settings: [AttentionSettingSpec] = [
         AttentionSettingSpec(name: "f32 tiled", kv: .f32),
@@ -49,98 +84,243 @@ struct BenchAttentionCommand: ParsableCommand {
         AttentionSettingSpec(name: "f32 moba 128/4", kv: .f32, blockSparse: Plan.BlockSparse(chunk: 128, topK: 4)),
     ]
 
+    static let vitSettings: [AttentionSettingSpec] = [
+        AttentionSettingSpec(name: "vit tiled", kv: .f32, kernel: .tiled),
+        AttentionSettingSpec(name: "vit materialised", kv: .f32, kernel: .materialised),
+    ]
+
     func run() throws {
-        let lengthList = lengths.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !lengthList.isEmpty, lengthList.allSatisfy({ $0 > 0 }) else {
-            throw ValidationError("--lengths must be positive integers, got '\(lengths)'")
+        if let measureOne {
+            try Self.childMeasurement(measureOne)
+            return
         }
         guard repetitions > 0 else { throw ValidationError("--repetitions must be positive, got \(repetitions)") }
+        guard minTime >= 0, minTime.isFinite else { throw ValidationError("--min-time must be ≥ 0, got \(minTime)") }
+        guard rounds > 0 else { throw ValidationError("--rounds must be positive, got \(rounds)") }
+        if let threads, threads <= 0 { throw ValidationError("--threads must be positive, got \(threads)") }
+        let lengthList = try Self.positiveList(vit ? patches : lengths, option: vit ? "--patches" : "--lengths")
         do {
             let profile = try DeviceProfile.load(device)
-            let manifest = try ModelManifest.load(model)
-            guard let decoder = manifest.textDecoder else {
-                throw ValidationError("\(model) has no text decoder")
-            }
-            let kl = loadKL()
             let n = threads ?? ComputePool.availableCores
-            let costs = AttentionCostModel(device: profile, accuracy: AccuracyModel(manifest: manifest), threads: n)
-            let shape = AttentionLayerShape(decoder)
-            print("attention of one \(manifest.name) layer (\(shape.heads) heads, \(shape.kvHeads) KV heads, head_dim "
-                  + "\(shape.headDim)), \(n) threads; predictions: planner on \(profile.id)")
-            func measure(_ s: AttentionSettingSpec, _ mode: AttentionCostModel.Mode, _ length: Int) throws
-                -> AttentionBenchmark.Result {
-                let setting = AttentionBenchmark.Setting(
-                    name: s.name, mode: mode == .prefill ? .prefill : .decode, kvCacheFormat: s.kv,
-                    kernel: s.kernel, window: s.window, globalTokens: s.globalTokens,
-                    blockSparse: s.blockSparse, heads: shape.heads, kvHeads: shape.kvHeads,
-                    headDim: shape.headDim, threads: n)
-                return try AttentionBenchmark.run(setting: setting, sequenceLength: length, repetitions: repetitions)
+            let loadBefore = Self.loadAverage()
+            let table: BenchTable
+            if vit {
+                table = try vitTable(profile: profile, patchCounts: lengthList, threads: n)
+            } else {
+                table = try decoderTable(profile: profile, lengthList: lengthList, threads: n)
             }
-            let modes: [AttentionCostModel.Mode] = [.prefill, .decode]
-            var lengthsToRun = lengthList
-            if calibrateAt > 0 && !lengthsToRun.contains(calibrateAt) { lengthsToRun.append(calibrateAt) }
-            struct RowKey: Hashable { var setting: Int; var mode: AttentionCostModel.Mode; var length: Int }
-            var measured: [RowKey: AttentionBenchmark.Result] = [:]
-            for (i, s) in Self.settings.enumerated() {
-                for mode in modes {
-                    for length in lengthsToRun { measured[RowKey(setting: i, mode: mode, length: length)] = try measure(s, mode, length) }
-                }
+            var out = table
+            out.loadAverageBefore = loadBefore
+            out.loadAverageAfter = Self.loadAverage()
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(out), as: UTF8.self))
+            } else {
+                out.printText()
             }
-            // Calibration points: the full-attention settings at the reference length, the same measurements the
-            // table shows.
-            var calibration = AttentionCalibration(referenceLength: calibrateAt)
-            if calibrateAt > 0 {
-                for (i, s) in Self.settings.enumerated() where s.window == nil && s.blockSparse == nil {
-                    for mode in modes {
-                        guard let m = measured[RowKey(setting: i, mode: mode, length: calibrateAt)] else { continue }
-                        calibration.record(s, mode: mode, measuredSeconds: m.secondsPerCall, model: costs, shape: shape)
-                    }
-                }
-                print("time calibrated per (KV format, kernel, mode) at \(calibrateAt) tokens: "
-                      + calibration.factors.sorted { "\($0.key)" < "\($1.key)" }
-                        .map { String(format: "%@/%@/%@ ×%.2f", $0.key.kv.rawValue as NSString,
-                                      $0.key.kernel.rawValue as NSString, $0.key.mode.rawValue as NSString, $0.value) }
-                        .joined(separator: ", "))
-                print("(rows marked * are the calibration points themselves; their speed is not counted)")
-            }
-            print("setting            mode      len   mem MB   pred MB   err%     tok/s    pred tok/s   err%   KL        pred loss")
-            var memoryErrors: [Double] = [], speedErrors: [Double] = []
-            for (i, s) in Self.settings.enumerated() {
-                for mode in modes {
-                    for length in lengthsToRun.sorted() {
-                        guard let m = measured[RowKey(setting: i, mode: mode, length: length)] else { continue }
-                        let isCalibrationPoint = calibrateAt > 0 && length == calibrateAt && s.window == nil
-                            && s.blockSparse == nil
-                        let p = calibration.apply(costs.predict(s, shape: shape, mode: mode, length: length), s,
-                                                  mode: mode)
-                        let measuredBytes = Double(m.kvBytes + m.peakScratchBytes)
-                        let memErr = (Double(p.peakBytes) - measuredBytes) / measuredBytes * 100
-                        let speedErr = (p.tokensPerSecond - m.tokensPerSecond) / m.tokensPerSecond * 100
-                        memoryErrors.append(abs(memErr))
-                        if !isCalibrationPoint { speedErrors.append(abs(speedErr)) }
-                        let klText = s.accuracyKeys.isEmpty ? (s.kernel == .materialised ? kl["kernel:materialised"] : 0)
-                            : s.accuracyKeys.count == 1 ? kl[s.accuracyKeys[0]] : nil
-                        let name = (s.name + (isCalibrationPoint ? " *" : "")).padding(toLength: 18, withPad: " ",
-                                                                                       startingAt: 0)
-                        let modeText = mode.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
-                        print(name + " " + modeText + String(
-                            format: " %5d %8.3f %9.3f %6.1f %10.1f %12.1f %6.1f   %@ %@", length,
-                            measuredBytes / 1e6, Double(p.peakBytes) / 1e6, memErr, m.tokensPerSecond,
-                            p.tokensPerSecond, speedErr,
-                            (klText.map { String(format: "%.6f", $0) } ?? "-       ") as NSString,
-                            (p.loss.map { String(format: "%.4f", $0) } ?? "-") as NSString))
-                    }
-                }
-            }
-            let within = { (errors: [Double], limit: Double) in errors.filter { $0 <= limit }.count }
-            print("memory within ±5%: \(within(memoryErrors, 5)) of \(memoryErrors.count); "
-                  + "speed within ±15%: \(within(speedErrors, 15)) of \(speedErrors.count)")
         } catch let error as ValidationError {
             throw error
         } catch {
             FileHandle.standardError.write(Data("bench-attention: \(error)\n".utf8))
             throw ExitCode.failure
         }
+    }
+
+    static func positiveList(_ text: String, option: String) throws -> [Int] {
+        let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let values = parts.compactMap { Int($0) }
+        guard !values.isEmpty, values.count == parts.count, values.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("\(option) must be comma-separated positive integers, got '\(text)'")
+        }
+        return values
+    }
+
+    /// The time calibration: from --calibrate-at (filled in by the caller), else the file, else none.
+    private func loadCalibration() throws -> AttentionCalibration? {
+        guard calibrateAt == 0 else { return nil }
+        guard FileManager.default.fileExists(atPath: calibration) else {
+            FileHandle.standardError.write(Data(("bench-attention: no time calibration (\(calibration) missing; run "
+                + "autoglm-run calibrate-attention -o \(calibration)); predicting the plain roofline\n").utf8))
+            return nil
+        }
+        return try SpecLoader.load(AttentionCalibration.self, from: calibration)
+    }
+
+    // MARK: Decoder rows
+
+    private func decoderTable(profile: DeviceProfile, lengthList: [Int], threads n: Int) throws -> BenchTable {
+        let manifest = try ModelManifest.load(model)
+        guard let decoder = manifest.textDecoder else { throw ValidationError("\(model) has no text decoder") }
+        let kl = loadKL()
+        let shape = AttentionLayerShape(decoder)
+        var costs = AttentionCostModel(device: profile, accuracy: AccuracyModel(manifest: manifest), threads: n,
+                                       calibration: try loadCalibration())
+        var table = BenchTable(
+            title: "attention of one \(manifest.name) layer (\(shape.heads) heads, \(shape.kvHeads) KV heads, head_dim "
+                + "\(shape.headDim)), \(n) threads, median of ≥ \(repetitions) calls and ≥ \(minTime) s per row, "
+                + "median of \(rounds) passes; "
+                + "predictions: planner on \(profile.id)",
+            shape: "decoder", threads: n, repetitions: repetitions, calibration: costs.calibration?.source)
+        func measure(_ s: AttentionSettingSpec, _ mode: AttentionCostModel.Mode, _ length: Int) throws
+            -> AttentionBenchmark.Result {
+            let setting = AttentionBenchmark.Setting(
+                name: s.name, mode: mode == .prefill ? .prefill : .decode, kvCacheFormat: s.kv,
+                kernel: s.kernel, window: s.window, globalTokens: s.globalTokens,
+                blockSparse: s.blockSparse, heads: shape.heads, kvHeads: shape.kvHeads,
+                headDim: shape.headDim, threads: n)
+            return try AttentionBenchmark.run(setting: setting, sequenceLength: length, repetitions: repetitions,
+                                              minimumSeconds: minTime)
+        }
+        let modes: [AttentionCostModel.Mode] = [.prefill, .decode]
+        var lengthsToRun = lengthList
+        if calibrateAt > 0 && !lengthsToRun.contains(calibrateAt) { lengthsToRun.append(calibrateAt) }
+        struct RowKey: Hashable { var setting: Int; var mode: AttentionCostModel.Mode; var length: Int }
+        var passes: [RowKey: [AttentionBenchmark.Result]] = [:]
+        for _ in 0..<rounds {
+            for (i, s) in Self.settings.enumerated() {
+                for mode in modes {
+                    for length in lengthsToRun {
+                        passes[RowKey(setting: i, mode: mode, length: length), default: []].append(
+                            try measure(s, mode, length))
+                    }
+                }
+            }
+        }
+        let measured = passes.mapValues(Self.medianPass)
+        // One-point calibration: the full-attention settings at the reference length, the same measurements the
+        // table shows (those rows are then not counted).
+        if calibrateAt > 0 {
+            var c = AttentionCalibration(referenceLength: calibrateAt)
+            for (i, s) in Self.settings.enumerated() where s.window == nil && s.blockSparse == nil {
+                for mode in modes {
+                    guard let m = measured[RowKey(setting: i, mode: mode, length: calibrateAt)] else { continue }
+                    c.record(s, mode: mode, measuredSeconds: m.medianSecondsPerCall, model: costs, shape: shape)
+                }
+            }
+            c.source = "one point per (KV format, kernel, mode) at \(calibrateAt) tokens, from this run"
+            costs.calibration = c
+            table.calibration = c.source
+        }
+        for (i, s) in Self.settings.enumerated() {
+            for mode in modes {
+                for length in lengthsToRun.sorted() {
+                    guard let m = measured[RowKey(setting: i, mode: mode, length: length)] else { continue }
+                    let isCalibrationPoint = calibrateAt > 0 && length == calibrateAt && s.window == nil
+                        && s.blockSparse == nil
+                    let p = costs.predict(s, shape: shape, mode: mode, length: length)
+                    let klValue = s.accuracyKeys.isEmpty ? (s.kernel == .materialised ? kl["kernel:materialised"] : 0)
+                        : s.accuracyKeys.count == 1 ? kl[s.accuracyKeys[0]] : nil
+                    table.rows.append(BenchRow(setting: s.name, mode: mode, length: length, measured: m, predicted: p,
+                                               kl: klValue, calibrationPoint: isCalibrationPoint))
+                }
+            }
+        }
+        return table
+    }
+
+    // MARK: Vision-encoder rows
+
+    private func vitTable(profile: DeviceProfile, patchCounts: [Int], threads n: Int) throws -> BenchTable {
+        let manifest = try ModelManifest.load(vitModel)
+        guard let v = manifest.visionEncoder else { throw ValidationError("\(vitModel) has no vision encoder") }
+        let shape = AttentionLayerShape(heads: v.heads, kvHeads: v.heads, headDim: v.headDim)
+        let costs = AttentionCostModel(device: profile, threads: n, calibration: try loadCalibration())
+        var table = BenchTable(
+            title: "bidirectional attention of one \(manifest.name) ViT layer (hidden \(v.hidden), \(v.heads) heads, "
+                + "head_dim \(v.headDim), no mask), \(n) threads, median of ≥ \(repetitions) calls and ≥ \(minTime) s per row, "
+                + (inProcess ? "all measurements in one process" : "one process per measurement")
+                + "; predictions: planner on \(profile.id)",
+            shape: "vit", threads: n, repetitions: repetitions, calibration: costs.calibration?.source)
+        for patches in patchCounts {
+            for s in Self.vitSettings {
+                let setting = AttentionBenchmark.Setting(
+                    name: s.name, mode: .encode, kvCacheFormat: .f32, kernel: s.kernel, heads: shape.heads,
+                    kvHeads: shape.kvHeads, headDim: shape.headDim, threads: n)
+                let result = inProcess
+                    ? try AttentionBenchmark.run(setting: setting, sequenceLength: patches, repetitions: repetitions,
+                                                 minimumSeconds: minTime)
+                    : try Self.measureInChild(setting: setting, length: patches, repetitions: repetitions,
+                                              minimumSeconds: minTime)
+                let p = costs.predict(s, shape: shape, mode: .encode, length: patches)
+                table.rows.append(BenchRow(setting: s.name, mode: .encode, length: patches, measured: result,
+                                           predicted: p, kl: nil, calibrationPoint: false))
+            }
+            // What the plan's memory model prices: every head's score matrix at once (F32 on a CPU host, F16 on
+            // a GPU/NPU), against the engine's worker-at-a-time matrices.
+            let all32 = MemoryModel.scoreBytes(queries: patches, keys: patches, heads: v.heads, kernel: .materialised,
+                                               elementBytes: 4)
+            table.notes.append(String(
+                format: "%d patches: one head's F32 scores %.0f MB; all %d heads at once (the plan's activation "
+                    + "figure) %.2f GiB in F32, %.2f GiB in F16; the engine holds %d at a time (one per worker)",
+                patches, Double(patches * patches * 4) / 1e6, v.heads, Double(all32) / 1_073_741_824,
+                Double(all32 / 2) / 1_073_741_824, AttentionCostModel.chunks(v.heads, threads: n)))
+        }
+        return table
+    }
+
+    /// One measurement in a fresh process of this executable, so that its peak resident set is its own.
+    static func measureInChild(setting: AttentionBenchmark.Setting, length: Int, repetitions: Int,
+                               minimumSeconds: Double) throws -> AttentionBenchmark.Result {
+        let request = ChildRequest(setting: setting, sequenceLength: length, repetitions: repetitions,
+                                   minimumSeconds: minimumSeconds)
+        let process = Process()
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["bench-attention", "--measure-one",
+                             String(decoding: try JSONEncoder().encode(request), as: UTF8.self)]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw BenchAttentionError.childFailed(setting: setting.name, length: length,
+                                                  status: process.terminationStatus,
+                                                  stderr: String(decoding: stderr, as: UTF8.self))
+        }
+        do {
+            return try JSONDecoder().decode(AttentionBenchmark.Result.self, from: stdout)
+        } catch {
+            throw BenchAttentionError.childOutput(setting: setting.name, length: length, reason: "\(error)")
+        }
+    }
+
+    struct ChildRequest: Codable {
+        var setting: AttentionBenchmark.Setting
+        var sequenceLength: Int
+        var repetitions: Int
+        var minimumSeconds: Double
+        enum CodingKeys: String, CodingKey {
+            case setting, sequenceLength = "sequence_length", repetitions, minimumSeconds = "minimum_seconds"
+        }
+    }
+
+    static func childMeasurement(_ text: String) throws {
+        do {
+            let request = try JSONDecoder().decode(ChildRequest.self, from: Data(text.utf8))
+            let result = try AttentionBenchmark.run(setting: request.setting, sequenceLength: request.sequenceLength,
+                                                    repetitions: request.repetitions,
+                                                    minimumSeconds: request.minimumSeconds)
+            print(String(decoding: try JSONEncoder().encode(result), as: UTF8.self))
+        } catch {
+            FileHandle.standardError.write(Data("bench-attention --measure-one: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+
+    /// The measurement whose median time is the median of the passes (the lower middle one for an even count).
+    static func medianPass(_ passes: [AttentionBenchmark.Result]) -> AttentionBenchmark.Result {
+        let sorted = passes.sorted { $0.medianSecondsPerCall < $1.medianSecondsPerCall }
+        return sorted[(sorted.count - 1) / 2]
+    }
+
+    static func loadAverage() -> Double? {
+        (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first
+            .flatMap { Double($0) }
     }
 
     /// KL per setting name from a measure-attention results file; empty when the file is missing.
@@ -155,5 +335,196 @@ struct BenchAttentionCommand: ParsableCommand {
         var out: [String: Double] = [:]
         for s in file.settings { out[s.setting] = s.klMean }
         return out
+    }
+}
+
+/// Failures of bench-attention's child measurements.
+enum BenchAttentionError: Error, CustomStringConvertible {
+    case childFailed(setting: String, length: Int, status: Int32, stderr: String)
+    case childOutput(setting: String, length: Int, reason: String)
+
+    var description: String {
+        switch self {
+        case let .childFailed(setting, length, status, stderr):
+            return "measuring \(setting) at \(length) in a child process failed (exit \(status)): "
+                + stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        case let .childOutput(setting, length, reason):
+            return "measuring \(setting) at \(length): unreadable child output (\(reason))"
+        }
+    }
+}
+
+/// One row of bench-attention: what was measured and what the planner predicted, kept apart.
+struct BenchRow: Codable {
+    struct Measured: Codable {
+        var peakBytes: Int
+        var kvBytes: Int
+        var scratchBytes: Int
+        var operandBytes: Int
+        var residentGrowthBytes: Int?
+        var medianSeconds: Double
+        var fastestSeconds: Double
+        var tokensPerSecond: Double
+        var kl: Double?
+        enum CodingKeys: String, CodingKey {
+            case peakBytes = "peak_bytes", kvBytes = "kv_bytes", scratchBytes = "scratch_bytes"
+            case operandBytes = "operand_bytes", residentGrowthBytes = "resident_growth_bytes"
+            case medianSeconds = "median_seconds", fastestSeconds = "fastest_seconds"
+            case tokensPerSecond = "tokens_per_second", kl
+        }
+    }
+    struct Predicted: Codable {
+        var peakBytes: Int
+        var kvBytes: Int
+        var scratchBytes: Int
+        var workingSetBytes: Int
+        var seconds: Double
+        var tokensPerSecond: Double
+        var loss: Double?
+        enum CodingKeys: String, CodingKey {
+            case peakBytes = "peak_bytes", kvBytes = "kv_bytes", scratchBytes = "scratch_bytes"
+            case workingSetBytes = "working_set_bytes", seconds, tokensPerSecond = "tokens_per_second", loss
+        }
+    }
+    var setting: String
+    var mode: String
+    var length: Int
+    var calibrationPoint: Bool
+    var measured: Measured
+    var predicted: Predicted
+
+    enum CodingKeys: String, CodingKey {
+        case setting, mode, length, calibrationPoint = "calibration_point", measured, predicted
+    }
+
+    init(setting: String, mode: AttentionCostModel.Mode, length: Int, measured m: AttentionBenchmark.Result,
+         predicted p: AttentionCostPrediction, kl: Double?, calibrationPoint: Bool) {
+        self.setting = setting; self.mode = mode.rawValue; self.length = length
+        self.calibrationPoint = calibrationPoint
+        measured = Measured(peakBytes: m.kvBytes + m.peakScratchBytes, kvBytes: m.kvBytes,
+                            scratchBytes: m.peakScratchBytes, operandBytes: m.operandBytes,
+                            residentGrowthBytes: m.residentGrowthBytes, medianSeconds: m.medianSecondsPerCall,
+                            fastestSeconds: m.secondsPerCall, tokensPerSecond: m.tokensPerSecond, kl: kl)
+        predicted = Predicted(peakBytes: p.peakBytes, kvBytes: p.kvBytes, scratchBytes: p.scratchBytes,
+                              workingSetBytes: p.workingSetBytes, seconds: p.seconds,
+                              tokensPerSecond: p.tokensPerSecond, loss: p.loss)
+    }
+
+    /// (predicted − measured) ÷ measured, in percent.
+    static func errorPercent(_ predicted: Double, _ measured: Double) -> Double {
+        measured != 0 ? (predicted - measured) / measured * 100 : .nan
+    }
+    var memoryErrorPercent: Double { Self.errorPercent(Double(predicted.peakBytes), Double(measured.peakBytes)) }
+    var residentErrorPercent: Double? {
+        measured.residentGrowthBytes.map { Self.errorPercent(Double(predicted.workingSetBytes), Double($0)) }
+    }
+    var speedErrorPercent: Double { Self.errorPercent(predicted.tokensPerSecond, measured.tokensPerSecond) }
+}
+
+/// The rows of one bench-attention run with how they were measured and the fidelity count.
+struct BenchTable: Encodable {
+    var title: String
+    var shape: String
+    var threads: Int
+    var repetitions: Int
+    /// Where the predicted times' calibration comes from; nil: the plain roofline.
+    var calibration: String?
+    var loadAverageBefore: Double?
+    var loadAverageAfter: Double?
+    var rows: [BenchRow] = []
+    var notes: [String] = []
+
+    static let memoryBar = 5.0, speedBar = 15.0
+
+    struct Summary: Codable {
+        var memoryWithin: Int
+        var memoryRows: Int
+        var residentWithin: Int
+        var residentRows: Int
+        var speedWithin: Int
+        var speedRows: Int
+        enum CodingKeys: String, CodingKey {
+            case memoryWithin = "memory_within_5_percent", memoryRows = "memory_rows"
+            case residentWithin = "resident_within_5_percent", residentRows = "resident_rows"
+            case speedWithin = "speed_within_15_percent", speedRows = "speed_rows"
+        }
+    }
+
+    var summary: Summary {
+        let memory = rows.map { abs($0.memoryErrorPercent) }
+        let resident = rows.compactMap { $0.residentErrorPercent.map(abs) }
+        let speed = rows.filter { !$0.calibrationPoint }.map { abs($0.speedErrorPercent) }
+        return Summary(memoryWithin: memory.filter { $0 <= Self.memoryBar }.count, memoryRows: memory.count,
+                       residentWithin: resident.filter { $0 <= Self.memoryBar }.count, residentRows: resident.count,
+                       speedWithin: speed.filter { $0 <= Self.speedBar }.count, speedRows: speed.count)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case title, shape, threads, repetitions, calibration, loadAverageBefore = "load_average_before"
+        case loadAverageAfter = "load_average_after", rows, notes, summary
+    }
+
+    init(title: String, shape: String, threads: Int, repetitions: Int, calibration: String?) {
+        self.title = title; self.shape = shape; self.threads = threads; self.repetitions = repetitions
+        self.calibration = calibration
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(title, forKey: .title)
+        try c.encode(shape, forKey: .shape)
+        try c.encode(threads, forKey: .threads)
+        try c.encode(repetitions, forKey: .repetitions)
+        try c.encodeIfPresent(calibration, forKey: .calibration)
+        try c.encodeIfPresent(loadAverageBefore, forKey: .loadAverageBefore)
+        try c.encodeIfPresent(loadAverageAfter, forKey: .loadAverageAfter)
+        try c.encode(rows, forKey: .rows)
+        try c.encode(notes, forKey: .notes)
+        try c.encode(summary, forKey: .summary)
+    }
+
+    private static func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: max(n, s.count), withPad: " ", startingAt: 0) }
+
+    func printText() {
+        print(title)
+        print("time: " + (calibration.map { "calibrated (\($0))" } ?? "plain roofline, no calibration"))
+        print(String(format: "1-minute load average %@ before, %@ after, on %d cores",
+                     (loadAverageBefore.map { String(format: "%.2f", $0) } ?? "?") as NSString,
+                     (loadAverageAfter.map { String(format: "%.2f", $0) } ?? "?") as NSString,
+                     ProcessInfo.processInfo.activeProcessorCount))
+        let s = summary
+        if shape == "vit" {
+            print("setting            patches  scratch MB   pred MB   err%   RSS+ MB   pred MB   err%   seconds   pred s  patches/s     pred/s   err%")
+            for r in rows {
+                let rss = r.measured.residentGrowthBytes.map { String(format: "%9.1f", Double($0) / 1e6) } ?? "        -"
+                let rssErr = r.residentErrorPercent.map { String(format: "%6.1f", $0) } ?? "     -"
+                print(Self.pad(r.setting, 18) + String(
+                    format: " %7d %11.3f %9.3f %6.1f %@ %9.1f %@ %9.3f %8.3f %10.0f %10.0f %6.1f", r.length,
+                    Double(r.measured.scratchBytes) / 1e6, Double(r.predicted.scratchBytes) / 1e6,
+                    r.memoryErrorPercent, rss as NSString, Double(r.predicted.workingSetBytes) / 1e6, rssErr as NSString,
+                    r.measured.medianSeconds, r.predicted.seconds, r.measured.tokensPerSecond,
+                    r.predicted.tokensPerSecond, r.speedErrorPercent))
+            }
+            for note in notes { print(note) }
+            print("(err% = (predicted − measured) ÷ measured; RSS+ = peak resident set growth of the measuring process, "
+                  + "pred = queries, keys, values, output and scratch)")
+            print("scratch within ±5%: \(s.memoryWithin) of \(s.memoryRows); resident growth within ±5%: "
+                  + "\(s.residentWithin) of \(s.residentRows); speed within ±15%: \(s.speedWithin) of \(s.speedRows)")
+            return
+        }
+        if rows.contains(where: \.calibrationPoint) {
+            print("(rows marked * are the calibration points themselves; their speed is not counted)")
+        }
+        print("setting            mode      len   mem MB   pred MB   err%     tok/s    pred tok/s   err%   KL        pred loss")
+        for r in rows {
+            let name = Self.pad(r.setting + (r.calibrationPoint ? " *" : ""), 18)
+            print(name + " " + Self.pad(r.mode, 8) + String(
+                format: " %5d %8.3f %9.3f %6.1f %10.1f %12.1f %6.1f   %@ %@", r.length,
+                Double(r.measured.peakBytes) / 1e6, Double(r.predicted.peakBytes) / 1e6, r.memoryErrorPercent,
+                r.measured.tokensPerSecond, r.predicted.tokensPerSecond, r.speedErrorPercent,
+                (r.measured.kl.map { String(format: "%.6f", $0) } ?? "-       ") as NSString,
+                (r.predicted.loss.map { String(format: "%.4f", $0) } ?? "-") as NSString))
+        }
+        print("memory within ±5%: \(s.memoryWithin) of \(s.memoryRows); speed within ±15%: \(s.speedWithin) of \(s.speedRows)")
     }
 }

@@ -61,6 +61,74 @@ struct AttentionBenchmarkTests {
         }
     }
 
+    /// The GLM-4.1V ViT attention shape: 12 heads of 128, one KV head per query head, no mask.
+    static let vit = (heads: 12, kvHeads: 12, headDim: 128)
+
+    @Test("ViT shape, no mask: tiled equals materialised and both match the reference", arguments: [1, 2, 3])
+    func vitTiledEqualsMaterialised(threads: Int) throws {
+        var rng = AttentionRandom(seed: 41)
+        // 37 patches: not a multiple of the 16-row work items, so the last item is partial.
+        let n = 37, (heads, kvHeads, d) = Self.vit
+        let q = rng.array(n * heads * d, amplitude: 2), k = rng.array(n * kvHeads * d, amplitude: 2)
+        let v = rng.array(n * kvHeads * d)
+        var tiled = [Float](repeating: .nan, count: n * heads * d), materialised = tiled
+        try Attention.full(q: q, k: k, v: v, n: n, m: n, heads: heads, kvHeads: kvHeads, headDim: d, out: &tiled,
+                           kernel: .tiled, threads: threads)
+        try Attention.full(q: q, k: k, v: v, n: n, m: n, heads: heads, kvHeads: kvHeads, headDim: d,
+                           out: &materialised, kernel: .materialised, threads: threads)
+        let reference = AttentionReference.attention(q: q, n: n, heads: heads, kvHeads: kvHeads, headDim: d, keys: k,
+                                                     values: v, t: n, scale: 1 / Float(d).squareRoot(),
+                                                     mask: .init(causal: false))
+        #expect(relativeError(tiled, materialised) < 1e-5)
+        #expect(relativeError(tiled, reference) < 1e-5)
+        #expect(relativeError(materialised, reference) < 1e-5)
+        // Bidirectional: the first patch sees the last one, so changing the last value row changes the first output.
+        var v2 = v
+        for j in ((n - 1) * kvHeads * d)..<(n * kvHeads * d) { v2[j] += 1 }
+        var moved = tiled
+        try Attention.full(q: q, k: k, v: v2, n: n, m: n, heads: heads, kvHeads: kvHeads, headDim: d, out: &moved,
+                           kernel: .tiled, threads: threads)
+        #expect(moved[0] != tiled[0])
+    }
+
+    @Test("ViT encode measurement: scratch is the formula (n² F32 per worker materialised, fixed tiled), operands counted",
+          arguments: AttentionKernel.allCases)
+    func vitEncodeScratch(kernel: AttentionKernel) throws {
+        let (heads, kvHeads, d) = Self.vit
+        let setting = AttentionBenchmark.Setting(name: "vit", mode: .encode, kernel: kernel, heads: heads,
+                                                 kvHeads: kvHeads, headDim: d, threads: 2)
+        for n in [20, 48] {
+            let r = try AttentionBenchmark.run(setting: setting, sequenceLength: n, repetitions: 2)
+            #expect(r.peakScratchBytes == Attention.scratchBytes(n: n, m: n, heads: heads, kernel: kernel, threads: 2,
+                                                                 headDim: d, kvHeads: kvHeads))
+            // One worker's buffers: 16 lanes × (2 × head_dim + 2 + key tile) floats, 16 × (2 × 2 + 1) + 1 ints, 1 float.
+            let worker = (2 * 16 * d + 2 * 16 + 16 * 64 + 1) * 4 + (16 * 2 * 2 + 16 + 1) * 8
+            let expected = kernel == .materialised ? 2 * (n * n * 4 + worker) : 2 * worker
+            #expect(r.peakScratchBytes == expected)
+            #expect(r.kvBytes == 0)
+            #expect(r.operandBytes == 4 * n * d * (2 * heads + 2 * kvHeads))
+            #expect(r.medianSecondsPerCall >= r.secondsPerCall && r.tokensPerSecond > 0)
+            if FileManager.default.isWritableFile(atPath: "/proc/self/clear_refs") {
+                #expect(r.residentGrowthBytes != nil)
+            }
+        }
+    }
+
+    @Test("Encode settings with a quantised cache, a window or block sparsity are refused")
+    func encodeRejectsCacheSettings() {
+        let bad = [
+            AttentionBenchmark.Setting(name: "int8", mode: .encode, kvCacheFormat: .int8, heads: 2, kvHeads: 2, headDim: 8),
+            AttentionBenchmark.Setting(name: "w", mode: .encode, window: 4, heads: 2, kvHeads: 2, headDim: 8),
+            AttentionBenchmark.Setting(name: "m", mode: .encode, blockSparse: .init(chunk: 4, topK: 2), heads: 2,
+                                       kvHeads: 2, headDim: 8),
+        ]
+        for s in bad {
+            #expect(throws: AttentionError.self) { try AttentionBenchmark.run(setting: s, sequenceLength: 8) }
+        }
+        #expect(AttentionError.unsupportedSetting(name: "int8", mode: "encode", reason: "F32 only").description
+                    .contains("'int8' cannot run in encode mode"))
+    }
+
     /// Prints the figures for a report when AUTOGLM_BENCH_ATTENTION is set; asserts nothing about speed.
     @Test("Figures for the report", .enabled(if: ProcessInfo.processInfo.environment["AUTOGLM_BENCH_ATTENTION"] != nil))
     func figures() throws {

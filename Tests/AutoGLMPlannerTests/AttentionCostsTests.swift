@@ -81,6 +81,72 @@ struct AttentionCostsTests {
     }
 }
 
+@Suite("Attention cost model: vision encoder, scratch and time")
+struct AttentionEncodeCostsTests {
+    /// GLM-4.1V's ViT attention: 12 heads of 128, bidirectional.
+    static let vit = AttentionLayerShape(heads: 12, kvHeads: 12, headDim: 128)
+
+    @Test("encode: every patch sees every patch, no KV cache, operands are Q, K, V and output in F32")
+    func encodeCosts() throws {
+        let m = try AttentionCostsTests.model()
+        let s = AttentionSettingSpec(name: "vit")
+        let p = m.predict(s, shape: Self.vit, mode: .encode, length: 1000)
+        #expect(p.kvBytes == 0)
+        #expect(p.operandBytes == 4 * 1000 * 128 * (2 * 12 + 2 * 12))
+        #expect(p.workingSetBytes == p.operandBytes + p.scratchBytes)
+        // n² pairs: the roofline of 4 · heads · head_dim FLOPs per pair.
+        let flops = 4.0 * 12 * 128 * 1000 * 1000
+        #expect(abs(p.seconds / m.latency.attentionSeconds(flops: flops, bytes: 0) - 1) < 1e-9)
+    }
+
+    @Test("encode scratch: materialised holds one n² F32 matrix per worker, tiled a fixed set of buffers per worker",
+          arguments: [1, 2, 3, 5])
+    func encodeScratch(threads: Int) throws {
+        let m = try AttentionCostsTests.model(threads: threads)
+        // One worker: 16 lanes × (2 × 128 + 2 + 64) floats + 1 block score; 16 × 4 + 16 + 1 ints.
+        let worker = (2 * 16 * 128 + 2 * 16 + 16 * 64 + 1) * 4 + (16 * 2 * 2 + 16 + 1) * 8
+        #expect(AttentionCostModel.workerScratchBytes(Self.vit, keys: 0, blockSparse: nil) == worker)
+        let workers = AttentionCostModel.chunks(12, threads: threads)
+        for n in [1024, 4096, 12432] {
+            let mat = m.predict(AttentionSettingSpec(name: "m", kernel: .materialised), shape: Self.vit, mode: .encode,
+                                length: n)
+            #expect(mat.scratchBytes == workers * (n * n * 4 + worker))
+            let tiled = m.predict(AttentionSettingSpec(name: "t"), shape: Self.vit, mode: .encode, length: n)
+            #expect(tiled.scratchBytes == min(threads, 12 * ((n + 15) / 16)) * worker)
+        }
+        // 12 heads over 5 threads: ⌈12/5⌉ = 3 heads each, so 4 workers.
+        #expect(AttentionCostModel.chunks(12, threads: 5) == 4)
+        // The full screenshot (12,432 patches): 618 MB of scores per head.
+        #expect(12432 * 12432 * 4 == 618_218_496)
+    }
+
+    @Test("time follows all of a call's work: twice the keys, twice the decode time, split or not")
+    func timeFollowsWork() throws {
+        let m = try AttentionCostsTests.model(threads: 2)
+        let full = AttentionSettingSpec(name: "full")
+        // At 1024 tokens the engine splits each decode item in two key ranges; the price does not change shape.
+        let t512 = m.predict(full, shape: AttentionCostsTests.shape, mode: .decode, length: 512).seconds
+        let t1024 = m.predict(full, shape: AttentionCostsTests.shape, mode: .decode, length: 1024).seconds
+        #expect(abs(t1024 / t512 - 2) < 1e-9)
+        let flops = 4.0 * 9 * 64 * (4096.0 * 4097 / 2)
+        let prefill = m.predict(full, shape: AttentionCostsTests.shape, mode: .prefill, length: 4096).seconds
+        #expect(abs(prefill / m.latency.attentionSeconds(flops: flops, bytes: 0) - 1) < 1e-9)
+        #expect(AttentionCostModel.keySplits(items: 3, threads: 2, keys: 1024) == 2)
+        #expect(AttentionCostModel.keySplits(items: 3, threads: 2, keys: 1023) == 1)
+        #expect(AttentionCostModel.keySplits(items: 24, threads: 2, keys: 1 << 20) == 1)
+    }
+
+    @Test("key splits and their partial softmax states are in the scratch")
+    func splitScratch() throws {
+        let m = try AttentionCostsTests.model(threads: 2)
+        let shape = AttentionCostsTests.shape
+        let worker = AttentionCostModel.workerScratchBytes(shape, keys: 1024, blockSparse: nil)
+        let lanes = AttentionCostModel.rowsPerItem(shape) * 3
+        let d = m.predict(AttentionSettingSpec(name: "f"), shape: shape, mode: .decode, length: 1024)
+        #expect(d.scratchBytes == 2 * worker + 3 * 2 * lanes * (64 + 2) * 4)
+    }
+}
+
 @Suite("Attention time calibration")
 struct AttentionCalibrationTests {
     @Test("a recorded point is reproduced exactly and applies to other lengths and sparse settings of its key")
@@ -103,5 +169,95 @@ struct AttentionCalibrationTests {
         #expect(c.apply(p, f32, mode: .decode) == p)
         c.record(f32, mode: .decode, measuredSeconds: .nan, model: model, shape: shape)
         #expect(c.factors.count == 1)
+    }
+}
+
+@Suite("Attention time calibration: fitted overheads")
+struct AttentionCalibrationFitTests {
+    static func points(fixed: Double, perRow: Double, scale: Double, lengths: [Int], decode: Bool = false)
+        -> [AttentionCalibration.Point] {
+        lengths.map { n in
+            let rows = decode ? 1 : n
+            let model = 1e-9 * Double(n) * Double(n)
+            return .init(length: n, rows: rows, modelSeconds: model,
+                         measuredSeconds: fixed + perRow * Double(rows) + scale * model)
+        }
+    }
+
+    @Test("exact points give back the constants that made them")
+    func recovers() throws {
+        let shape = AttentionCostsTests.shape
+        let pts = Self.points(fixed: 20e-6, perRow: 0.3e-6, scale: 1.7, lengths: [96, 192, 384, 768, 1536])
+        let fit = try #require(AttentionCalibration.fit(points: pts, shape: shape))
+        #expect(abs(fit.fixedSeconds - 20e-6) < 1e-10)
+        #expect(abs(fit.perRowSeconds - 0.3e-6) < 1e-12)
+        #expect(abs(fit.scale - 1.7) < 1e-7)
+        #expect(fit.worstPointError < 1e-6)
+        #expect(fit.heads == 9 && fit.kvHeads == 3 && fit.headDim == 64)
+        // Decode: one row per call, so no per-row term.
+        let d = try #require(AttentionCalibration.fit(
+            points: Self.points(fixed: 8e-6, perRow: 0, scale: 2, lengths: [96, 384, 1536], decode: true), shape: shape))
+        #expect(d.perRowSeconds == 0 && abs(d.fixedSeconds - 8e-6) < 1e-10 && abs(d.scale - 2) < 1e-7)
+    }
+
+    @Test("no term goes negative: points that want a negative overhead drop it")
+    func nonNegative() throws {
+        // Measured time below the model's line at short lengths → the unconstrained intercept is negative.
+        let pts = Self.points(fixed: -30e-6, perRow: 0, scale: 1.2, lengths: [200, 400, 800, 1600])
+        let fit = try #require(AttentionCalibration.fit(points: pts, shape: AttentionCostsTests.shape))
+        #expect(fit.fixedSeconds >= 0 && fit.perRowSeconds >= 0 && fit.scale > 0)
+        // Too few usable points: nothing.
+        let one = [AttentionCalibration.Point(length: 8, rows: 8, modelSeconds: 1e-6, measuredSeconds: 2e-6),
+                   AttentionCalibration.Point(length: 9, rows: 9, modelSeconds: 1e-6, measuredSeconds: .nan)]
+        #expect(AttentionCalibration.fit(points: one, shape: AttentionCostsTests.shape) == nil)
+    }
+
+    @Test("a calibrated model adds the overheads to its roofline; short calls are dominated by them")
+    func calibratedModel() throws {
+        let shape = AttentionCostsTests.shape
+        var model = try AttentionCostsTests.model()
+        let s = AttentionSettingSpec(name: "f32")
+        let plain = model.predict(s, shape: shape, mode: .prefill, length: 256)
+        let fit = AttentionCalibration.Fit(fixedSeconds: 50e-6, perRowSeconds: 1e-6, scale: 2)
+        model.calibration = AttentionCalibration(fits: [.init(s, mode: .prefill): fit], source: "test")
+        let p = model.predict(s, shape: shape, mode: .prefill, length: 256)
+        #expect(abs(p.seconds - (50e-6 + 256e-6 + 2 * plain.seconds)) < 1e-12)
+        #expect(abs(p.tokensPerSecond - 256 / p.seconds) < 1e-6)
+        // Memory is not touched; other keys keep the roofline.
+        #expect(p.scratchBytes == plain.scratchBytes && p.kvBytes == plain.kvBytes)
+        let uncalibrated = try AttentionCostsTests.model()
+        #expect(model.predict(s, shape: shape, mode: .decode, length: 256).seconds
+                    == uncalibrated.predict(s, shape: shape, mode: .decode, length: 256).seconds)
+    }
+
+    @Test("the calibration file round-trips and bad files are refused with the field named")
+    func codable() throws {
+        let shape = AttentionCostsTests.shape
+        let fit = try #require(AttentionCalibration.fit(
+            points: Self.points(fixed: 1e-5, perRow: 1e-7, scale: 1.5, lengths: [100, 200, 400, 800]), shape: shape))
+        let c = AttentionCalibration(fits: [.init(kv: .int8, kernel: .tiled, mode: .prefill): fit,
+                                            .init(kv: .f32, kernel: .materialised, mode: .encode): fit],
+                                     source: "measured: test")
+        let data = try JSONEncoder().encode(c)
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(text.contains("\"fixed_seconds\"") && text.contains("\"per_row_seconds\"") && text.contains("\"schema_version\":1"))
+        #expect(try JSONDecoder().decode(AttentionCalibration.self, from: data) == c)
+        let path = try temporaryFile(text, name: "calibration.json")
+        #expect(try SpecLoader.load(AttentionCalibration.self, from: path) == c)
+        let entry = #"{"kv": "f32", "kernel": "tiled", "mode": "decode", "fit": {"fixed_seconds": 0, "per_row_seconds": 0, "scale": SCALE, "heads": 9, "kv_heads": 3, "head_dim": 64, "points": []}}"#
+        let negative = #"{"schema_version": 1, "source": "x", "fits": [ENTRY]}"#
+            .replacingOccurrences(of: "ENTRY", with: entry.replacingOccurrences(of: "SCALE", with: "-1"))
+        #expect(throws: SpecError.self) {
+            try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(negative, name: "neg.json"))
+        }
+        let one = entry.replacingOccurrences(of: "SCALE", with: "1")
+        let twice = #"{"schema_version": 1, "source": "x", "fits": [E, E]}"#.replacingOccurrences(of: "E", with: one)
+        #expect(throws: SpecError.self) {
+            try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(twice, name: "twice.json"))
+        }
+        let version = #"{"schema_version": 2, "source": "x", "fits": []}"#
+        #expect(throws: SpecError.self) {
+            try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(version, name: "v2.json"))
+        }
     }
 }

@@ -84,20 +84,30 @@ public enum Attention {
                             heads: Int, kvHeads: Int, headDim: Int, out: UnsafeMutablePointer<Float>,
                             kernel: AttentionKernel = .tiled, scale: Float? = nil,
                             threads: Int = Attention.defaultThreads) throws {
+        try fullMeasuringScratch(q: q, k: k, v: v, n: n, m: m, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                 out: out, kernel: kernel, scale: scale, threads: threads)
+    }
+
+    /// `full`, returning the scratch bytes its workers allocated.
+    @discardableResult
+    static func fullMeasuringScratch(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                     n: Int, m: Int, heads: Int, kvHeads: Int, headDim: Int,
+                                     out: UnsafeMutablePointer<Float>, kernel: AttentionKernel, scale: Float?,
+                                     threads: Int) throws -> Int {
         guard n >= 0 else { throw AttentionError.invalidParameter(name: "n", expected: ">= 0", got: n) }
         guard m > 0 else { throw AttentionError.invalidParameter(name: "m", expected: "> 0", got: m) }
         guard headDim > 0 else { throw AttentionError.invalidParameter(name: "headDim", expected: "> 0", got: headDim) }
         guard kvHeads > 0, heads > 0, heads % kvHeads == 0 else {
             throw AttentionError.headsNotMultipleOfKVHeads(heads: heads, kvHeads: kvHeads)
         }
-        guard n > 0 else { return }
+        guard n > 0 else { return 0 }
         let layout = KVRowLayout(format: .f32, headDim: headDim)
         let span = KVCache.Span(first: 0, count: m, keys: UnsafeRawPointer(k), values: UnsafeRawPointer(v))
         let problem = Problem(
             n: n, heads: heads, kvHeads: kvHeads, headDim: headDim, layout: layout, slotBytes: kvHeads * headDim * 4,
             spans: [span], queryStart: 0, causal: false, window: nil, globalTokens: 0,
             scale: scale ?? 1 / Float(headDim).squareRoot(), selector: nil)
-        try run(problem, q: q, out: out, kernel: kernel, threads: threads)
+        return try run(problem, q: q, out: out, kernel: kernel, threads: threads)
     }
 
     /// Bytes of scratch a kernel allocates for `n` queries over `m` stored keys (all workers together).

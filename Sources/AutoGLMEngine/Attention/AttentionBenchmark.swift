@@ -7,14 +7,19 @@ import Dispatch
 import Foundation
 import AutoGLMSpecs
 
-/// Measures the attention kernels of one decoder layer on synthetic data: time per call, scratch allocated, and the
-/// KV cache's bytes, for a setting (format, kernel, window, block sparsity, shape) at a sequence length.
+/// Measures the attention kernels of one layer on synthetic data: time per call, scratch allocated, the KV cache's
+/// bytes and the growth of the process's peak resident set, for a setting (format, kernel, window, block sparsity,
+/// shape) at a sequence length. Decoder layers run causally over a `KVCache`; vision-encoder layers (`.encode`) run
+/// bidirectionally over explicit K/V.
 public enum AttentionBenchmark {
     public enum Mode: String, Codable, Sendable, CaseIterable {
         /// One call over `sequenceLength` new tokens on an empty cache.
         case prefill
         /// One new token with `sequenceLength − 1` tokens already cached.
         case decode
+        /// One bidirectional call in which `sequenceLength` tokens attend each other with no mask (a vision-encoder
+        /// layer over that many patches); K/V are F32 activations, not a cache.
+        case encode
     }
 
     /// One configuration to measure. The default shape is one GLM-4 decoder layer: 32 query heads, 2 KV heads,
@@ -68,26 +73,40 @@ public enum AttentionBenchmark {
         }
     }
 
-    /// What one measurement found. Time is the fastest of the repetitions.
+    /// What one measurement found.
     public struct Result: Codable, Sendable, Equatable {
         public var setting: Setting
         public var sequenceLength: Int
-        /// Scratch the kernel allocated during the call, all workers together.
+        /// Scratch the kernel allocated during the call, all workers together (its high-water mark).
         public var peakScratchBytes: Int
-        /// Bytes the KV cache held for this layer.
+        /// Bytes the KV cache held for this layer (0 for `.encode`: its K/V are activations, in `operandBytes`).
         public var kvBytes: Int
-        /// New tokens per second through this layer's attention (prefill: n / time; decode: 1 / time).
+        /// F32 tensors the caller holds for the call: queries and output, and for `.encode` keys and values too.
+        public var operandBytes: Int
+        /// Growth of the process's peak resident set over the measurement: VmHWM after the calls minus VmRSS before
+        /// the buffers were allocated, with the peak reset through /proc/self/clear_refs first. It counts what the
+        /// kernel really touched (operands, cache, scratch, thread stacks). Nil where /proc is unavailable or the
+        /// peak cannot be reset. In a process that measured before, memory the allocator kept can be reused and
+        /// hide growth; run one measurement per process to keep them apart.
+        public var residentGrowthBytes: Int?
+        /// New tokens per second through this layer's attention at the median time (prefill and encode: n / time;
+        /// decode: 1 / time).
         public var tokensPerSecond: Double
         /// Wall-clock seconds of the fastest call.
         public var secondsPerCall: Double
+        /// Wall-clock seconds of the median call.
+        public var medianSecondsPerCall: Double
         /// Process CPU seconds (all threads) of the call with the least CPU time; on a shared machine this shows the
         /// work done when wall time includes waiting for a core.
         public var cpuSecondsPerCall: Double
+        /// Timed calls.
         public var repetitions: Int
 
         enum CodingKeys: String, CodingKey {
             case setting, sequenceLength = "sequence_length", peakScratchBytes = "peak_scratch_bytes"
-            case kvBytes = "kv_bytes", tokensPerSecond = "tokens_per_second", secondsPerCall = "seconds_per_call"
+            case kvBytes = "kv_bytes", operandBytes = "operand_bytes", residentGrowthBytes = "resident_growth_bytes"
+            case tokensPerSecond = "tokens_per_second", secondsPerCall = "seconds_per_call"
+            case medianSecondsPerCall = "median_seconds_per_call"
             case cpuSecondsPerCall = "cpu_seconds_per_call", repetitions
         }
     }
@@ -102,8 +121,13 @@ public enum AttentionBenchmark {
         }
     }
 
-    /// Measures one setting at one sequence length.
-    public static func run(setting: Setting, sequenceLength: Int, repetitions: Int = 3) throws -> Result {
+    /// Measures one setting at one sequence length: `repetitions` timed calls at least, more until they add up to
+    /// `minimumSeconds` (at most `maximumRepetitions`), so that the median of short calls is not at the mercy of a
+    /// few preempted ones. A first, untimed call warms the worker threads and the pages up unless it takes longer
+    /// than `warmUpLimit` seconds (then it is timed and counted: start-up is a negligible part of it). Decode calls
+    /// all see the same `sequenceLength − 1` cached tokens.
+    public static func run(setting: Setting, sequenceLength: Int, repetitions: Int = 3, minimumSeconds: Double = 0,
+                           maximumRepetitions: Int = 2000) throws -> Result {
         guard sequenceLength > 0 else {
             throw AttentionError.invalidParameter(name: "sequenceLength", expected: "> 0", got: sequenceLength)
         }
@@ -111,49 +135,133 @@ public enum AttentionBenchmark {
             throw AttentionError.invalidParameter(name: "repetitions", expected: "> 0", got: repetitions)
         }
         let s = setting
-        let newTokens = s.mode == .prefill ? sequenceLength : 1
-        let cache = try KVCache(layers: 1, kvHeads: s.kvHeads, headDim: s.headDim,
-                                capacity: sequenceLength + repetitions, format: s.kvCacheFormat,
-                                window: s.window, globalTokens: s.globalTokens)
-        var rng = SyntheticData(seed: 0x5EED)
-        let kvWidth = s.kvHeads * s.headDim
-        let query = rng.array(newTokens * s.heads * s.headDim)
-        var out = [Float](repeating: 0, count: newTokens * s.heads * s.headDim)
-        // Decode: fill all but the last token without running attention.
-        if s.mode == .decode {
-            var filled = 0
-            while filled < sequenceLength - 1 {
-                let n = min(512, sequenceLength - 1 - filled)
-                let k = rng.array(n * kvWidth), v = rng.array(n * kvWidth)
-                try cache.append(layer: 0, keys: k, values: v, count: n)
-                try cache.commit(n)
-                filled += n
+        let cap = max(repetitions, maximumRepetitions)
+        /// Calls `body` (which times one call through `times`) until the counts are met; the first call is a
+        /// warm-up when it is short.
+        func repeatCalls(_ times: inout Timings, _ body: (inout Timings) throws -> Void) rethrows {
+            var warm = Timings()
+            try body(&warm)
+            if warm.fastest > warmUpLimit { times = warm }
+            while times.wall.count < repetitions
+                    || (times.wall.reduce(0, +) < minimumSeconds && times.wall.count < cap) {
+                try body(&times)
             }
         }
-        let keys = rng.array(newTokens * kvWidth), values = rng.array(newTokens * kvWidth)
-        var best = Double.infinity, bestCPU = Double.infinity, scratch = 0, kvBytes = 0
-        for _ in 0..<repetitions {
-            if s.mode == .prefill { cache.reset() }
-            try cache.append(layer: 0, keys: keys, values: values, count: newTokens)
-            let startCPU = processCPUSeconds()
-            let start = DispatchTime.now().uptimeNanoseconds
-            let bytes = try query.withUnsafeBufferPointer { q in
-                try out.withUnsafeMutableBufferPointer { o in
-                    try Attention.causalMeasuringScratch(
-                        q: q.baseAddress!, n: newTokens, heads: s.heads, cache: cache, layer: 0, out: o.baseAddress!,
-                        kernel: s.kernel, scale: nil, blockSparse: s.blockSparse, threads: s.threads)
+        guard s.headDim > 0 else { throw AttentionError.invalidParameter(name: "headDim", expected: "> 0", got: s.headDim) }
+        guard s.threads > 0 else { throw AttentionError.invalidParameter(name: "threads", expected: "> 0", got: s.threads) }
+        guard s.heads > 0, s.kvHeads > 0, s.heads % s.kvHeads == 0 else {
+            throw AttentionError.headsNotMultipleOfKVHeads(heads: s.heads, kvHeads: s.kvHeads)
+        }
+        let peakReset = ProcessMemory.resetPeak()
+        let residentBefore = ProcessMemory.residentBytes
+        var times = Timings()
+        var scratch = 0, kvBytes = 0, operandBytes = 0
+        switch s.mode {
+        case .encode:
+            guard s.kvCacheFormat == .f32, s.window == nil, s.blockSparse == nil else {
+                throw AttentionError.unsupportedSetting(
+                    name: s.name, mode: s.mode.rawValue,
+                    reason: "the vision encoder attends F32 activations with no window and no block sparsity")
+            }
+            let n = sequenceLength
+            var rng = SyntheticData(seed: 0x5EED)
+            let query = rng.array(n * s.heads * s.headDim)
+            let keys = rng.array(n * s.kvHeads * s.headDim), values = rng.array(n * s.kvHeads * s.headDim)
+            var out = [Float](repeating: 0, count: n * s.heads * s.headDim)
+            operandBytes = (query.count + keys.count + values.count + out.count) * MemoryLayout<Float>.stride
+            try repeatCalls(&times) { times in
+                let bytes = try times.measure {
+                    try query.withUnsafeBufferPointer { q in
+                        try keys.withUnsafeBufferPointer { k in
+                            try values.withUnsafeBufferPointer { v in
+                                try out.withUnsafeMutableBufferPointer { o in
+                                    try Attention.fullMeasuringScratch(
+                                        q: q.baseAddress!, k: k.baseAddress!, v: v.baseAddress!, n: n, m: n,
+                                        heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim, out: o.baseAddress!,
+                                        kernel: s.kernel, scale: nil, threads: s.threads)
+                                }
+                            }
+                        }
+                    }
+                }
+                scratch = max(scratch, bytes)
+            }
+        case .prefill, .decode:
+            let newTokens = s.mode == .prefill ? sequenceLength : 1
+            let cache = try KVCache(layers: 1, kvHeads: s.kvHeads, headDim: s.headDim,
+                                    capacity: sequenceLength, format: s.kvCacheFormat,
+                                    window: s.window, globalTokens: s.globalTokens)
+            var rng = SyntheticData(seed: 0x5EED)
+            let kvWidth = s.kvHeads * s.headDim
+            let query = rng.array(newTokens * s.heads * s.headDim)
+            var out = [Float](repeating: 0, count: newTokens * s.heads * s.headDim)
+            operandBytes = (query.count + out.count) * MemoryLayout<Float>.stride
+            // Decode: fill all but the last token without running attention.
+            if s.mode == .decode {
+                var filled = 0
+                while filled < sequenceLength - 1 {
+                    let n = min(512, sequenceLength - 1 - filled)
+                    let k = rng.array(n * kvWidth), v = rng.array(n * kvWidth)
+                    try cache.append(layer: 0, keys: k, values: v, count: n)
+                    try cache.commit(n)
+                    filled += n
                 }
             }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            best = min(best, seconds)
-            bestCPU = min(bestCPU, processCPUSeconds() - startCPU)
-            scratch = max(scratch, bytes)
-            kvBytes = max(kvBytes, cache.residentBytes)
-            if s.mode == .decode { try cache.commit(newTokens) }
+            let keys = rng.array(newTokens * kvWidth), values = rng.array(newTokens * kvWidth)
+            try repeatCalls(&times) { times in
+                if s.mode == .prefill { cache.reset() } else { cache.discardPending() }
+                try cache.append(layer: 0, keys: keys, values: values, count: newTokens)
+                let bytes = try times.measure {
+                    try query.withUnsafeBufferPointer { q in
+                        try out.withUnsafeMutableBufferPointer { o in
+                            try Attention.causalMeasuringScratch(
+                                q: q.baseAddress!, n: newTokens, heads: s.heads, cache: cache, layer: 0,
+                                out: o.baseAddress!, kernel: s.kernel, scale: nil, blockSparse: s.blockSparse,
+                                threads: s.threads)
+                        }
+                    }
+                }
+                scratch = max(scratch, bytes)
+                kvBytes = max(kvBytes, cache.residentBytes)
+            }
         }
+        var growth: Int?
+        if peakReset, let before = residentBefore, let peak = ProcessMemory.peakResidentBytes {
+            growth = max(0, peak - before)
+        }
+        let newTokens = s.mode == .decode ? 1 : sequenceLength
+        let median = times.median
         return Result(setting: s, sequenceLength: sequenceLength, peakScratchBytes: scratch, kvBytes: kvBytes,
-                      tokensPerSecond: Double(newTokens) / best, secondsPerCall: best, cpuSecondsPerCall: bestCPU,
-                      repetitions: repetitions)
+                      operandBytes: operandBytes, residentGrowthBytes: growth,
+                      tokensPerSecond: Double(newTokens) / median, secondsPerCall: times.fastest,
+                      medianSecondsPerCall: median, cpuSecondsPerCall: times.fastestCPU,
+                      repetitions: times.wall.count)
+    }
+
+    /// A first call longer than this is timed rather than thrown away as a warm-up.
+    public static let warmUpLimit = 1.0
+
+    /// Wall-clock and process CPU time of each measured call.
+    struct Timings {
+        var wall: [Double] = []
+        var cpu: [Double] = []
+        mutating func measure<T>(_ body: () throws -> T) rethrows -> T {
+            let startCPU = processCPUSeconds()
+            let start = DispatchTime.now().uptimeNanoseconds
+            let value = try body()
+            wall.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            cpu.append(processCPUSeconds() - startCPU)
+            return value
+        }
+        var fastest: Double { wall.min() ?? .nan }
+        var fastestCPU: Double { cpu.min() ?? .nan }
+        /// The middle value (the mean of the two middle values for an even count).
+        var median: Double { Timings.median(wall) }
+        static func median(_ values: [Double]) -> Double {
+            guard !values.isEmpty else { return .nan }
+            let v = values.sorted(), mid = v.count / 2
+            return v.count % 2 == 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2
+        }
     }
 
     /// Measures each setting at each length.

@@ -20,6 +20,8 @@ public enum AttentionError: Error, CustomStringConvertible, Equatable, Sendable 
     case weightShape(name: String, expected: Int, got: Int)
     /// The system refused an allocation.
     case allocationFailed(bytes: Int)
+    /// A benchmark setting combines options its mode cannot run.
+    case unsupportedSetting(name: String, mode: String, reason: String)
 
     public var description: String {
         switch self {
@@ -41,6 +43,8 @@ public enum AttentionError: Error, CustomStringConvertible, Equatable, Sendable 
             return "attention: weight \(name) has \(got) elements, expected \(expected)"
         case let .allocationFailed(bytes):
             return "attention: could not allocate \(bytes) bytes"
+        case let .unsupportedSetting(name, mode, reason):
+            return "attention benchmark: setting '\(name)' cannot run in \(mode) mode: \(reason)"
         }
     }
 }

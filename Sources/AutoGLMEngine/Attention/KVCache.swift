@@ -176,6 +176,11 @@ public final class KVCache: @unchecked Sendable {
         pending[layer] += n
     }
 
+    /// Drops the tokens appended since the last commit (every layer), so the same positions can be appended again.
+    func discardPending() {
+        for l in 0..<layers { pending[l] = 0 }
+    }
+
     /// Advances the shared length by n; every layer must have exactly n tokens appended since the last commit.
     public func commit(_ n: Int) throws {
         for l in 0..<layers where pending[l] != n {

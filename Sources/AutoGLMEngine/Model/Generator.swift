@@ -80,6 +80,17 @@ public enum ProcessMemory {
     /// VmRSS (current resident set) in bytes.
     public static var residentBytes: Int? { field("VmRSS:") }
 
+    /// Resets the peak resident set (VmHWM) to the current resident set by writing 5 to /proc/self/clear_refs;
+    /// false where that is not possible (no /proc, or a kernel without the reset).
+    @discardableResult
+    public static func resetPeak() -> Bool {
+        let fd = open("/proc/self/clear_refs", O_WRONLY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let written = "5".utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, 1) }
+        return written == 1
+    }
+
     static func field(_ name: String) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(name) {

@@ -1,0 +1,164 @@
+import ArgumentParser
+import AutoGLMEngine
+import AutoGLMPlanner
+import AutoGLMSpecs
+import Foundation
+
+/// `autoglm-run calibrate-attention`: measures the full-attention kernels at several lengths and fits, per (KV
+/// format, kernel, mode), the fixed per-call time, the per-row time and the rate correction of the attention cost
+/// model; writes them with their points and provenance for bench-attention and the planner.
+struct CalibrateAttentionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calibrate-attention",
+        abstract: "Fit the attention cost model's per-call and per-row overheads and rate to measurements.",
+        discussion: """
+            Decoder points: every KV format with the tiled kernel and F32 with the materialised kernel, prefill and \
+            decode, on one layer of --model at --lengths. Encoder points: the --vit-model ViT layer, both kernels, at \
+            --patches. Choose lengths other than the ones bench-attention reports, so that its table tests the fit \
+            rather than repeating it. Exit status: 0, or 1 when a file cannot be read or written or a run fails.
+            """
+    )
+
+    @Option(help: "Device profile whose roofline is corrected (normally this host's measured profile).")
+    var device: String = "DeviceProfiles/host.json"
+
+    @Option(help: "Model manifest whose decoder layer is measured.")
+    var model: String = "Models/smollm2-135m.json"
+
+    @Option(name: .customLong("vit-model"), help: "Manifest whose vision encoder layer is measured ('' to skip).")
+    var vitModel: String = "Models/autoglm-phone-9b.json"
+
+    @Option(help: "Comma-separated decoder sequence lengths.")
+    var lengths: String = "96,192,384,768,1536,3072"
+
+    @Option(help: "Comma-separated ViT patch counts.")
+    var patches: String = "512,1536,3072,6144"
+
+    @Option(name: .customLong("encode-repetitions"), help: "Timed calls per ViT point at least (long calls).")
+    var encodeRepetitions: Int = 3
+
+    @Option(help: "Decoder points: measure every point this many times, one pass over all points after another, and fit the pass with the median time.")
+    var rounds: Int = 3
+
+    @Option(help: "Timed calls per point at least (the median is fitted).")
+    var repetitions: Int = 7
+
+    @Option(name: .customLong("min-time"),
+            help: "More timed calls until they add up to this many seconds (short calls get many).")
+    var minTime: Double = 0.3
+
+    @Option(help: "Threads (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .shortAndLong, help: "Where to write the calibration.")
+    var output: String = "DeviceProfiles/measurements/host.attention-calibration.json"
+
+    static let decoderSettings: [AttentionSettingSpec] = [
+        AttentionSettingSpec(name: "f32 tiled", kv: .f32),
+        AttentionSettingSpec(name: "f16 tiled", kv: .f16),
+        AttentionSettingSpec(name: "int8 tiled", kv: .int8),
+        AttentionSettingSpec(name: "int4 tiled", kv: .int4),
+        AttentionSettingSpec(name: "f32 materialised", kv: .f32, kernel: .materialised),
+    ]
+
+    func run() throws {
+        guard repetitions > 0, encodeRepetitions > 0 else {
+            throw ValidationError("--repetitions and --encode-repetitions must be positive, got \(repetitions) and "
+                                  + "\(encodeRepetitions)")
+        }
+        guard minTime >= 0, minTime.isFinite else { throw ValidationError("--min-time must be ≥ 0, got \(minTime)") }
+        guard rounds > 0 else { throw ValidationError("--rounds must be positive, got \(rounds)") }
+        if let threads, threads <= 0 { throw ValidationError("--threads must be positive, got \(threads)") }
+        let lengthList = try BenchAttentionCommand.positiveList(lengths, option: "--lengths")
+        let patchList = vitModel.isEmpty ? [] : try BenchAttentionCommand.positiveList(patches, option: "--patches")
+        do {
+            let profile = try DeviceProfile.load(device)
+            let manifest = try ModelManifest.load(model)
+            guard let decoder = manifest.textDecoder else { throw ValidationError("\(model) has no text decoder") }
+            let n = threads ?? ComputePool.availableCores
+            let costs = AttentionCostModel(device: profile, threads: n)
+            let host = try? HostInfo.current()
+            let loadBefore = BenchAttentionCommand.loadAverage()
+            let started = Date()
+            var calibration = AttentionCalibration()
+            /// Measures `points` of each (setting, mode) in `rounds` passes and fits each from its median passes.
+            func calibrate(_ jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], _ shape: AttentionLayerShape,
+                           _ points: [Int], rounds: Int) throws {
+                struct PointKey: Hashable { var job: Int; var length: Int }
+                var passes: [PointKey: [Double]] = [:]
+                for _ in 0..<rounds {
+                    for (j, job) in jobs.enumerated() {
+                        let (s, mode) = job
+                        let repetitions = mode == .encode ? encodeRepetitions : self.repetitions
+                        for length in points {
+                            let setting = AttentionBenchmark.Setting(
+                                name: s.name, mode: mode == .prefill ? .prefill : mode == .decode ? .decode : .encode,
+                                kvCacheFormat: s.kv, kernel: s.kernel, heads: shape.heads, kvHeads: shape.kvHeads,
+                                headDim: shape.headDim, threads: n)
+                            let r = try AttentionBenchmark.run(setting: setting, sequenceLength: length,
+                                                               repetitions: repetitions, minimumSeconds: minTime)
+                            passes[PointKey(job: j, length: length), default: []].append(r.medianSecondsPerCall)
+                        }
+                    }
+                }
+                for (j, job) in jobs.enumerated() {
+                    let (s, mode) = job
+                    let measured: [AttentionCalibration.Point] = points.map { length in
+                        let times = (passes[PointKey(job: j, length: length)] ?? []).sorted()
+                        let model = costs.predict(s, shape: shape, mode: mode, length: length).seconds
+                        return .init(length: length, rows: mode == .decode ? 1 : length, modelSeconds: model,
+                                     measuredSeconds: times.isEmpty ? .nan : times[(times.count - 1) / 2])
+                    }
+                    guard let fit = AttentionCalibration.fit(points: measured, shape: shape) else {
+                        throw ValidationError("\(s.name) \(mode.rawValue): too few usable points to fit")
+                    }
+                    calibration.fits[AttentionCalibration.Key(s, mode: mode)] = fit
+                    let label = (s.name + " " + mode.rawValue).padding(toLength: 26, withPad: " ", startingAt: 0)
+                    print(label + String(format: " fixed %8.1f µs  per row %7.3f µs  rate ×%.3f  worst point %5.1f%%",
+                                         fit.fixedSeconds * 1e6, fit.perRowSeconds * 1e6, fit.scale,
+                                         fit.worstPointError * 100))
+                }
+            }
+            let shape = AttentionLayerShape(decoder)
+            try calibrate(Self.decoderSettings.flatMap { s in
+                [AttentionCostModel.Mode.prefill, .decode].map { (s, $0) }
+            }, shape, lengthList, rounds: rounds)
+            var vitText = ""
+            if !patchList.isEmpty {
+                let vm = try ModelManifest.load(vitModel)
+                guard let v = vm.visionEncoder else { throw ValidationError("\(vitModel) has no vision encoder") }
+                let vitShape = AttentionLayerShape(heads: v.heads, kvHeads: v.heads, headDim: v.headDim)
+                try calibrate(AttentionKernel.allCases.map {
+                    (AttentionSettingSpec(name: "vit \($0.rawValue)", kv: .f32, kernel: $0), AttentionCostModel.Mode.encode)
+                }, vitShape, patchList, rounds: 1)
+                vitText = "; encode points on one \(vm.name) ViT layer (\(v.heads) heads, head_dim \(v.headDim)) at "
+                    + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) calls"
+            }
+            let loadAfter = BenchAttentionCommand.loadAverage()
+            let date = ISO8601DateFormatter().string(from: started)
+            let load = [loadBefore, loadAfter].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
+            calibration.source = "measured: autoglm-run calibrate-attention on \(host?.cpuModel ?? "this host") "
+                + "(\(host?.cores ?? n) processors), \(date), \(n) threads, median of ≥ \(repetitions) calls "
+                + "and ≥ \(minTime) s per point, median of \(rounds) passes over the decoder points, "
+                + "1-minute load average \(load[0]) before and \(load[1]) after; against the roofline of "
+                + "\(profile.id); prefill and decode points on one \(manifest.name) layer (\(shape.heads) heads, "
+                + "\(shape.kvHeads) KV heads, head_dim \(shape.headDim)) at "
+                + "\(lengthList.map(String.init).joined(separator: ", ")) tokens" + vitText
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let data = try encoder.encode(calibration)
+            do {
+                try data.write(to: URL(fileURLWithPath: output))
+            } catch {
+                throw ValidationError("cannot write \(output): \((error as NSError).localizedDescription)")
+            }
+            print("wrote \(output)")
+        } catch let error as ValidationError {
+            FileHandle.standardError.write(Data("calibrate-attention: \(error)\n".utf8))
+            throw ExitCode.failure
+        } catch {
+            FileHandle.standardError.write(Data("calibrate-attention: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+import AutoGLMSpecs
+
+/// `autoglm-run bench-attention` and `calibrate-attention` at sizes that take seconds. Speed is printed, never
+/// asserted; memory figures are exact accounting and are checked.
+@Suite("autoglm-run bench-attention and calibrate-attention")
+struct BenchAttentionCLITests {
+    static func run(_ arguments: [String]) throws -> CLITool.Output {
+        try CLITool.run("autoglm-run", arguments, currentDirectory: CLITool.packageRoot)
+    }
+
+    static func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    @Test("--vit rows: tiled and materialised per patch count, scratch as predicted, resident growth of a fresh process")
+    func vitRows() throws {
+        let r = try Self.run(["bench-attention", "--vit", "--patches", "64,512", "--repetitions", "1", "--threads", "2",
+                              "--calibration", "/nonexistent/calibration.json", "--json"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.stderr.contains("no time calibration"))
+        let table = try Self.json(r.stdout)
+        #expect(table["shape"] as? String == "vit")
+        let rows = try #require(table["rows"] as? [[String: Any]])
+        #expect(rows.map { $0["setting"] as? String ?? "" } == ["vit tiled", "vit materialised", "vit tiled",
+                                                                 "vit materialised"])
+        // One worker's buffers for 16 lanes of head_dim 128.
+        let worker = (2 * 16 * 128 + 2 * 16 + 16 * 64 + 1) * 4 + (16 * 2 * 2 + 16 + 1) * 8
+        for row in rows {
+            #expect(row["mode"] as? String == "encode")
+            let n = try #require(row["length"] as? Int)
+            let measured = try #require(row["measured"] as? [String: Any])
+            let predicted = try #require(row["predicted"] as? [String: Any])
+            let scratch = try #require(measured["scratch_bytes"] as? Int)
+            #expect(scratch == predicted["scratch_bytes"] as? Int)
+            let materialised = (row["setting"] as? String) == "vit materialised"
+            #expect(scratch == (materialised ? 2 * (n * n * 4 + worker) : 2 * worker))
+            let operands = try #require(measured["operand_bytes"] as? Int)
+            #expect(operands == 4 * n * 128 * 48)
+            #expect(predicted["working_set_bytes"] as? Int == operands + scratch)
+            // Each measurement runs in its own process, so what it touched shows in its peak resident set.
+            if let growth = measured["resident_growth_bytes"] as? Int {
+                #expect(growth >= operands + scratch - (1 << 20))
+            }
+        }
+        let notes = try #require(table["notes"] as? [String])
+        #expect(notes.count == 2 && notes[1].contains("512 patches"))
+        let summary = try #require(table["summary"] as? [String: Any])
+        #expect(summary["memory_within_5_percent"] as? Int == 4)
+    }
+
+    @Test("calibrate-attention writes a fit per key with its points and provenance; bench-attention applies it")
+    func calibrateThenBench() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("calibrate-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("calibration.json").path
+        let c = try Self.run(["calibrate-attention", "--lengths", "32,64,128", "--patches", "32,64", "--repetitions", "1",
+                              "--threads", "2", "-o", file])
+        #expect(c.status == 0, "stderr: \(c.stderr)")
+        let written = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self))
+        let fits = try #require(written["fits"] as? [[String: Any]])
+        // Four KV formats tiled and F32 materialised, prefill and decode; both kernels for the ViT.
+        #expect(fits.count == 12)
+        let source = try #require(written["source"] as? String)
+        #expect(source.hasPrefix("measured: autoglm-run calibrate-attention") && source.contains("load average"))
+        for f in fits {
+            let fit = try #require(f["fit"] as? [String: Any])
+            #expect((fit["scale"] as? Double ?? 0) > 0)
+            #expect((fit["points"] as? [Any])?.count == (f["mode"] as? String == "encode" ? 2 : 3))
+        }
+        let b = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--threads", "2",
+                              "--calibration", file, "--json"])
+        #expect(b.status == 0, "stderr: \(b.stderr)")
+        let table = try Self.json(b.stdout)
+        #expect((table["calibration"] as? String)?.hasPrefix("measured: autoglm-run calibrate-attention") == true)
+        let rows = try #require(table["rows"] as? [[String: Any]])
+        #expect(rows.count == 14)
+        let summary = try #require(table["summary"] as? [String: Any])
+        #expect(summary["memory_rows"] as? Int == 14 && summary["speed_rows"] as? Int == 14)
+        // Text output carries the same count line.
+        let text = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--threads", "2",
+                                 "--calibration", file])
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("memory within ±5%:") && text.stdout.contains("load average"))
+    }
+
+    @Test("bad lists and unreadable calibration files are reported in one line")
+    func badInput() throws {
+        let r = try Self.run(["bench-attention", "--vit", "--patches", "64,x"])
+        #expect(r.status != 0 && r.stderr.contains("--patches"))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("badcal-\(UUID().uuidString).json")
+        try Data(#"{"schema_version": 1, "fits": [{"kv": "f32", "kernel": "tiled", "mode": "sideways"}]}"#.utf8)
+            .write(to: dir)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let b = try Self.run(["bench-attention", "--lengths", "16", "--repetitions", "1", "--calibration", dir.path])
+        #expect(b.status == 1)
+        #expect(b.stderr.contains(dir.lastPathComponent))
+    }
+}
