@@ -281,7 +281,9 @@ public enum Attention {
                 defer { scratch.release() }
                 let qp = UnsafePointer<Float>(bitPattern: qAddress)!, op = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
                 let pp = UnsafeMutablePointer<Float>(bitPattern: partialAddress)
-                for unit in (c * perWorker)..<min(units, (c + 1) * perWorker) {
+                // Units are dealt round-robin: consecutive items are consecutive query rows, whose causal work grows
+                // with the row, so contiguous halves would give one worker about three quarters of a prefill.
+                for unit in stride(from: c, to: units, by: chunks) {
                     let item = unit / splits, split = unit % splits
                     let range = (first + (end - first) * split / splits)..<(first + (end - first) * (split + 1) / splits)
                     tiled(p, kvHead: item % p.kvHeads, rows: (item / p.kvHeads) * rowsPer, q: qp, out: op,
