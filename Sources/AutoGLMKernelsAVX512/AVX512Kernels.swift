@@ -12,6 +12,10 @@
 //
 // The helpers are `@inline(__always)` and the kernels live in this one file so that the SIMD conversions are
 // specialised and inlined into the loops.
+// The per-format row loops share a shape on purpose, as the 8-lane ones in the engine's SIMDKernels.swift do: each
+// is a separate non-inlined function whose loads and conversions the compiler can schedule for that layout. The
+// small helpers (f16 widening, horizontal sums) repeat the engine's because this module is compiled for another
+// instruction set and cannot inline code from the engine, which depends on it.
 
 #if arch(x86_64)
 import _Builtin_intrinsics.intel

@@ -102,7 +102,7 @@ struct BenchAttentionCommand: ParsableCommand {
         do {
             let profile = try DeviceProfile.load(device)
             let n = threads ?? ComputePool.availableCores
-            let loadBefore = Self.loadAverage()
+            let loadBefore = HostInfo.loadAverage()
             let table: BenchTable
             if vit {
                 table = try vitTable(profile: profile, patchCounts: lengthList, threads: n)
@@ -111,7 +111,7 @@ struct BenchAttentionCommand: ParsableCommand {
             }
             var out = table
             out.loadAverageBefore = loadBefore
-            out.loadAverageAfter = Self.loadAverage()
+            out.loadAverageAfter = HostInfo.loadAverage()
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -316,11 +316,6 @@ struct BenchAttentionCommand: ParsableCommand {
     static func medianPass(_ passes: [AttentionBenchmark.Result]) -> AttentionBenchmark.Result {
         let sorted = passes.sorted { $0.medianSecondsPerCall < $1.medianSecondsPerCall }
         return sorted[(sorted.count - 1) / 2]
-    }
-
-    static func loadAverage() -> Double? {
-        (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first
-            .flatMap { Double($0) }
     }
 
     /// KL per setting name from a measure-attention results file; empty when the file is missing.

@@ -78,7 +78,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
             let n = threads ?? ComputePool.availableCores
             let costs = AttentionCostModel(device: profile, threads: n)
             let host = try? HostInfo.current()
-            let loadBefore = BenchAttentionCommand.loadAverage()
+            let loadBefore = HostInfo.loadAverage()
             let started = Date()
             var calibration = AttentionCalibration()
             /// Measures `points` of each (setting, mode) in `rounds` passes and fits each from its median passes.
@@ -134,7 +134,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 vitText = "; encode points on one \(vm.name) ViT layer (\(v.heads) heads, head_dim \(v.headDim)) at "
                     + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) calls"
             }
-            let loadAfter = BenchAttentionCommand.loadAverage()
+            let loadAfter = HostInfo.loadAverage()
             let date = ISO8601DateFormatter().string(from: started)
             let load = [loadBefore, loadAfter].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
             calibration.source = "measured: autoglm-run calibrate-attention on \(host?.cpuModel ?? "this host") "

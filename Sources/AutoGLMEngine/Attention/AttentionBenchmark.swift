@@ -258,9 +258,7 @@ public enum AttentionBenchmark {
         /// The middle value (the mean of the two middle values for an even count).
         var median: Double { Timings.median(wall) }
         static func median(_ values: [Double]) -> Double {
-            guard !values.isEmpty else { return .nan }
-            let v = values.sorted(), mid = v.count / 2
-            return v.count % 2 == 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2
+            values.isEmpty ? .nan : Statistics.median(values)
         }
     }
 

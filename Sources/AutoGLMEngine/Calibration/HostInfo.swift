@@ -60,7 +60,17 @@ public struct HostInfo: Sendable, Codable, Equatable {
         return HostInfo(cpuModel: model.map { $0.isEmpty ? arch : $0 } ?? arch, cores: max(1, cores),
                         clockGHz: mhz.flatMap { $0 > 0 ? $0 / 1000 : nil }, memTotalBytes: total,
                         memAvailableBytes: min(available, total), processResidentBytes: rss,
-                        loadAverage: loadavg?.split(separator: " ").first.flatMap { Double($0) })
+                        loadAverage: loadavg.flatMap(parseLoadAverage))
+    }
+
+    /// The one-minute load average now (/proc/loadavg), nil where it cannot be read.
+    public static func loadAverage() -> Double? {
+        (try? readText("/proc/loadavg")).flatMap(parseLoadAverage)
+    }
+
+    /// The first field of /proc/loadavg's text.
+    static func parseLoadAverage(_ text: String) -> Double? {
+        text.split(separator: " ").first.flatMap { Double($0) }
     }
 
     static func readText(_ path: String) throws -> String {

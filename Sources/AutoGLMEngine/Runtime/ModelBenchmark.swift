@@ -40,8 +40,7 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
         repeats = samples.count
         let n = Double(samples.count)
         mean = samples.isEmpty ? 0 : samples.reduce(0, +) / n
-        let sorted = samples.sorted()
-        median = sorted.isEmpty ? 0 : (sorted[(sorted.count - 1) / 2] + sorted[sorted.count / 2]) / 2
+        median = Statistics.median(samples)
         let m = mean
         stddev = samples.count > 1 ? (samples.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)).squareRoot() : 0
     }
