@@ -263,10 +263,17 @@ final class PoolState: @unchecked Sendable {
             seen = current
             let slot = current & 1
             pin(slot, 1)
-            if generation.load(ordering: .sequentiallyConsistent) == current, let body = bodies[slot] {
-                work(generation: current, count: counts[slot], body: body)
-            }
+            runPinned(slot: slot, generation: current)
             pin(slot, -1)
+        }
+    }
+
+    /// Works on the job in `slot` if it is still generation `g`. A separate function so that the worker's reference
+    /// to the body is released when it returns, before the slot is unpinned: the caller's non-escaping closure must
+    /// have no other owner once the caller sees the slot unpinned.
+    @inline(never) private func runPinned(slot: Int, generation g: Int) {
+        if generation.load(ordering: .sequentiallyConsistent) == g, let body = bodies[slot] {
+            work(generation: g, count: counts[slot], body: body)
         }
     }
 
