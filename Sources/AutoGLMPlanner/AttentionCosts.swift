@@ -148,16 +148,20 @@ public struct AttentionCostModel: Sendable {
     }
 
     /// One worker's buffers: per lane (query row × head of a KV group) the scaled query and the output accumulator
-    /// (head_dim floats each), running max and sum, one key tile of scores and the block-sparse interval list; per
-    /// key block a score and a selection flag.
+    /// (head_dim floats each) and the block-sparse interval list; per lane, padded to a multiple of 16 lanes, the
+    /// transposed query, running max, sum and rescale factor, the visible-key bounds and one key tile of scores;
+    /// one decoded key tile and value tile; per key block a score and a selection flag.
     public static func workerScratchBytes(_ shape: AttentionLayerShape, keys: Int, blockSparse: Plan.BlockSparse?) -> Int {
         let group = max(1, shape.heads / max(1, shape.kvHeads))
         let lanes = rowsPerItem(shape) * group
+        let pitch = (lanes + 15) / 16 * 16
         let blocks = blockSparse.map { keys / max(1, $0.chunk) + 1 } ?? 0
         let intervals = blockSparse.map { $0.topK + 1 } ?? 2
-        let floats = 2 * lanes * shape.headDim + 2 * lanes + lanes * keyTile + max(1, blocks)
+        let floats = 2 * lanes * shape.headDim + 3 * pitch + keyTile * pitch + pitch * shape.headDim
+            + 2 * keyTile * shape.headDim + max(1, blocks)
+        let int32s = 2 * pitch
         let ints = lanes * intervals * 2 + lanes + max(1, blocks)
-        return floats * 4 + ints * 8
+        return floats * 4 + int32s * 4 + ints * 8
     }
 
     /// The engine's scratch for the call, all workers together.

@@ -59,7 +59,7 @@ struct AttentionSequence {
     /// Feeds the sequence through a cache in the given chunk sizes, running the kernel after each append;
     /// returns the outputs of every token, `(tokens, heads*headDim)`.
     func run(cache: KVCache, chunks: [Int], kernel: AttentionKernel, blockSparse: Plan.BlockSparse? = nil,
-             threads: Int = 2) throws -> [Float] {
+             threads: Int = 2, isa: KernelISA = .active) throws -> [Float] {
         var out = [Float](repeating: .nan, count: tokens * heads * headDim)
         var start = 0
         for n in chunks {
@@ -74,7 +74,7 @@ struct AttentionSequence {
                 try out.withUnsafeMutableBufferPointer { op in
                     try Attention.causal(q: qp.baseAddress! + start * qw, n: n, heads: heads, cache: cache, layer: 0,
                                          out: op.baseAddress! + start * qw, kernel: kernel, blockSparse: blockSparse,
-                                         threads: threads)
+                                         threads: threads, isa: isa)
                 }
             }
             try cache.commit(n)

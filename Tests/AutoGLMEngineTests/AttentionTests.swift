@@ -7,56 +7,70 @@ import AutoGLMSpecs
 struct AttentionTests {
     static let chunks = [37, 1, 1, 20, 1, 5]  // 65 tokens: a prefill, decode steps, a second prefill chunk
 
-    @Test("F32 cache: tiled and materialised match the scalar reference", arguments: AttentionKernel.allCases, [40, 64])
+    /// Every test that runs the tiled kernel runs it in each kernel family this CPU supports: the AVX-512 family's
+    /// 16-lane tile takes head_dim 48 and 64 (multiples of 16) when a work item has at least 8 lanes; 40 stays on the
+    /// per-lane loops.
+    @Test("F32 cache: tiled and materialised match the scalar reference",
+          arguments: AttentionKernel.allCases, [40, 48, 64])
     func f32MatchesReference(kernel: AttentionKernel, headDim: Int) throws {
-        let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: headDim, tokens: 65, seed: 1)
-        let cache = try KVCache(layers: 1, kvHeads: 2, headDim: headDim, capacity: 65, format: .f32)
-        let out = try seq.run(cache: cache, chunks: Self.chunks, kernel: kernel)
-        let reference = seq.reference(format: .f32)
-        #expect(relativeError(out, reference) < 1e-5)
+        for isa in KernelISA.supported {
+            let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: headDim, tokens: 65, seed: 1)
+            let cache = try KVCache(layers: 1, kvHeads: 2, headDim: headDim, capacity: 65, format: .f32)
+            let out = try seq.run(cache: cache, chunks: Self.chunks, kernel: kernel, isa: isa)
+            let reference = seq.reference(format: .f32)
+            #expect(relativeError(out, reference) < 1e-5, "\(isa)")
+        }
     }
 
     @Test("Tiled equals materialised to 1e-5 on a longer prefill with several key tiles and query tiles")
     func tiledMatchesMaterialised() throws {
         let seq = AttentionSequence(heads: 6, kvHeads: 2, headDim: 32, tokens: 300, seed: 2)
-        var outs: [[Float]] = []
-        for kernel in AttentionKernel.allCases {
-            let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 300, format: .f32)
-            outs.append(try seq.run(cache: cache, chunks: [300], kernel: kernel))
+        for isa in KernelISA.supported {
+            var outs: [[Float]] = []
+            for kernel in AttentionKernel.allCases {
+                let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 300, format: .f32)
+                outs.append(try seq.run(cache: cache, chunks: [300], kernel: kernel, isa: isa))
+            }
+            #expect(relativeError(outs[1], outs[0]) < 1e-5, "\(isa)")
+            #expect(!outs[1].contains { $0.isNaN })
         }
-        #expect(relativeError(outs[1], outs[0]) < 1e-5)
-        #expect(!outs[1].contains { $0.isNaN })
     }
 
     @Test("Single-threaded and multi-threaded runs agree exactly")
     func threadsAgree() throws {
         let seq = AttentionSequence(heads: 4, kvHeads: 1, headDim: 16, tokens: 70, seed: 3)
-        var outs: [[Float]] = []
-        for threads in [1, 3] {
-            let cache = try KVCache(layers: 1, kvHeads: 1, headDim: 16, capacity: 70, format: .f16)
-            outs.append(try seq.run(cache: cache, chunks: [50, 20], kernel: .tiled, threads: threads))
+        for isa in KernelISA.supported {
+            var outs: [[Float]] = []
+            for threads in [1, 3] {
+                let cache = try KVCache(layers: 1, kvHeads: 1, headDim: 16, capacity: 70, format: .f16)
+                outs.append(try seq.run(cache: cache, chunks: [50, 20], kernel: .tiled, threads: threads, isa: isa))
+            }
+            #expect(outs[0] == outs[1], "\(isa)")
         }
-        #expect(outs[0] == outs[1])
     }
 
     /// head_dim 64 takes the vectorised multi-lane path, 40 the per-lane path with a partial group.
     @Test("Quantised caches: kernels read stored rows exactly as the reference decodes them",
-          arguments: [KVCacheFormat.f16, .int8, .int4], [40, 64])
+          arguments: [KVCacheFormat.f16, .int8, .int4], [40, 48, 64])
     func quantisedKernelsMatchReference(format: KVCacheFormat, headDim: Int) throws {
         for kernel in AttentionKernel.allCases {
-            let seq = AttentionSequence(heads: 6, kvHeads: 1, headDim: headDim, tokens: 65, seed: 4)
-            let cache = try KVCache(layers: 1, kvHeads: 1, headDim: headDim, capacity: 65, format: format)
-            let out = try seq.run(cache: cache, chunks: Self.chunks, kernel: kernel)
-            #expect(relativeError(out, seq.reference(format: format)) < 1e-5, "\(kernel)")
+            for isa in KernelISA.supported {
+                let seq = AttentionSequence(heads: 6, kvHeads: 1, headDim: headDim, tokens: 65, seed: 4)
+                let cache = try KVCache(layers: 1, kvHeads: 1, headDim: headDim, capacity: 65, format: format)
+                let out = try seq.run(cache: cache, chunks: Self.chunks, kernel: kernel, isa: isa)
+                #expect(relativeError(out, seq.reference(format: format)) < 1e-5, "\(kernel) \(isa)")
+            }
         }
     }
 
     @Test("Grouped-query attention with many heads per KV head (GLM-4 grouping, 16 per KV head)")
     func wideGroups() throws {
-        let seq = AttentionSequence(heads: 32, kvHeads: 2, headDim: 32, tokens: 40, seed: 12)
-        let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 40, format: .int8)
-        let out = try seq.run(cache: cache, chunks: [30, 1, 9], kernel: .tiled)
-        #expect(relativeError(out, seq.reference(format: .int8)) < 1e-5)
+        for isa in KernelISA.supported {
+            let seq = AttentionSequence(heads: 32, kvHeads: 2, headDim: 32, tokens: 40, seed: 12)
+            let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 40, format: .int8)
+            let out = try seq.run(cache: cache, chunks: [30, 1, 9], kernel: .tiled, isa: isa)
+            #expect(relativeError(out, seq.reference(format: .int8)) < 1e-5, "\(isa)")
+        }
     }
 
     @Test("Vectorised exp matches expf to 2 ulp-ish over the softmax range")
@@ -108,39 +122,49 @@ struct AttentionTests {
     @Test("Sliding window with global tokens matches the reference mask, chunks larger than the window included",
           arguments: [KVCacheFormat.f32, .int8], AttentionKernel.allCases)
     func slidingWindow(format: KVCacheFormat, kernel: AttentionKernel) throws {
-        let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: 32, tokens: 90, seed: 7)
-        let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 1000, format: format, window: 16,
-                                globalTokens: 3)
-        let out = try seq.run(cache: cache, chunks: [40, 1, 1, 1, 23, 1, 17, 6], kernel: kernel)
-        let reference = seq.reference(format: format, mask: .init(window: 16, globalTokens: 3))
-        #expect(relativeError(out, reference) < 1e-5)
-        #expect(cache.residentTokens == 19)
+        for isa in KernelISA.supported {
+            let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: 32, tokens: 90, seed: 7)
+            let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 1000, format: format, window: 16,
+                                    globalTokens: 3)
+            let out = try seq.run(cache: cache, chunks: [40, 1, 1, 1, 23, 1, 17, 6], kernel: kernel, isa: isa)
+            let reference = seq.reference(format: format, mask: .init(window: 16, globalTokens: 3))
+            #expect(relativeError(out, reference) < 1e-5, "\(isa)")
+            #expect(cache.residentTokens == 19)
+        }
     }
 
     @Test("A window without global tokens, and a window wider than the sequence")
     func windowEdges() throws {
         let seq = AttentionSequence(heads: 2, kvHeads: 1, headDim: 16, tokens: 50, seed: 8)
         for (window, globals) in [(5, 0), (1, 0), (100, 2)] {
-            let cache = try KVCache(layers: 1, kvHeads: 1, headDim: 16, capacity: 50, format: .f32, window: window,
-                                    globalTokens: globals)
-            let out = try seq.run(cache: cache, chunks: [20, 1, 9, 20], kernel: .tiled)
-            let reference = seq.reference(format: .f32, mask: .init(window: window, globalTokens: globals))
-            #expect(relativeError(out, reference) < 1e-5, "window \(window), globals \(globals)")
+            for isa in KernelISA.supported {
+                let cache = try KVCache(layers: 1, kvHeads: 1, headDim: 16, capacity: 50, format: .f32, window: window,
+                                        globalTokens: globals)
+                let out = try seq.run(cache: cache, chunks: [20, 1, 9, 20], kernel: .tiled, isa: isa)
+                let reference = seq.reference(format: .f32, mask: .init(window: window, globalTokens: globals))
+                #expect(relativeError(out, reference) < 1e-5, "window \(window), globals \(globals), \(isa)")
+            }
         }
     }
 
     @Test("Block-sparse (MoBA) matches the scalar reference of the same rule",
           arguments: AttentionKernel.allCases, [KVCacheFormat.f32, .int4])
     func blockSparseMatchesReference(kernel: AttentionKernel, format: KVCacheFormat) throws {
-        let sparse = Plan.BlockSparse(chunk: 8, topK: 3)
-        let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: 32, tokens: 90, seed: 9)
-        let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 90, format: format)
-        let out = try seq.run(cache: cache, chunks: [30, 1, 1, 41, 17], kernel: kernel, blockSparse: sparse)
-        let reference = seq.reference(format: format, mask: .init(blockSparse: sparse))
-        #expect(relativeError(out, reference) < 1e-5)
-        // The selection really drops blocks: the output differs from dense attention.
-        let dense = seq.reference(format: format)
-        #expect(relativeError(out, dense) > 1e-3)
+        // Chunk 8 puts several runs in one key tile (lane loops); chunk 64 one run per tile (the wide tile).
+        for chunk in [8, 64] {
+            for isa in KernelISA.supported {
+                let sparse = Plan.BlockSparse(chunk: chunk, topK: 2)
+                let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: 32, tokens: 200, seed: 9)
+                let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 200, format: format)
+                let out = try seq.run(cache: cache, chunks: [30, 1, 1, 151, 17], kernel: kernel, blockSparse: sparse,
+                                      isa: isa)
+                let reference = seq.reference(format: format, mask: .init(blockSparse: sparse))
+                #expect(relativeError(out, reference) < 1e-5, "chunk \(chunk) \(isa)")
+                // The selection really drops blocks: the output differs from dense attention.
+                let dense = seq.reference(format: format)
+                #expect(relativeError(out, dense) > 1e-3)
+            }
+        }
     }
 
     @Test("Block-sparse with top-k covering every block is exactly dense causal attention",
@@ -154,18 +178,20 @@ struct AttentionTests {
         #expect(sparse == dense)
     }
 
-    @Test("Non-causal full attention (vision) matches the reference", arguments: AttentionKernel.allCases)
-    func fullAttention(kernel: AttentionKernel) throws {
+    @Test("Non-causal full attention (vision) matches the reference", arguments: AttentionKernel.allCases, [40, 80])
+    func fullAttention(kernel: AttentionKernel, d: Int) throws {
         var rng = AttentionRandom(seed: 11)
-        let (n, m, heads, kvHeads, d) = (23, 81, 4, 2, 40)
+        let (n, m, heads, kvHeads) = (23, 81, 4, 2)
         let q = rng.array(n * heads * d, amplitude: 2), k = rng.array(m * kvHeads * d, amplitude: 2)
         let v = rng.array(m * kvHeads * d)
-        var out = [Float](repeating: .nan, count: n * heads * d)
-        try Attention.full(q: q, k: k, v: v, n: n, m: m, heads: heads, kvHeads: kvHeads, headDim: d, out: &out,
-                           kernel: kernel, scale: 0.2)
         let reference = AttentionReference.attention(q: q, n: n, heads: heads, kvHeads: kvHeads, headDim: d, keys: k,
                                                      values: v, t: m, scale: 0.2, mask: .init(causal: false))
-        #expect(relativeError(out, reference) < 1e-5)
+        for isa in KernelISA.supported {
+            var out = [Float](repeating: .nan, count: n * heads * d)
+            try Attention.full(q: q, k: k, v: v, n: n, m: m, heads: heads, kvHeads: kvHeads, headDim: d, out: &out,
+                               kernel: kernel, scale: 0.2, isa: isa)
+            #expect(relativeError(out, reference) < 1e-5, "\(isa)")
+        }
     }
 
     @Test("Tiled scratch does not grow with the sequence; materialised grows with n·m")

@@ -103,8 +103,11 @@ struct AttentionEncodeCostsTests {
           arguments: [1, 2, 3, 5])
     func encodeScratch(threads: Int) throws {
         let m = try AttentionCostsTests.model(threads: threads)
-        // One worker: 16 lanes × (2 × 128 + 2 + 64) floats + 1 block score; 16 × 4 + 16 + 1 ints.
-        let worker = (2 * 16 * 128 + 2 * 16 + 16 * 64 + 1) * 4 + (16 * 2 * 2 + 16 + 1) * 8
+        // One worker, 16 lanes (pitch 16): queries and accumulators 2 × 16 × 128, max / sum / rescale 3 × 16, scores
+        // 64 × 16, transposed queries 128 × 16, a decoded key and value tile 2 × 64 × 128, 1 block score (floats);
+        // visible-key bounds 2 × 16 (Int32); intervals 16 × 4, counts 16, 1 selection flag (Int).
+        let floats = 2 * 16 * 128 + 3 * 16 + 64 * 16 + 128 * 16 + 2 * 64 * 128 + 1
+        let worker = floats * 4 + 2 * 16 * 4 + (16 * 2 * 2 + 16 + 1) * 8
         #expect(AttentionCostModel.workerScratchBytes(Self.vit, keys: 0, blockSparse: nil) == worker)
         let workers = AttentionCostModel.chunks(12, threads: threads)
         for n in [1024, 4096, 12432] {

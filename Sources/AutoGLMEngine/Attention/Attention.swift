@@ -6,6 +6,9 @@ import Darwin
 import Dispatch
 import Foundation
 import AutoGLMSpecs
+#if arch(x86_64)
+import AutoGLMKernelsAVX512
+#endif
 
 /// Attention kernels over a `KVCache` (causal decoder attention) or explicit K/V (the vision encoder).
 ///
@@ -36,16 +39,17 @@ public enum Attention {
     public static func causal(q: UnsafePointer<Float>, n: Int, heads: Int, cache: KVCache, layer: Int,
                               out: UnsafeMutablePointer<Float>, kernel: AttentionKernel = .tiled,
                               scale: Float? = nil, blockSparse: Plan.BlockSparse? = nil,
-                              threads: Int = Attention.defaultThreads) throws {
+                              threads: Int = Attention.defaultThreads, isa: KernelISA = .active) throws {
         try causalMeasuringScratch(q: q, n: n, heads: heads, cache: cache, layer: layer, out: out, kernel: kernel,
-                                   scale: scale, blockSparse: blockSparse, threads: threads)
+                                   scale: scale, blockSparse: blockSparse, threads: threads, isa: isa)
     }
 
     /// `causal`, returning the scratch bytes its workers allocated.
     @discardableResult
     static func causalMeasuringScratch(q: UnsafePointer<Float>, n: Int, heads: Int, cache: KVCache, layer: Int,
                                        out: UnsafeMutablePointer<Float>, kernel: AttentionKernel, scale: Float?,
-                                       blockSparse: Plan.BlockSparse?, threads: Int) throws -> Int {
+                                       blockSparse: Plan.BlockSparse?, threads: Int,
+                                       isa: KernelISA = .active) throws -> Int {
         guard layer >= 0 && layer < cache.layers else {
             throw AttentionError.layerOutOfRange(layer: layer, layers: cache.layers)
         }
@@ -74,7 +78,7 @@ public enum Attention {
             n: n, heads: heads, kvHeads: cache.kvHeads, headDim: cache.headDim, layout: cache.layout,
             slotBytes: cache.slotBytes, spans: cache.spans(layer: layer), queryStart: cache.length,
             causal: true, window: cache.window, globalTokens: cache.globalTokens,
-            scale: scale ?? 1 / Float(cache.headDim).squareRoot(), selector: selector)
+            scale: scale ?? 1 / Float(cache.headDim).squareRoot(), selector: selector, isa: isa)
         return try run(problem, q: q, out: out, kernel: kernel, threads: threads)
     }
 
@@ -83,9 +87,9 @@ public enum Attention {
     public static func full(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, n: Int, m: Int,
                             heads: Int, kvHeads: Int, headDim: Int, out: UnsafeMutablePointer<Float>,
                             kernel: AttentionKernel = .tiled, scale: Float? = nil,
-                            threads: Int = Attention.defaultThreads) throws {
+                            threads: Int = Attention.defaultThreads, isa: KernelISA = .active) throws {
         try fullMeasuringScratch(q: q, k: k, v: v, n: n, m: m, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                                 out: out, kernel: kernel, scale: scale, threads: threads)
+                                 out: out, kernel: kernel, scale: scale, threads: threads, isa: isa)
     }
 
     /// `full`, returning the scratch bytes its workers allocated.
@@ -93,7 +97,7 @@ public enum Attention {
     static func fullMeasuringScratch(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                      n: Int, m: Int, heads: Int, kvHeads: Int, headDim: Int,
                                      out: UnsafeMutablePointer<Float>, kernel: AttentionKernel, scale: Float?,
-                                     threads: Int) throws -> Int {
+                                     threads: Int, isa: KernelISA = .active) throws -> Int {
         guard n >= 0 else { throw AttentionError.invalidParameter(name: "n", expected: ">= 0", got: n) }
         guard m > 0 else { throw AttentionError.invalidParameter(name: "m", expected: "> 0", got: m) }
         guard headDim > 0 else { throw AttentionError.invalidParameter(name: "headDim", expected: "> 0", got: headDim) }
@@ -106,7 +110,7 @@ public enum Attention {
         let problem = Problem(
             n: n, heads: heads, kvHeads: kvHeads, headDim: headDim, layout: layout, slotBytes: kvHeads * headDim * 4,
             spans: [span], queryStart: 0, causal: false, window: nil, globalTokens: 0,
-            scale: scale ?? 1 / Float(headDim).squareRoot(), selector: nil)
+            scale: scale ?? 1 / Float(headDim).squareRoot(), selector: nil, isa: isa)
         return try run(problem, q: q, out: out, kernel: kernel, threads: threads)
     }
 
@@ -158,6 +162,8 @@ public enum Attention {
         var globalTokens: Int
         var scale: Float
         var selector: BlockSelector?
+        /// Kernel family of the tile loops (the AVX-512 tile needs head_dim a multiple of 16).
+        var isa: KernelISA = .active
 
         /// Upper bound on the intervals one query row attends.
         var maxIntervals: Int { selector.map { $0.topK + 1 } ?? 2 }
@@ -374,13 +380,23 @@ public enum Attention {
     static func rowsPerItem(group: Int) -> Int { max(1, min(queryTile, laneTarget / max(1, group))) }
 
     /// Per-worker buffers. A lane is one (query row, query head) pair of a work item.
+    /// The lane-indexed state (maxes, sums, the transposed queries, bounds) is padded to the lane pitch, a multiple
+    /// of 16, for the AVX-512 tile; every kernel family allocates the same buffers.
     final class TiledScratch {
         let lanes: Int
+        /// `lanes` rounded up to a multiple of 16.
+        let lanePitch: Int
         let q: UnsafeMutablePointer<Float>           // lanes × headDim scaled queries
         let acc: UnsafeMutablePointer<Float>         // lanes × headDim accumulators
-        let maxes: UnsafeMutablePointer<Float>       // lanes
-        let sums: UnsafeMutablePointer<Float>        // lanes
-        let scores: UnsafeMutablePointer<Float>      // lanes × keyTile
+        let maxes: UnsafeMutablePointer<Float>       // lanePitch
+        let sums: UnsafeMutablePointer<Float>        // lanePitch
+        let scores: UnsafeMutablePointer<Float>      // keyTile × lanePitch
+        let qT: UnsafeMutablePointer<Float>          // headDim × lanePitch, scaled queries transposed
+        let keys: UnsafeMutablePointer<Float>        // keyTile × headDim, one decoded key tile
+        let values: UnsafeMutablePointer<Float>      // keyTile × headDim, one decoded value tile
+        let correction: UnsafeMutablePointer<Float>  // lanePitch
+        let lo: UnsafeMutablePointer<Int32>          // lanePitch, first visible key of the tile per lane
+        let hi: UnsafeMutablePointer<Int32>          // lanePitch, end of the visible keys per lane
         let blockScores: UnsafeMutablePointer<Float> // blocks (block-sparse selection)
         let intervals: UnsafeMutablePointer<Int>     // lanes × maxIntervals × 2
         let counts: UnsafeMutablePointer<Int>        // lanes
@@ -390,15 +406,20 @@ public enum Attention {
             let group = heads / max(1, kvHeads)
             return rowsPerItem(group: group) * group
         }
+        static func lanePitch(_ lanes: Int) -> Int { (lanes + 15) / 16 * 16 }
         /// Bytes one worker's scratch takes for a problem.
         static func bytes(_ p: Problem) -> Int {
             bytes(lanes: lanes(heads: p.heads, kvHeads: p.kvHeads), headDim: p.headDim, blocks: blocks(p),
                   maxIntervals: p.maxIntervals)
         }
         static func bytes(lanes: Int, headDim d: Int, blocks: Int, maxIntervals: Int) -> Int {
-            let floats = 2 * lanes * d + 2 * lanes + lanes * Attention.keyTile + max(1, blocks)
+            let pitch = lanePitch(lanes)
+            let floats = 2 * lanes * d + 3 * pitch + Attention.keyTile * pitch + pitch * d + 2 * Attention.keyTile * d
+                + max(1, blocks)
+            let int32s = 2 * pitch
             let ints = lanes * maxIntervals * 2 + lanes + max(1, blocks)
-            return floats * MemoryLayout<Float>.stride + ints * MemoryLayout<Int>.stride
+            return floats * MemoryLayout<Float>.stride + int32s * MemoryLayout<Int32>.stride
+                + ints * MemoryLayout<Int>.stride
         }
         static func blocks(_ p: Problem) -> Int {
             p.selector.map { $0.means.count / max(1, p.kvHeads * p.headDim) + 1 } ?? 0
@@ -407,11 +428,18 @@ public enum Attention {
             let d = p.headDim
             let blocks = TiledScratch.blocks(p)
             lanes = TiledScratch.lanes(heads: p.heads, kvHeads: p.kvHeads)
+            lanePitch = TiledScratch.lanePitch(lanes)
             q = .allocate(capacity: lanes * d)
             acc = .allocate(capacity: lanes * d)
-            maxes = .allocate(capacity: lanes)
-            sums = .allocate(capacity: lanes)
-            scores = .allocate(capacity: lanes * Attention.keyTile)
+            maxes = .allocate(capacity: lanePitch)
+            sums = .allocate(capacity: lanePitch)
+            scores = .allocate(capacity: Attention.keyTile * lanePitch)
+            qT = .allocate(capacity: d * lanePitch)
+            keys = .allocate(capacity: Attention.keyTile * d)
+            values = .allocate(capacity: Attention.keyTile * d)
+            correction = .allocate(capacity: lanePitch)
+            lo = .allocate(capacity: lanePitch)
+            hi = .allocate(capacity: lanePitch)
             blockScores = .allocate(capacity: max(1, blocks))
             intervals = .allocate(capacity: lanes * p.maxIntervals * 2)
             counts = .allocate(capacity: lanes)
@@ -419,6 +447,8 @@ public enum Attention {
         }
         func release() {
             q.deallocate(); acc.deallocate(); maxes.deallocate(); sums.deallocate(); scores.deallocate()
+            qT.deallocate(); keys.deallocate(); values.deallocate(); correction.deallocate()
+            lo.deallocate(); hi.deallocate()
             blockScores.deallocate(); intervals.deallocate(); counts.deallocate(); chosen.deallocate()
         }
     }
@@ -470,12 +500,25 @@ public enum Attention {
         }
         let laneGroup = perLane ? 1 : group
         let lastPosition = p.causal ? p.queryStart + r0 + rows - 1 : Int.max
+        let wide = usesWideTile(p, lanes: lanes)
+        if wide { prepareWideTile(s, lanes: lanes, headDim: d) }
         for span in p.spans {
             var t0 = max(0, keyRange.lowerBound - span.first)
             while t0 < span.count {
                 let tileLo = span.first + t0
                 if tileLo > lastPosition || tileLo >= keyRange.upperBound { break }
                 let tileHi = min(keyRange.upperBound, span.first + min(span.count, t0 + keyTile))
+                // Every lane sees at most one run of this tile (causal, window): all lanes in one wide step, each
+                // masked to its own run. Several runs in a lane (blocks shorter than a tile) take the lane loops.
+                if wide, let union = singleRunBounds(s, lanes: lanes, leaderStride: laneGroup, ivStride: ivStride,
+                                                     tileLo, tileHi) {
+                    if union.lowerBound < union.upperBound {
+                        wideTile(D.self, vectorised, p, s, span: span, headOffset: headOffset, lanes: lanes,
+                                 keys: union)
+                    }
+                    t0 += keyTile
+                    continue
+                }
                 // Lanes that see the same single run of this tile go through it together: all of them for keys
                 // below every row (the usual case in a prefill); runs of heads with the same block selection.
                 var first = 0
@@ -524,6 +567,92 @@ public enum Attention {
                 let dst = out + (r0 + r) * width + h * d, acc = s.acc + lane * d
                 let inv: Float = s.sums[lane] > 0 ? 1 / s.sums[lane] : 0
                 for j in 0..<d { dst[j] = acc[j] * inv }
+            }
+        }
+    }
+
+    /// Whether work items run the 16-lane tile: AVX-512 kernels, head_dim a multiple of 16, and enough lanes to fill
+    /// most of a vector (single-row decode with a few heads per KV head keeps the lane loops).
+    @inline(__always)
+    static func usesWideTile(_ p: Problem, lanes: Int) -> Bool {
+        #if arch(x86_64)
+        return p.isa == .avx512 && p.headDim % AVX512Attention.laneWidth == 0 && lanes >= 8
+        #else
+        return false
+        #endif
+    }
+
+    /// Transposes the item's scaled queries into `qT` (padding lanes zero) and gives the padding lanes an empty
+    /// state that no key reaches.
+    static func prepareWideTile(_ s: TiledScratch, lanes: Int, headDim d: Int) {
+        let pitch = s.lanePitch
+        for c in 0..<d {
+            let row = s.qT + c * pitch
+            for l in 0..<lanes { row[l] = s.q[l * d + c] }
+            for l in lanes..<pitch { row[l] = 0 }
+        }
+        for l in lanes..<pitch {
+            s.maxes[l] = -.infinity; s.sums[l] = 0; s.lo[l] = 0; s.hi[l] = 0
+        }
+    }
+
+    /// When every lane sees at most one run of `[tileLo, tileHi)`: the union of the runs, with each lane's run
+    /// written to `s.lo` / `s.hi` relative to the union's start (empty runs as 0 ..< 0). Nil otherwise.
+    @inline(__always)
+    static func singleRunBounds(_ s: TiledScratch, lanes: Int, leaderStride: Int, ivStride: Int, _ tileLo: Int,
+                                _ tileHi: Int) -> Range<Int>? {
+        var lower = Int.max, upper = Int.min
+        for lane in 0..<lanes {
+            let run = tileRuns(s, lane: lane, leaderStride: leaderStride, ivStride: ivStride, tileLo, tileHi)
+            if run.count > 1 { return nil }
+            if run.count == 1 {
+                lower = min(lower, run.lo); upper = max(upper, run.hi)
+                s.lo[lane] = Int32(run.lo - tileLo); s.hi[lane] = Int32(run.hi - tileLo)
+            } else {
+                s.lo[lane] = 0; s.hi[lane] = 0
+            }
+        }
+        guard lower < upper else { return tileLo..<tileLo }
+        let shift = Int32(lower - tileLo)
+        for lane in 0..<lanes where s.hi[lane] > s.lo[lane] { s.lo[lane] -= shift; s.hi[lane] -= shift }
+        return lower..<upper
+    }
+
+    /// Online-softmax step for all lanes over the stored keys/values at positions `keys` of `span`, each lane
+    /// masked to its run in `s.lo` / `s.hi`. F32 rows are read in place; other formats are decoded once into the
+    /// worker's key and value tiles.
+    static func wideTile<D: KVChunkDecoder>(_: D.Type, _ vectorised: Bool, _ p: Problem, _ s: TiledScratch,
+                                            span: KVCache.Span, headOffset: Int, lanes: Int, keys range: Range<Int>) {
+        #if arch(x86_64)
+        let d = p.headDim, count = range.count
+        let keyRows = span.keys + (range.lowerBound - span.first) * p.slotBytes + headOffset
+        let valueRows = span.values + (range.lowerBound - span.first) * p.slotBytes + headOffset
+        let k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int
+        if p.layout.format == .f32 {
+            k = keyRows.assumingMemoryBound(to: Float.self)
+            v = valueRows.assumingMemoryBound(to: Float.self)
+            stride = p.slotBytes / MemoryLayout<Float>.stride
+        } else {
+            decodeRows(D.self, vectorised, p, keyRows, count, into: s.keys)
+            decodeRows(D.self, vectorised, p, valueRows, count, into: s.values)
+            k = UnsafePointer(s.keys); v = UnsafePointer(s.values); stride = d
+        }
+        AVX512Attention.tile(qT: s.qT, lanePitch: s.lanePitch, lanes: lanes, headDim: d, keys: k, keyStride: stride,
+                             values: v, valueStride: stride, count: count, lo: s.lo, hi: s.hi, maxes: s.maxes,
+                             sums: s.sums, acc: s.acc, scores: s.scores, correction: s.correction)
+        #endif
+    }
+
+    /// `count` stored rows (`slotBytes` apart) decoded into consecutive F32 rows of head_dim.
+    static func decodeRows<D: KVChunkDecoder>(_: D.Type, _ vectorised: Bool, _ p: Problem, _ rows: UnsafeRawPointer,
+                                              _ count: Int, into y: UnsafeMutablePointer<Float>) {
+        let d = p.headDim, dataOffset = p.layout.dataOffset
+        for j in 0..<count {
+            let row = rows + j * p.slotBytes, dst = y + j * d
+            if vectorised {
+                for c in 0..<(d / 8) { AttentionMath.store8(D.decode8(row, chunk: c, dataOffset: dataOffset), dst + 8 * c) }
+            } else {
+                AttentionMath.decode(row, layout: p.layout, into: dst)
             }
         }
     }
