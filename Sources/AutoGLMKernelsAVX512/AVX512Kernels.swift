@@ -81,6 +81,19 @@ typealias V16 = SIMD16<Float>
     return c[0] + c[1]
 }
 
+/// Software prefetch of the cache line at `p` into all cache levels (LLVM's prefetch intrinsic: read, high
+/// locality, data); a prefetch never faults, so running ahead past the end of a tensor is harmless. `_mm_prefetch` is
+/// a macro the intrinsics module does not export.
+@_silgen_name("llvm.prefetch.p0")
+func llvmPrefetch(_ p: UnsafeRawPointer, _ write: Int32, _ locality: Int32, _ data: Int32)
+
+@inline(__always) func prefetch(_ p: UnsafeRawPointer) { llvmPrefetch(p, 0, 3, 1) }
+
+/// Bytes ahead of the current position a matvec row loop prefetches weights. Decode of SmolLM2 on the 2-core host,
+/// alternating runs against no prefetch: Q4_0 +11–14%, Q4_1 +16%, Q8_0 +20–25%, F16 +1–2%; 1,024 and 4,096 bytes
+/// gained less than 2,048. F32 rows (already streaming at the memory bandwidth) are left to the hardware prefetcher.
+let prefetchDistance = 2048
+
 /// 0, 1, …, 15.
 @inline(__always) func codeRamp() -> V16 {
     V16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
@@ -187,8 +200,10 @@ public enum AVX512Kernels {
 
     @inline(never) static func f16Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+        let ahead = prefetchDistance
         var i = 0
         while i + 64 <= n {
+            prefetch(w + 2 * i + ahead); prefetch(w + 2 * i + ahead + 64)
             a0 = a0.addingProduct(loadHalf16(w + 2 * i), load16(x + i))
             a1 = a1.addingProduct(loadHalf16(w + 2 * i + 32), load16(x + i + 16))
             a2 = a2.addingProduct(loadHalf16(w + 2 * i + 64), load16(x + i + 32))
@@ -203,8 +218,10 @@ public enum AVX512Kernels {
 
     @inline(never) static func bf16Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+        let ahead = prefetchDistance
         var i = 0
         while i + 64 <= n {
+            prefetch(w + 2 * i + ahead); prefetch(w + 2 * i + ahead + 64)
             a0 = a0.addingProduct(loadBF16x16(w + 2 * i), load16(x + i))
             a1 = a1.addingProduct(loadBF16x16(w + 2 * i + 32), load16(x + i + 16))
             a2 = a2.addingProduct(loadBF16x16(w + 2 * i + 64), load16(x + i + 32))
@@ -225,9 +242,11 @@ public enum AVX512Kernels {
     @inline(never) static func q8_0Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var a0 = V16(), a1 = V16()
         let blocks = n / 32
+        let ahead = prefetchDistance
         var b = 0
         while b + 2 <= blocks {
             let p = w + b * 34, q = p + 34
+            prefetch(p + ahead); prefetch(p + ahead + 64)
             let xb = x + b * 32
             let d = V16(repeating: halfScale(p))
             let e = V16(repeating: halfScale(q))
@@ -252,9 +271,11 @@ public enum AVX512Kernels {
         var a0 = V16(), a1 = V16()
         let centred = codeRamp() - 8
         let blocks = n / 32
+        let ahead = prefetchDistance
         var b = 0
         while b + 2 <= blocks {
             let p = w + b * 18, q = p + 18
+            prefetch(p + ahead)
             let xb = x + b * 32
             let ip = byteLanes16(p + 2), iq = byteLanes16(q + 2)
             let t = (lookup(centred, ip) * load16(xb)).addingProduct(lookup(centred, ip &>> 4), load16(xb + 16))
@@ -282,8 +303,10 @@ public enum AVX512Kernels {
         let ramp = codeRamp()
         let blocks = n / 32
         var b = 0
+        let ahead = prefetchDistance
         while b + 2 <= blocks {
             let p = w + b * blockBytes, q = p + blockBytes
+            prefetch(p + ahead)
             let xb = x + b * 32
             let dp = halfScale(p), mp = halfScale(p, 2), dq = halfScale(q), mq = halfScale(q, 2)
             let ip = byteLanes16(p + 4), iq = byteLanes16(q + 4)
@@ -315,8 +338,11 @@ public enum AVX512Kernels {
         let ramp = codeRamp()
         let half = group / 2
         let groups = n / group
+        let ahead = prefetchDistance
         for g in 0..<groups {
             let p = w + g * blockBytes
+            prefetch(p + ahead)
+            if blockBytes > 64 { prefetch(p + ahead + 64) }
             let xb = x + g * group
             let d = halfScale(p), m = halfScale(p, 2)
             var t0 = V16(), t1 = V16()
@@ -340,8 +366,10 @@ public enum AVX512Kernels {
         let scale = Float(bitPattern: w.loadUnaligned(as: UInt32.self))
         let q = w + weightOffset
         var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+        let ahead = prefetchDistance
         var i = 0
         while i + 64 <= n {
+            prefetch(q + i + ahead)
             a0 = a0.addingProduct(signedBytes16(q + i), load16(x + i))
             a1 = a1.addingProduct(signedBytes16(q + i + 16), load16(x + i + 16))
             a2 = a2.addingProduct(signedBytes16(q + i + 32), load16(x + i + 32))

@@ -39,9 +39,10 @@ public enum Attention {
     public static func causal(q: UnsafePointer<Float>, n: Int, heads: Int, cache: KVCache, layer: Int,
                               out: UnsafeMutablePointer<Float>, kernel: AttentionKernel = .tiled,
                               scale: Float? = nil, blockSparse: Plan.BlockSparse? = nil,
-                              threads: Int = Attention.defaultThreads, isa: KernelISA = .active) throws {
+                              threads: Int = Attention.defaultThreads, isa: KernelISA = .active,
+                              pool: ComputePool? = nil) throws {
         try causalMeasuringScratch(q: q, n: n, heads: heads, cache: cache, layer: layer, out: out, kernel: kernel,
-                                   scale: scale, blockSparse: blockSparse, threads: threads, isa: isa)
+                                   scale: scale, blockSparse: blockSparse, threads: threads, isa: isa, pool: pool)
     }
 
     /// `causal`, returning the scratch bytes its workers allocated.
@@ -49,7 +50,7 @@ public enum Attention {
     static func causalMeasuringScratch(q: UnsafePointer<Float>, n: Int, heads: Int, cache: KVCache, layer: Int,
                                        out: UnsafeMutablePointer<Float>, kernel: AttentionKernel, scale: Float?,
                                        blockSparse: Plan.BlockSparse?, threads: Int,
-                                       isa: KernelISA = .active) throws -> Int {
+                                       isa: KernelISA = .active, pool: ComputePool? = nil) throws -> Int {
         guard layer >= 0 && layer < cache.layers else {
             throw AttentionError.layerOutOfRange(layer: layer, layers: cache.layers)
         }
@@ -79,7 +80,7 @@ public enum Attention {
             slotBytes: cache.slotBytes, spans: cache.spans(layer: layer), queryStart: cache.length,
             causal: true, window: cache.window, globalTokens: cache.globalTokens,
             scale: scale ?? 1 / Float(cache.headDim).squareRoot(), selector: selector, isa: isa)
-        return try run(problem, q: q, out: out, kernel: kernel, threads: threads)
+        return try run(problem, q: q, out: out, kernel: kernel, threads: threads, pool: pool)
     }
 
     /// Non-causal attention over explicit K/V (the vision encoder): q `(n, heads*d)`, k/v `(m, kvHeads*d)`,
@@ -87,9 +88,10 @@ public enum Attention {
     public static func full(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, n: Int, m: Int,
                             heads: Int, kvHeads: Int, headDim: Int, out: UnsafeMutablePointer<Float>,
                             kernel: AttentionKernel = .tiled, scale: Float? = nil,
-                            threads: Int = Attention.defaultThreads, isa: KernelISA = .active) throws {
+                            threads: Int = Attention.defaultThreads, isa: KernelISA = .active,
+                            pool: ComputePool? = nil) throws {
         try fullMeasuringScratch(q: q, k: k, v: v, n: n, m: m, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                                 out: out, kernel: kernel, scale: scale, threads: threads, isa: isa)
+                                 out: out, kernel: kernel, scale: scale, threads: threads, isa: isa, pool: pool)
     }
 
     /// `full`, returning the scratch bytes its workers allocated.
@@ -97,7 +99,7 @@ public enum Attention {
     static func fullMeasuringScratch(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                      n: Int, m: Int, heads: Int, kvHeads: Int, headDim: Int,
                                      out: UnsafeMutablePointer<Float>, kernel: AttentionKernel, scale: Float?,
-                                     threads: Int, isa: KernelISA = .active) throws -> Int {
+                                     threads: Int, isa: KernelISA = .active, pool: ComputePool? = nil) throws -> Int {
         guard n >= 0 else { throw AttentionError.invalidParameter(name: "n", expected: ">= 0", got: n) }
         guard m > 0 else { throw AttentionError.invalidParameter(name: "m", expected: "> 0", got: m) }
         guard headDim > 0 else { throw AttentionError.invalidParameter(name: "headDim", expected: "> 0", got: headDim) }
@@ -111,7 +113,7 @@ public enum Attention {
             n: n, heads: heads, kvHeads: kvHeads, headDim: headDim, layout: layout, slotBytes: kvHeads * headDim * 4,
             spans: [span], queryStart: 0, causal: false, window: nil, globalTokens: 0,
             scale: scale ?? 1 / Float(headDim).squareRoot(), selector: nil, isa: isa)
-        return try run(problem, q: q, out: out, kernel: kernel, threads: threads)
+        return try run(problem, q: q, out: out, kernel: kernel, threads: threads, pool: pool)
     }
 
     /// Bytes of scratch a kernel allocates for `n` queries over `m` stored keys (all workers together).
@@ -257,8 +259,10 @@ public enum Attention {
 
     /// Runs the kernel; returns the scratch bytes allocated by all workers together.
     @discardableResult
+    /// With a `pool`, the workers are the pool's threads (whose idle workers would otherwise spin beside a second
+    /// set of threads); without one, Dispatch's.
     static func run(_ p: Problem, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                    kernel: AttentionKernel, threads: Int) throws -> Int {
+                    kernel: AttentionKernel, threads: Int, pool: ComputePool? = nil) throws -> Int {
         let workers = max(1, threads)
         let qAddress = UInt(bitPattern: q), outAddress = UInt(bitPattern: out)
         switch kernel {
@@ -282,7 +286,7 @@ public enum Attention {
             let units = items * splits
             let perWorker = (units + workers - 1) / workers
             let chunks = (units + perWorker - 1) / perWorker
-            concurrentPerform(chunks, serial: workers == 1) { c in
+            concurrentPerform(chunks, serial: workers == 1, pool: pool) { c in
                 let scratch = TiledScratch(p)
                 defer { scratch.release() }
                 let qp = UnsafePointer<Float>(bitPattern: qAddress)!, op = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
@@ -306,7 +310,7 @@ public enum Attention {
             let perWorker = (p.heads + workers - 1) / workers
             let chunks = (p.heads + perWorker - 1) / perWorker
             let failed = FailureFlag()
-            concurrentPerform(chunks, serial: workers == 1) { c in
+            concurrentPerform(chunks, serial: workers == 1, pool: pool) { c in
                 guard let matrix = malloc(max(4, matrixBytes))?.assumingMemoryBound(to: Float.self) else {
                     failed.set(); return
                 }
@@ -323,9 +327,12 @@ public enum Attention {
         }
     }
 
-    private static func concurrentPerform(_ count: Int, serial: Bool, _ body: @escaping @Sendable (Int) -> Void) {
+    private static func concurrentPerform(_ count: Int, serial: Bool, pool: ComputePool?,
+                                          _ body: @escaping @Sendable (Int) -> Void) {
         if serial || count == 1 {
             for i in 0..<count { body(i) }
+        } else if let pool {
+            pool.parallelFor(count, body)
         } else {
             DispatchQueue.concurrentPerform(iterations: count, execute: body)
         }

@@ -55,7 +55,7 @@ public struct SelfAttention: @unchecked Sendable {
         try Attention.causal(q: q, n: n, heads: config.heads,             // softmax(q Kᵀ/√hd) V -> attn (n, qw)
                              cache: cache, layer: layer, out: s.attn.pointer, kernel: attention.kernel,
                              scale: 1 / Float(config.headDim).squareRoot(), blockSparse: attention.blockSparse,
-                             threads: n == 1 ? 1 : (pool?.threadCount ?? 1))
+                             threads: n == 1 ? 1 : (pool?.threadCount ?? 1), pool: pool)
         output(s.attn.pointer, count: n, into: s.proj.pointer, pool: pool) // Wo (d, qw) @ attn -> proj (n, d)
         postNorm?(s.proj.pointer, count: n, into: s.proj.pointer)         // GLM-4: proj = rmsnorm(proj)
         VectorOps.add(s.x.pointer, s.proj.pointer, into: s.x.pointer, count: n * d) // x += proj

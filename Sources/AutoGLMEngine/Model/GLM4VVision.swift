@@ -330,7 +330,7 @@ public final class GLM4VVisionEncoder: @unchecked Sendable {
                                         try Attention.full(q: qb.baseAddress!, k: kb.baseAddress!, v: vb.baseAddress!,
                                                            n: n, m: n, heads: c.heads, kvHeads: c.heads,
                                                            headDim: c.headDim, out: ab.baseAddress!, kernel: kernel,
-                                                           threads: threads)
+                                                           threads: threads, pool: pool)
                                     }
                                 }
                             }
