@@ -63,27 +63,49 @@ struct AVX512KernelTests {
         #expect(abs(Double(y) - expected) <= 1e-5 * max(1, abs(expected)))
     }
 
-    @Test("the F32 tile kernel covers 4×6 tiles, row and token edges, and accumulation",
-          arguments: [(rows: 4, tokens: 6), (rows: 7, tokens: 13), (rows: 1, tokens: 1), (rows: 9, tokens: 5)])
-    func f32Block(shape: (rows: Int, tokens: Int)) {
-        let n = 37
+    @Test("a packed panel holds the rows column by column, zero-padded to 32 rows", arguments: [32, 5])
+    func packPanel(rows: Int) {
+        let n = 7
+        let w = (0..<(rows * n)).map { Float($0) }
+        var panel = [Float](repeating: .nan, count: 32 * n)
+        w.withUnsafeBufferPointer { wb in
+            panel.withUnsafeMutableBufferPointer {
+                AVX512Kernels.packPanel(wb.baseAddress!, ldw: n, rows: rows, columns: n, into: $0.baseAddress!)
+            }
+        }
+        for k in 0..<n {
+            for i in 0..<32 { #expect(panel[k * 32 + i] == (i < rows ? w[i * n + k] : 0), "k \(k) row \(i)") }
+        }
+    }
+
+    @Test("the panel kernels cover 32×8 tiles, the 4- and 1-token edges and partial panels",
+          arguments: [(rows: 32, tokens: 8), (rows: 32, tokens: 13), (rows: 7, tokens: 13), (rows: 1, tokens: 1),
+                      (rows: 32, tokens: 21)])
+    func panelMatmul(shape: (rows: Int, tokens: Int)) {
+        let n = 37, ldy = shape.rows + 3
         let w = (0..<(shape.rows * n)).map { Float(($0 * 13) % 17) - 8 }
         let x = (0..<(shape.tokens * n)).map { Float(($0 * 7) % 11) - 5 }
-        var y = [Float](repeating: 1, count: shape.tokens * shape.rows)
+        var panel = [Float](repeating: .nan, count: 32 * n)
+        var y = [Float](repeating: -1, count: shape.tokens * ldy)
         w.withUnsafeBufferPointer { wb in
+            panel.withUnsafeMutableBufferPointer {
+                AVX512Kernels.packPanel(wb.baseAddress!, ldw: n, rows: shape.rows, columns: n, into: $0.baseAddress!)
+            }
+        }
+        panel.withUnsafeBufferPointer { pb in
             x.withUnsafeBufferPointer { xb in
                 y.withUnsafeMutableBufferPointer { yb in
-                    AVX512Kernels.f32Block(wb.baseAddress!, ldw: n, rows: shape.rows, xb.baseAddress!, ldx: n,
-                                           tokens: shape.tokens, columns: n, yb.baseAddress!, ldy: shape.rows,
-                                           accumulate: true)
+                    AVX512Kernels.panelMatmul(pb.baseAddress!, columns: n, xb.baseAddress!, ldx: n, tokens: shape.tokens,
+                                              yb.baseAddress!, ldy: ldy, rows: shape.rows)
                 }
             }
         }
         for t in 0..<shape.tokens {
-            for r in 0..<shape.rows {
-                var s: Float = 1
-                for k in 0..<n { s += w[r * n + k] * x[t * n + k] }
-                #expect(y[t * shape.rows + r] == s, "token \(t) row \(r)")   // small integers: exact in Float32
+            for r in 0..<ldy {
+                var s: Float = 0
+                for k in 0..<n where r < shape.rows { s += w[r * n + k] * x[t * n + k] }
+                // Small integers: exact in Float32. Columns past `rows` are left untouched.
+                #expect(y[t * ldy + r] == (r < shape.rows ? s : -1), "token \(t) row \(r)")
             }
         }
     }

@@ -1,5 +1,9 @@
 // Matrix–vector (decode) and matrix–matrix (prefill) products with packed weights.
 
+#if arch(x86_64)
+import AutoGLMKernelsAVX512
+#endif
+
 /// Errors from kernel entry points that check their arguments.
 public enum KernelError: Error, CustomStringConvertible, Equatable, Sendable {
     case bufferTooSmall(name: String, needed: Int, got: Int)
@@ -105,14 +109,19 @@ public enum MatrixKernels {
     }
 
     /// Y[t, r] = Σ_c X[t, c] · W[r, c] for `count` tokens: `x` is `count × w.columns` row-major, `y` is
-    /// `count × w.rows` row-major. Each task dequantises blocks of 16 weight rows once per chunk of tokens and
-    /// runs a 2-row × 6-token register-tiled FMA kernel over them, in column slices for long rows.
+    /// `count × w.rows` row-major. AVX-512: each task dequantises panels of 32 weight rows, packs each column by
+    /// column once and runs a 32-row × 8-token outer-product tile over every token. 8-lane family: each task
+    /// dequantises blocks of 16 weight rows once per chunk of tokens and runs a 2-row × 6-token register-tiled FMA
+    /// kernel over them, in column slices for long rows.
     public static func matmul(_ w: PackedMatrix, _ x: UnsafePointer<Float>, count: Int,
                               into y: UnsafeMutablePointer<Float>, pool: ComputePool?, isa: KernelISA = .active) {
         if count <= 0 { return }
         if count == 1 { matvec(w, x, into: y, pool: pool, isa: isa); return }
         let rows = w.rows
         let n = w.columns
+        #if arch(x86_64)
+        if isa == .avx512 { matmulPanels(w, x, count: count, into: y, pool: pool); return }
+        #endif
         // Token chunk sized so its activations stay in L2 (~384 KiB), a multiple of the 6-token tile.
         let chunkTokens = max(6, min(count, (384 * 1024) / max(1, n * 4)) / 6 * 6)
         let tiles = (rows + 3) / 4
@@ -129,6 +138,29 @@ public enum MatrixKernels {
         }
         if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
     }
+
+    #if arch(x86_64)
+    /// The AVX-512 matmul: tasks take runs of 32-row panels; each panel is dequantised, packed column by column
+    /// once, and multiplied with every token (outer-product tile, no horizontal sums).
+    private static func matmulPanels(_ w: PackedMatrix, _ x: UnsafePointer<Float>, count: Int,
+                                     into y: UnsafeMutablePointer<Float>, pool: ComputePool?) {
+        let rows = w.rows
+        let panelRows = AVX512Kernels.panelRows
+        let panels = (rows + panelRows - 1) / panelRows
+        let threads = pool?.threadCount ?? 1
+        // About four tasks per thread: a panel is a large unit (32 rows × every token).
+        let panelsPerTask = max(1, (panels + threads * 4 - 1) / (threads * 4))
+        let tasks = (panels + panelsPerTask - 1) / panelsPerTask
+        let body: (Int) -> Void = { task in
+            let first = task * panelsPerTask * panelRows
+            let end = min(rows, first + panelsPerTask * panelRows)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: SIMDKernels.panelScratchCount(columns: w.columns)) {
+                SIMDKernels.matmulPanelRows(w, x, count, y, first..<end, $0.baseAddress!)
+            }
+        }
+        if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
+    }
+    #endif
 
     /// Checked form of `matmul`.
     public static func matmulChecked(_ w: PackedMatrix, _ x: UnsafeBufferPointer<Float>, count: Int,

@@ -541,6 +541,39 @@ enum SIMDKernels {
         matmulBlockRows * matmulScratchStride(columns: n)
     }
 
+    #if arch(x86_64)
+    /// Floats of scratch `matmulPanelRows` needs: 32 dequantised rows and one packed panel.
+    static func panelScratchCount(columns n: Int) -> Int {
+        AVX512Kernels.panelRows * (matmulScratchStride(columns: n) + n)
+    }
+
+    /// AVX-512 matmul over the rows in `range` (a multiple of 32 apart from the matrix's last rows): per panel of
+    /// 32 rows, dequantise (F32 rows are read in place), pack column by column, multiply with all `count` tokens.
+    static func matmulPanelRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ count: Int,
+                                _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>,
+                                _ scratch: UnsafeMutablePointer<Float>) {
+        let n = w.columns
+        let stride = matmulScratchStride(columns: n)
+        let panelRows = AVX512Kernels.panelRows
+        let panel = scratch + panelRows * stride
+        var r0 = range.lowerBound
+        while r0 < range.upperBound {
+            let nr = min(panelRows, range.upperBound - r0)
+            if case .f32 = w.format {
+                AVX512Kernels.packPanel((w.data + r0 * w.rowBytes).assumingMemoryBound(to: Float.self), ldw: n,
+                                        rows: nr, columns: n, into: panel)
+            } else {
+                for i in 0..<nr {
+                    Dequantize.row(w.rowPointer(r0 + i), format: w.format, columns: n, into: scratch + i * stride)
+                }
+                AVX512Kernels.packPanel(scratch, ldw: stride, rows: nr, columns: n, into: panel)
+            }
+            AVX512Kernels.panelMatmul(panel, columns: n, x, ldx: n, tokens: count, y + r0, ldy: w.rows, rows: nr)
+            r0 += nr
+        }
+    }
+    #endif
+
     /// Matmul over the rows in `range`: for each chunk of tokens (activations kept in L2) and each block of
     /// `matmulBlockRows` rows (dequantised once into `scratch`), runs the 2-row × 6-token kernel over slices of
     /// the columns (512 at a time for rows longer than 1024). Activations are read in place: copying each
@@ -576,14 +609,6 @@ enum SIMDKernels {
                 while k0 < n {
                     let kl = min(slice, n - k0)
                     let accumulate = k0 > 0
-                    #if arch(x86_64)
-                    if isa == .avx512 {
-                        AVX512Kernels.f32Block(wBlock + k0, ldw: ldw, rows: nr, x + t0 * n + k0, ldx: n, tokens: t1 - t0,
-                                               columns: kl, y + t0 * rows + r0, ldy: rows, accumulate: accumulate)
-                        k0 += kl
-                        continue
-                    }
-                    #endif
                     var t = t0
                     while t + 6 <= t1 {
                         var i = 0
