@@ -183,11 +183,11 @@ public enum AVX512Attention {
     }
 
     @inline(__always) static func vmax(_ a: V16, _ b: V16) -> V16 {
-        unsafeBitCast(_mm512_max_ps(unsafeBitCast(a, to: __m512.self), unsafeBitCast(b, to: __m512.self)), to: V16.self)
+        _mm512_max_ps(a, b)
     }
 
     @inline(__always) static func vmin(_ a: V16, _ b: V16) -> V16 {
-        unsafeBitCast(_mm512_min_ps(unsafeBitCast(a, to: __m512.self), unsafeBitCast(b, to: __m512.self)), to: V16.self)
+        _mm512_min_ps(a, b)
     }
 
     /// e^x for 16 lanes: range reduction by ln 2 and a degree-5 polynomial (the engine's 8-lane exp, same
