@@ -146,6 +146,40 @@ public enum AVX512Kernels {
         }
     }
 
+    /// Y[t, i] (+)= Σ_k W[i, k] · X[t, k] for `rows` Float32 weight rows (`ldw` floats apart) and `tokens` activation
+    /// rows (`ldx` floats apart) over `n` columns; outputs are `ldy` floats apart per token. Runs a 4-row × 6-token
+    /// register tile (24 accumulators of 16 lanes), with narrower tiles for the edges.
+    public static func f32Block(_ w: UnsafePointer<Float>, ldw: Int, rows: Int, _ x: UnsafePointer<Float>, ldx: Int,
+                                tokens: Int, columns n: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int,
+                                accumulate: Bool) {
+        var t = 0
+        while t + 6 <= tokens {
+            var i = 0
+            while i + 4 <= rows {
+                tile4x6(w + i * ldw, ldw, x + t * ldx, ldx, n, y + t * ldy + i, ldy, accumulate)
+                i += 4
+            }
+            while i < rows {
+                tile1x6(w + i * ldw, x + t * ldx, ldx, n, y + t * ldy + i, ldy, accumulate)
+                i += 1
+            }
+            t += 6
+        }
+        while t < tokens {
+            var i = 0
+            while i + 4 <= rows {
+                tile4x1(w + i * ldw, ldw, x + t * ldx, n, y + t * ldy + i, accumulate)
+                i += 4
+            }
+            while i < rows {
+                let d = f32Dot(w + i * ldw, x + t * ldx, n)
+                if accumulate { y[t * ldy + i] += d } else { y[t * ldy + i] = d }
+                i += 1
+            }
+            t += 1
+        }
+    }
+
     // MARK: Row dot products
 
     @inline(never) static func f32Dot(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
@@ -346,6 +380,120 @@ public enum AVX512Kernels {
         var s = hsum((a0 + a1) + (a2 + a3))
         while i < n { s += Float(q.load(fromByteOffset: i, as: Int8.self)) * x[i]; i += 1 }
         return s * scale
+    }
+
+    // MARK: Matmul tiles
+
+    /// Y[0..<6 tokens, 0..<4 rows]: 24 accumulators + 4 weight vectors + 1 activation vector of the 32 registers.
+    @inline(never) static func tile4x6(_ w: UnsafePointer<Float>, _ ldw: Int, _ x: UnsafePointer<Float>, _ ldx: Int,
+                                       _ n: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ accumulate: Bool) {
+        var c00 = V16(), c01 = V16(), c02 = V16(), c03 = V16()
+        var c10 = V16(), c11 = V16(), c12 = V16(), c13 = V16()
+        var c20 = V16(), c21 = V16(), c22 = V16(), c23 = V16()
+        var c30 = V16(), c31 = V16(), c32 = V16(), c33 = V16()
+        var c40 = V16(), c41 = V16(), c42 = V16(), c43 = V16()
+        var c50 = V16(), c51 = V16(), c52 = V16(), c53 = V16()
+        let w1 = w + ldw, w2 = w + 2 * ldw, w3 = w + 3 * ldw
+        let x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx, x4 = x + 4 * ldx, x5 = x + 5 * ldx
+        var k = 0
+        while k + 16 <= n {
+            let a0 = load16(w + k), a1 = load16(w1 + k), a2 = load16(w2 + k), a3 = load16(w3 + k)
+            var b = load16(x + k)
+            c00 = c00.addingProduct(a0, b); c01 = c01.addingProduct(a1, b)
+            c02 = c02.addingProduct(a2, b); c03 = c03.addingProduct(a3, b)
+            b = load16(x1 + k)
+            c10 = c10.addingProduct(a0, b); c11 = c11.addingProduct(a1, b)
+            c12 = c12.addingProduct(a2, b); c13 = c13.addingProduct(a3, b)
+            b = load16(x2 + k)
+            c20 = c20.addingProduct(a0, b); c21 = c21.addingProduct(a1, b)
+            c22 = c22.addingProduct(a2, b); c23 = c23.addingProduct(a3, b)
+            b = load16(x3 + k)
+            c30 = c30.addingProduct(a0, b); c31 = c31.addingProduct(a1, b)
+            c32 = c32.addingProduct(a2, b); c33 = c33.addingProduct(a3, b)
+            b = load16(x4 + k)
+            c40 = c40.addingProduct(a0, b); c41 = c41.addingProduct(a1, b)
+            c42 = c42.addingProduct(a2, b); c43 = c43.addingProduct(a3, b)
+            b = load16(x5 + k)
+            c50 = c50.addingProduct(a0, b); c51 = c51.addingProduct(a1, b)
+            c52 = c52.addingProduct(a2, b); c53 = c53.addingProduct(a3, b)
+            k += 16
+        }
+        var s = (hsum4(c00, c01, c02, c03), hsum4(c10, c11, c12, c13), hsum4(c20, c21, c22, c23),
+                 hsum4(c30, c31, c32, c33), hsum4(c40, c41, c42, c43), hsum4(c50, c51, c52, c53))
+        while k < n {
+            let a = SIMD4<Float>(w[k], w1[k], w2[k], w3[k])
+            s.0 += a * x[k]; s.1 += a * x1[k]; s.2 += a * x2[k]
+            s.3 += a * x3[k]; s.4 += a * x4[k]; s.5 += a * x5[k]
+            k += 1
+        }
+        store4(s.0, y, accumulate); store4(s.1, y + ldy, accumulate); store4(s.2, y + 2 * ldy, accumulate)
+        store4(s.3, y + 3 * ldy, accumulate); store4(s.4, y + 4 * ldy, accumulate); store4(s.5, y + 5 * ldy, accumulate)
+    }
+
+    /// One row against six tokens.
+    @inline(never) static func tile1x6(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ ldx: Int, _ n: Int,
+                                       _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ accumulate: Bool) {
+        var c0 = V16(), c1 = V16(), c2 = V16(), c3 = V16(), c4 = V16(), c5 = V16()
+        let x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx, x4 = x + 4 * ldx, x5 = x + 5 * ldx
+        var k = 0
+        while k + 16 <= n {
+            let a = load16(w + k)
+            c0 = c0.addingProduct(a, load16(x + k)); c1 = c1.addingProduct(a, load16(x1 + k))
+            c2 = c2.addingProduct(a, load16(x2 + k)); c3 = c3.addingProduct(a, load16(x3 + k))
+            c4 = c4.addingProduct(a, load16(x4 + k)); c5 = c5.addingProduct(a, load16(x5 + k))
+            k += 16
+        }
+        var s = (hsum(c0), hsum(c1), hsum(c2), hsum(c3), hsum(c4), hsum(c5))
+        while k < n {
+            s.0 += w[k] * x[k]; s.1 += w[k] * x1[k]; s.2 += w[k] * x2[k]
+            s.3 += w[k] * x3[k]; s.4 += w[k] * x4[k]; s.5 += w[k] * x5[k]
+            k += 1
+        }
+        if accumulate {
+            y[0] += s.0; y[ldy] += s.1; y[2 * ldy] += s.2; y[3 * ldy] += s.3; y[4 * ldy] += s.4; y[5 * ldy] += s.5
+        } else {
+            y[0] = s.0; y[ldy] = s.1; y[2 * ldy] = s.2; y[3 * ldy] = s.3; y[4 * ldy] = s.4; y[5 * ldy] = s.5
+        }
+    }
+
+    /// Four rows against one token.
+    @inline(never) static func tile4x1(_ w: UnsafePointer<Float>, _ ldw: Int, _ x: UnsafePointer<Float>, _ n: Int,
+                                       _ y: UnsafeMutablePointer<Float>, _ accumulate: Bool) {
+        var c0 = V16(), c1 = V16(), c2 = V16(), c3 = V16()
+        let w1 = w + ldw, w2 = w + 2 * ldw, w3 = w + 3 * ldw
+        var k = 0
+        while k + 16 <= n {
+            let b = load16(x + k)
+            c0 = c0.addingProduct(load16(w + k), b); c1 = c1.addingProduct(load16(w1 + k), b)
+            c2 = c2.addingProduct(load16(w2 + k), b); c3 = c3.addingProduct(load16(w3 + k), b)
+            k += 16
+        }
+        var s = hsum4(c0, c1, c2, c3)
+        while k < n {
+            s += SIMD4<Float>(w[k], w1[k], w2[k], w3[k]) * x[k]
+            k += 1
+        }
+        store4(s, y, accumulate)
+    }
+
+    /// (Σ a, Σ b, Σ c, Σ d) with the halves of the four vectors added together before the final lanes.
+    @inline(__always) static func hsum4(_ a: V16, _ b: V16, _ c: V16, _ d: V16) -> SIMD4<Float> {
+        let a8 = a.lowHalf + a.highHalf, b8 = b.lowHalf + b.highHalf
+        let c8 = c.lowHalf + c.highHalf, d8 = d.lowHalf + d.highHalf
+        let a4 = a8.lowHalf + a8.highHalf, b4 = b8.lowHalf + b8.highHalf
+        let c4 = c8.lowHalf + c8.highHalf, d4 = d8.lowHalf + d8.highHalf
+        // Transpose-add: lanes of (a4, b4, c4, d4) summed column-wise.
+        let ab = SIMD4<Float>(a4[0] + a4[1], b4[0] + b4[1], c4[0] + c4[1], d4[0] + d4[1])
+        let cd = SIMD4<Float>(a4[2] + a4[3], b4[2] + b4[3], c4[2] + c4[3], d4[2] + d4[3])
+        return ab + cd
+    }
+
+    @inline(__always) static func store4(_ v: SIMD4<Float>, _ y: UnsafeMutablePointer<Float>, _ accumulate: Bool) {
+        if accumulate {
+            y[0] += v[0]; y[1] += v[1]; y[2] += v[2]; y[3] += v[3]
+        } else {
+            y[0] = v[0]; y[1] = v[1]; y[2] = v[2]; y[3] = v[3]
+        }
     }
 }
 #endif

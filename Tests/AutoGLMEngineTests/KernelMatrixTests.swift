@@ -129,7 +129,14 @@ struct KernelMatrixTests {
     @Test("matmul with long rows (column slices), odd row blocks and token remainders",
           arguments: [PackedFormat.f32, .f16, .q4_0, .q8_0, .int8, .int4g32], KernelISA.supported)
     func matmulLongRows(format: PackedFormat, isa: KernelISA) throws {
-        let rows = 37, columns = 1600, count = 13
+        // 13 tokens run the in-place tiles; 67 the AVX-512 packed panels (a full and a partial panel of 32 rows).
+        for count in [13, 67] {
+            try matmulLongRows(format: format, isa: isa, count: count)
+        }
+    }
+
+    private func matmulLongRows(format: PackedFormat, isa: KernelISA, count: Int) throws {
+        let rows = 37, columns = 1600
         let w = try PackedMatrix.quantize(randomFloats(rows * columns, seed: 70), rows: rows, columns: columns,
                                           format: format)
         let x = randomFloats(count * columns, seed: 71)
@@ -142,7 +149,7 @@ struct KernelMatrixTests {
                 }
             }
             expectClose(y, ReferenceKernels.matmul(w, x, count: count), weights: w.dequantize(), x: x, rows: rows,
-                        columns: columns, count: count, relative: 1e-5, "\(format) pool \(p?.threadCount ?? 0)")
+                        columns: columns, count: count, relative: 1e-5, "\(format) count \(count) pool \(p?.threadCount ?? 0)")
         }
     }
 

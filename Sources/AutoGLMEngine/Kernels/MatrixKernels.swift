@@ -109,10 +109,11 @@ public enum MatrixKernels {
     }
 
     /// Y[t, r] = Σ_c X[t, c] · W[r, c] for `count` tokens: `x` is `count × w.columns` row-major, `y` is
-    /// `count × w.rows` row-major. AVX-512: each task dequantises panels of 32 weight rows, packs each column by
-    /// column once and runs a 32-row × 8-token outer-product tile over every token. 8-lane family: each task
-    /// dequantises blocks of 16 weight rows once per chunk of tokens and runs a 2-row × 6-token register-tiled FMA
-    /// kernel over them, in column slices for long rows.
+    /// `count × w.rows` row-major. AVX-512 with at least `panelMinimumTokens` tokens: each task dequantises panels
+    /// of 32 weight rows, packs each column by column once and runs a 32-row × 8-token outer-product tile over
+    /// every token. Otherwise each task
+    /// dequantises blocks of 16 weight rows once per chunk of tokens and runs a register-tiled FMA kernel over them
+    /// (AVX-512: 4 rows × 6 tokens; 8-lane: 2 × 6), in column slices for long rows.
     public static func matmul(_ w: PackedMatrix, _ x: UnsafePointer<Float>, count: Int,
                               into y: UnsafeMutablePointer<Float>, pool: ComputePool?, isa: KernelISA = .active) {
         if count <= 0 { return }
@@ -120,7 +121,7 @@ public enum MatrixKernels {
         let rows = w.rows
         let n = w.columns
         #if arch(x86_64)
-        if isa == .avx512 { matmulPanels(w, x, count: count, into: y, pool: pool); return }
+        if isa == .avx512 && count >= panelMinimumTokens { matmulPanels(w, x, count: count, into: y, pool: pool); return }
         #endif
         // Token chunk sized so its activations stay in L2 (~384 KiB), a multiple of the 6-token tile.
         let chunkTokens = max(6, min(count, (384 * 1024) / max(1, n * 4)) / 6 * 6)
@@ -140,6 +141,11 @@ public enum MatrixKernels {
     }
 
     #if arch(x86_64)
+    /// Fewest tokens for the packed-panel matmul: packing costs about as much as 32 tokens of multiply-adds per
+    /// panel, so shorter batches run the row-major 4-row × 6-token tile on the weights in place. SmolLM2 Q4_0
+    /// prefill of 16 tokens: 450 tok/s packed, about 650 in place; see `make bench` for the long batches.
+    static let panelMinimumTokens = 64
+
     /// The AVX-512 matmul: tasks take runs of 32-row panels; each panel is dequantised, packed column by column
     /// once, and multiplied with every token (outer-product tile, no horizontal sums).
     private static func matmulPanels(_ w: PackedMatrix, _ x: UnsafePointer<Float>, count: Int,

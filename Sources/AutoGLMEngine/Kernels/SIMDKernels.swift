@@ -609,6 +609,14 @@ enum SIMDKernels {
                 while k0 < n {
                     let kl = min(slice, n - k0)
                     let accumulate = k0 > 0
+                    #if arch(x86_64)
+                    if isa == .avx512 {
+                        AVX512Kernels.f32Block(wBlock + k0, ldw: ldw, rows: nr, x + t0 * n + k0, ldx: n, tokens: t1 - t0,
+                                               columns: kl, y + t0 * rows + r0, ldy: rows, accumulate: accumulate)
+                        k0 += kl
+                        continue
+                    }
+                    #endif
                     var t = t0
                     while t + 6 <= t1 {
                         var i = 0
