@@ -174,9 +174,8 @@ public struct AttentionCostModel: Sendable {
         case .tiled:
             let rowsPer = Self.rowsPerItem(shape)
             let items = shape.kvHeads * ((n + rowsPer - 1) / rowsPer)
-            var first = 0
-            if mode == .decode, let w = s.window, s.globalTokens == 0 { first = max(0, length - 1 - w) }
-            let splits = Self.keySplits(items: items, threads: threads, keys: length - first)
+            // The engine splits by the keys the cache holds (a window keeps window + globals + the new token).
+            let splits = Self.keySplits(items: items, threads: threads, keys: cached)
             let lanes = rowsPer * max(1, shape.heads / max(1, shape.kvHeads))
             let partial = splits > 1 ? items * splits * lanes * (shape.headDim + 2) * 4 : 0
             return Self.chunks(items * splits, threads: threads) * worker + partial

@@ -270,9 +270,12 @@ public enum Attention {
             let rowsPer = rowsPerItem(group: p.heads / p.kvHeads)
             let items = p.kvHeads * ((p.n + rowsPer - 1) / rowsPer)
             let lanes = TiledScratch.lanes(heads: p.heads, kvHeads: p.kvHeads)
-            let first = p.spans.first?.first ?? 0
             let end = p.spans.last.map { $0.first + $0.count } ?? 0
-            let splits = keySplits(items: items, workers: workers, keys: end - first)
+            // Split by stored keys, not by positions: under a window with global tokens the positions between the
+            // globals and the window hold nothing, and a position split would leave one range nearly empty.
+            let stored = p.spans.reduce(0) { $0 + $1.count }
+            let splits = keySplits(items: items, workers: workers, keys: stored)
+            let bounds = (0...splits).map { splitBoundary(p.spans, stored: stored * $0 / splits, end: end) }
             let partialFloats = splits > 1 ? items * splits * lanes * (p.headDim + 2) : 0
             var partial: UnsafeMutablePointer<Float>?
             if partialFloats > 0 {
@@ -295,7 +298,7 @@ public enum Attention {
                 // with the row, so contiguous halves would give one worker about three quarters of a prefill.
                 for unit in stride(from: c, to: units, by: chunks) {
                     let item = unit / splits, split = unit % splits
-                    let range = (first + (end - first) * split / splits)..<(first + (end - first) * (split + 1) / splits)
+                    let range = bounds[split]..<bounds[split + 1]
                     tiled(p, kvHead: item % p.kvHeads, rows: (item / p.kvHeads) * rowsPer, q: qp, out: op,
                           keyRange: range, partial: pp.map { $0 + unit * lanes * (p.headDim + 2) }, scratch: scratch)
                 }
@@ -348,6 +351,16 @@ public enum Attention {
 
     /// How many key ranges to split each work item into so that few work items (decoding, few KV heads) still
     /// occupy every worker; each range must keep at least 512 keys.
+    /// The position of the stored key with index `k` (keys counted across the spans in order); `end` for k past them.
+    static func splitBoundary(_ spans: [KVCache.Span], stored k: Int, end: Int) -> Int {
+        var before = 0
+        for span in spans {
+            if k < before + span.count { return span.first + (k - before) }
+            before += span.count
+        }
+        return end
+    }
+
     static func keySplits(items: Int, workers: Int, keys: Int) -> Int {
         guard workers > 1, items < 2 * workers else { return 1 }
         return max(1, min((2 * workers + items - 1) / items, keys / 512))

@@ -152,6 +152,9 @@ public enum AttentionBenchmark {
         guard s.heads > 0, s.kvHeads > 0, s.heads % s.kvHeads == 0 else {
             throw AttentionError.headsNotMultipleOfKVHeads(heads: s.heads, kvHeads: s.kvHeads)
         }
+        // The engine's threads: a compute pool whose idle workers spin briefly between calls (Dispatch's threads
+        // park, and waking them cost a decode call of a few microseconds up to tens more, call to call).
+        let pool = s.threads > 1 ? ComputePool(threadCount: s.threads) : nil
         let peakReset = ProcessMemory.resetPeak()
         let residentBefore = ProcessMemory.residentBytes
         var times = Timings()
@@ -178,7 +181,7 @@ public enum AttentionBenchmark {
                                     try Attention.fullMeasuringScratch(
                                         q: q.baseAddress!, k: k.baseAddress!, v: v.baseAddress!, n: n, m: n,
                                         heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim, out: o.baseAddress!,
-                                        kernel: s.kernel, scale: nil, threads: s.threads)
+                                        kernel: s.kernel, scale: nil, threads: s.threads, pool: pool)
                                 }
                             }
                         }
@@ -217,7 +220,7 @@ public enum AttentionBenchmark {
                             try Attention.causalMeasuringScratch(
                                 q: q.baseAddress!, n: newTokens, heads: s.heads, cache: cache, layer: 0,
                                 out: o.baseAddress!, kernel: s.kernel, scale: nil, blockSparse: s.blockSparse,
-                                threads: s.threads)
+                                threads: s.threads, pool: pool)
                         }
                     }
                 }
