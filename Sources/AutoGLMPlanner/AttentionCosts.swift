@@ -82,7 +82,7 @@ public struct AttentionCostModel: Sendable {
 
     /// Key tile of the tiled kernel and the (query row, head) lanes one work item aims for (the engine's sizes).
     public static let keyTile = 64
-    public static let queryTile = 16
+    public static let queryTile = 32
     public static let laneTarget = 32
     /// Fewest keys per key range when the engine splits work items by key range.
     public static let minimumKeysPerSplit = 512

@@ -101,11 +101,11 @@ struct AttentionBenchmarkTests {
             let r = try AttentionBenchmark.run(setting: setting, sequenceLength: n, repetitions: 2)
             #expect(r.peakScratchBytes == Attention.scratchBytes(n: n, m: n, heads: heads, kernel: kernel, threads: 2,
                                                                  headDim: d, kvHeads: kvHeads))
-            // One worker's buffers, 16 lanes (pitch 16): queries and accumulators 2 × 16 × head_dim, max / sum /
-            // rescale 3 × 16, scores 64 × 16, transposed queries head_dim × 16, decoded key and value tiles
-            // 2 × 64 × head_dim, 1 block score (floats); bounds 2 × 16 Int32; 16 × (2 × 2 + 1) + 1 ints.
-            let floats = 2 * 16 * d + 3 * 16 + 64 * 16 + d * 16 + 2 * 64 * d + 1
-            let worker = floats * 4 + 2 * 16 * 4 + (16 * 2 * 2 + 16 + 1) * 8
+            // One worker's buffers, 32 lanes (pitch 32): queries and accumulators 2 × 32 × head_dim, max / sum /
+            // rescale 3 × 32, scores 64 × 32, transposed queries head_dim × 32, decoded key and value tiles
+            // 2 × 64 × head_dim, 1 block score (floats); bounds 2 × 32 Int32; 32 × (2 × 2 + 1) + 1 ints.
+            let floats = 2 * 32 * d + 3 * 32 + 64 * 32 + d * 32 + 2 * 64 * d + 1
+            let worker = floats * 4 + 2 * 32 * 4 + (32 * 2 * 2 + 32 + 1) * 8
             let expected = kernel == .materialised ? 2 * (n * n * 4 + worker) : 2 * worker
             #expect(r.peakScratchBytes == expected)
             #expect(r.kvBytes == 0)

@@ -103,11 +103,11 @@ struct AttentionEncodeCostsTests {
           arguments: [1, 2, 3, 5])
     func encodeScratch(threads: Int) throws {
         let m = try AttentionCostsTests.model(threads: threads)
-        // One worker, 16 lanes (pitch 16): queries and accumulators 2 × 16 × 128, max / sum / rescale 3 × 16, scores
-        // 64 × 16, transposed queries 128 × 16, a decoded key and value tile 2 × 64 × 128, 1 block score (floats);
-        // visible-key bounds 2 × 16 (Int32); intervals 16 × 4, counts 16, 1 selection flag (Int).
-        let floats = 2 * 16 * 128 + 3 * 16 + 64 * 16 + 128 * 16 + 2 * 64 * 128 + 1
-        let worker = floats * 4 + 2 * 16 * 4 + (16 * 2 * 2 + 16 + 1) * 8
+        // One worker, 32 lanes (32 rows of one head; pitch 32): queries and accumulators 2 × 32 × 128, max / sum /
+        // rescale 3 × 32, scores 64 × 32, transposed queries 128 × 32, a decoded key and value tile 2 × 64 × 128,
+        // 1 block score (floats); visible-key bounds 2 × 32 (Int32); intervals 32 × 4, counts 32, 1 flag (Int).
+        let floats = 2 * 32 * 128 + 3 * 32 + 64 * 32 + 128 * 32 + 2 * 64 * 128 + 1
+        let worker = floats * 4 + 2 * 32 * 4 + (32 * 2 * 2 + 32 + 1) * 8
         #expect(AttentionCostModel.workerScratchBytes(Self.vit, keys: 0, blockSparse: nil) == worker)
         let workers = AttentionCostModel.chunks(12, threads: threads)
         for n in [1024, 4096, 12432] {
@@ -115,7 +115,7 @@ struct AttentionEncodeCostsTests {
                                 length: n)
             #expect(mat.scratchBytes == workers * (n * n * 4 + worker))
             let tiled = m.predict(AttentionSettingSpec(name: "t"), shape: Self.vit, mode: .encode, length: n)
-            #expect(tiled.scratchBytes == min(threads, 12 * ((n + 15) / 16)) * worker)
+            #expect(tiled.scratchBytes == min(threads, 12 * ((n + 31) / 32)) * worker)
         }
         // 12 heads over 5 threads: ⌈12/5⌉ = 3 heads each, so 4 workers.
         #expect(AttentionCostModel.chunks(12, threads: 5) == 4)

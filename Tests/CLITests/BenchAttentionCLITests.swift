@@ -25,9 +25,9 @@ struct BenchAttentionCLITests {
         let rows = try #require(table["rows"] as? [[String: Any]])
         #expect(rows.map { $0["setting"] as? String ?? "" } == ["vit tiled", "vit materialised", "vit tiled",
                                                                  "vit materialised"])
-        // One worker's buffers for 16 lanes of head_dim 128.
-        let floats = 2 * 16 * 128 + 3 * 16 + 64 * 16 + 128 * 16 + 2 * 64 * 128 + 1
-        let worker = floats * 4 + 2 * 16 * 4 + (16 * 2 * 2 + 16 + 1) * 8
+        // One worker's buffers for 32 lanes of head_dim 128.
+        let floats = 2 * 32 * 128 + 3 * 32 + 64 * 32 + 128 * 32 + 2 * 64 * 128 + 1
+        let worker = floats * 4 + 2 * 32 * 4 + (32 * 2 * 2 + 32 + 1) * 8
         for row in rows {
             #expect(row["mode"] as? String == "encode")
             let n = try #require(row["length"] as? Int)

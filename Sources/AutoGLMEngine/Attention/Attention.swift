@@ -25,7 +25,7 @@ import AutoGLMKernelsAVX512
 /// Masks: causal; optional sliding window `w` with `g` global tokens (query i sees key p iff p ≤ i and
 /// (i − p < w or p < g)); optional MoBA block-sparse selection.
 public enum Attention {
-    static let queryTile = 16
+    static let queryTile = 32
     static let keyTile = 64
 
     /// Worker threads used when none is given: the active cores.
