@@ -199,42 +199,33 @@ public enum AVX512Kernels {
     }
 
     @inline(never) static func f16Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
-        let ahead = prefetchDistance
-        var i = 0
-        while i + 64 <= n {
-            prefetch(w + 2 * i + ahead); prefetch(w + 2 * i + ahead + 64)
-            a0 = a0.addingProduct(loadHalf16(w + 2 * i), load16(x + i))
-            a1 = a1.addingProduct(loadHalf16(w + 2 * i + 32), load16(x + i + 16))
-            a2 = a2.addingProduct(loadHalf16(w + 2 * i + 64), load16(x + i + 32))
-            a3 = a3.addingProduct(loadHalf16(w + 2 * i + 96), load16(x + i + 48))
-            i += 64
-        }
-        while i + 16 <= n { a0 = a0.addingProduct(loadHalf16(w + 2 * i), load16(x + i)); i += 16 }
-        var s = hsum((a0 + a1) + (a2 + a3))
-        while i < n { s += Float(w.loadUnaligned(fromByteOffset: 2 * i, as: Float16.self)) * x[i]; i += 1 }
-        return s
+        halfWidthDot(w, x, n, widen: loadHalf16) { Float($0.loadUnaligned(fromByteOffset: $1, as: Float16.self)) }
     }
 
     @inline(never) static func bf16Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        halfWidthDot(w, x, n, widen: loadBF16x16) {
+            Float(bitPattern: UInt32($0.loadUnaligned(fromByteOffset: $1, as: UInt16.self)) << 16)
+        }
+    }
+
+    /// The row loop of the 2-byte formats, inlined into each format's function with its own widening (`widen`: 16
+    /// elements at a byte address; `element`: one element at a byte offset, for the tail).
+    @inline(__always) static func halfWidthDot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int,
+                                               widen: (UnsafeRawPointer) -> V16,
+                                               element: (UnsafeRawPointer, Int) -> Float) -> Float {
         var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
-        let ahead = prefetchDistance
         var i = 0
         while i + 64 <= n {
-            prefetch(w + 2 * i + ahead); prefetch(w + 2 * i + ahead + 64)
-            a0 = a0.addingProduct(loadBF16x16(w + 2 * i), load16(x + i))
-            a1 = a1.addingProduct(loadBF16x16(w + 2 * i + 32), load16(x + i + 16))
-            a2 = a2.addingProduct(loadBF16x16(w + 2 * i + 64), load16(x + i + 32))
-            a3 = a3.addingProduct(loadBF16x16(w + 2 * i + 96), load16(x + i + 48))
+            prefetch(w + 2 * i + prefetchDistance); prefetch(w + 2 * i + prefetchDistance + 64)
+            a0 = a0.addingProduct(widen(w + 2 * i), load16(x + i))
+            a1 = a1.addingProduct(widen(w + 2 * i + 32), load16(x + i + 16))
+            a2 = a2.addingProduct(widen(w + 2 * i + 64), load16(x + i + 32))
+            a3 = a3.addingProduct(widen(w + 2 * i + 96), load16(x + i + 48))
             i += 64
         }
-        while i + 16 <= n { a0 = a0.addingProduct(loadBF16x16(w + 2 * i), load16(x + i)); i += 16 }
+        while i + 16 <= n { a0 = a0.addingProduct(widen(w + 2 * i), load16(x + i)); i += 16 }
         var s = hsum((a0 + a1) + (a2 + a3))
-        while i < n {
-            let bits = UInt32(w.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16
-            s += Float(bitPattern: bits) * x[i]
-            i += 1
-        }
+        while i < n { s += element(w, 2 * i) * x[i]; i += 1 }
         return s
     }
 
@@ -242,11 +233,10 @@ public enum AVX512Kernels {
     @inline(never) static func q8_0Dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var a0 = V16(), a1 = V16()
         let blocks = n / 32
-        let ahead = prefetchDistance
         var b = 0
         while b + 2 <= blocks {
             let p = w + b * 34, q = p + 34
-            prefetch(p + ahead); prefetch(p + ahead + 64)
+            prefetch(p + prefetchDistance); prefetch(p + prefetchDistance + 64)
             let xb = x + b * 32
             let d = V16(repeating: halfScale(p))
             let e = V16(repeating: halfScale(q))
@@ -271,11 +261,10 @@ public enum AVX512Kernels {
         var a0 = V16(), a1 = V16()
         let centred = codeRamp() - 8
         let blocks = n / 32
-        let ahead = prefetchDistance
         var b = 0
         while b + 2 <= blocks {
             let p = w + b * 18, q = p + 18
-            prefetch(p + ahead)
+            prefetch(p + prefetchDistance)
             let xb = x + b * 32
             let ip = byteLanes16(p + 2), iq = byteLanes16(q + 2)
             let t = (lookup(centred, ip) * load16(xb)).addingProduct(lookup(centred, ip &>> 4), load16(xb + 16))
@@ -303,10 +292,9 @@ public enum AVX512Kernels {
         let ramp = codeRamp()
         let blocks = n / 32
         var b = 0
-        let ahead = prefetchDistance
         while b + 2 <= blocks {
             let p = w + b * blockBytes, q = p + blockBytes
-            prefetch(p + ahead)
+            prefetch(p + prefetchDistance)
             let xb = x + b * 32
             let dp = halfScale(p), mp = halfScale(p, 2), dq = halfScale(q), mq = halfScale(q, 2)
             let ip = byteLanes16(p + 4), iq = byteLanes16(q + 4)
@@ -338,11 +326,10 @@ public enum AVX512Kernels {
         let ramp = codeRamp()
         let half = group / 2
         let groups = n / group
-        let ahead = prefetchDistance
         for g in 0..<groups {
             let p = w + g * blockBytes
-            prefetch(p + ahead)
-            if blockBytes > 64 { prefetch(p + ahead + 64) }
+            prefetch(p + prefetchDistance)
+            if blockBytes > 64 { prefetch(p + prefetchDistance + 64) }
             let xb = x + g * group
             let d = halfScale(p), m = halfScale(p, 2)
             var t0 = V16(), t1 = V16()
@@ -366,10 +353,9 @@ public enum AVX512Kernels {
         let scale = Float(bitPattern: w.loadUnaligned(as: UInt32.self))
         let q = w + weightOffset
         var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
-        let ahead = prefetchDistance
         var i = 0
         while i + 64 <= n {
-            prefetch(q + i + ahead)
+            prefetch(q + i + prefetchDistance)
             a0 = a0.addingProduct(signedBytes16(q + i), load16(x + i))
             a1 = a1.addingProduct(signedBytes16(q + i + 16), load16(x + i + 16))
             a2 = a2.addingProduct(signedBytes16(q + i + 32), load16(x + i + 32))
