@@ -161,7 +161,11 @@ public struct AttentionCostModel: Sendable {
             + 2 * keyTile * shape.headDim + max(1, blocks)
         let int32s = 2 * pitch
         let ints = lanes * intervals * 2 + lanes + max(1, blocks)
-        return floats * 4 + int32s * 4 + ints * 8
+        // Block-sparse items also keep a compacted copy of the lane state (queries transposed, accumulators, max,
+        // sum, run bounds, lane indices) for the lanes active in a key tile.
+        let compact = blockSparse == nil ? 0
+            : (pitch * shape.headDim + lanes * shape.headDim + 2 * pitch) * 4 + 3 * pitch * 4
+        return floats * 4 + int32s * 4 + ints * 8 + compact
     }
 
     /// The engine's scratch for the call, all workers together.

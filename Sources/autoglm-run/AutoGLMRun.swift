@@ -9,6 +9,7 @@ struct AutoGLMRun: AsyncParsableCommand {
             RunCommand.self,
             ConvertCommand.self,
             BenchCommand.self,
+            BenchKernelCommand.self,
             ExecCommand.self,
             SignoffCommand.self,
             VerifyCommand.self,

@@ -421,6 +421,32 @@ public enum Attention {
         let intervals: UnsafeMutablePointer<Int>     // lanes × maxIntervals × 2
         let counts: UnsafeMutablePointer<Int>        // lanes
         let chosen: UnsafeMutablePointer<Int>        // blocks
+        /// Block-sparse problems only (nil otherwise): the lanes active in a key tile gathered at the front, so that
+        /// the wide tile computes those lanes only (the heads of a KV group pick different blocks).
+        let compact: CompactLanes?
+
+        /// The wide tile's per-lane state for the active lanes of one key tile, in the order of `active`.
+        final class CompactLanes {
+            let qT: UnsafeMutablePointer<Float>        // headDim × lanePitch
+            let acc: UnsafeMutablePointer<Float>       // lanes × headDim
+            let maxes: UnsafeMutablePointer<Float>     // lanePitch
+            let sums: UnsafeMutablePointer<Float>      // lanePitch
+            let lo: UnsafeMutablePointer<Int32>        // lanePitch
+            let hi: UnsafeMutablePointer<Int32>        // lanePitch
+            let active: UnsafeMutablePointer<Int32>    // lanePitch, the item's lane for each compact lane
+            init(lanes: Int, pitch: Int, headDim d: Int) {
+                qT = .allocate(capacity: d * pitch); acc = .allocate(capacity: lanes * d)
+                maxes = .allocate(capacity: pitch); sums = .allocate(capacity: pitch)
+                lo = .allocate(capacity: pitch); hi = .allocate(capacity: pitch); active = .allocate(capacity: pitch)
+            }
+            func release() {
+                qT.deallocate(); acc.deallocate(); maxes.deallocate(); sums.deallocate()
+                lo.deallocate(); hi.deallocate(); active.deallocate()
+            }
+            static func bytes(lanes: Int, pitch: Int, headDim d: Int) -> Int {
+                (pitch * d + lanes * d + 2 * pitch) * MemoryLayout<Float>.stride + 3 * pitch * MemoryLayout<Int32>.stride
+            }
+        }
 
         static func lanes(heads: Int, kvHeads: Int) -> Int {
             let group = heads / max(1, kvHeads)
@@ -439,7 +465,7 @@ public enum Attention {
             let int32s = 2 * pitch
             let ints = lanes * maxIntervals * 2 + lanes + max(1, blocks)
             return floats * MemoryLayout<Float>.stride + int32s * MemoryLayout<Int32>.stride
-                + ints * MemoryLayout<Int>.stride
+                + ints * MemoryLayout<Int>.stride + (blocks > 0 ? CompactLanes.bytes(lanes: lanes, pitch: pitch, headDim: d) : 0)
         }
         static func blocks(_ p: Problem) -> Int {
             p.selector.map { $0.means.count / max(1, p.kvHeads * p.headDim) + 1 } ?? 0
@@ -464,12 +490,14 @@ public enum Attention {
             intervals = .allocate(capacity: lanes * p.maxIntervals * 2)
             counts = .allocate(capacity: lanes)
             chosen = .allocate(capacity: max(1, blocks))
+            compact = blocks > 0 ? CompactLanes(lanes: lanes, pitch: lanePitch, headDim: d) : nil
         }
         func release() {
             q.deallocate(); acc.deallocate(); maxes.deallocate(); sums.deallocate(); scores.deallocate()
             qT.deallocate(); keys.deallocate(); values.deallocate(); correction.deallocate()
             lo.deallocate(); hi.deallocate()
             blockScores.deallocate(); intervals.deallocate(); counts.deallocate(); chosen.deallocate()
+            compact?.release()
         }
     }
 
@@ -533,8 +561,14 @@ public enum Attention {
                 if wide, let union = singleRunBounds(s, lanes: lanes, leaderStride: laneGroup, ivStride: ivStride,
                                                      tileLo, tileHi) {
                     if union.lowerBound < union.upperBound {
-                        wideTile(D.self, vectorised, p, s, span: span, headOffset: headOffset, lanes: lanes,
-                                 keys: union)
+                        if let c = s.compact, let active = gatherActiveLanes(p, s, c, lanes: lanes) {
+                            wideTile(D.self, vectorised, p, s, WideLanes(c), span: span, headOffset: headOffset,
+                                     lanes: active, keys: union)
+                            scatterActiveLanes(s, c, count: active, headDim: d)
+                        } else {
+                            wideTile(D.self, vectorised, p, s, WideLanes(s), span: span, headOffset: headOffset,
+                                     lanes: lanes, keys: union)
+                        }
                     }
                     t0 += keyTile
                     continue
@@ -591,15 +625,15 @@ public enum Attention {
         }
     }
 
-    /// Whether work items run the 16-lane tile: AVX-512 kernels, head_dim a multiple of 16, and enough lanes to fill
-    /// most of a vector (single-row decode with a few heads per KV head keeps the lane loops).
+    /// Whether work items run the wide tile (lanes as the vector dimension): AVX-512 kernels with head_dim a
+    /// multiple of 16 and at least 8 lanes, or the 8-lane family with head_dim a multiple of 8 and at least 6 lanes
+    /// (enough to fill most of a vector; single-row decode with a few heads per KV head keeps the lane loops).
     @inline(__always)
     static func usesWideTile(_ p: Problem, lanes: Int) -> Bool {
         #if arch(x86_64)
-        return p.isa == .avx512 && p.headDim % AVX512Attention.laneWidth == 0 && lanes >= 8
-        #else
-        return false
+        if p.isa == .avx512 { return p.headDim % AVX512Attention.laneWidth == 0 && lanes >= 8 }
         #endif
+        return p.headDim % WideTile8.laneWidth == 0 && lanes >= 6
     }
 
     /// Transposes the item's scaled queries into `qT` (padding lanes zero) and gives the padding lanes an empty
@@ -642,8 +676,8 @@ public enum Attention {
     /// masked to its run in `s.lo` / `s.hi`. F32 rows are read in place; other formats are decoded once into the
     /// worker's key and value tiles.
     static func wideTile<D: KVChunkDecoder>(_: D.Type, _ vectorised: Bool, _ p: Problem, _ s: TiledScratch,
-                                            span: KVCache.Span, headOffset: Int, lanes: Int, keys range: Range<Int>) {
-        #if arch(x86_64)
+                                            _ w: WideLanes, span: KVCache.Span, headOffset: Int, lanes: Int,
+                                            keys range: Range<Int>) {
         let d = p.headDim, count = range.count
         let keyRows = span.keys + (range.lowerBound - span.first) * p.slotBytes + headOffset
         let valueRows = span.values + (range.lowerBound - span.first) * p.slotBytes + headOffset
@@ -657,10 +691,74 @@ public enum Attention {
             decodeRows(D.self, vectorised, p, valueRows, count, into: s.values)
             k = UnsafePointer(s.keys); v = UnsafePointer(s.values); stride = d
         }
-        AVX512Attention.tile(qT: s.qT, lanePitch: s.lanePitch, lanes: lanes, headDim: d, keys: k, keyStride: stride,
-                             values: v, valueStride: stride, count: count, lo: s.lo, hi: s.hi, maxes: s.maxes,
-                             sums: s.sums, acc: s.acc, scores: s.scores, correction: s.correction)
+        #if arch(x86_64)
+        if p.isa == .avx512 {
+            AVX512Attention.tile(qT: w.qT, lanePitch: s.lanePitch, lanes: lanes, headDim: d, keys: k,
+                                 keyStride: stride, values: v, valueStride: stride, count: count, lo: w.lo, hi: w.hi,
+                                 maxes: w.maxes, sums: w.sums, acc: w.acc, scores: s.scores, correction: s.correction)
+            return
+        }
         #endif
+        WideTile8.tile(qT: w.qT, lanePitch: s.lanePitch, lanes: lanes, headDim: d, keys: k, keyStride: stride,
+                       values: v, valueStride: stride, count: count, lo: w.lo, hi: w.hi, maxes: w.maxes,
+                       sums: w.sums, acc: w.acc, scores: s.scores, correction: s.correction)
+    }
+
+    /// The per-lane state one wide step reads and updates: the item's own buffers, or the compacted active lanes.
+    struct WideLanes {
+        let qT: UnsafePointer<Float>
+        let acc: UnsafeMutablePointer<Float>
+        let maxes: UnsafeMutablePointer<Float>
+        let sums: UnsafeMutablePointer<Float>
+        let lo: UnsafePointer<Int32>
+        let hi: UnsafePointer<Int32>
+        init(_ s: TiledScratch) {
+            qT = UnsafePointer(s.qT); acc = s.acc; maxes = s.maxes; sums = s.sums
+            lo = UnsafePointer(s.lo); hi = UnsafePointer(s.hi)
+        }
+        init(_ c: TiledScratch.CompactLanes) {
+            qT = UnsafePointer(c.qT); acc = c.acc; maxes = c.maxes; sums = c.sums
+            lo = UnsafePointer(c.lo); hi = UnsafePointer(c.hi)
+        }
+    }
+
+    /// Block-sparse tiles: when the lanes that see any key of the tile (`lo < hi`) fill fewer vectors than all
+    /// lanes do, copies their state (transposed queries, accumulators, max, sum, run) to the front of `c` and returns
+    /// how many there are; nil when compacting would not save a vector. Lanes past the active ones are padding
+    /// (zero queries, empty runs).
+    static func gatherActiveLanes(_ p: Problem, _ s: TiledScratch, _ c: TiledScratch.CompactLanes,
+                                  lanes: Int) -> Int? {
+        var m = 0
+        for l in 0..<lanes where s.hi[l] > s.lo[l] { c.active[m] = Int32(l); m += 1 }
+        let width: Int
+        #if arch(x86_64)
+        width = p.isa == .avx512 ? AVX512Attention.laneWidth : WideTile8.laneWidth
+        #else
+        width = WideTile8.laneWidth
+        #endif
+        guard (m + width - 1) / width < (lanes + width - 1) / width else { return nil }
+        let d = p.headDim, pitch = s.lanePitch
+        for col in 0..<d {
+            let src = s.qT + col * pitch, dst = c.qT + col * pitch
+            for i in 0..<m { dst[i] = src[Int(c.active[i])] }
+            for i in m..<pitch { dst[i] = 0 }
+        }
+        for i in 0..<m {
+            let l = Int(c.active[i])
+            c.maxes[i] = s.maxes[l]; c.sums[i] = s.sums[l]; c.lo[i] = s.lo[l]; c.hi[i] = s.hi[l]
+            (c.acc + i * d).update(from: s.acc + l * d, count: d)
+        }
+        for i in m..<pitch { c.maxes[i] = -.infinity; c.sums[i] = 0; c.lo[i] = 0; c.hi[i] = 0 }
+        return m
+    }
+
+    /// Writes the compacted lanes' updated state back to their lanes.
+    static func scatterActiveLanes(_ s: TiledScratch, _ c: TiledScratch.CompactLanes, count m: Int, headDim d: Int) {
+        for i in 0..<m {
+            let l = Int(c.active[i])
+            s.maxes[l] = c.maxes[i]; s.sums[l] = c.sums[i]
+            (s.acc + l * d).update(from: c.acc + i * d, count: d)
+        }
     }
 
     /// `count` stored rows (`slotBytes` apart) decoded into consecutive F32 rows of head_dim.

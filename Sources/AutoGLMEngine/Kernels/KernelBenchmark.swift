@@ -35,7 +35,7 @@ public enum KernelBenchmark {
     /// Times `repeats` calls (after one warm-up call) of matvec (batch 1) or matmul (batch > 1) on a random matrix
     /// of the given shape in `format`. Throws if the shape does not fit the format or an argument is not positive.
     public static func run(format: PackedFormat, rows: Int, columns: Int, batch: Int = 1, repeats: Int = 20,
-                           pool: ComputePool?) throws -> KernelBenchmarkResult {
+                           pool: ComputePool?, isa: KernelISA = .active) throws -> KernelBenchmarkResult {
         guard batch > 0 else { throw KernelError.invalidArgument("batch must be positive, got \(batch)") }
         guard repeats > 0 else { throw KernelError.invalidArgument("repeats must be positive, got \(repeats)") }
         var rng = SplitMix64(seed: 0x5EED_0000 &+ UInt64(rows &* 31 &+ columns))
@@ -52,9 +52,9 @@ public enum KernelBenchmark {
                 for i in 0...repeats {
                     let start = clock.now
                     if batch == 1 {
-                        MatrixKernels.matvec(matrix, xp, into: yp, pool: pool)
+                        MatrixKernels.matvec(matrix, xp, into: yp, pool: pool, isa: isa)
                     } else {
-                        MatrixKernels.matmul(matrix, xp, count: batch, into: yp, pool: pool)
+                        MatrixKernels.matmul(matrix, xp, count: batch, into: yp, pool: pool, isa: isa)
                     }
                     let elapsed = clock.now - start
                     if i > 0 {

@@ -112,20 +112,22 @@ typealias F8 = SIMD8<Float>
     SIMD4<Float>(raw.loadUnaligned(as: SIMD4<Float16>.self))
 }
 
-/// The f16 at `raw` as a Float, widened with integer operations: the magnitude bits moved into the f32 exponent
-/// and mantissa field, then rescaled by 2^112 (exact for normal and subnormal halves; infinities and NaNs come
-/// out as large finite values). Used for block scales in the matvec loops: LLVM lowers a single-f16 vcvtph2ps
-/// as vpinsrw into whatever register is free, which can chain each block to a previous block's accumulator.
-@inline(__always) func halfBitsToFloat(_ raw: UnsafeRawPointer) -> Float {
-    let h = UInt32(raw.loadUnaligned(as: UInt16.self))
-    let magnitude = Float(bitPattern: (h & 0x7FFF) << 13) * 0x1p112
-    return Float(bitPattern: magnitude.bitPattern | ((h & 0x8000) << 16))
+/// A block's f16 scale in all 8 lanes: a 16-bit broadcast from memory, then vcvtph2ps. Both write whole
+/// registers, so the load never depends on what a register held before (a single-f16 load is lowered as vpinsrw
+/// into some live register, which tied each block's scale to an accumulator of the previous iteration).
+@inline(__always) func broadcastScale(_ raw: UnsafeRawPointer) -> F8 {
+    F8(SIMD8<Float16>(repeating: raw.loadUnaligned(as: Float16.self)))
 }
 
-/// Broadcasts a block scale (see `halfBitsToFloat`).
-@inline(__always) func broadcastHalf(_ raw: UnsafeRawPointer) -> F8 {
-    F8(repeating: halfBitsToFloat(raw))
-}
+/// Software prefetch of the cache line at `p` into all cache levels (LLVM's prefetch intrinsic: read, high
+/// locality, data). A prefetch never faults, so running ahead past the end of a tensor is harmless.
+@_silgen_name("llvm.prefetch.p0")
+func llvmPrefetch(_ p: UnsafeRawPointer, _ write: Int32, _ locality: Int32, _ data: Int32)
+
+@inline(__always) func prefetch(_ p: UnsafeRawPointer) { llvmPrefetch(p, 0, 3, 1) }
+
+/// Bytes ahead of the current position the 8-lane matvec row loops prefetch weights (as the AVX-512 loops do).
+let prefetchDistance = 2048
 
 @inline(__always) func f16Scalar(_ raw: UnsafeRawPointer, _ offset: Int = 0) -> Float {
     Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
@@ -154,6 +156,7 @@ enum RowDot {
         var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
         var i = 0
         while i + 32 <= n {
+            prefetch(w + 2 * i + prefetchDistance)
             a0 = a0.addingProduct(loadHalf8(w + 2 * i), load8(x + i))
             a1 = a1.addingProduct(loadHalf8(w + 2 * i + 16), load8(x + i + 8))
             a2 = a2.addingProduct(loadHalf8(w + 2 * i + 32), load8(x + i + 16))
@@ -170,6 +173,7 @@ enum RowDot {
         var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
         var i = 0
         while i + 32 <= n {
+            prefetch(w + 2 * i + prefetchDistance)
             a0 = a0.addingProduct(loadBF16x8(w + 2 * i), load8(x + i))
             a1 = a1.addingProduct(loadBF16x8(w + 2 * i + 16), load8(x + i + 8))
             a2 = a2.addingProduct(loadBF16x8(w + 2 * i + 32), load8(x + i + 16))
@@ -182,102 +186,86 @@ enum RowDot {
         return s
     }
 
-    // The block loops below share one pattern: per block, the widened codes are multiplied with the raw
-    // activations into two partial vectors (t0, t1), and each is added to an accumulator with one FMA by the block
-    // scale (acc += t · d). Two blocks per iteration feed four accumulators, so the loop-carried FMA latency is
-    // spread over two independent chains per block. Compared with scaling every activation slice first, this
-    // saves two of the six floating-point operations per 16 weights.
+    // The block loops below share one pattern: codes are widened straight from memory, 8 bytes into 8 lanes
+    // (vpmovzxbd / vpmovsxbd with a memory operand, so no shuffles extract quarters of a wider register), converted
+    // (vcvtdq2ps) and multiplied with the raw activations into one partial vector per block; the partial is added
+    // to an accumulator with one FMA by the block scale (acc += t · d). Nibble formats take both nibbles of the
+    // same 8 bytes from the widened lanes (`& 15`, `>> 4` on 32-bit lanes: no byte shifts, which AVX2 lacks).
+    // Block scales come from one vcvtph2ps of the block's first 8 bytes (`blockHeader`).
+    // Two blocks per iteration feed two accumulators.
 
     /// Q8_0: Σ_b d_b Σ_i q_i x_i.
     @inline(never) static func q8_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        @inline(__always) func block(_ p: UnsafeRawPointer, _ xb: UnsafePointer<Float>) -> F8 {
+            var t = floats(p.loadUnaligned(fromByteOffset: 2, as: SIMD8<Int8>.self)) * load8(xb)
+            t = t.addingProduct(floats(p.loadUnaligned(fromByteOffset: 10, as: SIMD8<Int8>.self)), load8(xb + 8))
+            t = t.addingProduct(floats(p.loadUnaligned(fromByteOffset: 18, as: SIMD8<Int8>.self)), load8(xb + 16))
+            t = t.addingProduct(floats(p.loadUnaligned(fromByteOffset: 26, as: SIMD8<Int8>.self)), load8(xb + 24))
+            return t
+        }
+        var a0 = F8(), a1 = F8()
         let blocks = n / 32
         var b = 0
         while b + 2 <= blocks {
-            let p = w + b * 34
-            let xb = x + b * 32
-            let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
-            let r = p.loadUnaligned(fromByteOffset: 36, as: SIMD32<Int8>.self)
-            let d = broadcastHalf(p)
-            let e = broadcastHalf(p + 34)
-            var t0 = floats(q.lowHalf.lowHalf) * load8(xb)
-            var t1 = floats(q.lowHalf.highHalf) * load8(xb + 8)
-            var u0 = floats(r.lowHalf.lowHalf) * load8(xb + 32)
-            var u1 = floats(r.lowHalf.highHalf) * load8(xb + 40)
-            t0 = t0.addingProduct(floats(q.highHalf.lowHalf), load8(xb + 16))
-            t1 = t1.addingProduct(floats(q.highHalf.highHalf), load8(xb + 24))
-            u0 = u0.addingProduct(floats(r.highHalf.lowHalf), load8(xb + 48))
-            u1 = u1.addingProduct(floats(r.highHalf.highHalf), load8(xb + 56))
-            a0 = a0.addingProduct(t0, d)
-            a1 = a1.addingProduct(t1, d)
-            a2 = a2.addingProduct(u0, e)
-            a3 = a3.addingProduct(u1, e)
+            let p = w + b * 34, xb = x + b * 32
+            prefetch(p + prefetchDistance)
+            let t = block(p, xb), u = block(p + 34, xb + 32)
+            a0 = a0.addingProduct(t, broadcastScale(p))
+            a1 = a1.addingProduct(u, broadcastScale(p + 34))
             b += 2
         }
         if b < blocks {
             let p = w + b * 34
-            let xb = x + b * 32
-            let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD32<Int8>.self)
-            let d = broadcastHalf(p)
-            var t0 = floats(q.lowHalf.lowHalf) * load8(xb)
-            var t1 = floats(q.lowHalf.highHalf) * load8(xb + 8)
-            t0 = t0.addingProduct(floats(q.highHalf.lowHalf), load8(xb + 16))
-            t1 = t1.addingProduct(floats(q.highHalf.highHalf), load8(xb + 24))
-            a0 = a0.addingProduct(t0, d)
-            a1 = a1.addingProduct(t1, d)
+            a0 = a0.addingProduct(block(p, x + b * 32), broadcastScale(p))
         }
-        return hsum((a0 + a1) + (a2 + a3))
+        return hsum(a0 + a1)
     }
 
-    /// The 32 codes of a Q4_0 block, already shifted to −8...7 (byte-wise, before widening), as signed bytes:
-    /// low nibbles first, then high nibbles.
-    @inline(__always) static func q4_0Codes(_ p: UnsafeRawPointer) -> (SIMD16<Int8>, SIMD16<Int8>) {
-        let q = p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
-        let lo = SIMD16<Int8>(truncatingIfNeeded: q & 0x0F) &- 8
-        let hi = SIMD16<Int8>(truncatingIfNeeded: q &>> 4) &- 8
-        return (lo, hi)
+    /// Σ_i c_i x_i over one 32-weight nibble block whose 16 code bytes start at `q` (byte j: code j in the low
+    /// nibble, code j + half in the high nibble, for `half` = 16; longer groups call it per 16 bytes with their
+    /// own `half`), as two partial vectors (bytes 0–7 and 8–15): two dependency chains of two operations each.
+    @inline(__always) static func nibbleBlock(_ q: UnsafeRawPointer, _ xb: UnsafePointer<Float>,
+                                              half: Int) -> (F8, F8) {
+        let v0 = widen(q.loadUnaligned(as: SIMD8<UInt8>.self))
+        let v1 = widen(q.loadUnaligned(fromByteOffset: 8, as: SIMD8<UInt8>.self))
+        var t = smallIntsToFloats(v0 & 15) * load8(xb)
+        var u = smallIntsToFloats(v1 & 15) * load8(xb + 8)
+        t = t.addingProduct(smallIntsToFloats(v0 &>> 4), load8(xb + half))
+        u = u.addingProduct(smallIntsToFloats(v1 &>> 4), load8(xb + half + 8))
+        return (t, u)
     }
 
-    /// Q4_0: Σ_b d_b Σ_i (q_i − 8) x_i. The offset is applied to the codes as bytes, so no activation sums and
-    /// no cancellation between a code sum and an offset sum are involved.
-    @inline(never) static func q4_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    /// Q4_0: Σ_b d_b (Σ_i c_i x_i − 8 S_b), with the stored codes c_i = 0...15 and `xsum[b]` = S_b = Σ_{i∈b} x_i.
+    /// Taking the offset out of the inner loop saves two integer operations per 8 weights; the subtraction happens
+    /// once per row in Float32, where its rounding (relative 2⁻²⁴ of 8·|d·S|) is far below the format's own error.
+    @inline(never) static func q4_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
+                                    _ n: Int) -> Float {
         var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        var offset: Float = 0, offset2: Float = 0
         let blocks = n / 32
         var b = 0
         while b + 2 <= blocks {
-            let p = w + b * 18
-            let xb = x + b * 32
-            let (lo, hi) = q4_0Codes(p)
-            let (lo2, hi2) = q4_0Codes(p + 18)
-            let d = broadcastHalf(p)
-            let e = broadcastHalf(p + 18)
-            var t0 = floats(lo.lowHalf) * load8(xb)
-            var t1 = floats(lo.highHalf) * load8(xb + 8)
-            var u0 = floats(lo2.lowHalf) * load8(xb + 32)
-            var u1 = floats(lo2.highHalf) * load8(xb + 40)
-            t0 = t0.addingProduct(floats(hi.lowHalf), load8(xb + 16))
-            t1 = t1.addingProduct(floats(hi.highHalf), load8(xb + 24))
-            u0 = u0.addingProduct(floats(hi2.lowHalf), load8(xb + 48))
-            u1 = u1.addingProduct(floats(hi2.highHalf), load8(xb + 56))
+            let p = w + b * 18, xb = x + b * 32
+            prefetch(p + prefetchDistance)
+            let (t0, t1) = nibbleBlock(p + 2, xb, half: 16), (u0, u1) = nibbleBlock(p + 20, xb + 32, half: 16)
+            let d = broadcastScale(p), e = broadcastScale(p + 18)
             a0 = a0.addingProduct(t0, d)
             a1 = a1.addingProduct(t1, d)
             a2 = a2.addingProduct(u0, e)
             a3 = a3.addingProduct(u1, e)
+            offset = offset.addingProduct(d[0], xsum[b])
+            offset2 = offset2.addingProduct(e[0], xsum[b + 1])
             b += 2
         }
         if b < blocks {
             let p = w + b * 18
-            let xb = x + b * 32
-            let (lo, hi) = q4_0Codes(p)
-            let d = broadcastHalf(p)
-            var t0 = floats(lo.lowHalf) * load8(xb)
-            var t1 = floats(lo.highHalf) * load8(xb + 8)
-            t0 = t0.addingProduct(floats(hi.lowHalf), load8(xb + 16))
-            t1 = t1.addingProduct(floats(hi.highHalf), load8(xb + 24))
+            let d = broadcastScale(p)
+            let (t0, t1) = nibbleBlock(p + 2, x + b * 32, half: 16)
             a0 = a0.addingProduct(t0, d)
             a1 = a1.addingProduct(t1, d)
+            offset = offset.addingProduct(d[0], xsum[b])
         }
-        return hsum((a0 + a1) + (a2 + a3))
+        return hsum((a0 + a1) + (a2 + a3)) - 8 * (offset + offset2)
     }
 
     /// Q4_1 and INT4-gN: Σ_g d_g Σ_i q_i x_i + Σ_g m_g S_g, where `xsum[g]` = S_g = Σ_{i∈g} x_i.
@@ -286,31 +274,17 @@ enum RowDot {
     @inline(never) static func q4Min(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
                                      _ n: Int, group: Int, blockBytes: Int) -> Float {
         var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
-        var mins: Float = 0
-        var mins2: Float = 0
+        var mins: Float = 0, mins2: Float = 0
         let groups = n / group
         var g = 0
         if group == 32 {
             while g + 2 <= groups {
-                let p = w + g * blockBytes
-                let p2 = p + blockBytes
+                let p = w + g * blockBytes, p2 = p + blockBytes
                 let xb = x + g * 32
-                let h = blockHeader(p)
-                let h2 = blockHeader(p2)
-                let q = p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
-                let r = p2.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
-                let lo = q & 0x0F, hi = q &>> 4
-                let lo2 = r & 0x0F, hi2 = r &>> 4
-                var t0 = floats(lo.lowHalf) * load8(xb)
-                var t1 = floats(lo.highHalf) * load8(xb + 8)
-                var u0 = floats(lo2.lowHalf) * load8(xb + 32)
-                var u1 = floats(lo2.highHalf) * load8(xb + 40)
-                t0 = t0.addingProduct(floats(hi.lowHalf), load8(xb + 16))
-                t1 = t1.addingProduct(floats(hi.highHalf), load8(xb + 24))
-                u0 = u0.addingProduct(floats(hi2.lowHalf), load8(xb + 48))
-                u1 = u1.addingProduct(floats(hi2.highHalf), load8(xb + 56))
-                let d = F8(repeating: h[0])
-                let e = F8(repeating: h2[0])
+                prefetch(p + prefetchDistance)
+                let (t0, t1) = nibbleBlock(p + 4, xb, half: 16), (u0, u1) = nibbleBlock(p2 + 4, xb + 32, half: 16)
+                let h = blockHeader(p), h2 = blockHeader(p2)
+                let d = F8(repeating: h[0]), e = F8(repeating: h2[0])
                 a0 = a0.addingProduct(t0, d)
                 a1 = a1.addingProduct(t1, d)
                 a2 = a2.addingProduct(u0, e)
@@ -325,23 +299,18 @@ enum RowDot {
             let p = w + g * blockBytes
             let xb = x + g * group
             let header = blockHeader(p)
-            var t0 = F8(), t1 = F8(), t2 = F8(), t3 = F8()
-            var k = 0
+            prefetch(p + prefetchDistance)
+            if blockBytes > 64 { prefetch(p + prefetchDistance + 64) }
+            var (t0, t1) = nibbleBlock(p + 4, xb, half: half)
+            var k = 16
             while k < half {
-                let q = p.loadUnaligned(fromByteOffset: 4 + k, as: SIMD16<UInt8>.self)
-                let lo = q & 0x0F
-                let hi = q &>> 4
-                t0 = t0.addingProduct(floats(lo.lowHalf), load8(xb + k))
-                t1 = t1.addingProduct(floats(lo.highHalf), load8(xb + k + 8))
-                t2 = t2.addingProduct(floats(hi.lowHalf), load8(xb + half + k))
-                t3 = t3.addingProduct(floats(hi.highHalf), load8(xb + half + k + 8))
+                let (u0, u1) = nibbleBlock(p + 4 + k, xb + k, half: half)
+                t0 += u0; t1 += u1
                 k += 16
             }
             let d = F8(repeating: header[0])
             a0 = a0.addingProduct(t0, d)
             a1 = a1.addingProduct(t1, d)
-            a2 = a2.addingProduct(t2, d)
-            a3 = a3.addingProduct(t3, d)
             mins = mins.addingProduct(header[1], xsum[g])
             g += 1
         }
@@ -352,17 +321,18 @@ enum RowDot {
     @inline(never) static func int8(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
         let scale = Float(bitPattern: w.loadUnaligned(as: UInt32.self))
         let q = w + Int8RowLayout.weightOffset
+        @inline(__always) func codes(_ i: Int) -> F8 { floats(q.loadUnaligned(fromByteOffset: i, as: SIMD8<Int8>.self)) }
         var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
         var i = 0
         while i + 32 <= n {
-            let v = q.loadUnaligned(fromByteOffset: i, as: SIMD32<Int8>.self)
-            a0 = a0.addingProduct(floats(v.lowHalf.lowHalf), load8(x + i))
-            a1 = a1.addingProduct(floats(v.lowHalf.highHalf), load8(x + i + 8))
-            a2 = a2.addingProduct(floats(v.highHalf.lowHalf), load8(x + i + 16))
-            a3 = a3.addingProduct(floats(v.highHalf.highHalf), load8(x + i + 24))
+            prefetch(q + i + prefetchDistance)
+            a0 = a0.addingProduct(codes(i), load8(x + i))
+            a1 = a1.addingProduct(codes(i + 8), load8(x + i + 8))
+            a2 = a2.addingProduct(codes(i + 16), load8(x + i + 16))
+            a3 = a3.addingProduct(codes(i + 24), load8(x + i + 24))
             i += 32
         }
-        while i + 8 <= n { a0 = a0.addingProduct(floats(q.loadUnaligned(fromByteOffset: i, as: SIMD8<Int8>.self)), load8(x + i)); i += 8 }
+        while i + 8 <= n { a0 = a0.addingProduct(codes(i), load8(x + i)); i += 8 }
         var s = hsum((a0 + a1) + (a2 + a3))
         while i < n { s += Float(q.load(fromByteOffset: i, as: Int8.self)) * x[i]; i += 1 }
         return s * scale
@@ -514,7 +484,7 @@ enum SIMDKernels {
         case .q8_0:
             for r in range { y[r] = RowDot.q8_0(base + r * rb, x, n) }
         case .q4_0:
-            for r in range { y[r] = RowDot.q4_0(base + r * rb, x, n) }
+            for r in range { y[r] = RowDot.q4_0(base + r * rb, x, xsum, n) }
         case .q4_1, .int4g32:
             for r in range { y[r] = RowDot.q4Min(base + r * rb, x, xsum, n, group: 32, blockBytes: 20) }
         case .int4g64:

@@ -85,10 +85,11 @@ public enum PackedFormat: String, Sendable, Codable, CaseIterable, Hashable, Cus
         Double(blockBytes * 8) / Double(blockElements)
     }
 
-    /// Group size over which matvec needs sums of the activations (formats with an offset term), nil otherwise.
+    /// Group size over which matvec needs sums of the activations (formats with an offset term: the minimum of
+    /// Q4_1 and INT4, the −8 of Q4_0's codes in the 8-lane kernels), nil otherwise.
     var activationSumGroup: Int? {
         switch self {
-        case .q4_1, .int4g32: return 32
+        case .q4_0, .q4_1, .int4g32: return 32
         case .int4g64: return 64
         case .int4g128: return 128
         default: return nil
