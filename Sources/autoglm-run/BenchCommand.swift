@@ -41,12 +41,9 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--kv-cache must be one of f32, f16, int8, int4, got '\(kvCache)'")
         }
         var policies: [(String, WeightFormatPolicy)] = []
-        for name in formats.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
+        for name in formatNames(formats) {
             if name == "checkpoint" { policies.append((name, .checkpoint)); continue }
-            guard let f = PackedFormat(rawValue: name) else {
-                throw ValidationError("unknown format '\(name)' (known: checkpoint, \(PackedFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
-            }
-            policies.append((name, .uniform(f)))
+            policies.append((name, .uniform(try packedFormat(named: name, alsoKnown: ["checkpoint"]))))
         }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
         do {
@@ -73,4 +70,19 @@ struct BenchCommand: ParsableCommand {
             throw ExitCode.failure
         }
     }
+}
+
+/// The names in a comma-separated `--formats` list, trimmed and lowercased.
+func formatNames(_ list: String) -> [String] {
+    list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+}
+
+/// The weight format called `name`; the error lists the known names, `alsoKnown` (other values the option takes)
+/// first.
+func packedFormat(named name: String, alsoKnown: [String] = []) throws -> PackedFormat {
+    guard let format = PackedFormat(rawValue: name) else {
+        let known = alsoKnown + PackedFormat.allCases.map(\.rawValue)
+        throw ValidationError("unknown format '\(name)' (known: \(known.joined(separator: ", ")))")
+    }
+    return format
 }

@@ -45,13 +45,7 @@ struct BenchKernelCommand: ParsableCommand {
     }
 
     func run() throws {
-        var list: [PackedFormat] = []
-        for name in formats.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) {
-            guard let f = PackedFormat(rawValue: name) else {
-                throw ValidationError("unknown format '\(name)' (known: \(PackedFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
-            }
-            list.append(f)
-        }
+        let list = try formatNames(formats).map { try packedFormat(named: $0) }
         let isa = kernels.flatMap(KernelISA.init(rawValue:)) ?? .active
         guard isa.isSupported() else { throw ValidationError("this CPU cannot run the \(isa.rawValue) kernels") }
         let pool = ComputePool(threadCount: threads)

@@ -630,10 +630,17 @@ public enum Attention {
     /// (enough to fill most of a vector; single-row decode with a few heads per KV head keeps the lane loops).
     @inline(__always)
     static func usesWideTile(_ p: Problem, lanes: Int) -> Bool {
+        let width = wideLaneWidth(p)
+        return p.headDim % width == 0 && lanes >= (width == WideTile8.laneWidth ? 6 : 8)
+    }
+
+    /// Lanes per vector of the problem's wide tile: 16 (AVX-512) or 8.
+    @inline(__always)
+    static func wideLaneWidth(_ p: Problem) -> Int {
         #if arch(x86_64)
-        if p.isa == .avx512 { return p.headDim % AVX512Attention.laneWidth == 0 && lanes >= 8 }
+        if p.isa == .avx512 { return AVX512Attention.laneWidth }
         #endif
-        return p.headDim % WideTile8.laneWidth == 0 && lanes >= 6
+        return WideTile8.laneWidth
     }
 
     /// Transposes the item's scaled queries into `qT` (padding lanes zero) and gives the padding lanes an empty
@@ -730,12 +737,7 @@ public enum Attention {
                                   lanes: Int) -> Int? {
         var m = 0
         for l in 0..<lanes where s.hi[l] > s.lo[l] { c.active[m] = Int32(l); m += 1 }
-        let width: Int
-        #if arch(x86_64)
-        width = p.isa == .avx512 ? AVX512Attention.laneWidth : WideTile8.laneWidth
-        #else
-        width = WideTile8.laneWidth
-        #endif
+        let width = wideLaneWidth(p)
         guard (m + width - 1) / width < (lanes + width - 1) / width else { return nil }
         let d = p.headDim, pitch = s.lanePitch
         for col in 0..<d {

@@ -186,13 +186,13 @@ enum RowDot {
         return s
     }
 
-    // The block loops below share one pattern: codes are widened straight from memory, 8 bytes into 8 lanes
-    // (vpmovzxbd / vpmovsxbd with a memory operand, so no shuffles extract quarters of a wider register), converted
-    // (vcvtdq2ps) and multiplied with the raw activations into one partial vector per block; the partial is added
-    // to an accumulator with one FMA by the block scale (acc += t · d). Nibble formats take both nibbles of the
-    // same 8 bytes from the widened lanes (`& 15`, `>> 4` on 32-bit lanes: no byte shifts, which AVX2 lacks).
-    // Block scales come from one vcvtph2ps of the block's first 8 bytes (`blockHeader`).
-    // Two blocks per iteration feed two accumulators.
+    // The block loops below share one pattern: codes are widened 8 at a time into 32-bit lanes (8 bytes per
+    // widening, so no shuffles extract quarters of a wider register; for nibbles the compiler masks and shifts the
+    // 8 bytes before widening), converted (vcvtdq2ps) and multiplied with the raw activations into partial
+    // vectors (one per block for Q8_0, two for the nibble formats); each partial is added to an accumulator with
+    // one FMA by the block scale (acc += t · d).
+    // Scales come from `broadcastScale` (Q8_0, Q4_0) or from `blockHeader` where the minimum is needed too.
+    // Two blocks per iteration; weights are prefetched `prefetchDistance` bytes ahead.
 
     /// Q8_0: Σ_b d_b Σ_i q_i x_i.
     @inline(never) static func q8_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
