@@ -41,12 +41,14 @@ let package = Package(
         ),
         // Evaluation: perplexity, KL divergence, top-1 agreement against a reference run.
         .target(name: "AutoGLMEvaluation", dependencies: ["AutoGLMSpecs", "AutoGLMEngine"]),
+        // Child processes run to completion with their output collected (both pipes drained, reads retried on EINTR).
+        .target(name: "AutoGLMProcess"),
         // Emulator: cgroup v1/v2 caps, child process supervision, memory timeline.
         .target(name: "AutoGLMEmulator", dependencies: ["AutoGLMSpecs"]),
         // Sign-off: gates, reports (JUnit, Markdown, HTML), signed provenance, ledger.
         .target(
             name: "AutoGLMSignoff",
-            dependencies: ["AutoGLMSpecs", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["AutoGLMSpecs", "AutoGLMProcess", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "autoglm-plan",
@@ -59,7 +61,7 @@ let package = Package(
             name: "autoglm-run",
             dependencies: [
                 "AutoGLMSpecs", "AutoGLMPlanner", "AutoGLMEngine", "AutoGLMEvaluation",
-                "AutoGLMEmulator", "AutoGLMSignoff",
+                "AutoGLMEmulator", "AutoGLMSignoff", "AutoGLMProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -69,9 +71,10 @@ let package = Package(
         .testTarget(name: "AutoGLMKernelsAVX512Tests", dependencies: ["AutoGLMKernelsAVX512", "AutoGLMEngine"]),
         .testTarget(name: "AutoGLMEvaluationTests", dependencies: ["AutoGLMEvaluation", "AutoGLMEngine"]),
         .testTarget(name: "AutoGLMEmulatorTests", dependencies: ["AutoGLMEmulator", "AutoGLMSpecs"]),
-        .testTarget(name: "AutoGLMSignoffTests", dependencies: ["AutoGLMSignoff", "AutoGLMSpecs"]),
+        .testTarget(name: "AutoGLMSignoffTests", dependencies: ["AutoGLMSignoff", "AutoGLMSpecs", "AutoGLMProcess"]),
+        .testTarget(name: "AutoGLMProcessTests", dependencies: ["AutoGLMProcess"]),
         // End-to-end tests that run the built executables.
-        .testTarget(name: "CLITests", dependencies: ["autoglm-plan", "autoglm-run", "AutoGLMSpecs"]),
+        .testTarget(name: "CLITests", dependencies: ["autoglm-plan", "autoglm-run", "AutoGLMSpecs", "AutoGLMProcess"]),
     ],
     swiftLanguageModes: [.v6]
 )

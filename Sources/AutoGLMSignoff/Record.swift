@@ -1,3 +1,4 @@
+import AutoGLMProcess
 import AutoGLMSpecs
 import Foundation
 
@@ -33,17 +34,9 @@ public struct BuildInfo: Codable, Sendable, Equatable {
     }
 
     static func git(_ args: [String]) -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["git"] + args
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return nil }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let r = try? CapturedProcess.run("/usr/bin/env", ["git"] + args, captureStandardError: false),
+              !r.uncaughtSignal, r.status == 0 else { return nil }
+        return r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 

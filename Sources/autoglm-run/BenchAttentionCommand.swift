@@ -1,6 +1,7 @@
 import ArgumentParser
 import AutoGLMEngine
 import AutoGLMPlanner
+import AutoGLMProcess
 import AutoGLMSpecs
 import Foundation
 
@@ -264,26 +265,17 @@ struct BenchAttentionCommand: ParsableCommand {
                                minimumSeconds: Double) throws -> AttentionBenchmark.Result {
         let request = ChildRequest(setting: setting, sequenceLength: length, repetitions: repetitions,
                                    minimumSeconds: minimumSeconds)
-        let process = Process()
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["bench-attention", "--measure-one",
-                             String(decoding: try JSONEncoder().encode(request), as: UTF8.self)]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        let child = try CapturedProcess.run(executable, ["bench-attention", "--measure-one",
+                                                         String(decoding: try JSONEncoder().encode(request), as: UTF8.self)])
+        guard child.status == 0, !child.uncaughtSignal else {
             throw BenchAttentionError.childFailed(setting: setting.name, length: length,
-                                                  status: process.terminationStatus,
-                                                  stderr: String(decoding: stderr, as: UTF8.self))
+                                                  status: child.uncaughtSignal ? 128 + child.status : child.status,
+                                                  stderr: child.stderrText)
         }
         do {
-            return try JSONDecoder().decode(AttentionBenchmark.Result.self, from: stdout)
+            return try JSONDecoder().decode(AttentionBenchmark.Result.self, from: child.stdout)
         } catch {
             throw BenchAttentionError.childOutput(setting: setting.name, length: length, reason: "\(error)")
         }

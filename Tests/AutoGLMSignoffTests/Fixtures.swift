@@ -1,3 +1,4 @@
+import AutoGLMProcess
 import AutoGLMSpecs
 import Foundation
 
@@ -161,13 +162,6 @@ struct Fixture {
 }
 
 func sha256(_ path: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["sha256sum", path]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self).split(separator: " ").first.map(String.init) ?? ""
+    let r = try CapturedProcess.run("/usr/bin/env", ["sha256sum", path])
+    return r.stdoutText.split(separator: " ").first.map(String.init) ?? ""
 }

@@ -1,3 +1,4 @@
+import AutoGLMProcess
 import Foundation
 import Testing
 
@@ -30,18 +31,7 @@ enum CLITool {
 
     /// Runs `name` with `arguments` and collects its exit status and output.
     static func run(_ name: String, _ arguments: [String], currentDirectory: URL? = nil) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary(name))
-        process.arguments = arguments
-        if let currentDirectory { process.currentDirectoryURL = currentDirectory }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
+        let r = try CapturedProcess.run(try binary(name), arguments, currentDirectory: currentDirectory?.path)
+        return Output(status: r.status, stdout: r.stdoutText, stderr: r.stderrText)
     }
 }

@@ -1,5 +1,6 @@
-import Testing
+import AutoGLMProcess
 import Foundation
+import Testing
 import AutoGLMSpecs
 
 /// The package root, found from this file's location.
@@ -37,19 +38,9 @@ private struct Run {
 }
 
 private func runPlan(_ arguments: [String]) throws -> Run {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try planBinary())
-    process.arguments = arguments
-    process.currentDirectoryURL = URL(fileURLWithPath: root)
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return Run(status: process.terminationStatus, reason: process.terminationReason,
-               stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    let r = try CapturedProcess.run(try planBinary(), arguments, currentDirectory: root)
+    return Run(status: r.status, reason: r.uncaughtSignal ? .uncaughtSignal : .exit,
+               stdout: r.stdoutText, stderr: r.stderrText)
 }
 
 private let phoneArgs = ["--device", "DeviceProfiles/snapdragon-8-gen-3-12gb.json",

@@ -1,3 +1,4 @@
+import AutoGLMProcess
 import AutoGLMSpecs
 import Foundation
 import Testing
@@ -371,15 +372,8 @@ enum SignoffCLI {
         // Validate against the JUnit schema where xmllint is installed.
         if let xmllint = SignoffCLI.which("xmllint") {
             try SignoffCLI.junitSchema.write(toFile: fx.path("junit.xsd"), atomically: true, encoding: .utf8)
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: xmllint)
-            p.arguments = ["--noout", "--schema", fx.path("junit.xsd"), fx.path("junit.xml")]
-            let err = Pipe()
-            p.standardError = err
-            try p.run()
-            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            #expect(p.terminationStatus == 0, "xmllint: \(message)")
+            let r = try CapturedProcess.run(xmllint, ["--noout", "--schema", fx.path("junit.xsd"), fx.path("junit.xml")])
+            #expect(r.status == 0, "xmllint: \(r.stderrText)")
         }
         let md = try String(contentsOfFile: fx.path("summary.md"), encoding: .utf8)
         #expect(md.hasPrefix("# Sign-off: FAIL"))
