@@ -178,7 +178,8 @@ struct KernelMatrixTests {
     @Test("fused matvec over several matrices equals separate matvecs", arguments: KernelISA.supported)
     func fusedMatvec(isa: KernelISA) throws {
         let columns = 256
-        let specs: [(PackedFormat, Int)] = [(.q4_1, 40), (.q8_0, 13), (.int4g128, 24), (.f16, 5)]
+        // Two Q4_1 matrices: matrices of one format share one prepared input.
+        let specs: [(PackedFormat, Int)] = [(.q4_1, 40), (.q8_0, 13), (.int4g128, 24), (.f16, 5), (.q4_1, 9)]
         let ws = try specs.enumerated().map { i, spec in
             try PackedMatrix.quantize(randomFloats(spec.1 * columns, seed: UInt64(50 + i)), rows: spec.1,
                                       columns: columns, format: spec.0)
@@ -198,6 +199,33 @@ struct KernelMatrixTests {
                 }
                 for r in 0..<w.rows { #expect(outputs[i][r] == single[r], "matrix \(i) row \(r)") }
             }
+        }
+    }
+
+    @Test("8-lane nibble kernels: the prepared activations give Σ lo·x + hi·x′ for every group size",
+          arguments: [32, 64, 128])
+    func nibbleActivations(group: Int) {
+        let n = 4 * group, half = group / 2
+        // A wide dynamic range: the second half's transform subtracts 16 times the first.
+        let x = randomFloats(n, seed: UInt64(group), range: -1...1).enumerated().map { $0 % 7 == 0 ? $1 * 1000 : $1 }
+        var rng = SplitMix64(seed: 77)
+        let bytes = (0..<(n / 2)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        var prepared = [Float](repeating: .nan, count: n)
+        x.withUnsafeBufferPointer { xb in
+            prepared.withUnsafeMutableBufferPointer { RowDot.nibbleActivations(xb.baseAddress!, count: n, group: group,
+                                                                               into: $0.baseAddress!) }
+        }
+        for g in 0..<(n / group) {
+            var exact = 0.0, viaPrepared = 0.0, magnitude = 0.0
+            for j in 0..<half {
+                let b = bytes[g * half + j], lo = Double(b & 0x0F), hi = Double(b >> 4)
+                let x1 = Double(x[g * group + j]), x2 = Double(x[g * group + half + j])
+                exact += lo * x1 + hi * x2
+                magnitude += lo * abs(x1) + hi * abs(x2) + 16 * hi * abs(x1)
+                viaPrepared += Double(b) * Double(prepared[g * group + j]) + hi * Double(prepared[g * group + half + j])
+                #expect(prepared[g * group + j] == x[g * group + j])
+            }
+            #expect(abs(viaPrepared - exact) <= 1e-6 * magnitude, "group \(g): \(viaPrepared) vs \(exact)")
         }
     }
 

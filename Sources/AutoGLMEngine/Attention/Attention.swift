@@ -1078,12 +1078,12 @@ enum AttentionMath {
         while i + 16 <= n {
             let h0 = row.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<Float16>.self)
             let h1 = row.loadUnaligned(fromByteOffset: 2 * i + 16, as: SIMD8<Float16>.self)
-            s0 += load8(a + i) * SIMD8<Float>(h0)
-            s1 += load8(a + i + 8) * SIMD8<Float>(h1)
+            s0 += load8(a + i) * floats(h0)
+            s1 += load8(a + i + 8) * floats(h1)
             i += 16
         }
         if i + 8 <= n {
-            s0 += load8(a + i) * SIMD8<Float>(row.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<Float16>.self))
+            s0 += load8(a + i) * loadHalf8(row + 2 * i)
             i += 8
         }
         var s = (s0 + s1).sum()
@@ -1104,7 +1104,7 @@ enum AttentionMath {
                 var s = SIMD8<Float>()
                 for k in stride(from: 0, to: 32, by: 8) {
                     let b = data.loadUnaligned(fromByteOffset: start + k, as: SIMD8<Int8>.self)
-                    s += load8(a + start + k) * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: b))
+                    s += load8(a + start + k) * floats(b)
                 }
                 acc = s.sum()
             } else {
@@ -1129,9 +1129,8 @@ enum AttentionMath {
             if len == KVRowLayout.groupSize {
                 var s = SIMD8<Float>(), t = SIMD8<Float>()
                 for k in stride(from: 0, to: 16, by: 8) {
-                    let b = SIMD8<Int32>(truncatingIfNeeded: data.loadUnaligned(fromByteOffset: bytesOffset + k,
-                                                                                 as: SIMD8<UInt8>.self))
-                    let lo = SIMD8<Float>(b & 0x0F), hi = SIMD8<Float>(b &>> 4)
+                    let b = widen(data.loadUnaligned(fromByteOffset: bytesOffset + k, as: SIMD8<UInt8>.self))
+                    let lo = smallIntsToFloats(b & 0x0F), hi = smallIntsToFloats(b &>> 4)
                     let qa = load8(a + start + k), qb = load8(a + start + 16 + k)
                     s += qa * lo + qb * hi
                     t += qa + qb
@@ -1167,7 +1166,7 @@ enum AttentionMath {
             let wv = SIMD8<Float>(repeating: w)
             var i = 0
             while i + 8 <= d {
-                let h = SIMD8<Float>(row.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<Float16>.self))
+                let h = loadHalf8(row + 2 * i)
                 store8(load8(y + i) + wv * h, y + i)
                 i += 8
             }
@@ -1183,7 +1182,7 @@ enum AttentionMath {
                     let wv = SIMD8<Float>(repeating: ws)
                     for k in stride(from: 0, to: 32, by: 8) {
                         let b = data.loadUnaligned(fromByteOffset: start + k, as: SIMD8<Int8>.self)
-                        let v = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: b))
+                        let v = floats(b)
                         store8(load8(y + start + k) + wv * v, y + start + k)
                     }
                 } else {
@@ -1201,9 +1200,8 @@ enum AttentionMath {
                 if len == KVRowLayout.groupSize {
                     let wv = SIMD8<Float>(repeating: ws), mv = SIMD8<Float>(repeating: wm)
                     for k in stride(from: 0, to: 16, by: 8) {
-                        let b = SIMD8<Int32>(truncatingIfNeeded: data.loadUnaligned(fromByteOffset: bytesOffset + k,
-                                                                                     as: SIMD8<UInt8>.self))
-                        let lo = SIMD8<Float>(b & 0x0F), hi = SIMD8<Float>(b &>> 4)
+                        let b = widen(data.loadUnaligned(fromByteOffset: bytesOffset + k, as: SIMD8<UInt8>.self))
+                        let lo = smallIntsToFloats(b & 0x0F), hi = smallIntsToFloats(b &>> 4)
                         store8(load8(y + start + k) + (wv * lo + mv), y + start + k)
                         store8(load8(y + start + 16 + k) + (wv * hi + mv), y + start + 16 + k)
                     }
@@ -1245,7 +1243,7 @@ enum F32Chunks: KVChunkDecoder {
 enum F16Chunks: KVChunkDecoder {
     @inline(__always)
     static func decode8(_ row: UnsafeRawPointer, chunk c: Int, dataOffset: Int) -> SIMD8<Float> {
-        SIMD8<Float>(row.loadUnaligned(fromByteOffset: 16 * c, as: SIMD8<Float16>.self))
+        floats(row.loadUnaligned(fromByteOffset: 16 * c, as: SIMD8<Float16>.self))
     }
 }
 
@@ -1253,8 +1251,7 @@ enum Int8Chunks: KVChunkDecoder {
     @inline(__always)
     static func decode8(_ row: UnsafeRawPointer, chunk c: Int, dataOffset: Int) -> SIMD8<Float> {
         let scale = Float(row.load(fromByteOffset: 2 * (c >> 2), as: Float16.self))
-        let b = row.loadUnaligned(fromByteOffset: dataOffset + 8 * c, as: SIMD8<Int8>.self)
-        return SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: b)) * scale
+        return floats(row.loadUnaligned(fromByteOffset: dataOffset + 8 * c, as: SIMD8<Int8>.self)) * scale
     }
 }
 
@@ -1265,10 +1262,9 @@ enum Int4Chunks: KVChunkDecoder {
         let scale = Float(row.load(fromByteOffset: 4 * g, as: Float16.self))
         let minimum = Float(row.load(fromByteOffset: 4 * g + 2, as: Float16.self))
         // Byte j of a group holds element j (low nibble) and element j + 16 (high nibble).
-        let b = SIMD8<Int32>(truncatingIfNeeded: row.loadUnaligned(fromByteOffset: dataOffset + 16 * g + 8 * (k & 1),
-                                                                   as: SIMD8<UInt8>.self))
+        let b = widen(row.loadUnaligned(fromByteOffset: dataOffset + 16 * g + 8 * (k & 1), as: SIMD8<UInt8>.self))
         let q = k < 2 ? b & 0x0F : b &>> 4
-        return SIMD8<Float>(q) * scale + minimum
+        return smallIntsToFloats(q) * scale + minimum
     }
 }
 

@@ -32,17 +32,32 @@ public enum MatrixKernels {
     /// Rows are split over `pool` (nil: the calling thread only). `isa` picks the kernel family (tests compare them).
     public static func matvec(_ w: PackedMatrix, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
                               pool: ComputePool?, isa: KernelISA = .active) {
-        let n = w.columns
-        if let group = w.format.activationSumGroup {
-            let groups = n / group
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: groups) { sums in
-                let s = sums.baseAddress!
-                for g in 0..<groups { s[g] = VectorOps.sum(x + g * group, count: group) }
-                runMatvec(w, x, s, y, pool: pool, isa: isa)
-            }
-        } else {
-            runMatvec(w, x, x, y, pool: pool, isa: isa)
+        let scratch = activationScratchCount(w.format, columns: w.columns, isa: isa)
+        if scratch == 0 { runMatvec(w, x, x, y, pool: pool, isa: isa); return }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: scratch) { buffer in
+            let (xk, sums) = prepareActivations(w.format, x, columns: w.columns, isa: isa, scratch: buffer.baseAddress!)
+            runMatvec(w, xk, sums, y, pool: pool, isa: isa)
         }
+    }
+
+    /// Floats of per-call scratch the matvec kernels of `format` need next to the activations: the sums of each
+    /// group (formats with an offset term), and for the 8-lane nibble kernels the prepared activations.
+    static func activationScratchCount(_ format: PackedFormat, columns n: Int, isa: KernelISA) -> Int {
+        guard let group = format.activationSumGroup else { return 0 }
+        return n / group + (isa == .avx512 ? 0 : n)
+    }
+
+    /// Fills `scratch` (`activationScratchCount` floats) for one input vector: the group sums of `x`, then, for
+    /// the 8-lane nibble kernels, `RowDot.nibbleActivations` of `x`. Returns the activations the row kernels
+    /// read and the sums (both `x` for formats that need neither).
+    static func prepareActivations(_ format: PackedFormat, _ x: UnsafePointer<Float>, columns n: Int, isa: KernelISA,
+                                   scratch: UnsafeMutablePointer<Float>) -> (x: UnsafePointer<Float>, sums: UnsafePointer<Float>) {
+        guard let group = format.activationSumGroup else { return (x, x) }
+        let groups = n / group
+        for g in 0..<groups { scratch[g] = VectorOps.sum(x + g * group, count: group) }
+        if isa == .avx512 { return (x, UnsafePointer(scratch)) }
+        RowDot.nibbleActivations(x, count: n, group: group, into: scratch + groups)
+        return (UnsafePointer(scratch + groups), UnsafePointer(scratch))
     }
 
     /// Several matvecs that share one input (for example Q, K and V, or gate and up) in a single parallel job:
@@ -54,30 +69,33 @@ public enum MatrixKernels {
         if count == 0 { return }
         if count == 1 { matvec(ws[0], x, into: ys[0], pool: pool, isa: isa); return }
         let threads = pool?.threadCount ?? 1
-        // Activation sums per matrix (only formats with an offset term need them), laid out one after another.
-        var sumOffsets = [Int](repeating: 0, count: count)
-        var totalSums = 0
+        // Activation scratch per matrix (sums, prepared activations; see `prepareActivations`), one after another.
+        var scratchOffsets = [Int](repeating: 0, count: count)
+        var totalScratch = 0
         var chunkOf = [Int](repeating: 0, count: count)
         var firstTask = [Int](repeating: 0, count: count + 1)
         for i in 0..<count {
-            sumOffsets[i] = totalSums
-            if let g = ws[i].format.activationSumGroup { totalSums += ws[i].columns / g }
+            scratchOffsets[i] = totalScratch
+            totalScratch += activationScratchCount(ws[i].format, columns: ws[i].columns, isa: isa)
             chunkOf[i] = matvecChunk(rows: ws[i].rows, threads: threads)
             firstTask[i + 1] = firstTask[i] + (ws[i].rows + chunkOf[i] - 1) / chunkOf[i]
         }
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(totalSums, 1)) { sums in
-            let s = sums.baseAddress!
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(totalScratch, 1)) { buffer in
+            let s = buffer.baseAddress!
+            // Matrices of one format read the same prepared input (Q, K and V; gate and up): prepared once.
+            var inputs: [(x: UnsafePointer<Float>, sums: UnsafePointer<Float>)] = []
             for i in 0..<count {
-                guard let g = ws[i].format.activationSumGroup else { continue }
-                for k in 0..<(ws[i].columns / g) { s[sumOffsets[i] + k] = VectorOps.sum(x + k * g, count: g) }
+                if let j = (0..<i).first(where: { ws[$0].format == ws[i].format }) { inputs.append(inputs[j]); continue }
+                inputs.append(prepareActivations(ws[i].format, x, columns: ws[i].columns, isa: isa,
+                                                 scratch: s + scratchOffsets[i]))
             }
             let body: (Int) -> Void = { task in
                 var m = 0
                 while firstTask[m + 1] <= task { m += 1 }
                 let start = (task - firstTask[m]) * chunkOf[m]
                 let w = ws[m]
-                let xsum = w.format.activationSumGroup == nil ? x : UnsafePointer(s + sumOffsets[m])
-                SIMDKernels.matvecRows(w, x, xsum, ys[m], start..<min(start + chunkOf[m], w.rows), isa: isa)
+                SIMDKernels.matvecRows(w, inputs[m].x, inputs[m].sums, ys[m], start..<min(start + chunkOf[m], w.rows),
+                                       isa: isa)
             }
             if let pool { pool.parallelFor(firstTask[count], body) } else { for t in 0..<firstTask[count] { body(t) } }
         }

@@ -65,9 +65,16 @@ typealias F8 = SIMD8<Float>
     smallIntsToFloats(widen(v))
 }
 
+/// Widens 8 halfs to floats, lane by lane from scalar conversions: compiles to one vcvtph2ps. The standard
+/// library's `SIMD8<Float>(SIMD8<Float16>)` is a generic specialisation that the inliner drops in larger loops,
+/// leaving an out-of-line call (with vzeroupper and every live accumulator spilled) per use.
+@inline(__always) func floats(_ h: SIMD8<Float16>) -> F8 {
+    F8(Float(h[0]), Float(h[1]), Float(h[2]), Float(h[3]), Float(h[4]), Float(h[5]), Float(h[6]), Float(h[7]))
+}
+
 /// Loads 8 halfs and widens them (vcvtph2ps).
 @inline(__always) func loadHalf8(_ raw: UnsafeRawPointer) -> F8 {
-    F8(raw.loadUnaligned(as: SIMD8<Float16>.self))
+    floats(raw.loadUnaligned(as: SIMD8<Float16>.self))
 }
 
 /// Loads 8 bfloat16 values and widens them (shift into the upper half of each lane).
@@ -109,14 +116,29 @@ typealias F8 = SIMD8<Float>
 /// from memory. Every block is at least 18 bytes, so reading 8 stays inside it. Loading a single f16 instead
 /// compiles to vpinsrw into an arbitrary register, which can chain each block to the previous block's accumulator.
 @inline(__always) func blockHeader(_ raw: UnsafeRawPointer) -> SIMD4<Float> {
-    SIMD4<Float>(raw.loadUnaligned(as: SIMD4<Float16>.self))
+    let h = raw.loadUnaligned(as: SIMD4<Float16>.self)
+    return SIMD4<Float>(Float(h[0]), Float(h[1]), Float(h[2]), Float(h[3]))
 }
 
-/// A block's f16 scale in all 8 lanes: a 16-bit broadcast from memory, then vcvtph2ps. Both write whole
-/// registers, so the load never depends on what a register held before (a single-f16 load is lowered as vpinsrw
-/// into some live register, which tied each block's scale to an accumulator of the previous iteration).
-@inline(__always) func broadcastScale(_ raw: UnsafeRawPointer) -> F8 {
-    F8(SIMD8<Float16>(repeating: raw.loadUnaligned(as: Float16.self)))
+/// A block's f16 scale (its first two bytes) in all 8 lanes. The half is loaded into an integer register and
+/// masked there with `mask` (`KernelConstants.halfBits`, all ones, read once by the caller: an access inside the
+/// loop keeps its lazy-initialisation check there) before one vmovd and vcvtph2ps, which write whole registers.
+/// Converted straight from memory, a single half is lowered as vpinsrw into whichever register the compiler picks,
+/// a live accumulator included, which chained each block's scale to the previous iteration's last multiply-add.
+@inline(__always) func broadcastScale(_ raw: UnsafeRawPointer, _ mask: UInt16) -> F8 {
+    F8(repeating: Float(Float16(bitPattern: raw.loadUnaligned(as: UInt16.self) & mask)))
+}
+
+/// Values the kernels read at run time so that the optimiser cannot see them and rewrite the operations that use
+/// them into slower forms (see the uses). Never written. Both are SIMD values: their lazy initialisation keeps the
+/// optimiser from folding them (a plain integer variable that is never written is folded to its initial value).
+enum KernelConstants {
+    /// All ones: masks a block scale in an integer register (`broadcastScale`).
+    @usableFromInline nonisolated(unsafe) static var halfBits = SIMD2<UInt16>(repeating: 0xFFFF)
+    /// 4 in every lane: moves a code byte's high nibble to the bottom of its 32-bit lane (`RowDot.nibbleBlock`).
+    /// With a literal 4 the compiler rewrites `(widened bytes) >> 4` as a byte shift and mask (vpsrlw, vpand) on
+    /// the narrow bytes followed by a second widening: three operations instead of one vpsrlvd.
+    @usableFromInline nonisolated(unsafe) static var highNibbleShift = SIMD8<Int32>(repeating: 4)
 }
 
 /// Software prefetch of the cache line at `p` into all cache levels (LLVM's prefetch intrinsic: read, high
@@ -186,16 +208,15 @@ enum RowDot {
         return s
     }
 
-    // The block loops below share one pattern: codes are widened 8 at a time into 32-bit lanes (8 bytes per
-    // widening, so no shuffles extract quarters of a wider register; for nibbles the compiler masks and shifts the
-    // 8 bytes before widening), converted (vcvtdq2ps) and multiplied with the raw activations into partial
-    // vectors (one per block for Q8_0, two for the nibble formats); each partial is added to an accumulator with
-    // one FMA by the block scale (acc += t · d).
-    // Scales come from `broadcastScale` (Q8_0, Q4_0) or from `blockHeader` where the minimum is needed too.
-    // Two blocks per iteration; weights are prefetched `prefetchDistance` bytes ahead.
+    // The block loops below share one pattern: codes are widened 8 at a time into 32-bit lanes straight from memory
+    // (vpmovzxbd/vpmovsxbd), converted (vcvtdq2ps) and multiplied with the activations into partial vectors (one
+    // per block for Q8_0, two for the nibble formats); each partial is added to an accumulator with one FMA by the
+    // block scale (acc += t · d). Scales come from `broadcastScale` (Q8_0, Q4_0) or from `blockHeader` where the
+    // minimum is needed too. Two blocks per iteration; weights are prefetched `prefetchDistance` bytes ahead.
 
     /// Q8_0: Σ_b d_b Σ_i q_i x_i.
     @inline(never) static func q8_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        let mask = KernelConstants.halfBits[0]
         @inline(__always) func block(_ p: UnsafeRawPointer, _ xb: UnsafePointer<Float>) -> F8 {
             var t = floats(p.loadUnaligned(fromByteOffset: 2, as: SIMD8<Int8>.self)) * load8(xb)
             t = t.addingProduct(floats(p.loadUnaligned(fromByteOffset: 10, as: SIMD8<Int8>.self)), load8(xb + 8))
@@ -210,36 +231,70 @@ enum RowDot {
             let p = w + b * 34, xb = x + b * 32
             prefetch(p + prefetchDistance)
             let t = block(p, xb), u = block(p + 34, xb + 32)
-            a0 = a0.addingProduct(t, broadcastScale(p))
-            a1 = a1.addingProduct(u, broadcastScale(p + 34))
+            a0 = a0.addingProduct(t, broadcastScale(p, mask))
+            a1 = a1.addingProduct(u, broadcastScale(p + 34, mask))
             b += 2
         }
         if b < blocks {
             let p = w + b * 34
-            a0 = a0.addingProduct(block(p, x + b * 32), broadcastScale(p))
+            a0 = a0.addingProduct(block(p, x + b * 32), broadcastScale(p, mask))
         }
         return hsum(a0 + a1)
     }
 
-    /// Σ_i c_i x_i over one 32-weight nibble block whose 16 code bytes start at `q` (byte j: code j in the low
-    /// nibble, code j + half in the high nibble, for `half` = 16; longer groups call it per 16 bytes with their
-    /// own `half`), as two partial vectors (bytes 0–7 and 8–15): two dependency chains of two operations each.
+    /// Σ_i c_i x_i over one nibble group whose code bytes start at `q`, for 16 of its bytes: byte j holds code j in
+    /// its low nibble and code j + `half` in its high nibble. With the byte b_j = lo_j + 16·hi_j,
+    ///     lo_j·x_j + hi_j·x_{j+half} = b_j·x_j + hi_j·(x_{j+half} − 16·x_j),
+    /// so the kernel reads activations prepared once per matvec by `nibbleActivations` (x′: the first half of each
+    /// group as it is, the second half minus 16 times the first) and never masks the low nibble: per 8 bytes one
+    /// widening load, one shift, two conversions and two multiply-adds (the masked form needs two more vector
+    /// operations, and the compiler narrows the mask and shift to bytes, which costs a second widening).
+    /// Returns two partial vectors (bytes 0–7 and 8–15): two dependency chains of two operations each.
+    /// `shift` is `KernelConstants.highNibbleShift`, read once by the caller.
     @inline(__always) static func nibbleBlock(_ q: UnsafeRawPointer, _ xb: UnsafePointer<Float>,
-                                              half: Int) -> (F8, F8) {
+                                              half: Int, shift: SIMD8<Int32>) -> (F8, F8) {
         let v0 = widen(q.loadUnaligned(as: SIMD8<UInt8>.self))
         let v1 = widen(q.loadUnaligned(fromByteOffset: 8, as: SIMD8<UInt8>.self))
-        var t = smallIntsToFloats(v0 & 15) * load8(xb)
-        var u = smallIntsToFloats(v1 & 15) * load8(xb + 8)
-        t = t.addingProduct(smallIntsToFloats(v0 &>> 4), load8(xb + half))
-        u = u.addingProduct(smallIntsToFloats(v1 &>> 4), load8(xb + half + 8))
+        var t = smallIntsToFloats(v0) * load8(xb)
+        var u = smallIntsToFloats(v1) * load8(xb + 8)
+        t = t.addingProduct(smallIntsToFloats(v0 &>> shift), load8(xb + half))
+        u = u.addingProduct(smallIntsToFloats(v1 &>> shift), load8(xb + half + 8))
         return (t, u)
     }
 
+
+    /// The activations the 8-lane nibble kernels read (see `nibbleBlock`): per group of `group` values, x′ = x on
+    /// the first half and x′[j + half] = x[j + half] − 16·x[j] on the second. The subtraction rounds once (relative
+    /// 2⁻²⁴ of |x[j + half]| + 16|x[j]|), far below any 4-bit format's own error.
+    static func nibbleActivations(_ x: UnsafePointer<Float>, count n: Int, group: Int,
+                                  into out: UnsafeMutablePointer<Float>) {
+        let half = group / 2
+        let sixteen = F8(repeating: 16)
+        var g = 0
+        while g + group <= n {
+            var j = 0
+            while j + 8 <= half {
+                let a = load8(x + g + j)
+                store8(a, out + g + j)
+                store8(load8(x + g + half + j) - sixteen * a, out + g + half + j)
+                j += 8
+            }
+            while j < half {
+                out[g + j] = x[g + j]
+                out[g + half + j] = x[g + half + j] - 16 * x[g + j]
+                j += 1
+            }
+            g += group
+        }
+    }
+
     /// Q4_0: Σ_b d_b (Σ_i c_i x_i − 8 S_b), with the stored codes c_i = 0...15 and `xsum[b]` = S_b = Σ_{i∈b} x_i.
+    /// `x` holds the prepared activations of `nibbleActivations`; the sums are of the original ones.
     /// Taking the offset out of the inner loop saves two integer operations per 8 weights; the subtraction happens
     /// once per row in Float32, where its rounding (relative 2⁻²⁴ of 8·|d·S|) is far below the format's own error.
     @inline(never) static func q4_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
                                     _ n: Int) -> Float {
+        let shift = KernelConstants.highNibbleShift, mask = KernelConstants.halfBits[0]
         var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
         var offset: Float = 0, offset2: Float = 0
         let blocks = n / 32
@@ -247,8 +302,9 @@ enum RowDot {
         while b + 2 <= blocks {
             let p = w + b * 18, xb = x + b * 32
             prefetch(p + prefetchDistance)
-            let (t0, t1) = nibbleBlock(p + 2, xb, half: 16), (u0, u1) = nibbleBlock(p + 20, xb + 32, half: 16)
-            let d = broadcastScale(p), e = broadcastScale(p + 18)
+            let (t0, t1) = nibbleBlock(p + 2, xb, half: 16, shift: shift),
+                (u0, u1) = nibbleBlock(p + 20, xb + 32, half: 16, shift: shift)
+            let d = broadcastScale(p, mask), e = broadcastScale(p + 18, mask)
             a0 = a0.addingProduct(t0, d)
             a1 = a1.addingProduct(t1, d)
             a2 = a2.addingProduct(u0, e)
@@ -259,8 +315,8 @@ enum RowDot {
         }
         if b < blocks {
             let p = w + b * 18
-            let d = broadcastScale(p)
-            let (t0, t1) = nibbleBlock(p + 2, x + b * 32, half: 16)
+            let d = broadcastScale(p, mask)
+            let (t0, t1) = nibbleBlock(p + 2, x + b * 32, half: 16, shift: shift)
             a0 = a0.addingProduct(t0, d)
             a1 = a1.addingProduct(t1, d)
             offset = offset.addingProduct(d[0], xsum[b])
@@ -269,10 +325,12 @@ enum RowDot {
     }
 
     /// Q4_1 and INT4-gN: Σ_g d_g Σ_i q_i x_i + Σ_g m_g S_g, where `xsum[g]` = S_g = Σ_{i∈g} x_i.
+    /// `x` holds the prepared activations of `nibbleActivations`; the sums are of the original ones.
     /// Groups of 32 take two groups per iteration; longer groups (64, 128) already give each accumulator several
     /// independent products per group.
     @inline(never) static func q4Min(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
                                      _ n: Int, group: Int, blockBytes: Int) -> Float {
+        let shift = KernelConstants.highNibbleShift
         var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
         var mins: Float = 0, mins2: Float = 0
         let groups = n / group
@@ -282,7 +340,8 @@ enum RowDot {
                 let p = w + g * blockBytes, p2 = p + blockBytes
                 let xb = x + g * 32
                 prefetch(p + prefetchDistance)
-                let (t0, t1) = nibbleBlock(p + 4, xb, half: 16), (u0, u1) = nibbleBlock(p2 + 4, xb + 32, half: 16)
+                let (t0, t1) = nibbleBlock(p + 4, xb, half: 16, shift: shift),
+                    (u0, u1) = nibbleBlock(p2 + 4, xb + 32, half: 16, shift: shift)
                 let h = blockHeader(p), h2 = blockHeader(p2)
                 let d = F8(repeating: h[0]), e = F8(repeating: h2[0])
                 a0 = a0.addingProduct(t0, d)
@@ -301,10 +360,10 @@ enum RowDot {
             let header = blockHeader(p)
             prefetch(p + prefetchDistance)
             if blockBytes > 64 { prefetch(p + prefetchDistance + 64) }
-            var (t0, t1) = nibbleBlock(p + 4, xb, half: half)
+            var (t0, t1) = nibbleBlock(p + 4, xb, half: half, shift: shift)
             var k = 16
             while k < half {
-                let (u0, u1) = nibbleBlock(p + 4 + k, xb + k, half: half)
+                let (u0, u1) = nibbleBlock(p + 4 + k, xb + k, half: half, shift: shift)
                 t0 += u0; t1 += u1
                 k += 16
             }
