@@ -129,7 +129,8 @@ struct KernelMatrixTests {
     @Test("matmul with long rows (column slices), odd row blocks and token remainders",
           arguments: [PackedFormat.f32, .f16, .q4_0, .q8_0, .int8, .int4g32], KernelISA.supported)
     func matmulLongRows(format: PackedFormat, isa: KernelISA) throws {
-        // 13 tokens run the in-place tiles; 67 the AVX-512 packed panels (a full and a partial panel of 32 rows).
+        // 13 tokens run the in-place tiles; 67 the packed panels (AVX-512: a full and a partial panel of 32 rows;
+        // 8-lane: two full panels of 16 and a partial one, 16×6 tiles and a 1-token edge).
         for count in [13, 67] {
             try matmulLongRows(format: format, isa: isa, count: count)
         }

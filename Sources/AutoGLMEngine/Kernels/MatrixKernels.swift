@@ -127,9 +127,9 @@ public enum MatrixKernels {
     }
 
     /// Y[t, r] = Σ_c X[t, c] · W[r, c] for `count` tokens: `x` is `count × w.columns` row-major, `y` is
-    /// `count × w.rows` row-major. AVX-512 with at least `panelMinimumTokens` tokens: each task dequantises panels
-    /// of 32 weight rows, packs each column by column once and runs a 32-row × 8-token outer-product tile over
-    /// every token. Otherwise each task
+    /// `count × w.rows` row-major. With at least `panelMinimumTokens` tokens each task dequantises panels of weight
+    /// rows (AVX-512: 32, 8-lane: 16), packs each column by column once and runs an outer-product tile over every
+    /// token (32 rows × 8 tokens, 16 rows × 6 tokens). Otherwise each task
     /// dequantises blocks of 16 weight rows once per chunk of tokens and runs a register-tiled FMA kernel over them
     /// (AVX-512: 4 rows × 6 tokens; 8-lane: 2 × 6), in column slices for long rows.
     public static func matmul(_ w: PackedMatrix, _ x: UnsafePointer<Float>, count: Int,
@@ -138,9 +138,7 @@ public enum MatrixKernels {
         if count == 1 { matvec(w, x, into: y, pool: pool, isa: isa); return }
         let rows = w.rows
         let n = w.columns
-        #if arch(x86_64)
-        if isa == .avx512 && count >= panelMinimumTokens { matmulPanels(w, x, count: count, into: y, pool: pool); return }
-        #endif
+        if count >= panelMinimumTokens { matmulPanels(w, x, count: count, into: y, pool: pool, isa: isa); return }
         // Token chunk sized so its activations stay in L2 (~384 KiB), a multiple of the 6-token tile.
         let chunkTokens = max(6, min(count, (384 * 1024) / max(1, n * 4)) / 6 * 6)
         let tiles = (rows + 3) / 4
@@ -158,33 +156,33 @@ public enum MatrixKernels {
         if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
     }
 
-    #if arch(x86_64)
     /// Fewest tokens for the packed-panel matmul: packing costs about as much as 32 tokens of multiply-adds per
-    /// panel, so shorter batches run the row-major 4-row × 6-token tile on the weights in place. SmolLM2 Q4_0
-    /// prefill of 16 tokens: 450 tok/s packed, about 650 in place; see `make bench` for the long batches.
+    /// panel, so shorter batches run the row-major tile on the weights in place. SmolLM2 Q4_0 prefill of 16 tokens
+    /// (AVX-512): 450 tok/s packed, about 650 in place; see `make bench` for the long batches.
     static let panelMinimumTokens = 64
 
-    /// The AVX-512 matmul: tasks take runs of 32-row panels; each panel is dequantised, packed column by column
-    /// once, and multiplied with every token (outer-product tile, no horizontal sums).
+    /// The panel matmul: tasks take runs of panels (32 rows for AVX-512, 16 for the 8-lane family); each panel is
+    /// dequantised, packed column by column once, and multiplied with every token (outer-product tile, no
+    /// horizontal sums).
     private static func matmulPanels(_ w: PackedMatrix, _ x: UnsafePointer<Float>, count: Int,
-                                     into y: UnsafeMutablePointer<Float>, pool: ComputePool?) {
+                                     into y: UnsafeMutablePointer<Float>, pool: ComputePool?, isa: KernelISA) {
         let rows = w.rows
-        let panelRows = AVX512Kernels.panelRows
+        let panelRows = SIMDKernels.panelRows(isa: isa)
         let panels = (rows + panelRows - 1) / panelRows
         let threads = pool?.threadCount ?? 1
-        // About four tasks per thread: a panel is a large unit (32 rows × every token).
+        // About four tasks per thread: a panel is a large unit (its rows × every token).
         let panelsPerTask = max(1, (panels + threads * 4 - 1) / (threads * 4))
         let tasks = (panels + panelsPerTask - 1) / panelsPerTask
+        let scratch = SIMDKernels.panelScratchCount(columns: w.columns, isa: isa)
         let body: (Int) -> Void = { task in
             let first = task * panelsPerTask * panelRows
             let end = min(rows, first + panelsPerTask * panelRows)
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: SIMDKernels.panelScratchCount(columns: w.columns)) {
-                SIMDKernels.matmulPanelRows(w, x, count, y, first..<end, $0.baseAddress!)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: scratch) {
+                SIMDKernels.matmulPanelRows(w, x, count, y, first..<end, $0.baseAddress!, isa: isa)
             }
         }
         if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
     }
-    #endif
 
     /// Checked form of `matmul`.
     public static func matmulChecked(_ w: PackedMatrix, _ x: UnsafeBufferPointer<Float>, count: Int,

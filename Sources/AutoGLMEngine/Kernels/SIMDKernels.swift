@@ -570,38 +570,55 @@ enum SIMDKernels {
         matmulBlockRows * matmulScratchStride(columns: n)
     }
 
-    #if arch(x86_64)
-    /// Floats of scratch `matmulPanelRows` needs: 32 dequantised rows and one packed panel.
-    static func panelScratchCount(columns n: Int) -> Int {
-        AVX512Kernels.panelRows * (matmulScratchStride(columns: n) + n)
+    /// Rows per packed panel of the panel matmul in kernel family `isa`.
+    static func panelRows(isa: KernelISA) -> Int {
+        #if arch(x86_64)
+        if isa == .avx512 { return AVX512Kernels.panelRows }
+        #endif
+        return Panels8.rows
     }
 
-    /// AVX-512 matmul over the rows in `range` (a multiple of 32 apart from the matrix's last rows): per panel of
-    /// 32 rows, dequantise (F32 rows are read in place), pack column by column, multiply with all `count` tokens.
+    /// Floats of scratch `matmulPanelRows` needs: one panel's dequantised rows and the packed panel.
+    static func panelScratchCount(columns n: Int, isa: KernelISA) -> Int {
+        panelRows(isa: isa) * (matmulScratchStride(columns: n) + n)
+    }
+
+    /// Panel matmul over the rows in `range` (a multiple of the panel's rows apart from the matrix's last rows): per
+    /// panel, dequantise (F32 rows are read in place), pack column by column, multiply with all `count` tokens.
     static func matmulPanelRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ count: Int,
                                 _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>,
-                                _ scratch: UnsafeMutablePointer<Float>) {
+                                _ scratch: UnsafeMutablePointer<Float>, isa: KernelISA) {
         let n = w.columns
         let stride = matmulScratchStride(columns: n)
-        let panelRows = AVX512Kernels.panelRows
+        let panelRows = panelRows(isa: isa)
         let panel = scratch + panelRows * stride
         var r0 = range.lowerBound
         while r0 < range.upperBound {
             let nr = min(panelRows, range.upperBound - r0)
+            let rows: UnsafePointer<Float>, ldw: Int
             if case .f32 = w.format {
-                AVX512Kernels.packPanel((w.data + r0 * w.rowBytes).assumingMemoryBound(to: Float.self), ldw: n,
-                                        rows: nr, columns: n, into: panel)
+                rows = (w.data + r0 * w.rowBytes).assumingMemoryBound(to: Float.self)
+                ldw = n
             } else {
                 for i in 0..<nr {
                     Dequantize.row(w.rowPointer(r0 + i), format: w.format, columns: n, into: scratch + i * stride)
                 }
-                AVX512Kernels.packPanel(scratch, ldw: stride, rows: nr, columns: n, into: panel)
+                rows = UnsafePointer(scratch)
+                ldw = stride
             }
-            AVX512Kernels.panelMatmul(panel, columns: n, x, ldx: n, tokens: count, y + r0, ldy: w.rows, rows: nr)
+            #if arch(x86_64)
+            if isa == .avx512 {
+                AVX512Kernels.packPanel(rows, ldw: ldw, rows: nr, columns: n, into: panel)
+                AVX512Kernels.panelMatmul(panel, columns: n, x, ldx: n, tokens: count, y + r0, ldy: w.rows, rows: nr)
+                r0 += nr
+                continue
+            }
+            #endif
+            Panels8.pack(rows, ldw: ldw, rows: nr, columns: n, into: panel)
+            Panels8.matmul(panel, columns: n, x, ldx: n, tokens: count, y + r0, ldy: w.rows, rows: nr)
             r0 += nr
         }
     }
-    #endif
 
     /// Matmul over the rows in `range`: for each chunk of tokens (activations kept in L2) and each block of
     /// `matmulBlockRows` rows (dequantised once into `scratch`), runs the 2-row × 6-token kernel over slices of
