@@ -174,14 +174,34 @@ public enum MatrixKernels {
         let panelsPerTask = max(1, (panels + threads * 4 - 1) / (threads * 4))
         let tasks = (panels + panelsPerTask - 1) / panelsPerTask
         let scratch = SIMDKernels.panelScratchCount(columns: w.columns, isa: isa)
-        let body: (Int) -> Void = { task in
-            let first = task * panelsPerTask * panelRows
-            let end = min(rows, first + panelsPerTask * panelRows)
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: scratch) {
-                SIMDKernels.matmulPanelRows(w, x, count, y, first..<end, $0.baseAddress!, isa: isa)
+        let run: (UnsafePointer<Float>) -> Void = { xk in
+            let body: (Int) -> Void = { task in
+                let first = task * panelsPerTask * panelRows
+                let end = min(rows, first + panelsPerTask * panelRows)
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: scratch) {
+                    SIMDKernels.matmulPanelRows(w, xk, count, y, first..<end, $0.baseAddress!, isa: isa)
+                }
             }
+            if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
         }
-        if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
+        #if arch(x86_64)
+        if isa == .avx512 { run(x); return }
+        #endif
+        // The 8-lane tile reads the activations packed six tokens at a time, column-major (packed once per call,
+        // split over the threads like the panels).
+        let n = w.columns
+        let groups = (count + Panels8.tokens - 1) / Panels8.tokens
+        let packed = UnsafeMutablePointer<Float>.allocate(capacity: Panels8.packedActivationsCount(tokens: count, columns: n))
+        defer { packed.deallocate() }
+        let groupsPerTask = max(1, (groups + threads * 2 - 1) / (threads * 2))
+        let packTasks = (groups + groupsPerTask - 1) / groupsPerTask
+        let pack: (Int) -> Void = { task in
+            let g0 = task * groupsPerTask
+            Panels8.packActivations(x, ldx: n, tokens: count, columns: n, groups: g0..<min(groups, g0 + groupsPerTask),
+                                    into: packed)
+        }
+        if let pool { pool.parallelFor(packTasks, pack) } else { for t in 0..<packTasks { pack(t) } }
+        run(UnsafePointer(packed))
     }
 
     /// Checked form of `matmul`.

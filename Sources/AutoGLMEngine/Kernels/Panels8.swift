@@ -50,95 +50,77 @@ enum Panels8 {
         }
     }
 
-    /// Y[t, 0 ..< count] = panel rows · X[t] for `tokens` activation rows (`ldx` floats apart, `n` columns); outputs
-    /// `ldy` floats apart per token.
-    static func matmul(_ panel: UnsafePointer<Float>, columns n: Int, _ x: UnsafePointer<Float>, ldx: Int,
-                       tokens: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int, rows count: Int) {
-        if count == rows {
-            panelTokens(panel, n, x, ldx, tokens, y, ldy)
-            return
+    /// Tokens per group of packed activations: the tile's token count.
+    static let tokens = 6
+
+    /// Floats of the packed activations of `count` tokens with `n` columns.
+    static func packedActivationsCount(tokens count: Int, columns n: Int) -> Int {
+        (count + tokens - 1) / tokens * tokens * n
+    }
+
+    /// Packs the activations of the tokens in `groups` (groups of 6 tokens) k-major:
+    /// `out[(g · n + k) · 6 + j]` = x[(6g + j) · ldx + k], 0 for tokens past `count`. The tile then reads its six
+    /// activations of a column from one 24-byte run instead of six rows `ldx` apart.
+    static func packActivations(_ x: UnsafePointer<Float>, ldx: Int, tokens count: Int, columns n: Int,
+                                groups: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        for g in groups {
+            let dst = out + g * n * tokens
+            let live = min(tokens, count - g * tokens)
+            for j in 0..<tokens {
+                if j < live {
+                    let src = x + (g * tokens + j) * ldx
+                    for k in 0..<n { dst[k * tokens + j] = src[k] }
+                } else {
+                    for k in 0..<n { dst[k * tokens + j] = 0 }
+                }
+            }
         }
-        // A partial panel (the last rows of a matrix): full tiles into a buffer, then the valid rows.
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * 6) { buffer in
+    }
+
+    /// Y[t, 0 ..< rows] = panel rows · X[t] for `count` tokens from activations packed by `packActivations`;
+    /// outputs `ldy` floats apart per token. Partial tiles (the last rows of a matrix, the last tokens) go through
+    /// a buffer and only their valid rows and tokens are written.
+    static func matmul(_ panel: UnsafePointer<Float>, columns n: Int, packed x: UnsafePointer<Float>, tokens count: Int,
+                       _ y: UnsafeMutablePointer<Float>, ldy: Int, rows live: Int) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * tokens) { buffer in
             let tmp = buffer.baseAddress!
             var t = 0
-            while t < tokens {
-                let m = min(6, tokens - t)
-                panelTokens(panel, n, x + t * ldx, ldx, m, tmp, rows)
-                for j in 0..<m { (y + (t + j) * ldy).update(from: tmp + j * rows, count: count) }
+            while t < count {
+                let m = min(tokens, count - t)
+                let xg = x + (t / tokens) * n * tokens
+                if m == tokens && live == rows {
+                    tile16x6(panel, n, xg, y + t * ldy, ldy)
+                } else {
+                    tile16x6(panel, n, xg, tmp, rows)
+                    for j in 0..<m { (y + (t + j) * ldy).update(from: tmp + j * rows, count: live) }
+                }
                 t += m
             }
         }
     }
 
-    static func panelTokens(_ panel: UnsafePointer<Float>, _ n: Int, _ x: UnsafePointer<Float>, _ ldx: Int,
-                            _ tokens: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
-        var t = 0
-        while t + 6 <= tokens { tile16x6(panel, n, x + t * ldx, ldx, y + t * ldy, ldy); t += 6 }
-        while t + 2 <= tokens { tile16x2(panel, n, x + t * ldx, ldx, y + t * ldy, ldy); t += 2 }
-        while t < tokens { tile16x1(panel, n, x + t * ldx, y + t * ldy); t += 1 }
-    }
-
-    /// 16 rows × 6 tokens: per column two weight vectors and six broadcast activations feed twelve multiply-adds;
-    /// 12 accumulators + 2 weight vectors + 1 broadcast = 15 of the 16 ymm registers.
-    @inline(never) static func tile16x6(_ w: UnsafePointer<Float>, _ n: Int, _ x: UnsafePointer<Float>, _ ldx: Int,
+    /// 16 rows × 6 tokens: per column two weight vectors and six activations broadcast from one packed run feed
+    /// twelve multiply-adds; 12 accumulators + 2 weight vectors + 1 broadcast = 15 of the 16 ymm registers. Two
+    /// columns per iteration, so the loop's own instructions are paid once per 24 multiply-adds.
+    @inline(never) static func tile16x6(_ w: UnsafePointer<Float>, _ n: Int, _ x: UnsafePointer<Float>,
                                         _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
         var c00 = F8(), c01 = F8(), c10 = F8(), c11 = F8(), c20 = F8(), c21 = F8()
         var c30 = F8(), c31 = F8(), c40 = F8(), c41 = F8(), c50 = F8(), c51 = F8()
-        let x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx, x4 = x + 4 * ldx, x5 = x + 5 * ldx
-        for k in 0..<n {
-            let w0 = load8(w + 16 * k), w1 = load8(w + 16 * k + 8)
-            var b = F8(repeating: x[k]); c00 = c00.addingProduct(w0, b); c01 = c01.addingProduct(w1, b)
-            b = F8(repeating: x1[k]); c10 = c10.addingProduct(w0, b); c11 = c11.addingProduct(w1, b)
-            b = F8(repeating: x2[k]); c20 = c20.addingProduct(w0, b); c21 = c21.addingProduct(w1, b)
-            b = F8(repeating: x3[k]); c30 = c30.addingProduct(w0, b); c31 = c31.addingProduct(w1, b)
-            b = F8(repeating: x4[k]); c40 = c40.addingProduct(w0, b); c41 = c41.addingProduct(w1, b)
-            b = F8(repeating: x5[k]); c50 = c50.addingProduct(w0, b); c51 = c51.addingProduct(w1, b)
+        @inline(__always) func column(_ k: Int) {
+            let wk = w + 16 * k, xk = x + 6 * k
+            let w0 = load8(wk), w1 = load8(wk + 8)
+            var b = F8(repeating: xk[0]); c00 = c00.addingProduct(w0, b); c01 = c01.addingProduct(w1, b)
+            b = F8(repeating: xk[1]); c10 = c10.addingProduct(w0, b); c11 = c11.addingProduct(w1, b)
+            b = F8(repeating: xk[2]); c20 = c20.addingProduct(w0, b); c21 = c21.addingProduct(w1, b)
+            b = F8(repeating: xk[3]); c30 = c30.addingProduct(w0, b); c31 = c31.addingProduct(w1, b)
+            b = F8(repeating: xk[4]); c40 = c40.addingProduct(w0, b); c41 = c41.addingProduct(w1, b)
+            b = F8(repeating: xk[5]); c50 = c50.addingProduct(w0, b); c51 = c51.addingProduct(w1, b)
         }
+        var k = 0
+        while k + 2 <= n { column(k); column(k + 1); k += 2 }
+        if k < n { column(k) }
         store8(c00, y); store8(c01, y + 8); store8(c10, y + ldy); store8(c11, y + ldy + 8)
         store8(c20, y + 2 * ldy); store8(c21, y + 2 * ldy + 8); store8(c30, y + 3 * ldy); store8(c31, y + 3 * ldy + 8)
         store8(c40, y + 4 * ldy); store8(c41, y + 4 * ldy + 8); store8(c50, y + 5 * ldy); store8(c51, y + 5 * ldy + 8)
-    }
-
-    /// 16 rows × 2 tokens (two accumulator sets over even and odd columns, for independent chains).
-    @inline(never) static func tile16x2(_ w: UnsafePointer<Float>, _ n: Int, _ x: UnsafePointer<Float>, _ ldx: Int,
-                                        _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
-        var c00 = F8(), c01 = F8(), c10 = F8(), c11 = F8()
-        var d00 = F8(), d01 = F8(), d10 = F8(), d11 = F8()
-        let x1 = x + ldx
-        var k = 0
-        while k + 2 <= n {
-            let w0 = load8(w + 16 * k), w1 = load8(w + 16 * k + 8)
-            let v0 = load8(w + 16 * k + 16), v1 = load8(w + 16 * k + 24)
-            var b = F8(repeating: x[k]); c00 = c00.addingProduct(w0, b); c01 = c01.addingProduct(w1, b)
-            b = F8(repeating: x1[k]); c10 = c10.addingProduct(w0, b); c11 = c11.addingProduct(w1, b)
-            b = F8(repeating: x[k + 1]); d00 = d00.addingProduct(v0, b); d01 = d01.addingProduct(v1, b)
-            b = F8(repeating: x1[k + 1]); d10 = d10.addingProduct(v0, b); d11 = d11.addingProduct(v1, b)
-            k += 2
-        }
-        if k < n {
-            let w0 = load8(w + 16 * k), w1 = load8(w + 16 * k + 8)
-            var b = F8(repeating: x[k]); c00 = c00.addingProduct(w0, b); c01 = c01.addingProduct(w1, b)
-            b = F8(repeating: x1[k]); c10 = c10.addingProduct(w0, b); c11 = c11.addingProduct(w1, b)
-        }
-        store8(c00 + d00, y); store8(c01 + d01, y + 8); store8(c10 + d10, y + ldy); store8(c11 + d11, y + ldy + 8)
-    }
-
-    /// 16 rows × 1 token (four accumulators over columns k mod 2).
-    @inline(never) static func tile16x1(_ w: UnsafePointer<Float>, _ n: Int, _ x: UnsafePointer<Float>,
-                                        _ y: UnsafeMutablePointer<Float>) {
-        var c0 = F8(), c1 = F8(), d0 = F8(), d1 = F8()
-        var k = 0
-        while k + 2 <= n {
-            let b = F8(repeating: x[k]), e = F8(repeating: x[k + 1])
-            c0 = c0.addingProduct(load8(w + 16 * k), b); c1 = c1.addingProduct(load8(w + 16 * k + 8), b)
-            d0 = d0.addingProduct(load8(w + 16 * k + 16), e); d1 = d1.addingProduct(load8(w + 16 * k + 24), e)
-            k += 2
-        }
-        if k < n {
-            let b = F8(repeating: x[k])
-            c0 = c0.addingProduct(load8(w + 16 * k), b); c1 = c1.addingProduct(load8(w + 16 * k + 8), b)
-        }
-        store8(c0 + d0, y); store8(c1 + d1, y + 8)
     }
 }

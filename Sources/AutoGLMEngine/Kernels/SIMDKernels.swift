@@ -585,6 +585,7 @@ enum SIMDKernels {
 
     /// Panel matmul over the rows in `range` (a multiple of the panel's rows apart from the matrix's last rows): per
     /// panel, dequantise (F32 rows are read in place), pack column by column, multiply with all `count` tokens.
+    /// `x` is row-major for AVX-512 and packed by `Panels8.packActivations` for the 8-lane family.
     static func matmulPanelRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ count: Int,
                                 _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>,
                                 _ scratch: UnsafeMutablePointer<Float>, isa: KernelISA) {
@@ -615,7 +616,7 @@ enum SIMDKernels {
             }
             #endif
             Panels8.pack(rows, ldw: ldw, rows: nr, columns: n, into: panel)
-            Panels8.matmul(panel, columns: n, x, ldx: n, tokens: count, y + r0, ldy: w.rows, rows: nr)
+            Panels8.matmul(panel, columns: n, packed: x, tokens: count, y + r0, ldy: w.rows, rows: nr)
             r0 += nr
         }
     }
