@@ -47,6 +47,51 @@ struct KernelComputePoolTests {
         }
     }
 
+    @Test("a worker that sees a job late leaves its body alone once the caller has closed the slot")
+    func lateWorkerLeavesClosedSlotAlone() {
+        // Forced interleaving: the worker sees job G and is held before it pins the slot; the caller does all of
+        // G's indices itself, closes the slot, sees no pin and is held before it clears the body; then the worker
+        // pins and checks the slot. It must not read the body: the caller clears (and releases) it right after.
+        // Before slots had an open mark the worker only re-checked the generation, which is still G at that point,
+        // and read a body that was being released (a crash in CI and in calibrate-attention).
+        let pool = ComputePool(threadCount: 2, spinIterations: 1_000_000)
+        let target = ObjectIdentifier(pool.state)
+        let workerSaw = DispatchSemaphore(value: 0), workerGo = DispatchSemaphore(value: 0)
+        let reads = Mutex<[Int]>([])
+        let armed = Mutex<Int?>(nil)
+        PoolState.interleavingHook = { state, point, g in
+            guard ObjectIdentifier(state) == target, armed.withLock({ $0 }) == g else { return }
+            switch point {
+            case .workerSawJob:
+                workerSaw.signal()
+                workerGo.wait()
+            case .callerClosing:
+                workerGo.signal()
+                // Give the released worker time to pin, check and unpin before the body is cleared.
+                usleep(200_000)
+            case .workerReadsBody:
+                reads.withLock { $0.append(g) }
+            }
+        }
+        defer { PoolState.interleavingHook = nil }
+        // The job after the next one is the one held; one warm-up job first, so the worker is spinning.
+        pool.parallelFor(2) { _ in }
+        let g = pool.state.generation.load(ordering: .sequentiallyConsistent) + 1
+        armed.withLock { $0 = g }
+        var ran = [0, 0]
+        ran.withUnsafeMutableBufferPointer { buffer in
+            let b = UncheckedPointer(buffer.baseAddress!)
+            pool.parallelFor(2) { i in
+                if i == 0 { _ = workerSaw.wait(timeout: .now() + 2) }  // the worker has seen the job first
+                b.pointer[i] += 1
+            }
+        }
+        armed.withLock { $0 = nil }
+        pool.parallelFor(4) { _ in }  // the pool still works afterwards
+        #expect(ran == [1, 1])
+        #expect(reads.withLock { $0 }.isEmpty, "a worker read the body of job \(g) after its slot was closed")
+    }
+
     @Test("parallelRanges covers 0..<count without overlap")
     func ranges() {
         let pool = ComputePool(threadCount: 3)
@@ -111,4 +156,10 @@ private final class Counters: @unchecked Sendable {
     func increment(_ i: Int) { slots[i].add(1, ordering: .relaxed) }
     func add(_ v: Int) { slots[0].add(v, ordering: .relaxed) }
     func value(_ i: Int) -> Int { slots[i].load(ordering: .relaxed) }
+}
+
+/// A pointer handed to pool bodies in tests (the bodies write disjoint elements).
+struct UncheckedPointer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Int>
+    init(_ pointer: UnsafeMutablePointer<Int>) { self.pointer = pointer }
 }

@@ -19,7 +19,7 @@ import Synchronization
 public final class ComputePool: @unchecked Sendable {
     /// Threads that work on each job, including the caller.
     public let threadCount: Int
-    private let state: PoolState
+    let state: PoolState
     private var threads: [pthread_t] = []
 
     /// Number of processors available to this process (the default pool size).
@@ -119,10 +119,16 @@ private final class WorkerContext {
 /// `ticket` is set to (G << 32 | 0), then `generation` is set to G and sleeping workers are woken. Threads claim
 /// indices with a compare-and-swap that only succeeds while the ticket still carries G, and count finished
 /// indices in `done`; the caller is finished once `done` reaches the count. So a job never waits for a worker
-/// that is descheduled or asleep: on a busy host the caller simply does more of the work itself. A worker pins
-/// the slot in `readers` before reading it and re-checks the generation afterwards; the caller clears the slot
-/// (and rewrites it later) only while nobody pins it, so a late worker never sees a half-written or dead body.
-/// The only remaining wait on another thread is for a worker caught inside that short pinned window.
+/// that is descheduled or asleep: on a busy host the caller simply does more of the work itself.
+///
+/// Slot lifetime. Each slot has an `open` mark: the generation whose body it holds, or −1. The caller writes the
+/// body, then marks the slot open; when the job is done it marks the slot closed, waits until no worker pins the
+/// slot (`readers`), and only then clears the body (and later rewrites it). A worker pins the slot first and reads
+/// the body only if the slot is still open for the generation it saw. Both sides use sequentially consistent
+/// operations (store mark, then load pins; add pin, then load mark), so either the caller sees the pin and waits,
+/// or the worker sees the slot closed and leaves the body alone: a late worker never reads a body that is being
+/// cleared (the generation alone cannot tell it: it stays G until the next job). The only wait on another thread
+/// is for a worker caught inside that short pinned window.
 final class PoolState: @unchecked Sendable {
     // The three hot counters sit on separate cache lines (stored properties of a class are laid out in declaration
     // order; 64 bytes of padding between them): idle workers spin reading `generation` while threads claim indices
@@ -135,6 +141,8 @@ final class PoolState: @unchecked Sendable {
     private let padding2 = CacheLinePadding()
     let readers0 = Atomic<Int>(0)
     let readers1 = Atomic<Int>(0)
+    let open0 = Atomic<Int>(-1)
+    let open1 = Atomic<Int>(-1)
     let sleepers = Atomic<Int>(0)
     let stopping = Atomic<Bool>(false)
     let spinIterations: Int
@@ -154,6 +162,20 @@ final class PoolState: @unchecked Sendable {
     }()
 
     static var isWorkerThread: Bool { pthread_getspecific(workerKey) != nil }
+
+    /// Points of the protocol where a test can hold a thread to force an interleaving (see `interleavingHook`).
+    enum InterleavingPoint: Sendable {
+        /// A worker has seen a new generation and is about to pin its slot.
+        case workerSawJob
+        /// The caller has closed the slot of its finished job and seen no pin; it is about to clear the body.
+        case callerClosing
+        /// A worker is about to read the body of the job in its pinned slot.
+        case workerReadsBody
+    }
+
+    /// Test-only: called at each `InterleavingPoint` with the pool's state and the generation; nil in production
+    /// (one load and a branch per job, not per index).
+    nonisolated(unsafe) static var interleavingHook: ((PoolState, InterleavingPoint, Int) -> Void)?
 
     init(spinIterations: Int) {
         self.spinIterations = spinIterations
@@ -177,6 +199,19 @@ final class PoolState: @unchecked Sendable {
 
     @inline(__always) private func readers(_ slot: Int) -> Int {
         slot == 0 ? readers0.load(ordering: .sequentiallyConsistent) : readers1.load(ordering: .sequentiallyConsistent)
+    }
+
+    /// The generation whose body `slot` holds, or −1 while it is closed.
+    @inline(__always) private func openGeneration(_ slot: Int) -> Int {
+        slot == 0 ? open0.load(ordering: .sequentiallyConsistent) : open1.load(ordering: .sequentiallyConsistent)
+    }
+
+    @inline(__always) private func setOpen(_ slot: Int, _ g: Int) {
+        if slot == 0 {
+            open0.store(g, ordering: .sequentiallyConsistent)
+        } else {
+            open1.store(g, ordering: .sequentiallyConsistent)
+        }
     }
 
     @inline(__always) private func pin(_ slot: Int, _ delta: Int) {
@@ -215,6 +250,7 @@ final class PoolState: @unchecked Sendable {
         while readers(slot) != 0 {}
         bodies[slot] = body
         counts[slot] = count
+        setOpen(slot, g)
         done.store(0, ordering: .relaxed)
         ticket.store(UInt64(g) << 32, ordering: .releasing)
         generation.store(g, ordering: .sequentiallyConsistent)
@@ -231,8 +267,10 @@ final class PoolState: @unchecked Sendable {
         pthread_setspecific(PoolState.workerKey, previous)
         // Indices claimed by workers may still be running.
         while done.load(ordering: .acquiring) != count {}
-        // The body must not outlive this call: wait for any worker still holding the slot, then clear it.
+        // The body must not outlive this call: close the slot, wait for any worker still holding it, then clear it.
+        setOpen(slot, -1)
         while readers(slot) != 0 {}
+        if let hook = PoolState.interleavingHook { hook(self, .callerClosing, g) }
         bodies[slot] = nil
         pthread_mutex_unlock(&submitLock)
     }
@@ -262,17 +300,21 @@ final class PoolState: @unchecked Sendable {
             if stopping.load(ordering: .acquiring) { return }
             seen = current
             let slot = current & 1
+            if let hook = PoolState.interleavingHook { hook(self, .workerSawJob, current) }
             pin(slot, 1)
             runPinned(slot: slot, generation: current)
             pin(slot, -1)
         }
     }
 
-    /// Works on the job in `slot` if it is still generation `g`. A separate function so that the worker's reference
-    /// to the body is released when it returns, before the slot is unpinned: the caller's non-escaping closure must
-    /// have no other owner once the caller sees the slot unpinned.
+    /// Works on the job in `slot` if the slot is still open for generation `g` (the caller pinned it before calling).
+    /// A separate function so that the worker's reference to the body is released when it returns, before the
+    /// slot is unpinned: the caller's non-escaping closure must have no other owner once the caller sees the slot
+    /// unpinned.
     @inline(never) private func runPinned(slot: Int, generation g: Int) {
-        if generation.load(ordering: .sequentiallyConsistent) == g, let body = bodies[slot] {
+        if openGeneration(slot) == g {
+            if let hook = PoolState.interleavingHook { hook(self, .workerReadsBody, g) }
+            guard let body = bodies[slot] else { return }
             work(generation: g, count: counts[slot], body: body)
         }
     }
