@@ -298,9 +298,28 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     public var fits: [Key: Fit]
     /// Where the constants come from: command, host, date, load, repetitions.
     public var source: String
+    /// The kernel family the points were measured with ("avx512", "simd8"); nil in files written before it was
+    /// recorded. Times measured with one family do not carry over to the other.
+    public var kernels: String?
+    /// The CPU the points were measured on (its model name); nil in files written before it was recorded.
+    public var cpu: String?
 
-    public init(referenceLength: Int = 0, fits: [Key: Fit] = [:], source: String = "") {
+    public init(referenceLength: Int = 0, fits: [Key: Fit] = [:], source: String = "", kernels: String? = nil,
+                cpu: String? = nil) {
         self.referenceLength = referenceLength; self.fits = fits; self.source = source
+        self.kernels = kernels; self.cpu = cpu
+    }
+
+    /// Why this calibration's times may not hold for a run with `kernels` on `cpu` (nil when they match, or when
+    /// the file does not say where it was measured).
+    public func mismatch(kernels current: String, cpu currentCPU: String?) -> String? {
+        var differences: [String] = []
+        if let kernels, kernels != current { differences.append("\(kernels) kernels, this run \(current)") }
+        if let cpu, let currentCPU, cpu != currentCPU { differences.append("CPU '\(cpu)', this host '\(currentCPU)'") }
+        guard !differences.isEmpty else { return nil }
+        return "the time calibration was measured with " + differences.joined(separator: "; ")
+            + ": its predicted times are not expected to hold here (re-measure with make profile-host and "
+            + "make calibrate-attention on this machine)"
     }
 
     /// The rate factor of each key (measured ÷ roofline for a one-point calibration).
@@ -416,7 +435,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case schemaVersion = "schema_version", source, referenceLength = "reference_length", fits
+        case schemaVersion = "schema_version", source, referenceLength = "reference_length", fits, kernels, cpu
     }
 
     public init(from decoder: Decoder) throws {
@@ -427,6 +446,8 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
                                                    debugDescription: "expected \(Self.schemaVersion), got \(version)")
         }
         source = try c.decodeIfPresent(String.self, forKey: .source) ?? ""
+        kernels = try c.decodeIfPresent(String.self, forKey: .kernels)
+        cpu = try c.decodeIfPresent(String.self, forKey: .cpu)
         referenceLength = try c.decodeIfPresent(Int.self, forKey: .referenceLength) ?? 0
         var fits: [Key: Fit] = [:]
         for e in try c.decodeIfPresent([Entry].self, forKey: .fits) ?? [] {
@@ -453,6 +474,8 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(Self.schemaVersion, forKey: .schemaVersion)
         try c.encode(source, forKey: .source)
+        try c.encodeIfPresent(kernels, forKey: .kernels)
+        try c.encodeIfPresent(cpu, forKey: .cpu)
         if referenceLength > 0 { try c.encode(referenceLength, forKey: .referenceLength) }
         let entries = fits.map { Entry(kv: $0.key.kv, kernel: $0.key.kernel, mode: $0.key.mode, fit: $0.value) }
             .sorted { ($0.mode.rawValue, $0.kernel.rawValue, $0.kv.rawValue) < ($1.mode.rawValue, $1.kernel.rawValue, $1.kv.rawValue) }

@@ -145,7 +145,11 @@ struct BenchAttentionCommand: ParsableCommand {
                 + "autoglm-run calibrate-attention -o \(calibration)); predicting the plain roofline\n").utf8))
             return nil
         }
-        return try SpecLoader.load(AttentionCalibration.self, from: calibration)
+        let loaded = try SpecLoader.load(AttentionCalibration.self, from: calibration)
+        if let why = loaded.mismatch(kernels: KernelISA.active.rawValue, cpu: (try? HostInfo.current())?.cpuModel) {
+            FileHandle.standardError.write(Data("bench-attention: warning: \(calibration): \(why)\n".utf8))
+        }
+        return loaded
     }
 
     // MARK: Decoder rows

@@ -80,7 +80,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
             let host = try? HostInfo.current()
             let loadBefore = HostInfo.loadAverage()
             let started = Date()
-            var calibration = AttentionCalibration()
+            var calibration = AttentionCalibration(kernels: KernelISA.active.rawValue, cpu: host?.cpuModel)
             /// Measures `points` of each (setting, mode) in `rounds` passes and fits each from its median passes.
             func calibrate(_ jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], _ shape: AttentionLayerShape,
                            _ points: [Int], rounds: Int) throws {
@@ -138,7 +138,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
             let date = ISO8601DateFormatter().string(from: started)
             let load = [loadBefore, loadAfter].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
             calibration.source = "measured: autoglm-run calibrate-attention on \(host?.cpuModel ?? "this host") "
-                + "(\(host?.cores ?? n) processors), \(date), \(n) threads, median of ≥ \(repetitions) calls "
+                + "(\(host?.cores ?? n) processors, \(KernelISA.active.rawValue) kernels), \(date), \(n) threads, "
+                + "median of ≥ \(repetitions) calls "
                 + "and ≥ \(minTime) s per point, median of \(rounds) passes over the decoder points, "
                 + "1-minute load average \(load[0]) before and \(load[1]) after; against the roofline of "
                 + "\(profile.id); prefill and decode points on one \(manifest.name) layer (\(shape.heads) heads, "

@@ -263,4 +263,20 @@ struct AttentionCalibrationFitTests {
             try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(version, name: "v2.json"))
         }
     }
+
+    @Test("where a calibration was measured round-trips, and a run on other kernels or another CPU is told so")
+    func measuredOn() throws {
+        let c = AttentionCalibration(source: "measured: test", kernels: "avx512", cpu: "CPU A")
+        let decoded = try JSONDecoder().decode(AttentionCalibration.self, from: try JSONEncoder().encode(c))
+        #expect(decoded.kernels == "avx512" && decoded.cpu == "CPU A")
+        #expect(c.mismatch(kernels: "avx512", cpu: "CPU A") == nil)
+        let kernels = try #require(c.mismatch(kernels: "simd8", cpu: "CPU A"))
+        #expect(kernels.contains("avx512 kernels, this run simd8") && !kernels.contains("CPU"))
+        let cpu = try #require(c.mismatch(kernels: "avx512", cpu: "CPU B"))
+        #expect(cpu.contains("CPU 'CPU A', this host 'CPU B'"))
+        // Files written before the fields existed say nothing about where they were measured.
+        let old = try JSONDecoder().decode(AttentionCalibration.self,
+                                           from: Data(#"{"schema_version": 1, "source": "x", "fits": []}"#.utf8))
+        #expect(old.kernels == nil && old.cpu == nil && old.mismatch(kernels: "simd8", cpu: "CPU B") == nil)
+    }
 }
