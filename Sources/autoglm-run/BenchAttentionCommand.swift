@@ -56,6 +56,9 @@ struct BenchAttentionCommand: ParsableCommand {
             help: "Instead of --calibration, correct the roofline rate per (KV format, kernel, mode) from the full-attention settings measured at this length (0: off).")
     var calibrateAt: Int = 0
 
+    @Option(help: "Decoder rows: comma-separated settings instead of the default seven, in measure-attention's names (full, kv:f16, kv:int8, kv:int4, kernel:materialised, window:W+G, block-sparse:C/K), for example full,block-sparse:1024/4 at long lengths.")
+    var settings: String?
+
     @Flag(help: "Measure the vision encoder's attention (the --vit-model manifest's ViT shape) at --patches.")
     var vit = false
 
@@ -74,6 +77,25 @@ struct BenchAttentionCommand: ParsableCommand {
     /// Set by the parent of a --vit measurement: one measurement as JSON; prints its result as JSON.
     @Option(name: .customLong("measure-one"), help: .hidden)
     var measureOne: String?
+
+    /// The decoder rows' settings: `--settings` parsed, or the default seven.
+    func decoderSettings() throws -> [AttentionSettingSpec] {
+        guard let settings else { return Self.settings }
+        let names = settings.split(separator: ",", omittingEmptySubsequences: false)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !names.isEmpty, !names.contains(where: \.isEmpty) else {
+            throw ValidationError("--settings must be comma-separated setting names, got '\(settings)'")
+        }
+        return try names.map { name in
+            if name == "full" { return AttentionSettingSpec(name: "f32 tiled", kv: .f32) }
+            let a = try MeasureAttentionCommand.parse(setting: name)
+            var label = "\(a.kvCacheFormat.rawValue) \(a.kernel.rawValue)"
+            if let w = a.window { label = "\(a.kvCacheFormat.rawValue) window \(w)+\(a.globalTokens)" }
+            if let b = a.blockSparse { label = "\(a.kvCacheFormat.rawValue) moba \(b.chunk)/\(b.topK)" }
+            return AttentionSettingSpec(name: label, kv: a.kvCacheFormat, kernel: a.kernel, window: a.window,
+                                        globalTokens: a.globalTokens, blockSparse: a.blockSparse)
+        }
+    }
 
     static let settings: [AttentionSettingSpec] = [
         AttentionSettingSpec(name: "f32 tiled", kv: .f32),
@@ -100,6 +122,7 @@ struct BenchAttentionCommand: ParsableCommand {
         guard rounds > 0 else { throw ValidationError("--rounds must be positive, got \(rounds)") }
         if let threads, threads <= 0 { throw ValidationError("--threads must be positive, got \(threads)") }
         let lengthList = try Self.positiveList(vit ? patches : lengths, option: vit ? "--patches" : "--lengths")
+        let decoderSettings = try decoderSettings()
         do {
             let profile = try DeviceProfile.load(device)
             let n = threads ?? ComputePool.availableCores
@@ -108,7 +131,7 @@ struct BenchAttentionCommand: ParsableCommand {
             if vit {
                 table = try vitTable(profile: profile, patchCounts: lengthList, threads: n)
             } else {
-                table = try decoderTable(profile: profile, lengthList: lengthList, threads: n)
+                table = try decoderTable(profile: profile, lengthList: lengthList, settings: decoderSettings, threads: n)
             }
             var out = table
             out.loadAverageBefore = loadBefore
@@ -154,7 +177,8 @@ struct BenchAttentionCommand: ParsableCommand {
 
     // MARK: Decoder rows
 
-    private func decoderTable(profile: DeviceProfile, lengthList: [Int], threads n: Int) throws -> BenchTable {
+    private func decoderTable(profile: DeviceProfile, lengthList: [Int], settings: [AttentionSettingSpec],
+                              threads n: Int) throws -> BenchTable {
         let manifest = try ModelManifest.load(model)
         guard let decoder = manifest.textDecoder else { throw ValidationError("\(model) has no text decoder") }
         let kl = loadKL()
@@ -183,7 +207,7 @@ struct BenchAttentionCommand: ParsableCommand {
         struct RowKey: Hashable { var setting: Int; var mode: AttentionCostModel.Mode; var length: Int }
         var passes: [RowKey: [AttentionBenchmark.Result]] = [:]
         for _ in 0..<rounds {
-            for (i, s) in Self.settings.enumerated() {
+            for (i, s) in settings.enumerated() {
                 for mode in modes {
                     for length in lengthsToRun {
                         passes[RowKey(setting: i, mode: mode, length: length), default: []].append(
@@ -197,7 +221,7 @@ struct BenchAttentionCommand: ParsableCommand {
         // table shows (those rows are then not counted).
         if calibrateAt > 0 {
             var c = AttentionCalibration(referenceLength: calibrateAt)
-            for (i, s) in Self.settings.enumerated() where s.window == nil && s.blockSparse == nil {
+            for (i, s) in settings.enumerated() where s.window == nil && s.blockSparse == nil {
                 for mode in modes {
                     guard let m = measured[RowKey(setting: i, mode: mode, length: calibrateAt)] else { continue }
                     c.record(s, mode: mode, measuredSeconds: m.medianSecondsPerCall, model: costs, shape: shape)
@@ -207,7 +231,7 @@ struct BenchAttentionCommand: ParsableCommand {
             costs.calibration = c
             table.calibration = c.source
         }
-        for (i, s) in Self.settings.enumerated() {
+        for (i, s) in settings.enumerated() {
             for mode in modes {
                 for length in lengthsToRun.sorted() {
                     guard let m = measured[RowKey(setting: i, mode: mode, length: length)] else { continue }

@@ -66,6 +66,9 @@ struct BenchAttentionCLITests {
         #expect(fits.count == 12)
         let source = try #require(written["source"] as? String)
         #expect(source.hasPrefix("measured: autoglm-run calibrate-attention") && source.contains("load average"))
+        // Where it was measured, for bench-attention to compare with its own run.
+        #expect(["avx512", "simd8"].contains(written["kernels"] as? String ?? ""))
+        #expect(!(written["cpu"] as? String ?? "").isEmpty)
         for f in fits {
             let fit = try #require(f["fit"] as? [String: Any])
             #expect((fit["scale"] as? Double ?? 0) > 0)
@@ -85,6 +88,34 @@ struct BenchAttentionCLITests {
                                  "--calibration", file])
         #expect(text.status == 0)
         #expect(text.stdout.contains("memory within ±5%:") && text.stdout.contains("load average"))
+        #expect(!text.stderr.contains("warning"), "stderr: \(text.stderr)")
+        // The same file said to come from the other kernel family: the run is warned, and still measures.
+        var other = written
+        other["kernels"] = (written["kernels"] as? String) == "simd8" ? "avx512" : "simd8"
+        let otherFile = dir.appendingPathComponent("other.json").path
+        try JSONSerialization.data(withJSONObject: other).write(to: URL(fileURLWithPath: otherFile))
+        let warned = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--threads", "2",
+                                   "--settings", "full", "--calibration", otherFile])
+        #expect(warned.status == 0)
+        #expect(warned.stderr.contains("warning") && warned.stderr.contains("kernels, this run"), "stderr: \(warned.stderr)")
+    }
+
+    @Test("--settings picks the decoder rows by measure-attention's names")
+    func chosenSettings() throws {
+        let r = try Self.run(["bench-attention", "--lengths", "128", "--settings", "full,block-sparse:32/2,window:64+4",
+                              "--repetitions", "1", "--rounds", "1", "--min-time", "0", "--threads", "2",
+                              "--calibration", "/nonexistent/calibration.json", "--json"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let rows = try #require(try Self.json(r.stdout)["rows"] as? [[String: Any]])
+        #expect(rows.map { "\($0["setting"] as? String ?? "") \($0["mode"] as? String ?? "")" } == [
+            "f32 tiled prefill", "f32 tiled decode", "f32 moba 32/2 prefill", "f32 moba 32/2 decode",
+            "f32 window 64+4 prefill", "f32 window 64+4 decode",
+        ])
+        for bad in ["moba", "block-sparse:0/2", "full,,kv:f16"] {
+            let b = try Self.run(["bench-attention", "--lengths", "16", "--settings", bad])
+            #expect(b.status != 0 && (b.stderr.contains("setting") || b.stderr.contains("--settings")),
+                    "\(bad): \(b.stderr)")
+        }
     }
 
     @Test("bad lists and unreadable calibration files are reported in one line")
