@@ -42,9 +42,9 @@ public enum ProcessCaptureError: Error, CustomStringConvertible, Equatable, Send
 /// Runs a child process to completion and collects its standard output and standard error.
 ///
 /// Both pipes are drained at the same time (a child that fills one pipe while the parent waits on the other would
-/// otherwise block forever), and every `read` that a signal interrupts is retried: in a process that also supervises
-/// other children, SIGCHLD and the emulator's signal handling can land on the reading thread at any moment, and
-/// Foundation's `readDataToEndOfFile()` traps on EINTR.
+/// otherwise block forever), and every `read` that a signal interrupts is retried: any signal with a handler can land
+/// on the reading thread (the runtime's crash reporter stops every thread with one while it writes a backtrace, and
+/// the emulator watches SIGINT and SIGTERM), and Foundation's `readDataToEndOfFile()` traps on EINTR.
 public enum CapturedProcess {
     /// Runs `executable` with `arguments` and waits for it to end.
     /// - Parameters:
