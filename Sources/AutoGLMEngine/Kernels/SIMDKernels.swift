@@ -222,7 +222,7 @@ enum RowDot {
     // (vpmovzxbd/vpmovsxbd), converted (vcvtdq2ps) and multiplied with the activations into partial vectors (one
     // per block for Q8_0, two for the nibble formats); each partial is added to an accumulator with one FMA by the
     // block scale (acc += t · d). Scales come from `broadcastScale` (Q8_0, Q4_0) or from `blockHeader` where the
-    // minimum is needed too. Two blocks per iteration; weights are prefetched `prefetchDistance` bytes ahead.
+    // minimum is needed too. Weights are prefetched `prefetchDistance` bytes ahead.
 
     /// Q8_0: Σ_b d_b Σ_i q_i x_i.
     @inline(never) static func q8_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
@@ -259,24 +259,11 @@ enum RowDot {
     /// group as it is, the second half minus 16 times the first) and never masks the low nibble: per 8 bytes one
     /// widening load, one shift, two conversions and two multiply-adds (the masked form needs two more vector
     /// operations, and the compiler narrows the mask and shift to bytes, which costs a second widening).
-    /// Returns two partial vectors (bytes 0–7 and 8–15): two dependency chains of two operations each.
+    /// One partial vector, one dependency chain of four operations: the four-row loop's rows are the independent
+    /// chains (two partials per row summed measured the same; two accumulators per row spilled).
     /// `shift` is `KernelConstants.highNibbleShift`, read once by the caller.
     @inline(__always) static func nibbleBlock(_ q: UnsafeRawPointer, _ xb: UnsafePointer<Float>,
-                                              half: Int, shift: SIMD8<Int32>) -> (F8, F8) {
-        let v0 = widen(q.loadUnaligned(as: SIMD8<UInt8>.self))
-        let v1 = widen(q.loadUnaligned(fromByteOffset: 8, as: SIMD8<UInt8>.self))
-        var t = smallIntsToFloats(v0) * load8(xb)
-        var u = smallIntsToFloats(v1) * load8(xb + 8)
-        t = t.addingProduct(smallIntsToFloats(v0 &>> shift), load8(xb + half))
-        u = u.addingProduct(smallIntsToFloats(v1 &>> shift), load8(xb + half + 8))
-        return (t, u)
-    }
-
-
-    /// `nibbleBlock` as one partial vector, one dependency chain of four operations (where several rows run in
-    /// one loop, the rows are the independent chains and the sum of two partials would be one more operation).
-    @inline(__always) static func nibbleBlockSum(_ q: UnsafeRawPointer, _ xb: UnsafePointer<Float>,
-                                                 half: Int, shift: SIMD8<Int32>) -> F8 {
+                                              half: Int, shift: SIMD8<Int32>) -> F8 {
         let v0 = widen(q.loadUnaligned(as: SIMD8<UInt8>.self))
         let v1 = widen(q.loadUnaligned(fromByteOffset: 8, as: SIMD8<UInt8>.self))
         var t = smallIntsToFloats(v0) * load8(xb)
@@ -314,36 +301,19 @@ enum RowDot {
     /// `x` holds the prepared activations of `nibbleActivations`; the sums are of the original ones.
     /// Taking the offset out of the inner loop saves two integer operations per 8 weights; the subtraction happens
     /// once per row in Float32, where its rounding (relative 2⁻²⁴ of 8·|d·S|) is far below the format's own error.
+    /// The last rows of a range (fewer than four) only; whole groups of four rows go through `q4_0Rows4`.
     @inline(never) static func q4_0(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
                                     _ n: Int) -> Float {
         let shift = KernelConstants.highNibbleShift, mask = KernelConstants.halfBits[0]
-        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
-        var offset: Float = 0, offset2: Float = 0
-        let blocks = n / 32
-        var b = 0
-        while b + 2 <= blocks {
-            let p = w + b * 18, xb = x + b * 32
-            prefetch(p + prefetchDistance)
-            let (t0, t1) = nibbleBlock(p + 2, xb, half: 16, shift: shift),
-                (u0, u1) = nibbleBlock(p + 20, xb + 32, half: 16, shift: shift)
-            let d = broadcastScale(p, mask), e = broadcastScale(p + 18, mask)
-            a0 = a0.addingProduct(t0, d)
-            a1 = a1.addingProduct(t1, d)
-            a2 = a2.addingProduct(u0, e)
-            a3 = a3.addingProduct(u1, e)
-            offset = offset.addingProduct(d[0], xsum[b])
-            offset2 = offset2.addingProduct(e[0], xsum[b + 1])
-            b += 2
-        }
-        if b < blocks {
+        var acc = F8()
+        var offset: Float = 0
+        for b in 0..<(n / 32) {
             let p = w + b * 18
             let d = broadcastScale(p, mask)
-            let (t0, t1) = nibbleBlock(p + 2, x + b * 32, half: 16, shift: shift)
-            a0 = a0.addingProduct(t0, d)
-            a1 = a1.addingProduct(t1, d)
+            acc = acc.addingProduct(nibbleBlock(p + 2, x + b * 32, half: 16, shift: shift), d)
             offset = offset.addingProduct(d[0], xsum[b])
         }
-        return hsum((a0 + a1) + (a2 + a3)) - 8 * (offset + offset2)
+        return hsum(acc) - 8 * offset
     }
 
     /// Four rows `rowBytes` apart of a nibble format, one block of each per iteration: the rows share the loop,
@@ -388,16 +358,16 @@ enum RowDot {
                 m = d  // the −8 is applied once, after the loop
             }
             offsets = offsets.addingProduct(m, xsum[g])
-            var t0 = nibbleBlockSum(w + o + codes, xb, half: half, shift: shift)
-            var t1 = nibbleBlockSum(w1 + o + codes, xb, half: half, shift: shift)
-            var t2 = nibbleBlockSum(w2 + o + codes, xb, half: half, shift: shift)
-            var t3 = nibbleBlockSum(w3 + o + codes, xb, half: half, shift: shift)
+            var t0 = nibbleBlock(w + o + codes, xb, half: half, shift: shift)
+            var t1 = nibbleBlock(w1 + o + codes, xb, half: half, shift: shift)
+            var t2 = nibbleBlock(w2 + o + codes, xb, half: half, shift: shift)
+            var t3 = nibbleBlock(w3 + o + codes, xb, half: half, shift: shift)
             var k = 16
             while k < half {
-                t0 += nibbleBlockSum(w + o + codes + k, xb + k, half: half, shift: shift)
-                t1 += nibbleBlockSum(w1 + o + codes + k, xb + k, half: half, shift: shift)
-                t2 += nibbleBlockSum(w2 + o + codes + k, xb + k, half: half, shift: shift)
-                t3 += nibbleBlockSum(w3 + o + codes + k, xb + k, half: half, shift: shift)
+                t0 += nibbleBlock(w + o + codes + k, xb + k, half: half, shift: shift)
+                t1 += nibbleBlock(w1 + o + codes + k, xb + k, half: half, shift: shift)
+                t2 += nibbleBlock(w2 + o + codes + k, xb + k, half: half, shift: shift)
+                t3 += nibbleBlock(w3 + o + codes + k, xb + k, half: half, shift: shift)
                 k += 16
             }
             a0 = a0.addingProduct(t0, F8(repeating: d[0])); a1 = a1.addingProduct(t1, F8(repeating: d[1]))
@@ -426,54 +396,23 @@ enum RowDot {
 
     /// Q4_1 and INT4-gN: Σ_g d_g Σ_i q_i x_i + Σ_g m_g S_g, where `xsum[g]` = S_g = Σ_{i∈g} x_i.
     /// `x` holds the prepared activations of `nibbleActivations`; the sums are of the original ones.
-    /// Groups of 32 take two groups per iteration; longer groups (64, 128) already give each accumulator several
-    /// independent products per group.
+    /// The last rows of a range (fewer than four) only; whole groups of four rows go through `q4MinRows4`.
     @inline(never) static func q4Min(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
                                      _ n: Int, group: Int, blockBytes: Int) -> Float {
         let shift = KernelConstants.highNibbleShift
-        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
-        var mins: Float = 0, mins2: Float = 0
-        let groups = n / group
-        var g = 0
-        if group == 32 {
-            while g + 2 <= groups {
-                let p = w + g * blockBytes, p2 = p + blockBytes
-                let xb = x + g * 32
-                prefetch(p + prefetchDistance)
-                let (t0, t1) = nibbleBlock(p + 4, xb, half: 16, shift: shift),
-                    (u0, u1) = nibbleBlock(p2 + 4, xb + 32, half: 16, shift: shift)
-                let h = blockHeader(p), h2 = blockHeader(p2)
-                let d = F8(repeating: h[0]), e = F8(repeating: h2[0])
-                a0 = a0.addingProduct(t0, d)
-                a1 = a1.addingProduct(t1, d)
-                a2 = a2.addingProduct(u0, e)
-                a3 = a3.addingProduct(u1, e)
-                mins = mins.addingProduct(h[1], xsum[g])
-                mins2 = mins2.addingProduct(h2[1], xsum[g + 1])
-                g += 2
-            }
-        }
         let half = group / 2
-        while g < groups {
-            let p = w + g * blockBytes
-            let xb = x + g * group
+        var acc = F8()
+        var mins: Float = 0
+        for g in 0..<(n / group) {
+            let p = w + g * blockBytes, xb = x + g * group
             let header = blockHeader(p)
-            prefetch(p + prefetchDistance)
-            if blockBytes > 64 { prefetch(p + prefetchDistance + 64) }
-            var (t0, t1) = nibbleBlock(p + 4, xb, half: half, shift: shift)
+            var t = nibbleBlock(p + 4, xb, half: half, shift: shift)
             var k = 16
-            while k < half {
-                let (u0, u1) = nibbleBlock(p + 4 + k, xb + k, half: half, shift: shift)
-                t0 += u0; t1 += u1
-                k += 16
-            }
-            let d = F8(repeating: header[0])
-            a0 = a0.addingProduct(t0, d)
-            a1 = a1.addingProduct(t1, d)
+            while k < half { t += nibbleBlock(p + 4 + k, xb + k, half: half, shift: shift); k += 16 }
+            acc = acc.addingProduct(t, F8(repeating: header[0]))
             mins = mins.addingProduct(header[1], xsum[g])
-            g += 1
         }
-        return hsum((a0 + a1) + (a2 + a3)) + (mins + mins2)
+        return hsum(acc) + mins
     }
 
     /// INT8 per-channel: scale · Σ_i q_i x_i.
