@@ -804,7 +804,11 @@ public enum Attention {
         let values = span.values + (lo - span.first) * p.slotBytes + headOffset
         let scores = s.scores + first * keyTile
         // Scores for the lanes against `count` keys.
-        if vectorised {
+        if vectorised && laneGroup < 4 {
+            AttentionMath.dotKeys(D.self, q: s.q + first * d, lanes: laneGroup, headDim: d, rows: keys,
+                                  rowStride: p.slotBytes, count: count, dataOffset: dataOffset,
+                                  scores: scores, scoreStride: keyTile)
+        } else if vectorised {
             for j in 0..<count {
                 AttentionMath.dotLanes(D.self, q: s.q + first * d, lanes: laneGroup, headDim: d,
                                        row: keys + j * p.slotBytes, dataOffset: dataOffset,
@@ -1324,6 +1328,40 @@ extension AttentionMath {
         }
     }
 
+    /// scores[l · scoreStride + j] = q_l · row_j for a few lanes (decode's query heads of one KV head) and `count`
+    /// rows: four keys at a time per lane, so four dot products are in flight instead of one chain of dependent
+    /// multiply-adds. Each key's sum runs in the same order as in `dotLanes`, so results do not depend on the path.
+    @inline(__always)
+    static func dotKeys<D: KVChunkDecoder>(_: D.Type, q: UnsafePointer<Float>, lanes: Int, headDim d: Int,
+                                           rows: UnsafeRawPointer, rowStride: Int, count: Int, dataOffset: Int,
+                                           scores: UnsafeMutablePointer<Float>, scoreStride: Int) {
+        let chunks = d / 8
+        for l in 0..<lanes {
+            let q0 = q + l * d, sc = scores + l * scoreStride
+            var j = 0
+            while j + 4 <= count {
+                let r0 = rows + j * rowStride, r1 = r0 + rowStride, r2 = r1 + rowStride, r3 = r2 + rowStride
+                var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+                for c in 0..<chunks {
+                    let qc = load8(q0 + 8 * c)
+                    a0 = a0.addingProduct(qc, D.decode8(r0, chunk: c, dataOffset: dataOffset))
+                    a1 = a1.addingProduct(qc, D.decode8(r1, chunk: c, dataOffset: dataOffset))
+                    a2 = a2.addingProduct(qc, D.decode8(r2, chunk: c, dataOffset: dataOffset))
+                    a3 = a3.addingProduct(qc, D.decode8(r3, chunk: c, dataOffset: dataOffset))
+                }
+                sc[j] = a0.sum(); sc[j + 1] = a1.sum(); sc[j + 2] = a2.sum(); sc[j + 3] = a3.sum()
+                j += 4
+            }
+            while j < count {
+                let row = rows + j * rowStride
+                var a0 = SIMD8<Float>()
+                for c in 0..<chunks { a0 = a0.addingProduct(load8(q0 + 8 * c), D.decode8(row, chunk: c, dataOffset: dataOffset)) }
+                sc[j] = a0.sum()
+                j += 1
+            }
+        }
+    }
+
     /// acc_l += Σ_j w[l · weightStride + j] · row_j for `lanes` accumulators and `count` rows (row j at
     /// rows + j · rowStride). Each 8-wide accumulator chunk stays in registers across all rows.
     @inline(__always)
@@ -1374,7 +1412,23 @@ extension AttentionMath {
         }
         while l < lanes {
             let w0 = w + l * weightStride, y0 = acc + l * d
-            for c in 0..<chunks {
+            // One lane: four chunks of its accumulator at a time, four independent chains over the rows (each chunk
+            // still sums the rows in order).
+            var c = 0
+            while c + 4 <= chunks {
+                let y = y0 + 8 * c
+                var a0 = load8(y), a1 = load8(y + 8), a2 = load8(y + 16), a3 = load8(y + 24)
+                for j in 0..<count {
+                    let row = rows + j * rowStride, wj = w0[j]
+                    a0 = a0.addingProduct(wj, D.decode8(row, chunk: c, dataOffset: dataOffset))
+                    a1 = a1.addingProduct(wj, D.decode8(row, chunk: c + 1, dataOffset: dataOffset))
+                    a2 = a2.addingProduct(wj, D.decode8(row, chunk: c + 2, dataOffset: dataOffset))
+                    a3 = a3.addingProduct(wj, D.decode8(row, chunk: c + 3, dataOffset: dataOffset))
+                }
+                store8(a0, y); store8(a1, y + 8); store8(a2, y + 16); store8(a3, y + 24)
+                c += 4
+            }
+            for c in c..<chunks {
                 var a0 = load8(y0 + 8 * c)
                 for j in 0..<count {
                     a0 = a0.addingProduct(w0[j], D.decode8(rows + j * rowStride, chunk: c, dataOffset: dataOffset))
