@@ -79,6 +79,9 @@ public struct AttentionCostModel: Sendable {
     public var threads: Int
     /// Measured per-call time corrections (fixed overhead, per-row overhead, rate); nil: the plain roofline.
     public var calibration: AttentionCalibration?
+    /// Lanes per vector of the engine's wide tile on the device (8; 16 with AVX-512): a block-sparse key tile costs
+    /// whole vectors of the lanes that selected it.
+    public var tileLanes: Int
 
     /// Key tile of the tiled kernel and the (query row, head) lanes one work item aims for (the engine's sizes).
     public static let keyTile = 64
@@ -88,9 +91,9 @@ public struct AttentionCostModel: Sendable {
     public static let minimumKeysPerSplit = 512
 
     public init(device: DeviceProfile, accuracy: AccuracyModel? = nil, threads: Int,
-                calibration: AttentionCalibration? = nil) {
+                calibration: AttentionCalibration? = nil, tileLanes: Int = 8) {
         latency = LatencyModel(device: device); self.accuracy = accuracy; self.threads = max(1, threads)
-        self.calibration = calibration
+        self.calibration = calibration; self.tileLanes = max(1, tileLanes)
     }
 
     public enum Mode: String, Sendable, Codable, CaseIterable {
@@ -125,6 +128,95 @@ public struct AttentionCostModel: Sendable {
             keys = min(keys, own + earlierBlocks * b.chunk)
         }
         return keys
+    }
+
+    /// What the engine computes and reads for a block-sparse call, summed over the layer.
+    public struct BlockSparseWork: Sendable, Equatable {
+        /// (query lane, key) pairs the key loops run, counting the padding lanes of partly used vectors.
+        public var laneKeys: Double
+        /// (query lane, earlier block) scores computed to choose the blocks.
+        public var laneBlocks: Double
+        /// Keys whose K/V rows are read per KV head, summed over the KV heads (decode: the union of the blocks the
+        /// heads sharing a KV head chose, their own block included).
+        public var keysRead: Double
+    }
+
+    /// The engine's block-sparse work for `length` (prefill: all rows; decode: the last one), taking each lane's
+    /// choice of `topK − 1` earlier blocks as independent and uniform among the blocks before its own. Prefill: a
+    /// work item's lanes (rows × query heads of one KV head) go through its own block's tiles together, and through
+    /// each earlier block's tiles with only the lanes that chose it, in whole vectors of `tileLanes` (expected over
+    /// A ~ Binomial(lanes, p) choosers, p = (topK − 1) / earlier blocks), a lone vector's score step at half the
+    /// rate of a pair's (the engine's 6 × 1 register tile against its 6 × 2). When
+    /// selections agree more than independent ones (real queries of neighbouring rows), the engine does less: the
+    /// prediction is an upper bound on the work. Decode: one row, each head its own runs (no padding); the rows read
+    /// are the union of the heads' choices. Choosing costs one dot product per lane and earlier block, done again by
+    /// each key range of a split decode.
+    public static func blockSparseWork(_ b: Plan.BlockSparse, shape: AttentionLayerShape, mode: Mode, length: Int,
+                                       tileLanes: Int, splits: Int = 1) -> BlockSparseWork {
+        let chunk = max(1, b.chunk), others = max(0, b.topK - 1)
+        let group = max(1, shape.heads / max(1, shape.kvHeads))
+        let width = max(1, tileLanes)
+        /// Lane-key cost of one key over `active` lanes in whole vectors: the value step costs a vector per vector;
+        /// the score step takes vectors two at a time (each key element loaded once for both) and an odd one alone at
+        /// the cost of a pair.
+        func vectorCost(_ active: Int) -> Double {
+            let v = (active + width - 1) / width
+            return Double(width) * Double(2 * v + v % 2) / 2
+        }
+        /// Expected lane-key cost per key of a block that each of `lanes` lanes chose with probability `p`.
+        func paddedLanes(_ lanes: Int, _ p: Double) -> Double {
+            if p >= 1 { return vectorCost(lanes) }
+            if p <= 0 { return 0 }
+            var pmf = pow(1 - p, Double(lanes)), expected = 0.0
+            for a in 0..<lanes {
+                pmf *= Double(lanes - a) / Double(a + 1) * p / (1 - p)
+                expected += pmf * vectorCost(a + 1)
+            }
+            return expected
+        }
+        var work = BlockSparseWork(laneKeys: 0, laneBlocks: 0, keysRead: 0)
+        switch mode {
+        case .encode:
+            return work
+        case .decode:
+            let t = length - 1, own = t / chunk, chosen = min(others, own)
+            let p = own > 0 ? Double(chosen) / Double(own) : 0
+            work.laneKeys = Double(shape.heads) * Double(visibleKeys(
+                AttentionSettingSpec(name: "", blockSparse: b), position: t))
+            work.laneBlocks = chosen < own ? Double(shape.heads * own * max(1, splits)) : 0
+            let union = Double(own) * (1 - pow(1 - p, Double(group)))
+            work.keysRead = Double(shape.kvHeads) * (union * Double(chunk) + Double(t % chunk + 1))
+            return work
+        case .prefill:
+            let rowsPer = rowsPerItem(shape)
+            var r0 = 0
+            var padded: [Int: Double] = [:]
+            while r0 < length {
+                let rows = min(rowsPer, length - r0), lanes = rows * group
+                // Own block, causally, all lanes (counted as the pairs themselves, as full attention is).
+                for t in r0..<(r0 + rows) {
+                    work.laneKeys += Double(group * (t % chunk + 1))
+                    let own = t / chunk
+                    if min(others, own) < own { work.laneBlocks += Double(group * own) }
+                }
+                let own = r0 / chunk, chosen = min(others, own)
+                if own > 0 && chosen > 0 {
+                    if chosen == own {
+                        work.laneKeys += Double(lanes * own * chunk)
+                    } else {
+                        let key = lanes * 1_000_003 + own
+                        let perBlock = padded[key] ?? paddedLanes(lanes, Double(chosen) / Double(own))
+                        padded[key] = perBlock
+                        work.laneKeys += perBlock * Double(own * chunk)
+                    }
+                }
+                r0 += rows
+            }
+            work.laneKeys *= Double(shape.kvHeads)
+            work.laneBlocks *= Double(shape.kvHeads)
+            work.keysRead = Double(shape.kvHeads * length)
+            return work
+        }
     }
 
     /// Query rows per work item: enough that rows × (query heads per KV head) is about `laneTarget`.
@@ -188,6 +280,44 @@ public struct AttentionCostModel: Sendable {
         }
     }
 
+    /// Seconds to move the part of the call's K/V sweep that does not fit in `cacheBytes` of cache at the device's
+    /// matrix-vector memory rate. A call repeated on one layer keeps what it reads (its working set) in the
+    /// last-level cache while that holds it; beyond, the share `1 − cache / working set` comes from memory each time
+    /// (a cyclic sweep larger than the cache finds little of it there). Decode reads the keys and values the new
+    /// token attends (under block-sparse selection the chosen blocks, the same ones call after call), once: that
+    /// is both the sweep and the working set. Prefill reads, per work item, the keys and values its last row sees,
+    /// for its KV head; its working set is the layer's whole cache. Encode: 0 (K/V are activations the caller
+    /// holds). `calibration`'s `spill` factor prices these seconds.
+    public func spillSeconds(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int,
+                             cacheBytes: Int) -> Double {
+        guard cacheBytes > 0 else { return 0 }
+        let headTokenBytes = Double(2 * shape.headDim) * s.kv.bytesPerElement
+        var keys = 0.0, workingKeys = 0.0
+        switch mode {
+        case .decode:
+            if let b = s.blockSparse, s.kernel == .tiled {
+                keys = Self.blockSparseWork(b, shape: shape, mode: .decode, length: length, tileLanes: tileLanes).keysRead
+            } else {
+                keys = Double(shape.kvHeads * Self.visibleKeys(s, position: length - 1))
+            }
+            workingKeys = keys
+        case .prefill:
+            let rowsPer = Self.rowsPerItem(shape)
+            var r0 = 0
+            while r0 < length {
+                let last = min(length, r0 + rowsPer) - 1
+                keys += Double(Self.visibleKeys(s, position: last))
+                r0 += rowsPer
+            }
+            keys *= Double(shape.kvHeads)
+            workingKeys = Double(Self.cachedTokens(s, length: length, mode: mode) * shape.kvHeads)
+        case .encode:
+            return 0
+        }
+        let beyond = max(0, 1 - Double(cacheBytes) / max(1, workingKeys * headTokenBytes))
+        return beyond > 0 ? latency.attentionSeconds(flops: 0, bytes: keys * headTokenBytes * beyond) : 0
+    }
+
     public func predict(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int)
         -> AttentionCostPrediction {
         let cached = Self.cachedTokens(s, length: length, mode: mode)
@@ -201,19 +331,33 @@ public struct AttentionCostModel: Sendable {
         } else {
             for t in (length - n)..<length { pairs += Double(Self.visibleKeys(s, position: t)) }
         }
-        let flops = 4 * Double(shape.heads * shape.headDim) * pairs
+        var flops = 4 * Double(shape.heads * shape.headDim) * pairs
         let scratch = scratchBytes(s, shape: shape, mode: mode, length: length)
         // Decode reads the keys and values the new token sees (under block-sparse selection only the chosen blocks,
         // plus one mean key per block to choose them); prefill's K/V stay in cache while the tiles sweep them.
         let bytesPerToken = Double(2 * shape.kvHeads * shape.headDim) * s.kv.bytesPerElement
         var traffic = 0.0
-        if mode == .decode {
-            traffic = pairs * bytesPerToken
-            if let b = s.blockSparse { traffic += Double((cached / max(1, b.chunk) + 1) * shape.kvHeads * shape.headDim * 4) }
+        if mode == .decode { traffic = pairs * bytesPerToken }
+        if let b = s.blockSparse, mode != .encode, s.kernel == .tiled {
+            // The engine's work rather than the visible pairs: padded vectors over blocks few lanes chose, and the
+            // block scores, priced at half the tile loop's rate (one dot product and a horizontal sum per block
+            // and lane, against eight or sixteen lanes per vector in the tile).
+            let rowsPer = Self.rowsPerItem(shape)
+            let items = shape.kvHeads * ((n + rowsPer - 1) / rowsPer)
+            let work = Self.blockSparseWork(b, shape: shape, mode: mode, length: length, tileLanes: tileLanes,
+                                            splits: Self.keySplits(items: items, threads: threads, keys: cached))
+            flops = 4 * Double(shape.headDim) * work.laneKeys + 2 * 2 * Double(shape.headDim) * work.laneBlocks
+            if mode == .decode {
+                traffic = work.keysRead * bytesPerToken / Double(shape.kvHeads)
+                    + Double((cached / max(1, b.chunk) + 1) * shape.kvHeads * shape.headDim * 4)
+            }
         }
         if s.kernel == .materialised { traffic += 2 * Double(n * cached * 4) * Double(shape.heads) }
         let roofline = latency.attentionSeconds(flops: flops, bytes: traffic)
-        let seconds = calibration?.seconds(roofline: roofline, rows: n, s, mode: mode) ?? roofline
+        let spill = calibration?.cacheBytes.map {
+            spillSeconds(s, shape: shape, mode: mode, length: length, cacheBytes: $0)
+        } ?? 0
+        let seconds = calibration?.seconds(roofline: roofline, rows: n, spill: spill, s, mode: mode) ?? roofline
         let loss: Double?
         if let accuracy {
             var total = 0.0, known = true
@@ -230,11 +374,13 @@ public struct AttentionCostModel: Sendable {
 }
 
 /// Measured corrections of the roofline time per (KV format, kernel, mode):
-/// `seconds = fixed + perRow · rows + scale · roofline`, where `fixed` is the per-call cost (handing work to the
+/// `seconds = fixed + perRow · rows + scale · roofline + spill · beyond-cache seconds`, where `fixed` is the per-call cost (handing work to the
 /// threads, allocating scratch), `perRow` the cost per query row that does not grow with the keys (scaling the
 /// query, setting up its intervals, writing its output; the partly masked diagonal tile) and `scale` corrects the
 /// rate of the key loop: the roofline's efficiency comes from one shape (the host profile measures a GLM-4 layer),
-/// and other head sizes, grouping and KV formats that must be decoded run at other rates.
+/// and other head sizes, grouping and KV formats that must be decoded run at other rates; `spill` prices the part
+/// of a call's K/V sweep that does not fit in `cacheBytes` (`AttentionCostModel.spillSeconds`): a one-layer call
+/// repeated finds its K/V in the last-level cache up to some length and in memory beyond it.
 /// The constants come from measurements of the full-attention settings at several lengths, fitted by least squares
 /// on relative error with no negative term (`fit`); predictions at other lengths and for windowed and
 /// block-sparse settings then test how the model scales, not reproduce the points. `record` keeps the older
@@ -252,17 +398,29 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         }
     }
 
-    /// One measured point: a length, the uncorrected model's seconds and the measured seconds.
+    /// One measured point: a length, the uncorrected model's seconds, the seconds of its K/V sweep beyond the
+    /// cache (`AttentionCostModel.spillSeconds`, 0 when it fits) and the measured seconds.
     public struct Point: Sendable, Equatable, Codable {
         public var length: Int
         public var rows: Int
         public var modelSeconds: Double
+        public var spillSeconds: Double
         public var measuredSeconds: Double
         enum CodingKeys: String, CodingKey {
-            case length, rows, modelSeconds = "model_seconds", measuredSeconds = "measured_seconds"
+            case length, rows, modelSeconds = "model_seconds", spillSeconds = "spill_seconds"
+            case measuredSeconds = "measured_seconds"
         }
-        public init(length: Int, rows: Int, modelSeconds: Double, measuredSeconds: Double) {
-            self.length = length; self.rows = rows; self.modelSeconds = modelSeconds; self.measuredSeconds = measuredSeconds
+        public init(length: Int, rows: Int, modelSeconds: Double, spillSeconds: Double = 0, measuredSeconds: Double) {
+            self.length = length; self.rows = rows; self.modelSeconds = modelSeconds; self.spillSeconds = spillSeconds
+            self.measuredSeconds = measuredSeconds
+        }
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            length = try c.decode(Int.self, forKey: .length)
+            rows = try c.decode(Int.self, forKey: .rows)
+            modelSeconds = try c.decode(Double.self, forKey: .modelSeconds)
+            spillSeconds = try c.decodeIfPresent(Double.self, forKey: .spillSeconds) ?? 0
+            measuredSeconds = try c.decode(Double.self, forKey: .measuredSeconds)
         }
     }
 
@@ -270,26 +428,48 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         public var fixedSeconds: Double
         public var perRowSeconds: Double
         public var scale: Double
+        /// Factor on the seconds of the K/V sweep beyond the cache (0: none fitted, or the points all fit in cache).
+        public var spill: Double
         /// The layer shape the points were measured on.
         public var heads: Int
         public var kvHeads: Int
         public var headDim: Int
         public var points: [Point]
         enum CodingKeys: String, CodingKey {
-            case fixedSeconds = "fixed_seconds", perRowSeconds = "per_row_seconds", scale
+            case fixedSeconds = "fixed_seconds", perRowSeconds = "per_row_seconds", scale, spill
             case heads, kvHeads = "kv_heads", headDim = "head_dim", points
         }
-        public init(fixedSeconds: Double, perRowSeconds: Double, scale: Double, heads: Int = 0, kvHeads: Int = 0,
-                    headDim: Int = 0, points: [Point] = []) {
+        public init(fixedSeconds: Double, perRowSeconds: Double, scale: Double, spill: Double = 0, heads: Int = 0,
+                    kvHeads: Int = 0, headDim: Int = 0, points: [Point] = []) {
             self.fixedSeconds = fixedSeconds; self.perRowSeconds = perRowSeconds; self.scale = scale
-            self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim; self.points = points
+            self.spill = spill; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim; self.points = points
         }
-        public func seconds(roofline: Double, rows: Int) -> Double {
-            fixedSeconds + perRowSeconds * Double(rows) + scale * roofline
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            fixedSeconds = try c.decode(Double.self, forKey: .fixedSeconds)
+            perRowSeconds = try c.decode(Double.self, forKey: .perRowSeconds)
+            scale = try c.decode(Double.self, forKey: .scale)
+            spill = try c.decodeIfPresent(Double.self, forKey: .spill) ?? 0
+            heads = try c.decode(Int.self, forKey: .heads)
+            kvHeads = try c.decode(Int.self, forKey: .kvHeads)
+            headDim = try c.decode(Int.self, forKey: .headDim)
+            points = try c.decode([Point].self, forKey: .points)
+        }
+        public func seconds(roofline: Double, rows: Int, spill spillSeconds: Double = 0) -> Double {
+            fixedSeconds + perRowSeconds * Double(rows) + scale * roofline + spill * spillSeconds
+        }
+        /// Sum of the squared relative errors of the fit over its own points.
+        public var squaredError: Double {
+            points.reduce(0) {
+                let r = seconds(roofline: $1.modelSeconds, rows: $1.rows, spill: $1.spillSeconds) / $1.measuredSeconds - 1
+                return $0 + r * r
+            }
         }
         /// Largest relative error of the fit over its own points.
         public var worstPointError: Double {
-            points.map { abs(seconds(roofline: $0.modelSeconds, rows: $0.rows) / $0.measuredSeconds - 1) }.max() ?? 0
+            points.map {
+                abs(seconds(roofline: $0.modelSeconds, rows: $0.rows, spill: $0.spillSeconds) / $0.measuredSeconds - 1)
+            }.max() ?? 0
         }
     }
 
@@ -303,11 +483,15 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     public var kernels: String?
     /// The CPU the points were measured on (its model name); nil in files written before it was recorded.
     public var cpu: String?
+    /// The cache a call's K/V must fit in to be read from cache when the call is repeated (the share of the
+    /// last-level cache that behaved so on the measuring host, fitted by calibrate-attention); nil: no beyond-cache
+    /// term.
+    public var cacheBytes: Int?
 
     public init(referenceLength: Int = 0, fits: [Key: Fit] = [:], source: String = "", kernels: String? = nil,
-                cpu: String? = nil) {
+                cpu: String? = nil, cacheBytes: Int? = nil) {
         self.referenceLength = referenceLength; self.fits = fits; self.source = source
-        self.kernels = kernels; self.cpu = cpu
+        self.kernels = kernels; self.cpu = cpu; self.cacheBytes = cacheBytes
     }
 
     /// Why this calibration's times may not hold for a run with `kernels` on `cpu` (nil when they match, or when
@@ -338,33 +522,31 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             points: [Point(length: referenceLength, rows: rows, modelSeconds: predicted, measuredSeconds: measuredSeconds)])
     }
 
-    /// Fits `fixed`, `perRow` and `scale` for one key to measured points by least squares on relative error, with
-    /// every term non-negative (a term that would go negative is dropped and the rest refitted). `perRow` is only
-    /// fitted where the points have different row counts (not for decode). Points with a non-positive or
-    /// non-finite time are ignored; nil when fewer than two remain.
+    /// Fits `fixed`, `perRow`, `scale` and `spill` for one key to measured points by least squares on relative
+    /// error, with every term non-negative (a term that would go negative is dropped and the rest refitted).
+    /// `perRow` is only fitted where the points have different row counts (not for decode), `spill` only where some
+    /// point's K/V sweep goes beyond the cache. Points with a non-positive or non-finite time are ignored; nil when
+    /// fewer than two remain.
     public static func fit(points: [Point], shape: AttentionLayerShape) -> Fit? {
         let usable = points.filter {
             $0.modelSeconds > 0 && $0.measuredSeconds > 0 && $0.modelSeconds.isFinite && $0.measuredSeconds.isFinite
         }
         guard usable.count >= 2 else { return nil }
         let rowsVary = Set(usable.map(\.rows)).count > 1
-        // Terms: 0 fixed, 1 per row, 2 scale (always kept).
-        let candidates: [[Int]] = rowsVary ? [[0, 1, 2], [0, 2], [1, 2], [2]] : [[0, 2], [2]]
+        // Terms: 0 fixed, 1 per row, 2 scale (always kept), 3 beyond-cache sweep.
+        var candidates: [[Int]] = rowsVary ? [[0, 1, 2], [0, 2], [1, 2], [2]] : [[0, 2], [2]]
+        if usable.contains(where: { $0.spillSeconds > 0 }) { candidates += candidates.map { $0 + [3] } }
         var best: (fit: Fit, error: Double)?
         for terms in candidates where terms.count <= usable.count {
             guard let coefficients = leastSquares(usable, terms: terms), coefficients.allSatisfy({ $0 >= 0 }) else {
                 continue
             }
-            var c = [0.0, 0.0, 0.0]
+            var c = [0.0, 0.0, 0.0, 0.0]
             for (i, t) in terms.enumerated() { c[t] = coefficients[i] }
             guard c[2] > 0 else { continue }
-            let fit = Fit(fixedSeconds: c[0], perRowSeconds: c[1], scale: c[2], heads: shape.heads,
+            let fit = Fit(fixedSeconds: c[0], perRowSeconds: c[1], scale: c[2], spill: c[3], heads: shape.heads,
                           kvHeads: shape.kvHeads, headDim: shape.headDim, points: usable)
-            var error = 0.0
-            for p in usable {
-                let r = fit.seconds(roofline: p.modelSeconds, rows: p.rows) / p.measuredSeconds - 1
-                error += r * r
-            }
+            let error = fit.squaredError
             if best == nil || error < best!.error - 1e-15 { best = (fit, error) }
         }
         return best?.fit
@@ -376,7 +558,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         var a = [[Double]](repeating: [Double](repeating: 0, count: k), count: k)
         var b = [Double](repeating: 0, count: k)
         for p in points {
-            let basis = [1.0, Double(p.rows), p.modelSeconds]
+            let basis = [1.0, Double(p.rows), p.modelSeconds, p.spillSeconds]
             let row = terms.map { basis[$0] / p.measuredSeconds }
             for i in 0..<k {
                 b[i] += row[i]
@@ -403,14 +585,16 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         return x.allSatisfy(\.isFinite) ? x : nil
     }
 
-    /// Corrected seconds for a roofline time of a setting (the roofline unchanged when no fit exists for its key).
-    public func seconds(roofline: Double, rows: Int, _ s: AttentionSettingSpec, mode: AttentionCostModel.Mode) -> Double {
+    /// Corrected seconds for a roofline time of a setting and the seconds of its sweep beyond the cache (the
+    /// roofline unchanged when no fit exists for its key).
+    public func seconds(roofline: Double, rows: Int, spill: Double = 0, _ s: AttentionSettingSpec,
+                        mode: AttentionCostModel.Mode) -> Double {
         guard let f = fits[Key(s, mode: mode)] else { return roofline }
-        return f.seconds(roofline: roofline, rows: rows)
+        return f.seconds(roofline: roofline, rows: rows, spill: spill)
     }
 
     /// The prediction with its time corrected (unchanged when no fit exists for its key). For a prediction made by
-    /// a model without a calibration.
+    /// a model without a calibration, which has no beyond-cache figure: the `spill` term is left out.
     public func apply(_ p: AttentionCostPrediction, _ s: AttentionSettingSpec, mode: AttentionCostModel.Mode)
         -> AttentionCostPrediction {
         guard fits[Key(s, mode: mode)] != nil else { return p }
@@ -436,6 +620,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version", source, referenceLength = "reference_length", fits, kernels, cpu
+        case cacheBytes = "cache_bytes"
     }
 
     public init(from decoder: Decoder) throws {
@@ -448,16 +633,22 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         source = try c.decodeIfPresent(String.self, forKey: .source) ?? ""
         kernels = try c.decodeIfPresent(String.self, forKey: .kernels)
         cpu = try c.decodeIfPresent(String.self, forKey: .cpu)
+        cacheBytes = try c.decodeIfPresent(Int.self, forKey: .cacheBytes)
+        if let cacheBytes, cacheBytes <= 0 {
+            throw DecodingError.dataCorruptedError(forKey: .cacheBytes, in: c,
+                                                   debugDescription: "expected a positive byte count, got \(cacheBytes)")
+        }
         referenceLength = try c.decodeIfPresent(Int.self, forKey: .referenceLength) ?? 0
         var fits: [Key: Fit] = [:]
         for e in try c.decodeIfPresent([Entry].self, forKey: .fits) ?? [] {
             let f = e.fit
-            guard f.scale > 0, f.fixedSeconds >= 0, f.perRowSeconds >= 0,
-                  [f.scale, f.fixedSeconds, f.perRowSeconds].allSatisfy(\.isFinite) else {
+            guard f.scale > 0, f.fixedSeconds >= 0, f.perRowSeconds >= 0, f.spill >= 0,
+                  [f.scale, f.fixedSeconds, f.perRowSeconds, f.spill].allSatisfy(\.isFinite) else {
                 throw DecodingError.dataCorruptedError(
                     forKey: .fits, in: c,
                     debugDescription: "\(e.kv.rawValue)/\(e.kernel.rawValue)/\(e.mode.rawValue): scale must be > 0 and "
-                        + "the overheads ≥ 0, got scale \(f.scale), fixed \(f.fixedSeconds), per row \(f.perRowSeconds)")
+                        + "the overheads and spill ≥ 0, got scale \(f.scale), fixed \(f.fixedSeconds), per row "
+                        + "\(f.perRowSeconds), spill \(f.spill)")
             }
             let key = Key(kv: e.kv, kernel: e.kernel, mode: e.mode)
             guard fits[key] == nil else {
@@ -476,6 +667,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         try c.encode(source, forKey: .source)
         try c.encodeIfPresent(kernels, forKey: .kernels)
         try c.encodeIfPresent(cpu, forKey: .cpu)
+        try c.encodeIfPresent(cacheBytes, forKey: .cacheBytes)
         if referenceLength > 0 { try c.encode(referenceLength, forKey: .referenceLength) }
         let entries = fits.map { Entry(kv: $0.key.kv, kernel: $0.key.kernel, mode: $0.key.mode, fit: $0.value) }
             .sorted { ($0.mode.rawValue, $0.kernel.rawValue, $0.kv.rawValue) < ($1.mode.rawValue, $1.kernel.rawValue, $1.kv.rawValue) }

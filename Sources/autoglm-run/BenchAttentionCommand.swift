@@ -56,6 +56,9 @@ struct BenchAttentionCommand: ParsableCommand {
             help: "Instead of --calibration, correct the roofline rate per (KV format, kernel, mode) from the full-attention settings measured at this length (0: off).")
     var calibrateAt: Int = 0
 
+    @Option(help: "Decoder rows: comma-separated modes to measure (prefill, decode), for example decode alone with many repetitions at long lengths.")
+    var modes: String = "prefill,decode"
+
     @Option(help: "Decoder rows: comma-separated settings instead of the default seven, in measure-attention's names (full, kv:f16, kv:int8, kv:int4, kernel:materialised, window:W+G, block-sparse:C/K), for example full,block-sparse:1024/4 at long lengths.")
     var settings: String?
 
@@ -160,6 +163,19 @@ struct BenchAttentionCommand: ParsableCommand {
         return values
     }
 
+    /// The decoder modes of a comma-separated list (`prefill`, `decode`), in the order given, each once.
+    static func decoderModes(_ list: String) throws -> [AttentionCostModel.Mode] {
+        var modes: [AttentionCostModel.Mode] = []
+        for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+            guard let mode = AttentionCostModel.Mode(rawValue: item), mode != .encode else {
+                throw ValidationError("--modes: expected prefill or decode, got '\(item)'")
+            }
+            if !modes.contains(mode) { modes.append(mode) }
+        }
+        guard !modes.isEmpty else { throw ValidationError("--modes: expected at least one of prefill, decode") }
+        return modes
+    }
+
     /// The time calibration: from --calibrate-at (filled in by the caller), else the file, else none.
     private func loadCalibration() throws -> AttentionCalibration? {
         guard calibrateAt == 0 else { return nil }
@@ -184,7 +200,7 @@ struct BenchAttentionCommand: ParsableCommand {
         let kl = loadKL()
         let shape = AttentionLayerShape(decoder)
         var costs = AttentionCostModel(device: profile, accuracy: AccuracyModel(manifest: manifest), threads: n,
-                                       calibration: try loadCalibration())
+                                       calibration: try loadCalibration(), tileLanes: KernelISA.active.attentionLanes)
         var table = BenchTable(
             title: "attention of one \(manifest.name) layer (\(shape.heads) heads, \(shape.kvHeads) KV heads, head_dim "
                 + "\(shape.headDim)), \(n) threads, median of ≥ \(repetitions) calls and ≥ \(minTime) s per row, "
@@ -201,7 +217,7 @@ struct BenchAttentionCommand: ParsableCommand {
             return try AttentionBenchmark.run(setting: setting, sequenceLength: length, repetitions: repetitions,
                                               minimumSeconds: minTime)
         }
-        let modes: [AttentionCostModel.Mode] = [.prefill, .decode]
+        let modes = try Self.decoderModes(self.modes)
         var lengthsToRun = lengthList
         if calibrateAt > 0 && !lengthsToRun.contains(calibrateAt) { lengthsToRun.append(calibrateAt) }
         struct RowKey: Hashable { var setting: Int; var mode: AttentionCostModel.Mode; var length: Int }

@@ -13,7 +13,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
         abstract: "Fit the attention cost model's per-call and per-row overheads and rate to measurements.",
         discussion: """
             Decoder points: every KV format with the tiled kernel and F32 with the materialised kernel, prefill and \
-            decode, on one layer of --model at --lengths. Encoder points: the --vit-model ViT layer, both kernels, at \
+            decode, on one layer of --model at --lengths, and decode alone at --decode-lengths, where the layer's K/V \
+            outgrows the last-level cache; the share of that cache behind the beyond-cache term is the one whose fits \
+            leave the smallest error. Encoder points: the --vit-model ViT layer, both kernels, at \
             --patches. Choose lengths other than the ones bench-attention reports, so that its table tests the fit \
             rather than repeating it. Exit status: 0, or 1 when a file cannot be read or written or a run fails.
             """
@@ -30,6 +32,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
 
     @Option(help: "Comma-separated decoder sequence lengths.")
     var lengths: String = "96,192,384,768,1536,3072"
+
+    @Option(name: .customLong("decode-lengths"),
+            help: "Comma-separated decoder lengths measured in decode only, long enough that the layer's K/V outgrows the last-level cache ('' for none): they fit the beyond-cache term.")
+    var decodeLengths: String = "12288,24576,49152,98304"
 
     @Option(help: "Comma-separated ViT patch counts.")
     var patches: String = "512,1536,3072,6144"
@@ -53,6 +59,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to write the calibration.")
     var output: String = "DeviceProfiles/measurements/host.attention-calibration.json"
 
+    /// Shares of the last-level cache tried as the cache a repeated call's K/V stays in.
+    static let cacheFractions: [Double] = [0.125, 0.25, 0.375, 0.5, 0.75, 1]
+
     static let decoderSettings: [AttentionSettingSpec] = [
         AttentionSettingSpec(name: "f32 tiled", kv: .f32),
         AttentionSettingSpec(name: "f16 tiled", kv: .f16),
@@ -70,6 +79,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
         guard rounds > 0 else { throw ValidationError("--rounds must be positive, got \(rounds)") }
         if let threads, threads <= 0 { throw ValidationError("--threads must be positive, got \(threads)") }
         let lengthList = try BenchAttentionCommand.positiveList(lengths, option: "--lengths")
+        let decodeOnly = decodeLengths.isEmpty ? []
+            : try BenchAttentionCommand.positiveList(decodeLengths, option: "--decode-lengths").filter { !lengthList.contains($0) }
         let patchList = vitModel.isEmpty ? [] : try BenchAttentionCommand.positiveList(patches, option: "--patches")
         do {
             let profile = try DeviceProfile.load(device)
@@ -81,16 +92,16 @@ struct CalibrateAttentionCommand: ParsableCommand {
             let loadBefore = HostInfo.loadAverage()
             let started = Date()
             var calibration = AttentionCalibration(kernels: KernelISA.active.rawValue, cpu: host?.cpuModel)
-            /// Measures `points` of each (setting, mode) in `rounds` passes and fits each from its median passes.
-            func calibrate(_ jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], _ shape: AttentionLayerShape,
-                           _ points: [Int], rounds: Int) throws {
+            /// Measures each (setting, mode) at its lengths in `rounds` passes; the median pass per point.
+            func measure(_ jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], _ shape: AttentionLayerShape,
+                         _ points: (AttentionCostModel.Mode) -> [Int], rounds: Int) throws -> [[(Int, Double)]] {
                 struct PointKey: Hashable { var job: Int; var length: Int }
                 var passes: [PointKey: [Double]] = [:]
                 for _ in 0..<rounds {
                     for (j, job) in jobs.enumerated() {
                         let (s, mode) = job
                         let repetitions = mode == .encode ? encodeRepetitions : self.repetitions
-                        for length in points {
+                        for length in points(mode) {
                             let setting = AttentionBenchmark.Setting(
                                 name: s.name, mode: mode == .prefill ? .prefill : mode == .decode ? .decode : .encode,
                                 kvCacheFormat: s.kv, kernel: s.kernel, heads: shape.heads, kvHeads: shape.kvHeads,
@@ -101,36 +112,84 @@ struct CalibrateAttentionCommand: ParsableCommand {
                         }
                     }
                 }
+                return jobs.enumerated().map { j, job in
+                    points(job.1).map { length in
+                        let times = (passes[PointKey(job: j, length: length)] ?? []).sorted()
+                        return (length, times.isEmpty ? .nan : times[(times.count - 1) / 2])
+                    }
+                }
+            }
+            /// Fits every job's points with the beyond-cache term priced for `cacheBytes` (nil: none); the fits and
+            /// the sum of their squared relative errors.
+            func fitAll(_ jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], _ shape: AttentionLayerShape,
+                        _ measured: [[(Int, Double)]], cacheBytes: Int?) throws
+                -> (fits: [AttentionCalibration.Key: AttentionCalibration.Fit], error: Double) {
+                var fits: [AttentionCalibration.Key: AttentionCalibration.Fit] = [:]
+                var error = 0.0
                 for (j, job) in jobs.enumerated() {
                     let (s, mode) = job
-                    let measured: [AttentionCalibration.Point] = points.map { length in
-                        let times = (passes[PointKey(job: j, length: length)] ?? []).sorted()
-                        let model = costs.predict(s, shape: shape, mode: mode, length: length).seconds
-                        return .init(length: length, rows: mode == .decode ? 1 : length, modelSeconds: model,
-                                     measuredSeconds: times.isEmpty ? .nan : times[(times.count - 1) / 2])
+                    let points: [AttentionCalibration.Point] = measured[j].map { length, seconds in
+                        .init(length: length, rows: mode == .decode ? 1 : length,
+                              modelSeconds: costs.predict(s, shape: shape, mode: mode, length: length).seconds,
+                              spillSeconds: cacheBytes.map {
+                                  costs.spillSeconds(s, shape: shape, mode: mode, length: length, cacheBytes: $0)
+                              } ?? 0,
+                              measuredSeconds: seconds)
                     }
-                    guard let fit = AttentionCalibration.fit(points: measured, shape: shape) else {
+                    guard let fit = AttentionCalibration.fit(points: points, shape: shape) else {
                         throw ValidationError("\(s.name) \(mode.rawValue): too few usable points to fit")
                     }
-                    calibration.fits[AttentionCalibration.Key(s, mode: mode)] = fit
+                    fits[AttentionCalibration.Key(s, mode: mode)] = fit
+                    error += fit.squaredError
+                }
+                return (fits, error)
+            }
+            func report(_ jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)],
+                        _ fits: [AttentionCalibration.Key: AttentionCalibration.Fit]) {
+                for (s, mode) in jobs {
+                    guard let fit = fits[AttentionCalibration.Key(s, mode: mode)] else { continue }
                     let label = (s.name + " " + mode.rawValue).padding(toLength: 26, withPad: " ", startingAt: 0)
-                    print(label + String(format: " fixed %8.1f µs  per row %7.3f µs  rate ×%.3f  worst point %5.1f%%",
-                                         fit.fixedSeconds * 1e6, fit.perRowSeconds * 1e6, fit.scale,
+                    print(label + String(format: " fixed %8.1f µs  per row %7.3f µs  rate ×%.3f  spill ×%.3f  worst point %5.1f%%",
+                                         fit.fixedSeconds * 1e6, fit.perRowSeconds * 1e6, fit.scale, fit.spill,
                                          fit.worstPointError * 100))
                 }
             }
             let shape = AttentionLayerShape(decoder)
-            try calibrate(Self.decoderSettings.flatMap { s in
+            let decoderJobs = Self.decoderSettings.flatMap { s in
                 [AttentionCostModel.Mode.prefill, .decode].map { (s, $0) }
-            }, shape, lengthList, rounds: rounds)
+            }
+            let decoderMeasured = try measure(decoderJobs, shape, { $0 == .decode ? lengthList + decodeOnly : lengthList },
+                                              rounds: rounds)
+            // The cache share: the candidate (a fraction of the last-level cache, or none) whose fits leave the
+            // smallest squared error over all decoder points.
+            let llc = HostInfo.lastLevelCacheBytes()
+            var candidates: [Int?] = [nil]
+            if let llc { candidates += Self.cacheFractions.map { Int(Double(llc) * $0) } }
+            var best: (cache: Int?, fits: [AttentionCalibration.Key: AttentionCalibration.Fit], error: Double)?
+            for cache in candidates {
+                let result = try fitAll(decoderJobs, shape, decoderMeasured, cacheBytes: cache)
+                if best == nil || result.error < best!.error { best = (cache, result.fits, result.error) }
+            }
+            if let best {
+                calibration.cacheBytes = best.cache
+                calibration.fits.merge(best.fits) { $1 }
+                report(decoderJobs, best.fits)
+                print("cache: " + (best.cache.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "none")
+                      + (llc.map { String(format: " of a %.1f MiB last-level cache", Double($0) / 1_048_576) } ?? "")
+                      + String(format: " (squared relative error %.4f over the decoder points)", best.error))
+            }
             var vitText = ""
             if !patchList.isEmpty {
                 let vm = try ModelManifest.load(vitModel)
                 guard let v = vm.visionEncoder else { throw ValidationError("\(vitModel) has no vision encoder") }
                 let vitShape = AttentionLayerShape(heads: v.heads, kvHeads: v.heads, headDim: v.headDim)
-                try calibrate(AttentionKernel.allCases.map {
+                let vitJobs = AttentionKernel.allCases.map {
                     (AttentionSettingSpec(name: "vit \($0.rawValue)", kv: .f32, kernel: $0), AttentionCostModel.Mode.encode)
-                }, vitShape, patchList, rounds: 1)
+                }
+                let vitFits = try fitAll(vitJobs, vitShape, try measure(vitJobs, vitShape, { _ in patchList }, rounds: 1),
+                                         cacheBytes: nil).fits
+                calibration.fits.merge(vitFits) { $1 }
+                report(vitJobs, vitFits)
                 vitText = "; encode points on one \(vm.name) ViT layer (\(v.heads) heads, head_dim \(v.headDim)) at "
                     + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) calls"
             }
@@ -144,7 +203,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 + "1-minute load average \(load[0]) before and \(load[1]) after; against the roofline of "
                 + "\(profile.id); prefill and decode points on one \(manifest.name) layer (\(shape.heads) heads, "
                 + "\(shape.kvHeads) KV heads, head_dim \(shape.headDim)) at "
-                + "\(lengthList.map(String.init).joined(separator: ", ")) tokens" + vitText
+                + "\(lengthList.map(String.init).joined(separator: ", ")) tokens"
+                + (decodeOnly.isEmpty ? "" : ", decode also at \(decodeOnly.map(String.init).joined(separator: ", "))")
+                + vitText
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             let data = try encoder.encode(calibration)

@@ -130,3 +130,32 @@ struct CalibrationTests {
         #expect(loaded.memory.bandwidthBytesPerSecond.source.contains("median of \(options.bandwidthPasses), 2 threads"))
     }
 }
+
+@Suite("Host cache size")
+struct HostCacheTests {
+    @Test("sysfs sizes are read in bytes; the highest data or unified level is the last-level cache")
+    func lastLevelCache() throws {
+        #expect(HostInfo.cacheSizeBytes("32768K\n") == 32 << 20)
+        #expect(HostInfo.cacheSizeBytes("1M") == 1 << 20)
+        #expect(HostInfo.cacheSizeBytes("512") == 512)
+        #expect(HostInfo.cacheSizeBytes("") == nil && HostInfo.cacheSizeBytes("K") == nil
+                && HostInfo.cacheSizeBytes("-4K") == nil && HostInfo.cacheSizeBytes("big") == nil)
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cache-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        func index(_ i: Int, level: Int, type: String, size: String) throws {
+            let dir = root.appendingPathComponent("index\(i)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try "\(level)\n".write(to: dir.appendingPathComponent("level"), atomically: true, encoding: .utf8)
+            try "\(type)\n".write(to: dir.appendingPathComponent("type"), atomically: true, encoding: .utf8)
+            try "\(size)\n".write(to: dir.appendingPathComponent("size"), atomically: true, encoding: .utf8)
+        }
+        #expect(HostInfo.lastLevelCacheBytes(root: root.path) == nil)
+        try index(0, level: 1, type: "Data", size: "32K")
+        try index(1, level: 1, type: "Instruction", size: "32K")
+        try index(2, level: 2, type: "Unified", size: "512K")
+        #expect(HostInfo.lastLevelCacheBytes(root: root.path) == 512 << 10)
+        try index(3, level: 3, type: "Unified", size: "32768K")
+        #expect(HostInfo.lastLevelCacheBytes(root: root.path) == 32 << 20)
+        #expect(HostInfo.lastLevelCacheBytes(root: root.appendingPathComponent("missing").path) == nil)
+    }
+}

@@ -280,3 +280,129 @@ struct AttentionCalibrationFitTests {
         #expect(old.kernels == nil && old.cpu == nil && old.mismatch(kernels: "simd8", cpu: "CPU B") == nil)
     }
 }
+
+@Suite("Attention cost model: block-sparse work and the beyond-cache sweep")
+struct AttentionSparseAndSpillTests {
+    /// Four query heads per KV head: eight rows per work item (32 lanes), so 64-token blocks never split an item.
+    static let grouped = AttentionLayerShape(heads: 8, kvHeads: 2, headDim: 64)
+
+    @Test("choosing every earlier block costs exactly the causal pairs of full attention")
+    func allBlocksIsFull() throws {
+        let b = Plan.BlockSparse(chunk: 64, topK: 100)
+        let length = 1024
+        let work = AttentionCostModel.blockSparseWork(b, shape: Self.grouped, mode: .prefill, length: length, tileLanes: 8)
+        let pairs = (0..<length).reduce(0.0) { $0 + Double($1 + 1) } * Double(Self.grouped.heads)
+        #expect(abs(work.laneKeys - pairs) < 1e-6)
+        #expect(work.laneBlocks == 0)
+        let model = try AttentionCostsTests.model()
+        let full = model.predict(AttentionSettingSpec(name: "full"), shape: Self.grouped, mode: .prefill, length: length)
+        let sparse = model.predict(AttentionSettingSpec(name: "all", blockSparse: b), shape: Self.grouped, mode: .prefill,
+                                   length: length)
+        #expect(abs(sparse.seconds / full.seconds - 1) < 1e-9)
+    }
+
+    @Test("few choosers per block pay whole vectors: between the pairs themselves and a vector pair per chooser")
+    func paddedVectors() throws {
+        let b = Plan.BlockSparse(chunk: 64, topK: 2)
+        let length = 64 * 400
+        let w8 = AttentionCostModel.blockSparseWork(b, shape: Self.grouped, mode: .prefill, length: length, tileLanes: 8)
+        // The pairs: own block causally, one earlier block per lane of every row past the first block.
+        var exact = 0.0
+        for t in 0..<length { exact += Double(t % 64 + 1) + (t >= 64 ? 64 : 0) }
+        exact *= Double(Self.grouped.heads)
+        #expect(w8.laneKeys > exact)
+        // A lone chooser of a block costs one vector with the score step at half rate: 8 · 3 / 2 = 12 lanes.
+        let ownOnly = (0..<length).reduce(0.0) { $0 + Double($1 % 64 + 1) } * Double(Self.grouped.heads)
+        let perChooser = (w8.laneKeys - ownOnly) / (exact - ownOnly)
+        #expect(perChooser > 9 && perChooser <= 12)
+        // Sixteen-lane vectors waste more on the same choices.
+        let w16 = AttentionCostModel.blockSparseWork(b, shape: Self.grouped, mode: .prefill, length: length, tileLanes: 16)
+        #expect(w16.laneKeys > w8.laneKeys)
+        // Scores: one per lane and earlier block, where there are more earlier blocks than it takes.
+        var blocks = 0.0
+        for t in 0..<length where t / 64 > 1 { blocks += Double(t / 64) }
+        blocks *= Double(Self.grouped.heads)
+        #expect(abs(w8.laneBlocks - blocks) < 1e-6)
+    }
+
+    @Test("decode reads the union of the heads' blocks and scores every earlier block once per key range")
+    func decodeWork() throws {
+        let b = Plan.BlockSparse(chunk: 128, topK: 4)
+        let shape = AttentionCostsTests.shape
+        let length = 128 * 64 + 1
+        let one = AttentionCostModel.blockSparseWork(b, shape: shape, mode: .decode, length: length, tileLanes: 8)
+        let two = AttentionCostModel.blockSparseWork(b, shape: shape, mode: .decode, length: length, tileLanes: 8,
+                                                     splits: 2)
+        #expect(one.laneKeys == Double(shape.heads * (1 + 3 * 128)))
+        #expect(one.laneBlocks == Double(shape.heads * 64) && two.laneBlocks == 2 * one.laneBlocks)
+        // Three heads of a KV head choosing 3 of 64 blocks each: 64 · (1 − (61/64)³) blocks expected, plus the own.
+        let remaining: Double = 61.0 / 64.0
+        let union: Double = 64 * (1 - remaining * remaining * remaining)
+        #expect(abs(one.keysRead - Double(shape.kvHeads) * (union * 128 + 1)) < 1e-6)
+        #expect(one.keysRead < Double(shape.kvHeads * 3 * 3 * 128 + shape.kvHeads))
+    }
+
+    @Test("the sweep beyond the cache: none while the layer's K/V fit, the outside share of the keys read beyond")
+    func spill() throws {
+        let model = try AttentionCostsTests.model()
+        let shape = AttentionCostsTests.shape
+        let full = AttentionSettingSpec(name: "full")
+        let length = 32768
+        let workingSet = Double(length * shape.kvHeads * 2 * shape.headDim * 4)
+        #expect(model.spillSeconds(full, shape: shape, mode: .decode, length: length, cacheBytes: Int(workingSet)) == 0)
+        let cache = 16 << 20
+        let beyond = 1 - Double(cache) / workingSet
+        let expected = model.latency.attentionSeconds(
+            flops: 0, bytes: Double(shape.kvHeads * length) * Double(2 * shape.headDim * 4) * beyond)
+        let decode = model.spillSeconds(full, shape: shape, mode: .decode, length: length, cacheBytes: cache)
+        #expect(abs(decode / expected - 1) < 1e-12)
+        // Prefill sweeps each KV head's visible keys once per work item (ten rows here).
+        let prefill = model.spillSeconds(full, shape: shape, mode: .prefill, length: length, cacheBytes: cache)
+        #expect(prefill > decode * Double(length / 10) / 2 && prefill < decode * Double(length / 10 + 1))
+        #expect(model.spillSeconds(full, shape: shape, mode: .encode, length: length, cacheBytes: cache) == 0)
+        // A calibration with a cache prices the sweep with its key's spill factor.
+        var calibrated = model
+        let fit = AttentionCalibration.Fit(fixedSeconds: 0, perRowSeconds: 0, scale: 1, spill: 2)
+        calibrated.calibration = AttentionCalibration(fits: [.init(full, mode: .decode): fit], cacheBytes: cache)
+        let plain = model.predict(full, shape: shape, mode: .decode, length: length).seconds
+        let p = calibrated.predict(full, shape: shape, mode: .decode, length: length).seconds
+        #expect(abs(p - (plain + 2 * decode)) < 1e-12)
+    }
+
+    @Test("a fit recovers the beyond-cache factor from points on both sides of the cache; the file keeps it")
+    func fitsSpill() throws {
+        let shape = AttentionCostsTests.shape
+        let lengths = [96, 384, 1536, 3072, 12288, 24576, 49152]
+        let points: [AttentionCalibration.Point] = lengths.map { n in
+            let model = 1e-9 * Double(n), spill = n > 6000 ? 2e-10 * Double(n - 6000) : 0
+            return .init(length: n, rows: 1, modelSeconds: model, spillSeconds: spill,
+                         measuredSeconds: 5e-6 + 0.8 * model + 3 * spill)
+        }
+        let fit = try #require(AttentionCalibration.fit(points: points, shape: shape))
+        #expect(abs(fit.spill - 3) < 1e-6 && abs(fit.scale - 0.8) < 1e-6 && abs(fit.fixedSeconds - 5e-6) < 1e-10)
+        #expect(fit.worstPointError < 1e-6)
+        let c = AttentionCalibration(fits: [.init(kv: .f32, kernel: .tiled, mode: .decode): fit], source: "test",
+                                     cacheBytes: 8 << 20)
+        let text = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
+        #expect(text.contains("\"cache_bytes\":8388608") && text.contains("\"spill_seconds\"") && text.contains("\"spill\":"))
+        #expect(try JSONDecoder().decode(AttentionCalibration.self, from: Data(text.utf8)) == c)
+        // Older files: no spill, no cache.
+        let entry = #"{"kv": "f32", "kernel": "tiled", "mode": "decode", "fit": {"fixed_seconds": 0, "per_row_seconds": 0, "scale": 1, SPILL "heads": 9, "kv_heads": 3, "head_dim": 64, "points": [{"length": 8, "rows": 1, "model_seconds": 1, "measured_seconds": 1}]}}"#
+        let file = #"{"schema_version": 1, "source": "x", CACHE "fits": [ENTRY]}"#
+        let old = try JSONDecoder().decode(AttentionCalibration.self, from: Data(
+            file.replacingOccurrences(of: "CACHE", with: "")
+                .replacingOccurrences(of: "ENTRY", with: entry.replacingOccurrences(of: "SPILL", with: "")).utf8))
+        #expect(old.cacheBytes == nil && old.fits.values.first?.spill == 0 && old.fits.values.first?.points.first?.spillSeconds == 0)
+        // Refused: a negative spill factor, a cache of no bytes.
+        let badSpill = file.replacingOccurrences(of: "CACHE", with: "")
+            .replacingOccurrences(of: "ENTRY", with: entry.replacingOccurrences(of: "SPILL", with: #""spill": -1,"#))
+        #expect(throws: SpecError.self) {
+            try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(badSpill, name: "spill.json"))
+        }
+        let badCache = file.replacingOccurrences(of: "CACHE", with: #""cache_bytes": 0,"#)
+            .replacingOccurrences(of: "ENTRY", with: entry.replacingOccurrences(of: "SPILL", with: ""))
+        #expect(throws: SpecError.self) {
+            try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(badCache, name: "cache.json"))
+        }
+    }
+}

@@ -102,7 +102,9 @@ struct AttentionSearchTests {
         let globals = space.globals[0]
         let fullTTFT = try #require(globals.filter { $0.blockSparse == nil }.map(\.ttftExtra).min())
         let mobaTTFT = try #require(globals.filter { $0.blockSparse == Self.moba }.map(\.ttftExtra).min())
-        #expect(mobaTTFT < fullTTFT / 4)
+        // The cost model prices the engine's block-sparse work (whole vectors over blocks few lanes chose, the block
+        // scores), not only the pairs each query sees: about 3.5× less than full attention at 32K tokens.
+        #expect(mobaTTFT < fullTTFT / 3)
         // Without limits full attention wins: it is the most accurate.
         let unconstrained = try Planner.plan(open).plan
         #expect(unconstrained.attention.blockSparse == nil)
@@ -164,7 +166,7 @@ struct AttentionSearchTests {
 
     @Test(arguments: [
         (4_000, nil as Double?, nil as Plan.BlockSparse?),
-        (32_768, 2.0, moba),
+        (32_768, 5.0, moba),
     ])
     func searchWithBlockSparseMatchesBruteForce(prompt: Int, ttft: Double?, chosen: Plan.BlockSparse?) throws {
         let model = try Self.smol([

@@ -57,8 +57,8 @@ struct BenchAttentionCLITests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("calibration.json").path
-        let c = try Self.run(["calibrate-attention", "--lengths", "32,64,128", "--patches", "32,64", "--repetitions", "1",
-                              "--threads", "2", "-o", file])
+        let c = try Self.run(["calibrate-attention", "--lengths", "32,64,128", "--decode-lengths", "256",
+                              "--patches", "32,64", "--repetitions", "1", "--threads", "2", "-o", file])
         #expect(c.status == 0, "stderr: \(c.stderr)")
         let written = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self))
         let fits = try #require(written["fits"] as? [[String: Any]])
@@ -72,7 +72,9 @@ struct BenchAttentionCLITests {
         for f in fits {
             let fit = try #require(f["fit"] as? [String: Any])
             #expect((fit["scale"] as? Double ?? 0) > 0)
-            #expect((fit["points"] as? [Any])?.count == (f["mode"] as? String == "encode" ? 2 : 3))
+            // Decode also at the decode-only length.
+            let mode = f["mode"] as? String
+            #expect((fit["points"] as? [Any])?.count == (mode == "encode" ? 2 : mode == "decode" ? 4 : 3))
         }
         let b = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--threads", "2",
                               "--calibration", file, "--json"])
@@ -83,6 +85,14 @@ struct BenchAttentionCLITests {
         #expect(rows.count == 14)
         let summary = try #require(table["summary"] as? [String: Any])
         #expect(summary["memory_rows"] as? Int == 14 && summary["speed_rows"] as? Int == 14)
+        // One mode alone; an unknown mode is refused.
+        let decodeOnly = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--threads", "2",
+                                       "--calibration", file, "--modes", "decode", "--json"])
+        #expect(decodeOnly.status == 0, "stderr: \(decodeOnly.stderr)")
+        let decodeRows = try #require(try Self.json(decodeOnly.stdout)["rows"] as? [[String: Any]])
+        #expect(decodeRows.count == 7 && decodeRows.allSatisfy { $0["mode"] as? String == "decode" })
+        let badMode = try Self.run(["bench-attention", "--lengths", "48", "--modes", "encode"])
+        #expect(badMode.status != 0 && badMode.stderr.contains("--modes: expected prefill or decode, got 'encode'"))
         // Text output carries the same count line.
         let text = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--threads", "2",
                                  "--calibration", file])

@@ -104,3 +104,40 @@ public struct HostInfo: Sendable, Codable, Equatable {
         return number * 1024
     }
 }
+
+extension HostInfo {
+    /// Bytes of the highest-level cache of processor 0 as sysfs describes it (`index*/level` and `index*/size`
+    /// under `root`), nil when none is described.
+    public static func lastLevelCacheBytes(root: String = "/sys/devices/system/cpu/cpu0/cache") -> Int? {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else { return nil }
+        var best: (level: Int, bytes: Int)?
+        for entry in entries where entry.hasPrefix("index") {
+            let dir = root + "/" + entry
+            guard let levelText = try? String(contentsOfFile: dir + "/level", encoding: .utf8),
+                  let level = Int(levelText.trimmingCharacters(in: .whitespacesAndNewlines)),
+                  let sizeText = try? String(contentsOfFile: dir + "/size", encoding: .utf8),
+                  let bytes = cacheSizeBytes(sizeText) else { continue }
+            let type = (try? String(contentsOfFile: dir + "/type", encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            if type == "Instruction" { continue }
+            if best == nil || level > best!.level { best = (level, bytes) }
+        }
+        return best?.bytes
+    }
+
+    /// A sysfs cache size ("32768K", "1M", "512"), in bytes; nil when it is not one.
+    public static func cacheSizeBytes(_ text: String) -> Int? {
+        let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let last = t.last else { return nil }
+        let multiplier: Int
+        var digits = t
+        switch last {
+        case "K", "k": multiplier = 1 << 10; digits.removeLast()
+        case "M", "m": multiplier = 1 << 20; digits.removeLast()
+        case "G", "g": multiplier = 1 << 30; digits.removeLast()
+        default: multiplier = 1
+        }
+        guard let value = Int(digits), value > 0 else { return nil }
+        return value * multiplier
+    }
+}

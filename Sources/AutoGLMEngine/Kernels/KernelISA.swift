@@ -47,6 +47,9 @@ public enum KernelISA: String, Sendable, CaseIterable, Codable {
     /// 8-lane Float32 kernels: AVX2/FMA/F16C on x86-64, NEON through the SIMD types elsewhere.
     case simd8
 
+    /// Query lanes per vector of the family's attention tile.
+    public var attentionLanes: Int { self == .avx512 ? 16 : 8 }
+
     /// Whether this process can run the family.
     public func isSupported(on features: CPUFeatures = .host) -> Bool {
         switch self {
