@@ -286,8 +286,9 @@ public struct AttentionCostModel: Sendable {
     /// (a cyclic sweep larger than the cache finds little of it there). Decode reads the keys and values the new
     /// token attends (under block-sparse selection the chosen blocks, the same ones call after call), once: that
     /// is both the sweep and the working set. Prefill reads, per work item, the keys and values its last row sees,
-    /// for its KV head; its working set is the layer's whole cache. Encode: 0 (K/V are activations the caller
-    /// holds). `calibration`'s `spill` factor prices these seconds.
+    /// for its KV head; its working set is the layer's whole cache. Encode: every work item reads all the keys and
+    /// values of its head; the working set is all heads' (activations the caller holds). `calibration`'s `spill`
+    /// factor prices these seconds.
     public func spillSeconds(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int,
                              cacheBytes: Int) -> Double {
         guard cacheBytes > 0 else { return 0 }
@@ -312,7 +313,9 @@ public struct AttentionCostModel: Sendable {
             keys *= Double(shape.kvHeads)
             workingKeys = Double(Self.cachedTokens(s, length: length, mode: mode) * shape.kvHeads)
         case .encode:
-            return 0
+            let rowsPer = Self.rowsPerItem(shape)
+            keys = Double(shape.kvHeads * ((length + rowsPer - 1) / rowsPer)) * Double(length)
+            workingKeys = Double(length * shape.kvHeads)
         }
         let beyond = max(0, 1 - Double(cacheBytes) / max(1, workingKeys * headTokenBytes))
         return beyond > 0 ? latency.attentionSeconds(flops: 0, bytes: keys * headTokenBytes * beyond) : 0

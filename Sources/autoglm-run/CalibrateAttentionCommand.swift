@@ -187,7 +187,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     (AttentionSettingSpec(name: "vit \($0.rawValue)", kv: .f32, kernel: $0), AttentionCostModel.Mode.encode)
                 }
                 let vitFits = try fitAll(vitJobs, vitShape, try measure(vitJobs, vitShape, { _ in patchList }, rounds: 1),
-                                         cacheBytes: nil).fits
+                                         cacheBytes: calibration.cacheBytes).fits
                 calibration.fits.merge(vitFits) { $1 }
                 report(vitJobs, vitFits)
                 vitText = "; encode points on one \(vm.name) ViT layer (\(v.heads) heads, head_dim \(v.headDim)) at "

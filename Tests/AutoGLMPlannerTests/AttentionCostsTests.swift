@@ -359,7 +359,14 @@ struct AttentionSparseAndSpillTests {
         // Prefill sweeps each KV head's visible keys once per work item (ten rows here).
         let prefill = model.spillSeconds(full, shape: shape, mode: .prefill, length: length, cacheBytes: cache)
         #expect(prefill > decode * Double(length / 10) / 2 && prefill < decode * Double(length / 10 + 1))
-        #expect(model.spillSeconds(full, shape: shape, mode: .encode, length: length, cacheBytes: cache) == 0)
+        // Encode (a ViT layer: 12 heads of 128, no grouping, 32 rows per item): every item reads its head's keys and
+        // values; nothing beyond a cache that holds all heads'.
+        let vit = AttentionLayerShape(heads: 12, kvHeads: 12, headDim: 128)
+        let patches = 4096, vitSet = Double(patches * 12 * 2 * 128 * 4)
+        #expect(model.spillSeconds(full, shape: vit, mode: .encode, length: patches, cacheBytes: Int(vitSet)) == 0)
+        let encode = model.spillSeconds(full, shape: vit, mode: .encode, length: patches, cacheBytes: cache)
+        let sweep = Double(12 * (patches / 32) * patches * 2 * 128 * 4) * (1 - Double(cache) / vitSet)
+        #expect(abs(encode / model.latency.attentionSeconds(flops: 0, bytes: sweep) - 1) < 1e-12)
         // A calibration with a cache prices the sweep with its key's spill factor.
         var calibrated = model
         let fit = AttentionCalibration.Fit(fixedSeconds: 0, perRowSeconds: 0, scale: 1, spill: 2)
