@@ -74,6 +74,18 @@ typealias V16 = SIMD16<Float>
     return Float(bitPattern: magnitude.bitPattern | ((h & 0x8000) << 16))
 }
 
+/// The f16 values at `offset` of four blocks, widened together (one vcvtph2ps) into lanes 0–3; lanes 4–15 are 0.
+/// The halves are gathered in an integer register, so the conversion writes a whole register (see `halfScale`).
+@inline(__always) func halfs4(_ p0: UnsafeRawPointer, _ p1: UnsafeRawPointer, _ p2: UnsafeRawPointer,
+                              _ p3: UnsafeRawPointer, offset: Int) -> V16 {
+    let h = UInt64(p0.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+        | UInt64(p1.loadUnaligned(fromByteOffset: offset, as: UInt16.self)) << 16
+        | UInt64(p2.loadUnaligned(fromByteOffset: offset, as: UInt16.self)) << 32
+        | UInt64(p3.loadUnaligned(fromByteOffset: offset, as: UInt16.self)) << 48
+    let four = _mm_cvtph_ps(_mm_cvtsi64_si128(Int64(bitPattern: h)))
+    return unsafeBitCast(_mm512_zextps128_ps512(four), to: V16.self)
+}
+
 @inline(__always) func hsum(_ v: V16) -> Float {
     let a = v.lowHalf + v.highHalf
     let b = a.lowHalf + a.highHalf
@@ -134,10 +146,25 @@ public enum AVX512Kernels {
         case .q8_0:
             for r in rows { y[r] = q8_0Dot(base + r * rowBytes, x, n) }
         case .q4_0:
-            for r in rows { y[r] = q4_0Dot(base + r * rowBytes, x, n) }
+            // Four rows at a time; the last rows of the range one by one.
+            var r = rows.lowerBound
+            while r + 4 <= rows.upperBound {
+                store4(q4_0Rows4(base + r * rowBytes, rowBytes: rowBytes, x, xsum, n), y + r, false)
+                r += 4
+            }
+            while r < rows.upperBound { y[r] = q4_0Dot(base + r * rowBytes, x, n); r += 1 }
         case let .q4Min(group, blockBytes):
             if group == 32 {
-                for r in rows { y[r] = q4Min32Dot(base + r * rowBytes, x, xsum, n, blockBytes: blockBytes) }
+                var r = rows.lowerBound
+                while r + 4 <= rows.upperBound {
+                    store4(q4Min32Rows4(base + r * rowBytes, rowBytes: rowBytes, x, xsum, n, blockBytes: blockBytes),
+                           y + r, false)
+                    r += 4
+                }
+                while r < rows.upperBound {
+                    y[r] = q4Min32Dot(base + r * rowBytes, x, xsum, n, blockBytes: blockBytes)
+                    r += 1
+                }
             } else {
                 for r in rows { y[r] = q4MinDot(base + r * rowBytes, x, xsum, n, group: group, blockBytes: blockBytes) }
             }
@@ -281,6 +308,84 @@ public enum AVX512Kernels {
             a0 = a0.addingProduct(t, V16(repeating: halfScale(p)))
         }
         return hsum(a0 + a1)
+    }
+
+    /// Blocks per pass of `nibbleRows4`: their scales fit a 1 KiB stack buffer.
+    static let nibbleRowsChunk = 64
+
+    /// Four rows `rowBytes` apart of a 32-element nibble layout: Q4_0 (`withMinimum` false; 2-byte header, value
+    /// d·(q − 8)) or Q4_1 / INT4-g32 (4-byte header: scale, minimum; value d·q + m). Σ_b d_b Σ_i q_i x_i plus the
+    /// offset term Σ_b o_b S_b with `xsum[b]` = S_b = Σ_{i∈b} x_i and o_b = −8·d_b (Q4_0) or m_b; taking the −8
+    /// out of the codes rounds once per row in Float32 (relative 2⁻²⁴ of 8·|d·S|, far below the format's error).
+    /// Per chunk of up to 64 blocks, a first pass widens the four rows' block headers together (one vcvtph2ps per
+    /// block) into a stack buffer and sums the offset term; the second pass converts the codes and multiplies each
+    /// row's partial by its scale with a multiply-add that broadcasts the scale from that buffer (an embedded
+    /// broadcast, a load rather than a shuffle). The rows share the activation loads and the loop. Against one row
+    /// at a time (two scalar header conversions, a broadcast and a reduction per row and block pair), matvec
+    /// 1536 × 576 on one core, fastest of 1,000 calls: Q4_0 55.6 → 44.5 µs, Q4_1 67.4 → 49.6 µs (Zen 4).
+    /// Per nibble half the codes are masked or shifted and converted (vcvtdq2ps); the compiler narrows the mask and
+    /// shift to byte operations with a second widening, measured as fast as a table permute per half and faster
+    /// than the same loop with the scales broadcast by permutes.
+    @inline(__always) static func nibbleRows4(_ w: UnsafeRawPointer, rowBytes: Int, _ x: UnsafePointer<Float>,
+                                              _ xsum: UnsafePointer<Float>, _ n: Int, blockBytes: Int,
+                                              withMinimum: Bool) -> SIMD4<Float> {
+        let blocks = n / 32
+        let codes = withMinimum ? 4 : 2
+        let r1 = rowBytes, r2 = 2 * rowBytes, r3 = 3 * rowBytes
+        let low = SIMD16<Int32>(repeating: 15)
+        @inline(__always) func part(_ i: SIMD16<Int32>, _ xl: V16, _ xh: V16) -> V16 {
+            let lo = unsafeBitCast(_mm512_cvtepi32_ps(unsafeBitCast(i & low, to: __m512i.self)), to: V16.self)
+            let hi = unsafeBitCast(_mm512_cvtepi32_ps(unsafeBitCast(i &>> 4, to: __m512i.self)), to: V16.self)
+            return (lo * xl).addingProduct(hi, xh)
+        }
+        return withUnsafeTemporaryAllocation(of: SIMD4<Float>.self, capacity: nibbleRowsChunk) { buffer in
+            let scales = buffer.baseAddress!
+            let f = UnsafeRawPointer(scales).assumingMemoryBound(to: Float.self)
+            var offsets = SIMD4<Float>()
+            var a0 = V16(), a1 = V16(), a2 = V16(), a3 = V16()
+            var start = 0
+            while start < blocks {
+                let count = min(nibbleRowsChunk, blocks - start)
+                // Pass 1: the four rows' scales of this chunk, and the offset term.
+                for k in 0..<count {
+                    let b = start + k
+                    let p = w + b * blockBytes
+                    let d = halfs4(p, p + r1, p + r2, p + r3, offset: 0).lowHalf.lowHalf
+                    scales[k] = d
+                    let o = withMinimum ? halfs4(p, p + r1, p + r2, p + r3, offset: 2).lowHalf.lowHalf : d
+                    offsets = offsets.addingProduct(o, SIMD4(repeating: xsum[b]))
+                }
+                // Pass 2: the codes, one block of each row per iteration.
+                for k in 0..<count {
+                    let b = start + k
+                    let p = w + b * blockBytes
+                    prefetch(p + prefetchDistance); prefetch(p + r1 + prefetchDistance)
+                    prefetch(p + r2 + prefetchDistance); prefetch(p + r3 + prefetchDistance)
+                    let xl = load16(x + b * 32), xh = load16(x + b * 32 + 16)
+                    let t0 = part(byteLanes16(p + codes), xl, xh)
+                    let t1 = part(byteLanes16(p + r1 + codes), xl, xh)
+                    let t2 = part(byteLanes16(p + r2 + codes), xl, xh)
+                    let t3 = part(byteLanes16(p + r3 + codes), xl, xh)
+                    a0 = a0.addingProduct(t0, V16(repeating: f[4 * k]))
+                    a1 = a1.addingProduct(t1, V16(repeating: f[4 * k + 1]))
+                    a2 = a2.addingProduct(t2, V16(repeating: f[4 * k + 2]))
+                    a3 = a3.addingProduct(t3, V16(repeating: f[4 * k + 3]))
+                }
+                start += count
+            }
+            let sums = SIMD4(hsum(a0), hsum(a1), hsum(a2), hsum(a3))
+            return withMinimum ? sums + offsets : sums.addingProduct(offsets, SIMD4(repeating: -8))
+        }
+    }
+
+    @inline(never) static func q4_0Rows4(_ w: UnsafeRawPointer, rowBytes: Int, _ x: UnsafePointer<Float>,
+                                         _ xsum: UnsafePointer<Float>, _ n: Int) -> SIMD4<Float> {
+        nibbleRows4(w, rowBytes: rowBytes, x, xsum, n, blockBytes: 18, withMinimum: false)
+    }
+
+    @inline(never) static func q4Min32Rows4(_ w: UnsafeRawPointer, rowBytes: Int, _ x: UnsafePointer<Float>,
+                                            _ xsum: UnsafePointer<Float>, _ n: Int, blockBytes: Int) -> SIMD4<Float> {
+        nibbleRows4(w, rowBytes: rowBytes, x, xsum, n, blockBytes: blockBytes, withMinimum: true)
     }
 
     /// Q4_1 / INT4-g32: Σ_g d_g Σ_i q_i x_i + Σ_g m_g S_g with `xsum[g]` = S_g = Σ_{i∈g} x_i; two blocks per

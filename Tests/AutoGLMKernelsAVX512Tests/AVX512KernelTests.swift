@@ -63,6 +63,51 @@ struct AVX512KernelTests {
         #expect(abs(Double(y) - expected) <= 1e-5 * max(1, abs(expected)))
     }
 
+    /// Rows of exact values (scales and minimums multiples of 1/4, activations multiples of 1/8, sums far below
+    /// 2^24), so every partial sum is exact in Float32 and the kernels must reproduce the reference bit for bit.
+    /// Row counts exercise the four-row loop with and without leftover rows; 2,240 columns (70 blocks) cross
+    /// the four-row loop's 64-block chunk of scales.
+    @Test("the four-row Q4_0 and Q4_1 loops give every row's exact sum, leftover rows and long rows included",
+          arguments: [false, true], [(rows: 4, columns: 96), (rows: 7, columns: 2240), (rows: 9, columns: 64)])
+    func nibbleRowsOfFour(withMinimum: Bool, shape: (rows: Int, columns: Int)) {
+        let blocks = shape.columns / 32, blockBytes = withMinimum ? 20 : 18, header = withMinimum ? 4 : 2
+        let rowBytes = blocks * blockBytes
+        var matrix = [UInt8](repeating: 0, count: shape.rows * rowBytes)
+        var values = [Double](repeating: 0, count: shape.rows * shape.columns)
+        for r in 0..<shape.rows {
+            for b in 0..<blocks {
+                let at = r * rowBytes + b * blockBytes
+                let d = Float16(0.25 * Float((r + b) % 5 + 1)), m = Float16(0.25 * Float((r * 3 + b) % 9) - 1)
+                withUnsafeBytes(of: d.bitPattern.littleEndian) { matrix[at] = $0[0]; matrix[at + 1] = $0[1] }
+                if withMinimum {
+                    withUnsafeBytes(of: m.bitPattern.littleEndian) { matrix[at + 2] = $0[0]; matrix[at + 3] = $0[1] }
+                }
+                for i in 0..<16 {
+                    let lo = (i * 7 + b + r) & 15, hi = (i * 5 + 3 * r + b) & 15
+                    matrix[at + header + i] = UInt8(lo) | UInt8(hi) << 4
+                    let base = r * shape.columns + b * 32
+                    values[base + i] = withMinimum ? Double(d) * Double(lo) + Double(m) : Double(d) * Double(lo - 8)
+                    values[base + 16 + i] = withMinimum ? Double(d) * Double(hi) + Double(m) : Double(d) * Double(hi - 8)
+                }
+            }
+        }
+        let x = (0..<shape.columns).map { Float(($0 * 13) % 23 - 11) * 0.125 }
+        let sums = (0..<blocks).map { b in x[(b * 32)..<(b * 32 + 32)].reduce(0, +) }
+        let layout: AVX512RowFormat = withMinimum ? .q4Min(group: 32, blockBytes: 20) : .q4_0
+        var y = [Float](repeating: .nan, count: shape.rows)
+        matrix.withUnsafeBytes { raw in
+            x.withUnsafeBufferPointer { xb in
+                AVX512Kernels.matvecRows(layout, raw.baseAddress!, rowBytes: rowBytes, columns: shape.columns,
+                                         xb.baseAddress!, sums, &y, rows: 0..<shape.rows)
+            }
+        }
+        for r in 0..<shape.rows {
+            var expected = 0.0
+            for c in 0..<shape.columns { expected += values[r * shape.columns + c] * Double(x[c]) }
+            #expect(Double(y[r]) == expected, "row \(r) of \(shape.rows), \(shape.columns) columns")
+        }
+    }
+
     @Test("a packed panel holds the rows column by column, zero-padded to 32 rows", arguments: [32, 5])
     func packPanel(rows: Int) {
         let n = 7
