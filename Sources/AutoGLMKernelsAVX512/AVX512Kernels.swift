@@ -83,7 +83,7 @@ typealias V16 = SIMD16<Float>
         | UInt64(p2.loadUnaligned(fromByteOffset: offset, as: UInt16.self)) << 32
         | UInt64(p3.loadUnaligned(fromByteOffset: offset, as: UInt16.self)) << 48
     let four = _mm_cvtph_ps(_mm_cvtsi64_si128(Int64(bitPattern: h)))
-    return unsafeBitCast(_mm512_zextps128_ps512(four), to: V16.self)
+    return _mm512_zextps128_ps512(four)
 }
 
 @inline(__always) func hsum(_ v: V16) -> Float {
@@ -334,8 +334,8 @@ public enum AVX512Kernels {
         let r1 = rowBytes, r2 = 2 * rowBytes, r3 = 3 * rowBytes
         let low = SIMD16<Int32>(repeating: 15)
         @inline(__always) func part(_ i: SIMD16<Int32>, _ xl: V16, _ xh: V16) -> V16 {
-            let lo = unsafeBitCast(_mm512_cvtepi32_ps(unsafeBitCast(i & low, to: __m512i.self)), to: V16.self)
-            let hi = unsafeBitCast(_mm512_cvtepi32_ps(unsafeBitCast(i &>> 4, to: __m512i.self)), to: V16.self)
+            let lo = _mm512_cvtepi32_ps(unsafeBitCast(i & low, to: __m512i.self))
+            let hi = _mm512_cvtepi32_ps(unsafeBitCast(i &>> 4, to: __m512i.self))
             return (lo * xl).addingProduct(hi, xh)
         }
         return withUnsafeTemporaryAllocation(of: SIMD4<Float>.self, capacity: nibbleRowsChunk) { buffer in
