@@ -286,9 +286,13 @@ public struct AttentionCostModel: Sendable {
     /// (a cyclic sweep larger than the cache finds little of it there). Decode reads the keys and values the new
     /// token attends (under block-sparse selection the chosen blocks, the same ones call after call), once: that
     /// is both the sweep and the working set. Prefill reads, per work item, the keys and values its last row sees,
-    /// for its KV head; its working set is the layer's whole cache. Encode: every work item reads all the keys and
-    /// values of its head; the working set is all heads' (activations the caller holds). `calibration`'s `spill`
-    /// factor prices these seconds.
+    /// for its KV head (block-sparse: its own block and the union of the earlier blocks its lanes chose, as the
+    /// tile computes them); its working set is the layer's whole cache. Encode: every work item reads all the keys and
+    /// values of its head; the working set is all heads' (activations the caller holds). The materialised kernel
+    /// works a head at a time per worker and computes each query row against all the keys its row sees (scores),
+    /// then against the same values (P·V), with no tile to share them between rows: its sweep is every head's
+    /// visible keys and values once per query row, and its working set the keys (or the values) of the heads the
+    /// workers hold at once. `calibration`'s `spill` factor prices these seconds.
     public func spillSeconds(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int,
                              cacheBytes: Int) -> Double {
         guard cacheBytes > 0 else { return 0 }
@@ -302,16 +306,33 @@ public struct AttentionCostModel: Sendable {
                 keys = Double(shape.kvHeads * Self.visibleKeys(s, position: length - 1))
             }
             workingKeys = keys
+        case .prefill where s.kernel == .materialised:
+            for t in 0..<length { keys += Double(Self.visibleKeys(s, position: t)) }
+            keys *= Double(shape.heads)
+            workingKeys = Double(min(threads, shape.heads) * Self.cachedTokens(s, length: length, mode: mode)) / 2
         case .prefill:
             let rowsPer = Self.rowsPerItem(shape)
+            let lanes = rowsPer * max(1, shape.heads / max(1, shape.kvHeads))
             var r0 = 0
             while r0 < length {
                 let last = min(length, r0 + rowsPer) - 1
-                keys += Double(Self.visibleKeys(s, position: last))
+                if let b = s.blockSparse, s.kernel == .tiled, b.chunk > 0 {
+                    // The item reads its own block and every earlier block one of its lanes chose: with each lane's
+                    // topK − 1 choices independent and uniform, own · (1 − (1 − p)^lanes) blocks, p = chosen / own.
+                    let own = last / b.chunk, chosen = min(max(0, b.topK - 1), own)
+                    let p = own > 0 ? Double(chosen) / Double(own) : 0
+                    let union = Double(own) * (1 - pow(1 - p, Double(lanes)))
+                    keys += union * Double(b.chunk) + Double(last - own * b.chunk + 1)
+                } else {
+                    keys += Double(Self.visibleKeys(s, position: last))
+                }
                 r0 += rowsPer
             }
             keys *= Double(shape.kvHeads)
             workingKeys = Double(Self.cachedTokens(s, length: length, mode: mode) * shape.kvHeads)
+        case .encode where s.kernel == .materialised:
+            keys = Double(shape.heads) * Double(length) * Double(length)
+            workingKeys = Double(min(threads, shape.heads) * length) / 2
         case .encode:
             let rowsPer = Self.rowsPerItem(shape)
             keys = Double(shape.kvHeads * ((length + rowsPer - 1) / rowsPer)) * Double(length)
@@ -438,9 +459,12 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         public var kvHeads: Int
         public var headDim: Int
         public var points: [Point]
+        /// Where `spill` comes from when none of this key's points reach beyond the cache: the key whose fitted
+        /// factor it carries (`borrowingSpill`); nil when fitted on its own points or zero.
+        public var spillFrom: String?
         enum CodingKeys: String, CodingKey {
             case fixedSeconds = "fixed_seconds", perRowSeconds = "per_row_seconds", scale, spill
-            case heads, kvHeads = "kv_heads", headDim = "head_dim", points
+            case heads, kvHeads = "kv_heads", headDim = "head_dim", points, spillFrom = "spill_from"
         }
         public init(fixedSeconds: Double, perRowSeconds: Double, scale: Double, spill: Double = 0, heads: Int = 0,
                     kvHeads: Int = 0, headDim: Int = 0, points: [Point] = []) {
@@ -457,6 +481,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             kvHeads = try c.decode(Int.self, forKey: .kvHeads)
             headDim = try c.decode(Int.self, forKey: .headDim)
             points = try c.decode([Point].self, forKey: .points)
+            spillFrom = try c.decodeIfPresent(String.self, forKey: .spillFrom)
         }
         public func seconds(roofline: Double, rows: Int, spill spillSeconds: Double = 0) -> Double {
             fixedSeconds + perRowSeconds * Double(rows) + scale * roofline + spill * spillSeconds
@@ -553,6 +578,34 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             if best == nil || error < best!.error - 1e-15 { best = (fit, error) }
         }
         return best?.fit
+    }
+
+    /// `fits` with a beyond-cache factor for every key whose own points all fit in the cache (so its fit has none,
+    /// while a longer call of the same kernel would spill): the factor of the fit of the same mode and KV format
+    /// with the other kernel, else of the decode fit of the same KV format (same kernel first), when that one was
+    /// fitted on points
+    /// beyond the cache. The factor is the price of a byte read from memory instead of the cache relative to the
+    /// host's matrix-vector rate, a property of the memory system more than of the kernel; `spillFrom` names the
+    /// key it came from.
+    public static func borrowingSpill(_ fits: [Key: Fit]) -> [Key: Fit] {
+        func measuredSpill(_ key: Key) -> Fit? {
+            guard let f = fits[key], f.spill > 0, f.spillFrom == nil, f.points.contains(where: { $0.spillSeconds > 0 })
+            else { return nil }
+            return f
+        }
+        var out = fits
+        for (key, fit) in fits where fit.spill == 0 && !fit.points.contains(where: { $0.spillSeconds > 0 }) {
+            let otherKernels = AttentionKernel.allCases.filter { $0 != key.kernel }
+            let others = otherKernels.map { Key(kv: key.kv, kernel: $0, mode: key.mode) }
+                + ([key.kernel] + otherKernels).map { Key(kv: key.kv, kernel: $0, mode: .decode) }
+            guard let source = others.first(where: { $0 != key && measuredSpill($0) != nil }),
+                  let donor = measuredSpill(source) else { continue }
+            var borrowed = fit
+            borrowed.spill = donor.spill
+            borrowed.spillFrom = "\(source.kv.rawValue) \(source.kernel.rawValue) \(source.mode.rawValue)"
+            out[key] = borrowed
+        }
+        return out
     }
 
     /// Solves min Σ ((Σ_k c_k · basis_k(p)) / measured − 1)² over the chosen terms (normal equations).

@@ -151,7 +151,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     let label = (s.name + " " + mode.rawValue).padding(toLength: 26, withPad: " ", startingAt: 0)
                     print(label + String(format: " fixed %8.1f µs  per row %7.3f µs  rate ×%.3f  spill ×%.3f  worst point %5.1f%%",
                                          fit.fixedSeconds * 1e6, fit.perRowSeconds * 1e6, fit.scale, fit.spill,
-                                         fit.worstPointError * 100))
+                                         fit.worstPointError * 100)
+                          + (fit.spillFrom.map { "  (spill from \($0))" } ?? ""))
                 }
             }
             let shape = AttentionLayerShape(decoder)
@@ -172,8 +173,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
             }
             if let best {
                 calibration.cacheBytes = best.cache
-                calibration.fits.merge(best.fits) { $1 }
-                report(decoderJobs, best.fits)
+                // Keys whose points all fit in the cache (prefill) take the beyond-cache factor measured on others.
+                let fits = AttentionCalibration.borrowingSpill(best.fits)
+                calibration.fits.merge(fits) { $1 }
+                report(decoderJobs, fits)
                 print("cache: " + (best.cache.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "none")
                       + (llc.map { String(format: " of a %.1f MiB last-level cache", Double($0) / 1_048_576) } ?? "")
                       + String(format: " (squared relative error %.4f over the decoder points)", best.error))
@@ -189,7 +192,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 let vitFits = try fitAll(vitJobs, vitShape, try measure(vitJobs, vitShape, { _ in patchList }, rounds: 1),
                                          cacheBytes: calibration.cacheBytes).fits
                 calibration.fits.merge(vitFits) { $1 }
-                report(vitJobs, vitFits)
+                calibration.fits = AttentionCalibration.borrowingSpill(calibration.fits)
+                report(vitJobs, calibration.fits)
                 vitText = "; encode points on one \(vm.name) ViT layer (\(v.heads) heads, head_dim \(v.headDim)) at "
                     + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) calls"
             }

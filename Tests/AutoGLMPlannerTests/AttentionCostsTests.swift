@@ -359,6 +359,28 @@ struct AttentionSparseAndSpillTests {
         // Prefill sweeps each KV head's visible keys once per work item (ten rows here).
         let prefill = model.spillSeconds(full, shape: shape, mode: .prefill, length: length, cacheBytes: cache)
         #expect(prefill > decode * Double(length / 10) / 2 && prefill < decode * Double(length / 10 + 1))
+        // Block-sparse prefill sweeps its own block and the union of the earlier blocks its 30 lanes (10 rows × 3
+        // heads) chose: choosing every block sweeps what full attention does; top-4 of 128-key blocks much less, but
+        // far more than one lane's 4 blocks.
+        let everything = AttentionSettingSpec(name: "all", blockSparse: Plan.BlockSparse(chunk: 128, topK: 1000))
+        let allBlocks = model.spillSeconds(everything, shape: shape, mode: .prefill, length: length, cacheBytes: cache)
+        #expect(abs(allBlocks / prefill - 1) < 1e-9)
+        let moba = AttentionSettingSpec(name: "moba", blockSparse: Plan.BlockSparse(chunk: 128, topK: 4))
+        let sparse = model.spillSeconds(moba, shape: shape, mode: .prefill, length: length, cacheBytes: cache)
+        var items = 0.0, lastBlock = 0.0
+        var r0 = 0
+        while r0 < length {
+            let last = min(length, r0 + 10) - 1, own = last / 128
+            let union = Double(own) * (1 - pow(1 - Double(min(3, own)) / Double(max(1, own)), 30))
+            items += union * 128 + Double(last % 128 + 1)
+            lastBlock += Double(min(3, own) * 128 + last % 128 + 1)
+            r0 += 10
+        }
+        let sparseBytes = items * Double(shape.kvHeads * 2 * shape.headDim * 4) * beyond
+        #expect(abs(sparse / model.latency.attentionSeconds(flops: 0, bytes: sparseBytes) - 1) < 1e-9)
+        let oneLane = model.latency.attentionSeconds(
+            flops: 0, bytes: lastBlock * Double(shape.kvHeads * 2 * shape.headDim * 4) * beyond)
+        #expect(sparse < prefill / 2 && sparse > 5 * oneLane)
         // Encode (a ViT layer: 12 heads of 128, no grouping, 32 rows per item): every item reads its head's keys and
         // values; nothing beyond a cache that holds all heads'.
         let vit = AttentionLayerShape(heads: 12, kvHeads: 12, headDim: 128)
@@ -367,6 +389,23 @@ struct AttentionSparseAndSpillTests {
         let encode = model.spillSeconds(full, shape: vit, mode: .encode, length: patches, cacheBytes: cache)
         let sweep = Double(12 * (patches / 32) * patches * 2 * 128 * 4) * (1 - Double(cache) / vitSet)
         #expect(abs(encode / model.latency.attentionSeconds(flops: 0, bytes: sweep) - 1) < 1e-12)
+        // The materialised kernel sweeps its head's keys and values once per query row; its working set is the
+        // keys (or values) of the two heads its two workers hold: none beyond a cache that holds those.
+        let materialised = AttentionSettingSpec(name: "m", kernel: .materialised)
+        let twoHeads = Double(2 * patches * 128 * 4)
+        #expect(model.spillSeconds(materialised, shape: vit, mode: .encode, length: patches,
+                                   cacheBytes: Int(twoHeads)) == 0)
+        let small = 1 << 20
+        let perRow = Double(12 * patches * patches * 2 * 128 * 4) * (1 - Double(small) / twoHeads)
+        let rowSweep = model.spillSeconds(materialised, shape: vit, mode: .encode, length: patches, cacheBytes: small)
+        #expect(abs(rowSweep / model.latency.attentionSeconds(flops: 0, bytes: perRow) - 1) < 1e-12)
+        // Prefill: each of the 9 heads' rows sweeps its visible keys; causal, so about half of encode's pairs.
+        let prefillRows = model.spillSeconds(materialised, shape: shape, mode: .prefill, length: 4096, cacheBytes: small)
+        var visible = 0.0
+        for t in 0..<4096 { visible += Double(t + 1) }
+        let prefillSet = Double(2 * 4096 * 64 * 4)
+        let prefillBytes = 9 * visible * Double(2 * 64 * 4) * (1 - Double(small) / prefillSet)
+        #expect(abs(prefillRows / model.latency.attentionSeconds(flops: 0, bytes: prefillBytes) - 1) < 1e-12)
         // A calibration with a cache prices the sweep with its key's spill factor.
         var calibrated = model
         let fit = AttentionCalibration.Fit(fixedSeconds: 0, perRowSeconds: 0, scale: 1, spill: 2)
@@ -374,6 +413,42 @@ struct AttentionSparseAndSpillTests {
         let plain = model.predict(full, shape: shape, mode: .decode, length: length).seconds
         let p = calibrated.predict(full, shape: shape, mode: .decode, length: length).seconds
         #expect(abs(p - (plain + 2 * decode)) < 1e-12)
+    }
+
+    @Test("a key whose points all fit in the cache takes the spill factor of the other kernel, else of decode")
+    func borrowedSpill() throws {
+        func fit(spill: Double, beyond: Bool) -> AttentionCalibration.Fit {
+            AttentionCalibration.Fit(fixedSeconds: 0, perRowSeconds: 0, scale: 1, spill: spill, points: [
+                .init(length: 512, rows: 512, modelSeconds: 1, spillSeconds: 0, measuredSeconds: 1),
+                .init(length: 4096, rows: 4096, modelSeconds: 2, spillSeconds: beyond ? 0.5 : 0, measuredSeconds: 3),
+            ])
+        }
+        typealias Key = AttentionCalibration.Key
+        let tiledEncode = Key(kv: .f32, kernel: .tiled, mode: .encode)
+        let materialisedEncode = Key(kv: .f32, kernel: .materialised, mode: .encode)
+        let tiledPrefill = Key(kv: .f32, kernel: .tiled, mode: .prefill)
+        let tiledDecode = Key(kv: .f32, kernel: .tiled, mode: .decode)
+        let int8Prefill = Key(kv: .int8, kernel: .tiled, mode: .prefill)
+        let fitted = Key(kv: .f16, kernel: .tiled, mode: .prefill)
+        let fits: [Key: AttentionCalibration.Fit] = [
+            tiledEncode: fit(spill: 2, beyond: true), materialisedEncode: fit(spill: 0, beyond: false),
+            tiledDecode: fit(spill: 1.5, beyond: true), tiledPrefill: fit(spill: 0, beyond: false),
+            int8Prefill: fit(spill: 0, beyond: false), fitted: fit(spill: 0, beyond: true),
+            Key(kv: .f32, kernel: .materialised, mode: .decode): fit(spill: 9, beyond: true),
+        ]
+        let out = AttentionCalibration.borrowingSpill(fits)
+        // The other kernel of the same mode first, then decode of the same KV format and kernel.
+        #expect(out[materialisedEncode]?.spill == 2 && out[materialisedEncode]?.spillFrom == "f32 tiled encode")
+        #expect(out[tiledPrefill]?.spill == 1.5 && out[tiledPrefill]?.spillFrom == "f32 tiled decode")
+        // No donor measured beyond the cache for INT8; a key that had points beyond and fitted no spill keeps 0.
+        #expect(out[int8Prefill]?.spill == 0 && out[int8Prefill]?.spillFrom == nil)
+        #expect(out[fitted]?.spill == 0 && out[fitted]?.spillFrom == nil)
+        // Donors are unchanged, and the source survives the file.
+        #expect(out[tiledEncode] == fits[tiledEncode] && out[tiledDecode] == fits[tiledDecode])
+        let c = AttentionCalibration(fits: out, source: "test", cacheBytes: 8 << 20)
+        let text = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
+        #expect(text.contains("\"spill_from\":\"f32 tiled decode\""))
+        #expect(try JSONDecoder().decode(AttentionCalibration.self, from: Data(text.utf8)) == c)
     }
 
     @Test("a fit recovers the beyond-cache factor from points on both sides of the cache; the file keeps it")
