@@ -322,7 +322,7 @@ public enum AVX512Kernels {
     /// row's partial by its scale with a multiply-add that broadcasts the scale from that buffer (an embedded
     /// broadcast, a load rather than a shuffle). The rows share the activation loads and the loop. Against one row
     /// at a time (two scalar header conversions, a broadcast and a reduction per row and block pair), matvec
-    /// 1536 × 576 on one core, fastest of 1,000 calls: Q4_0 55.6 → 44.5 µs, Q4_1 67.4 → 49.6 µs (Zen 4).
+    /// 1536 × 576 on one core, fastest of 1,000 calls: Q4_0 55.6 → 42.6 µs, Q4_1 67.4 → 47.5 µs (Zen 4).
     /// Per nibble half the codes are masked or shifted and converted (vcvtdq2ps); the compiler narrows the mask and
     /// shift to byte operations with a second widening, measured as fast as a table permute per half and faster
     /// than the same loop with the scales broadcast by permutes.
@@ -334,8 +334,8 @@ public enum AVX512Kernels {
         let r1 = rowBytes, r2 = 2 * rowBytes, r3 = 3 * rowBytes
         // The four rows are read side by side, so the stream's front is the next group of four rows: prefetch the
         // same block there, whole groups ahead, at least `prefetchDistance` bytes. A fixed distance from each row
-        // lands inside the rows being read: matvec 65536 × 1536 on 2 threads, streaming from memory, ran slower
-        // than one row at a time that way (Q4_0 3.6–5.0 ms against 3.1–3.8) and faster this way (2.7–3.0 ms).
+        // lands inside the rows being read: Q4_0 matvec 16,384 × 4,096 on 2 threads, streaming from memory, fastest
+        // of 20 calls, took 2.75–2.80 ms that way against 2.58–2.66 one row at a time, and 1.87–1.96 ms this way.
         let groupBytes = 4 * rowBytes
         let ahead = groupBytes * max(1, (prefetchDistance + groupBytes - 1) / groupBytes)
         let low = SIMD16<Int32>(repeating: 15)

@@ -287,8 +287,8 @@ public struct AttentionCostModel: Sendable {
     /// token attends (under block-sparse selection the chosen blocks, the same ones call after call), once: that
     /// is both the sweep and the working set. Prefill reads, per work item, the keys and values its last row sees,
     /// for its KV head (block-sparse: its own block and the union of the earlier blocks its lanes chose, as the
-    /// tile computes them); its working set is the layer's whole cache. Encode: every work item reads all the keys and
-    /// values of its head; the working set is all heads' (activations the caller holds). The materialised kernel
+    /// tile computes them); its working set is the layer's whole cache. Encode: every work item reads all the keys
+    /// and values of its head; the working set is all heads' (activations the caller holds). The materialised kernel
     /// works a head at a time per worker and computes each query row against all the keys its row sees (scores),
     /// then against the same values (P·V), with no tile to share them between rows: its sweep is every head's
     /// visible keys and values once per query row, and its working set the keys (or the values) of the heads the
@@ -583,10 +583,9 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     /// `fits` with a beyond-cache factor for every key whose own points all fit in the cache (so its fit has none,
     /// while a longer call of the same kernel would spill): the factor of the fit of the same mode and KV format
     /// with the other kernel, else of the decode fit of the same KV format (same kernel first), when that one was
-    /// fitted on points
-    /// beyond the cache. The factor is the price of a byte read from memory instead of the cache relative to the
-    /// host's matrix-vector rate, a property of the memory system more than of the kernel; `spillFrom` names the
-    /// key it came from.
+    /// fitted on points beyond the cache. The factor is the price of a byte read from memory instead of the cache
+    /// relative to the host's matrix-vector rate, a property of the memory system more than of the kernel;
+    /// `spillFrom` names the key it came from.
     public static func borrowingSpill(_ fits: [Key: Fit]) -> [Key: Fit] {
         func measuredSpill(_ key: Key) -> Fit? {
             guard let f = fits[key], f.spill > 0, f.spillFrom == nil, f.points.contains(where: { $0.spillSeconds > 0 })
