@@ -12,8 +12,23 @@ extension AVX512Kernels {
     public static let panelRows = 32
 
     /// panel[k · 32 + i] = w[i · ldw + k] for i < rows; 0 for rows ≤ i < 32.
+    /// A full panel is transposed 16 × 16 at a time in registers (`transpose16`); the columns past the last
+    /// multiple of 16, and partial panels (a matrix's last rows), element by element.
     public static func packPanel(_ w: UnsafePointer<Float>, ldw: Int, rows: Int, columns n: Int,
                                  into panel: UnsafeMutablePointer<Float>) {
+        if rows == 32 {
+            let whole = n / 16 * 16
+            var k = 0
+            while k < whole {
+                transpose16(w + k, ldw: ldw, into: panel + k * 32)
+                transpose16(w + 16 * ldw + k, ldw: ldw, into: panel + k * 32 + 16)
+                k += 16
+            }
+            for i in 0..<32 {
+                for k in whole..<n { panel[k * 32 + i] = w[i * ldw + k] }
+            }
+            return
+        }
         for i in 0..<rows {
             let src = w + i * ldw
             var k = 0
@@ -27,6 +42,55 @@ extension AVX512Kernels {
         if rows < 32 {
             for k in 0..<n { for i in rows..<32 { panel[k * 32 + i] = 0 } }
         }
+    }
+
+    /// The 16 × 16 block at `w` (rows `ldw` floats apart) stored transposed: column c of the block goes to
+    /// `out + c · 32` (16 consecutive floats, one per row). Four rounds of two-source permutes; round j exchanges bit
+    /// j of the row index with bit j of the column index between rows r and r + 2^j, so after the four rounds
+    /// register r holds column r. 64 permutes and 32 vector loads and stores per 256 floats, against 256 scalar
+    /// loads and stores: prefill of SmolLM2 Q4_0 spent 5.3% of its samples in the scalar packing.
+    @inline(never) static func transpose16(_ w: UnsafePointer<Float>, ldw: Int, into out: UnsafeMutablePointer<Float>) {
+        var r0 = load16(w), r1 = load16(w + ldw), r2 = load16(w + 2 * ldw), r3 = load16(w + 3 * ldw)
+        var r4 = load16(w + 4 * ldw), r5 = load16(w + 5 * ldw), r6 = load16(w + 6 * ldw), r7 = load16(w + 7 * ldw)
+        var r8 = load16(w + 8 * ldw), r9 = load16(w + 9 * ldw), r10 = load16(w + 10 * ldw), r11 = load16(w + 11 * ldw)
+        var r12 = load16(w + 12 * ldw), r13 = load16(w + 13 * ldw), r14 = load16(w + 14 * ldw)
+        var r15 = load16(w + 15 * ldw)
+        @inline(__always) func round(_ j: Int, _ a: inout V16, _ b: inout V16, _ lo: __m512i, _ hi: __m512i) {
+            let x = unsafeBitCast(a, to: __m512.self), y = unsafeBitCast(b, to: __m512.self)
+            a = unsafeBitCast(_mm512_permutex2var_ps(x, lo, y), to: V16.self)
+            b = unsafeBitCast(_mm512_permutex2var_ps(x, hi, y), to: V16.self)
+        }
+        // Indices into the 32 lanes of (a, b): a' takes a's lanes whose bit j is 0 and b's lanes shifted down by
+        // 2^j; b' takes a's lanes shifted up by 2^j and b's lanes whose bit j is 1.
+        @inline(__always) func indices(_ j: Int) -> (__m512i, __m512i) {
+            var lo = SIMD16<Int32>(), hi = SIMD16<Int32>()
+            let s = Int32(1 << j)
+            for c in 0..<16 {
+                let ci = Int32(c)
+                if c & (1 << j) == 0 { lo[c] = ci; hi[c] = ci + s } else { lo[c] = 16 + ci - s; hi[c] = 16 + ci }
+            }
+            return (unsafeBitCast(lo, to: __m512i.self), unsafeBitCast(hi, to: __m512i.self))
+        }
+        var (lo, hi) = indices(0)
+        round(0, &r0, &r1, lo, hi); round(0, &r2, &r3, lo, hi); round(0, &r4, &r5, lo, hi); round(0, &r6, &r7, lo, hi)
+        round(0, &r8, &r9, lo, hi); round(0, &r10, &r11, lo, hi); round(0, &r12, &r13, lo, hi)
+        round(0, &r14, &r15, lo, hi)
+        (lo, hi) = indices(1)
+        round(1, &r0, &r2, lo, hi); round(1, &r1, &r3, lo, hi); round(1, &r4, &r6, lo, hi); round(1, &r5, &r7, lo, hi)
+        round(1, &r8, &r10, lo, hi); round(1, &r9, &r11, lo, hi); round(1, &r12, &r14, lo, hi)
+        round(1, &r13, &r15, lo, hi)
+        (lo, hi) = indices(2)
+        round(2, &r0, &r4, lo, hi); round(2, &r1, &r5, lo, hi); round(2, &r2, &r6, lo, hi); round(2, &r3, &r7, lo, hi)
+        round(2, &r8, &r12, lo, hi); round(2, &r9, &r13, lo, hi); round(2, &r10, &r14, lo, hi)
+        round(2, &r11, &r15, lo, hi)
+        (lo, hi) = indices(3)
+        round(3, &r0, &r8, lo, hi); round(3, &r1, &r9, lo, hi); round(3, &r2, &r10, lo, hi); round(3, &r3, &r11, lo, hi)
+        round(3, &r4, &r12, lo, hi); round(3, &r5, &r13, lo, hi); round(3, &r6, &r14, lo, hi)
+        round(3, &r7, &r15, lo, hi)
+        store16(r0, out); store16(r1, out + 32); store16(r2, out + 64); store16(r3, out + 96)
+        store16(r4, out + 128); store16(r5, out + 160); store16(r6, out + 192); store16(r7, out + 224)
+        store16(r8, out + 256); store16(r9, out + 288); store16(r10, out + 320); store16(r11, out + 352)
+        store16(r12, out + 384); store16(r13, out + 416); store16(r14, out + 448); store16(r15, out + 480)
     }
 
     /// Y[t, 0 ..< rows] = panel-rows · X[t] for `tokens` activation rows (`ldx` floats apart, `n` columns); outputs

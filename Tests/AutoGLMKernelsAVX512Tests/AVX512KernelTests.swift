@@ -108,9 +108,10 @@ struct AVX512KernelTests {
         }
     }
 
-    @Test("a packed panel holds the rows column by column, zero-padded to 32 rows", arguments: [32, 5])
-    func packPanel(rows: Int) {
-        let n = 7
+    @Test("a packed panel holds the rows column by column, zero-padded to 32 rows (16 × 16 transposes and the tail)",
+          arguments: [(rows: 32, n: 7), (rows: 5, n: 7), (rows: 32, n: 37), (rows: 32, n: 64), (rows: 17, n: 48)])
+    func packPanel(shape: (rows: Int, n: Int)) {
+        let rows = shape.rows, n = shape.n
         let w = (0..<(rows * n)).map { Float($0) }
         var panel = [Float](repeating: .nan, count: 32 * n)
         w.withUnsafeBufferPointer { wb in
