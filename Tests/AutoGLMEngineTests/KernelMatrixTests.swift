@@ -176,6 +176,42 @@ struct KernelMatrixTests {
         }
     }
 
+    @Test("guided matvec tasks cover every row once, in groups of four, shrinking towards the end",
+          arguments: [(rows: [576, 192, 192], rowBytes: 324, threads: 2, capacity: 64),
+                      (rows: [49152], rowBytes: 324, threads: 2, capacity: 64),
+                      (rows: [7, 1, 1536], rowBytes: 1152, threads: 4, capacity: 64),
+                      (rows: [4096, 4096], rowBytes: 2304, threads: 2, capacity: 5)])
+    func guidedTasks(shape: (rows: [Int], rowBytes: Int, threads: Int, capacity: Int)) throws {
+        var tasks = [MatrixKernels.MatvecTask](repeating: .init(matrix: -1, start: 0, end: 0), count: shape.capacity)
+        let n = tasks.withUnsafeMutableBufferPointer {
+            MatrixKernels.guidedTasks(rows: { shape.rows[$0] }, rowBytes: { _ in shape.rowBytes },
+                                      matrices: shape.rows.count, threads: shape.threads, into: $0.baseAddress!,
+                                      capacity: shape.capacity)
+        }
+        try #require(n >= 1 && n <= shape.capacity)
+        var next = [Int](repeating: 0, count: shape.rows.count)
+        var lastMatrix = 0
+        for task in tasks[0..<n] {
+            #expect(task.matrix >= lastMatrix)
+            lastMatrix = task.matrix
+            #expect(task.start == next[task.matrix], "tasks of a matrix are contiguous")
+            #expect(task.end > task.start)
+            let size = task.end - task.start
+            #expect(size % 4 == 0 || task.end == shape.rows[task.matrix], "groups of four except a matrix's rest")
+            next[task.matrix] = task.end
+        }
+        #expect(next == shape.rows, "every row of every matrix exactly once")
+        if shape.capacity >= 64 {
+            // Some task is larger than the last one (the point of the guided split), and no task is below the
+            // minimum unless it is a matrix's rest.
+            let bytes = tasks[0..<n].map { ($0.end - $0.start) * shape.rowBytes }
+            if n > 4 { #expect(bytes.max()! > bytes[n - 1]) }
+            for (i, task) in tasks[0..<n].enumerated() where task.end != shape.rows[task.matrix] {
+                #expect(bytes[i] >= MatrixKernels.minimumTaskBytes)
+            }
+        }
+    }
+
     @Test("fused matvec over several matrices equals separate matvecs", arguments: KernelISA.supported)
     func fusedMatvec(isa: KernelISA) throws {
         let columns = 256

@@ -1,5 +1,7 @@
 // Matrix–vector (decode) and matrix–matrix (prefill) products with packed weights.
 
+import Foundation
+
 #if arch(x86_64)
 import AutoGLMKernelsAVX512
 #endif
@@ -19,13 +21,42 @@ public enum KernelError: Error, CustomStringConvertible, Equatable, Sendable {
 
 /// The engine's matrix kernels. Pointers are unchecked for speed; the `Checked` variants validate sizes.
 public enum MatrixKernels {
-    /// Rows handled per parallel task in matvec (a multiple of 4): about three tasks per thread. Decode issues
-    /// four jobs per layer, so every claimed task costs; in alternating runs 16 tasks per thread decoded SmolLM2
-    /// Q4_0 about 25% slower than 6, and 3 slightly faster than 6.
-    static func matvecChunk(rows: Int, threads: Int) -> Int {
-        let target = max(1, threads * 3)
-        let chunk = (rows + target - 1) / target
-        return max(8, (chunk + 3) & ~3)
+    /// Smallest matvec task in weight bytes (the last tasks of a job): about a microsecond of streaming per core.
+    static let minimumTaskBytes = 16 * 1024
+
+    /// One task of a matvec job: rows `start ..< end` of matrix `matrix`.
+    struct MatvecTask { var matrix: Int; var start: Int; var end: Int }
+
+    /// Guided split of a matvec job over `threads`: each task takes 1/(2·threads) of the weight bytes still to
+    /// hand out (whole groups of 4 rows, at least `minimumTaskBytes`), walking the matrices in order, so tasks
+    /// shrink towards the end of the job and the threads finish close together without claiming many small tasks.
+    /// Decode issues four jobs per layer and every claim costs a contended compare-and-swap: with equal tasks,
+    /// 16 per thread decoded SmolLM2 Q4_0 about 25% slower than 6 and 3 slightly faster than 6, but a thread that
+    /// takes the last of 3–6 equal tasks leaves the other idle for up to a task. Guided against 3 equal tasks per
+    /// thread, tg128 medians of 8 alternating rounds on the 2-core AVX-512 host: Q4_0 151 → 175 and 162 → 176
+    /// tok/s, F16 76.5 → 78.5 (5 rounds); 8 KiB and 32 KiB minimums were no better than 16 KiB.
+    /// Returns the number of tasks written: at most `capacity` (≥ `matrices`), whole matrices' rests near it.
+    static func guidedTasks(rows: (Int) -> Int, rowBytes: (Int) -> Int, matrices: Int, threads: Int,
+                            into tasks: UnsafeMutablePointer<MatvecTask>, capacity: Int) -> Int {
+        var remaining = 0
+        for m in 0..<matrices { remaining += rows(m) * rowBytes(m) }
+        var count = 0
+        for m in 0..<matrices {
+            let r = rows(m), rb = max(1, rowBytes(m))
+            var start = 0
+            while start < r {
+                let bytes = max(minimumTaskBytes, remaining / (2 * max(1, threads)))
+                var take = max(4, (bytes / rb + 3) & ~3)
+                // Near the capacity (one task kept for each later matrix) or the matrix's end: the rest in one.
+                if count >= capacity - (matrices - m) || r - start - take < 4 { take = r - start }
+                take = min(take, r - start)
+                tasks[count] = MatvecTask(matrix: m, start: start, end: start + take)
+                count += 1
+                start += take
+                remaining -= take * rb
+            }
+        }
+        return count
     }
 
     /// y[r] = Σ_c W[r, c] · x[c] for every row r. `x` holds `w.columns` floats, `y` holds `w.rows` floats.
@@ -68,17 +99,12 @@ public enum MatrixKernels {
         let count = min(ws.count, ys.count)
         if count == 0 { return }
         if count == 1 { matvec(ws[0], x, into: ys[0], pool: pool, isa: isa); return }
-        let threads = pool?.threadCount ?? 1
         // Activation scratch per matrix (sums, prepared activations; see `prepareActivations`), one after another.
         var scratchOffsets = [Int](repeating: 0, count: count)
         var totalScratch = 0
-        var chunkOf = [Int](repeating: 0, count: count)
-        var firstTask = [Int](repeating: 0, count: count + 1)
         for i in 0..<count {
             scratchOffsets[i] = totalScratch
             totalScratch += activationScratchCount(ws[i].format, columns: ws[i].columns, isa: isa)
-            chunkOf[i] = matvecChunk(rows: ws[i].rows, threads: threads)
-            firstTask[i + 1] = firstTask[i] + (ws[i].rows + chunkOf[i] - 1) / chunkOf[i]
         }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: max(totalScratch, 1)) { buffer in
             let s = buffer.baseAddress!
@@ -89,15 +115,32 @@ public enum MatrixKernels {
                 inputs.append(prepareActivations(ws[i].format, x, columns: ws[i].columns, isa: isa,
                                                  scratch: s + scratchOffsets[i]))
             }
-            let body: (Int) -> Void = { task in
-                var m = 0
-                while firstTask[m + 1] <= task { m += 1 }
-                let start = (task - firstTask[m]) * chunkOf[m]
-                let w = ws[m]
-                SIMDKernels.matvecRows(w, inputs[m].x, inputs[m].sums, ys[m], start..<min(start + chunkOf[m], w.rows),
-                                       isa: isa)
+            runTasks(matrices: count, rows: { ws[$0].rows }, rowBytes: { ws[$0].rowBytes }, pool: pool) { m, range in
+                SIMDKernels.matvecRows(ws[m], inputs[m].x, inputs[m].sums, ys[m], range, isa: isa)
             }
-            if let pool { pool.parallelFor(firstTask[count], body) } else { for t in 0..<firstTask[count] { body(t) } }
+        }
+    }
+
+    /// Runs `body(matrix, rows)` over every row of `matrices` matrices: on the calling thread in one call per
+    /// matrix without a pool, else as the guided tasks of one pool job.
+    private static func runTasks(matrices: Int, rows: (Int) -> Int, rowBytes: (Int) -> Int, pool: ComputePool?,
+                                 _ body: (Int, Range<Int>) -> Void) {
+        guard let pool, pool.threadCount > 1 else {
+            for m in 0..<matrices { body(m, 0..<rows(m)) }
+            return
+        }
+        var bytes = 0
+        for m in 0..<matrices { bytes += rows(m) * rowBytes(m) }
+        // The guided sizes shrink by a factor 1 − 1/(2·threads) per task down to the minimum, then at most
+        // 2·threads minimum tasks remain, plus one cut per matrix boundary.
+        let threads = pool.threadCount
+        let steps = log(max(Double(bytes) / Double(minimumTaskBytes), 1)).rounded(.up)
+        let capacity = matrices + 2 * threads * (4 + Int(steps))
+        withUnsafeTemporaryAllocation(of: MatvecTask.self, capacity: capacity) { buffer in
+            let tasks = buffer.baseAddress!
+            let n = guidedTasks(rows: rows, rowBytes: rowBytes, matrices: matrices, threads: threads, into: tasks,
+                                capacity: capacity)
+            pool.parallelFor(n) { t in body(tasks[t].matrix, tasks[t].start..<tasks[t].end) }
         }
     }
 
@@ -116,14 +159,9 @@ public enum MatrixKernels {
 
     private static func runMatvec(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
                                   _ y: UnsafeMutablePointer<Float>, pool: ComputePool?, isa: KernelISA) {
-        let rows = w.rows
-        let chunk = matvecChunk(rows: rows, threads: pool?.threadCount ?? 1)
-        let tasks = (rows + chunk - 1) / chunk
-        let body: (Int) -> Void = { t in
-            let start = t * chunk
-            SIMDKernels.matvecRows(w, x, xsum, y, start..<min(start + chunk, rows), isa: isa)
+        runTasks(matrices: 1, rows: { _ in w.rows }, rowBytes: { _ in w.rowBytes }, pool: pool) { _, range in
+            SIMDKernels.matvecRows(w, x, xsum, y, range, isa: isa)
         }
-        if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
     }
 
     /// Y[t, r] = Σ_c X[t, c] · W[r, c] for `count` tokens: `x` is `count × w.columns` row-major, `y` is
