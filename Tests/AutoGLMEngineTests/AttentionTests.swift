@@ -64,6 +64,21 @@ struct AttentionTests {
         }
     }
 
+    /// Decode steps with 2 or 3 query heads per KV head (SmolLM2's grouping is 3) read each key and value chunk
+    /// once for all of them.
+    @Test("Decode steps with groups of 2 and 3 query heads per KV head match the reference",
+          arguments: [KVCacheFormat.f32, .f16, .int8, .int4], [(heads: 6, kvHeads: 2), (heads: 4, kvHeads: 2),
+                                                                (heads: 9, kvHeads: 3)])
+    func smallGroupDecode(format: KVCacheFormat, grouping: (heads: Int, kvHeads: Int)) throws {
+        for isa in KernelISA.supported {
+            let seq = AttentionSequence(heads: grouping.heads, kvHeads: grouping.kvHeads, headDim: 64, tokens: 65,
+                                        seed: 40)
+            let cache = try KVCache(layers: 1, kvHeads: grouping.kvHeads, headDim: 64, capacity: 65, format: format)
+            let out = try seq.run(cache: cache, chunks: [20, 1, 1, 1, 30, 1, 1, 10], kernel: .tiled, isa: isa)
+            #expect(relativeError(out, seq.reference(format: format)) < 1e-5, "\(isa)")
+        }
+    }
+
     @Test("Grouped-query attention with many heads per KV head (GLM-4 grouping, 16 per KV head)")
     func wideGroups() throws {
         for isa in KernelISA.supported {

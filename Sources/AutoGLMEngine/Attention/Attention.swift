@@ -1336,6 +1336,46 @@ extension AttentionMath {
                                            rows: UnsafeRawPointer, rowStride: Int, count: Int, dataOffset: Int,
                                            scores: UnsafeMutablePointer<Float>, scoreStride: Int) {
         let chunks = d / 8
+        // Two or three lanes (a decode step's query heads of one KV head, as in SmolLM2's groups of 3): each key
+        // chunk is decoded once for all lanes; every (lane, key) still sums its chunks in order on one
+        // accumulator, so the scores are the ones the lane-by-lane loop below gives.
+        @inline(__always) func shared(_ three: Bool) {
+            let q0 = q, q1 = q + d, q2 = q + 2 * d
+            let s0 = scores, s1 = scores + scoreStride, s2 = scores + 2 * scoreStride
+            var j = 0
+            while j + 2 <= count {
+                let r0 = rows + j * rowStride, r1 = r0 + rowStride
+                var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a10 = SIMD8<Float>(), a11 = SIMD8<Float>()
+                var a20 = SIMD8<Float>(), a21 = SIMD8<Float>()
+                for c in 0..<chunks {
+                    let k0 = D.decode8(r0, chunk: c, dataOffset: dataOffset)
+                    let k1 = D.decode8(r1, chunk: c, dataOffset: dataOffset)
+                    let x0 = load8(q0 + 8 * c), x1 = load8(q1 + 8 * c)
+                    a00 = a00.addingProduct(x0, k0); a01 = a01.addingProduct(x0, k1)
+                    a10 = a10.addingProduct(x1, k0); a11 = a11.addingProduct(x1, k1)
+                    if three {
+                        let x2 = load8(q2 + 8 * c)
+                        a20 = a20.addingProduct(x2, k0); a21 = a21.addingProduct(x2, k1)
+                    }
+                }
+                s0[j] = a00.sum(); s0[j + 1] = a01.sum(); s1[j] = a10.sum(); s1[j + 1] = a11.sum()
+                if three { s2[j] = a20.sum(); s2[j + 1] = a21.sum() }
+                j += 2
+            }
+            if j < count {
+                let r0 = rows + j * rowStride
+                var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
+                for c in 0..<chunks {
+                    let k0 = D.decode8(r0, chunk: c, dataOffset: dataOffset)
+                    a0 = a0.addingProduct(load8(q0 + 8 * c), k0); a1 = a1.addingProduct(load8(q1 + 8 * c), k0)
+                    if three { a2 = a2.addingProduct(load8(q2 + 8 * c), k0) }
+                }
+                s0[j] = a0.sum(); s1[j] = a1.sum()
+                if three { s2[j] = a2.sum() }
+            }
+        }
+        if lanes == 3 { shared(true); return }
+        if lanes == 2 { shared(false); return }
         for l in 0..<lanes {
             let q0 = q + l * d, sc = scores + l * scoreStride
             var j = 0
@@ -1409,6 +1449,26 @@ extension AttentionMath {
                 store8(a0, y0 + 8 * c); store8(a1, y1 + 8 * c); store8(a2, y2 + 8 * c); store8(a3, y3 + 8 * c)
             }
             l += 4
+        }
+        if lanes - l >= 2 {
+            // Two or three lanes left (a decode step's query heads of one KV head): each value chunk is decoded once
+            // for all of them; each lane's chunk sums the rows in order, as on the one-lane path.
+            let three = lanes - l == 3
+            let w0 = w + l * weightStride, w1 = w0 + weightStride, w2 = w1 + weightStride
+            let y0 = acc + l * d, y1 = y0 + d, y2 = y1 + d
+            for c in 0..<chunks {
+                var a0 = load8(y0 + 8 * c), a1 = load8(y1 + 8 * c)
+                var a2 = three ? load8(y2 + 8 * c) : SIMD8<Float>()
+                for j in 0..<count {
+                    let v = D.decode8(rows + j * rowStride, chunk: c, dataOffset: dataOffset)
+                    a0 = a0.addingProduct(w0[j], v)
+                    a1 = a1.addingProduct(w1[j], v)
+                    if three { a2 = a2.addingProduct(w2[j], v) }
+                }
+                store8(a0, y0 + 8 * c); store8(a1, y1 + 8 * c)
+                if three { store8(a2, y2 + 8 * c) }
+            }
+            l = lanes
         }
         while l < lanes {
             let w0 = w + l * weightStride, y0 = acc + l * d

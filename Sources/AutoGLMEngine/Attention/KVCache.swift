@@ -227,6 +227,25 @@ public final class KVCache: @unchecked Sendable {
         var values: UnsafeRawPointer
     }
 
+    /// Starts loading layer `l`'s stored keys and values into the caches (a software prefetch of every line, keys
+    /// and values of the first positions first, up to `budget` bytes in all), so that a decode step's attention,
+    /// which runs after the Q/K/V projections have streamed their weights, finds them there instead of waiting
+    /// on one miss after another. Beyond the budget (a quarter of a 1 MiB L2) the hardware prefetcher follows the
+    /// sequential reads. SmolLM2 Q4_0 decode from an empty cache to 256 tokens on the 2-core AVX-512 host: the
+    /// attention kernels' share of the profile fell from 7.2% to 3.9% (plus 0.9% issuing the prefetches).
+    func prefetch(layer l: Int, budget: Int = 256 * 1024) {
+        var left = budget
+        for span in spans(layer: l) where left > 0 {
+            let bytes = min(span.count * slotBytes, left / 2)
+            var offset = 0
+            while offset < bytes {
+                AutoGLMEngine.prefetch(span.keys + offset); AutoGLMEngine.prefetch(span.values + offset)
+                offset += 64
+            }
+            left -= 2 * bytes
+        }
+    }
+
     /// The runs of stored positions layer `l` holds, committed and pending, in increasing position order.
     func spans(layer l: Int) -> [Span] {
         var result: [Span] = []

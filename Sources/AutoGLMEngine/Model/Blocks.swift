@@ -29,6 +29,7 @@ public struct SelfAttention: @unchecked Sendable {
                  config: DecoderConfig, attention: AttentionSettings, pool: ComputePool?) throws {
         let d = config.hidden, qw = config.queryWidth, kvw = config.kvWidth
         let q = s.q.pointer, k = s.k.pointer, v = s.v.pointer
+        if n == 1 { cache.prefetch(layer: layer) }                        // decode: this layer's K, V on their way
         switch projections {
         case let .separate(wq, wk, wv) where n == 1:                      // decode: one job for all three matvecs
             MatrixKernels.matvec(decodeWeights, s.xn.pointer, into: s.qkvOutputs, pool: pool)
