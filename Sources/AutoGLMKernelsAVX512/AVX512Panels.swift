@@ -56,9 +56,9 @@ extension AVX512Kernels {
         var r12 = load16(w + 12 * ldw), r13 = load16(w + 13 * ldw), r14 = load16(w + 14 * ldw)
         var r15 = load16(w + 15 * ldw)
         @inline(__always) func round(_ a: inout V16, _ b: inout V16, _ lo: __m512i, _ hi: __m512i) {
-            let x = unsafeBitCast(a, to: __m512.self), y = unsafeBitCast(b, to: __m512.self)
-            a = unsafeBitCast(_mm512_permutex2var_ps(x, lo, y), to: V16.self)
-            b = unsafeBitCast(_mm512_permutex2var_ps(x, hi, y), to: V16.self)
+            let x = a, y = b                                  // __m512 is SIMD16<Float>: no cast needed
+            a = _mm512_permutex2var_ps(x, lo, y)
+            b = _mm512_permutex2var_ps(x, hi, y)
         }
         // Indices into the 32 lanes of (a, b): a' takes a's lanes whose bit j is 0 and b's lanes shifted down by
         // 2^j; b' takes a's lanes shifted up by 2^j and b's lanes whose bit j is 1.
