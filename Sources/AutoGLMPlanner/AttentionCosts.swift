@@ -66,11 +66,13 @@ public struct AttentionCostPrediction: Sendable, Equatable {
 /// there are chunks of heads (`chunks(heads, threads)`).
 /// Latency: `LatencyModel.attentionSeconds` on the FLOPs of the visible (query, key) pairs, plus for materialised
 /// scores their write and read-back traffic; decode reads the cached K/V the new token attends to (all of it, the
-/// window, or the selected blocks and the block means) once. Time is priced on all of a call's work, not on the
-/// busiest of the engine's workers: on the shared 2-core host the measured times follow the total (decode time
-/// grows in proportion to the keys across the length where the engine starts splitting key ranges, and a window's
-/// prefill gains less than an even spread of its uniform rows would give). `.encode` is bidirectional: every one
-/// of the `length` tokens sees every other.
+/// window, or the selected blocks and the block means) once. On the engine's host (`busiestWorker`) a call lasts as
+/// long as its busiest worker: the roofline is scaled by `busiestShare` of the engine's equal work units (tiled:
+/// work items times key ranges; materialised: heads). A decode call over 3 KV heads on 2 workers without key
+/// splits runs 2 items on one worker, 4/3 of an even spread; split in two key ranges (from 1,024 stored keys) its 6
+/// units spread evenly, so on the 2-core host decode time grows 1.5× (not 2×) from 512 to 1,024 keys, as measured
+/// for every KV format.
+/// `.encode` is bidirectional: every one of the `length` tokens sees every other.
 /// Accuracy: the sum of the table entries for the setting's parts (KV precision, window, block sparsity).
 public struct AttentionCostModel: Sendable {
     public var latency: LatencyModel
@@ -82,6 +84,10 @@ public struct AttentionCostModel: Sendable {
     /// Lanes per vector of the engine's wide tile on the device (8; 16 with AVX-512): a block-sparse key tile costs
     /// whole vectors of the lanes that selected it.
     public var tileLanes: Int
+    /// Price a call at its busiest worker's share of the engine's work units (`busiestShare`), as the engine
+    /// partitions it on this host's cores; false: at all of its work spread evenly over `threads` (device plans,
+    /// whose attention runtime partitions work its own way).
+    public var busiestWorker: Bool
 
     /// Key tile of the tiled kernel and the (query row, head) lanes one work item aims for (the engine's sizes).
     public static let keyTile = 64
@@ -91,9 +97,9 @@ public struct AttentionCostModel: Sendable {
     public static let minimumKeysPerSplit = 512
 
     public init(device: DeviceProfile, accuracy: AccuracyModel? = nil, threads: Int,
-                calibration: AttentionCalibration? = nil, tileLanes: Int = 8) {
+                calibration: AttentionCalibration? = nil, tileLanes: Int = 8, busiestWorker: Bool = true) {
         latency = LatencyModel(device: device); self.accuracy = accuracy; self.threads = max(1, threads)
-        self.calibration = calibration; self.tileLanes = max(1, tileLanes)
+        self.calibration = calibration; self.tileLanes = max(1, tileLanes); self.busiestWorker = busiestWorker
     }
 
     public enum Mode: String, Sendable, Codable, CaseIterable {
@@ -230,6 +236,30 @@ public struct AttentionCostModel: Sendable {
         guard units > 0 else { return 0 }
         let per = (units + max(1, threads) - 1) / max(1, threads)
         return (units + per - 1) / per
+    }
+
+    /// Equal work units the engine hands its workers for a call: tiled, the work items (KV head × block of query
+    /// rows) times the key ranges each is split into; materialised, the heads.
+    public func workUnits(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int) -> Int {
+        switch s.kernel {
+        case .materialised:
+            return shape.heads
+        case .tiled:
+            let n = mode == .decode ? 1 : length
+            let rowsPer = Self.rowsPerItem(shape)
+            let items = shape.kvHeads * ((n + rowsPer - 1) / rowsPer)
+            return items * Self.keySplits(items: items, threads: threads,
+                                          keys: Self.cachedTokens(s, length: length, mode: mode))
+        }
+    }
+
+    /// The busiest worker's part of `units` equal units spread over `threads` workers, relative to an even spread:
+    /// `threads · ⌈units / threads⌉ / units` (1 when the units divide evenly; 4/3 for 3 units on 2 workers; 2 for one
+    /// unit on 2 workers, which leaves one idle).
+    public static func busiestShare(units: Int, threads: Int) -> Double {
+        guard units > 0, threads > 1 else { return 1 }
+        let busiest = (units + threads - 1) / threads
+        return Double(threads * busiest) / Double(units)
     }
 
     /// Key ranges each tiled work item is split into: only when there are fewer than two items per worker, and each
@@ -377,7 +407,9 @@ public struct AttentionCostModel: Sendable {
             }
         }
         if s.kernel == .materialised { traffic += 2 * Double(n * cached * 4) * Double(shape.heads) }
-        let roofline = latency.attentionSeconds(flops: flops, bytes: traffic)
+        let busiest = busiestWorker
+            ? Self.busiestShare(units: workUnits(s, shape: shape, mode: mode, length: length), threads: threads) : 1
+        let roofline = latency.attentionSeconds(flops: flops, bytes: traffic) * busiest
         let spill = calibration?.cacheBytes.map {
             spillSeconds(s, shape: shape, mode: mode, length: length, cacheBytes: $0)
         } ?? 0

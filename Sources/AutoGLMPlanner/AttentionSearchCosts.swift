@@ -43,11 +43,12 @@ extension AttentionCostModel {
     }
 
     /// The cost model for a request: its device (attention on `LatencyModel.attentionUnit`), its accuracy table and
-    /// that unit's worker count.
+    /// that unit's worker count, with the work spread evenly over them (the device's runtime partitions its own way).
     public init(request: PlanRequest, accuracy: AccuracyModel) {
         let heads = request.model.textDecoder?.heads ?? 1
         let unit = LatencyModel(device: request.device).attentionUnit
-        self.init(device: request.device, accuracy: accuracy, threads: Self.workers(on: unit, heads: heads))
+        self.init(device: request.device, accuracy: accuracy, threads: Self.workers(on: unit, heads: heads),
+                  busiestWorker: false)
     }
 
     /// Decoder attention costs of a setting for a sequence of `contextTokens` prefilled and `totalTokens` at the end

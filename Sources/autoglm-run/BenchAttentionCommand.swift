@@ -43,7 +43,7 @@ struct BenchAttentionCommand: ParsableCommand {
             help: "More timed calls until they add up to this many seconds (short calls get many).")
     var minTime: Double = 0.2
 
-    @Option(help: "Decoder rows: measure every row this many times, one pass over all rows after another, and keep the pass with the median time (spreads bursts of other work over the rows).")
+    @Option(help: "Decoder rows: measure every row this many times, one pass over all rows after another, each pass in its own shuffled order, and keep the pass with the median time (spreads bursts of other work, and effects of a row's place in the pass, over the rows).")
     var rounds: Int = 3
 
     @Option(help: "Threads (default: all cores).")
@@ -204,7 +204,7 @@ struct BenchAttentionCommand: ParsableCommand {
         var table = BenchTable(
             title: "attention of one \(manifest.name) layer (\(shape.heads) heads, \(shape.kvHeads) KV heads, head_dim "
                 + "\(shape.headDim)), \(n) threads, median of ≥ \(repetitions) calls and ≥ \(minTime) s per row, "
-                + "median of \(rounds) passes; "
+                + "median of \(rounds) passes in shuffled orders; "
                 + "predictions: planner on \(profile.id)",
             shape: "decoder", threads: n, repetitions: repetitions, calibration: costs.calibration?.source)
         func measure(_ s: AttentionSettingSpec, _ mode: AttentionCostModel.Mode, _ length: Int) throws
@@ -222,14 +222,12 @@ struct BenchAttentionCommand: ParsableCommand {
         if calibrateAt > 0 && !lengthsToRun.contains(calibrateAt) { lengthsToRun.append(calibrateAt) }
         struct RowKey: Hashable { var setting: Int; var mode: AttentionCostModel.Mode; var length: Int }
         var passes: [RowKey: [AttentionBenchmark.Result]] = [:]
-        for _ in 0..<rounds {
-            for (i, s) in settings.enumerated() {
-                for mode in modes {
-                    for length in lengthsToRun {
-                        passes[RowKey(setting: i, mode: mode, length: length), default: []].append(
-                            try measure(s, mode, length))
-                    }
-                }
+        let rows = settings.indices.flatMap { i in
+            modes.flatMap { mode in lengthsToRun.map { RowKey(setting: i, mode: mode, length: $0) } }
+        }
+        for round in 0..<rounds {
+            for row in AttentionBenchmark.passOrder(count: rows.count, pass: round).map({ rows[$0] }) {
+                passes[row, default: []].append(try measure(settings[row.setting], row.mode, row.length))
             }
         }
         let measured = passes.mapValues(Self.medianPass)

@@ -43,7 +43,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
     @Option(name: .customLong("encode-repetitions"), help: "Timed calls per ViT point at least (long calls).")
     var encodeRepetitions: Int = 3
 
-    @Option(help: "Decoder points: measure every point this many times, one pass over all points after another, and fit the pass with the median time.")
+    @Option(help: "Decoder points: measure every point this many times, one pass over all points after another, each pass in its own shuffled order, and fit the pass with the median time.")
     var rounds: Int = 3
 
     @Option(help: "Timed calls per point at least (the median is fitted).")
@@ -92,24 +92,24 @@ struct CalibrateAttentionCommand: ParsableCommand {
             let loadBefore = HostInfo.loadAverage()
             let started = Date()
             var calibration = AttentionCalibration(kernels: KernelISA.active.rawValue, cpu: host?.cpuModel)
-            /// Measures each (setting, mode) at its lengths in `rounds` passes; the median pass per point.
+            /// Measures each (setting, mode) at its lengths in `rounds` passes, each over all points in its own shuffled
+            /// order (`AttentionBenchmark.passOrder`); the median pass per point.
             func measure(_ jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], _ shape: AttentionLayerShape,
                          _ points: (AttentionCostModel.Mode) -> [Int], rounds: Int) throws -> [[(Int, Double)]] {
                 struct PointKey: Hashable { var job: Int; var length: Int }
                 var passes: [PointKey: [Double]] = [:]
-                for _ in 0..<rounds {
-                    for (j, job) in jobs.enumerated() {
-                        let (s, mode) = job
+                let keys = jobs.indices.flatMap { j in points(jobs[j].1).map { PointKey(job: j, length: $0) } }
+                for round in 0..<rounds {
+                    for key in AttentionBenchmark.passOrder(count: keys.count, pass: round).map({ keys[$0] }) {
+                        let (s, mode) = jobs[key.job], length = key.length
                         let repetitions = mode == .encode ? encodeRepetitions : self.repetitions
-                        for length in points(mode) {
-                            let setting = AttentionBenchmark.Setting(
-                                name: s.name, mode: mode == .prefill ? .prefill : mode == .decode ? .decode : .encode,
-                                kvCacheFormat: s.kv, kernel: s.kernel, heads: shape.heads, kvHeads: shape.kvHeads,
-                                headDim: shape.headDim, threads: n)
-                            let r = try AttentionBenchmark.run(setting: setting, sequenceLength: length,
-                                                               repetitions: repetitions, minimumSeconds: minTime)
-                            passes[PointKey(job: j, length: length), default: []].append(r.medianSecondsPerCall)
-                        }
+                        let setting = AttentionBenchmark.Setting(
+                            name: s.name, mode: mode == .prefill ? .prefill : mode == .decode ? .decode : .encode,
+                            kvCacheFormat: s.kv, kernel: s.kernel, heads: shape.heads, kvHeads: shape.kvHeads,
+                            headDim: shape.headDim, threads: n)
+                        let r = try AttentionBenchmark.run(setting: setting, sequenceLength: length,
+                                                           repetitions: repetitions, minimumSeconds: minTime)
+                        passes[key, default: []].append(r.medianSecondsPerCall)
                     }
                 }
                 return jobs.enumerated().map { j, job in
@@ -203,7 +203,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
             calibration.source = "measured: autoglm-run calibrate-attention on \(host?.cpuModel ?? "this host") "
                 + "(\(host?.cores ?? n) processors, \(KernelISA.active.rawValue) kernels), \(date), \(n) threads, "
                 + "median of ≥ \(repetitions) calls "
-                + "and ≥ \(minTime) s per point, median of \(rounds) passes over the decoder points, "
+                + "and ≥ \(minTime) s per point, median of \(rounds) passes over the decoder points in shuffled orders, "
                 + "1-minute load average \(load[0]) before and \(load[1]) after; against the roofline of "
                 + "\(profile.id); prefill and decode points on one \(manifest.name) layer (\(shape.heads) heads, "
                 + "\(shape.kvHeads) KV heads, head_dim \(shape.headDim)) at "

@@ -16,6 +16,18 @@ struct AttentionBenchmarkTests {
         #expect(result.cpuSecondsPerCall > 0)
     }
 
+    @Test("Each measuring pass visits every row once, in an order of its own that repeats for the same pass",
+          arguments: [0, 1, 2, 42])
+    func passOrder(count: Int) {
+        let passes = (0..<5).map { AttentionBenchmark.passOrder(count: count, pass: $0) }
+        for order in passes { #expect(order.sorted() == Array(0..<count)) }
+        #expect(AttentionBenchmark.passOrder(count: count, pass: 3) == passes[3])
+        if count == 42 {
+            #expect(Set(passes).count == passes.count)
+            #expect(!passes.contains(Array(0..<count)))
+        }
+    }
+
     @Test("Block-sparse scratch accounting matches too")
     func blockSparseScratch() throws {
         let sparse = Plan.BlockSparse(chunk: 16, topK: 2)

@@ -123,16 +123,33 @@ struct AttentionEncodeCostsTests {
         #expect(12432 * 12432 * 4 == 618_218_496)
     }
 
-    @Test("time follows all of a call's work: twice the keys, twice the decode time, split or not")
-    func timeFollowsWork() throws {
+    @Test("a call lasts as long as its busiest worker: 3 unsplit decode items on 2 workers cost 4/3 of an even spread")
+    func busiestWorker() throws {
         let m = try AttentionCostsTests.model(threads: 2)
+        let shape = AttentionCostsTests.shape
         let full = AttentionSettingSpec(name: "full")
-        // At 1024 tokens the engine splits each decode item in two key ranges; the price does not change shape.
-        let t512 = m.predict(full, shape: AttentionCostsTests.shape, mode: .decode, length: 512).seconds
-        let t1024 = m.predict(full, shape: AttentionCostsTests.shape, mode: .decode, length: 1024).seconds
-        #expect(abs(t1024 / t512 - 2) < 1e-9)
+        #expect(AttentionCostModel.busiestShare(units: 3, threads: 2) == 4.0 / 3)
+        #expect(AttentionCostModel.busiestShare(units: 6, threads: 2) == 1)
+        #expect(AttentionCostModel.busiestShare(units: 1, threads: 2) == 2)
+        #expect(AttentionCostModel.busiestShare(units: 5, threads: 1) == 1)
+        #expect(AttentionCostModel.busiestShare(units: 0, threads: 2) == 1)
+        // Below 1,024 stored keys the 3 decode items (one per KV head) are not split; from 1,024 each is split in two.
+        #expect(m.workUnits(full, shape: shape, mode: .decode, length: 512) == 3)
+        #expect(m.workUnits(full, shape: shape, mode: .decode, length: 1024) == 6)
+        #expect(m.workUnits(AttentionSettingSpec(name: "m", kernel: .materialised), shape: shape, mode: .decode,
+                            length: 1024) == 9)
+        let t512 = m.predict(full, shape: shape, mode: .decode, length: 512).seconds
+        let t1024 = m.predict(full, shape: shape, mode: .decode, length: 1024).seconds
+        #expect(abs(t1024 / t512 - 1.5) < 1e-9)
+        // Spread evenly (device plans), twice the keys cost twice the time, split or not.
+        var even = m
+        even.busiestWorker = false
+        let e512 = even.predict(full, shape: shape, mode: .decode, length: 512).seconds
+        #expect(abs(even.predict(full, shape: shape, mode: .decode, length: 1024).seconds / e512 - 2) < 1e-9)
+        #expect(abs(t512 / e512 - 4.0 / 3) < 1e-9)
+        // Prefill's 3 × 410 items of 10 rows divide evenly: the plain FLOP roofline.
         let flops = 4.0 * 9 * 64 * (4096.0 * 4097 / 2)
-        let prefill = m.predict(full, shape: AttentionCostsTests.shape, mode: .prefill, length: 4096).seconds
+        let prefill = m.predict(full, shape: shape, mode: .prefill, length: 4096).seconds
         #expect(abs(prefill / m.latency.attentionSeconds(flops: flops, bytes: 0) - 1) < 1e-9)
         #expect(AttentionCostModel.keySplits(items: 3, threads: 2, keys: 1024) == 2)
         #expect(AttentionCostModel.keySplits(items: 3, threads: 2, keys: 1023) == 1)

@@ -39,10 +39,10 @@ struct AttentionSearchTests {
         let d = try #require(model.textDecoder)
         let shape = AttentionLayerShape(d)
         // An independent instance: the attention unit of the phone is its NPU, whose profile lists no cores, so one
-        // worker per query head.
+        // worker per query head, with the work spread evenly (the device's runtime, not the engine's partition).
         #expect(LatencyModel(device: request.device).attentionUnit?.id == "npu")
         let costs = AttentionCostModel(device: request.device, accuracy: AccuracyModel(manifest: model),
-                                       threads: d.heads)
+                                       threads: d.heads, busiestWorker: false)
         let sustained = request.device.sustainedFactor.value
         let scenario = space.scenarios[0]
         let globals = space.globals[0]

@@ -121,6 +121,18 @@ public enum AttentionBenchmark {
         }
     }
 
+    /// The order in which measuring pass `pass` visits `count` rows: a shuffle drawn from a seed fixed per pass.
+    /// Rows measured in several passes keep their median pass, which only removes a disturbance that does not
+    /// strike the same rows in every pass; in a fixed order, an effect tied to a row's place in the pass (the
+    /// machine slowing after seconds of load, the rows that follow a memory-heavy one) would. The same pass always
+    /// gets the same order.
+    public static func passOrder(count: Int, pass: Int) -> [Int] {
+        var order = Array(0..<max(0, count))
+        var rng = SplitMix64(seed: 0xA77E_0000_0000 &+ UInt64(truncatingIfNeeded: pass))
+        order.shuffle(using: &rng)
+        return order
+    }
+
     /// Measures one setting at one sequence length: `repetitions` timed calls at least, more until they add up to
     /// `minimumSeconds` (at most `maximumRepetitions`), so that the median of short calls is not at the mercy of a
     /// few preempted ones. A first, untimed call warms the worker threads and the pages up unless it takes longer
