@@ -109,12 +109,12 @@ bench-attention: build
 	  --accuracy Models/smollm2-135m.attention-accuracy.json --lengths 256,512,1024 --calibration $(ATTN_CALIBRATION)
 
 # Block-sparse (MoBA) against full attention at long sequences on one SmolLM2 layer: speed and memory beside the
-# planner's prediction (calls that take over a second are timed once: dense prefill at 32K takes tens of seconds;
-# decode calls repeat for half a second).
+# planner's prediction (calls that take over a second are timed once per pass: dense prefill at 32K takes seconds;
+# decode calls repeat for half a second; three passes in shuffled orders, the median kept: about 2 minutes).
 bench-attention-long: build
 	$(BIN)/autoglm-run bench-attention --device DeviceProfiles/host.json --model Models/smollm2-135m.json \
 	  --accuracy Models/smollm2-135m.attention-accuracy.json --lengths 8192,16384,32768 \
-	  --settings full,block-sparse:128/4,block-sparse:1024/4 --repetitions 1 --min-time 0.5 --rounds 1 \
+	  --settings full,block-sparse:128/4,block-sparse:1024/4 --repetitions 1 --min-time 0.5 --rounds 3 \
 	  --calibration $(ATTN_CALIBRATION)
 
 # The vision encoder's attention (GLM-4.1V ViT layer, no mask) at 1,024 / 4,096 / 12,432 patches (12,432: the

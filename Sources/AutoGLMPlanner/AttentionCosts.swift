@@ -317,7 +317,8 @@ public struct AttentionCostModel: Sendable {
     /// token attends (under block-sparse selection the chosen blocks, the same ones call after call), once: that
     /// is both the sweep and the working set. Prefill reads, per work item, the keys and values its last row sees,
     /// for its KV head (block-sparse: its own block and the union of the earlier blocks its lanes chose, as the
-    /// tile computes them); its working set is the layer's whole cache. Encode: every work item reads all the keys
+    /// tile computes them); the working set of that sweep is the prefix the item's rows see, of every KV head (the
+    /// items of neighbouring rows run together), so early rows stay in cache where late rows do not. Encode: every work item reads all the keys
     /// and values of its head; the working set is all heads' (activations the caller holds). The materialised kernel
     /// works a head at a time per worker and computes each query row against all the keys its row sees (scores),
     /// then against the same values (P·V), with no tile to share them between rows: its sweep is every head's
@@ -341,25 +342,34 @@ public struct AttentionCostModel: Sendable {
             keys *= Double(shape.heads)
             workingKeys = Double(min(threads, shape.heads) * Self.cachedTokens(s, length: length, mode: mode)) / 2
         case .prefill:
+            // Work items go through the rows in order, alternating KV heads, so while the items of rows near t run
+            // the keys and values in use are the prefix the rows see, of every KV head: each item's sweep is
+            // priced against that prefix (the whole layer's cache only for the last rows).
             let rowsPer = Self.rowsPerItem(shape)
             let lanes = rowsPer * max(1, shape.heads / max(1, shape.kvHeads))
+            var beyondBytes = 0.0
             var r0 = 0
             while r0 < length {
                 let last = min(length, r0 + rowsPer) - 1
+                var itemKeys: Double
                 if let b = s.blockSparse, s.kernel == .tiled, b.chunk > 0 {
                     // The item reads its own block and every earlier block one of its lanes chose: with each lane's
                     // topK − 1 choices independent and uniform, own · (1 − (1 − p)^lanes) blocks, p = chosen / own.
                     let own = last / b.chunk, chosen = min(max(0, b.topK - 1), own)
                     let p = own > 0 ? Double(chosen) / Double(own) : 0
                     let union = Double(own) * (1 - pow(1 - p, Double(lanes)))
-                    keys += union * Double(b.chunk) + Double(last - own * b.chunk + 1)
+                    itemKeys = union * Double(b.chunk) + Double(last - own * b.chunk + 1)
                 } else {
-                    keys += Double(Self.visibleKeys(s, position: last))
+                    itemKeys = Double(Self.visibleKeys(s, position: last))
                 }
+                itemKeys *= Double(shape.kvHeads)
+                // The prefix: under a window its last window + global keys; block-sparse lanes together touch all.
+                let seen = s.window.map { min(last + 1, $0 + s.globalTokens) } ?? last + 1
+                let prefix = Double(seen * shape.kvHeads)
+                beyondBytes += itemKeys * headTokenBytes * max(0, 1 - Double(cacheBytes) / (prefix * headTokenBytes))
                 r0 += rowsPer
             }
-            keys *= Double(shape.kvHeads)
-            workingKeys = Double(Self.cachedTokens(s, length: length, mode: mode) * shape.kvHeads)
+            return beyondBytes > 0 ? latency.attentionSeconds(flops: 0, bytes: beyondBytes) : 0
         case .encode where s.kernel == .materialised:
             keys = Double(shape.heads) * Double(length) * Double(length)
             workingKeys = Double(min(threads, shape.heads) * length) / 2

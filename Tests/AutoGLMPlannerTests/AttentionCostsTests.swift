@@ -373,9 +373,23 @@ struct AttentionSparseAndSpillTests {
             flops: 0, bytes: Double(shape.kvHeads * length) * Double(2 * shape.headDim * 4) * beyond)
         let decode = model.spillSeconds(full, shape: shape, mode: .decode, length: length, cacheBytes: cache)
         #expect(abs(decode / expected - 1) < 1e-12)
-        // Prefill sweeps each KV head's visible keys once per work item (ten rows here).
+        // Prefill sweeps each KV head's visible keys once per work item (ten rows here), each item against the
+        // prefix its rows see, of all KV heads: rows whose prefix fits in the cache add nothing.
+        let tokenBytes = Double(shape.kvHeads * 2 * shape.headDim * 4)
+        func priced(_ keys: (Int) -> Double) -> Double {      // keys of one KV head for the item ending at `last`
+            var bytes = 0.0, r0 = 0
+            while r0 < length {
+                let last = min(length, r0 + 10) - 1
+                bytes += keys(last) * tokenBytes * max(0, 1 - Double(cache) / (Double(last + 1) * tokenBytes))
+                r0 += 10
+            }
+            return model.latency.attentionSeconds(flops: 0, bytes: bytes)
+        }
         let prefill = model.spillSeconds(full, shape: shape, mode: .prefill, length: length, cacheBytes: cache)
-        #expect(prefill > decode * Double(length / 10) / 2 && prefill < decode * Double(length / 10 + 1))
+        #expect(abs(prefill / priced { Double($0 + 1) } - 1) < 1e-9)
+        // Below pricing every item against the whole layer's cache; nothing while the layer's K/V fit.
+        #expect(prefill > 0 && prefill < decode * Double(length / 10) / 2)
+        #expect(model.spillSeconds(full, shape: shape, mode: .prefill, length: 5000, cacheBytes: cache) == 0)
         // Block-sparse prefill sweeps its own block and the union of the earlier blocks its 30 lanes (10 rows × 3
         // heads) chose: choosing every block sweeps what full attention does; top-4 of 128-key blocks much less, but
         // far more than one lane's 4 blocks.
@@ -384,19 +398,13 @@ struct AttentionSparseAndSpillTests {
         #expect(abs(allBlocks / prefill - 1) < 1e-9)
         let moba = AttentionSettingSpec(name: "moba", blockSparse: Plan.BlockSparse(chunk: 128, topK: 4))
         let sparse = model.spillSeconds(moba, shape: shape, mode: .prefill, length: length, cacheBytes: cache)
-        var items = 0.0, lastBlock = 0.0
-        var r0 = 0
-        while r0 < length {
-            let last = min(length, r0 + 10) - 1, own = last / 128
+        let expectedSparse = priced { last in
+            let own = last / 128
             let union = Double(own) * (1 - pow(1 - Double(min(3, own)) / Double(max(1, own)), 30))
-            items += union * 128 + Double(last % 128 + 1)
-            lastBlock += Double(min(3, own) * 128 + last % 128 + 1)
-            r0 += 10
+            return union * 128 + Double(last % 128 + 1)
         }
-        let sparseBytes = items * Double(shape.kvHeads * 2 * shape.headDim * 4) * beyond
-        #expect(abs(sparse / model.latency.attentionSeconds(flops: 0, bytes: sparseBytes) - 1) < 1e-9)
-        let oneLane = model.latency.attentionSeconds(
-            flops: 0, bytes: lastBlock * Double(shape.kvHeads * 2 * shape.headDim * 4) * beyond)
+        #expect(abs(sparse / expectedSparse - 1) < 1e-9)
+        let oneLane = priced { Double(min(3, $0 / 128) * 128 + $0 % 128 + 1) }
         #expect(sparse < prefill / 2 && sparse > 5 * oneLane)
         // Encode (a ViT layer: 12 heads of 128, no grouping, 32 rows per item): every item reads its head's keys and
         // values; nothing beyond a cache that holds all heads'.
