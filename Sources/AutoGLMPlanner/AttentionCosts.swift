@@ -382,6 +382,31 @@ public struct AttentionCostModel: Sendable {
         return beyond > 0 ? latency.attentionSeconds(flops: 0, bytes: keys * headTokenBytes * beyond) : 0
     }
 
+    /// Seconds to move the part of the materialised kernel's row sweeps that does not fit in `privateCacheBytes`
+    /// of a core's private cache, at the device's matrix-vector memory rate. Each worker takes a head and runs every
+    /// query row against all the keys the row sees (scores), then against the same values (P·V): one cyclic sweep
+    /// per row, whose working set is the head's visible keys (or values). While those fit the core's private cache
+    /// the row reads them from it; beyond, the share `1 − private / working set` comes from the shared cache (its
+    /// cost is what `calibration`'s `near` factor prices). Prefill and encode only (decode runs one row); 0 for the
+    /// tiled kernel, whose key tiles serve a block of rows from one read.
+    public func nearSeconds(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int,
+                            privateCacheBytes: Int) -> Double {
+        guard s.kernel == .materialised, mode != .decode, privateCacheBytes > 0 else { return 0 }
+        let rowBytes = Double(shape.headDim) * s.kv.bytesPerElement             // one key (or value) of one head
+        var bytes = 0.0
+        for t in 0..<length {
+            let keys = Double(mode == .encode ? length : Self.visibleKeys(s, position: t))
+            let beyond = max(0, 1 - Double(privateCacheBytes) / (keys * rowBytes))
+            bytes += 2 * keys * rowBytes * beyond
+            if mode == .encode {                                          // every row sees the same keys
+                bytes *= Double(length)
+                break
+            }
+        }
+        bytes *= Double(shape.heads)
+        return bytes > 0 ? latency.attentionSeconds(flops: 0, bytes: bytes) : 0
+    }
+
     public func predict(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int)
         -> AttentionCostPrediction {
         let cached = Self.cachedTokens(s, length: length, mode: mode)
@@ -423,7 +448,11 @@ public struct AttentionCostModel: Sendable {
         let spill = calibration?.cacheBytes.map {
             spillSeconds(s, shape: shape, mode: mode, length: length, cacheBytes: $0)
         } ?? 0
-        let seconds = calibration?.seconds(roofline: roofline, rows: n, spill: spill, s, mode: mode) ?? roofline
+        let near = calibration?.privateCacheBytes.map {
+            nearSeconds(s, shape: shape, mode: mode, length: length, privateCacheBytes: $0)
+        } ?? 0
+        let seconds = calibration?.seconds(roofline: roofline, rows: n, spill: spill, near: near, s, mode: mode)
+            ?? roofline
         let loss: Double?
         if let accuracy {
             var total = 0.0, known = true
@@ -446,7 +475,9 @@ public struct AttentionCostModel: Sendable {
 /// rate of the key loop: the roofline's efficiency comes from one shape (the host profile measures a GLM-4 layer),
 /// and other head sizes, grouping and KV formats that must be decoded run at other rates; `spill` prices the part
 /// of a call's K/V sweep that does not fit in `cacheBytes` (`AttentionCostModel.spillSeconds`): a one-layer call
-/// repeated finds its K/V in the last-level cache up to some length and in memory beyond it.
+/// repeated finds its K/V in the last-level cache up to some length and in memory beyond it; `near` (`+ near ·
+/// beyond-private-cache seconds`) prices the materialised kernel's per-row sweeps of a head's keys and values that
+/// do not fit in `privateCacheBytes` of a core's own cache (`AttentionCostModel.nearSeconds`).
 /// The constants come from measurements of the full-attention settings at several lengths, fitted by least squares
 /// on relative error with no negative term (`fit`); predictions at other lengths and for windowed and
 /// block-sparse settings then test how the model scales, not reproduce the points. `record` keeps the older
@@ -471,14 +502,18 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         public var rows: Int
         public var modelSeconds: Double
         public var spillSeconds: Double
+        /// Seconds of the materialised kernel's row sweeps beyond the core's private cache
+        /// (`AttentionCostModel.nearSeconds`, 0 for other kernels or when they fit).
+        public var nearSeconds: Double
         public var measuredSeconds: Double
         enum CodingKeys: String, CodingKey {
             case length, rows, modelSeconds = "model_seconds", spillSeconds = "spill_seconds"
-            case measuredSeconds = "measured_seconds"
+            case nearSeconds = "near_seconds", measuredSeconds = "measured_seconds"
         }
-        public init(length: Int, rows: Int, modelSeconds: Double, spillSeconds: Double = 0, measuredSeconds: Double) {
+        public init(length: Int, rows: Int, modelSeconds: Double, spillSeconds: Double = 0, nearSeconds: Double = 0,
+                    measuredSeconds: Double) {
             self.length = length; self.rows = rows; self.modelSeconds = modelSeconds; self.spillSeconds = spillSeconds
-            self.measuredSeconds = measuredSeconds
+            self.nearSeconds = nearSeconds; self.measuredSeconds = measuredSeconds
         }
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -486,6 +521,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             rows = try c.decode(Int.self, forKey: .rows)
             modelSeconds = try c.decode(Double.self, forKey: .modelSeconds)
             spillSeconds = try c.decodeIfPresent(Double.self, forKey: .spillSeconds) ?? 0
+            nearSeconds = try c.decodeIfPresent(Double.self, forKey: .nearSeconds) ?? 0
             measuredSeconds = try c.decode(Double.self, forKey: .measuredSeconds)
         }
     }
@@ -496,6 +532,8 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         public var scale: Double
         /// Factor on the seconds of the K/V sweep beyond the cache (0: none fitted, or the points all fit in cache).
         public var spill: Double
+        /// Factor on the seconds of the materialised kernel's row sweeps beyond the private cache (0: none fitted).
+        public var near: Double
         /// The layer shape the points were measured on.
         public var heads: Int
         public var kvHeads: Int
@@ -505,13 +543,13 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         /// factor it carries (`borrowingSpill`); nil when fitted on its own points or zero.
         public var spillFrom: String?
         enum CodingKeys: String, CodingKey {
-            case fixedSeconds = "fixed_seconds", perRowSeconds = "per_row_seconds", scale, spill
+            case fixedSeconds = "fixed_seconds", perRowSeconds = "per_row_seconds", scale, spill, near
             case heads, kvHeads = "kv_heads", headDim = "head_dim", points, spillFrom = "spill_from"
         }
-        public init(fixedSeconds: Double, perRowSeconds: Double, scale: Double, spill: Double = 0, heads: Int = 0,
-                    kvHeads: Int = 0, headDim: Int = 0, points: [Point] = []) {
+        public init(fixedSeconds: Double, perRowSeconds: Double, scale: Double, spill: Double = 0, near: Double = 0,
+                    heads: Int = 0, kvHeads: Int = 0, headDim: Int = 0, points: [Point] = []) {
             self.fixedSeconds = fixedSeconds; self.perRowSeconds = perRowSeconds; self.scale = scale
-            self.spill = spill; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim; self.points = points
+            self.spill = spill; self.near = near; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim; self.points = points
         }
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -519,27 +557,31 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             perRowSeconds = try c.decode(Double.self, forKey: .perRowSeconds)
             scale = try c.decode(Double.self, forKey: .scale)
             spill = try c.decodeIfPresent(Double.self, forKey: .spill) ?? 0
+            near = try c.decodeIfPresent(Double.self, forKey: .near) ?? 0
             heads = try c.decode(Int.self, forKey: .heads)
             kvHeads = try c.decode(Int.self, forKey: .kvHeads)
             headDim = try c.decode(Int.self, forKey: .headDim)
             points = try c.decode([Point].self, forKey: .points)
             spillFrom = try c.decodeIfPresent(String.self, forKey: .spillFrom)
         }
-        public func seconds(roofline: Double, rows: Int, spill spillSeconds: Double = 0) -> Double {
-            fixedSeconds + perRowSeconds * Double(rows) + scale * roofline + spill * spillSeconds
+        public func seconds(roofline: Double, rows: Int, spill spillSeconds: Double = 0,
+                            near nearSeconds: Double = 0) -> Double {
+            fixedSeconds + perRowSeconds * Double(rows) + scale * roofline + spill * spillSeconds + near * nearSeconds
+        }
+        /// The fit's seconds for one of its points.
+        public func seconds(_ p: Point) -> Double {
+            seconds(roofline: p.modelSeconds, rows: p.rows, spill: p.spillSeconds, near: p.nearSeconds)
         }
         /// Sum of the squared relative errors of the fit over its own points.
         public var squaredError: Double {
             points.reduce(0) {
-                let r = seconds(roofline: $1.modelSeconds, rows: $1.rows, spill: $1.spillSeconds) / $1.measuredSeconds - 1
+                let r = seconds($1) / $1.measuredSeconds - 1
                 return $0 + r * r
             }
         }
         /// Largest relative error of the fit over its own points.
         public var worstPointError: Double {
-            points.map {
-                abs(seconds(roofline: $0.modelSeconds, rows: $0.rows, spill: $0.spillSeconds) / $0.measuredSeconds - 1)
-            }.max() ?? 0
+            points.map { abs(seconds($0) / $0.measuredSeconds - 1) }.max() ?? 0
         }
     }
 
@@ -557,11 +599,14 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     /// last-level cache that behaved so on the measuring host, fitted by calibrate-attention); nil: no beyond-cache
     /// term.
     public var cacheBytes: Int?
+    /// The share of a core's private cache that a materialised row sweep must fit in to be read from it (fitted
+    /// by calibrate-attention); nil: no private-cache term.
+    public var privateCacheBytes: Int?
 
     public init(referenceLength: Int = 0, fits: [Key: Fit] = [:], source: String = "", kernels: String? = nil,
-                cpu: String? = nil, cacheBytes: Int? = nil) {
+                cpu: String? = nil, cacheBytes: Int? = nil, privateCacheBytes: Int? = nil) {
         self.referenceLength = referenceLength; self.fits = fits; self.source = source
-        self.kernels = kernels; self.cpu = cpu; self.cacheBytes = cacheBytes
+        self.kernels = kernels; self.cpu = cpu; self.cacheBytes = cacheBytes; self.privateCacheBytes = privateCacheBytes
     }
 
     /// Why this calibration's times may not hold for a run with `kernels` on `cpu` (nil when they match, or when
@@ -592,10 +637,11 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             points: [Point(length: referenceLength, rows: rows, modelSeconds: predicted, measuredSeconds: measuredSeconds)])
     }
 
-    /// Fits `fixed`, `perRow`, `scale` and `spill` for one key to measured points by least squares on relative
-    /// error, with every term non-negative (a term that would go negative is dropped and the rest refitted).
-    /// `perRow` is only fitted where the points have different row counts (not for decode), `spill` only where some
-    /// point's K/V sweep goes beyond the cache. Points with a non-positive or non-finite time are ignored; nil when
+    /// Fits `fixed`, `perRow`, `scale`, `spill` and `near` for one key to measured points by least squares on
+    /// relative error, with every term non-negative (a term that would go negative is dropped and the rest
+    /// refitted). `perRow` is only fitted where the points have different row counts (not for decode), `spill` only
+    /// where some point's K/V sweep goes beyond the cache, `near` only where some point's row sweep goes beyond the
+    /// private cache. Points with a non-positive or non-finite time are ignored; nil when
     /// fewer than two remain.
     public static func fit(points: [Point], shape: AttentionLayerShape) -> Fit? {
         let usable = points.filter {
@@ -603,18 +649,19 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         }
         guard usable.count >= 2 else { return nil }
         let rowsVary = Set(usable.map(\.rows)).count > 1
-        // Terms: 0 fixed, 1 per row, 2 scale (always kept), 3 beyond-cache sweep.
+        // Terms: 0 fixed, 1 per row, 2 scale (always kept), 3 beyond-cache sweep, 4 beyond-private-cache sweep.
         var candidates: [[Int]] = rowsVary ? [[0, 1, 2], [0, 2], [1, 2], [2]] : [[0, 2], [2]]
         if usable.contains(where: { $0.spillSeconds > 0 }) { candidates += candidates.map { $0 + [3] } }
+        if usable.contains(where: { $0.nearSeconds > 0 }) { candidates += candidates.map { $0 + [4] } }
         var best: (fit: Fit, error: Double)?
         for terms in candidates where terms.count <= usable.count {
             guard let coefficients = leastSquares(usable, terms: terms), coefficients.allSatisfy({ $0 >= 0 }) else {
                 continue
             }
-            var c = [0.0, 0.0, 0.0, 0.0]
+            var c = [0.0, 0.0, 0.0, 0.0, 0.0]
             for (i, t) in terms.enumerated() { c[t] = coefficients[i] }
             guard c[2] > 0 else { continue }
-            let fit = Fit(fixedSeconds: c[0], perRowSeconds: c[1], scale: c[2], spill: c[3], heads: shape.heads,
+            let fit = Fit(fixedSeconds: c[0], perRowSeconds: c[1], scale: c[2], spill: c[3], near: c[4], heads: shape.heads,
                           kvHeads: shape.kvHeads, headDim: shape.headDim, points: usable)
             let error = fit.squaredError
             if best == nil || error < best!.error - 1e-15 { best = (fit, error) }
@@ -655,7 +702,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         var a = [[Double]](repeating: [Double](repeating: 0, count: k), count: k)
         var b = [Double](repeating: 0, count: k)
         for p in points {
-            let basis = [1.0, Double(p.rows), p.modelSeconds, p.spillSeconds]
+            let basis = [1.0, Double(p.rows), p.modelSeconds, p.spillSeconds, p.nearSeconds]
             let row = terms.map { basis[$0] / p.measuredSeconds }
             for i in 0..<k {
                 b[i] += row[i]
@@ -684,10 +731,10 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
 
     /// Corrected seconds for a roofline time of a setting and the seconds of its sweep beyond the cache (the
     /// roofline unchanged when no fit exists for its key).
-    public func seconds(roofline: Double, rows: Int, spill: Double = 0, _ s: AttentionSettingSpec,
+    public func seconds(roofline: Double, rows: Int, spill: Double = 0, near: Double = 0, _ s: AttentionSettingSpec,
                         mode: AttentionCostModel.Mode) -> Double {
         guard let f = fits[Key(s, mode: mode)] else { return roofline }
-        return f.seconds(roofline: roofline, rows: rows, spill: spill)
+        return f.seconds(roofline: roofline, rows: rows, spill: spill, near: near)
     }
 
     /// The prediction with its time corrected (unchanged when no fit exists for its key). For a prediction made by
@@ -717,7 +764,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version", source, referenceLength = "reference_length", fits, kernels, cpu
-        case cacheBytes = "cache_bytes"
+        case cacheBytes = "cache_bytes", privateCacheBytes = "private_cache_bytes"
     }
 
     public init(from decoder: Decoder) throws {
@@ -735,17 +782,22 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             throw DecodingError.dataCorruptedError(forKey: .cacheBytes, in: c,
                                                    debugDescription: "expected a positive byte count, got \(cacheBytes)")
         }
+        privateCacheBytes = try c.decodeIfPresent(Int.self, forKey: .privateCacheBytes)
+        if let privateCacheBytes, privateCacheBytes <= 0 {
+            throw DecodingError.dataCorruptedError(forKey: .privateCacheBytes, in: c, debugDescription:
+                                                   "expected a positive byte count, got \(privateCacheBytes)")
+        }
         referenceLength = try c.decodeIfPresent(Int.self, forKey: .referenceLength) ?? 0
         var fits: [Key: Fit] = [:]
         for e in try c.decodeIfPresent([Entry].self, forKey: .fits) ?? [] {
             let f = e.fit
-            guard f.scale > 0, f.fixedSeconds >= 0, f.perRowSeconds >= 0, f.spill >= 0,
-                  [f.scale, f.fixedSeconds, f.perRowSeconds, f.spill].allSatisfy(\.isFinite) else {
+            guard f.scale > 0, f.fixedSeconds >= 0, f.perRowSeconds >= 0, f.spill >= 0, f.near >= 0,
+                  [f.scale, f.fixedSeconds, f.perRowSeconds, f.spill, f.near].allSatisfy(\.isFinite) else {
                 throw DecodingError.dataCorruptedError(
                     forKey: .fits, in: c,
                     debugDescription: "\(e.kv.rawValue)/\(e.kernel.rawValue)/\(e.mode.rawValue): scale must be > 0 and "
-                        + "the overheads and spill ≥ 0, got scale \(f.scale), fixed \(f.fixedSeconds), per row "
-                        + "\(f.perRowSeconds), spill \(f.spill)")
+                        + "the overheads, spill and near ≥ 0, got scale \(f.scale), fixed \(f.fixedSeconds), per row "
+                        + "\(f.perRowSeconds), spill \(f.spill), near \(f.near)")
             }
             let key = Key(kv: e.kv, kernel: e.kernel, mode: e.mode)
             guard fits[key] == nil else {
@@ -765,6 +817,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         try c.encodeIfPresent(kernels, forKey: .kernels)
         try c.encodeIfPresent(cpu, forKey: .cpu)
         try c.encodeIfPresent(cacheBytes, forKey: .cacheBytes)
+        try c.encodeIfPresent(privateCacheBytes, forKey: .privateCacheBytes)
         if referenceLength > 0 { try c.encode(referenceLength, forKey: .referenceLength) }
         let entries = fits.map { Entry(kv: $0.key.kv, kernel: $0.key.kernel, mode: $0.key.mode, fit: $0.value) }
             .sorted { ($0.mode.rawValue, $0.kernel.rawValue, $0.kv.rawValue) < ($1.mode.rawValue, $1.kernel.rawValue, $1.kv.rawValue) }

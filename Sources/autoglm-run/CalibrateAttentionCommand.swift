@@ -61,6 +61,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
 
     /// Shares of the last-level cache tried as the cache a repeated call's K/V stays in.
     static let cacheFractions: [Double] = [0.125, 0.25, 0.375, 0.5, 0.75, 1]
+    /// Shares of a core's private (L2) cache tried as the cache a materialised row sweep stays in.
+    static let privateCacheFractions: [Double] = [0.25, 0.5, 0.75, 1]
 
     static let decoderSettings: [AttentionSettingSpec] = [
         AttentionSettingSpec(name: "f32 tiled", kv: .f32),
@@ -119,10 +121,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     }
                 }
             }
-            /// Fits every job's points with the beyond-cache term priced for `cacheBytes` (nil: none); the fits and
-            /// the sum of their squared relative errors.
+            /// Fits every job's points with the beyond-cache term priced for `cacheBytes` and the materialised row
+            /// sweeps' term for `privateCacheBytes` (nil: none); the fits and the sum of their squared relative errors.
             func fitAll(_ jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], _ shape: AttentionLayerShape,
-                        _ measured: [[(Int, Double)]], cacheBytes: Int?) throws
+                        _ measured: [[(Int, Double)]], cacheBytes: Int?, privateCacheBytes: Int? = nil) throws
                 -> (fits: [AttentionCalibration.Key: AttentionCalibration.Fit], error: Double) {
                 var fits: [AttentionCalibration.Key: AttentionCalibration.Fit] = [:]
                 var error = 0.0
@@ -133,6 +135,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
                               modelSeconds: costs.predict(s, shape: shape, mode: mode, length: length).seconds,
                               spillSeconds: cacheBytes.map {
                                   costs.spillSeconds(s, shape: shape, mode: mode, length: length, cacheBytes: $0)
+                              } ?? 0,
+                              nearSeconds: privateCacheBytes.map {
+                                  costs.nearSeconds(s, shape: shape, mode: mode, length: length, privateCacheBytes: $0)
                               } ?? 0,
                               measuredSeconds: seconds)
                     }
@@ -149,9 +154,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 for (s, mode) in jobs {
                     guard let fit = fits[AttentionCalibration.Key(s, mode: mode)] else { continue }
                     let label = (s.name + " " + mode.rawValue).padding(toLength: 26, withPad: " ", startingAt: 0)
-                    print(label + String(format: " fixed %8.1f µs  per row %7.3f µs  rate ×%.3f  spill ×%.3f  worst point %5.1f%%",
+                    print(label + String(format: " fixed %8.1f µs  per row %7.3f µs  rate ×%.3f  spill ×%.3f  near ×%.3f  worst point %5.1f%%",
                                          fit.fixedSeconds * 1e6, fit.perRowSeconds * 1e6, fit.scale, fit.spill,
-                                         fit.worstPointError * 100)
+                                         fit.near, fit.worstPointError * 100)
                           + (fit.spillFrom.map { "  (spill from \($0))" } ?? ""))
                 }
             }
@@ -166,22 +171,15 @@ struct CalibrateAttentionCommand: ParsableCommand {
             let llc = HostInfo.lastLevelCacheBytes()
             var candidates: [Int?] = [nil]
             if let llc { candidates += Self.cacheFractions.map { Int(Double(llc) * $0) } }
-            var best: (cache: Int?, fits: [AttentionCalibration.Key: AttentionCalibration.Fit], error: Double)?
+            var best: (cache: Int?, error: Double)?
             for cache in candidates {
                 let result = try fitAll(decoderJobs, shape, decoderMeasured, cacheBytes: cache)
-                if best == nil || result.error < best!.error { best = (cache, result.fits, result.error) }
+                if best == nil || result.error < best!.error { best = (cache, result.error) }
             }
-            if let best {
-                calibration.cacheBytes = best.cache
-                // Keys whose points all fit in the cache (prefill) take the beyond-cache factor measured on others.
-                let fits = AttentionCalibration.borrowingSpill(best.fits)
-                calibration.fits.merge(fits) { $1 }
-                report(decoderJobs, fits)
-                print("cache: " + (best.cache.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "none")
-                      + (llc.map { String(format: " of a %.1f MiB last-level cache", Double($0) / 1_048_576) } ?? "")
-                      + String(format: " (squared relative error %.4f over the decoder points)", best.error))
-            }
+            calibration.cacheBytes = best?.cache
             var vitText = ""
+            var vitStage: (jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], shape: AttentionLayerShape,
+                           measured: [[(Int, Double)]])?
             if !patchList.isEmpty {
                 let vm = try ModelManifest.load(vitModel)
                 guard let v = vm.visionEncoder else { throw ValidationError("\(vitModel) has no vision encoder") }
@@ -189,13 +187,39 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 let vitJobs = AttentionKernel.allCases.map {
                     (AttentionSettingSpec(name: "vit \($0.rawValue)", kv: .f32, kernel: $0), AttentionCostModel.Mode.encode)
                 }
-                let vitFits = try fitAll(vitJobs, vitShape, try measure(vitJobs, vitShape, { _ in patchList }, rounds: 1),
-                                         cacheBytes: calibration.cacheBytes).fits
-                calibration.fits.merge(vitFits) { $1 }
-                calibration.fits = AttentionCalibration.borrowingSpill(calibration.fits)
-                report(vitJobs, calibration.fits)
+                vitStage = (vitJobs, vitShape, try measure(vitJobs, vitShape, { _ in patchList }, rounds: 1))
                 vitText = "; encode points on one \(vm.name) ViT layer (\(v.heads) heads, head_dim \(v.headDim)) at "
                     + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) calls"
+            }
+            // The private-cache share: the candidate (a fraction of the core's L2, or none) whose fits leave the
+            // smallest squared error over all points, decoder and ViT (only the materialised kernel's prefill and
+            // encode points depend on it).
+            let l2 = HostInfo.cacheBytes(level: 2)
+            var privateCandidates: [Int?] = [nil]
+            if let l2 { privateCandidates += Self.privateCacheFractions.map { Int(Double(l2) * $0) } }
+            var chosen: (bytes: Int?, fits: [AttentionCalibration.Key: AttentionCalibration.Fit], error: Double)?
+            for candidate in privateCandidates {
+                var result = try fitAll(decoderJobs, shape, decoderMeasured, cacheBytes: calibration.cacheBytes,
+                                        privateCacheBytes: candidate)
+                if let vit = vitStage {
+                    let vitResult = try fitAll(vit.jobs, vit.shape, vit.measured, cacheBytes: calibration.cacheBytes,
+                                               privateCacheBytes: candidate)
+                    result.fits.merge(vitResult.fits) { $1 }
+                    result.error += vitResult.error
+                }
+                if chosen == nil || result.error < chosen!.error { chosen = (candidate, result.fits, result.error) }
+            }
+            if let chosen {
+                calibration.privateCacheBytes = chosen.bytes
+                // Keys whose points all fit in the cache (prefill) take the beyond-cache factor measured on others.
+                calibration.fits.merge(AttentionCalibration.borrowingSpill(chosen.fits)) { $1 }
+                report(decoderJobs + (vitStage?.jobs ?? []), calibration.fits)
+                print("cache: " + (calibration.cacheBytes.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "none")
+                      + (llc.map { String(format: " of a %.1f MiB last-level cache", Double($0) / 1_048_576) } ?? "")
+                      + "; private cache: "
+                      + (chosen.bytes.map { String(format: "%.2f MiB", Double($0) / 1_048_576) } ?? "none")
+                      + (l2.map { String(format: " of a %.2f MiB L2", Double($0) / 1_048_576) } ?? "")
+                      + String(format: " (squared relative error %.4f over all points)", chosen.error))
             }
             let loadAfter = HostInfo.loadAverage()
             let date = ISO8601DateFormatter().string(from: started)

@@ -157,5 +157,9 @@ struct HostCacheTests {
         try index(3, level: 3, type: "Unified", size: "32768K")
         #expect(HostInfo.lastLevelCacheBytes(root: root.path) == 32 << 20)
         #expect(HostInfo.lastLevelCacheBytes(root: root.appendingPathComponent("missing").path) == nil)
+        // A level's data or unified cache, never the instruction cache.
+        #expect(HostInfo.cacheBytes(level: 2, root: root.path) == 512 << 10)
+        #expect(HostInfo.cacheBytes(level: 1, root: root.path) == 32 << 10)
+        #expect(HostInfo.cacheBytes(level: 4, root: root.path) == nil)
     }
 }

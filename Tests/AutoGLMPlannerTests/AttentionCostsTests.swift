@@ -512,4 +512,68 @@ struct AttentionSparseAndSpillTests {
             try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(badCache, name: "cache.json"))
         }
     }
+
+    @Test("the materialised kernel's row sweeps beyond the private cache: priced per row, fitted, kept in the file")
+    func nearCache() throws {
+        let model = try AttentionCostsTests.model()
+        let vit = AttentionLayerShape(heads: 12, kvHeads: 12, headDim: 128)
+        let materialised = AttentionSettingSpec(name: "m", kernel: .materialised)
+        let tiled = AttentionSettingSpec(name: "t")
+        let half = 512 << 10
+        // One head's keys at 1,024 patches are 512 KiB: nothing beyond a 512 KiB share; tiled and decode never.
+        #expect(model.nearSeconds(materialised, shape: vit, mode: .encode, length: 1024, privateCacheBytes: half) == 0)
+        #expect(model.nearSeconds(tiled, shape: vit, mode: .encode, length: 4096, privateCacheBytes: half) == 0)
+        #expect(model.nearSeconds(materialised, shape: AttentionCostsTests.shape, mode: .decode, length: 65536,
+                                  privateCacheBytes: half) == 0)
+        // 4,096 patches: every row sweeps 2 MiB of keys and 2 MiB of values of its head, three quarters beyond.
+        let rowBytes = 4096.0 * 128 * 4
+        let encode = model.nearSeconds(materialised, shape: vit, mode: .encode, length: 4096, privateCacheBytes: half)
+        let expected = model.latency.attentionSeconds(flops: 0, bytes: 12 * 4096 * 2 * rowBytes * 0.75)
+        #expect(abs(encode / expected - 1) < 1e-12)
+        // Causal prefill: a row's sweep is the keys it sees, so rows up to the share's worth add nothing.
+        let shape = AttentionCostsTests.shape
+        let prefill = model.nearSeconds(materialised, shape: shape, mode: .prefill, length: 4096,
+                                        privateCacheBytes: half)
+        var bytes = 0.0
+        for t in 0..<4096 {
+            let keys = Double(t + 1), sweep = keys * 64 * 4
+            bytes += 2 * sweep * max(0, 1 - Double(half) / sweep)
+        }
+        #expect(abs(prefill / model.latency.attentionSeconds(flops: 0, bytes: 9 * bytes) - 1) < 1e-12)
+        #expect(model.nearSeconds(materialised, shape: shape, mode: .prefill, length: 2048, privateCacheBytes: half) == 0)
+        // A fit recovers the factor from points on both sides of the share, and the file keeps share and factor.
+        let points: [AttentionCalibration.Point] = [512, 1536, 3072, 6144].map { n in
+            let roofline = 1e-11 * Double(n * n)
+            let near = model.nearSeconds(materialised, shape: vit, mode: .encode, length: n, privateCacheBytes: half)
+            return .init(length: n, rows: n, modelSeconds: roofline, nearSeconds: near,
+                         measuredSeconds: 7 * roofline + 0.5 * near)
+        }
+        let fit = try #require(AttentionCalibration.fit(points: points, shape: vit))
+        #expect(abs(fit.near - 0.5) < 1e-6 && abs(fit.scale - 7) < 1e-6 && fit.worstPointError < 1e-6)
+        let c = AttentionCalibration(fits: [.init(kv: .f32, kernel: .materialised, mode: .encode): fit], source: "t",
+                                     cacheBytes: 8 << 20, privateCacheBytes: half)
+        let text = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
+        #expect(text.contains("\"private_cache_bytes\":524288") && text.contains("\"near_seconds\"")
+                && text.contains("\"near\":"))
+        #expect(try JSONDecoder().decode(AttentionCalibration.self, from: Data(text.utf8)) == c)
+        // A calibrated model adds the term to its prediction.
+        var calibrated = model
+        calibrated.calibration = c
+        let plain = model.predict(materialised, shape: vit, mode: .encode, length: 4096).seconds
+        let withNear = calibrated.predict(materialised, shape: vit, mode: .encode, length: 4096).seconds
+        #expect(abs(withNear - (7 * plain + 0.5 * encode)) < 1e-9 * withNear)
+        // Refused: a negative factor, a private cache of no bytes.
+        let entry = #"{"kv": "f32", "kernel": "materialised", "mode": "encode", "fit": {"fixed_seconds": 0, "per_row_seconds": 0, "scale": 1, NEAR "heads": 12, "kv_heads": 12, "head_dim": 128, "points": []}}"#
+        let file = #"{"schema_version": 1, "source": "x", PRIVATE "fits": [ENTRY]}"#
+        let badNear = file.replacingOccurrences(of: "PRIVATE", with: "")
+            .replacingOccurrences(of: "ENTRY", with: entry.replacingOccurrences(of: "NEAR", with: #""near": -1,"#))
+        #expect(throws: SpecError.self) {
+            try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(badNear, name: "near.json"))
+        }
+        let badPrivate = file.replacingOccurrences(of: "PRIVATE", with: #""private_cache_bytes": 0,"#)
+            .replacingOccurrences(of: "ENTRY", with: entry.replacingOccurrences(of: "NEAR", with: ""))
+        #expect(throws: SpecError.self) {
+            try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(badPrivate, name: "private.json"))
+        }
+    }
 }

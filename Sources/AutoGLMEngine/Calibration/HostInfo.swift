@@ -109,9 +109,20 @@ extension HostInfo {
     /// Bytes of the highest-level cache of processor 0 as sysfs describes it (`index*/level` and `index*/size`
     /// under `root`), nil when none is described.
     public static func lastLevelCacheBytes(root: String = "/sys/devices/system/cpu/cpu0/cache") -> Int? {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else { return nil }
-        var best: (level: Int, bytes: Int)?
-        for entry in entries where entry.hasPrefix("index") {
+        dataCaches(root: root).max { $0.level < $1.level }?.bytes
+    }
+
+    /// Bytes of processor 0's data (or unified) cache of `level` (2: the core's private L2 on current x86 and Arm
+    /// server cores), nil when sysfs describes none.
+    public static func cacheBytes(level: Int, root: String = "/sys/devices/system/cpu/cpu0/cache") -> Int? {
+        dataCaches(root: root).first { $0.level == level }?.bytes
+    }
+
+    /// The data and unified caches under `root` (`index*/level`, `index*/size`, `index*/type`).
+    static func dataCaches(root: String) -> [(level: Int, bytes: Int)] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else { return [] }
+        var caches: [(level: Int, bytes: Int)] = []
+        for entry in entries.sorted() where entry.hasPrefix("index") {
             let dir = root + "/" + entry
             guard let levelText = try? String(contentsOfFile: dir + "/level", encoding: .utf8),
                   let level = Int(levelText.trimmingCharacters(in: .whitespacesAndNewlines)),
@@ -120,9 +131,9 @@ extension HostInfo {
             let type = (try? String(contentsOfFile: dir + "/type", encoding: .utf8))?
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             if type == "Instruction" { continue }
-            if best == nil || level > best!.level { best = (level, bytes) }
+            caches.append((level, bytes))
         }
-        return best?.bytes
+        return caches
     }
 
     /// A sysfs cache size ("32768K", "1M", "512"), in bytes; nil when it is not one.
