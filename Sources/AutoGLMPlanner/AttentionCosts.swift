@@ -393,15 +393,16 @@ public struct AttentionCostModel: Sendable {
                             privateCacheBytes: Int) -> Double {
         guard s.kernel == .materialised, mode != .decode, privateCacheBytes > 0 else { return 0 }
         let rowBytes = Double(shape.headDim) * s.kv.bytesPerElement             // one key (or value) of one head
+        /// Bytes one row reads from beyond the private cache: its keys, then the same values.
+        func rowSweep(_ keys: Int) -> Double {
+            let sweep = Double(keys) * rowBytes
+            return 2 * sweep * max(0, 1 - Double(privateCacheBytes) / sweep)
+        }
         var bytes = 0.0
-        for t in 0..<length {
-            let keys = Double(mode == .encode ? length : Self.visibleKeys(s, position: t))
-            let beyond = max(0, 1 - Double(privateCacheBytes) / (keys * rowBytes))
-            bytes += 2 * keys * rowBytes * beyond
-            if mode == .encode {                                          // every row sees the same keys
-                bytes *= Double(length)
-                break
-            }
+        if mode == .encode {
+            bytes = Double(length) * rowSweep(length)                     // every row sees every key
+        } else {
+            for t in 0..<length { bytes += rowSweep(Self.visibleKeys(s, position: t)) }
         }
         bytes *= Double(shape.heads)
         return bytes > 0 ? latency.attentionSeconds(flops: 0, bytes: bytes) : 0
