@@ -238,18 +238,27 @@ public struct AttentionCostModel: Sendable {
         return (units + per - 1) / per
     }
 
-    /// Equal work units the engine hands its workers for a call: tiled, the work items (KV head × block of query
-    /// rows) times the key ranges each is split into; materialised, the heads.
+    /// The tiled kernel's partition of a call, as the engine makes it: work items (KV head × block of
+    /// `rowsPerItem` query rows) and the key ranges each is split into (by the keys the cache holds: a window keeps
+    /// window + globals + the new token).
+    public func tiledPartition(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int)
+        -> (items: Int, splits: Int) {
+        let n = mode == .decode ? 1 : length
+        let rowsPer = Self.rowsPerItem(shape)
+        let items = shape.kvHeads * ((n + rowsPer - 1) / rowsPer)
+        return (items, Self.keySplits(items: items, threads: threads,
+                                      keys: Self.cachedTokens(s, length: length, mode: mode)))
+    }
+
+    /// Equal work units the engine hands its workers for a call: tiled, the work items times the key ranges each
+    /// is split into; materialised, the heads.
     public func workUnits(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int) -> Int {
         switch s.kernel {
         case .materialised:
             return shape.heads
         case .tiled:
-            let n = mode == .decode ? 1 : length
-            let rowsPer = Self.rowsPerItem(shape)
-            let items = shape.kvHeads * ((n + rowsPer - 1) / rowsPer)
-            return items * Self.keySplits(items: items, threads: threads,
-                                          keys: Self.cachedTokens(s, length: length, mode: mode))
+            let (items, splits) = tiledPartition(s, shape: shape, mode: mode, length: length)
+            return items * splits
         }
     }
 
@@ -299,9 +308,7 @@ public struct AttentionCostModel: Sendable {
         switch s.kernel {
         case .tiled:
             let rowsPer = Self.rowsPerItem(shape)
-            let items = shape.kvHeads * ((n + rowsPer - 1) / rowsPer)
-            // The engine splits by the keys the cache holds (a window keeps window + globals + the new token).
-            let splits = Self.keySplits(items: items, threads: threads, keys: cached)
+            let (items, splits) = tiledPartition(s, shape: shape, mode: mode, length: length)
             let lanes = rowsPer * max(1, shape.heads / max(1, shape.kvHeads))
             let partial = splits > 1 ? items * splits * lanes * (shape.headDim + 2) * 4 : 0
             return Self.chunks(items * splits, threads: threads) * worker + partial
@@ -318,8 +325,8 @@ public struct AttentionCostModel: Sendable {
     /// is both the sweep and the working set. Prefill reads, per work item, the keys and values its last row sees,
     /// for its KV head (block-sparse: its own block and the union of the earlier blocks its lanes chose, as the
     /// tile computes them); the working set of that sweep is the prefix the item's rows see, of every KV head (the
-    /// items of neighbouring rows run together), so early rows stay in cache where late rows do not. Encode: every work item reads all the keys
-    /// and values of its head; the working set is all heads' (activations the caller holds). The materialised kernel
+    /// items of neighbouring rows run together), so early rows stay in cache where late rows do not. Encode: every
+    /// work item reads all the keys and values of its head; the working set is all heads' (activations the caller holds). The materialised kernel
     /// works a head at a time per worker and computes each query row against all the keys its row sees (scores),
     /// then against the same values (P·V), with no tile to share them between rows: its sweep is every head's
     /// visible keys and values once per query row, and its working set the keys (or the values) of the heads the
@@ -432,10 +439,8 @@ public struct AttentionCostModel: Sendable {
             // The engine's work rather than the visible pairs: padded vectors over blocks few lanes chose, and the
             // block scores, priced at half the tile loop's rate (one dot product and a horizontal sum per block
             // and lane, against eight or sixteen lanes per vector in the tile).
-            let rowsPer = Self.rowsPerItem(shape)
-            let items = shape.kvHeads * ((n + rowsPer - 1) / rowsPer)
             let work = Self.blockSparseWork(b, shape: shape, mode: mode, length: length, tileLanes: tileLanes,
-                                            splits: Self.keySplits(items: items, threads: threads, keys: cached))
+                                            splits: tiledPartition(s, shape: shape, mode: mode, length: length).splits)
             flops = 4 * Double(shape.headDim) * work.laneKeys + 2 * 2 * Double(shape.headDim) * work.laneBlocks
             if mode == .decode {
                 traffic = work.keysRead * bytesPerToken / Double(shape.kvHeads)
