@@ -183,6 +183,20 @@ struct AttentionTests {
         }
     }
 
+    @Test("Block-sparse decode far into a context jumps the tiles no head chose and still matches the reference",
+          arguments: [1, 2, 3])
+    func blockSparseDecodeSkipsTiles(threads: Int) throws {
+        // 1,500 keys in 64-key tiles, blocks of 16 with 2 chosen per head: most tiles hold no chosen block, and
+        // with 2–3 threads the decode rows split their key range (each part starting mid-context).
+        let sparse = Plan.BlockSparse(chunk: 16, topK: 3)
+        let seq = AttentionSequence(heads: 6, kvHeads: 2, headDim: 32, tokens: 1_500, seed: 12)
+        let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 1_500, format: .f32)
+        let out = try seq.run(cache: cache, chunks: [1_400, 1, 1, 1, 97], kernel: .tiled, blockSparse: sparse,
+                              threads: threads)
+        let reference = seq.reference(format: .f32, mask: .init(blockSparse: sparse))
+        #expect(relativeError(out, reference) < 1e-5)
+    }
+
     @Test("Block-sparse with top-k covering every block is exactly dense causal attention",
           arguments: AttentionKernel.allCases)
     func blockSparseCoveringAllIsDense(kernel: AttentionKernel) throws {

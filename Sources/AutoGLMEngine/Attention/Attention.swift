@@ -556,6 +556,15 @@ public enum Attention {
                 let tileLo = span.first + t0
                 if tileLo > lastPosition || tileLo >= keyRange.upperBound { break }
                 let tileHi = min(keyRange.upperBound, span.first + min(span.count, t0 + keyTile))
+                // Block-sparse: whole tiles no lane chose are jumped over rather than tested lane by lane (most of a
+                // long context is not read; decode at 32K keys would otherwise test 512 tiles for its few blocks).
+                if perLane {
+                    guard let next = nextAttended(s, lanes: lanes, ivStride: ivStride, from: tileLo) else { break }
+                    if next >= tileHi {
+                        t0 += max(keyTile, (next - tileLo) / keyTile * keyTile)
+                        continue
+                    }
+                }
                 // Every lane sees at most one run of this tile (causal, window): all lanes in one wide step, each
                 // masked to its own run. Several runs in a lane (blocks shorter than a tile) take the lane loops.
                 if wide, let union = singleRunBounds(s, lanes: lanes, leaderStride: laneGroup, ivStride: ivStride,
@@ -775,6 +784,21 @@ public enum Attention {
                 AttentionMath.decode(row, layout: p.layout, into: dst)
             }
         }
+    }
+
+    /// The first position at or after `from` that any lane attends, or nil when none attends one (each lane has
+    /// its own sorted, disjoint intervals).
+    @inline(__always)
+    static func nextAttended(_ s: TiledScratch, lanes: Int, ivStride: Int, from: Int) -> Int? {
+        var next = Int.max
+        for lane in 0..<lanes {
+            let iv = s.intervals + lane * ivStride
+            for k in 0..<s.counts[lane] where iv[2 * k + 1] > from {
+                next = min(next, max(iv[2 * k], from))
+                break
+            }
+        }
+        return next == Int.max ? nil : next
     }
 
     /// The runs of positions in `[tileLo, tileHi)` a lane attends: how many, and the last one.
