@@ -27,6 +27,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("gen-tokens"), help: "Generated tokens of the tg test.")
     var genTokens: Int = 128
 
+    @Option(help: "Tokens already in the context before each test (decode deep in a long history); 0: empty.")
+    var depth: Int = 0
+
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
 
@@ -46,11 +49,12 @@ struct BenchCommand: ParsableCommand {
             policies.append((name, .uniform(try packedFormat(named: name, alsoKnown: ["checkpoint"]))))
         }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
+        if depth < 0 { throw ValidationError("--depth must be 0 or more, got \(depth)") }
         do {
             let file = try GGUFFile(path: checkpoint)
             let pool = ComputePool(threadCount: threads)
             let bench = ModelBenchmark(promptTokens: promptTokens, generatedTokens: genTokens, repeats: repeats,
-                                       warmups: warmup, kvCacheFormat: kv)
+                                       warmups: warmup, kvCacheFormat: kv, depth: depth)
             let commit = currentBuild().commit
             let name = (checkpoint as NSString).lastPathComponent
             var records: [BenchmarkRecord] = []

@@ -28,4 +28,27 @@ struct ModelRealModelTests {
         #expect(chat.tokens == LlamaCppReference.chatAnswer)
         #expect(chat.stopped)
     }
+
+    @Test("realModel: decode deep in a context (keys split over the pool's threads) gives one thread's logits")
+    func realModelDecodeAtDepthMatchesOneThread() throws {
+        let file = try ModelTestSupport.smolLM2()
+        let model = try DecoderModel.load(gguf: file)
+        // 1,100 context tokens: past the 1,024 keys from which a decode step splits its keys over 2 threads.
+        let context = (0..<1_100).map { Int32(100 + ($0 * 7_919) % 40_000) }
+        #expect(Attention.decodeThreads(kvHeads: model.config.kvHeads, keys: context.count + 1, threads: 2) == 2)
+        #expect(Attention.decodeThreads(kvHeads: model.config.kvHeads, keys: 512, threads: 2) == 1)
+        func lastLogits(pool: ComputePool?) throws -> [Float] {
+            let session = try InferenceSession(model: model, capacity: 1_200, pool: pool)
+            _ = try session.forward(context)
+            var logits: [Float] = []
+            for token: Int32 in [504, 3575, 282] { logits = Array(try session.forward([token])) }
+            return logits
+        }
+        let split = try lastLogits(pool: ModelTestSupport.pool)
+        let single = try lastLogits(pool: nil)
+        let scale = single.map(abs).max() ?? 1
+        let worst = zip(split, single).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst <= 1e-4 * scale, "largest logit difference \(worst) of \(scale)")
+        #expect(split.indices.max { split[$0] < split[$1] } == single.indices.max { single[$0] < single[$1] })
+    }
 }

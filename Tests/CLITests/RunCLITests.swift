@@ -103,6 +103,20 @@ struct RunCLITests {
         #expect(both.status != 0)
     }
 
+    @Test func realModelBenchAtDepthNamesTheTestsAndRecordsTheDepth() throws {
+        let model = try RunCLI.requireSmolLM2()
+        let out = try RunCLI.run(["bench", "--checkpoint", model, "--formats", "checkpoint", "--repeats", "1",
+                                  "--warmup", "0", "--prompt-tokens", "8", "--gen-tokens", "2", "--depth", "1100",
+                                  "--threads", "2", "--json"])
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        let records = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]]
+        #expect(records?.map { $0["test"] as? String } == ["pp8 @ d1100", "tg2 @ d1100"])
+        #expect(records?.allSatisfy { $0["n_depth"] as? Int == 1_100 } == true)
+        let negative = try RunCLI.run(["bench", "--checkpoint", model, "--depth=-1"])
+        #expect(negative.status != 0)
+        #expect(negative.stderr.contains("--depth must be 0 or more"))
+    }
+
     @Test func realModelBenchPrintsRecordsPerFormat() throws {
         let model = try RunCLI.requireSmolLM2()
         let out = try RunCLI.run(["bench", "--checkpoint", model, "--formats", "checkpoint,int4-g32", "--repeats", "1",

@@ -361,6 +361,14 @@ public enum Attention {
         return end
     }
 
+    /// Threads for one decode row of the tiled kernel over `keys` stored keys: all of them once the keys split into
+    /// ranges (`keySplits`: from 1,024 keys on 2 threads), else one. Below that, spreading the few KV-head items over
+    /// the threads or splitting short key ranges measured within the noise of alternating decode rounds, while a
+    /// long history's decode attention on one thread leaves the other idle for most of the call.
+    public static func decodeThreads(kvHeads: Int, keys: Int, threads: Int) -> Int {
+        keySplits(items: kvHeads, workers: threads, keys: keys) > 1 ? threads : 1
+    }
+
     static func keySplits(items: Int, workers: Int, keys: Int) -> Int {
         guard workers > 1, items < 2 * workers else { return 1 }
         return max(1, min((2 * workers + items - 1) / items, keys / 512))

@@ -53,10 +53,13 @@ public struct SelfAttention: @unchecked Sendable {
             rope.apply(k + t * kvw, heads: config.kvHeads, position: position)
         }
         try cache.append(layer: layer, keys: k, values: v, count: n)      // K, V (n, kvw) -> cache[layer]
+        let threads = pool?.threadCount ?? 1
+        let attentionThreads = n > 1 ? threads : attention.kernel == .tiled
+            ? Attention.decodeThreads(kvHeads: config.kvHeads, keys: cache.residentTokens + n, threads: threads) : 1
         try Attention.causal(q: q, n: n, heads: config.heads,             // softmax(q Kᵀ/√hd) V -> attn (n, qw)
                              cache: cache, layer: layer, out: s.attn.pointer, kernel: attention.kernel,
                              scale: 1 / Float(config.headDim).squareRoot(), blockSparse: attention.blockSparse,
-                             threads: n == 1 ? 1 : (pool?.threadCount ?? 1), pool: pool)
+                             threads: attentionThreads, pool: pool)
         output(s.attn.pointer, count: n, into: s.proj.pointer, pool: pool) // Wo (d, qw) @ attn -> proj (n, d)
         postNorm?(s.proj.pointer, count: n, into: s.proj.pointer)         // GLM-4: proj = rmsnorm(proj)
         VectorOps.add(s.x.pointer, s.proj.pointer, into: s.x.pointer, count: n * d) // x += proj

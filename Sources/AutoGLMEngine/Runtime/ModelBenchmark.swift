@@ -13,10 +13,12 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
     /// The matrix-kernel family that ran (`avx512` or `simd8`, see `KernelISA`).
     public var kernels: String
     public var kvCacheFormat: String
-    /// "pp512", "tg128", ...
+    /// "pp512", "tg128", "tg128 @ d4096", ...
     public var test: String
     public var promptTokens: Int
     public var generatedTokens: Int
+    /// Tokens already in the context when the test starts (llama-bench's depth; 0: an empty cache).
+    public var depth: Int
     public var repeats: Int
     /// Tokens per second of every repeat.
     public var samples: [Double]
@@ -27,16 +29,16 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case buildCommit = "build_commit", model, architecture, format, weightBytes = "weight_bytes", parameters
         case threads, kernels, kvCacheFormat = "kv_cache_format", test, promptTokens = "n_prompt"
-        case generatedTokens = "n_gen", repeats, samples, mean = "avg_ts", median = "median_ts", stddev = "stddev_ts"
+        case generatedTokens = "n_gen", depth = "n_depth", repeats, samples, mean = "avg_ts", median = "median_ts", stddev = "stddev_ts"
     }
 
     public init(buildCommit: String, model: String, architecture: String, format: String, weightBytes: Int,
                 parameters: Int, threads: Int, kernels: String = KernelISA.active.rawValue, kvCacheFormat: String,
-                test: String, promptTokens: Int, generatedTokens: Int, samples: [Double]) {
+                test: String, promptTokens: Int, generatedTokens: Int, depth: Int = 0, samples: [Double]) {
         self.buildCommit = buildCommit; self.model = model; self.architecture = architecture; self.format = format
         self.weightBytes = weightBytes; self.parameters = parameters; self.threads = threads; self.kernels = kernels
         self.kvCacheFormat = kvCacheFormat; self.test = test; self.promptTokens = promptTokens
-        self.generatedTokens = generatedTokens; self.samples = samples
+        self.generatedTokens = generatedTokens; self.depth = depth; self.samples = samples
         repeats = samples.count
         let n = Double(samples.count)
         mean = samples.isEmpty ? 0 : samples.reduce(0, +) / n
@@ -71,38 +73,46 @@ public enum BenchmarkPrinter {
 }
 
 /// Measures prefill (pp) and decode (tg) throughput of a model, llama-bench style: pp<N> runs N prompt tokens in
-/// one pass from an empty cache; tg<N> generates N tokens one at a time from an empty cache. Each test runs
-/// `warmups` untimed times, then `repeats` timed times.
+/// one pass; tg<N> generates N tokens one at a time. Both start from an empty cache, or with `depth` tokens
+/// already in it (prefilled before the clock starts: decode deep in a long agent history reads a long KV cache).
+/// Each test runs `warmups` untimed times, then `repeats` timed times.
 public struct ModelBenchmark {
     public var promptTokens: Int = 512
     public var generatedTokens: Int = 128
     public var repeats: Int = 5
     public var warmups: Int = 1
     public var kvCacheFormat: KVCacheFormat = .f32
+    public var depth: Int = 0
 
     public init(promptTokens: Int = 512, generatedTokens: Int = 128, repeats: Int = 5, warmups: Int = 1,
-                kvCacheFormat: KVCacheFormat = .f32) {
+                kvCacheFormat: KVCacheFormat = .f32, depth: Int = 0) {
         self.promptTokens = promptTokens; self.generatedTokens = generatedTokens
-        self.repeats = repeats; self.warmups = warmups; self.kvCacheFormat = kvCacheFormat
+        self.repeats = repeats; self.warmups = warmups; self.kvCacheFormat = kvCacheFormat; self.depth = depth
     }
 
     /// Runs pp and tg on `model`; `label` names the format in the records.
     public func run(model: DecoderModel, modelName: String, label: String, buildCommit: String,
                     pool: ComputePool) throws -> [BenchmarkRecord] {
-        guard repeats >= 1, warmups >= 0, promptTokens >= 1, generatedTokens >= 1 else {
-            throw ModelError.invalidSetting(name: "benchmark", expected: "repeats ≥ 1, warm-ups ≥ 0, pp/tg ≥ 1",
-                                            got: "repeats \(repeats), warm-ups \(warmups), pp \(promptTokens), tg \(generatedTokens)")
+        guard repeats >= 1, warmups >= 0, promptTokens >= 1, generatedTokens >= 1, depth >= 0 else {
+            throw ModelError.invalidSetting(name: "benchmark", expected: "repeats ≥ 1, warm-ups ≥ 0, pp/tg ≥ 1, depth ≥ 0",
+                                            got: "repeats \(repeats), warm-ups \(warmups), pp \(promptTokens), tg \(generatedTokens), depth \(depth)")
         }
-        let session = try InferenceSession(model: model, capacity: max(promptTokens, generatedTokens) + 1,
+        let session = try InferenceSession(model: model, capacity: depth + max(promptTokens, generatedTokens) + 1,
                                            batch: promptTokens,
                                            attention: AttentionSettings(kvCacheFormat: kvCacheFormat), pool: pool)
         // Deterministic pseudo-random prompt, like llama-bench's random tokens.
         var rng = SplitMix64(seed: 0x5EED)
         let vocab = model.config.vocab
         let prompt = (0..<promptTokens).map { _ in Int32(truncatingIfNeeded: rng.next() % UInt64(vocab)) }
+        let context = (0..<depth).map { _ in Int32(truncatingIfNeeded: rng.next() % UInt64(vocab)) }
+        /// An empty cache, or one holding the `depth` context tokens.
+        func startAtDepth() throws {
+            session.reset()
+            if !context.isEmpty { _ = try session.forward(context) }
+        }
         var pp: [Double] = []
         for i in 0..<(warmups + repeats) {
-            session.reset()
+            try startAtDepth()
             let start = Clock.now()
             _ = try session.forward(prompt)
             let seconds = Clock.now() - start
@@ -111,7 +121,7 @@ public struct ModelBenchmark {
         var tg: [Double] = []
         var token: [Int32] = [prompt[0]]
         for i in 0..<(warmups + repeats) {
-            session.reset()
+            try startAtDepth()
             let start = Clock.now()
             for _ in 0..<generatedTokens {
                 let logits = try token.withUnsafeBufferPointer { try session.forward($0, logitsFrom: 0) }
@@ -125,9 +135,11 @@ public struct ModelBenchmark {
             BenchmarkRecord(buildCommit: buildCommit, model: modelName, architecture: model.config.architecture,
                             format: label, weightBytes: model.weightBytes, parameters: parameters,
                             threads: pool.threadCount, kvCacheFormat: kvCacheFormat.rawValue, test: test,
-                            promptTokens: p, generatedTokens: g, samples: s)
+                            promptTokens: p, generatedTokens: g, depth: depth, samples: s)
         }
-        return [record("pp\(promptTokens)", promptTokens, 0, pp), record("tg\(generatedTokens)", 0, generatedTokens, tg)]
+        let at = depth > 0 ? " @ d\(depth)" : ""
+        return [record("pp\(promptTokens)\(at)", promptTokens, 0, pp),
+                record("tg\(generatedTokens)\(at)", 0, generatedTokens, tg)]
     }
 }
 
