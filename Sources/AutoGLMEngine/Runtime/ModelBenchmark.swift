@@ -98,7 +98,7 @@ public struct ModelBenchmark {
                                             got: "repeats \(repeats), warm-ups \(warmups), pp \(promptTokens), tg \(generatedTokens), depth \(depth)")
         }
         let session = try InferenceSession(model: model, capacity: depth + max(promptTokens, generatedTokens) + 1,
-                                           batch: promptTokens,
+                                           batch: max(promptTokens, min(depth, 512)),  // the context in 512s
                                            attention: AttentionSettings(kvCacheFormat: kvCacheFormat), pool: pool)
         // Deterministic pseudo-random prompt, like llama-bench's random tokens.
         var rng = SplitMix64(seed: 0x5EED)
