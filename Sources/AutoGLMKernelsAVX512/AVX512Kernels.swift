@@ -67,8 +67,9 @@ typealias V16 = SIMD16<Float>
 
 /// The high nibble of each zero-extended byte lane as a float (vpsrld + vcvtdq2ps). The nibble kernels look the
 /// low nibbles up (`lookup`, a shuffle) and convert the high ones, so the two halves use different execution units
-/// (shuffle and conversion) beside the multiply-adds. Q4_0 matvec 1536 × 576 in L2, one core, fastest of 2,000
-/// calls: 20.0 Gw/s with both halves masked or shifted and converted, 21.6 with both looked up, 22.4 split.
+/// (shuffle and conversion) beside the multiply-adds. A C model of the four-row Q4_0 loop, 1536 × 576 in L2, one
+/// core, fastest of 2,000 calls: 20.0 G weights/s with both halves masked or shifted and converted, 21.6 with both
+/// looked up, 22.4 split.
 @inline(__always) func highNibbles(_ lanes: SIMD16<Int32>) -> V16 {
     _mm512_cvtepi32_ps(_mm512_srli_epi32(unsafeBitCast(lanes, to: __m512i.self), 4))
 }

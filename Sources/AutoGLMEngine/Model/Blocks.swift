@@ -53,9 +53,11 @@ public struct SelfAttention: @unchecked Sendable {
             rope.apply(k + t * kvw, heads: config.kvHeads, position: position)
         }
         try cache.append(layer: layer, keys: k, values: v, count: n)      // K, V (n, kvw) -> cache[layer]
+        // Prefill spreads over the pool; a decode row only once its keys split into ranges (tiled kernel).
         let threads = pool?.threadCount ?? 1
-        let attentionThreads = n > 1 ? threads : attention.kernel == .tiled
-            ? Attention.decodeThreads(kvHeads: config.kvHeads, keys: cache.residentTokens + n, threads: threads) : 1
+        let splitDecode = attention.kernel == .tiled
+            && Attention.decodeThreads(kvHeads: config.kvHeads, keys: cache.residentTokens + n, threads: threads) > 1
+        let attentionThreads = n > 1 || splitDecode ? threads : 1
         try Attention.causal(q: q, n: n, heads: config.heads,             // softmax(q Kᵀ/√hd) V -> attn (n, qw)
                              cache: cache, layer: layer, out: s.attn.pointer, kernel: attention.kernel,
                              scale: 1 / Float(config.headDim).squareRoot(), blockSparse: attention.blockSparse,

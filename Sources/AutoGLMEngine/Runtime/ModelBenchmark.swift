@@ -29,7 +29,8 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case buildCommit = "build_commit", model, architecture, format, weightBytes = "weight_bytes", parameters
         case threads, kernels, kvCacheFormat = "kv_cache_format", test, promptTokens = "n_prompt"
-        case generatedTokens = "n_gen", depth = "n_depth", repeats, samples, mean = "avg_ts", median = "median_ts", stddev = "stddev_ts"
+        case generatedTokens = "n_gen", depth = "n_depth", repeats, samples, mean = "avg_ts", median = "median_ts"
+        case stddev = "stddev_ts"
     }
 
     public init(buildCommit: String, model: String, architecture: String, format: String, weightBytes: Int,
