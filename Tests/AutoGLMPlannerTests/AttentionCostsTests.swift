@@ -497,20 +497,11 @@ struct AttentionSparseAndSpillTests {
         let entry = #"{"kv": "f32", "kernel": "tiled", "mode": "decode", "fit": {"fixed_seconds": 0, "per_row_seconds": 0, "scale": 1, SPILL "heads": 9, "kv_heads": 3, "head_dim": 64, "points": [{"length": 8, "rows": 1, "model_seconds": 1, "measured_seconds": 1}]}}"#
         let file = #"{"schema_version": 1, "source": "x", CACHE "fits": [ENTRY]}"#
         let old = try JSONDecoder().decode(AttentionCalibration.self, from: Data(
-            file.replacingOccurrences(of: "CACHE", with: "")
-                .replacingOccurrences(of: "ENTRY", with: entry.replacingOccurrences(of: "SPILL", with: "")).utf8))
+            Self.calibrationFile(file, "CACHE", "", entry: entry, "SPILL", "").utf8))
         #expect(old.cacheBytes == nil && old.fits.values.first?.spill == 0 && old.fits.values.first?.points.first?.spillSeconds == 0)
         // Refused: a negative spill factor, a cache of no bytes.
-        let badSpill = file.replacingOccurrences(of: "CACHE", with: "")
-            .replacingOccurrences(of: "ENTRY", with: entry.replacingOccurrences(of: "SPILL", with: #""spill": -1,"#))
-        #expect(throws: SpecError.self) {
-            try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(badSpill, name: "spill.json"))
-        }
-        let badCache = file.replacingOccurrences(of: "CACHE", with: #""cache_bytes": 0,"#)
-            .replacingOccurrences(of: "ENTRY", with: entry.replacingOccurrences(of: "SPILL", with: ""))
-        #expect(throws: SpecError.self) {
-            try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(badCache, name: "cache.json"))
-        }
+        try Self.expectRefused(Self.calibrationFile(file, "CACHE", "", entry: entry, "SPILL", #""spill": -1,"#))
+        try Self.expectRefused(Self.calibrationFile(file, "CACHE", #""cache_bytes": 0,"#, entry: entry, "SPILL", ""))
     }
 
     @Test("the materialised kernel's row sweeps beyond the private cache: priced per row, fitted, kept in the file")
@@ -565,15 +556,24 @@ struct AttentionSparseAndSpillTests {
         // Refused: a negative factor, a private cache of no bytes.
         let entry = #"{"kv": "f32", "kernel": "materialised", "mode": "encode", "fit": {"fixed_seconds": 0, "per_row_seconds": 0, "scale": 1, NEAR "heads": 12, "kv_heads": 12, "head_dim": 128, "points": []}}"#
         let file = #"{"schema_version": 1, "source": "x", PRIVATE "fits": [ENTRY]}"#
-        let badNear = file.replacingOccurrences(of: "PRIVATE", with: "")
-            .replacingOccurrences(of: "ENTRY", with: entry.replacingOccurrences(of: "NEAR", with: #""near": -1,"#))
-        #expect(throws: SpecError.self) {
-            try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(badNear, name: "near.json"))
-        }
-        let badPrivate = file.replacingOccurrences(of: "PRIVATE", with: #""private_cache_bytes": 0,"#)
-            .replacingOccurrences(of: "ENTRY", with: entry.replacingOccurrences(of: "NEAR", with: ""))
-        #expect(throws: SpecError.self) {
-            try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(badPrivate, name: "private.json"))
+        try Self.expectRefused(Self.calibrationFile(file, "PRIVATE", "", entry: entry, "NEAR", #""near": -1,"#))
+        try Self.expectRefused(Self.calibrationFile(file, "PRIVATE", #""private_cache_bytes": 0,"#, entry: entry,
+                                                    "NEAR", ""))
+    }
+
+    /// Calibration file text from a template: `top` in place of the placeholder `topSlot`, and as its `ENTRY` the
+    /// fit `entry` with `field` in place of `fieldSlot`.
+    static func calibrationFile(_ file: String, _ topSlot: String, _ top: String, entry: String, _ fieldSlot: String,
+                                _ field: String) -> String {
+        file.replacingOccurrences(of: topSlot, with: top)
+            .replacingOccurrences(of: "ENTRY", with: entry.replacingOccurrences(of: fieldSlot, with: field))
+    }
+
+    /// Loading `text` as a calibration file throws a spec error.
+    static func expectRefused(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let path = try temporaryFile(text, name: "calibration.json")
+        #expect(throws: SpecError.self, sourceLocation: sourceLocation) {
+            try SpecLoader.load(AttentionCalibration.self, from: path)
         }
     }
 }
