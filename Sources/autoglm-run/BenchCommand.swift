@@ -36,6 +36,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("kv-cache"), help: "KV cache format: f32, f16, int8, int4.")
     var kvCache: String = "f16"
 
+    @Flag(help: "Also time each step of the forward pass (embedding, norms, projections, attention, activation, head) and print where a token's time goes (one clock read per step).")
+    var phases = false
+
     @Flag(help: "Print JSON records.")
     var json = false
 
@@ -54,7 +57,7 @@ struct BenchCommand: ParsableCommand {
             let file = try GGUFFile(path: checkpoint)
             let pool = ComputePool(threadCount: threads)
             let bench = ModelBenchmark(promptTokens: promptTokens, generatedTokens: genTokens, repeats: repeats,
-                                       warmups: warmup, kvCacheFormat: kv, depth: depth)
+                                       warmups: warmup, kvCacheFormat: kv, depth: depth, phases: phases)
             let commit = currentBuild().commit
             let name = (checkpoint as NSString).lastPathComponent
             var records: [BenchmarkRecord] = []

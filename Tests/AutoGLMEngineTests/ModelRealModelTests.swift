@@ -51,4 +51,48 @@ struct ModelRealModelTests {
         #expect(worst <= 1e-4 * scale, "largest logit difference \(worst) of \(scale)")
         #expect(split.indices.max { split[$0] < split[$1] } == single.indices.max { single[$0] < single[$1] })
     }
+
+    @Test("realModel: the phase clock divides prefill and decode passes among their steps, and only while set")
+    func realModelPhaseClockCoversThePass() throws {
+        let model = try DecoderModel.load(gguf: try ModelTestSupport.smolLM2())
+        let session = try InferenceSession(model: model, capacity: 64, pool: ModelTestSupport.pool)
+        let clock = PhaseClock()
+        session.phaseClock = clock
+        let start = Clock.now()
+        _ = try session.forward(LlamaCppReference.fixedPrompt)
+        for token: Int32 in [504, 3575, 282, 4649] { _ = try session.forward([token]) }
+        let wall = Clock.now() - start
+        let totals = clock.totals
+        // Every step of a llama layer ran, and the steps account for the passes (the rest is argument checks).
+        for phase in ForwardPhase.allCases { #expect(totals[phase, default: 0] > 0, "\(phase) not timed") }
+        #expect(clock.total <= wall)
+        #expect(clock.total >= 0.9 * wall, "steps \(clock.total) s of \(wall) s")
+        let matrices: [ForwardPhase] = [.qkv, .output, .gateUp, .down, .head]
+        #expect(matrices.reduce(0) { $0 + totals[$1, default: 0] } > 0.3 * clock.total)
+        session.phaseClock = nil
+        _ = try session.forward([7042])
+        #expect(clock.totals == totals)
+    }
+
+    @Test("realModel: bench with phases puts each step's seconds per token in both records")
+    func realModelBenchRecordsPhases() throws {
+        let model = try DecoderModel.load(gguf: try ModelTestSupport.smolLM2())
+        let bench = ModelBenchmark(promptTokens: 32, generatedTokens: 4, repeats: 2, warmups: 1, phases: true)
+        let records = try bench.run(model: model, modelName: "smollm2", label: "q4_1", buildCommit: "test",
+                                    pool: ModelTestSupport.pool)
+        #expect(records.count == 2)
+        for r in records {
+            let phases = try #require(r.phaseSeconds, "\(r.test) has no phases")
+            #expect(Set(phases.keys) == Set(ForwardPhase.allCases.map(\.rawValue)))
+            let forward = phases.values.reduce(0, +)
+            // Phases are timed inside the timed passes: never more than the wall time per token.
+            #expect(forward > 0 && forward <= r.secondsPerToken * 1.0001, "\(r.test): \(forward) s of \(r.secondsPerToken) s")
+        }
+        let table = BenchmarkPrinter.table(records)
+        #expect(table.contains("| q4_1 | tg4 |") && table.contains("gate_up"))
+        let plain = try ModelBenchmark(promptTokens: 8, generatedTokens: 2, repeats: 1, warmups: 0)
+            .run(model: model, modelName: "smollm2", label: "q4_1", buildCommit: "test", pool: ModelTestSupport.pool)
+        #expect(plain.allSatisfy { $0.phaseSeconds == nil })
+        #expect(!BenchmarkPrinter.table(plain).contains("µs per token"))
+    }
 }

@@ -128,4 +128,22 @@ struct RunCLITests {
         #expect(records?.map { $0["test"] as? String } == ["pp16", "tg4", "pp16", "tg4"])
         #expect(records?.allSatisfy { ($0["avg_ts"] as? Double ?? 0) > 0 } == true)
     }
+
+    @Test func realModelBenchPhasesGoToTheJSONRecords() throws {
+        let model = try RunCLI.requireSmolLM2()
+        let out = try RunCLI.run(["bench", "--checkpoint", model, "--formats", "checkpoint", "--repeats", "1",
+                                  "--warmup", "0", "--prompt-tokens", "8", "--gen-tokens", "2", "--threads", "2",
+                                  "--phases", "--json"])
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        let records = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]]
+        #expect(records?.count == 2)
+        for record in records ?? [] {
+            let phases = record["phase_seconds_per_token"] as? [String: Double]
+            #expect(phases?.count == 11 && phases?["attention"] != nil && phases?["head"] != nil)
+        }
+        let table = try RunCLI.run(["bench", "--checkpoint", model, "--formats", "checkpoint", "--repeats", "1",
+                                    "--warmup", "0", "--prompt-tokens", "8", "--gen-tokens", "2", "--phases"])
+        #expect(table.status == 0)
+        #expect(table.stdout.contains("µs per token (share of the forward pass)"))
+    }
 }

@@ -47,12 +47,14 @@ public struct SelfAttention: @unchecked Sendable {
                 v.advanced(by: t * kvw).update(from: all + t * width + qw + kvw, count: kvw)
             }
         }
+        s.lap(.qkv)
         for t in 0..<n {                                                  // rotate the first rotaryDims of each head
             let position = cache.length + t
             rope.apply(q + t * qw, heads: config.heads, position: position)
             rope.apply(k + t * kvw, heads: config.kvHeads, position: position)
         }
         try cache.append(layer: layer, keys: k, values: v, count: n)      // K, V (n, kvw) -> cache[layer]
+        s.lap(.ropeAndCache)
         // Prefill spreads over the pool; a decode row only once its keys split into ranges (tiled kernel).
         let threads = pool?.threadCount ?? 1
         let splitDecode = attention.kernel == .tiled
@@ -62,9 +64,12 @@ public struct SelfAttention: @unchecked Sendable {
                              cache: cache, layer: layer, out: s.attn.pointer, kernel: attention.kernel,
                              scale: 1 / Float(config.headDim).squareRoot(), blockSparse: attention.blockSparse,
                              threads: attentionThreads, pool: pool)
+        s.lap(.attention)
         output(s.attn.pointer, count: n, into: s.proj.pointer, pool: pool) // Wo (d, qw) @ attn -> proj (n, d)
+        s.lap(.output)
         postNorm?(s.proj.pointer, count: n, into: s.proj.pointer)         // GLM-4: proj = rmsnorm(proj)
         VectorOps.add(s.x.pointer, s.proj.pointer, into: s.x.pointer, count: n * d) // x += proj
+        s.lap(.residual)
     }
 }
 
@@ -98,22 +103,28 @@ public struct FeedForward: @unchecked Sendable {
         switch gateUp {
         case .separate where n == 1:                                       // decode: gate and up in one job
             MatrixKernels.matvec(decodeWeights, s.xn.pointer, into: s.gateUpOutputs, pool: pool)
+            s.lap(.gateUp)
             VectorOps.siluMul(gate: s.gate.pointer, up: s.up.pointer, into: act, count: f)
         case let .separate(gate, up):
             gate(s.xn.pointer, count: n, into: s.gate.pointer, pool: pool) // Wg (f, d) @ xn (n, d) -> gate (n, f)
             up(s.xn.pointer, count: n, into: s.up.pointer, pool: pool)     // Wu (f, d) @ xn -> up (n, f)
+            s.lap(.gateUp)
             VectorOps.siluMul(gate: s.gate.pointer, up: s.up.pointer,      // act = silu(gate) · up (n, f)
                               into: act, count: n * f)
         case let .fused(gu):
             let both = s.gateUp.pointer
             gu(s.xn.pointer, count: n, into: both, pool: pool)             // Wgu (2f, d) @ xn -> (n, 2f)
+            s.lap(.gateUp)
             for t in 0..<n {                                               // act[t] = silu(gu[t, :f]) · gu[t, f:]
                 VectorOps.siluMul(gate: both + t * 2 * f, up: both + t * 2 * f + f, into: act + t * f, count: f)
             }
         }
+        s.lap(.activation)
         down(act, count: n, into: s.proj.pointer, pool: pool)              // Wd (d, f) @ act (n, f) -> proj (n, d)
+        s.lap(.down)
         postNorm?(s.proj.pointer, count: n, into: s.proj.pointer)          // GLM-4: proj = rmsnorm(proj)
         VectorOps.add(s.x.pointer, s.proj.pointer, into: s.x.pointer, count: n * d) // x += proj
+        s.lap(.residual)
     }
 }
 
@@ -134,9 +145,11 @@ public struct DecoderBlock: @unchecked Sendable {
     func forward(_ s: ForwardScratch, count n: Int, layer: Int, cache: KVCache, rope: RoPETable,
                  config: DecoderConfig, attentionSettings: AttentionSettings, pool: ComputePool?) throws {
         attentionNorm(s.x.pointer, count: n, into: s.xn.pointer)          // xn = rmsnorm(x) (n, d)
+        s.lap(.norms)
         try attention.forward(s, count: n, layer: layer, cache: cache, rope: rope, config: config,
                               attention: attentionSettings, pool: pool)
         ffnNorm(s.x.pointer, count: n, into: s.xn.pointer)                 // xn = rmsnorm(x) (n, d)
+        s.lap(.norms)
         feedForward.forward(s, count: n, config: config, pool: pool)
     }
 }
@@ -196,6 +209,12 @@ final class ForwardScratch: @unchecked Sendable {
     /// Output pointers for the fused decode matvecs, built once.
     let qkvOutputs: [UnsafeMutablePointer<Float>]
     let gateUpOutputs: [UnsafeMutablePointer<Float>]
+
+    /// Where the steps of the passes run with these buffers are timed (nil: not timed).
+    var clock: PhaseClock?
+
+    /// Charges the time since the previous step to `phase` when the pass is timed.
+    @inline(__always) func lap(_ phase: ForwardPhase) { clock?.lap(phase) }
 
     var bytes: Int {
         [x, xn, q, k, v, qkv, attn, proj, gate, up, gateUp, act].reduce(0) { $0 + $1.bytes }

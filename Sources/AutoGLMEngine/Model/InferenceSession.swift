@@ -71,6 +71,12 @@ public final class InferenceSession: @unchecked Sendable {
     /// Tokens in the context.
     public var length: Int { cache.length }
 
+    /// Times the steps of every following pass (`ForwardPhase`) when set; nil (the default) times nothing.
+    public var phaseClock: PhaseClock? {
+        get { scratch.clock }
+        set { scratch.clock = newValue }
+    }
+
     /// Bytes of activation buffers, rotary table and logits (everything but weights and KV cache).
     public var scratchBytes: Int { scratch.bytes + rope.cos.bytes + rope.sin.bytes + logits.bytes + normed.bytes }
 
@@ -96,6 +102,7 @@ public final class InferenceSession: @unchecked Sendable {
         for token in tokens where token < 0 || Int(token) >= c.vocab {
             throw ModelError.tokenOutOfRange(token: Int(token), vocab: c.vocab)
         }
+        scratch.clock?.start()
         let rows = n - logitsFrom
         if logits.count < rows * c.vocab { logits = ScratchBuffer(rows * c.vocab) }
         if normed.count < rows * c.hidden { normed = ScratchBuffer(rows * c.hidden) }
@@ -110,8 +117,10 @@ public final class InferenceSession: @unchecked Sendable {
                 let count = done + m - first
                 let xRows = UnsafePointer(scratch.x.pointer + (first - done) * c.hidden)
                 model.outputNorm(xRows, count: count, into: normed.pointer)          // xn = rmsnorm(x) (count, d)
+                scratch.lap(.norms)
                 model.head(normed.pointer, count: count,                              // W (vocab, d) @ xn -> logits
                            into: logits.pointer + (first - logitsFrom) * c.vocab, pool: pool)
+                scratch.lap(.head)
             }
             done += m
         }
@@ -122,6 +131,7 @@ public final class InferenceSession: @unchecked Sendable {
     private func runBatch(_ tokens: UnsafeBufferPointer<Int32>) throws {
         let n = tokens.count
         try model.embedding.lookup(tokens, into: scratch.x.pointer)                  // x = E[tokens] (n, d)
+        scratch.lap(.embedding)
         do {
             for (layer, block) in model.blocks.enumerated() {
                 try block.forward(scratch, count: n, layer: layer, cache: cache, rope: rope, config: model.config,

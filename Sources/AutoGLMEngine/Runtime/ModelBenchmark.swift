@@ -25,21 +25,32 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
     public var mean: Double
     public var median: Double
     public var stddev: Double
+    /// Seconds per token spent in each step of the forward pass (`ForwardPhase` raw values), over the timed repeats;
+    /// nil unless the benchmark timed its steps.
+    public var phaseSeconds: [String: Double]?
 
     enum CodingKeys: String, CodingKey {
         case buildCommit = "build_commit", model, architecture, format, weightBytes = "weight_bytes", parameters
         case threads, kernels, kvCacheFormat = "kv_cache_format", test, promptTokens = "n_prompt"
         case generatedTokens = "n_gen", depth = "n_depth", repeats, samples, mean = "avg_ts", median = "median_ts"
-        case stddev = "stddev_ts"
+        case stddev = "stddev_ts", phaseSeconds = "phase_seconds_per_token"
+    }
+
+    /// Wall seconds per token, averaged over the repeats (the time the phases divide up, plus what lies between
+    /// passes: sampling the next token).
+    public var secondsPerToken: Double {
+        samples.isEmpty ? 0 : samples.reduce(0) { $0 + 1 / $1 } / Double(samples.count)
     }
 
     public init(buildCommit: String, model: String, architecture: String, format: String, weightBytes: Int,
                 parameters: Int, threads: Int, kernels: String = KernelISA.active.rawValue, kvCacheFormat: String,
-                test: String, promptTokens: Int, generatedTokens: Int, depth: Int = 0, samples: [Double]) {
+                test: String, promptTokens: Int, generatedTokens: Int, depth: Int = 0, samples: [Double],
+                phaseSeconds: [String: Double]? = nil) {
         self.buildCommit = buildCommit; self.model = model; self.architecture = architecture; self.format = format
         self.weightBytes = weightBytes; self.parameters = parameters; self.threads = threads; self.kernels = kernels
         self.kvCacheFormat = kvCacheFormat; self.test = test; self.promptTokens = promptTokens
         self.generatedTokens = generatedTokens; self.depth = depth; self.samples = samples
+        self.phaseSeconds = phaseSeconds
         repeats = samples.count
         let n = Double(samples.count)
         mean = samples.isEmpty ? 0 : samples.reduce(0, +) / n
@@ -63,6 +74,28 @@ public enum BenchmarkPrinter {
                          + "| \(r.test) | \(ts) |")
         }
         if let commit = records.first?.buildCommit { lines.append("\nbuild: \(commit)") }
+        let timed = records.filter { $0.phaseSeconds != nil }
+        if !timed.isEmpty { lines.append("\n" + phases(timed)) }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Where a token's time goes, one row per record that timed its steps: µs per token of each `ForwardPhase` with
+    /// its share of the forward pass, the pass's total and the wall time per token.
+    public static func phases(_ records: [BenchmarkRecord]) -> String {
+        let names = ForwardPhase.allCases.map(\.rawValue)
+        var lines = ["µs per token (share of the forward pass):",
+                     "| format | test | " + names.joined(separator: " | ") + " | forward | wall |",
+                     "| --- | --- |" + String(repeating: " ---: |", count: names.count + 2)]
+        for r in records {
+            guard let p = r.phaseSeconds else { continue }
+            let forward = names.reduce(0) { $0 + (p[$1] ?? 0) }
+            let cells = names.map { name -> String in
+                let v = p[name] ?? 0
+                return String(format: "%.1f (%.0f%%)", v * 1e6, forward > 0 ? 100 * v / forward : 0)
+            }
+            lines.append("| \(r.format) | \(r.test) | " + cells.joined(separator: " | ")
+                         + String(format: " | %.1f | %.1f |", forward * 1e6, r.secondsPerToken * 1e6))
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -84,11 +117,14 @@ public struct ModelBenchmark {
     public var warmups: Int = 1
     public var kvCacheFormat: KVCacheFormat = .f32
     public var depth: Int = 0
+    /// Also time each step of the timed passes (`PhaseClock`) and put the seconds per token in the records.
+    public var phases: Bool = false
 
     public init(promptTokens: Int = 512, generatedTokens: Int = 128, repeats: Int = 5, warmups: Int = 1,
-                kvCacheFormat: KVCacheFormat = .f32, depth: Int = 0) {
+                kvCacheFormat: KVCacheFormat = .f32, depth: Int = 0, phases: Bool = false) {
         self.promptTokens = promptTokens; self.generatedTokens = generatedTokens
         self.repeats = repeats; self.warmups = warmups; self.kvCacheFormat = kvCacheFormat; self.depth = depth
+        self.phases = phases
     }
 
     /// Runs pp and tg on `model`; `label` names the format in the records.
@@ -111,18 +147,30 @@ public struct ModelBenchmark {
             session.reset()
             if !context.isEmpty { _ = try session.forward(context) }
         }
+        // Timed passes only (not the warm-ups, not the context before a test): seconds per token of each step.
+        let clock = phases ? PhaseClock() : nil
+        func perToken(_ tokens: Int) -> [String: Double]? {
+            guard let clock else { return nil }
+            defer { clock.reset() }
+            return Dictionary(uniqueKeysWithValues: clock.totals.map { ($0.key.rawValue, $0.value / Double(tokens)) })
+        }
         var pp: [Double] = []
         for i in 0..<(warmups + repeats) {
             try startAtDepth()
+            session.phaseClock = i >= warmups ? clock : nil
             let start = Clock.now()
             _ = try session.forward(prompt)
             let seconds = Clock.now() - start
             if i >= warmups { pp.append(Double(promptTokens) / seconds) }
         }
+        session.phaseClock = nil
+        let ppPhases = perToken(promptTokens * repeats)
         var tg: [Double] = []
         var token: [Int32] = [prompt[0]]
         for i in 0..<(warmups + repeats) {
+            session.phaseClock = nil
             try startAtDepth()
+            session.phaseClock = i >= warmups ? clock : nil
             let start = Clock.now()
             for _ in 0..<generatedTokens {
                 let logits = try token.withUnsafeBufferPointer { try session.forward($0, logitsFrom: 0) }
@@ -131,16 +179,18 @@ public struct ModelBenchmark {
             let seconds = Clock.now() - start
             if i >= warmups { tg.append(Double(generatedTokens) / seconds) }
         }
+        session.phaseClock = nil
+        let tgPhases = perToken(generatedTokens * repeats)
         let parameters = model.parameterCount
-        func record(_ test: String, _ p: Int, _ g: Int, _ s: [Double]) -> BenchmarkRecord {
+        func record(_ test: String, _ p: Int, _ g: Int, _ s: [Double], _ phases: [String: Double]?) -> BenchmarkRecord {
             BenchmarkRecord(buildCommit: buildCommit, model: modelName, architecture: model.config.architecture,
                             format: label, weightBytes: model.weightBytes, parameters: parameters,
                             threads: pool.threadCount, kvCacheFormat: kvCacheFormat.rawValue, test: test,
-                            promptTokens: p, generatedTokens: g, depth: depth, samples: s)
+                            promptTokens: p, generatedTokens: g, depth: depth, samples: s, phaseSeconds: phases)
         }
         let at = depth > 0 ? " @ d\(depth)" : ""
-        return [record("pp\(promptTokens)\(at)", promptTokens, 0, pp),
-                record("tg\(generatedTokens)\(at)", 0, generatedTokens, tg)]
+        return [record("pp\(promptTokens)\(at)", promptTokens, 0, pp, ppPhases),
+                record("tg\(generatedTokens)\(at)", 0, generatedTokens, tg, tgPhases)]
     }
 }
 
