@@ -48,10 +48,12 @@ public struct SelfAttention: @unchecked Sendable {
             }
         }
         s.lap(.qkv)
-        for t in 0..<n {                                                  // rotate the first rotaryDims of each head
-            let position = cache.length + t
-            rope.apply(q + t * qw, heads: config.heads, position: position)
-            rope.apply(k + t * kvw, heads: config.kvHeads, position: position)
+        forRowRanges(n, pool: pool) { rows in                             // rotate the first rotaryDims of each head
+            for t in rows {
+                let position = cache.length + t
+                rope.apply(q + t * qw, heads: config.heads, position: position)
+                rope.apply(k + t * kvw, heads: config.kvHeads, position: position)
+            }
         }
         try cache.append(layer: layer, keys: k, values: v, count: n)      // K, V (n, kvw) -> cache[layer]
         s.lap(.ropeAndCache)
@@ -67,8 +69,8 @@ public struct SelfAttention: @unchecked Sendable {
         s.lap(.attention)
         output(s.attn.pointer, count: n, into: s.proj.pointer, pool: pool) // Wo (d, qw) @ attn -> proj (n, d)
         s.lap(.output)
-        postNorm?(s.proj.pointer, count: n, into: s.proj.pointer)         // GLM-4: proj = rmsnorm(proj)
-        VectorOps.add(s.x.pointer, s.proj.pointer, into: s.x.pointer, count: n * d) // x += proj
+        postNorm?(s.proj.pointer, count: n, into: s.proj.pointer, pool: pool) // GLM-4: proj = rmsnorm(proj)
+        residualAdd(s, count: n, width: d, pool: pool)                    // x += proj
         s.lap(.residual)
     }
 }
@@ -109,22 +111,36 @@ public struct FeedForward: @unchecked Sendable {
             gate(s.xn.pointer, count: n, into: s.gate.pointer, pool: pool) // Wg (f, d) @ xn (n, d) -> gate (n, f)
             up(s.xn.pointer, count: n, into: s.up.pointer, pool: pool)     // Wu (f, d) @ xn -> up (n, f)
             s.lap(.gateUp)
-            VectorOps.siluMul(gate: s.gate.pointer, up: s.up.pointer,      // act = silu(gate) · up (n, f)
-                              into: act, count: n * f)
+            forRowRanges(n, pool: pool) { rows in                          // act = silu(gate) · up (n, f)
+                let first = rows.lowerBound * f
+                VectorOps.siluMul(gate: s.gate.pointer + first, up: s.up.pointer + first, into: act + first,
+                                  count: rows.count * f)
+            }
         case let .fused(gu):
             let both = s.gateUp.pointer
             gu(s.xn.pointer, count: n, into: both, pool: pool)             // Wgu (2f, d) @ xn -> (n, 2f)
             s.lap(.gateUp)
-            for t in 0..<n {                                               // act[t] = silu(gu[t, :f]) · gu[t, f:]
-                VectorOps.siluMul(gate: both + t * 2 * f, up: both + t * 2 * f + f, into: act + t * f, count: f)
+            forRowRanges(n, pool: pool) { rows in                          // act[t] = silu(gu[t, :f]) · gu[t, f:]
+                for t in rows {
+                    VectorOps.siluMul(gate: both + t * 2 * f, up: both + t * 2 * f + f, into: act + t * f, count: f)
+                }
             }
         }
         s.lap(.activation)
         down(act, count: n, into: s.proj.pointer, pool: pool)              // Wd (d, f) @ act (n, f) -> proj (n, d)
         s.lap(.down)
-        postNorm?(s.proj.pointer, count: n, into: s.proj.pointer)          // GLM-4: proj = rmsnorm(proj)
-        VectorOps.add(s.x.pointer, s.proj.pointer, into: s.x.pointer, count: n * d) // x += proj
+        postNorm?(s.proj.pointer, count: n, into: s.proj.pointer, pool: pool) // GLM-4: proj = rmsnorm(proj)
+        residualAdd(s, count: n, width: d, pool: pool)                     // x += proj
         s.lap(.residual)
+    }
+}
+
+/// x (n, d) += proj (n, d), a batch's rows spread over `pool`.
+@inline(__always)
+func residualAdd(_ s: ForwardScratch, count n: Int, width d: Int, pool: ComputePool?) {
+    forRowRanges(n, pool: pool) { rows in
+        let first = rows.lowerBound * d
+        VectorOps.add(s.x.pointer + first, s.proj.pointer + first, into: s.x.pointer + first, count: rows.count * d)
     }
 }
 
@@ -144,11 +160,11 @@ public struct DecoderBlock: @unchecked Sendable {
 
     func forward(_ s: ForwardScratch, count n: Int, layer: Int, cache: KVCache, rope: RoPETable,
                  config: DecoderConfig, attentionSettings: AttentionSettings, pool: ComputePool?) throws {
-        attentionNorm(s.x.pointer, count: n, into: s.xn.pointer)          // xn = rmsnorm(x) (n, d)
+        attentionNorm(s.x.pointer, count: n, into: s.xn.pointer, pool: pool) // xn = rmsnorm(x) (n, d)
         s.lap(.norms)
         try attention.forward(s, count: n, layer: layer, cache: cache, rope: rope, config: config,
                               attention: attentionSettings, pool: pool)
-        ffnNorm(s.x.pointer, count: n, into: s.xn.pointer)                 // xn = rmsnorm(x) (n, d)
+        ffnNorm(s.x.pointer, count: n, into: s.xn.pointer, pool: pool)     // xn = rmsnorm(x) (n, d)
         s.lap(.norms)
         feedForward.forward(s, count: n, config: config, pool: pool)
     }

@@ -116,7 +116,7 @@ public final class InferenceSession: @unchecked Sendable {
             if first < done + m {
                 let count = done + m - first
                 let xRows = UnsafePointer(scratch.x.pointer + (first - done) * c.hidden)
-                model.outputNorm(xRows, count: count, into: normed.pointer)          // xn = rmsnorm(x) (count, d)
+                model.outputNorm(xRows, count: count, into: normed.pointer, pool: pool) // xn = rmsnorm(x) (count, d)
                 scratch.lap(.norms)
                 model.head(normed.pointer, count: count,                              // W (vocab, d) @ xn -> logits
                            into: logits.pointer + (first - logitsFrom) * c.vocab, pool: pool)

@@ -46,15 +46,31 @@ public struct RMSNorm: Sendable {
         self.epsilon = epsilon
     }
 
-    /// Normalises each of `n` rows of `weight.count` values from `x` into `y` (may alias).
+    /// Normalises each of `n` rows of `weight.count` values from `x` into `y` (may alias); a batch's rows spread over
+    /// `pool` (`forRowRanges`).
     @inline(__always)
-    func callAsFunction(_ x: UnsafePointer<Float>, count n: Int, into y: UnsafeMutablePointer<Float>) {
+    func callAsFunction(_ x: UnsafePointer<Float>, count n: Int, into y: UnsafeMutablePointer<Float>,
+                        pool: ComputePool? = nil) {
         let d = weight.count
         weight.withUnsafeBufferPointer { w in
-            for t in 0..<n { VectorOps.rmsNorm(x + t * d, weight: w.baseAddress!, epsilon: epsilon, into: y + t * d, count: d) }
+            forRowRanges(n, pool: pool) { rows in
+                for t in rows { VectorOps.rmsNorm(x + t * d, weight: w.baseAddress!, epsilon: epsilon, into: y + t * d, count: d) }
+            }
         }
     }
 }
+
+/// Runs `body` over row ranges that cover `0..<n` once: spread over `pool` for a batch of at least
+/// `parallelRowMinimum` rows (prefill's row-wise steps: norms, rotary positions, activation, residual adds), else in one
+/// call on this thread (a decode row costs less than handing it to the pool).
+@inline(__always)
+func forRowRanges(_ n: Int, pool: ComputePool?, _ body: (Range<Int>) -> Void) {
+    guard let pool, pool.threadCount > 1, n >= parallelRowMinimum else { body(0..<n); return }
+    pool.parallelRanges(n, minimumChunk: parallelRowMinimum / 2, chunksPerThread: 2, body)
+}
+
+/// Fewest rows of a row-wise step that go to the pool.
+let parallelRowMinimum = 16
 
 /// Token embedding table (vocab, hidden), looked up by dequantising one row per token.
 public struct Embedding: @unchecked Sendable {
