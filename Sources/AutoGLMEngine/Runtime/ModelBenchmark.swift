@@ -154,10 +154,15 @@ public struct ModelBenchmark {
             defer { clock.reset() }
             return Dictionary(uniqueKeysWithValues: clock.totals.map { ($0.key.rawValue, $0.value / Double(tokens)) })
         }
-        var pp: [Double] = []
-        for i in 0..<(warmups + repeats) {
+        /// The context before a test, untimed; then the step clock on for a timed repeat.
+        func prepare(repeat i: Int) throws {
+            session.phaseClock = nil
             try startAtDepth()
             session.phaseClock = i >= warmups ? clock : nil
+        }
+        var pp: [Double] = []
+        for i in 0..<(warmups + repeats) {
+            try prepare(repeat: i)
             let start = Clock.now()
             _ = try session.forward(prompt)
             let seconds = Clock.now() - start
@@ -168,9 +173,7 @@ public struct ModelBenchmark {
         var tg: [Double] = []
         var token: [Int32] = [prompt[0]]
         for i in 0..<(warmups + repeats) {
-            session.phaseClock = nil
-            try startAtDepth()
-            session.phaseClock = i >= warmups ? clock : nil
+            try prepare(repeat: i)
             let start = Clock.now()
             for _ in 0..<generatedTokens {
                 let logits = try token.withUnsafeBufferPointer { try session.forward($0, logitsFrom: 0) }
