@@ -168,7 +168,6 @@ public struct ModelBenchmark {
             let seconds = Clock.now() - start
             if i >= warmups { pp.append(Double(promptTokens) / seconds) }
         }
-        session.phaseClock = nil
         let ppPhases = perToken(promptTokens * repeats)
         var tg: [Double] = []
         var token: [Int32] = [prompt[0]]
@@ -182,7 +181,6 @@ public struct ModelBenchmark {
             let seconds = Clock.now() - start
             if i >= warmups { tg.append(Double(generatedTokens) / seconds) }
         }
-        session.phaseClock = nil
         let tgPhases = perToken(generatedTokens * repeats)
         let parameters = model.parameterCount
         func record(_ test: String, _ p: Int, _ g: Int, _ s: [Double], _ phases: [String: Double]?) -> BenchmarkRecord {
