@@ -87,7 +87,7 @@ bench-search: build
 	$(BIN)/autoglm-plan bench-search --device DeviceProfiles/snapdragon-8-gen-3-12gb.json --model Models/autoglm-phone-9b.json --workload screenshot-agent --runs 51
 
 bench: build models
-	$(BIN)/autoglm-run bench --checkpoint $(SMOLLM2)
+	$(BIN)/autoglm-run bench --checkpoint $(SMOLLM2) --activations f32,int8
 
 # This machine's measured device profile (minutes; run on an otherwise idle machine for representative figures).
 profile-host: build

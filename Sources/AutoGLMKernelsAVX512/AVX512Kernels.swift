@@ -3,12 +3,13 @@
 // after `CPUFeatures` has confirmed at run time that the CPU has every one of those features, so nothing here runs
 // on other processors. On other architectures the module is empty.
 //
-// Every product keeps the activations in full Float32: weights are widened to Float32 and multiplied with fused
-// multiply-adds. The 4-bit codes become floats with one permute from a 16-entry constant table per 16 codes (the
-// permute reads only the low four bits of each lane, so the low nibbles need no mask and the high ones one shift),
-// which replaces the mask and the integer-to-float conversion of the 8-lane kernels. (A per-block table with the
-// scale folded in was tried: the compiler expands a constant vector times a broadcast into a chain of scalar
-// operations, several times slower.)
+// Every product in this file keeps the activations in full Float32: weights are widened to Float32 and multiplied
+// with fused multiply-adds (AVX512Int8.swift holds the prefill kernels with 8-bit activations, used only when asked
+// for). The 4-bit codes become floats with one permute from a 16-entry constant table per 16 codes (the permute reads
+// only the low four bits of each lane, so the low nibbles need no mask and the high ones one shift), which replaces
+// the mask and the integer-to-float conversion of the 8-lane kernels. (A per-block table with the scale folded in was
+// tried: the compiler expands a constant vector times a broadcast into a chain of scalar operations, several times
+// slower.)
 //
 // The helpers are `@inline(__always)` and the kernels live in this one file so that the SIMD conversions are
 // specialised and inlined into the loops.

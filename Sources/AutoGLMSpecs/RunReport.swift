@@ -136,8 +136,12 @@ public struct RunReport: Codable, Sendable, Equatable {
         public var stages: [StageMeasurement] = []
         public var repeats: Int = 0
         public var warmups: Int = 0
+        /// How prefill multiplied the activations on this host: "f32", or "int8" (rounded to 8 bits per block of 32
+        /// for batches of 64 tokens and more); absent in reports written before the choice existed.
+        public var prefillActivations: String?
 
         enum CodingKeys: String, CodingKey {
+            case prefillActivations = "prefill_activations"
             case loadSeconds = "load_seconds", ttftSeconds = "ttft_seconds"
             case prefillTokensPerSecond = "prefill_tokens_per_second"
             case decodeTokensPerSecond = "decode_tokens_per_second", peakMemoryBytes = "peak_memory_bytes"

@@ -36,6 +36,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("kv-cache"), help: "KV cache format: f32, f16, int8, int4.")
     var kvCache: String = "f16"
 
+    @Option(help: "Comma-separated prefill activation precisions: f32 (exact), int8 (rounded to 8 bits per block of 32, as llama.cpp's quantised kernels; AVX-512 only, quantised formats only). Each format runs with each (int8 only for quantised formats).")
+    var activations: String = "f32"
+
     @Flag(help: "Also time each step of the forward pass (embedding, norms, projections, attention, activation, head) and print where a token's time goes (one clock read per step).")
     var phases = false
 
@@ -51,6 +54,7 @@ struct BenchCommand: ParsableCommand {
             if name == "checkpoint" { policies.append((name, .checkpoint)); continue }
             policies.append((name, .uniform(try packedFormat(named: name, alsoKnown: ["checkpoint"]))))
         }
+        let precisions = try formatNames(activations).map(activationPrecision(named:))
         if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
         if depth < 0 { throw ValidationError("--depth must be 0 or more, got \(depth)") }
         do {
@@ -62,12 +66,17 @@ struct BenchCommand: ParsableCommand {
             let name = (checkpoint as NSString).lastPathComponent
             var records: [BenchmarkRecord] = []
             for (label, policy) in policies {
-                let model = try DecoderModel.load(gguf: file, policy: policy)
-                let r = try bench.run(model: model, modelName: name, label: label, buildCommit: commit, pool: pool)
-                records += r
-                if !json {
+                for precision in precisions {
+                    // Float formats have no integer view: an int8 row would repeat the f32 one.
+                    if precision == .int8, case let .uniform(format) = policy, !format.isQuantized { continue }
+                    let model = try DecoderModel.load(gguf: file, policy: policy, activations: precision)
+                    let r = try bench.run(model: model, modelName: name, label: label, buildCommit: commit, pool: pool)
+                    records += r
+                    if json { continue }
                     for x in r {
-                        FileHandle.standardError.write(Data(String(format: "%@ %@: %.2f ± %.2f tok/s\n", label, x.test, x.mean, x.stddev).utf8))
+                        let line = String(format: "%@ %@ %@: %.2f ± %.2f tok/s\n", label, x.activations, x.test, x.mean,
+                                          x.stddev)
+                        FileHandle.standardError.write(Data(line.utf8))
                     }
                 }
             }
@@ -82,6 +91,15 @@ struct BenchCommand: ParsableCommand {
 /// The names in a comma-separated `--formats` list, trimmed and lowercased.
 func formatNames(_ list: String) -> [String] {
     list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+}
+
+/// The prefill activation precision called `name` (f32 or int8).
+func activationPrecision(named name: String) throws -> ActivationPrecision {
+    guard let precision = ActivationPrecision(rawValue: name) else {
+        let known = ActivationPrecision.allCases.map(\.rawValue).joined(separator: ", ")
+        throw ValidationError("unknown activation precision '\(name)' (known: \(known))")
+    }
+    return precision
 }
 
 /// The weight format called `name`; the error lists the known names, `alsoKnown` (other values the option takes)

@@ -155,5 +155,47 @@ struct AVX512KernelTests {
             }
         }
     }
+
+    @Test("an integer panel block is 1,280 bytes: 32 rows × 32 codes, then 32 scales and 32 offsets")
+    func int8PanelBlock() {
+        #expect(AVX512Kernels.int8PanelBlockBytes == 32 * 32 + 32 * 4 + 32 * 4)
+    }
+
+    /// Values that stress the rounding: halves of the scale (ties), an all-zero block, one huge and one tiny block,
+    /// a block whose maximum is negative.
+    @Test("8-bit activation rounding equals the engine's scalar rounding bit for bit")
+    func activationRounding() {
+        let n = 160, tokens = 3
+        var x = [Float](repeating: 0, count: tokens * n)
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for i in 0..<x.count {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            x[i] = Float(Int64(bitPattern: state >> 11) % 20001 - 10000) / 2500
+        }
+        for k in 0..<32 { x[32 + k] = 0 }                                  // token 0, block 1: zeros
+        // Token 0, block 2: maximum 31.75, so the scale is 0.25 and (k − 16 + 0.5) · 0.25 falls on ties.
+        for k in 0..<32 { x[64 + k] = (Float(k - 16) + 0.5) * 0.25 }
+        x[64 + 3] = 31.75
+        for k in 0..<32 { x[n + k] *= 1e30 }                              // token 1, block 0: huge
+        for k in 0..<32 { x[n + 32 + k] *= 1e-30 }                        // token 1, block 1: tiny
+        x[2 * n + 7] = -9                                                  // token 2, block 0: negative maximum
+        let reference = Int8Activations.quantize(x, columns: n)
+        var codes = [Int8](repeating: 99, count: tokens * n)
+        var scales = [Float](repeating: .nan, count: tokens * n / 32), sums = scales
+        x.withUnsafeBufferPointer { xb in
+            codes.withUnsafeMutableBufferPointer { c in
+                scales.withUnsafeMutableBufferPointer { s in
+                    sums.withUnsafeMutableBufferPointer { q in
+                        AVX512Kernels.quantizeActivations(xb.baseAddress!, columns: n, tokens: 0..<tokens,
+                                                          codes: c.baseAddress!, scales: s.baseAddress!,
+                                                          sums: q.baseAddress!)
+                    }
+                }
+            }
+        }
+        #expect(codes == reference.codes)
+        #expect(scales == reference.scales)
+        #expect(sums == reference.sums)
+    }
 }
 #endif

@@ -146,4 +146,20 @@ struct RunCLITests {
         #expect(table.status == 0)
         #expect(table.stdout.contains("µs per token (share of the forward pass)"))
     }
+
+    @Test func realModelBenchInt8ActivationsAreRecorded() throws {
+        let model = try RunCLI.requireSmolLM2()
+        let out = try RunCLI.run(["bench", "--checkpoint", model, "--formats", "checkpoint", "--activations", "f32,int8",
+                                  "--repeats", "1", "--warmup", "0", "--prompt-tokens", "64", "--gen-tokens", "2",
+                                  "--threads", "2", "--json"])
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        let records = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(records.count == 4)
+        // int8 runs where the AVX-512 kernels do; elsewhere the record says f32, as it ran.
+        let int8 = records.first?["kernels"] as? String == "avx512" ? "int8" : "f32"
+        #expect(records.map { $0["activations"] as? String } == ["f32", "f32", int8, int8])
+        let bad = try RunCLI.run(["bench", "--checkpoint", model, "--formats", "checkpoint", "--activations", "int4"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("unknown activation precision 'int4' (known: f32, int8)"))
+    }
 }

@@ -174,6 +174,9 @@ public enum MatrixKernels {
                               into y: UnsafeMutablePointer<Float>, pool: ComputePool?, isa: KernelISA = .active) {
         if count <= 0 { return }
         if count == 1 { matvec(w, x, into: y, pool: pool, isa: isa); return }
+        #if arch(x86_64)
+        if usesInt8Activations(w, count: count, isa: isa) { matmulInt8(w, x, count: count, into: y, pool: pool); return }
+        #endif
         let rows = w.rows
         let n = w.columns
         if count >= panelMinimumTokens { matmulPanels(w, x, count: count, into: y, pool: pool, isa: isa); return }

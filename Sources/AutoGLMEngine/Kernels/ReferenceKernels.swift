@@ -70,3 +70,27 @@ public enum ReferenceKernels {
         return out
     }
 }
+
+extension ReferenceKernels {
+    /// Y (count × rows) = X · Wᵀ with X rounded by `Int8Activations.quantize` and the weights read through their
+    /// integer view: per block, scale · s · Σ u q (an exact integer sum) + offset · s · Σ q, accumulated in Double.
+    public static func matmulInt8Activations(_ w: PackedMatrix, _ x: [Float], count: Int) -> [Float] {
+        let n = w.columns, blocks = n / IntegerCodes.blockElements
+        let a = Int8Activations.quantize(x, columns: n)
+        var y = [Float](repeating: 0, count: count * w.rows)
+        for t in 0..<count {
+            for r in 0..<w.rows {
+                var s = 0.0
+                for b in 0..<blocks {
+                    let block = IntegerCodes.block(w.rowPointer(r), format: w.format, block: b)
+                    var dot = 0
+                    for k in 0..<32 { dot += Int(block.codes[k]) * Int(a.codes[t * n + 32 * b + k]) }
+                    s += Double(block.scale) * Double(a.scales[t * blocks + b]) * Double(dot)
+                        + Double(block.offset) * Double(a.sums[t * blocks + b])
+                }
+                y[t * w.rows + r] = Float(s)
+            }
+        }
+        return y
+    }
+}

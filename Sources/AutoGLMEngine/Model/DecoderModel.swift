@@ -15,6 +15,8 @@ public final class DecoderModel: @unchecked Sendable {
     public let tensorFormats: [String: PackedFormat]
     /// Planned formats the engine ran another format in place of (planned → executed).
     public internal(set) var formatSubstitutions: [String: PackedFormat] = [:]
+    /// How the matrices multiply activations in prefill (`ActivationPrecision`).
+    public internal(set) var activations: ActivationPrecision = .float32
 
     public init(config: DecoderConfig, embedding: Embedding, blocks: [DecoderBlock], outputNorm: RMSNorm,
                 head: Linear, tiedHead: Bool, residentBytesByModule: [String: Int],
@@ -27,6 +29,13 @@ public final class DecoderModel: @unchecked Sendable {
     /// Total resident weight bytes.
     public var weightBytes: Int { residentBytesByModule.values.reduce(0, +) }
 
+    /// How prefill actually multiplies activations here: int8 when asked for, on a CPU with the integer kernels,
+    /// with quantised matrices to run them on; otherwise f32.
+    public var prefillActivations: ActivationPrecision {
+        MatrixKernels.effectiveActivations(activations) == .int8 && tensorFormats.values.contains(where: \.isQuantized)
+            ? .int8 : .float32
+    }
+
     var usesFusedQKV: Bool {
         if case .fused = blocks.first?.attention.projections { return true }
         return false
@@ -38,15 +47,16 @@ public final class DecoderModel: @unchecked Sendable {
     }
 
     /// Loads a model of a registered architecture with a format policy.
-    public static func load(config: DecoderConfig, source: TensorSource,
-                            policy: WeightFormatPolicy = .checkpoint) throws -> DecoderModel {
+    public static func load(config: DecoderConfig, source: TensorSource, policy: WeightFormatPolicy = .checkpoint,
+                            activations: ActivationPrecision = .float32) throws -> DecoderModel {
         try config.validate()
         guard let build = ArchitectureRegistry.constructor(for: config.architecture) else {
             throw ModelError.unsupportedArchitecture(name: config.architecture, known: ArchitectureRegistry.names)
         }
-        let loader = WeightLoader(source: source, policy: policy)
+        let loader = WeightLoader(source: source, policy: policy, activations: activations)
         let model = try build(config, loader)
         model.formatSubstitutions = loader.substitutions
+        model.activations = activations
         return model
     }
 

@@ -61,8 +61,9 @@ extension DecoderConfig {
 }
 
 extension DecoderModel {
-    /// Loads a model from a GGUF file with a format policy.
-    public static func load(gguf file: GGUFFile, policy: WeightFormatPolicy = .checkpoint) throws -> DecoderModel {
-        try load(config: try DecoderConfig(gguf: file), source: file, policy: policy)
+    /// Loads a model from a GGUF file with a format policy and an activation precision for prefill.
+    public static func load(gguf file: GGUFFile, policy: WeightFormatPolicy = .checkpoint,
+                            activations: ActivationPrecision = .float32) throws -> DecoderModel {
+        try load(config: try DecoderConfig(gguf: file), source: file, policy: policy, activations: activations)
     }
 }

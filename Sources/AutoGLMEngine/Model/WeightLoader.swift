@@ -34,9 +34,13 @@ public final class WeightLoader {
     /// Tensors stored in a smaller INT4 group than asked for because their rows are not a multiple of the group.
     public private(set) var groupFallbacks: [(tensor: String, asked: PackedFormat, used: PackedFormat)] = []
 
-    public init(source: TensorSource, policy: WeightFormatPolicy) {
+    /// How the loaded matrices multiply activations in prefill (set on every matrix; see `ActivationPrecision`).
+    public let activations: ActivationPrecision
+
+    public init(source: TensorSource, policy: WeightFormatPolicy, activations: ActivationPrecision = .float32) {
         self.source = source
         self.policy = policy
+        self.activations = activations
     }
 
     /// The manifest module a GGUF tensor name belongs to, and its decoder layer.
@@ -96,7 +100,7 @@ public final class WeightLoader {
             groupFallbacks.append((name, format, smaller))
             format = smaller
         }
-        let result: PackedMatrix
+        var result: PackedMatrix
         if format == t.format {
             result = stored
         } else {
@@ -109,6 +113,7 @@ public final class WeightLoader {
             convertedTensors.append(name)
             Self.dropResidentPages(t)
         }
+        result.activations = activations
         formats[module == nil ? name : "\(name) as \(moduleName)"] = format
         residentBytesByModule[moduleName, default: 0] += result.byteCount
         return result

@@ -26,6 +26,8 @@ public struct PackedMatrix: @unchecked Sendable {
     public let data: UnsafeRawPointer
     /// Keeps the memory behind `data` alive (a mapping, a `PackedStorage`, ...). Never mutated.
     public let owner: AnyObject?
+    /// How prefill multiplies activations with these weights (`MatrixKernels.usesInt8Activations`).
+    public var activations: ActivationPrecision = .float32
 
     /// Bytes of one packed row.
     public var rowBytes: Int { format.rowBytes(columns: columns) }

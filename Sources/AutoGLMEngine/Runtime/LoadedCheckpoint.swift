@@ -11,12 +11,13 @@ public final class LoadedCheckpoint: @unchecked Sendable {
     public let chatTemplate: ChatTemplate?
     public let loadSeconds: Double
 
-    /// Opens `path` and loads the model with `policy`.
-    public init(path: String, policy: WeightFormatPolicy = .checkpoint) throws {
+    /// Opens `path` and loads the model with `policy` and the prefill activation precision.
+    public init(path: String, policy: WeightFormatPolicy = .checkpoint,
+                activations: ActivationPrecision = .float32) throws {
         let start = Clock.now()
         self.path = path
         file = try GGUFFile(path: path)
-        model = try DecoderModel.load(gguf: file, policy: policy)
+        model = try DecoderModel.load(gguf: file, policy: policy, activations: activations)
         tokenizer = try Tokenizer(file: file)
         chatTemplate = try? ChatTemplate(file: file)
         loadSeconds = Clock.now() - start

@@ -13,6 +13,8 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
     /// The matrix-kernel family that ran (`avx512` or `simd8`, see `KernelISA`).
     public var kernels: String
     public var kvCacheFormat: String
+    /// How prefill multiplied the activations: "f32" or "int8" (`ActivationPrecision`, as it ran on this CPU).
+    public var activations: String
     /// "pp512", "tg128", "tg128 @ d4096", ...
     public var test: String
     public var promptTokens: Int
@@ -31,7 +33,7 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case buildCommit = "build_commit", model, architecture, format, weightBytes = "weight_bytes", parameters
-        case threads, kernels, kvCacheFormat = "kv_cache_format", test, promptTokens = "n_prompt"
+        case threads, kernels, kvCacheFormat = "kv_cache_format", activations, test, promptTokens = "n_prompt"
         case generatedTokens = "n_gen", depth = "n_depth", repeats, samples, mean = "avg_ts", median = "median_ts"
         case stddev = "stddev_ts", phaseSeconds = "phase_seconds_per_token"
     }
@@ -44,11 +46,11 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
 
     public init(buildCommit: String, model: String, architecture: String, format: String, weightBytes: Int,
                 parameters: Int, threads: Int, kernels: String = KernelISA.active.rawValue, kvCacheFormat: String,
-                test: String, promptTokens: Int, generatedTokens: Int, depth: Int = 0, samples: [Double],
+                activations: String = ActivationPrecision.float32.rawValue, test: String, promptTokens: Int, generatedTokens: Int, depth: Int = 0, samples: [Double],
                 phaseSeconds: [String: Double]? = nil) {
         self.buildCommit = buildCommit; self.model = model; self.architecture = architecture; self.format = format
         self.weightBytes = weightBytes; self.parameters = parameters; self.threads = threads; self.kernels = kernels
-        self.kvCacheFormat = kvCacheFormat; self.test = test; self.promptTokens = promptTokens
+        self.kvCacheFormat = kvCacheFormat; self.activations = activations; self.test = test; self.promptTokens = promptTokens
         self.generatedTokens = generatedTokens; self.depth = depth; self.samples = samples
         self.phaseSeconds = phaseSeconds
         repeats = samples.count
@@ -64,14 +66,14 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
 public enum BenchmarkPrinter {
     /// One row per record; t/s is the median over the repeats ± the standard deviation.
     public static func table(_ records: [BenchmarkRecord]) -> String {
-        var lines = ["| model | format | size | params | kernels | threads | kv | test | t/s (median ± sd) |",
-                     "| --- | --- | ---: | ---: | --- | ---: | --- | --- | ---: |"]
+        var lines = ["| model | format | size | params | kernels | threads | kv | activations | test | t/s (median ± sd) |",
+                     "| --- | --- | ---: | ---: | --- | ---: | --- | --- | --- | ---: |"]
         for r in records {
             let size = String(format: "%.2f MiB", Double(r.weightBytes) / 1_048_576)
             let params = String(format: "%.2f M", Double(r.parameters) / 1e6)
             let ts = String(format: "%.2f ± %.2f", r.median, r.stddev)
             lines.append("| \(r.model) | \(r.format) | \(size) | \(params) | \(r.kernels) | \(r.threads) | \(r.kvCacheFormat) "
-                         + "| \(r.test) | \(ts) |")
+                         + "| \(r.activations) | \(r.test) | \(ts) |")
         }
         if let commit = records.first?.buildCommit { lines.append("\nbuild: \(commit)") }
         let timed = records.filter { $0.phaseSeconds != nil }
@@ -93,7 +95,7 @@ public enum BenchmarkPrinter {
                 let v = p[name] ?? 0
                 return String(format: "%.1f (%.0f%%)", v * 1e6, forward > 0 ? 100 * v / forward : 0)
             }
-            lines.append("| \(r.format) | \(r.test) | " + cells.joined(separator: " | ")
+            lines.append("| \(r.format)\(r.activations == "f32" ? "" : " a" + r.activations) | \(r.test) | " + cells.joined(separator: " | ")
                          + String(format: " | %.1f | %.1f |", forward * 1e6, r.secondsPerToken * 1e6))
         }
         return lines.joined(separator: "\n")
@@ -186,7 +188,8 @@ public struct ModelBenchmark {
         func record(_ test: String, _ p: Int, _ g: Int, _ s: [Double], _ phases: [String: Double]?) -> BenchmarkRecord {
             BenchmarkRecord(buildCommit: buildCommit, model: modelName, architecture: model.config.architecture,
                             format: label, weightBytes: model.weightBytes, parameters: parameters,
-                            threads: pool.threadCount, kvCacheFormat: kvCacheFormat.rawValue, test: test,
+                            threads: pool.threadCount, kvCacheFormat: kvCacheFormat.rawValue,
+                            activations: model.prefillActivations.rawValue, test: test,
                             promptTokens: p, generatedTokens: g, depth: depth, samples: s, phaseSeconds: phases)
         }
         let at = depth > 0 ? " @ d\(depth)" : ""

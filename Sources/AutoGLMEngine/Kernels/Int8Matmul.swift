@@ -1,0 +1,106 @@
+// Prefill with 8-bit activations: the integer view of the weights (IntegerCodes.swift) packed into panels and
+// multiplied by the AVX-512 VNNI tile (AutoGLMKernelsAVX512/AVX512Int8.swift).
+
+#if arch(x86_64)
+import AutoGLMKernelsAVX512
+#endif
+
+extension MatrixKernels {
+    /// Fewest tokens for the integer matmul: below it the Float32 kernels run, as for the Float32 panels.
+    public static let int8MinimumTokens = 64
+
+    /// Whether `matmul` of `count` tokens rounds the activations to 8 bits for `w`: the matrix asks for it, its
+    /// format has an integer view, the batch is long enough and the AVX-512 kernels run.
+    public static func usesInt8Activations(_ w: PackedMatrix, count: Int, isa: KernelISA = .active) -> Bool {
+        #if arch(x86_64)
+        return w.activations == .int8 && isa == .avx512 && count >= int8MinimumTokens
+            && w.format.hasIntegerCodes(columns: w.columns)
+        #else
+        return false
+        #endif
+    }
+
+    /// The precision prefill runs with when `requested` is asked for: int8 only where the integer kernels exist.
+    public static func effectiveActivations(_ requested: ActivationPrecision,
+                                            isa: KernelISA = .active) -> ActivationPrecision {
+        requested == .int8 && isa == .avx512 ? .int8 : .float32
+    }
+
+    #if arch(x86_64)
+    /// Y (count × rows) = X (count × columns) · Wᵀ with X rounded to 8 bits per block of 32: the tokens are
+    /// rounded once (split over the pool), then tasks take runs of 32-row panels, pack each panel's integer codes
+    /// once and multiply it with every token.
+    static func matmulInt8(_ w: PackedMatrix, _ x: UnsafePointer<Float>, count: Int,
+                           into y: UnsafeMutablePointer<Float>, pool: ComputePool?) {
+        let n = w.columns, blocks = n / IntegerCodes.blockElements
+        let codes = UnsafeMutablePointer<Int8>.allocate(capacity: count * n)
+        let scales = UnsafeMutablePointer<Float>.allocate(capacity: 2 * count * blocks)
+        defer { codes.deallocate(); scales.deallocate() }
+        let sums = scales + count * blocks
+        forRowRanges(count, pool: pool) { tokens in                  // X (count, n) -> codes, scales, sums
+            AVX512Kernels.quantizeActivations(x, columns: n, tokens: tokens, codes: codes, scales: scales, sums: sums)
+        }
+        let rows = w.rows, panelRows = Int8Panels.rows
+        let panels = (rows + panelRows - 1) / panelRows
+        let threads = pool?.threadCount ?? 1
+        // About four tasks per thread, as for the Float32 panels.
+        let panelsPerTask = max(1, (panels + threads * 4 - 1) / (threads * 4))
+        let tasks = (panels + panelsPerTask - 1) / panelsPerTask
+        let body: (Int) -> Void = { task in
+            let first = task * panelsPerTask * panelRows
+            let end = min(rows, first + panelsPerTask * panelRows)
+            withUnsafeTemporaryAllocation(byteCount: Int8Panels.byteCount(columns: n), alignment: 64) { buffer in
+                let panel = buffer.baseAddress!
+                var r0 = first
+                while r0 < end {
+                    let nr = min(panelRows, end - r0)
+                    Int8Panels.pack(w, rows: r0..<(r0 + nr), into: panel)
+                    AVX512Kernels.int8PanelMatmul(UnsafeRawPointer(panel), blocks: blocks, codes: codes,
+                                                  scales: scales, sums: sums, tokens: count, y + r0, ldy: rows,
+                                                  rows: nr)
+                    r0 += nr
+                }
+            }
+        }
+        if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
+    }
+    #endif
+}
+
+/// Integer panels: 32 weight rows' codes, scales and offsets in the layout the AVX-512 integer tile reads. Per
+/// block of 32 columns: `[group g (8)][row i (32)][4 codes: columns 4g ..< 4g + 4]` (1,024 bytes), then the 32
+/// rows' scales and their offsets as Float32; rows past a matrix's last are zero.
+enum Int8Panels {
+    /// Rows per panel.
+    static let rows = 32
+    /// Bytes per block of 32 columns.
+    static let blockBytes = 32 * 32 + 2 * 32 * 4
+
+    /// Bytes of one panel of rows with `n` columns.
+    static func byteCount(columns n: Int) -> Int { n / IntegerCodes.blockElements * blockBytes }
+
+    /// Packs rows `range` (at most 32) of `w`, whose format has integer codes.
+    static func pack(_ w: PackedMatrix, rows range: Range<Int>, into panel: UnsafeMutableRawPointer) {
+        let blocks = w.columns / IntegerCodes.blockElements
+        for i in 0..<rows {
+            guard i < range.count else {
+                for b in 0..<blocks {
+                    let out = panel + b * blockBytes
+                    for g in 0..<8 { (out + 128 * g + 4 * i).storeBytes(of: UInt32(0), as: UInt32.self) }
+                    (out + 1024 + 4 * i).storeBytes(of: Float(0), as: Float.self)
+                    (out + 1152 + 4 * i).storeBytes(of: Float(0), as: Float.self)
+                }
+                continue
+            }
+            let row = w.rowPointer(range.lowerBound + i)
+            for b in 0..<blocks {
+                let block = IntegerCodes.block(row, format: w.format, block: b)
+                let words = unsafeBitCast(block.codes, to: SIMD8<UInt32>.self)    // codes 4g ..< 4g + 4 per word
+                let out = panel + b * blockBytes
+                for g in 0..<8 { (out + 128 * g + 4 * i).storeBytes(of: words[g], as: UInt32.self) }
+                (out + 1024 + 4 * i).storeBytes(of: block.scale, as: Float.self)
+                (out + 1152 + 4 * i).storeBytes(of: block.offset, as: Float.self)
+            }
+        }
+    }
+}
