@@ -51,21 +51,21 @@ public enum IntegerCodes {
         case .q4_0:
             let p = row + b * BlockQ4_0.byteCount
             let d = Float(loadF16(p, 0))
-            return IntegerCodeBlock(codes: nibbles(p.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)),
+            return IntegerCodeBlock(codes: nibbles(p.loadUnaligned(fromByteOffset: 2, as: SIMD4<UInt32>.self)),
                                     scale: d, offset: -8 * d)
         case .q4_1:
             let p = row + b * BlockQ4_1.byteCount
-            return IntegerCodeBlock(codes: nibbles(p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)),
+            return IntegerCodeBlock(codes: nibbles(p.loadUnaligned(fromByteOffset: 4, as: SIMD4<UInt32>.self)),
                                     scale: Float(loadF16(p, 0)), offset: Float(loadF16(p, 2)))
         case .q8_0:
             let p = row + b * BlockQ8_0.byteCount
             let d = Float(loadF16(p, 0))
-            return IntegerCodeBlock(codes: p.loadUnaligned(fromByteOffset: 2, as: SIMD32<UInt8>.self) ^ 0x80,
+            return IntegerCodeBlock(codes: shifted(p.loadUnaligned(fromByteOffset: 2, as: SIMD8<UInt32>.self)),
                                     scale: d, offset: -128 * d)
         case .int8:
             let s = Float(bitPattern: UInt32(littleEndian: row.loadUnaligned(as: UInt32.self)))
-            let codes = row.loadUnaligned(fromByteOffset: Int8RowLayout.weightOffset + 32 * b, as: SIMD32<UInt8>.self)
-            return IntegerCodeBlock(codes: codes ^ 0x80, scale: s, offset: -128 * s)
+            let codes = row.loadUnaligned(fromByteOffset: Int8RowLayout.weightOffset + 32 * b, as: SIMD8<UInt32>.self)
+            return IntegerCodeBlock(codes: shifted(codes), scale: s, offset: -128 * s)
         case .int4g32:
             return groupBlock(row, group: 32, blockBytes: BlockInt4G32.byteCount, block: b)
         case .int4g64:
@@ -77,9 +77,18 @@ public enum IntegerCodes {
         }
     }
 
+    // The byte operations below work on 32-bit lanes: the compiler turns byte-lane SIMD operators into a loop over
+    // the bytes through the stack (packing Q8_0 took 44% of a prefill that way).
+
     /// Q4_0 / Q4_1 / INT4-g32 nibbles: low nibbles are weights 0–15, high nibbles 16–31.
-    @inline(__always) static func nibbles(_ qs: SIMD16<UInt8>) -> SIMD32<UInt8> {
-        SIMD32(lowHalf: qs & 0x0F, highHalf: qs &>> 4)
+    @inline(__always) static func nibbles(_ qs: SIMD4<UInt32>) -> SIMD32<UInt8> {
+        let mask = SIMD4<UInt32>(repeating: 0x0F0F_0F0F)
+        return unsafeBitCast(SIMD8(lowHalf: qs & mask, highHalf: (qs &>> 4) & mask), to: SIMD32<UInt8>.self)
+    }
+
+    /// Signed bytes as unsigned codes: q + 128 (the sign bit flipped).
+    @inline(__always) static func shifted(_ q: SIMD8<UInt32>) -> SIMD32<UInt8> {
+        unsafeBitCast(q ^ SIMD8(repeating: 0x8080_8080), to: SIMD32<UInt8>.self)
     }
 
     /// Block `b` of an INT4 row with groups of `group` weights (f16 scale, f16 min, group/2 bytes; byte i holds
@@ -91,13 +100,14 @@ public enum IntegerCodes {
         let p = row + (first / group) * blockBytes
         let scale = Float(loadF16(p, 0)), offset = Float(loadF16(p, 2))
         if group == blockElements {
-            return IntegerCodeBlock(codes: nibbles(p.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)),
+            return IntegerCodeBlock(codes: nibbles(p.loadUnaligned(fromByteOffset: 4, as: SIMD4<UInt32>.self)),
                                     scale: scale, offset: offset)
         }
         let half = group / 2
         let within = first % group
-        let bytes = p.loadUnaligned(fromByteOffset: 4 + within % half, as: SIMD32<UInt8>.self)
-        return IntegerCodeBlock(codes: within < half ? bytes & 0x0F : bytes &>> 4, scale: scale, offset: offset)
+        let bytes = p.loadUnaligned(fromByteOffset: 4 + within % half, as: SIMD8<UInt32>.self)
+        let codes = (within < half ? bytes : bytes &>> 4) & SIMD8(repeating: 0x0F0F_0F0F)
+        return IntegerCodeBlock(codes: unsafeBitCast(codes, to: SIMD32<UInt8>.self), scale: scale, offset: offset)
     }
 }
 
