@@ -167,4 +167,27 @@ struct KernelInt8AVX512Tests {
         let x64 = randomFloats(64 * 128, seed: 62)
         #expect(int8Matmul(w, x64, count: 64, pool: nil) != int8Matmul(marked, x64, count: 64, pool: nil))
     }
+
+    @Test("matrices sharing an input round it once and give what each matmul gives alone, bit for bit")
+    func sharedInput() throws {
+        let pool = ComputePool(threadCount: 2)
+        let shapes = [(rows: 40, format: PackedFormat.q4_0), (rows: 32, format: .q4_1), (rows: 9, format: .q8_0)]
+        let columns = 128, tokens = 70
+        let ws = try shapes.enumerated().map { i, shape -> PackedMatrix in
+            var w = try PackedMatrix.quantize(randomFloats(shape.rows * columns, seed: UInt64(70 + i)), rows: shape.rows,
+                                              columns: columns, format: shape.format)
+            w.activations = .int8
+            return w
+        }
+        let x = randomFloats(tokens * columns, seed: 80)
+        let alone = ws.map { int8Matmul($0, x, count: tokens, pool: pool) }
+        var together = ws.map { [Float](repeating: .nan, count: tokens * $0.rows) }
+        let buffers = together.indices.map { UnsafeMutablePointer<Float>.allocate(capacity: together[$0].count) }
+        defer { buffers.forEach { $0.deallocate() } }
+        x.withUnsafeBufferPointer { xb in
+            MatrixKernels.matmul(ws, xb.baseAddress!, count: tokens, into: buffers, pool: pool, isa: .avx512)
+        }
+        for i in together.indices { together[i] = Array(UnsafeBufferPointer(start: buffers[i], count: together[i].count)) }
+        #expect(together == alone)
+    }
 }

@@ -20,6 +20,21 @@ extension MatrixKernels {
         #endif
     }
 
+    /// Several matmuls that share one input (Q, K and V; gate and up): `ys[i]` (count × ws[i].rows) = X · ws[i]ᵀ.
+    /// When every matrix takes the integer path the tokens are rounded once and all the panels run in one pool job;
+    /// otherwise one `matmul` per matrix.
+    public static func matmul(_ ws: [PackedMatrix], _ x: UnsafePointer<Float>, count: Int,
+                              into ys: [UnsafeMutablePointer<Float>], pool: ComputePool?, isa: KernelISA = .active) {
+        let pairs = min(ws.count, ys.count)
+        #if arch(x86_64)
+        if pairs > 1, ws.allSatisfy({ usesInt8Activations($0, count: count, isa: isa) && $0.columns == ws[0].columns }) {
+            matmulInt8(Array(ws.prefix(pairs)), x, count: count, into: Array(ys.prefix(pairs)), pool: pool)
+            return
+        }
+        #endif
+        for i in 0..<pairs { matmul(ws[i], x, count: count, into: ys[i], pool: pool, isa: isa) }
+    }
+
     /// The precision prefill runs with when `requested` is asked for: int8 only where the integer kernels exist.
     public static func effectiveActivations(_ requested: ActivationPrecision,
                                             isa: KernelISA = .active) -> ActivationPrecision {
@@ -27,12 +42,13 @@ extension MatrixKernels {
     }
 
     #if arch(x86_64)
-    /// Y (count × rows) = X (count × columns) · Wᵀ with X rounded to 8 bits per block of 32: the tokens are
-    /// rounded once (split over the pool), then tasks take runs of 32-row panels, pack each panel's integer codes
-    /// once and multiply it with every token.
-    static func matmulInt8(_ w: PackedMatrix, _ x: UnsafePointer<Float>, count: Int,
-                           into y: UnsafeMutablePointer<Float>, pool: ComputePool?) {
-        let n = w.columns, blocks = n / IntegerCodes.blockElements
+    /// Y_i (count × rows_i) = X (count × columns) · W_iᵀ for every matrix, with X rounded to 8 bits per block of 32
+    /// once for all of them (the matrices share X's columns): the tokens are rounded once (split over the pool),
+    /// then one job's tasks take runs of 32-row panels of one matrix, pack each panel's integer codes once and
+    /// multiply it with every token.
+    static func matmulInt8(_ ws: [PackedMatrix], _ x: UnsafePointer<Float>, count: Int,
+                           into ys: [UnsafeMutablePointer<Float>], pool: ComputePool?) {
+        let n = ws[0].columns, blocks = n / IntegerCodes.blockElements
         let codes = UnsafeMutablePointer<Int8>.allocate(capacity: count * n)
         let scales = UnsafeMutablePointer<Float>.allocate(capacity: 2 * count * blocks)
         defer { codes.deallocate(); scales.deallocate() }
@@ -40,29 +56,30 @@ extension MatrixKernels {
         forRowRanges(count, pool: pool) { tokens in                  // X (count, n) -> codes, scales, sums
             AVX512Kernels.quantizeActivations(x, columns: n, tokens: tokens, codes: codes, scales: scales, sums: sums)
         }
-        let rows = w.rows, panelRows = Int8Panels.rows
-        let panels = (rows + panelRows - 1) / panelRows
+        // About four tasks per thread over all the panels, as for the Float32 panels; a task stays in one matrix.
+        let panelRows = Int8Panels.rows
+        let panels = ws.reduce(0) { $0 + ($1.rows + panelRows - 1) / panelRows }
         let threads = pool?.threadCount ?? 1
-        // About four tasks per thread, as for the Float32 panels.
-        let panelsPerTask = max(1, (panels + threads * 4 - 1) / (threads * 4))
-        let tasks = (panels + panelsPerTask - 1) / panelsPerTask
+        let taskRows = max(1, (panels + threads * 4 - 1) / (threads * 4)) * panelRows
+        var tasks: [(matrix: Int, rows: Range<Int>)] = []
+        for (m, w) in ws.enumerated() {
+            for first in stride(from: 0, to: w.rows, by: taskRows) { tasks.append((m, first..<min(w.rows, first + taskRows))) }
+        }
         let body: (Int) -> Void = { task in
-            let first = task * panelsPerTask * panelRows
-            let end = min(rows, first + panelsPerTask * panelRows)
+            let (m, rows) = tasks[task]
+            let w = ws[m]
             withUnsafeTemporaryAllocation(byteCount: Int8Panels.byteCount(columns: n), alignment: 64) { buffer in
                 let panel = buffer.baseAddress!
-                var r0 = first
-                while r0 < end {
-                    let nr = min(panelRows, end - r0)
+                for r0 in stride(from: rows.lowerBound, to: rows.upperBound, by: panelRows) {
+                    let nr = min(panelRows, rows.upperBound - r0)
                     Int8Panels.pack(w, rows: r0..<(r0 + nr), into: panel)
                     AVX512Kernels.int8PanelMatmul(UnsafeRawPointer(panel), blocks: blocks, codes: codes,
-                                                  scales: scales, sums: sums, tokens: count, y + r0, ldy: rows,
+                                                  scales: scales, sums: sums, tokens: count, ys[m] + r0, ldy: w.rows,
                                                   rows: nr)
-                    r0 += nr
                 }
             }
         }
-        if let pool { pool.parallelFor(tasks, body) } else { for t in 0..<tasks { body(t) } }
+        if let pool { pool.parallelFor(tasks.count, body) } else { for t in 0..<tasks.count { body(t) } }
     }
     #endif
 }

@@ -14,14 +14,15 @@ public struct SelfAttention: @unchecked Sendable {
     /// GLM-4's norm of the attention output before the residual add.
     public let postNorm: RMSNorm?
 
-    /// [Wq, Wk, Wv] for the fused decode matvec (empty for a fused QKV matrix).
-    let decodeWeights: [PackedMatrix]
+    /// [Wq, Wk, Wv], which read the same input: one pool job in decode, one activation rounding in an int8 prefill
+    /// (empty for a fused QKV matrix).
+    let sharedInputWeights: [PackedMatrix]
 
     public init(projections: Projections, output: Linear, postNorm: RMSNorm? = nil) {
         self.projections = projections
         self.output = output
         self.postNorm = postNorm
-        if case let .separate(q, k, v) = projections { decodeWeights = [q.weight, k.weight, v.weight] } else { decodeWeights = [] }
+        if case let .separate(q, k, v) = projections { sharedInputWeights = [q.weight, k.weight, v.weight] } else { sharedInputWeights = [] }
     }
 
     /// x (n, d) += attention(xn (n, d)) for tokens at positions cache.length ..< cache.length + n.
@@ -32,12 +33,13 @@ public struct SelfAttention: @unchecked Sendable {
         if n == 1 { cache.prefetch(layer: layer) }                        // decode: this layer's K, V on their way
         switch projections {
         case let .separate(wq, wk, wv) where n == 1:                      // decode: one job for all three matvecs
-            MatrixKernels.matvec(decodeWeights, s.xn.pointer, into: s.qkvOutputs, pool: pool)
+            MatrixKernels.matvec(sharedInputWeights, s.xn.pointer, into: s.qkvOutputs, pool: pool)
             wq.addBias(q, count: 1); wk.addBias(k, count: 1); wv.addBias(v, count: 1)
-        case let .separate(wq, wk, wv):
-            wq(s.xn.pointer, count: n, into: q, pool: pool)               // Wq (qw, d) @ xn (n, d) -> q (n, qw)
-            wk(s.xn.pointer, count: n, into: k, pool: pool)               // Wk (kvw, d) @ xn -> k (n, kvw)
-            wv(s.xn.pointer, count: n, into: v, pool: pool)               // Wv (kvw, d) @ xn -> v (n, kvw)
+        case let .separate(wq, wk, wv):                                   // one input for three matmuls:
+            MatrixKernels.matmul(sharedInputWeights, s.xn.pointer, count: n, into: s.qkvOutputs, pool: pool)
+            wq.addBias(q, count: n)                                       // Wq (qw, d) @ xn (n, d) -> q (n, qw)
+            wk.addBias(k, count: n)                                       // Wk (kvw, d) @ xn -> k (n, kvw)
+            wv.addBias(v, count: n)                                       // Wv (kvw, d) @ xn -> v (n, kvw)
         case let .fused(wqkv):
             let all = s.qkv.pointer, width = qw + 2 * kvw
             wqkv(s.xn.pointer, count: n, into: all, pool: pool)           // Wqkv (qw+2kvw, d) @ xn -> (n, qw+2kvw)
@@ -88,14 +90,14 @@ public struct FeedForward: @unchecked Sendable {
     /// GLM-4's norm of the MLP output before the residual add.
     public let postNorm: RMSNorm?
 
-    /// [Wgate, Wup] for the fused decode matvec (empty for a fused gate_up matrix).
-    let decodeWeights: [PackedMatrix]
+    /// [Wgate, Wup], which read the same input (as for Q, K, V; empty for a fused gate_up matrix).
+    let sharedInputWeights: [PackedMatrix]
 
     public init(gateUp: GateUp, down: Linear, postNorm: RMSNorm? = nil) {
         self.gateUp = gateUp
         self.down = down
         self.postNorm = postNorm
-        if case let .separate(g, u) = gateUp { decodeWeights = [g.weight, u.weight] } else { decodeWeights = [] }
+        if case let .separate(g, u) = gateUp { sharedInputWeights = [g.weight, u.weight] } else { sharedInputWeights = [] }
     }
 
     /// x (n, d) += mlp(xn (n, d)).
@@ -104,12 +106,13 @@ public struct FeedForward: @unchecked Sendable {
         let act = s.act.pointer
         switch gateUp {
         case .separate where n == 1:                                       // decode: gate and up in one job
-            MatrixKernels.matvec(decodeWeights, s.xn.pointer, into: s.gateUpOutputs, pool: pool)
+            MatrixKernels.matvec(sharedInputWeights, s.xn.pointer, into: s.gateUpOutputs, pool: pool)
             s.lap(.gateUp)
             VectorOps.siluMul(gate: s.gate.pointer, up: s.up.pointer, into: act, count: f)
-        case let .separate(gate, up):
-            gate(s.xn.pointer, count: n, into: s.gate.pointer, pool: pool) // Wg (f, d) @ xn (n, d) -> gate (n, f)
-            up(s.xn.pointer, count: n, into: s.up.pointer, pool: pool)     // Wu (f, d) @ xn -> up (n, f)
+        case let .separate(gate, up):                                      // one input for two matmuls:
+            MatrixKernels.matmul(sharedInputWeights, s.xn.pointer, count: n, into: s.gateUpOutputs, pool: pool)
+            gate.addBias(s.gate.pointer, count: n)                         // Wg (f, d) @ xn (n, d) -> gate (n, f)
+            up.addBias(s.up.pointer, count: n)                             // Wu (f, d) @ xn -> up (n, f)
             s.lap(.gateUp)
             forRowRanges(n, pool: pool) { rows in                          // act = silu(gate) · up (n, f)
                 let first = rows.lowerBound * f
