@@ -137,7 +137,7 @@ public struct RunReport: Codable, Sendable, Equatable {
         public var repeats: Int = 0
         public var warmups: Int = 0
         /// How prefill multiplied the activations on this host: "f32", or "int8" (rounded to 8 bits per block of 32
-        /// for batches of 64 tokens and more); absent in reports written before the choice existed.
+        /// in prefill batches; decode stays f32); absent in reports written before the choice existed.
         public var prefillActivations: String?
 
         enum CodingKeys: String, CodingKey {

@@ -48,7 +48,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
 
-    @Option(help: "Prefill activations: f32 (exact) or int8 (rounded to 8 bits per block of 32 in batches of 64 tokens or more, as llama.cpp's quantised kernels; quantised formats on AVX-512 only, f32 elsewhere). The accuracy block measures its cost against the F32 reference.")
+    @Option(help: "Prefill activations: f32 (exact) or int8 (rounded to 8 bits per block of 32 in every prefill batch, as llama.cpp's quantised kernels; quantised formats on AVX-512 only, f32 elsewhere). The accuracy block measures its cost against the F32 reference.")
     var activations: String = "f32"
 
     @Option(help: "Sampling temperature (0: greedy).")

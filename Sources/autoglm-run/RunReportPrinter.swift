@@ -16,7 +16,7 @@ enum RunReportPrinter {
         lines.append("checkpoint: \(r.checkpoint.path)" + (hasPlan ? "   plan: \(r.plan.path)" : "   (no plan: checkpoint formats)"))
         lines.append("host: \(r.host.cpu), \(r.host.threads) threads   build: \(r.build.commit)\(r.build.dirty ? " (dirty)" : "")")
         if m.prefillActivations == "int8" {
-            lines.append("prefill activations: int8 (rounded to 8 bits per block of 32 in batches of 64 tokens or more)")
+            lines.append("prefill activations: int8 (rounded to 8 bits per block of 32 in prefill batches)")
         }
         lines.append("prompt \(r.workload.promptTokens) tokens, up to \(r.workload.outputTokens) generated; \(m.warmups) warm-up, \(m.repeats) timed")
         lines.append("")

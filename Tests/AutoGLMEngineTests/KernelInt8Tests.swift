@@ -75,7 +75,7 @@ struct KernelInt8Tests {
         #expect(a.sums[0] == a.scales[0] * Float(sum))
     }
 
-    @Test("only quantised matrices marked int8, in batches of at least 64 tokens on AVX-512, take the integer path")
+    @Test("only quantised matrices marked int8, in batches of two tokens or more on AVX-512, take the integer path")
     func routing() throws {
         var w = try PackedMatrix.quantize(randomFloats(32 * 64, seed: 4), rows: 32, columns: 64, format: .q4_0)
         #expect(!MatrixKernels.usesInt8Activations(w, count: 512, isa: .avx512))
@@ -90,8 +90,9 @@ struct KernelInt8Tests {
 @Suite("8-bit activation kernels (AVX-512)", .enabled(if: KernelISA.avx512.isSupported(), "needs the AVX-512 kernels"))
 struct KernelInt8AVX512Tests {
     /// (rows, columns, tokens): a full panel, a panel and a partial one, token counts with remainders past the
-    /// 6-token tile.
-    static let shapes: [(rows: Int, columns: Int, tokens: Int)] = [(32, 256, 64), (40, 384, 71), (7, 128, 67)]
+    /// 6-token tile, and batches shorter than one tile.
+    static let shapes: [(rows: Int, columns: Int, tokens: Int)] = [(32, 256, 64), (40, 384, 71), (7, 128, 67),
+                                                                    (40, 128, 2), (33, 256, 5)]
 
     @Test("the integer matmul matches its scalar reference (exact integer sums, Float32 folds)",
           arguments: integerFormats)
@@ -156,16 +157,16 @@ struct KernelInt8AVX512Tests {
         #expect(worst > 0.01, "\(format): worst error / bound \(worst)")
     }
 
-    @Test("matrices left at Float32 activations give the same result as before, bit for bit")
+    @Test("decode (one token) and matrices left at Float32 activations run the Float32 kernels, bit for bit")
     func float32Unchanged() throws {
         let w = try PackedMatrix.quantize(randomFloats(64 * 128, seed: 60), rows: 64, columns: 128, format: .q4_0)
         var marked = w
         marked.activations = .int8
-        let x = randomFloats(63 * 128, seed: 61)
-        // 63 tokens: below the integer path's minimum, so the marked matrix runs the Float32 kernels too.
-        #expect(int8Matmul(w, x, count: 63, pool: nil) == int8Matmul(marked, x, count: 63, pool: nil))
-        let x64 = randomFloats(64 * 128, seed: 62)
-        #expect(int8Matmul(w, x64, count: 64, pool: nil) != int8Matmul(marked, x64, count: 64, pool: nil))
+        let one = randomFloats(128, seed: 61)
+        #expect(int8Matmul(w, one, count: 1, pool: nil) == int8Matmul(marked, one, count: 1, pool: nil))
+        let two = randomFloats(2 * 128, seed: 62)
+        #expect(!MatrixKernels.usesInt8Activations(w, count: 2, isa: .avx512))
+        #expect(int8Matmul(w, two, count: 2, pool: nil) != int8Matmul(marked, two, count: 2, pool: nil))
     }
 
     @Test("matrices sharing an input round it once and give what each matmul gives alone, bit for bit")

@@ -15,8 +15,8 @@
 public enum ActivationPrecision: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
     /// Activations stay Float32 and the weights are widened to Float32: the default, exact up to Float32 sums.
     case float32 = "f32"
-    /// Prefill batches (at least `MatrixKernels.int8MinimumTokens` tokens) round each token's activations to 8 bits
-    /// per block of 32 and multiply them with the weights' integer codes (AVX-512 VNNI); decode keeps Float32.
+    /// Prefill batches (two tokens or more) round each token's activations to 8 bits per block of 32 and multiply
+    /// them with the weights' integer codes (AVX-512 VNNI); decode (one token) keeps Float32.
     /// Quantised weight formats only, and only where the AVX-512 kernels run; elsewhere Float32 is used.
     case int8 = "int8"
 
