@@ -31,6 +31,9 @@ struct BenchKernelCommand: ParsableCommand {
     @Option(help: "Kernel family: avx512 or simd8 (default: the widest the CPU runs; AUTOGLM_KERNELS also selects).")
     var kernels: String?
 
+    @Option(help: "Matmul activations: f32 (exact) or int8 (rounded to 8 bits per block of 32; quantised formats, AVX-512 kernels; a batch of 1 stays f32).")
+    var activations: String = "f32"
+
     @Flag(help: "Print JSON records.")
     var json = false
 
@@ -39,6 +42,7 @@ struct BenchKernelCommand: ParsableCommand {
         if batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        _ = try activationPrecision(named: activations)
         if let kernels, KernelISA(rawValue: kernels) == nil {
             throw ValidationError("--kernels must be avx512 or simd8, got '\(kernels)'")
         }
@@ -57,7 +61,8 @@ struct BenchKernelCommand: ParsableCommand {
             }
             do {
                 results.append(try KernelBenchmark.run(format: format, rows: rows, columns: columns, batch: batch,
-                                                       repeats: repeats, pool: pool, isa: isa))
+                                                       repeats: repeats, pool: pool, isa: isa,
+                                                       activations: try activationPrecision(named: activations)))
             } catch {
                 FileHandle.standardError.write(Data("error: \(format.rawValue): \(error)\n".utf8))
                 throw ExitCode.failure
@@ -74,7 +79,8 @@ struct BenchKernelCommand: ParsableCommand {
         print("| format    | weights KiB | median µs | ± µs    | GFLOP/s | weight GB/s |")
         print("| --------- | ----------: | --------: | ------: | ------: | ----------: |")
         for r in results {
-            let name = r.format.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)
+            let label = r.format.rawValue + (r.activations == .int8 ? " a8" : "")
+            let name = label.padding(toLength: 9, withPad: " ", startingAt: 0)
             print("| \(name) | " + String(format: "%11.1f | %9.2f | %7.2f | %7.2f | %11.2f |",
                                              Double(r.weightBytes) / 1024, r.medianSeconds * 1e6,
                                              r.stddevSeconds * 1e6, r.gflopsPerSecond, r.gigabytesPerSecond))

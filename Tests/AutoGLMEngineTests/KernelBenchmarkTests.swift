@@ -23,6 +23,21 @@ struct KernelBenchmarkTests {
         #expect(throws: QuantError.self) { try KernelBenchmark.run(format: .q8_0, rows: 4, columns: 40, pool: nil) }
     }
 
+    @Test("a result says when its matmul rounded the activations to 8 bits, and only then")
+    func activations() throws {
+        let int8 = try KernelBenchmark.run(format: .q4_0, rows: 32, columns: 64, batch: 6, repeats: 1, pool: nil,
+                                           activations: .int8)
+        #expect(int8.activations == (MatrixKernels.effectiveActivations(.int8) == .int8 ? .int8 : nil))
+        let decode = try KernelBenchmark.run(format: .q4_0, rows: 32, columns: 64, batch: 1, repeats: 1, pool: nil,
+                                             activations: .int8)
+        #expect(decode.activations == nil)
+        let float = try KernelBenchmark.run(format: .f16, rows: 32, columns: 64, batch: 6, repeats: 1, pool: nil,
+                                            activations: .int8)
+        #expect(float.activations == nil)
+        let old = Data(#"{"format":"q4_0","rows":1,"columns":32,"batch":1,"threads":1,"repeats":1,"median_seconds":1,"stddev_seconds":0,"min_seconds":1,"weight_bytes":18}"#.utf8)
+        #expect(try JSONDecoder().decode(KernelBenchmarkResult.self, from: old).activations == nil)
+    }
+
     /// Prints the kernel table when AUTOGLM_KERNEL_BENCH is set (for example `AUTOGLM_KERNEL_BENCH=1 swift test
     /// -c release --filter kernelReport`); otherwise it returns at once. It asserts nothing about speed.
     @Test("kernel benchmark report (set AUTOGLM_KERNEL_BENCH=1 to print)")

@@ -65,6 +65,27 @@ struct RunCLITests {
         #expect(report.build.commit != "")
     }
 
+    @Test func realModelInt8ActivationsStillAnswerParisAndReportTheirCost() throws {
+        let model = try RunCLI.requireSmolLM2()
+        let out = try RunCLI.run(["--checkpoint", model, "--chat", "What is the capital of France?",
+                                  "--max-tokens", "16", "--repeats", "1", "--warmup", "0", "--threads", "2",
+                                  "--activations", "int8", "--eval-tokens", "512", "--eval-context", "256", "--json"])
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        let report = try JSONDecoder().decode(RunReport.self, from: Data(out.stdout.utf8))
+        #expect(report.generatedText?.contains("Paris") == true, "\(report.generatedText ?? "")")
+        let ran = try #require(report.measured.prefillActivations)
+        let accuracy = try #require(report.accuracy)
+        if ran == "int8" {
+            // The rounding's own cost against the same weights in F32: small, and not zero.
+            #expect((accuracy.klMean?.value ?? 1) > 1e-4 && (accuracy.klMean?.value ?? 1) < 0.02)
+        } else {
+            #expect(ran == "f32")                           // no integer kernels on this CPU
+        }
+        let bad = try RunCLI.run(["--checkpoint", model, "--prompt", "Hello", "--activations", "fp8"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("unknown activation precision 'fp8'"))
+    }
+
     @Test func realModelTooFewEvaluationTokensIsReportedNotSummarised() throws {
         let model = try RunCLI.requireSmolLM2()
         let out = try RunCLI.run(["--checkpoint", model, "--prompt", "Hello", "--max-tokens", "2", "--repeats", "1",

@@ -14,9 +14,12 @@ public struct KernelBenchmarkResult: Sendable, Codable, Equatable {
     public let minSeconds: Double
     /// Packed weight bytes read per call.
     public let weightBytes: Int
+    /// `int8` when the matmul rounded its activations to 8 bits (`ActivationPrecision`); nil for Float32 (and in
+    /// records written before the choice existed).
+    public var activations: ActivationPrecision?
 
     enum CodingKeys: String, CodingKey {
-        case format, rows, columns, batch, threads, repeats
+        case format, rows, columns, batch, threads, repeats, activations
         case medianSeconds = "median_seconds"
         case stddevSeconds = "stddev_seconds"
         case minSeconds = "min_seconds"
@@ -34,13 +37,16 @@ public struct KernelBenchmarkResult: Sendable, Codable, Equatable {
 public enum KernelBenchmark {
     /// Times `repeats` calls (after one warm-up call) of matvec (batch 1) or matmul (batch > 1) on a random matrix
     /// of the given shape in `format`. Throws if the shape does not fit the format or an argument is not positive.
+    /// `activations: .int8` marks the matrix for 8-bit activations (used where `MatrixKernels.usesInt8Activations`).
     public static func run(format: PackedFormat, rows: Int, columns: Int, batch: Int = 1, repeats: Int = 20,
-                           pool: ComputePool?, isa: KernelISA = .active) throws -> KernelBenchmarkResult {
+                           pool: ComputePool?, isa: KernelISA = .active,
+                           activations: ActivationPrecision = .float32) throws -> KernelBenchmarkResult {
         guard batch > 0 else { throw KernelError.invalidArgument("batch must be positive, got \(batch)") }
         guard repeats > 0 else { throw KernelError.invalidArgument("repeats must be positive, got \(repeats)") }
         var rng = SplitMix64(seed: 0x5EED_0000 &+ UInt64(rows &* 31 &+ columns))
         let weights = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &rng) }
-        let matrix = try PackedMatrix.quantize(weights, rows: rows, columns: columns, format: format)
+        var matrix = try PackedMatrix.quantize(weights, rows: rows, columns: columns, format: format)
+        matrix.activations = activations
         let x = (0..<(batch * columns)).map { _ in Float.random(in: -1...1, using: &rng) }
         var y = [Float](repeating: 0, count: batch * rows)
         var times: [Double] = []
@@ -69,9 +75,12 @@ public enum KernelBenchmark {
             : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         let mean = times.reduce(0, +) / Double(times.count)
         let variance = times.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, times.count - 1))
-        return KernelBenchmarkResult(format: format, rows: rows, columns: columns, batch: batch,
-                                     threads: pool?.threadCount ?? 1, repeats: repeats, medianSeconds: median,
-                                     stddevSeconds: variance.squareRoot(), minSeconds: times[0], weightBytes: matrix.byteCount)
+        var result = KernelBenchmarkResult(format: format, rows: rows, columns: columns, batch: batch,
+                                           threads: pool?.threadCount ?? 1, repeats: repeats, medianSeconds: median,
+                                           stddevSeconds: variance.squareRoot(), minSeconds: times[0],
+                                           weightBytes: matrix.byteCount)
+        if MatrixKernels.usesInt8Activations(matrix, count: batch, isa: isa) { result.activations = .int8 }
+        return result
     }
 }
 
