@@ -102,13 +102,20 @@ public struct ReportEvaluation: Codable, Sendable, Equatable {
     public var modelId: String
     public var workloadId: String
     public var buildCommit: String
+    /// How the run's prefill multiplied activations ("f32", "int8"), as its report says; nil when the report does
+    /// not say (written before the choice existed, or an emulation).
+    public var prefillActivations: String?
     public var gates: [GateResult]
     public var verdict: Verdict
 
     enum CodingKeys: String, CodingKey {
         case reportPath = "report_path", kind, deviceId = "device_id", modelId = "model_id"
-        case workloadId = "workload_id", buildCommit = "build_commit", gates, verdict
+        case workloadId = "workload_id", buildCommit = "build_commit", prefillActivations = "prefill_activations"
+        case gates, verdict
     }
+
+    /// " (prefill activations int8)" for a run that rounded them, else "".
+    public var arithmeticNote: String { prefillActivations == "int8" ? " (prefill activations int8)" : "" }
 
     /// The gates that make this report fail, with their reasons.
     public func failures(requireMeasured: Bool) -> [GateResult] {
@@ -146,7 +153,7 @@ public enum GateEvaluator {
             reportPath: path, kind: report.kind,
             deviceId: report.plan.deviceId.isEmpty ? (report.projected?.deviceId ?? "") : report.plan.deviceId,
             modelId: report.plan.modelId, workloadId: report.workload.id, buildCommit: report.build.commit,
-            gates: gates, verdict: failed ? .fail : .pass)
+            prefillActivations: report.measured.prefillActivations, gates: gates, verdict: failed ? .fail : .pass)
     }
 
     public static func evaluate(_ reports: [(path: String, report: RunReport)], policy: SignoffPolicy) -> SignoffResult {

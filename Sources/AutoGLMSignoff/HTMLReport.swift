@@ -69,7 +69,7 @@ public enum HTMLReport {
             h += "<h2>\(esc(e.deviceId)) \(badge(e.verdict.rawValue, e.verdict.label))</h2>\n"
             h += "<div class=\"meta\">Report <code>\(esc(e.reportPath))</code> (\(esc(e.kind.rawValue))) · model "
             h += "<code>\(esc(e.modelId))</code> · workload <code>\(esc(e.workloadId))</code> · engine build "
-            h += "<code>\(esc(e.buildCommit))</code>"
+            h += "<code>\(esc(e.buildCommit))</code>\(esc(e.arithmeticNote))"
             if let report, !report.host.cpu.isEmpty {
                 h += " · host \(esc(report.host.cpu)), \(report.host.threads) threads"
             }

@@ -26,7 +26,7 @@ public enum JUnitReport {
             x += "    <properties>\n"
             for (k, v) in [("report", e.reportPath), ("device", e.deviceId), ("model", e.modelId),
                            ("workload", e.workloadId), ("build", e.buildCommit), ("kind", e.kind.rawValue),
-                           ("verdict", e.verdict.rawValue)] {
+                           ("prefill_activations", e.prefillActivations ?? "f32"), ("verdict", e.verdict.rawValue)] {
                 x += "      <property name=\"\(k)\" value=\"\(esc(v))\"/>\n"
             }
             x += "    </properties>\n"
@@ -80,7 +80,8 @@ public enum SummaryReport {
         var out = ""
         for e in result.evaluations {
             out += "\(e.verdict.label)  \(e.reportPath)\n"
-            out += "      device \(e.deviceId), model \(e.modelId), workload \(e.workloadId), build \(e.buildCommit)\n"
+            out += "      device \(e.deviceId), model \(e.modelId), workload \(e.workloadId), build \(e.buildCommit)"
+                + e.arithmeticNote + "\n"
             for g in e.gates {
                 let status = g.fails(requireMeasured: require) && g.status == .notMeasured ? "FAIL (not measured)"
                     : g.status.label
@@ -133,7 +134,7 @@ public enum SummaryReport {
         for e in result.evaluations {
             md += "## \(SignoffFormat.markdownCell(e.deviceId)): \(e.verdict.label)\n\n"
             md += "Report `\(e.reportPath)` (\(e.kind.rawValue)); model `\(e.modelId)`, workload `\(e.workloadId)`,"
-            md += " engine build `\(e.buildCommit)`.\n\n"
+            md += " engine build `\(e.buildCommit)`\(e.arithmeticNote).\n\n"
             md += "| Gate | Status | Measured | Predicted | Limit | Margin | Basis |\n|---|---|---|---|---|---|---|\n"
             for g in e.gates {
                 let status = g.fails(requireMeasured: require) ? "**FAIL**" : g.status.label

@@ -68,6 +68,35 @@ import FoundationXML
         #expect(text.contains("sign-off: FAIL (1 of 2 reports pass)"))
     }
 
+    @Test func everyOutputSaysWhenPrefillRoundedItsActivations() throws {
+        let fx = try Fixture()
+        defer { fx.remove() }
+        var int8 = try fx.passingReport()
+        int8.measured.prefillActivations = "int8"
+        var plain = try fx.passingReport()
+        plain.measured.prefillActivations = "f32"
+        let result = GateEvaluator.evaluate([(path: "a8.json", report: int8), (path: "f32.json", report: plain)],
+                                            policy: SignoffPolicy())
+        #expect(result.evaluations.map(\.prefillActivations) == ["int8", "f32"])
+        let note = "(prefill activations int8)"
+        #expect(SummaryReport.text(result).components(separatedBy: note).count == 2)
+        #expect(SummaryReport.markdown(result).components(separatedBy: note).count == 2)
+        let html = HTMLReport.render(result, reports: [(report: int8, plan: nil), (report: plain, plan: nil)], build: nil)
+        #expect(html.components(separatedBy: note).count == 2)
+        let junit = JUnitReport.render(result)
+        #expect(junit.contains("<property name=\"prefill_activations\" value=\"int8\"/>"))
+        #expect(junit.contains("<property name=\"prefill_activations\" value=\"f32\"/>"))
+        // The signed record's evaluations carry it; records written before it decode with nil.
+        let data = try JSONEncoder().encode(result)
+        #expect(try JSONDecoder().decode(SignoffResult.self, from: data) == result)
+        var object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        object["evaluations"] = (object["evaluations"] as? [[String: Any]])?.map {
+            $0.filter { $0.key != "prefill_activations" }
+        }
+        let older = try JSONDecoder().decode(SignoffResult.self, from: JSONSerialization.data(withJSONObject: object))
+        #expect(older.evaluations.allSatisfy { $0.prefillActivations == nil && $0.arithmeticNote.isEmpty })
+    }
+
     @Test func htmlIsSelfContainedWithCharts() throws {
         let (result, reports, plan) = try result()
         let html = HTMLReport.render(result, reports: reports.map { (report: $0, plan: plan) }, build: nil,
