@@ -78,15 +78,8 @@ extension AVX512Kernels {
             int8PanelTokens(panel, a, 0..<tokens, y, ldy)
             return
         }
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 * 6) { buffer in
-            let tmp = buffer.baseAddress!
-            var t = 0
-            while t < tokens {
-                let m = min(6, tokens - t)
-                int8PanelTokens(panel, a, t..<(t + m), tmp, 32)
-                for j in 0..<m { (y + (t + j) * ldy).update(from: tmp + j * 32, count: rows) }
-                t += m
-            }
+        partialPanel(tokens: tokens, step: 6, rows: rows, y, ldy: ldy) { t, m, tmp in
+            int8PanelTokens(panel, a, t..<(t + m), tmp, 32)
         }
     }
 

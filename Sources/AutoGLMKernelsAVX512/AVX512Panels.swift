@@ -101,13 +101,21 @@ extension AVX512Kernels {
             panelTokens(panel, n, x, ldx, tokens, y, ldy)
             return
         }
-        // A partial panel (the last rows of a matrix): full tiles into a buffer, then the valid rows.
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 * 8) { buffer in
+        partialPanel(tokens: tokens, step: 8, rows: rows, y, ldy: ldy) { t, m, tmp in
+            panelTokens(panel, n, x + t * ldx, ldx, m, tmp, 32)
+        }
+    }
+
+    /// A partial panel (the last `rows` rows of a matrix, zero-padded to 32): `tile(t, m, tmp)` writes full 32-row
+    /// outputs of tokens t ..< t + m (m ≤ `step`) to `tmp` 32 floats apart, and only the valid rows reach `y`.
+    static func partialPanel(tokens: Int, step: Int, rows: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int,
+                             _ tile: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 * step) { buffer in
             let tmp = buffer.baseAddress!
             var t = 0
             while t < tokens {
-                let m = min(8, tokens - t)
-                panelTokens(panel, n, x + t * ldx, ldx, m, tmp, 32)
+                let m = min(step, tokens - t)
+                tile(t, m, tmp)
                 for j in 0..<m { (y + (t + j) * ldy).update(from: tmp + j * 32, count: rows) }
                 t += m
             }

@@ -188,7 +188,9 @@ struct KernelInt8AVX512Tests {
         x.withUnsafeBufferPointer { xb in
             MatrixKernels.matmul(ws, xb.baseAddress!, count: tokens, into: buffers, pool: pool, isa: .avx512)
         }
-        for i in together.indices { together[i] = Array(UnsafeBufferPointer(start: buffers[i], count: together[i].count)) }
+        for i in together.indices {
+            together[i] = Array(UnsafeBufferPointer(start: buffers[i], count: together[i].count))
+        }
         #expect(together == alone)
     }
 }

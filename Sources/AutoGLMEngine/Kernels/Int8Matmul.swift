@@ -65,7 +65,9 @@ extension MatrixKernels {
         let taskRows = max(1, (panels + threads * 4 - 1) / (threads * 4)) * panelRows
         var tasks: [(matrix: Int, rows: Range<Int>)] = []
         for (m, w) in ws.enumerated() {
-            for first in stride(from: 0, to: w.rows, by: taskRows) { tasks.append((m, first..<min(w.rows, first + taskRows))) }
+            for first in stride(from: 0, to: w.rows, by: taskRows) {
+                tasks.append((m, first..<min(w.rows, first + taskRows)))
+            }
         }
         let body: (Int) -> Void = { task in
             let (m, rows) = tasks[task]

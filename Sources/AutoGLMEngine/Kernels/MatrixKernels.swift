@@ -175,7 +175,10 @@ public enum MatrixKernels {
         if count <= 0 { return }
         if count == 1 { matvec(w, x, into: y, pool: pool, isa: isa); return }
         #if arch(x86_64)
-        if usesInt8Activations(w, count: count, isa: isa) { matmulInt8([w], x, count: count, into: [y], pool: pool); return }
+        if usesInt8Activations(w, count: count, isa: isa) {
+            matmulInt8([w], x, count: count, into: [y], pool: pool)
+            return
+        }
         #endif
         let rows = w.rows
         let n = w.columns

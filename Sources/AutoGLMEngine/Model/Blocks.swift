@@ -22,7 +22,11 @@ public struct SelfAttention: @unchecked Sendable {
         self.projections = projections
         self.output = output
         self.postNorm = postNorm
-        if case let .separate(q, k, v) = projections { sharedInputWeights = [q.weight, k.weight, v.weight] } else { sharedInputWeights = [] }
+        if case let .separate(q, k, v) = projections {
+            sharedInputWeights = [q.weight, k.weight, v.weight]
+        } else {
+            sharedInputWeights = []
+        }
     }
 
     /// x (n, d) += attention(xn (n, d)) for tokens at positions cache.length ..< cache.length + n.
@@ -97,7 +101,11 @@ public struct FeedForward: @unchecked Sendable {
         self.gateUp = gateUp
         self.down = down
         self.postNorm = postNorm
-        if case let .separate(g, u) = gateUp { sharedInputWeights = [g.weight, u.weight] } else { sharedInputWeights = [] }
+        if case let .separate(g, u) = gateUp {
+            sharedInputWeights = [g.weight, u.weight]
+        } else {
+            sharedInputWeights = []
+        }
     }
 
     /// x (n, d) += mlp(xn (n, d)).

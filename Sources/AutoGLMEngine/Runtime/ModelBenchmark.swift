@@ -46,11 +46,12 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
 
     public init(buildCommit: String, model: String, architecture: String, format: String, weightBytes: Int,
                 parameters: Int, threads: Int, kernels: String = KernelISA.active.rawValue, kvCacheFormat: String,
-                activations: String = ActivationPrecision.float32.rawValue, test: String, promptTokens: Int, generatedTokens: Int, depth: Int = 0, samples: [Double],
-                phaseSeconds: [String: Double]? = nil) {
+                activations: String = ActivationPrecision.float32.rawValue, test: String, promptTokens: Int,
+                generatedTokens: Int, depth: Int = 0, samples: [Double], phaseSeconds: [String: Double]? = nil) {
         self.buildCommit = buildCommit; self.model = model; self.architecture = architecture; self.format = format
         self.weightBytes = weightBytes; self.parameters = parameters; self.threads = threads; self.kernels = kernels
-        self.kvCacheFormat = kvCacheFormat; self.activations = activations; self.test = test; self.promptTokens = promptTokens
+        self.kvCacheFormat = kvCacheFormat; self.activations = activations; self.test = test
+        self.promptTokens = promptTokens
         self.generatedTokens = generatedTokens; self.depth = depth; self.samples = samples
         self.phaseSeconds = phaseSeconds
         repeats = samples.count
@@ -66,8 +67,10 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
 public enum BenchmarkPrinter {
     /// One row per record; t/s is the median over the repeats ± the standard deviation.
     public static func table(_ records: [BenchmarkRecord]) -> String {
-        var lines = ["| model | format | size | params | kernels | threads | kv | activations | test | t/s (median ± sd) |",
-                     "| --- | --- | ---: | ---: | --- | ---: | --- | --- | --- | ---: |"]
+        var lines = [
+            "| model | format | size | params | kernels | threads | kv | activations | test | t/s (median ± sd) |",
+            "| --- | --- | ---: | ---: | --- | ---: | --- | --- | --- | ---: |",
+        ]
         for r in records {
             let size = String(format: "%.2f MiB", Double(r.weightBytes) / 1_048_576)
             let params = String(format: "%.2f M", Double(r.parameters) / 1e6)
@@ -95,7 +98,8 @@ public enum BenchmarkPrinter {
                 let v = p[name] ?? 0
                 return String(format: "%.1f (%.0f%%)", v * 1e6, forward > 0 ? 100 * v / forward : 0)
             }
-            lines.append("| \(r.format)\(r.activations == "f32" ? "" : " a" + r.activations) | \(r.test) | " + cells.joined(separator: " | ")
+            let label = r.format + (r.activations == ActivationPrecision.float32.rawValue ? "" : " a" + r.activations)
+            lines.append("| \(label) | \(r.test) | " + cells.joined(separator: " | ")
                          + String(format: " | %.1f | %.1f |", forward * 1e6, r.secondsPerToken * 1e6))
         }
         return lines.joined(separator: "\n")
