@@ -73,6 +73,9 @@ struct EmulateCommand: ParsableCommand {
     @Flag(name: .long, help: "Run a plan marked infeasible.")
     var force = false
 
+    @Option(name: .long, help: "Decoder prefill activations: f32 (exact) or int8 (rounded to 8 bits per block of 32, the integer arithmetic the planner prices 4- and 8-bit formats at; AVX-512 hosts, f32 elsewhere). The projection then takes the host's prefill peak as 4x its FP32 peak.")
+    var activations: String = "f32"
+
     @Option(name: [.short, .customLong("output")], help: "Write the RunReport JSON here.")
     var output: String?
 
@@ -99,7 +102,8 @@ struct EmulateCommand: ParsableCommand {
                                       (try? CPUList.parse(prepared.mapping.cpus).count) ?? 1))
         let command = [Self.selfExecutable(), "engine-run", "--checkpoint", prepared.checkpoint, "--plan", plan,
                        "--model", model, "--workload", workload, "--workloads", workloads,
-                       "--load-mode", loadMode, "--threads", "\(childThreads)", "--report", reportPath]
+                       "--load-mode", loadMode, "--threads", "\(childThreads)", "--activations", activations,
+                       "--report", reportPath]
         let supervisor = Supervisor(options: SupervisorOptions(sampleInterval: 0.020, allowUncapped: allowUncapped,
                                                                signalHandling: .exitProcess))
         let result: EmulationResult
@@ -181,6 +185,7 @@ struct EmulateCommand: ParsableCommand {
         guard LoadMode(rawValue: loadMode) != nil else {
             throw ValidationError("--load-mode must be copy or mmap, got '\(loadMode)'")
         }
+        _ = try activationPrecision(named: activations)
         let profile = try DeviceProfile.load(device)
         let thePlan = try Plan.load(plan)
         let manifest = try ModelManifest.load(model)
@@ -276,16 +281,23 @@ struct EmulateCommand: ParsableCommand {
             imageTokens: r.workload.imageTokens, promptTokens: r.workload.promptTokens,
             decodedTokens: tokens["decode"] ?? 0, kvBytesPerToken: kvPerToken, seconds: seconds)
         var out = RunReport.Projection()
+        // A prefill that multiplied 8-bit activations ran integer dot products: its efficiency is taken against the
+        // host's integer peak, 4x the FP32 figure (VNNI: 64 int8 multiply-adds per instruction against 16 FP32 ones).
+        let int8Prefill = r.measured.prefillActivations == ActivationPrecision.int8.rawValue
+        let prefillHost = int8Prefill ? Roofline(peakFLOPs: 4 * host.peakFLOPs, bandwidth: host.bandwidth,
+                                                 source: host.source) : host
         out.method = "calibrated roofline: per stage, host efficiency e = work / (host seconds x host peak) with "
             + "work in FLOPs (vision-encode, prefill; peak FP32 FLOP/s) or bytes (decode; memory bandwidth); device "
             + "seconds = work / (device peak x e). Host: \(host.source), "
             + String(format: "%.1f GFLOP/s, %.1f GB/s", host.peakFLOPs / 1e9, host.bandwidth / 1e9)
+            + (int8Prefill ? String(format: "; prefill ran 8-bit activations: its host peak is 4x the FP32 figure "
+                                    + "(VNNI int8 dot products), %.1f GOP/s", prefillHost.peakFLOPs / 1e9) : "")
             + ". Device: \(device.source), "
             + String(format: "%.1f GFLOP/s, %.1f GB/s", device.peakFLOPs / 1e9, device.bandwidth / 1e9) + "."
         out.deviceId = p.profile.id
         var ttft = 0.0
         for s in work {
-            let t = LatencyProjection.deviceSeconds(s, host: host, device: device)
+            let t = LatencyProjection.deviceSeconds(s, host: s.stage == "prefill" ? prefillHost : host, device: device)
             out.stages.append(Plan.StagePrediction(stage: s.stage, seconds: t, activationBytes: 0,
                                                    unit: device.source.components(separatedBy: " ").dropFirst().first ?? "",
                                                    bound: s.bound.rawValue))
@@ -341,6 +353,9 @@ enum EmulationTable {
         lines.append("workload: \(r.workload.id): \(r.workload.imageTokens) image + \(r.workload.promptTokens) prompt "
                      + "tokens, \(r.workload.outputTokens) output" + (planWorkload == r.workload.id ? ""
                         : " (the plan predicted workload '\(planWorkload)': its figures are not for this run)"))
+        if r.measured.prefillActivations == ActivationPrecision.int8.rawValue {
+            lines.append("prefill activations: int8 (rounded to 8 bits per block of 32; decode and vision encoder f32)")
+        }
         lines.append("limits: cap \(gb(e?.memoryCapBytes ?? 0)) [\(e?.capped == true ? "cgroup \(e?.cgroupVersion ?? "")" : "UNCAPPED")], "
                      + String(format: "CPU quota %.2f cores on CPUs %@", mapping.quotaCores, mapping.cpus))
         let status: String

@@ -36,6 +36,9 @@ struct EngineRunCommand: ParsableCommand {
     @Option(name: .long, help: "Worker threads (default: the CPUs this process may run on).")
     var threads: Int?
 
+    @Option(name: .long, help: "Decoder prefill activations: f32 or int8.")
+    var activations: String = "f32"
+
     @Option(name: .long, help: "Seed for the synthetic image and prompt token ids.")
     var seed: UInt64 = 1
 
@@ -64,7 +67,8 @@ struct EngineRunCommand: ParsableCommand {
         let visionConfig = try FullScale.visionConfig(manifest)
         try phases.mark("load")
         let source = try CheckpointSource(path: checkpoint, mode: mode)
-        let loaded = try MultimodalModel.load(source: source, vision: visionConfig)
+        let loaded = try MultimodalModel.load(source: source, vision: visionConfig,
+                                              activations: try activationPrecision(named: activations))
         let size = FullScale.imageSize(work, manifest: manifest, plan: thePlan)
         let pool = ComputePool(threadCount: threads ?? ComputePool.availableCores)
         let result = try loaded.run(
@@ -87,6 +91,7 @@ struct EngineRunCommand: ParsableCommand {
         r.measured = FullScale.measured(result)
         r.measured.peakMemoryBytes = ProcessMemory.peakResidentBytes ?? 0
         r.measured.peakMemorySource = "rss"
+        r.measured.prefillActivations = loaded.decoder.prefillActivations.rawValue
         if source.isSynthetic {
             var a = RunReport.Accuracy()
             a.measured = false

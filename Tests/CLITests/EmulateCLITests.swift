@@ -132,6 +132,30 @@ struct EmulateCLITests {
     }
 
     @Test(.enabled(if: EmulateCLI.realCgroups, "needs root and a writable cgroup memory controller"))
+    func int8PrefillIsReportedAndProjectedAgainstTheIntegerPeak() throws {
+        let dir = try EmulateCLI.fixtures(vocab: 256, formats: Self.formats)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let synth = try EmulateCLI.run(["synth", "--model", dir.appendingPathComponent("model.json").path,
+                                        "--plan", dir.appendingPathComponent("plan.json").path, "--quiet",
+                                        "-o", dir.appendingPathComponent("tiny.gguf").path])
+        #expect(synth.status == 0, "\(synth.stderr)")
+        let out = try EmulateCLI.run(EmulateCLI.emulateArguments(dir, cap: "256MiB") + ["--activations", "int8"])
+        #expect(out.status == 0, "\(out.stdout)\n\(out.stderr)")
+        let report = try RunReport.load(dir.appendingPathComponent("report.json").path)
+        let projected = try #require(report.projected)
+        if report.measured.prefillActivations == "int8" {            // AVX-512 host: the integer kernels ran
+            #expect(out.stdout.contains("prefill activations: int8"))
+            #expect(projected.method.contains("prefill ran 8-bit activations: its host peak is 4x the FP32 figure"))
+        } else {
+            #expect(report.measured.prefillActivations == "f32")
+            #expect(!projected.method.contains("8-bit"))
+        }
+        let bad = try EmulateCLI.run(EmulateCLI.emulateArguments(dir, cap: "256MiB") + ["--activations", "int2"])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("unknown activation precision 'int2'"))
+    }
+
+    @Test(.enabled(if: EmulateCLI.realCgroups, "needs root and a writable cgroup memory controller"))
     func modelLargerThanTheCapIsOOMKilledDuringLoad() throws {
         // 2 × 1,048,576 × 64 F32 = 512 MiB of embedding and head against a 160 MiB cap.
         let dir = try EmulateCLI.fixtures(vocab: 1 << 20, formats: [("embedding", .f32), ("head", .f32)],

@@ -63,11 +63,13 @@ public final class MultimodalModel: @unchecked Sendable {
     }
 
     /// Loads from a checkpoint. The vision tower is loaded when the file has `v.patch_embd.weight` and a
-    /// configuration is given.
-    public static func load(source: CheckpointSource, vision: VisionConfig?) throws -> MultimodalModel {
+    /// configuration is given; `activations` applies to the decoder's prefill (the vision tower stays Float32).
+    public static func load(source: CheckpointSource, vision: VisionConfig?,
+                            activations: ActivationPrecision = .float32) throws -> MultimodalModel {
         let start = Clock.now()
         let config = try DecoderConfig(gguf: source.file)
-        let decoder = try DecoderModel.load(config: config, source: source, policy: .checkpoint)
+        let decoder = try DecoderModel.load(config: config, source: source, policy: .checkpoint,
+                                            activations: activations)
         var encoder: GLM4VVisionEncoder?
         if let vision, try source.sourceTensor(named: "v.patch_embd.weight") != nil {
             encoder = try GLM4VVisionEncoder.load(config: vision, source: source)
