@@ -244,6 +244,7 @@ public enum Planner {
                 m.format = option.format
                 m.weightBytes = option.weightBytes
                 m.unit = option.unit
+                m.computePrecision = option.unitRef.precision(for: option.format)
                 m.predictedLatencySeconds = Units.round(scenario.prefill[k][c.choice[k]] + outputs * option.decodeSeconds, 4)
                 m.accuracyCost = Units.round(option.loss, 6)
                 m.reason = reason(space, c, item: k)

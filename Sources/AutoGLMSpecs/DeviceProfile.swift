@@ -138,6 +138,12 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
 
         /// Peak throughput for a weight format: its precision's figure, else the nearest wider precision published.
         public func peakOps(for format: WeightFormat) -> Double? {
+            precision(for: format).flatMap { peakOpsPerSecond[$0]?.value }
+        }
+
+        /// The precision whose figure `peakOps(for:)` uses for a format: the format's own, else the nearest wider
+        /// one published (an int4 format on a unit with only an int8 figure is priced as int8 arithmetic).
+        public func precision(for format: WeightFormat) -> ComputePrecision? {
             let order: [ComputePrecision]
             switch format.computePrecision {
             case .int4: order = [.int4, .int8, .f16, .f32]
@@ -146,8 +152,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
             case .f16: order = [.f16, .f32]
             case .f32: order = [.f32]
             }
-            for precision in order { if let figure = peakOpsPerSecond[precision] { return figure.value } }
-            return nil
+            return order.first { peakOpsPerSecond[$0] != nil }
         }
     }
 

@@ -122,12 +122,17 @@ public struct Plan: Codable, Sendable, Equatable {
         public var weightBytes: Int = 0
         /// Compute unit that runs it (a profile's compute unit id).
         public var unit: String = ""
+        /// The arithmetic the latency model priced its matrix work at on `unit` (int8 or int4 for quantised formats
+        /// on a unit with integer figures: weights and activations multiplied as integers); nil in plans written
+        /// before it was recorded and for entries without weights.
+        public var computePrecision: ComputePrecision?
         public var predictedLatencySeconds: Double?
         public var accuracyCost: Double = 0
         public var reason: String = ""
 
         enum CodingKeys: String, CodingKey {
             case name, kind, layers, parameters, format, weightBytes = "weight_bytes", unit
+            case computePrecision = "compute_precision"
             case predictedLatencySeconds = "predicted_latency_seconds", accuracyCost = "accuracy_cost", reason
         }
         public init() {}

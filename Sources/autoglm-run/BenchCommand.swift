@@ -102,6 +102,18 @@ func activationPrecision(named name: String) throws -> ActivationPrecision {
     return precision
 }
 
+/// `--activations` of a run under a plan: f32, int8, or `plan`: int8 when the plan priced its text decoder at an
+/// integer rate (`Plan.Module.computePrecision` int8 or int4: weights and activations multiplied as integers, as
+/// the device's integer figures assume), else f32.
+func activationPrecision(named name: String, plan: Plan?) throws -> ActivationPrecision {
+    guard name == "plan" else { return try activationPrecision(named: name) }
+    guard let plan else { throw ValidationError("--activations plan needs --plan") }
+    let integer = plan.modules.contains {
+        $0.kind == .textDecoder && ($0.computePrecision == .int8 || $0.computePrecision == .int4)
+    }
+    return integer ? .int8 : .float32
+}
+
 /// The weight format called `name`; the error lists the known names, `alsoKnown` (other values the option takes)
 /// first.
 func packedFormat(named name: String, alsoKnown: [String] = []) throws -> PackedFormat {

@@ -73,7 +73,7 @@ struct EmulateCommand: ParsableCommand {
     @Flag(name: .long, help: "Run a plan marked infeasible.")
     var force = false
 
-    @Option(name: .long, help: "Decoder prefill activations: f32 (exact) or int8 (rounded to 8 bits per block of 32, the integer arithmetic the planner prices 4- and 8-bit formats at; AVX-512 hosts, f32 elsewhere). The projection then takes the host's prefill peak as 4x its FP32 peak.")
+    @Option(name: .long, help: "Decoder prefill activations: f32 (exact), int8 (rounded to 8 bits per block of 32, the integer arithmetic the planner prices 4- and 8-bit formats at; AVX-512 hosts, f32 elsewhere) or plan (int8 where the plan priced the decoder at an integer rate). An int8 prefill is projected against 4x the host's FP32 peak.")
     var activations: String = "f32"
 
     @Option(name: [.short, .customLong("output")], help: "Write the RunReport JSON here.")
@@ -102,7 +102,7 @@ struct EmulateCommand: ParsableCommand {
                                       (try? CPUList.parse(prepared.mapping.cpus).count) ?? 1))
         let command = [Self.selfExecutable(), "engine-run", "--checkpoint", prepared.checkpoint, "--plan", plan,
                        "--model", model, "--workload", workload, "--workloads", workloads,
-                       "--load-mode", loadMode, "--threads", "\(childThreads)", "--activations", activations,
+                       "--load-mode", loadMode, "--threads", "\(childThreads)", "--activations", prepared.activations.rawValue,
                        "--report", reportPath]
         let supervisor = Supervisor(options: SupervisorOptions(sampleInterval: 0.020, allowUncapped: allowUncapped,
                                                                signalHandling: .exitProcess))
@@ -176,6 +176,8 @@ struct EmulateCommand: ParsableCommand {
         var checkpoint: String
         var limits: EmulationLimits
         var mapping: CPUMapping
+        /// The decoder's prefill activations (`--activations`, `plan` resolved).
+        var activations: ActivationPrecision
     }
 
     func prepare() throws -> Prepared {
@@ -185,9 +187,9 @@ struct EmulateCommand: ParsableCommand {
         guard LoadMode(rawValue: loadMode) != nil else {
             throw ValidationError("--load-mode must be copy or mmap, got '\(loadMode)'")
         }
-        _ = try activationPrecision(named: activations)
         let profile = try DeviceProfile.load(device)
         let thePlan = try Plan.load(plan)
+        let precision = try activationPrecision(named: activations, plan: thePlan)
         let manifest = try ModelManifest.load(model)
         let work = try WorkloadCatalog.load(workloads).workload(named: workload, file: workloads)
         if !thePlan.feasible && !force {
@@ -214,7 +216,7 @@ struct EmulateCommand: ParsableCommand {
                                      hostCores: hostCores)
         let limits = try mapping.limits(memoryMaxBytes: cap)
         return Prepared(profile: profile, plan: thePlan, planHash: hash, manifest: manifest, workload: work,
-                        checkpoint: path, limits: limits, mapping: mapping)
+                        checkpoint: path, limits: limits, mapping: mapping, activations: precision)
     }
 
     /// Device CPU FP32 peak / this host's FP32 peak per core.

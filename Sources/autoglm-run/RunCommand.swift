@@ -48,7 +48,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
 
-    @Option(help: "Prefill activations: f32 (exact) or int8 (rounded to 8 bits per block of 32 in every prefill batch, as llama.cpp's quantised kernels; quantised formats on AVX-512 only, f32 elsewhere). The accuracy block measures its cost against the F32 reference.")
+    @Option(help: "Prefill activations: f32 (exact), int8 (rounded to 8 bits per block of 32 in every prefill batch, as llama.cpp's quantised kernels; quantised formats on AVX-512 only, f32 elsewhere) or plan (int8 where the plan priced the decoder at an integer rate). The accuracy block measures its cost against the F32 reference.")
     var activations: String = "f32"
 
     @Option(help: "Sampling temperature (0: greedy).")
@@ -74,7 +74,11 @@ struct RunCommand: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
         if evalTokens < 0 { throw ValidationError("--eval-tokens must be ≥ 0, got \(evalTokens)") }
         if evalContext < 4 { throw ValidationError("--eval-context must be at least 4, got \(evalContext)") }
-        _ = try activationPrecision(named: activations)
+        if activations == "plan" {
+            if plan == nil { throw ValidationError("--activations plan needs --plan") }
+        } else {
+            _ = try activationPrecision(named: activations)
+        }
     }
 
     func run() throws {
@@ -108,7 +112,7 @@ struct RunSession {
 
         // Load: the plan's formats, or the checkpoint's own.
         let policy: WeightFormatPolicy = plan.map { .plan($0) } ?? .checkpoint
-        let precision = try activationPrecision(named: o.activations)
+        let precision = try activationPrecision(named: o.activations, plan: plan)
         let loaded = try LoadedCheckpoint(path: o.checkpoint, policy: policy, activations: precision)
         for (planned, executed) in loaded.model.formatSubstitutions.sorted(by: { $0.key < $1.key }) {
             FileHandle.standardError.write(Data("note: plan format \(planned) is not executed by the engine; running \(executed.rawValue) in its place\n".utf8))

@@ -23,4 +23,21 @@ struct DeviceProfileTests {
         #expect(p.memory.appBudgetBytes.estimate)
         #expect(p.computeUnits.first { $0.kind == .cpu }?.cores == 8)
     }
+
+    @Test func aFormatIsPricedAtItsPrecisionOrTheNearestWiderOnePublished() throws {
+        let p = try DeviceProfile.load(repoPath("DeviceProfiles/snapdragon-8-gen-3-12gb.json"))
+        let cpu = try #require(p.computeUnits.first { $0.kind == .cpu })
+        // The CPU publishes f32, f16 and int8 figures (no int4): 4-bit formats are int8 arithmetic there.
+        #expect(cpu.peakOpsPerSecond[.int4] == nil && cpu.peakOpsPerSecond[.int8] != nil)
+        #expect(cpu.precision(for: .q4_0) == .int8)
+        #expect(cpu.precision(for: .int4g128) == .int8)
+        #expect(cpu.precision(for: .q8_0) == .int8)
+        #expect(cpu.precision(for: .f16) == .f16)
+        #expect(cpu.peakOps(for: .q4_0) == cpu.peakOpsPerSecond[.int8]?.value)
+        for unit in p.computeUnits {
+            for format in WeightFormat.allCases {
+                #expect(unit.peakOps(for: format) == unit.precision(for: format).flatMap { unit.peakOpsPerSecond[$0]?.value })
+            }
+        }
+    }
 }

@@ -183,4 +183,35 @@ struct RunCLITests {
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("unknown activation precision 'int4' (known: f32, int8)"))
     }
+
+    @Test func realModelActivationsFromThePlanFollowItsComputePrecision() throws {
+        let model = try RunCLI.requireSmolLM2()
+        let dir = try RunCLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let hostPlan = RunCLI.packageRoot.appendingPathComponent("Plans/smollm2-135m.host.json")
+        // The same plan with its decoder in Q4_0 priced as int4 arithmetic.
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: hostPlan)) as? [String: Any])
+        json["modules"] = (json["modules"] as? [[String: Any]])?.map { m -> [String: Any] in
+            guard m["kind"] as? String == "text_decoder" else { return m }
+            var m = m
+            m["format"] = "q4_0"
+            m["compute_precision"] = "int4"
+            return m
+        }
+        let integerPlan = dir.appendingPathComponent("integer-plan.json").path
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: integerPlan))
+        func ran(_ extra: [String]) throws -> String? {
+            let out = try RunCLI.run(["--checkpoint", model, "--prompt", "The capital of France is", "--max-tokens", "2",
+                                      "--repeats", "1", "--warmup", "0", "--eval-tokens", "0", "--json"] + extra)
+            #expect(out.status == 0, "stderr: \(out.stderr)")
+            return try JSONDecoder().decode(RunReport.self, from: Data(out.stdout.utf8)).measured.prefillActivations
+        }
+        // What int8 becomes on this CPU (int8 with the AVX-512 kernels, else f32) is what the integer plan gets.
+        let int8Here = try ran(["--activations", "int8"])
+        #expect(try ran(["--plan", integerPlan, "--activations", "plan"]) == int8Here)
+        #expect(try ran(["--plan", hostPlan.path, "--activations", "plan"]) == "f32")   // its decoder is F32
+        let missing = try RunCLI.run(["--checkpoint", model, "--prompt", "Hi", "--activations", "plan"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("--activations plan needs --plan"))
+    }
 }
