@@ -88,14 +88,15 @@ extension MatrixKernels {
     #endif
 }
 
-/// Integer panels: 32 weight rows' codes, scales and offsets in the layout the AVX-512 integer tile reads. Per
-/// block of 32 columns: `[group g (8)][row i (32)][4 codes: columns 4g ..< 4g + 4]` (1,024 bytes), then the 32
-/// rows' scales and their offsets as Float32; rows past a matrix's last are zero.
+#if arch(x86_64)
+/// Integer panels: 32 weight rows' codes, scales and offsets in the layout the AVX-512 integer tile reads
+/// (`AVX512Kernels.int8PanelMatmul`). Per block of 32 columns: `[group g (8)][row i (32)][4 codes: columns 4g ..<
+/// 4g + 4]` (1,024 bytes), then the 32 rows' scales and their offsets as Float32; rows past a matrix's last are zero.
 enum Int8Panels {
     /// Rows per panel.
     static let rows = 32
     /// Bytes per block of 32 columns.
-    static let blockBytes = 32 * 32 + 2 * 32 * 4
+    static let blockBytes = AVX512Kernels.int8PanelBlockBytes
 
     /// Bytes of one panel of rows with `n` columns.
     static func byteCount(columns n: Int) -> Int { n / IntegerCodes.blockElements * blockBytes }
@@ -103,25 +104,24 @@ enum Int8Panels {
     /// Packs rows `range` (at most 32) of `w`, whose format has integer codes.
     static func pack(_ w: PackedMatrix, rows range: Range<Int>, into panel: UnsafeMutableRawPointer) {
         let blocks = w.columns / IntegerCodes.blockElements
+        /// Row i of block b: its eight words of four codes (codes 4g ..< 4g + 4 in word g), scale and offset.
+        func store(_ i: Int, _ b: Int, _ words: SIMD8<UInt32>, _ scale: Float, _ offset: Float) {
+            let out = panel + b * blockBytes
+            for g in 0..<8 { (out + 128 * g + 4 * i).storeBytes(of: words[g], as: UInt32.self) }
+            (out + 1024 + 4 * i).storeBytes(of: scale, as: Float.self)
+            (out + 1152 + 4 * i).storeBytes(of: offset, as: Float.self)
+        }
         for i in 0..<rows {
             guard i < range.count else {
-                for b in 0..<blocks {
-                    let out = panel + b * blockBytes
-                    for g in 0..<8 { (out + 128 * g + 4 * i).storeBytes(of: UInt32(0), as: UInt32.self) }
-                    (out + 1024 + 4 * i).storeBytes(of: Float(0), as: Float.self)
-                    (out + 1152 + 4 * i).storeBytes(of: Float(0), as: Float.self)
-                }
+                for b in 0..<blocks { store(i, b, SIMD8(), 0, 0) }
                 continue
             }
             let row = w.rowPointer(range.lowerBound + i)
             for b in 0..<blocks {
                 let block = IntegerCodes.block(row, format: w.format, block: b)
-                let words = unsafeBitCast(block.codes, to: SIMD8<UInt32>.self)    // codes 4g ..< 4g + 4 per word
-                let out = panel + b * blockBytes
-                for g in 0..<8 { (out + 128 * g + 4 * i).storeBytes(of: words[g], as: UInt32.self) }
-                (out + 1024 + 4 * i).storeBytes(of: block.scale, as: Float.self)
-                (out + 1152 + 4 * i).storeBytes(of: block.offset, as: Float.self)
+                store(i, b, unsafeBitCast(block.codes, to: SIMD8<UInt32>.self), block.scale, block.offset)
             }
         }
     }
 }
+#endif
