@@ -67,6 +67,14 @@ enum EmulateCLI {
         return dir
     }
 
+    /// Writes the fixture's synthetic checkpoint (tiny.gguf) next to its plan.
+    static func synthesize(_ dir: URL) throws {
+        let synth = try run(["synth", "--model", dir.appendingPathComponent("model.json").path,
+                             "--plan", dir.appendingPathComponent("plan.json").path, "--quiet",
+                             "-o", dir.appendingPathComponent("tiny.gguf").path])
+        #expect(synth.status == 0, "\(synth.stderr)")
+    }
+
     static func emulateArguments(_ dir: URL, cap: String) -> [String] {
         ["--emulate", "phone", "--device", packageRoot.appendingPathComponent("DeviceProfiles/snapdragon-8-gen-3-12gb.json").path,
          "--plan", dir.appendingPathComponent("plan.json").path, "--model", dir.appendingPathComponent("model.json").path,
@@ -104,10 +112,7 @@ struct EmulateCLITests {
     func tinyModelCompletesUnderACap() throws {
         let dir = try EmulateCLI.fixtures(vocab: 256, formats: Self.formats)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let synth = try EmulateCLI.run(["synth", "--model", dir.appendingPathComponent("model.json").path,
-                                        "--plan", dir.appendingPathComponent("plan.json").path, "--quiet",
-                                        "-o", dir.appendingPathComponent("tiny.gguf").path])
-        #expect(synth.status == 0, "\(synth.stderr)")
+        try EmulateCLI.synthesize(dir)
         let out = try EmulateCLI.run(EmulateCLI.emulateArguments(dir, cap: "256MiB"))
         #expect(out.status == 0, "\(out.stdout)\n\(out.stderr)")
         #expect(out.stdout.contains("completed"))
@@ -135,10 +140,7 @@ struct EmulateCLITests {
     func int8PrefillIsReportedAndProjectedAgainstTheIntegerPeak() throws {
         let dir = try EmulateCLI.fixtures(vocab: 256, formats: Self.formats)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let synth = try EmulateCLI.run(["synth", "--model", dir.appendingPathComponent("model.json").path,
-                                        "--plan", dir.appendingPathComponent("plan.json").path, "--quiet",
-                                        "-o", dir.appendingPathComponent("tiny.gguf").path])
-        #expect(synth.status == 0, "\(synth.stderr)")
+        try EmulateCLI.synthesize(dir)
         let out = try EmulateCLI.run(EmulateCLI.emulateArguments(dir, cap: "256MiB") + ["--activations", "int8"])
         #expect(out.status == 0, "\(out.stdout)\n\(out.stderr)")
         let report = try RunReport.load(dir.appendingPathComponent("report.json").path)
@@ -161,10 +163,7 @@ struct EmulateCLITests {
         let dir = try EmulateCLI.fixtures(vocab: 1 << 20, formats: [("embedding", .f32), ("head", .f32)],
                                           feasible: false)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let synth = try EmulateCLI.run(["synth", "--model", dir.appendingPathComponent("model.json").path,
-                                        "--plan", dir.appendingPathComponent("plan.json").path, "--quiet",
-                                        "-o", dir.appendingPathComponent("tiny.gguf").path])
-        #expect(synth.status == 0, "\(synth.stderr)")
+        try EmulateCLI.synthesize(dir)
         let refused = try EmulateCLI.run(EmulateCLI.emulateArguments(dir, cap: "160MiB"))
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("--force"))

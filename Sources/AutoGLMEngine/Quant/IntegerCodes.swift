@@ -59,13 +59,10 @@ public enum IntegerCodes {
                                     scale: Float(loadF16(p, 0)), offset: Float(loadF16(p, 2)))
         case .q8_0:
             let p = row + b * BlockQ8_0.byteCount
-            let d = Float(loadF16(p, 0))
-            return IntegerCodeBlock(codes: shifted(p.loadUnaligned(fromByteOffset: 2, as: SIMD8<UInt32>.self)),
-                                    scale: d, offset: -128 * d)
+            return signedBlock(p + 2, scale: Float(loadF16(p, 0)))
         case .int8:
             let s = Float(bitPattern: UInt32(littleEndian: row.loadUnaligned(as: UInt32.self)))
-            let codes = row.loadUnaligned(fromByteOffset: Int8RowLayout.weightOffset + 32 * b, as: SIMD8<UInt32>.self)
-            return IntegerCodeBlock(codes: shifted(codes), scale: s, offset: -128 * s)
+            return signedBlock(row + Int8RowLayout.weightOffset + 32 * b, scale: s)
         case .int4g32:
             return groupBlock(row, group: 32, blockBytes: BlockInt4G32.byteCount, block: b)
         case .int4g64:
@@ -86,9 +83,12 @@ public enum IntegerCodes {
         return unsafeBitCast(SIMD8(lowHalf: qs & mask, highHalf: (qs &>> 4) & mask), to: SIMD32<UInt8>.self)
     }
 
-    /// Signed bytes as unsigned codes: q + 128 (the sign bit flipped).
-    @inline(__always) static func shifted(_ q: SIMD8<UInt32>) -> SIMD32<UInt8> {
-        unsafeBitCast(q ^ SIMD8(repeating: 0x8080_8080), to: SIMD32<UInt8>.self)
+    /// 32 signed bytes at `q` times `scale` (Q8_0, INT8) as unsigned codes q + 128 (the sign bit flipped) with the
+    /// offset −128 · scale.
+    @inline(__always) static func signedBlock(_ q: UnsafeRawPointer, scale: Float) -> IntegerCodeBlock {
+        let flipped = q.loadUnaligned(as: SIMD8<UInt32>.self) ^ SIMD8(repeating: 0x8080_8080)
+        return IntegerCodeBlock(codes: unsafeBitCast(flipped, to: SIMD32<UInt8>.self), scale: scale,
+                                offset: -128 * scale)
     }
 
     /// Block `b` of an INT4 row with groups of `group` weights (f16 scale, f16 min, group/2 bytes; byte i holds
