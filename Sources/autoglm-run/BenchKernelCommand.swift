@@ -75,7 +75,8 @@ struct BenchKernelCommand: ParsableCommand {
             return
         }
         let kind = batch == 1 ? "matvec" : "matmul ×\(batch)"
-        print("\(kind) \(rows)×\(columns), \(pool.threadCount) thread(s), \(isa.rawValue) kernels, median of \(repeats)")
+        print("\(kind) \(rows)×\(columns), \(pool.threadCount) thread(s), \(isa.rawValue) kernels, median of \(repeats)"
+              + (results.contains { $0.activations == .int8 } ? "; a8: activations rounded to 8 bits" : ""))
         print("| format    | weights KiB | median µs | ± µs    | GFLOP/s | weight GB/s |")
         print("| --------- | ----------: | --------: | ------: | ------: | ----------: |")
         for r in results {

@@ -98,7 +98,8 @@ public enum BenchmarkPrinter {
                 let v = p[name] ?? 0
                 return String(format: "%.1f (%.0f%%)", v * 1e6, forward > 0 ? 100 * v / forward : 0)
             }
-            let label = r.format + (r.activations == ActivationPrecision.float32.rawValue ? "" : " a" + r.activations)
+            let int8 = r.activations != ActivationPrecision.float32.rawValue
+            let label = r.format + (int8 ? " (\(r.activations) activations)" : "")
             lines.append("| \(label) | \(r.test) | " + cells.joined(separator: " | ")
                          + String(format: " | %.1f | %.1f |", forward * 1e6, r.secondsPerToken * 1e6))
         }
