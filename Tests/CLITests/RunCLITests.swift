@@ -13,6 +13,14 @@ enum RunCLI {
         return packageRoot.appendingPathComponent(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf").path
     }
 
+    /// The records of `bench --json` on `model` (one timed repeat, no warm-up, 2 threads) with `arguments` added.
+    static func benchRecords(_ model: String, _ arguments: [String]) throws -> [[String: Any]] {
+        let out = try run(["bench", "--checkpoint", model, "--repeats", "1", "--warmup", "0", "--threads", "2",
+                           "--json"] + arguments)
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        return try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]] ?? []
+    }
+
     static func requireSmolLM2() throws -> String {
         guard FileManager.default.fileExists(atPath: smolLM2) else {
             Issue.record("SmolLM2 checkpoint not found at \(smolLM2): run `make models` or set AUTOGLM_SMOLLM2")
@@ -126,13 +134,10 @@ struct RunCLITests {
 
     @Test func realModelBenchAtDepthNamesTheTestsAndRecordsTheDepth() throws {
         let model = try RunCLI.requireSmolLM2()
-        let out = try RunCLI.run(["bench", "--checkpoint", model, "--formats", "checkpoint", "--repeats", "1",
-                                  "--warmup", "0", "--prompt-tokens", "8", "--gen-tokens", "2", "--depth", "1100",
-                                  "--threads", "2", "--json"])
-        #expect(out.status == 0, "stderr: \(out.stderr)")
-        let records = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]]
-        #expect(records?.map { $0["test"] as? String } == ["pp8 @ d1100", "tg2 @ d1100"])
-        #expect(records?.allSatisfy { $0["n_depth"] as? Int == 1_100 } == true)
+        let records = try RunCLI.benchRecords(model, ["--formats", "checkpoint", "--prompt-tokens", "8",
+                                                      "--gen-tokens", "2", "--depth", "1100"])
+        #expect(records.map { $0["test"] as? String } == ["pp8 @ d1100", "tg2 @ d1100"])
+        #expect(records.allSatisfy { $0["n_depth"] as? Int == 1_100 })
         let negative = try RunCLI.run(["bench", "--checkpoint", model, "--depth=-1"])
         #expect(negative.status != 0)
         #expect(negative.stderr.contains("--depth must be 0 or more"))
@@ -140,25 +145,19 @@ struct RunCLITests {
 
     @Test func realModelBenchPrintsRecordsPerFormat() throws {
         let model = try RunCLI.requireSmolLM2()
-        let out = try RunCLI.run(["bench", "--checkpoint", model, "--formats", "checkpoint,int4-g32", "--repeats", "1",
-                                  "--warmup", "0", "--prompt-tokens", "16", "--gen-tokens", "4", "--threads", "2",
-                                  "--json"])
-        #expect(out.status == 0, "stderr: \(out.stderr)")
-        let records = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]]
-        #expect(records?.count == 4)
-        #expect(records?.map { $0["test"] as? String } == ["pp16", "tg4", "pp16", "tg4"])
-        #expect(records?.allSatisfy { ($0["avg_ts"] as? Double ?? 0) > 0 } == true)
+        let records = try RunCLI.benchRecords(model, ["--formats", "checkpoint,int4-g32", "--prompt-tokens", "16",
+                                                      "--gen-tokens", "4"])
+        #expect(records.count == 4)
+        #expect(records.map { $0["test"] as? String } == ["pp16", "tg4", "pp16", "tg4"])
+        #expect(records.allSatisfy { ($0["avg_ts"] as? Double ?? 0) > 0 })
     }
 
     @Test func realModelBenchPhasesGoToTheJSONRecords() throws {
         let model = try RunCLI.requireSmolLM2()
-        let out = try RunCLI.run(["bench", "--checkpoint", model, "--formats", "checkpoint", "--repeats", "1",
-                                  "--warmup", "0", "--prompt-tokens", "8", "--gen-tokens", "2", "--threads", "2",
-                                  "--phases", "--json"])
-        #expect(out.status == 0, "stderr: \(out.stderr)")
-        let records = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]]
-        #expect(records?.count == 2)
-        for record in records ?? [] {
+        let records = try RunCLI.benchRecords(model, ["--formats", "checkpoint", "--prompt-tokens", "8",
+                                                      "--gen-tokens", "2", "--phases"])
+        #expect(records.count == 2)
+        for record in records {
             let phases = record["phase_seconds_per_token"] as? [String: Double]
             #expect(phases?.count == 11 && phases?["attention"] != nil && phases?["head"] != nil)
         }
@@ -170,11 +169,8 @@ struct RunCLITests {
 
     @Test func realModelBenchInt8ActivationsAreRecorded() throws {
         let model = try RunCLI.requireSmolLM2()
-        let out = try RunCLI.run(["bench", "--checkpoint", model, "--formats", "checkpoint", "--activations", "f32,int8",
-                                  "--repeats", "1", "--warmup", "0", "--prompt-tokens", "64", "--gen-tokens", "2",
-                                  "--threads", "2", "--json"])
-        #expect(out.status == 0, "stderr: \(out.stderr)")
-        let records = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]] ?? []
+        let records = try RunCLI.benchRecords(model, ["--formats", "checkpoint", "--activations", "f32,int8",
+                                                      "--prompt-tokens", "64", "--gen-tokens", "2"])
         #expect(records.count == 4)
         // int8 runs where the AVX-512 kernels do; elsewhere the record says f32, as it ran.
         let int8 = records.first?["kernels"] as? String == "avx512" ? "int8" : "f32"
