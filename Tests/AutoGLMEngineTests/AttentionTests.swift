@@ -197,6 +197,46 @@ struct AttentionTests {
         #expect(relativeError(out, reference) < 1e-5)
     }
 
+    @Test("Block mean keys: the grouped layout holds each block's mean key, and a query's scores are its dot products",
+          arguments: [1, 15, 16, 17, 40])
+    func blockMeanKeysScores(blocks: Int) throws {
+        let kvHeads = 2, headDim = 24, chunk = 5, tokens = blocks * chunk + 3
+        var rng = AttentionRandom(seed: UInt64(blocks))
+        let keys = rng.array(tokens * kvHeads * headDim), values = rng.array(tokens * kvHeads * headDim)
+        let cache = try KVCache(layers: 1, kvHeads: kvHeads, headDim: headDim, capacity: tokens, format: .f32)
+        // Two appends: the blocks completed by the first are kept and extended by the second.
+        let first = tokens / 2
+        try cache.append(layer: 0, keys: keys, values: values, count: first)
+        _ = cache.blockMeanKeys(layer: 0, chunk: chunk, tokens: first)
+        try cache.commit(first)
+        try keys.withUnsafeBufferPointer { k in
+            try values.withUnsafeBufferPointer { v in
+                let offset = first * kvHeads * headDim
+                try cache.append(layer: 0, keys: k.baseAddress! + offset, values: v.baseAddress! + offset,
+                                 count: tokens - first)
+            }
+        }
+        let means = cache.blockMeanKeys(layer: 0, chunk: chunk, tokens: tokens)
+        #expect(means.blocks == blocks)
+        let q = rng.array(headDim)
+        var scores = [Float](repeating: .nan, count: blocks + 1)
+        for h in 0..<kvHeads {
+            scores.withUnsafeMutableBufferPointer { means.scores(kvHead: h, q: q, count: blocks, into: $0.baseAddress!) }
+            #expect(scores[blocks].isNaN, "wrote past the blocks asked for")
+            for b in 0..<blocks {
+                var dot = 0.0
+                for j in 0..<headDim {
+                    var mean = 0.0
+                    for p in (b * chunk)..<((b + 1) * chunk) { mean += Double(keys[(p * kvHeads + h) * headDim + j]) }
+                    mean /= Double(chunk)
+                    #expect(abs(Double(means.mean(block: b, kvHead: h, j)) - mean) < 1e-6)
+                    dot += Double(q[j]) * mean
+                }
+                #expect(abs(Double(scores[b]) - dot) < 1e-5, "block \(b), KV head \(h)")
+            }
+        }
+    }
+
     @Test("Block-sparse with top-k covering every block is exactly dense causal attention",
           arguments: AttentionKernel.allCases)
     func blockSparseCoveringAllIsDense(kernel: AttentionKernel) throws {

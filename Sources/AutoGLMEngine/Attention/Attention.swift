@@ -179,8 +179,8 @@ public enum Attention {
                 return 1
             }
             if let selector {
-                return selector.intervals(position: i, kvHead: kvHead, kvHeads: kvHeads, headDim: headDim,
-                                          q: qScaled, scores: scores, chosen: chosen, into: buffer)
+                return selector.intervals(position: i, kvHead: kvHead, q: qScaled, scores: scores, chosen: chosen,
+                                          into: buffer)
             }
             guard let window else {
                 buffer[0] = 0; buffer[1] = i + 1
@@ -206,11 +206,10 @@ public enum Attention {
     struct BlockSelector: Sendable {
         var chunk: Int
         var topK: Int
-        /// `[block][kvHead][headDim]` mean-pooled keys of complete blocks.
-        var means: [Float]
+        /// Mean-pooled keys of complete blocks.
+        var means: BlockMeanKeys
 
-        func intervals(position i: Int, kvHead: Int, kvHeads: Int, headDim: Int, q: UnsafePointer<Float>,
-                       scores: UnsafeMutablePointer<Float>, chosen: UnsafeMutablePointer<Int>,
+        func intervals(position i: Int, kvHead: Int, q: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>, chosen: UnsafeMutablePointer<Int>,
                        into buffer: UnsafeMutablePointer<Int>) -> Int {
             let own = i / chunk
             let others = min(topK - 1, own)
@@ -219,11 +218,7 @@ public enum Attention {
                 for b in 0..<own { chosen[b] = b }
                 count = own
             } else if others > 0 {
-                means.withUnsafeBufferPointer { m in
-                    for b in 0..<own {
-                        scores[b] = AttentionMath.dotF32(q, m.baseAddress! + (b * kvHeads + kvHead) * headDim, headDim)
-                    }
-                }
+                means.scores(kvHead: kvHead, q: q, count: own, into: scores)
                 // Keep the best `others` blocks, ordered by score descending then index ascending.
                 for b in 0..<own {
                     let s = scores[b]
@@ -275,6 +270,9 @@ public enum Attention {
             // globals and the window hold nothing, and a position split would leave one range nearly empty.
             let stored = p.spans.reduce(0) { $0 + $1.count }
             let splits = keySplits(items: items, workers: workers, keys: stored)
+            // Block-sparse selection needs a full cache (one run of positions from 0): its splits take alternate
+            // tiles of the whole range (`TileShare`).
+            let interleaved = p.selector != nil && splits > 1
             let bounds = (0...splits).map { splitBoundary(p.spans, stored: stored * $0 / splits, end: end) }
             let partialFloats = splits > 1 ? items * splits * lanes * (p.headDim + 2) : 0
             var partial: UnsafeMutablePointer<Float>?
@@ -298,9 +296,10 @@ public enum Attention {
                 // with the row, so contiguous halves would give one worker about three quarters of a prefill.
                 for unit in stride(from: c, to: units, by: chunks) {
                     let item = unit / splits, split = unit % splits
-                    let range = bounds[split]..<bounds[split + 1]
+                    let range = interleaved ? 0..<end : bounds[split]..<bounds[split + 1]
                     tiled(p, kvHead: item % p.kvHeads, rows: (item / p.kvHeads) * rowsPer, q: qp, out: op,
-                          keyRange: range, partial: pp.map { $0 + unit * lanes * (p.headDim + 2) }, scratch: scratch)
+                          keyRange: range, tiles: interleaved ? TileShare(stride: splits, phase: split) : .all,
+                          partial: pp.map { $0 + unit * lanes * (p.headDim + 2) }, scratch: scratch)
                 }
             }
             if let partial {
@@ -476,7 +475,7 @@ public enum Attention {
                 + ints * MemoryLayout<Int>.stride + (blocks > 0 ? CompactLanes.bytes(lanes: lanes, pitch: pitch, headDim: d) : 0)
         }
         static func blocks(_ p: Problem) -> Int {
-            p.selector.map { $0.means.count / max(1, p.kvHeads * p.headDim) + 1 } ?? 0
+            p.selector.map { $0.means.blocks + 1 } ?? 0
         }
         init(_ p: Problem) {
             let d = p.headDim
@@ -516,22 +515,40 @@ public enum Attention {
     /// Only keys at positions in `keyRange` are visited; with `partial`, the item writes each lane's softmax state
     /// (max, sum, headDim accumulators) there instead of its normalised output.
     static func tiled(_ p: Problem, kvHead kvh: Int, rows r0: Int, q: UnsafePointer<Float>,
-                      out: UnsafeMutablePointer<Float>, keyRange: Range<Int>, partial: UnsafeMutablePointer<Float>?,
-                      scratch s: TiledScratch) {
+                      out: UnsafeMutablePointer<Float>, keyRange: Range<Int>, tiles: TileShare = .all,
+                      partial: UnsafeMutablePointer<Float>?, scratch s: TiledScratch) {
         let vectorised = p.headDim % KVRowLayout.groupSize == 0
         switch p.layout.format {
-        case .f32: tiled(F32Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, partial, s)
-        case .f16: tiled(F16Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, partial, s)
-        case .int8: tiled(Int8Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, partial, s)
-        case .int4: tiled(Int4Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, partial, s)
+        case .f32: tiled(F32Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, tiles, partial, s)
+        case .f16: tiled(F16Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, tiles, partial, s)
+        case .int8: tiled(Int8Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, tiles, partial, s)
+        case .int4: tiled(Int4Chunks.self, vectorised, p, kvh, r0, q, out, keyRange, tiles, partial, s)
+        }
+    }
+
+    /// Which key tiles of a span a work unit visits: those whose index within the span is `phase` modulo `stride`
+    /// (`all`: every one). Block-sparse decode splits its keys this way rather than into contiguous ranges: a
+    /// query's own block is always the last one, so the worker holding the last range would do every head's own
+    /// block (up to three quarters of the work with two workers and large blocks), where alternate tiles share each
+    /// block between the workers.
+    struct TileShare {
+        var stride: Int
+        var phase: Int
+        static let all = TileShare(stride: 1, phase: 0)
+        /// The first tile offset at or after `t0` (a multiple of `keyTile`) that this share visits.
+        @inline(__always)
+        func align(_ t0: Int) -> Int {
+            guard stride > 1 else { return t0 }
+            let index = t0 / keyTile
+            return (index + ((phase - index % stride) + stride) % stride) * keyTile
         }
     }
 
     @inline(__always)
     static func tiled<D: KVChunkDecoder>(_ decoder: D.Type, _ vectorised: Bool, _ p: Problem, _ kvh: Int, _ r0: Int,
                                          _ q: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                                         _ keyRange: Range<Int>, _ partial: UnsafeMutablePointer<Float>?,
-                                         _ s: TiledScratch) {
+                                         _ keyRange: Range<Int>, _ tiles: TileShare,
+                                         _ partial: UnsafeMutablePointer<Float>?, _ s: TiledScratch) {
         let d = p.headDim, width = p.heads * d
         let group = p.heads / p.kvHeads
         let rows = min(rowsPerItem(group: group), p.n - r0)
@@ -560,7 +577,9 @@ public enum Attention {
         if wide { prepareWideTile(s, lanes: lanes, headDim: d) }
         for span in p.spans {
             var t0 = max(0, keyRange.lowerBound - span.first)
-            while t0 < span.count {
+            while true {
+                t0 = tiles.align(t0)
+                guard t0 < span.count else { break }
                 let tileLo = span.first + t0
                 if tileLo > lastPosition || tileLo >= keyRange.upperBound { break }
                 let tileHi = min(keyRange.upperBound, span.first + min(span.count, t0 + keyTile))

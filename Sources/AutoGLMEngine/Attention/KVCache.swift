@@ -43,9 +43,9 @@ public final class KVCache: @unchecked Sendable {
     private(set) var pending: [Int]
     private var committed = 0
 
-    /// Mean-pooled keys per block for block-sparse attention: per layer, `[block][kvHead][headDim]`.
+    /// Mean-pooled keys per block for block-sparse attention, per layer (`BlockMeanKeys`).
     private var blockMeanChunk: [Int]
-    private var blockMeans: [[Float]]
+    private var blockMeans: [BlockMeanKeys]
 
     public init(layers: Int, kvHeads: Int, headDim: Int, capacity: Int, format: KVCacheFormat,
                 window: Int? = nil, globalTokens: Int = 0) throws {
@@ -78,7 +78,7 @@ public final class KVCache: @unchecked Sendable {
         stageSlots = Array(repeating: 0, count: layers)
         pending = Array(repeating: 0, count: layers)
         blockMeanChunk = Array(repeating: 0, count: layers)
-        blockMeans = Array(repeating: [], count: layers)
+        blockMeans = Array(repeating: BlockMeanKeys(kvHeads: kvHeads, headDim: headDim), count: layers)
     }
 
     deinit { release() }
@@ -114,7 +114,7 @@ public final class KVCache: @unchecked Sendable {
     public func reset() {
         release()
         committed = 0
-        for l in 0..<layers { pending[l] = 0; blockMeanChunk[l] = 0; blockMeans[l] = [] }
+        for l in 0..<layers { pending[l] = 0; blockMeanChunk[l] = 0; blockMeans[l].removeAll() }
     }
 
     private func grow(_ pointer: inout UnsafeMutableRawPointer?, to slots: Int) throws {
@@ -301,33 +301,103 @@ public final class KVCache: @unchecked Sendable {
         return nil
     }
 
-    /// Mean-pooled stored keys of every complete block of `chunk` positions among the first `tokens` positions,
-    /// `[block][kvHead][headDim]`. Kept between calls and extended as blocks complete (full caches only).
-    func blockMeanKeys(layer l: Int, chunk: Int, tokens: Int) -> [Float] {
+    /// Mean-pooled stored keys of every complete block of `chunk` positions among the first `tokens` positions.
+    /// Kept between calls and extended as blocks complete (full caches only).
+    func blockMeanKeys(layer l: Int, chunk: Int, tokens: Int) -> BlockMeanKeys {
         let blocks = tokens / chunk
-        if blockMeanChunk[l] != chunk { blockMeanChunk[l] = chunk; blockMeans[l] = [] }
-        let stride = kvHeads * headDim
-        let have = blockMeans[l].count / stride
+        if blockMeanChunk[l] != chunk { blockMeanChunk[l] = chunk; blockMeans[l].removeAll() }
+        let have = blockMeans[l].blocks
         guard blocks > have, let k = keyStore[l] else { return blockMeans[l] }
-        var means = [Float](repeating: 0, count: (blocks - have) * stride)
-        var row = [Float](repeating: 0, count: headDim)
+        var row = [Float](repeating: 0, count: headDim), mean = [Float](repeating: 0, count: headDim)
         let inv = 1 / Float(chunk)
-        means.withUnsafeMutableBufferPointer { m in
-            row.withUnsafeMutableBufferPointer { r in
-                for b in have..<blocks {
-                    for h in 0..<kvHeads {
-                        let dst = m.baseAddress! + (b - have) * stride + h * headDim
+        row.withUnsafeMutableBufferPointer { r in
+            for b in have..<blocks {
+                blockMeans[l].appendBlock { h, dst in
+                    mean.withUnsafeMutableBufferPointer { m in
+                        m.update(repeating: 0)
                         for p in (b * chunk)..<((b + 1) * chunk) {
                             AttentionMath.decode(k + p * slotBytes + h * layout.rowBytes, layout: layout,
                                                  into: r.baseAddress!)
-                            for j in 0..<headDim { dst[j] += r[j] }
+                            for j in 0..<headDim { m[j] += r[j] }
                         }
-                        for j in 0..<headDim { dst[j] *= inv }
+                        for j in 0..<headDim { dst(j, m[j] * inv) }
                     }
                 }
             }
         }
-        blockMeans[l].append(contentsOf: means)
         return blockMeans[l]
+    }
+}
+
+/// Mean-pooled keys of complete blocks for block-sparse selection, in groups of `lanes` blocks:
+/// `[group][kvHead][headDim][lanes]` (a group's unused lanes zero). A query's scores against a group's blocks are then
+/// one multiply-add of a vector per key dimension, rather than a dot product and a horizontal sum per block.
+struct BlockMeanKeys: Sendable {
+    static let lanes = 16
+    let kvHeads: Int
+    let headDim: Int
+    /// Complete blocks held.
+    private(set) var blocks = 0
+    private(set) var values: [Float] = []
+
+    init(kvHeads: Int, headDim: Int) { self.kvHeads = kvHeads; self.headDim = headDim }
+
+    /// Floats of one group: every KV head's `headDim × lanes` tile.
+    var groupStride: Int { kvHeads * headDim * Self.lanes }
+
+    mutating func removeAll() { blocks = 0; values = [] }
+
+    /// Appends one block; `fill(kvHead, set)` calls `set(j, mean_j)` for each dimension of that head's mean key.
+    mutating func appendBlock(_ fill: (Int, (Int, Float) -> Void) -> Void) {
+        let lane = blocks % Self.lanes
+        if lane == 0 { values.append(contentsOf: repeatElement(0, count: groupStride)) }
+        let base = (blocks / Self.lanes) * groupStride
+        let d = headDim
+        values.withUnsafeMutableBufferPointer { v in
+            for h in 0..<kvHeads {
+                let tile = base + h * d * Self.lanes
+                fill(h) { j, x in v[tile + j * Self.lanes + lane] = x }
+            }
+        }
+        blocks += 1
+    }
+
+    /// Mean key of `block` for `kvHead`, dimension `j`.
+    func mean(block: Int, kvHead: Int, _ j: Int) -> Float {
+        values[(block / Self.lanes) * groupStride + (kvHead * headDim + j) * Self.lanes + block % Self.lanes]
+    }
+
+    /// Writes the scores `q · mean(b)` of blocks `0 ..< count` for `kvHead` into `scores` (count ≤ `blocks`).
+    func scores(kvHead: Int, q: UnsafePointer<Float>, count: Int, into scores: UnsafeMutablePointer<Float>) {
+        let d = headDim
+        values.withUnsafeBufferPointer { v in
+            var b0 = 0
+            while b0 < count {
+                let tile = v.baseAddress! + (b0 / Self.lanes) * groupStride + kvHead * d * Self.lanes
+                // Two independent sums per half (even and odd dimensions) so the multiply-adds do not wait on each
+                // other's results.
+                var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), b0s = SIMD8<Float>(), b1s = SIMD8<Float>()
+                var j = 0
+                while j + 2 <= d {
+                    let x = SIMD8<Float>(repeating: q[j]), y = SIMD8<Float>(repeating: q[j + 1])
+                    let row0 = UnsafeRawPointer(tile + j * Self.lanes), row1 = UnsafeRawPointer(tile + (j + 1) * Self.lanes)
+                    a0 = a0.addingProduct(x, row0.loadUnaligned(as: SIMD8<Float>.self))
+                    a1 = a1.addingProduct(x, row0.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
+                    b0s = b0s.addingProduct(y, row1.loadUnaligned(as: SIMD8<Float>.self))
+                    b1s = b1s.addingProduct(y, row1.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
+                    j += 2
+                }
+                if j < d {
+                    let x = SIMD8<Float>(repeating: q[j]), row = UnsafeRawPointer(tile + j * Self.lanes)
+                    a0 = a0.addingProduct(x, row.loadUnaligned(as: SIMD8<Float>.self))
+                    a1 = a1.addingProduct(x, row.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
+                }
+                let acc0 = a0 + b0s, acc1 = a1 + b1s
+                let n = min(Self.lanes, count - b0)
+                for i in 0..<min(8, n) { scores[b0 + i] = acc0[i] }
+                if n > 8 { for i in 8..<n { scores[b0 + i] = acc1[i - 8] } }
+                b0 += Self.lanes
+            }
+        }
     }
 }
