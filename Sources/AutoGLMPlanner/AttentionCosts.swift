@@ -433,7 +433,7 @@ public struct AttentionCostModel: Sendable {
         // Decode reads the keys and values the new token sees (under block-sparse selection only the chosen blocks,
         // plus one mean key per block to choose them); prefill's K/V stay in cache while the tiles sweep them.
         let bytesPerToken = Double(2 * shape.kvHeads * shape.headDim) * s.kv.bytesPerElement
-        var traffic = 0.0
+        var traffic = 0.0, scores = 0.0
         if mode == .decode { traffic = pairs * bytesPerToken }
         if let b = s.blockSparse, mode != .encode, s.kernel == .tiled {
             // The engine's work rather than the visible pairs: padded vectors over blocks few lanes chose, and the
@@ -443,22 +443,39 @@ public struct AttentionCostModel: Sendable {
                                             splits: tiledPartition(s, shape: shape, mode: mode, length: length).splits)
             flops = 4 * Double(shape.headDim) * work.laneKeys + 2 * 2 * Double(shape.headDim) * work.laneBlocks
             if mode == .decode {
-                traffic = work.keysRead * bytesPerToken / Double(shape.kvHeads)
-                    + Double((cached / max(1, b.chunk) + 1) * shape.kvHeads * shape.headDim * 4)
+                // Decode's key loop reads each chosen row once for the heads that chose it (the union of their
+                // blocks) and does each head's dot product and accumulation over its own keys. Full decode, which
+                // the rate is calibrated on, reads every row for the whole group of heads, so its sweep of k keys
+                // per KV head costs (1 − share) per row read plus share per group of head-keys, where `share` is
+                // the part of a row's cost that grows with the heads reading it (`SparseDecode`, fitted to measured
+                // block-sparse decode; 0 without one: rows priced as bytes, as the roofline does). Block-sparse
+                // decode is priced as the full sweep of that many equivalent keys. Choosing the blocks is a step of
+                // its own before the loop: a score per head and earlier block against the mean keys (each mean key
+                // read once), at the measured seconds per score when calibrated, else on the roofline.
+                let group = Double(max(1, shape.heads / max(1, shape.kvHeads)))
+                let share = calibration?.sparseDecode?.share ?? 0
+                let rows = (1 - share) * work.keysRead + share * work.laneKeys / group
+                flops = 4 * Double(shape.headDim) * work.laneKeys
+                traffic = rows * bytesPerToken / Double(shape.kvHeads)
+                scores = work.laneBlocks
             }
         }
         if s.kernel == .materialised { traffic += 2 * Double(n * cached * 4) * Double(shape.heads) }
         let busiest = busiestWorker
             ? Self.busiestShare(units: workUnits(s, shape: shape, mode: mode, length: length), threads: threads) : 1
-        let roofline = latency.attentionSeconds(flops: flops, bytes: traffic) * busiest
+        let measuredScore = calibration?.sparseDecode?.scoreSeconds
+        let selection = scores > 0 && measuredScore == nil ? latency.attentionSeconds(
+            flops: 2 * 2 * Double(shape.headDim) * scores,
+            bytes: Double((cached / max(1, s.blockSparse?.chunk ?? 1) + 1) * shape.kvHeads * shape.headDim * 4)) : 0
+        let roofline = (latency.attentionSeconds(flops: flops, bytes: traffic) + selection) * busiest
         let spill = calibration?.cacheBytes.map {
             spillSeconds(s, shape: shape, mode: mode, length: length, cacheBytes: $0)
         } ?? 0
         let near = calibration?.privateCacheBytes.map {
             nearSeconds(s, shape: shape, mode: mode, length: length, privateCacheBytes: $0)
         } ?? 0
-        let seconds = calibration?.seconds(roofline: roofline, rows: n, spill: spill, near: near, s, mode: mode)
-            ?? roofline
+        let seconds = (calibration?.seconds(roofline: roofline, rows: n, spill: spill, near: near, s, mode: mode)
+            ?? roofline) + (measuredScore ?? 0) * scores * busiest
         let loss: Double?
         if let accuracy {
             var total = 0.0, known = true
@@ -608,11 +625,106 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     /// The share of a core's private cache that a materialised row sweep must fit in to be read from it (fitted
     /// by calibrate-attention); nil: no private-cache term.
     public var privateCacheBytes: Int?
+    /// Block-sparse decode's measured constants (nil: not measured).
+    public var sparseDecode: SparseDecode?
 
     public init(referenceLength: Int = 0, fits: [Key: Fit] = [:], source: String = "", kernels: String? = nil,
-                cpu: String? = nil, cacheBytes: Int? = nil, privateCacheBytes: Int? = nil) {
+                cpu: String? = nil, cacheBytes: Int? = nil, privateCacheBytes: Int? = nil,
+                sparseDecode: SparseDecode? = nil) {
         self.referenceLength = referenceLength; self.fits = fits; self.source = source
         self.kernels = kernels; self.cpu = cpu; self.cacheBytes = cacheBytes; self.privateCacheBytes = privateCacheBytes
+        self.sparseDecode = sparseDecode
+    }
+
+    /// Block-sparse decode on this host, fitted to measured block-sparse decode points with the full-decode fit's
+    /// constants. `share`: the part of the tiled decode loop's cost per key that grows with the query heads reading
+    /// the key (their dot products and accumulations, and the runs that heads which chose different blocks take
+    /// apart), the rest being the key's own (reading its row); full-decode points cannot tell the two apart (every
+    /// row is read for the whole group). `scoreSeconds`: one score of a query head against an earlier block's mean
+    /// key, with keeping the best, on one worker.
+    public struct SparseDecode: Sendable, Equatable, Codable {
+        public struct Point: Sendable, Equatable, Codable {
+            public var chunk: Int
+            public var topK: Int
+            public var length: Int
+            public var measuredSeconds: Double
+            /// The prediction with the fitted constants.
+            public var predictedSeconds: Double
+            enum CodingKeys: String, CodingKey {
+                case chunk, topK = "top_k", length, measuredSeconds = "measured_seconds"
+                case predictedSeconds = "predicted_seconds"
+            }
+            public init(chunk: Int, topK: Int, length: Int, measuredSeconds: Double, predictedSeconds: Double) {
+                self.chunk = chunk; self.topK = topK; self.length = length; self.measuredSeconds = measuredSeconds
+                self.predictedSeconds = predictedSeconds
+            }
+        }
+        public var share: Double
+        public var scoreSeconds: Double
+        public var points: [Point]
+        enum CodingKeys: String, CodingKey { case share, scoreSeconds = "score_seconds", points }
+
+        public init(share: Double, scoreSeconds: Double, points: [Point]) {
+            self.share = share; self.scoreSeconds = scoreSeconds; self.points = points
+        }
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            share = try c.decode(Double.self, forKey: .share)
+            guard share >= 0, share <= 1 else {
+                throw DecodingError.dataCorruptedError(forKey: .share, in: c,
+                                                       debugDescription: "expected a share in 0 … 1, got \(share)")
+            }
+            scoreSeconds = try c.decode(Double.self, forKey: .scoreSeconds)
+            guard scoreSeconds >= 0, scoreSeconds.isFinite else {
+                throw DecodingError.dataCorruptedError(forKey: .scoreSeconds, in: c, debugDescription:
+                                                       "expected seconds ≥ 0, got \(scoreSeconds)")
+            }
+            points = try c.decodeIfPresent([Point].self, forKey: .points) ?? []
+        }
+
+        /// One measured call: the setting, the length and its seconds.
+        public struct Measured: Sendable {
+            public var setting: Plan.BlockSparse
+            public var length: Int
+            public var seconds: Double
+            public init(setting: Plan.BlockSparse, length: Int, seconds: Double) {
+                self.setting = setting; self.length = length; self.seconds = seconds
+            }
+        }
+
+        /// The constants whose predictions best match `measured` (least squares on relative error). `predict`
+        /// gives, for a share, a setting and a length, the predicted seconds without the scores and the scores the
+        /// busiest worker computes; the share is searched on a grid of 0.01 over 0 … 1 refined to 0.001 around
+        /// the best, the seconds per score solved for each share (0 where it would be negative). Nil with no
+        /// usable point.
+        public static func fit(measured: [Measured],
+                               predict: (Double, Plan.BlockSparse, Int) -> (seconds: Double, scores: Double))
+            -> SparseDecode? {
+            let usable = measured.filter { $0.seconds > 0 && $0.seconds.isFinite }
+            guard !usable.isEmpty else { return nil }
+            /// The best seconds per score for `share`, and the squared relative error it leaves.
+            func solve(_ share: Double) -> (score: Double, error: Double) {
+                let terms = usable.map { m -> (base: Double, x: Double) in
+                    let p = predict(share, m.setting, m.length)
+                    return (p.seconds / m.seconds, p.scores / m.seconds)
+                }
+                let xx = terms.reduce(0) { $0 + $1.x * $1.x }
+                let score = xx > 0 ? max(0, terms.reduce(0) { $0 + $1.x * (1 - $1.base) } / xx) : 0
+                let error = terms.reduce(0) { $0 + pow($1.base + score * $1.x - 1, 2) }
+                return (score, error)
+            }
+            func best(_ shares: [Double]) -> Double {
+                shares.min { solve($0).error < solve($1).error } ?? 0
+            }
+            let coarse = best((0...100).map { Double($0) / 100 })
+            let share = best((-10...10).map { min(1, max(0, coarse + Double($0) / 1000)) })
+            let score = solve(share).score
+            return SparseDecode(share: share, scoreSeconds: score, points: usable.map {
+                let p = predict(share, $0.setting, $0.length)
+                return Point(chunk: $0.setting.chunk, topK: $0.setting.topK, length: $0.length,
+                             measuredSeconds: $0.seconds, predictedSeconds: p.seconds + score * p.scores)
+            })
+        }
     }
 
     /// Why this calibration's times may not hold for a run with `kernels` on `cpu` (nil when they match, or when
@@ -771,6 +883,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version", source, referenceLength = "reference_length", fits, kernels, cpu
         case cacheBytes = "cache_bytes", privateCacheBytes = "private_cache_bytes"
+        case sparseDecode = "block_sparse_decode"
     }
 
     public init(from decoder: Decoder) throws {
@@ -793,6 +906,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             throw DecodingError.dataCorruptedError(forKey: .privateCacheBytes, in: c, debugDescription:
                                                    "expected a positive byte count, got \(privateCacheBytes)")
         }
+        sparseDecode = try c.decodeIfPresent(SparseDecode.self, forKey: .sparseDecode)
         referenceLength = try c.decodeIfPresent(Int.self, forKey: .referenceLength) ?? 0
         var fits: [Key: Fit] = [:]
         for e in try c.decodeIfPresent([Entry].self, forKey: .fits) ?? [] {
@@ -824,6 +938,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         try c.encodeIfPresent(cpu, forKey: .cpu)
         try c.encodeIfPresent(cacheBytes, forKey: .cacheBytes)
         try c.encodeIfPresent(privateCacheBytes, forKey: .privateCacheBytes)
+        try c.encodeIfPresent(sparseDecode, forKey: .sparseDecode)
         if referenceLength > 0 { try c.encode(referenceLength, forKey: .referenceLength) }
         let entries = fits.map { Entry(kv: $0.key.kv, kernel: $0.key.kernel, mode: $0.key.mode, fit: $0.value) }
             .sorted { ($0.mode.rawValue, $0.kernel.rawValue, $0.kv.rawValue) < ($1.mode.rawValue, $1.kernel.rawValue, $1.kv.rawValue) }

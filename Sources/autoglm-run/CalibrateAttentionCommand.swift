@@ -64,6 +64,31 @@ struct CalibrateAttentionCommand: ParsableCommand {
     /// Shares of a core's private (L2) cache tried as the cache a materialised row sweep stays in.
     static let privateCacheFractions: [Double] = [0.25, 0.5, 0.75, 1]
 
+    @Flag(name: .customLong("block-sparse-only"),
+          help: "Keep the fits in --output and measure and fit only block-sparse decode's constants against them.")
+    var blockSparseOnly = false
+
+    /// Writes `calibration` to `path` (pretty, sorted keys) and says so.
+    static func write(_ calibration: AttentionCalibration, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(calibration)
+        do {
+            try data.write(to: URL(fileURLWithPath: path))
+        } catch {
+            throw ValidationError("cannot write \(path): \((error as NSError).localizedDescription)")
+        }
+        print("wrote \(path)")
+    }
+
+    /// The block-sparse settings whose decode points fit block-sparse decode's constants: few large blocks, many
+    /// small ones (the score per block is only told apart from the key loop where there are many).
+    static let sparseDecodeSettings = [Plan.BlockSparse(chunk: 128, topK: 4), Plan.BlockSparse(chunk: 32, topK: 16)]
+    /// The longest of those points: the long-context range bench-attention-long reports block-sparse decode over.
+    /// Beyond it, block-sparse decode on this host slows by a further ~50% (35.6 → 65.4 µs from 24,576 to 49,152
+    /// keys at 128/4) that the model has no term for; fitting those points would skew the constants.
+    static let sparseDecodeMaxLength = 32_768
+
     static let decoderSettings: [AttentionSettingSpec] = [
         AttentionSettingSpec(name: "f32 tiled", kv: .f32),
         AttentionSettingSpec(name: "f16 tiled", kv: .f16),
@@ -107,7 +132,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                         let repetitions = mode == .encode ? encodeRepetitions : self.repetitions
                         let setting = AttentionBenchmark.Setting(
                             name: s.name, mode: mode == .prefill ? .prefill : mode == .decode ? .decode : .encode,
-                            kvCacheFormat: s.kv, kernel: s.kernel, heads: shape.heads, kvHeads: shape.kvHeads,
+                            kvCacheFormat: s.kv, kernel: s.kernel, window: s.window, globalTokens: s.globalTokens,
+                            blockSparse: s.blockSparse, heads: shape.heads, kvHeads: shape.kvHeads,
                             headDim: shape.headDim, threads: n)
                         let r = try AttentionBenchmark.run(setting: setting, sequenceLength: length,
                                                            repetitions: repetitions, minimumSeconds: minTime)
@@ -161,6 +187,63 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 }
             }
             let shape = AttentionLayerShape(decoder)
+            func fitSparseDecode(_ calibration: inout AttentionCalibration) throws -> String {
+                // Block-sparse decode's constants, fitted to F32 decode of two block-sparse settings (few large
+                // blocks, many small ones) at the decoder lengths where the selection leaves blocks out, with the
+                // full-decode constants in `calibration`; returns the words for its source.
+                let sparseJobs = Self.sparseDecodeSettings.map {
+                    (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0),
+                     AttentionCostModel.Mode.decode)
+                }
+                let sparseLengths = (lengthList + decodeOnly).filter { $0 <= Self.sparseDecodeMaxLength }
+                func lengths(_ b: Plan.BlockSparse) -> [Int] { sparseLengths.filter { $0 > b.chunk * b.topK } }
+                let sparseMeasured = try measure(sparseJobs, shape, { _ in sparseLengths }, rounds: rounds)
+                let measuredCalls = zip(Self.sparseDecodeSettings, sparseMeasured).flatMap { b, points in
+                    points.filter { lengths(b).contains($0.0) }.map {
+                        AttentionCalibration.SparseDecode.Measured(setting: b, length: $0.0, seconds: $0.1)
+                    }
+                }
+                var model = costs
+                model.calibration = calibration
+                calibration.sparseDecode = AttentionCalibration.SparseDecode.fit(measured: measuredCalls) { share, b, length in
+                    model.calibration?.sparseDecode = .init(share: share, scoreSeconds: 0, points: [])
+                    let s = AttentionSettingSpec(name: "", blockSparse: b)
+                    let (_, splits) = model.tiledPartition(s, shape: shape, mode: .decode, length: length)
+                    let work = AttentionCostModel.blockSparseWork(b, shape: shape, mode: .decode, length: length,
+                                                                  tileLanes: model.tileLanes, splits: splits)
+                    let busiest = AttentionCostModel.busiestShare(
+                        units: model.workUnits(s, shape: shape, mode: .decode, length: length), threads: model.threads)
+                    return (model.predict(s, shape: shape, mode: .decode, length: length).seconds, work.laneBlocks * busiest)
+                }
+                if let sparse = calibration.sparseDecode {
+                    let worst = sparse.points.map { abs($0.predictedSeconds / $0.measuredSeconds - 1) }.max() ?? 0
+                    let settings = Self.sparseDecodeSettings.map { "\($0.chunk)/\($0.topK)" }.joined(separator: " and ")
+                    print(String(format: "block-sparse decode: lane share %.3f, %.2f ns per block score (%@ at up to "
+                                 + "%d tokens; worst point %.1f%%)", sparse.share, sparse.scoreSeconds * 1e9,
+                                 settings, Self.sparseDecodeMaxLength, worst * 100))
+                    return String(format: "; block-sparse decode (%@, F32, at the decoder lengths up to %d "
+                                        + "where blocks are left out): lane share %.3f, %.2f ns per block score",
+                                        settings, Self.sparseDecodeMaxLength, sparse.share, sparse.scoreSeconds * 1e9)
+                }
+                return ""
+            }
+            if blockSparseOnly {
+                // Keep the fits in the file; measure and fit block-sparse decode's constants against them.
+                var existing = try SpecLoader.load(AttentionCalibration.self, from: output)
+                guard existing.fits[.init(kv: .f32, kernel: .tiled, mode: .decode)] != nil else {
+                    throw ValidationError("\(output): no f32 tiled decode fit to fit block-sparse decode against "
+                                          + "(run calibrate-attention without --block-sparse-only first)")
+                }
+                let text = try fitSparseDecode(&existing)
+                let load = [loadBefore, HostInfo.loadAverage()].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
+                if let cut = existing.source.range(of: "; block-sparse decode") {
+                    existing.source = String(existing.source[..<cut.lowerBound])
+                }
+                existing.source += text + " (measured separately on \(ISO8601DateFormatter().string(from: started)), "
+                    + "1-minute load average \(load[0]) before and \(load[1]) after)"
+                try Self.write(existing, to: output)
+                return
+            }
             let decoderJobs = Self.decoderSettings.flatMap { s in
                 [AttentionCostModel.Mode.prefill, .decode].map { (s, $0) }
             }
@@ -177,7 +260,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 if best == nil || result.error < best!.error { best = (cache, result.error) }
             }
             calibration.cacheBytes = best?.cache
-            var vitText = ""
+            var vitText = "", sparseText = ""
             var vitStage: (jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], shape: AttentionLayerShape,
                            measured: [[(Int, Double)]])?
             if !patchList.isEmpty {
@@ -214,6 +297,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 // Keys whose points all fit in the cache (prefill) take the beyond-cache factor measured on others.
                 calibration.fits.merge(AttentionCalibration.borrowingSpill(chosen.fits)) { $1 }
                 report(decoderJobs + (vitStage?.jobs ?? []), calibration.fits)
+                sparseText = try fitSparseDecode(&calibration)
                 print("cache: " + (calibration.cacheBytes.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "none")
                       + (llc.map { String(format: " of a %.1f MiB last-level cache", Double($0) / 1_048_576) } ?? "")
                       + "; private cache: "
@@ -233,16 +317,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 + "\(shape.kvHeads) KV heads, head_dim \(shape.headDim)) at "
                 + "\(lengthList.map(String.init).joined(separator: ", ")) tokens"
                 + (decodeOnly.isEmpty ? "" : ", decode also at \(decodeOnly.map(String.init).joined(separator: ", "))")
-                + vitText
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let data = try encoder.encode(calibration)
-            do {
-                try data.write(to: URL(fileURLWithPath: output))
-            } catch {
-                throw ValidationError("cannot write \(output): \((error as NSError).localizedDescription)")
-            }
-            print("wrote \(output)")
+                + vitText + sparseText
+            try Self.write(calibration, to: output)
         } catch let error as ValidationError {
             FileHandle.standardError.write(Data("calibrate-attention: \(error)\n".utf8))
             throw ExitCode.failure

@@ -359,6 +359,89 @@ struct AttentionSparseAndSpillTests {
         #expect(one.keysRead < Double(shape.kvHeads * 3 * 3 * 128 + shape.kvHeads))
     }
 
+    @Test("block-sparse decode: rows read and head-keys weighed by the measured lane share; block scores priced apart")
+    func decodeLaneShare() throws {
+        let model = try AttentionCostsTests.model()
+        let shape = AttentionCostsTests.shape
+        let moba = AttentionSettingSpec(name: "moba", blockSparse: Plan.BlockSparse(chunk: 128, topK: 4))
+        let length = 4096
+        func predicted(share: Double?, score: Double = 0, _ s: AttentionSettingSpec = moba) -> Double {
+            var m = model
+            let fit = AttentionCalibration.Fit(fixedSeconds: 0, perRowSeconds: 0, scale: 1)
+            m.calibration = AttentionCalibration(
+                fits: [.init(s, mode: .decode): fit],
+                sparseDecode: share.map { .init(share: $0, scoreSeconds: score, points: []) })
+            return m.predict(s, shape: shape, mode: .decode, length: length).seconds
+        }
+        // By hand: the key loop as a full sweep of (1 − share) · rows read + share · head-keys / group keys, on the
+        // busiest of the two workers, plus the scores of every earlier block at the measured seconds each (without
+        // a measurement: on the roofline, reading the mean keys).
+        let (_, splits) = model.tiledPartition(moba, shape: shape, mode: .decode, length: length)
+        let work = AttentionCostModel.blockSparseWork(moba.blockSparse!, shape: shape, mode: .decode, length: length,
+                                                      tileLanes: model.tileLanes, splits: splits)
+        let rowBytes = Double(2 * shape.headDim * 4)
+        let busiest = AttentionCostModel.busiestShare(
+            units: model.workUnits(moba, shape: shape, mode: .decode, length: length), threads: model.threads)
+        func loop(_ share: Double) -> Double {
+            let rows = (1 - share) * work.keysRead + share * work.laneKeys / 3
+            return model.latency.attentionSeconds(flops: 4 * 64 * work.laneKeys, bytes: rows * rowBytes) * busiest
+        }
+        for share in [0.0, 0.7, 1.0] {
+            let expected = loop(share) + 3e-9 * work.laneBlocks * busiest
+            #expect(abs(predicted(share: share, score: 3e-9) / expected - 1) < 1e-12, "share \(share)")
+        }
+        let meanBytes = Double((length / 128 + 1) * shape.kvHeads * shape.headDim * 4)
+        let roofScores = model.latency.attentionSeconds(flops: 4 * 64 * work.laneBlocks, bytes: meanBytes) * busiest
+        #expect(abs(predicted(share: nil) / (loop(0) + roofScores) - 1) < 1e-12)
+        // The heads apart make a row read cost less than the group's: the larger the share, the faster.
+        #expect(predicted(share: 0.8) < predicted(share: 0.5) && predicted(share: 0.5) < predicted(share: 0))
+        // Top-k covering every block: no choice, every head reads every row: full decode, whatever the constants.
+        let everything = AttentionSettingSpec(name: "all", blockSparse: Plan.BlockSparse(chunk: 128, topK: 1000))
+        let full = AttentionSettingSpec(name: "full")
+        for share in [0.0, 0.8] {
+            #expect(abs(predicted(share: share, score: 3e-9, everything) / predicted(share: share, full) - 1) < 1e-12)
+        }
+    }
+
+    @Test("block-sparse decode's constants are fitted to measured calls, kept in the file, and checked on load")
+    func sparseDecodeFit() throws {
+        // A model whose prediction is linear in the share, and a host at share 0.7 and 3 ns per score.
+        let settings = [Plan.BlockSparse(chunk: 128, topK: 4), Plan.BlockSparse(chunk: 32, topK: 16)]
+        func predict(_ share: Double, _ b: Plan.BlockSparse, _ n: Int) -> (seconds: Double, scores: Double) {
+            let keysRead = Double(n) / Double(b.chunk) * 300, headKeys = 512.0
+            return (1e-6 + 2e-8 * ((1 - share) * keysRead + share * headKeys), Double(9 * n / b.chunk))
+        }
+        let measured = settings.flatMap { b in
+            [1536, 3072, 12288].map { n in
+                AttentionCalibration.SparseDecode.Measured(
+                    setting: b, length: n, seconds: predict(0.7, b, n).seconds + 3e-9 * predict(0.7, b, n).scores)
+            }
+        }
+        let fit = try #require(AttentionCalibration.SparseDecode.fit(measured: measured, predict: predict))
+        #expect(abs(fit.share - 0.7) < 1e-9 && abs(fit.scoreSeconds / 3e-9 - 1) < 1e-6)
+        #expect(fit.points.count == 6 && fit.points.allSatisfy { abs($0.predictedSeconds / $0.measuredSeconds - 1) < 1e-6 })
+        // A score that would be negative is 0; nothing without a usable point.
+        let cheap = measured.map { m in
+            AttentionCalibration.SparseDecode.Measured(setting: m.setting, length: m.length,
+                                                       seconds: predict(0.7, m.setting, m.length).seconds * 0.9)
+        }
+        #expect(AttentionCalibration.SparseDecode.fit(measured: cheap, predict: predict)?.scoreSeconds == 0)
+        #expect(AttentionCalibration.SparseDecode.fit(measured: [], predict: predict) == nil)
+        // The file keeps it; a share outside 0 … 1 or negative seconds are refused with the field named.
+        let c = AttentionCalibration(source: "t", sparseDecode: fit)
+        let text = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
+        #expect(text.contains("\"block_sparse_decode\"") && text.contains("\"score_seconds\""))
+        #expect(try JSONDecoder().decode(AttentionCalibration.self, from: Data(text.utf8)) == c)
+        let file = #"{"schema_version": 1, "source": "x", "fits": [], "block_sparse_decode": {"share": SHARE, "score_seconds": SCORE}}"#
+        func fileText(_ share: String, _ score: String) -> String {
+            file.replacingOccurrences(of: "SHARE", with: share).replacingOccurrences(of: "SCORE", with: score)
+        }
+        #expect(try JSONDecoder().decode(AttentionCalibration.self, from: Data(fileText("0.5", "3e-9").utf8))
+            .sparseDecode?.share == 0.5)
+        try Self.expectRefused(fileText("1.5", "3e-9"))
+        try Self.expectRefused(fileText("0.5", "-1e-9"))
+    }
+
     @Test("the sweep beyond the cache: none while the layer's K/V fit, the outside share of the keys read beyond")
     func spill() throws {
         let model = try AttentionCostsTests.model()

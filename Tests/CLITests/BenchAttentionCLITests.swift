@@ -76,6 +76,23 @@ struct BenchAttentionCLITests {
             let mode = f["mode"] as? String
             #expect((fit["points"] as? [Any])?.count == (mode == "encode" ? 2 : mode == "decode" ? 4 : 3))
         }
+        // No block-sparse decode point at these lengths (every block chosen); --block-sparse-only adds them to the
+        // same file, its fits kept.
+        #expect(written["block_sparse_decode"] == nil)
+        let sparse = try Self.run(["calibrate-attention", "--block-sparse-only", "--lengths", "640,1024",
+                                   "--decode-lengths", "", "--repetitions", "1", "--rounds", "1", "--min-time", "0",
+                                   "--threads", "2", "-o", file])
+        #expect(sparse.status == 0, "stderr: \(sparse.stderr)")
+        let refitted = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self))
+        #expect((refitted["fits"] as? [[String: Any]])?.count == 12)
+        let blockSparse = try #require(refitted["block_sparse_decode"] as? [String: Any])
+        let share = try #require(blockSparse["share"] as? Double)
+        #expect(share >= 0 && share <= 1 && (blockSparse["score_seconds"] as? Double ?? -1) >= 0)
+        #expect((blockSparse["points"] as? [Any])?.count == 4)
+        #expect((refitted["source"] as? String ?? "").contains("block-sparse decode (128/4 and 32/16")
+                && (refitted["source"] as? String ?? "").contains("measured separately"))
+        let missing = try Self.run(["calibrate-attention", "--block-sparse-only", "-o", dir.appendingPathComponent("none.json").path])
+        #expect(missing.status != 0 && missing.stderr.contains("none.json"), "stderr: \(missing.stderr)")
         let b = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--threads", "2",
                               "--calibration", file, "--json"])
         #expect(b.status == 0, "stderr: \(b.stderr)")
