@@ -415,6 +415,17 @@ public struct AttentionCostModel: Sendable {
         return bytes > 0 ? latency.attentionSeconds(flops: 0, bytes: bytes) : 0
     }
 
+    /// Block scores (a query head against an earlier block's mean key) the busiest worker computes in a
+    /// block-sparse decode call of the tiled kernel (each key range of a split decode scores again); 0 otherwise.
+    public func blockScores(_ s: AttentionSettingSpec, shape: AttentionLayerShape, length: Int) -> Double {
+        guard let b = s.blockSparse, s.kernel == .tiled else { return 0 }
+        let work = Self.blockSparseWork(b, shape: shape, mode: .decode, length: length, tileLanes: tileLanes,
+                                        splits: tiledPartition(s, shape: shape, mode: .decode, length: length).splits)
+        let busiest = busiestWorker
+            ? Self.busiestShare(units: workUnits(s, shape: shape, mode: .decode, length: length), threads: threads) : 1
+        return work.laneBlocks * busiest
+    }
+
     public func predict(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int)
         -> AttentionCostPrediction {
         let cached = Self.cachedTokens(s, length: length, mode: mode)
@@ -475,7 +486,7 @@ public struct AttentionCostModel: Sendable {
             nearSeconds(s, shape: shape, mode: mode, length: length, privateCacheBytes: $0)
         } ?? 0
         let seconds = (calibration?.seconds(roofline: roofline, rows: n, spill: spill, near: near, s, mode: mode)
-            ?? roofline) + (measuredScore ?? 0) * scores * busiest
+            ?? roofline) + (mode == .decode ? measuredScore.map { $0 * blockScores(s, shape: shape, length: length) } ?? 0 : 0)
         let loss: Double?
         if let accuracy {
             var total = 0.0, known = true

@@ -208,12 +208,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 calibration.sparseDecode = AttentionCalibration.SparseDecode.fit(measured: measuredCalls) { share, b, length in
                     model.calibration?.sparseDecode = .init(share: share, scoreSeconds: 0, points: [])
                     let s = AttentionSettingSpec(name: "", blockSparse: b)
-                    let (_, splits) = model.tiledPartition(s, shape: shape, mode: .decode, length: length)
-                    let work = AttentionCostModel.blockSparseWork(b, shape: shape, mode: .decode, length: length,
-                                                                  tileLanes: model.tileLanes, splits: splits)
-                    let busiest = AttentionCostModel.busiestShare(
-                        units: model.workUnits(s, shape: shape, mode: .decode, length: length), threads: model.threads)
-                    return (model.predict(s, shape: shape, mode: .decode, length: length).seconds, work.laneBlocks * busiest)
+                    return (model.predict(s, shape: shape, mode: .decode, length: length).seconds,
+                            model.blockScores(s, shape: shape, length: length))
                 }
                 if let sparse = calibration.sparseDecode {
                     let worst = sparse.points.map { abs($0.predictedSeconds / $0.measuredSeconds - 1) }.max() ?? 0

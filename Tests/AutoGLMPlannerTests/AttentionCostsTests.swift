@@ -387,12 +387,21 @@ struct AttentionSparseAndSpillTests {
             return model.latency.attentionSeconds(flops: 4 * 64 * work.laneKeys, bytes: rows * rowBytes) * busiest
         }
         for share in [0.0, 0.7, 1.0] {
+            #expect(model.blockScores(moba, shape: shape, length: length) == work.laneBlocks * busiest)
             let expected = loop(share) + 3e-9 * work.laneBlocks * busiest
             #expect(abs(predicted(share: share, score: 3e-9) / expected - 1) < 1e-12, "share \(share)")
         }
         let meanBytes = Double((length / 128 + 1) * shape.kvHeads * shape.headDim * 4)
         let roofScores = model.latency.attentionSeconds(flops: 4 * 64 * work.laneBlocks, bytes: meanBytes) * busiest
         #expect(abs(predicted(share: nil) / (loop(0) + roofScores) - 1) < 1e-12)
+        // Prefill is not touched by the decode constants.
+        var withSparse = model, without = model
+        let prefillFit = AttentionCalibration.Fit(fixedSeconds: 0, perRowSeconds: 0, scale: 1)
+        without.calibration = AttentionCalibration(fits: [.init(moba, mode: .prefill): prefillFit])
+        withSparse.calibration = AttentionCalibration(fits: [.init(moba, mode: .prefill): prefillFit],
+                                                      sparseDecode: .init(share: 0.7, scoreSeconds: 3e-9, points: []))
+        #expect(withSparse.predict(moba, shape: shape, mode: .prefill, length: length).seconds
+                == without.predict(moba, shape: shape, mode: .prefill, length: length).seconds)
         // The heads apart make a row read cost less than the group's: the larger the share, the faster.
         #expect(predicted(share: 0.8) < predicted(share: 0.5) && predicted(share: 0.5) < predicted(share: 0))
         // Top-k covering every block: no choice, every head reads every row: full decode, whatever the constants.
