@@ -463,8 +463,13 @@ public struct AttentionCostModel: Sendable {
                 // decode is priced as the full sweep of that many equivalent keys. Choosing the blocks is a step of
                 // its own before the loop: a score per head and earlier block against the mean keys (each mean key
                 // read once), at the measured seconds per score when calibrated, else on the roofline.
+                // The share holds for rows read from the workers' own caches; a row fetched from further out costs
+                // the same whichever heads use it, so the share is scaled by the part of the union's K/V that the
+                // workers' private caches hold (the calibration's private share per worker; all without one).
                 let group = Double(max(1, shape.heads / max(1, shape.kvHeads)))
-                let share = calibration?.sparseDecode?.share ?? 0
+                let unionBytes = work.keysRead * bytesPerToken / Double(shape.kvHeads)
+                let held = calibration?.privateCacheBytes.map { min(1, Double($0 * threads) / max(1, unionBytes)) } ?? 1
+                let share = (calibration?.sparseDecode?.share ?? 0) * held
                 let rows = (1 - share) * work.keysRead + share * work.laneKeys / group
                 flops = 4 * Double(shape.headDim) * work.laneKeys
                 traffic = rows * bytesPerToken / Double(shape.kvHeads)

@@ -365,11 +365,12 @@ struct AttentionSparseAndSpillTests {
         let shape = AttentionCostsTests.shape
         let moba = AttentionSettingSpec(name: "moba", blockSparse: Plan.BlockSparse(chunk: 128, topK: 4))
         let length = 4096
-        func predicted(share: Double?, score: Double = 0, _ s: AttentionSettingSpec = moba) -> Double {
+        func predicted(share: Double?, score: Double = 0, _ s: AttentionSettingSpec = moba,
+                       privateCache: Int? = nil) -> Double {
             var m = model
             let fit = AttentionCalibration.Fit(fixedSeconds: 0, perRowSeconds: 0, scale: 1)
             m.calibration = AttentionCalibration(
-                fits: [.init(s, mode: .decode): fit],
+                fits: [.init(s, mode: .decode): fit], privateCacheBytes: privateCache,
                 sparseDecode: share.map { .init(share: $0, scoreSeconds: score, points: []) })
             return m.predict(s, shape: shape, mode: .decode, length: length).seconds
         }
@@ -394,6 +395,13 @@ struct AttentionSparseAndSpillTests {
         let meanBytes = Double((length / 128 + 1) * shape.kvHeads * shape.headDim * 4)
         let roofScores = model.latency.attentionSeconds(flops: 4 * 64 * work.laneBlocks, bytes: meanBytes) * busiest
         #expect(abs(predicted(share: nil) / (loop(0) + roofScores) - 1) < 1e-12)
+        // The share holds for the part of the union's K/V the workers' private caches hold: all of it with room
+        // to spare, none with hardly any room, half when they hold half.
+        let unionBytes = work.keysRead * rowBytes
+        #expect(predicted(share: 0.7, privateCache: Int(unionBytes)) == predicted(share: 0.7))
+        #expect(abs(predicted(share: 0.7, privateCache: 1) / predicted(share: 0) - 1) < 1e-3)
+        let half = Int(unionBytes / 2 / Double(model.threads))
+        #expect(abs(predicted(share: 0.7, privateCache: half) / predicted(share: 0.35) - 1) < 1e-6)
         // Prefill is not touched by the decode constants.
         var withSparse = model, without = model
         let prefillFit = AttentionCalibration.Fit(fixedSeconds: 0, perRowSeconds: 0, scale: 1)
