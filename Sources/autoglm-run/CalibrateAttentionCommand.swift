@@ -16,8 +16,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
             decode, on one layer of --model at --lengths, and decode alone at --decode-lengths, where the layer's K/V \
             outgrows the last-level cache; the share of that cache behind the beyond-cache term is the one whose fits \
             leave the smallest error. Encoder points: the --vit-model ViT layer, both kernels, at \
-            --patches. Choose lengths other than the ones bench-attention reports, so that its table tests the fit \
-            rather than repeating it. Exit status: 0, or 1 when a file cannot be read or written or a run fails.
+            --patches. Block-sparse decode (128/4 and 32/16, F32) at the decoder lengths up to 32,768 where blocks are \
+            left out fits its lane share and seconds per block score against the decode fit; --block-sparse-only \
+            measures only those and adds them to an existing --output, keeping its fits. Choose lengths other than \
+            the ones bench-attention reports, so that its table tests the fit rather than repeating it. Exit status: 0, or 1 when a file cannot be read or written or a run fails.
             """
     )
 
