@@ -452,7 +452,8 @@ public struct AttentionCostModel: Sendable {
             // and lane, against eight or sixteen lanes per vector in the tile).
             let work = Self.blockSparseWork(b, shape: shape, mode: mode, length: length, tileLanes: tileLanes,
                                             splits: tiledPartition(s, shape: shape, mode: mode, length: length).splits)
-            flops = 4 * Double(shape.headDim) * work.laneKeys + 2 * 2 * Double(shape.headDim) * work.laneBlocks
+            flops = 4 * Double(shape.headDim) * work.laneKeys
+            if mode == .prefill { flops += 2 * 2 * Double(shape.headDim) * work.laneBlocks }
             if mode == .decode {
                 // Decode's key loop reads each chosen row once for the heads that chose it (the union of their
                 // blocks) and does each head's dot product and accumulation over its own keys. Full decode, which
@@ -471,7 +472,6 @@ public struct AttentionCostModel: Sendable {
                 let held = calibration?.privateCacheBytes.map { min(1, Double($0 * threads) / max(1, unionBytes)) } ?? 1
                 let share = (calibration?.sparseDecode?.share ?? 0) * held
                 let rows = (1 - share) * work.keysRead + share * work.laneKeys / group
-                flops = 4 * Double(shape.headDim) * work.laneKeys
                 traffic = rows * bytesPerToken / Double(shape.kvHeads)
                 scores = work.laneBlocks
             }

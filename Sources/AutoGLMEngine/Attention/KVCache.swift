@@ -308,22 +308,24 @@ public final class KVCache: @unchecked Sendable {
         if blockMeanChunk[l] != chunk { blockMeanChunk[l] = chunk; blockMeans[l].removeAll() }
         let have = blockMeans[l].blocks
         guard blocks > have, let k = keyStore[l] else { return blockMeans[l] }
-        var row = [Float](repeating: 0, count: headDim), mean = [Float](repeating: 0, count: headDim)
+        var row = [Float](repeating: 0, count: headDim), means = [Float](repeating: 0, count: kvHeads * headDim)
         let inv = 1 / Float(chunk)
-        row.withUnsafeMutableBufferPointer { r in
-            for b in have..<blocks {
-                blockMeans[l].appendBlock { h, dst in
-                    mean.withUnsafeMutableBufferPointer { m in
-                        m.update(repeating: 0)
+        for b in have..<blocks {
+            row.withUnsafeMutableBufferPointer { r in
+                means.withUnsafeMutableBufferPointer { m in
+                    m.update(repeating: 0)
+                    for h in 0..<kvHeads {
+                        let dst = m.baseAddress! + h * headDim
                         for p in (b * chunk)..<((b + 1) * chunk) {
                             AttentionMath.decode(k + p * slotBytes + h * layout.rowBytes, layout: layout,
                                                  into: r.baseAddress!)
-                            for j in 0..<headDim { m[j] += r[j] }
+                            for j in 0..<headDim { dst[j] += r[j] }
                         }
-                        for j in 0..<headDim { dst(j, m[j] * inv) }
+                        for j in 0..<headDim { dst[j] *= inv }
                     }
                 }
             }
+            blockMeans[l].append(means)
         }
         return blockMeans[l]
     }
@@ -347,18 +349,12 @@ struct BlockMeanKeys: Sendable {
 
     mutating func removeAll() { blocks = 0; values = [] }
 
-    /// Appends one block; `fill(kvHead, set)` calls `set(j, mean_j)` for each dimension of that head's mean key.
-    mutating func appendBlock(_ fill: (Int, (Int, Float) -> Void) -> Void) {
+    /// Appends one block's mean keys, `[kvHead][headDim]`.
+    mutating func append(_ means: [Float]) {
         let lane = blocks % Self.lanes
         if lane == 0 { values.append(contentsOf: repeatElement(0, count: groupStride)) }
         let base = (blocks / Self.lanes) * groupStride
-        let d = headDim
-        values.withUnsafeMutableBufferPointer { v in
-            for h in 0..<kvHeads {
-                let tile = base + h * d * Self.lanes
-                fill(h) { j, x in v[tile + j * Self.lanes + lane] = x }
-            }
-        }
+        for i in 0..<(kvHeads * headDim) { values[base + i * Self.lanes + lane] = means[i] }
         blocks += 1
     }
 
