@@ -209,8 +209,8 @@ public enum Attention {
         /// Mean-pooled keys of complete blocks.
         var means: BlockMeanKeys
 
-        func intervals(position i: Int, kvHead: Int, q: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>, chosen: UnsafeMutablePointer<Int>,
-                       into buffer: UnsafeMutablePointer<Int>) -> Int {
+        func intervals(position i: Int, kvHead: Int, q: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>,
+                       chosen: UnsafeMutablePointer<Int>, into buffer: UnsafeMutablePointer<Int>) -> Int {
             let own = i / chunk
             let others = min(topK - 1, own)
             var count = 0

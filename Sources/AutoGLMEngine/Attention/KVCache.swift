@@ -376,7 +376,8 @@ struct BlockMeanKeys: Sendable {
                 var j = 0
                 while j + 2 <= d {
                     let x = SIMD8<Float>(repeating: q[j]), y = SIMD8<Float>(repeating: q[j + 1])
-                    let row0 = UnsafeRawPointer(tile + j * Self.lanes), row1 = UnsafeRawPointer(tile + (j + 1) * Self.lanes)
+                    let row0 = UnsafeRawPointer(tile + j * Self.lanes)
+                    let row1 = UnsafeRawPointer(tile + (j + 1) * Self.lanes)
                     a0 = a0.addingProduct(x, row0.loadUnaligned(as: SIMD8<Float>.self))
                     a1 = a1.addingProduct(x, row0.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self))
                     b0s = b0s.addingProduct(y, row1.loadUnaligned(as: SIMD8<Float>.self))
