@@ -232,7 +232,16 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     throw ValidationError("\(output): no f32 tiled decode fit to fit block-sparse decode against "
                                           + "(run calibrate-attention without --block-sparse-only first)")
                 }
+                let previous = existing.sparseDecode
                 let text = try fitSparseDecode(&existing)
+                guard existing.sparseDecode != nil else {
+                    let shortest = Self.sparseDecodeSettings.map { $0.chunk * $0.topK }.min() ?? 0
+                    throw ValidationError("--block-sparse-only: no block-sparse decode point to fit: --lengths and "
+                                          + "--decode-lengths need a length above \(shortest) tokens (and at most "
+                                          + "\(Self.sparseDecodeMaxLength)), where the selection leaves blocks out; "
+                                          + "\(output) is left as it was"
+                                          + (previous == nil ? "" : " (its block-sparse decode constants kept)"))
+                }
                 let load = [loadBefore, HostInfo.loadAverage()].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
                 if let cut = existing.source.range(of: "; block-sparse decode") {
                     existing.source = String(existing.source[..<cut.lowerBound])

@@ -91,6 +91,13 @@ struct BenchAttentionCLITests {
         #expect((blockSparse["points"] as? [Any])?.count == 4)
         #expect((refitted["source"] as? String ?? "").contains("block-sparse decode (128/4 and 32/16")
                 && (refitted["source"] as? String ?? "").contains("measured separately"))
+        // Lengths where every block is chosen leave nothing to fit: refused, the file as it was.
+        let before = try Data(contentsOf: URL(fileURLWithPath: file))
+        let nothing = try Self.run(["calibrate-attention", "--block-sparse-only", "--lengths", "64", "--decode-lengths",
+                                    "", "--repetitions", "1", "--rounds", "1", "--min-time", "0", "--threads", "2",
+                                    "-o", file])
+        #expect(nothing.status != 0 && nothing.stderr.contains("above 512 tokens"), "stderr: \(nothing.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == before)
         let missing = try Self.run(["calibrate-attention", "--block-sparse-only", "-o", dir.appendingPathComponent("none.json").path])
         #expect(missing.status != 0 && missing.stderr.contains("none.json"), "stderr: \(missing.stderr)")
         let b = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--threads", "2",
