@@ -139,9 +139,12 @@ public struct RunReport: Codable, Sendable, Equatable {
         /// How prefill multiplied the activations on this host: "f32", or "int8" (rounded to 8 bits per block of 32
         /// in prefill batches; decode stays f32); absent in reports written before the choice existed.
         public var prefillActivations: String?
+        /// Resident set of the engine process before the checkpoint was loaded (code, libraries, runtime), beside
+        /// which the peak is read; absent in reports written before it was recorded and under emulation.
+        public var residentBeforeLoadBytes: Int?
 
         enum CodingKeys: String, CodingKey {
-            case prefillActivations = "prefill_activations"
+            case prefillActivations = "prefill_activations", residentBeforeLoadBytes = "resident_before_load_bytes"
             case loadSeconds = "load_seconds", ttftSeconds = "ttft_seconds"
             case prefillTokensPerSecond = "prefill_tokens_per_second"
             case decodeTokensPerSecond = "decode_tokens_per_second", peakMemoryBytes = "peak_memory_bytes"

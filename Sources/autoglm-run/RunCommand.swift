@@ -103,6 +103,7 @@ struct RunSession {
 
     func execute() throws -> (RunReport, String) {
         let o = options
+        let beforeLoad = ProcessMemory.residentBytes
         var report = RunReport()
         report.createdAt = ISO8601DateFormatter().string(from: Date())
         report.build = currentBuild()
@@ -170,9 +171,11 @@ struct RunSession {
         m.repeats = o.repeats
         m.warmups = o.warmup
         m.prefillActivations = loaded.model.prefillActivations.rawValue
+        m.residentBeforeLoadBytes = beforeLoad
         report.measured = m
         let expected = MemoryExpectation(tensorBytes: loaded.tensorBytes, weightBytes: loaded.model.weightBytes,
-                                         kvBytes: session.cache.residentBytes, scratchBytes: session.scratchBytes)
+                                         kvBytes: session.cache.residentBytes, scratchBytes: session.scratchBytes,
+                                         beforeLoadBytes: beforeLoad)
 
         // Accuracy against the same checkpoint dequantised to F32 (after the memory peak was read).
         report.accuracy = try evaluate(loaded, attention: attention, pool: pool)
@@ -219,19 +222,27 @@ struct RunSession {
     }
 }
 
-/// What resident memory a run should need: the weights the engine reads plus KV cache and scratch.
+/// What resident memory a run should need: the weights the engine reads plus KV cache and scratch, on top of what
+/// the process held before loading (code, libraries, runtime; nil where it could not be read).
 struct MemoryExpectation {
     var tensorBytes: Int
     var weightBytes: Int
     var kvBytes: Int
     var scratchBytes: Int
+    var beforeLoadBytes: Int?
 
     var expected: Int { weightBytes + kvBytes + scratchBytes }
 
     func note(peak: Int) -> String {
         func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
-        return "peak RSS \(mib(peak)) vs weights \(mib(weightBytes)) (file tensors \(mib(tensorBytes))) + KV "
-            + "\(mib(kvBytes)) + scratch \(mib(scratchBytes)) = \(mib(expected)); the rest is runtime and code"
+        let parts = "weights \(mib(weightBytes)) (file tensors \(mib(tensorBytes))) + KV \(mib(kvBytes)) + scratch "
+            + "\(mib(scratchBytes))"
+        guard let before = beforeLoadBytes else {
+            return "peak RSS \(mib(peak)) vs \(parts) = \(mib(expected)); the rest is runtime and code"
+        }
+        return "peak RSS \(mib(peak)) vs \(mib(before)) before loading (code, libraries, runtime) + \(parts) = "
+            + "\(mib(before + expected)); the other \(mib(peak - before - expected)) was touched since (code paged "
+            + "in by the run, the tokenizer's tables, buffers)"
     }
 }
 

@@ -66,6 +66,10 @@ struct RunCLITests {
         let weights = report.measured.weightBytes
         #expect(report.measured.peakMemoryBytes > weights)
         #expect(report.measured.peakMemoryBytes < weights + report.measured.kvCacheBytes + 96 << 20)
+        // What the process held before loading is recorded, and the table's note adds it to the expectation.
+        let before = try #require(report.measured.residentBeforeLoadBytes)
+        #expect(before > 1 << 20 && before < report.measured.peakMemoryBytes - weights)
+        #expect(out.stdout.contains("before loading (code, libraries, runtime) + weights"))
         let accuracy = try #require(report.accuracy)
         #expect(accuracy.measured)
         #expect(accuracy.scoredTokens == 254)
