@@ -491,7 +491,7 @@ public struct AttentionCostModel: Sendable {
             nearSeconds(s, shape: shape, mode: mode, length: length, privateCacheBytes: $0)
         } ?? 0
         let seconds = (calibration?.seconds(roofline: roofline, rows: n, spill: spill, near: near, s, mode: mode)
-            ?? roofline) + (mode == .decode ? measuredScore.map { $0 * blockScores(s, shape: shape, length: length) } ?? 0 : 0)
+            ?? roofline) + (measuredScore ?? 0) * scores * busiest      // scores: decode's only (`blockScores`)
         let loss: Double?
         if let accuracy {
             var total = 0.0, known = true
