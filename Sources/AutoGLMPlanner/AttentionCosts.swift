@@ -231,6 +231,49 @@ public struct AttentionCostModel: Sendable {
         return max(1, min(queryTile, laneTarget / group))
     }
 
+    /// Query rows the materialised kernel computes together (the engine's `Attention.materialisedRows`).
+    public static let materialisedRows = 32
+
+    /// Rows of one block of the materialised kernel: `materialisedRows`, at most a work item's lanes (the engine
+    /// keeps the block's queries in a work item's buffers); one under block-sparse selection, whose rows choose
+    /// different blocks.
+    public static func materialisedBlockRows(_ s: AttentionSettingSpec, shape: AttentionLayerShape) -> Int {
+        guard s.blockSparse == nil else { return 1 }
+        let group = max(1, shape.heads / max(1, shape.kvHeads))
+        return max(1, min(materialisedRows, rowsPerItem(shape) * group))
+    }
+
+    /// The materialised kernel's blocks of query rows for a call: `body(rows, keys)` per block, `keys` the
+    /// positions some row of the block sees, for which the engine computes every row's score and reads the value
+    /// (encode: all; causal: up to the last row; under a window the first row's window through the last row, and
+    /// the global tokens before it; block-sparse blocks are single rows).
+    public static func materialisedBlocks(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode,
+                                          length: Int, _ body: (_ rows: Int, _ keys: Int) -> Void) {
+        switch mode {
+        case .decode:
+            body(1, visibleKeys(s, position: length - 1))
+        case .encode, .prefill:
+            let block = materialisedBlockRows(s, shape: shape)
+            var first = 0
+            while first < length {
+                let rows = min(block, length - first), last = first + rows - 1
+                var keys = length
+                if mode == .prefill {
+                    if s.blockSparse != nil {
+                        keys = visibleKeys(s, position: last)
+                    } else if let w = s.window {
+                        let recent = max(0, first - w + 1)
+                        keys = last + 1 - recent + min(s.globalTokens, recent)
+                    } else {
+                        keys = last + 1
+                    }
+                }
+                body(rows, keys)
+                first += rows
+            }
+        }
+    }
+
     /// Workers that run `units` work units when each takes a contiguous run of `⌈units / threads⌉`.
     public static func chunks(_ units: Int, threads: Int) -> Int {
         guard units > 0 else { return 0 }
@@ -327,15 +370,15 @@ public struct AttentionCostModel: Sendable {
     /// tile computes them); the working set of that sweep is the prefix the item's rows see, of every KV head (the
     /// items of neighbouring rows run together), so early rows stay in cache where late rows do not. Encode: every
     /// work item reads all the keys and values of its head; the working set is all heads' (activations the caller holds). The materialised kernel
-    /// works a head at a time per worker and computes each query row against all the keys its row sees (scores),
-    /// then against the same values (P·V), with no tile to share them between rows: its sweep is every head's
-    /// visible keys and values once per query row, and its working set the keys (or the values) of the heads the
+    /// works a head at a time per worker and a block of query rows at a time (`materialisedBlocks`), computing the
+    /// block's rows against the keys they see (scores), then against the same values (P·V): its sweep is every
+    /// head's keys and values of each block once, and its working set the keys (or the values) of the heads the
     /// workers hold at once. `calibration`'s `spill` factor prices these seconds.
     public func spillSeconds(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int,
                              cacheBytes: Int) -> Double {
         guard cacheBytes > 0 else { return 0 }
         let headTokenBytes = Double(2 * shape.headDim) * s.kv.bytesPerElement
-        var keys = 0.0, workingKeys = 0.0
+        var keys = 0.0, workingKeys = 0.0, matrixBytes = 0.0
         switch mode {
         case .decode:
             if let b = s.blockSparse, s.kernel == .tiled {
@@ -344,10 +387,16 @@ public struct AttentionCostModel: Sendable {
                 keys = Double(shape.kvHeads * Self.visibleKeys(s, position: length - 1))
             }
             workingKeys = keys
-        case .prefill where s.kernel == .materialised:
-            for t in 0..<length { keys += Double(Self.visibleKeys(s, position: t)) }
+        case .prefill where s.kernel == .materialised, .encode where s.kernel == .materialised:
+            Self.materialisedBlocks(s, shape: shape, mode: mode, length: length) { _, blockKeys in keys += Double(blockKeys) }
             keys *= Double(shape.heads)
-            workingKeys = Double(min(threads, shape.heads) * Self.cachedTokens(s, length: length, mode: mode)) / 2
+            let cached = Self.cachedTokens(s, length: length, mode: mode)
+            workingKeys = Double(min(threads, shape.heads) * cached) / 2
+            // The score matrices: each head's is written and read back once from beyond the cache (its passes
+            // over a block of rows stay in the core's cache), in the part the workers' matrices overflow it.
+            let matrix = Double(length) * Double(cached) * 4
+            matrixBytes = 2 * matrix * Double(shape.heads)
+                * max(0, 1 - Double(cacheBytes) / (Double(min(threads, shape.heads)) * matrix))
         case .prefill:
             // Work items go through the rows in order, alternating KV heads, so while the items of rows near t run
             // the keys and values in use are the prefix the rows see, of every KV head: each item's sweep is
@@ -377,39 +426,38 @@ public struct AttentionCostModel: Sendable {
                 r0 += rowsPer
             }
             return beyondBytes > 0 ? latency.attentionSeconds(flops: 0, bytes: beyondBytes) : 0
-        case .encode where s.kernel == .materialised:
-            keys = Double(shape.heads) * Double(length) * Double(length)
-            workingKeys = Double(min(threads, shape.heads) * length) / 2
         case .encode:
             let rowsPer = Self.rowsPerItem(shape)
             keys = Double(shape.kvHeads * ((length + rowsPer - 1) / rowsPer)) * Double(length)
             workingKeys = Double(length * shape.kvHeads)
         }
         let beyond = max(0, 1 - Double(cacheBytes) / max(1, workingKeys * headTokenBytes))
-        return beyond > 0 ? latency.attentionSeconds(flops: 0, bytes: keys * headTokenBytes * beyond) : 0
+        let bytes = keys * headTokenBytes * beyond + matrixBytes
+        return bytes > 0 ? latency.attentionSeconds(flops: 0, bytes: bytes) : 0
     }
 
-    /// Seconds to move the part of the materialised kernel's row sweeps that does not fit in `privateCacheBytes`
-    /// of a core's private cache, at the device's matrix-vector memory rate. Each worker takes a head and runs every
-    /// query row against all the keys the row sees (scores), then against the same values (P·V): one cyclic sweep
-    /// per row, whose working set is the head's visible keys (or values). While those fit the core's private cache
-    /// the row reads them from it; beyond, the share `1 − private / working set` comes from the shared cache (its
-    /// cost is what `calibration`'s `near` factor prices). Prefill and encode only (decode runs one row); 0 for the
-    /// tiled kernel, whose key tiles serve a block of rows from one read.
+    /// Seconds to move the part of the materialised kernel's sweeps that does not fit in `privateCacheBytes` of a
+    /// core's private cache, at the device's matrix-vector memory rate. Each worker takes a head and runs each block
+    /// of query rows against the keys the block sees (scores), then against the same values (P·V): one cyclic sweep
+    /// per block (`materialisedBlocks`), whose reuse distance is the keys and values the block sees and its rows of
+    /// scores. While those fit the core's private cache the block reads them from it; beyond, the share
+    /// `1 − private / reuse distance` comes from the shared cache (its cost is what `calibration`'s `near` factor
+    /// prices). One ViT layer on the 2-core host, measured ÷ roofline: 2.5 at 512 patches (keys, values and scores
+    /// 0.56 MiB), 3.4 at 1,024 (1.1 MiB), 4.3 from 2,048; the score matrices leaving the last-level cache
+    /// (`spillSeconds`) add the rest, 5.0 at 6,144. Prefill and encode
+    /// only (decode runs one row); 0 for the tiled kernel, whose key tiles serve a work item's rows from one read.
     public func nearSeconds(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int,
                             privateCacheBytes: Int) -> Double {
         guard s.kernel == .materialised, mode != .decode, privateCacheBytes > 0 else { return 0 }
         let rowBytes = Double(shape.headDim) * s.kv.bytesPerElement             // one key (or value) of one head
-        /// Bytes one row reads from beyond the private cache: its keys, then the same values.
-        func rowSweep(_ keys: Int) -> Double {
-            let sweep = Double(keys) * rowBytes
-            return 2 * sweep * max(0, 1 - Double(privateCacheBytes) / sweep)
-        }
         var bytes = 0.0
-        if mode == .encode {
-            bytes = Double(length) * rowSweep(length)                     // every row sees every key
-        } else {
-            for t in 0..<length { bytes += rowSweep(Self.visibleKeys(s, position: t)) }
+        Self.materialisedBlocks(s, shape: shape, mode: mode, length: length) { rows, keys in
+            // The block reads its keys, then the same values; between one block's read of a key and the next's
+            // come all the keys, all the values and the block's score rows: the part of that beyond the private
+            // cache is read from further out.
+            let sweep = 2 * Double(keys) * rowBytes
+            let reuse = sweep + Double(rows * keys * 4)
+            bytes += sweep * max(0, 1 - Double(privateCacheBytes) / reuse)
         }
         bytes *= Double(shape.heads)
         return bytes > 0 ? latency.attentionSeconds(flops: 0, bytes: bytes) : 0
@@ -440,6 +488,14 @@ public struct AttentionCostModel: Sendable {
             for t in (length - n)..<length { pairs += Double(Self.visibleKeys(s, position: t)) }
         }
         var flops = 4 * Double(shape.heads * shape.headDim) * pairs
+        if s.kernel == .materialised {
+            // A block of rows computes every key some row of it sees, masked or not.
+            var blockPairs = 0.0
+            Self.materialisedBlocks(s, shape: shape, mode: mode, length: length) { rows, keys in
+                blockPairs += Double(rows * keys)
+            }
+            flops = 4 * Double(shape.heads * shape.headDim) * blockPairs
+        }
         let scratch = scratchBytes(s, shape: shape, mode: mode, length: length)
         // Decode reads the keys and values the new token sees (under block-sparse selection only the chosen blocks,
         // plus one mean key per block to choose them); prefill's K/V stay in cache while the tiles sweep them.

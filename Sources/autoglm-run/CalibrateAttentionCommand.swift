@@ -18,7 +18,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
             leave the smallest error. Encoder points: the --vit-model ViT layer, both kernels, at \
             --patches. Block-sparse decode (128/4 and 32/16, F32) at the decoder lengths up to 32,768 where blocks are \
             left out fits its lane share and seconds per block score against the decode fit; --block-sparse-only \
-            measures only those and adds them to an existing --output, keeping its fits. Choose lengths other than \
+            measures only those and adds them to an existing --output, keeping its fits; --materialised-only \
+            measures and refits only the materialised kernel's points and keeps the rest of --output. Choose lengths other than \
             the ones bench-attention reports, so that its table tests the fit rather than repeating it. Exit status: 0, or 1 when a file cannot be read or written or a run fails.
             """
     )
@@ -45,7 +46,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
     @Option(name: .customLong("encode-repetitions"), help: "Timed calls per ViT point at least (long calls).")
     var encodeRepetitions: Int = 3
 
-    @Option(help: "Decoder points: measure every point this many times, one pass over all points after another, each pass in its own shuffled order, and fit the pass with the median time.")
+    @Option(help: "Measure every point this many times, one pass over all points after another, each pass in its own shuffled order, and fit the pass with the median time (decoder and ViT points alike).")
     var rounds: Int = 3
 
     @Option(help: "Timed calls per point at least (the median is fitted).")
@@ -69,6 +70,28 @@ struct CalibrateAttentionCommand: ParsableCommand {
     @Flag(name: .customLong("block-sparse-only"),
           help: "Keep the fits in --output and measure and fit only block-sparse decode's constants against them.")
     var blockSparseOnly = false
+
+    @Flag(name: .customLong("materialised-only"),
+          help: "Keep the other fits in --output, its cache shares and block-sparse decode constants, and measure and fit only the materialised kernel's (F32 prefill and decode, ViT encode), after a change to that kernel.")
+    var materialisedOnly = false
+
+    func validate() throws {
+        if blockSparseOnly && materialisedOnly {
+            throw ValidationError("--block-sparse-only and --materialised-only refit different parts; give one")
+        }
+    }
+
+    /// `source` with the part that starts with `marker` (up to the next part a refit adds, or the end) replaced
+    /// by `text`, or `text` appended when there is none.
+    static func replacingPart(_ source: String, marker: String, with text: String) -> String {
+        let markers = [Self.sparseMarker, Self.materialisedMarker]
+        guard let start = source.range(of: marker) else { return source + text }
+        let rest = source[start.upperBound...]
+        let end = markers.compactMap { rest.range(of: $0)?.lowerBound }.min() ?? source.endIndex
+        return String(source[..<start.lowerBound]) + text + String(source[end...])
+    }
+    static let sparseMarker = "; block-sparse decode"
+    static let materialisedMarker = "; materialised kernel refitted"
 
     /// Writes `calibration` to `path` (pretty, sorted keys) and says so.
     static func write(_ calibration: AttentionCalibration, to path: String) throws {
@@ -243,11 +266,47 @@ struct CalibrateAttentionCommand: ParsableCommand {
                                           + (previous == nil ? "" : " (its block-sparse decode constants kept)"))
                 }
                 let load = [loadBefore, HostInfo.loadAverage()].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
-                if let cut = existing.source.range(of: "; block-sparse decode") {
-                    existing.source = String(existing.source[..<cut.lowerBound])
+                existing.source = Self.replacingPart(existing.source, marker: Self.sparseMarker, with: text
+                    + " (measured separately on \(ISO8601DateFormatter().string(from: started)), "
+                    + "1-minute load average \(load[0]) before and \(load[1]) after)")
+                try Self.write(existing, to: output)
+                return
+            }
+            if materialisedOnly {
+                // Keep the other fits, the cache shares they were chosen with and the block-sparse constants;
+                // measure and fit the materialised kernel's keys against those shares.
+                var existing = try SpecLoader.load(AttentionCalibration.self, from: output)
+                let materialised = AttentionSettingSpec(name: "f32 materialised", kv: .f32, kernel: .materialised)
+                let jobs = [AttentionCostModel.Mode.prefill, .decode].map { (materialised, $0) }
+                let measured = try measure(jobs, shape, { $0 == .decode ? lengthList + decodeOnly : lengthList },
+                                           rounds: rounds)
+                var refitted = try fitAll(jobs, shape, measured, cacheBytes: existing.cacheBytes,
+                                          privateCacheBytes: existing.privateCacheBytes).fits
+                var reported = jobs
+                var vitText = ""
+                if !patchList.isEmpty {
+                    let vm = try ModelManifest.load(vitModel)
+                    guard let v = vm.visionEncoder else { throw ValidationError("\(vitModel) has no vision encoder") }
+                    let vitShape = AttentionLayerShape(heads: v.heads, kvHeads: v.heads, headDim: v.headDim)
+                    let vitJobs = [(AttentionSettingSpec(name: "vit materialised", kv: .f32, kernel: .materialised),
+                                    AttentionCostModel.Mode.encode)]
+                    let vitMeasured = try measure(vitJobs, vitShape, { _ in patchList }, rounds: rounds)
+                    refitted.merge(try fitAll(vitJobs, vitShape, vitMeasured, cacheBytes: existing.cacheBytes,
+                                              privateCacheBytes: existing.privateCacheBytes).fits) { $1 }
+                    reported += vitJobs
+                    vitText = ", ViT encode on one \(vm.name) layer at \(patchList.map(String.init).joined(separator: ", ")) "
+                        + "patches"
                 }
-                existing.source += text + " (measured separately on \(ISO8601DateFormatter().string(from: started)), "
-                    + "1-minute load average \(load[0]) before and \(load[1]) after)"
+                existing.fits.merge(refitted) { $1 }
+                existing.fits = AttentionCalibration.borrowingSpill(existing.fits)
+                report(reported, existing.fits)
+                let load = [loadBefore, HostInfo.loadAverage()].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
+                existing.source = Self.replacingPart(existing.source, marker: Self.materialisedMarker, with:
+                    Self.materialisedMarker + " on \(ISO8601DateFormatter().string(from: started)) (F32 prefill at "
+                    + "\(lengthList.map(String.init).joined(separator: ", ")) tokens"
+                    + (decodeOnly.isEmpty ? "" : ", decode also at \(decodeOnly.map(String.init).joined(separator: ", "))")
+                    + "\(vitText); median of \(rounds) passes; the other fits and the cache "
+                    + "shares kept; 1-minute load average \(load[0]) before and \(load[1]) after)")
                 try Self.write(existing, to: output)
                 return
             }
@@ -277,9 +336,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 let vitJobs = AttentionKernel.allCases.map {
                     (AttentionSettingSpec(name: "vit \($0.rawValue)", kv: .f32, kernel: $0), AttentionCostModel.Mode.encode)
                 }
-                vitStage = (vitJobs, vitShape, try measure(vitJobs, vitShape, { _ in patchList }, rounds: 1))
+                vitStage = (vitJobs, vitShape, try measure(vitJobs, vitShape, { _ in patchList }, rounds: rounds))
                 vitText = "; encode points on one \(vm.name) ViT layer (\(v.heads) heads, head_dim \(v.headDim)) at "
-                    + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) calls"
+                    + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) calls, median of \(rounds) passes"
             }
             // The private-cache share: the candidate (a fraction of the core's L2, or none) whose fits leave the
             // smallest squared error over all points, decoder and ViT (only the materialised kernel's prefill and

@@ -514,22 +514,27 @@ struct AttentionSparseAndSpillTests {
         let encode = model.spillSeconds(full, shape: vit, mode: .encode, length: patches, cacheBytes: cache)
         let sweep = Double(12 * (patches / 32) * patches * 2 * 128 * 4) * (1 - Double(cache) / vitSet)
         #expect(abs(encode / model.latency.attentionSeconds(flops: 0, bytes: sweep) - 1) < 1e-12)
-        // The materialised kernel sweeps its head's keys and values once per query row; its working set is the
-        // keys (or values) of the two heads its two workers hold: none beyond a cache that holds those.
+        // The materialised kernel sweeps its head's keys and values once per block of 32 query rows; their working
+        // set is the keys (or values) of the two heads its two workers hold. Its score matrices (4,096² floats, 64
+        // MiB per head) are written and read back once beyond the cache, in the part the two workers' overflow it:
+        // nothing beyond a cache that holds both matrices (and so the keys).
         let materialised = AttentionSettingSpec(name: "m", kernel: .materialised)
-        let twoHeads = Double(2 * patches * 128 * 4)
+        let twoHeads = Double(2 * patches * 128 * 4), matrix = Double(patches * patches * 4)
         #expect(model.spillSeconds(materialised, shape: vit, mode: .encode, length: patches,
-                                   cacheBytes: Int(twoHeads)) == 0)
+                                   cacheBytes: Int(2 * matrix)) == 0)
         let small = 1 << 20
-        let perRow = Double(12 * patches * patches * 2 * 128 * 4) * (1 - Double(small) / twoHeads)
-        let rowSweep = model.spillSeconds(materialised, shape: vit, mode: .encode, length: patches, cacheBytes: small)
-        #expect(abs(rowSweep / model.latency.attentionSeconds(flops: 0, bytes: perRow) - 1) < 1e-12)
-        // Prefill: each of the 9 heads' rows sweeps its visible keys; causal, so about half of encode's pairs.
+        let perBlock = Double(12 * (patches / 32) * patches * 2 * 128 * 4) * (1 - Double(small) / twoHeads)
+        let matrices = 2 * matrix * 12 * (1 - Double(small) / (2 * matrix))
+        let blockSweep = model.spillSeconds(materialised, shape: vit, mode: .encode, length: patches, cacheBytes: small)
+        #expect(abs(blockSweep / model.latency.attentionSeconds(flops: 0, bytes: perBlock + matrices) - 1) < 1e-12)
+        // Prefill: SmolLM2's 9 heads in blocks of 30 rows (a work item's lanes: 10 rows × 3 heads), each block
+        // sweeping the keys its last row sees; 9 matrices of 4,096² floats.
         let prefillRows = model.spillSeconds(materialised, shape: shape, mode: .prefill, length: 4096, cacheBytes: small)
         var visible = 0.0
-        for t in 0..<4096 { visible += Double(t + 1) }
+        for first in stride(from: 0, to: 4096, by: 30) { visible += Double(min(4096, first + 30)) }
         let prefillSet = Double(2 * 4096 * 64 * 4)
         let prefillBytes = 9 * visible * Double(2 * 64 * 4) * (1 - Double(small) / prefillSet)
+            + 2 * matrix * 9 * (1 - Double(small) / (2 * matrix))
         #expect(abs(prefillRows / model.latency.attentionSeconds(flops: 0, bytes: prefillBytes) - 1) < 1e-12)
         // A calibration with a cache prices the sweep with its key's spill factor.
         var calibrated = model
@@ -604,34 +609,69 @@ struct AttentionSparseAndSpillTests {
         try Self.expectRefused(Self.calibrationFile(file, "CACHE", #""cache_bytes": 0,"#, entry: entry, "SPILL", ""))
     }
 
-    @Test("the materialised kernel's row sweeps beyond the private cache: priced per row, fitted, kept in the file")
+    @Test("the materialised kernel's blocks of rows: 32 rows (a work item's lanes at most), keys as the engine scores them")
+    func materialisedBlocks() throws {
+        let vit = AttentionLayerShape(heads: 12, kvHeads: 12, headDim: 128)
+        let full = AttentionSettingSpec(name: "m", kernel: .materialised)
+        func blocks(_ s: AttentionSettingSpec, _ shape: AttentionLayerShape, _ mode: AttentionCostModel.Mode,
+                    _ length: Int) -> [[Int]] {
+            var out: [[Int]] = []
+            AttentionCostModel.materialisedBlocks(s, shape: shape, mode: mode, length: length) { out.append([$0, $1]) }
+            return out
+        }
+        // Encode: 100 patches in blocks of 32, 32, 32, 4, every block against all 100 keys.
+        #expect(blocks(full, vit, .encode, 100) == [[32, 100], [32, 100], [32, 100], [4, 100]])
+        // SmolLM2 (9 heads over 3 KV heads): a work item holds 30 lanes, so blocks of 30; causal: up to the last row.
+        #expect(AttentionCostModel.materialisedBlockRows(full, shape: AttentionCostsTests.shape) == 30)
+        #expect(blocks(full, AttentionCostsTests.shape, .prefill, 70) == [[30, 30], [30, 60], [10, 70]])
+        // A window of 16 with 3 global tokens: rows 30–59 see from 30 − 15 = 15 through 59 and the 3 globals.
+        let window = AttentionSettingSpec(name: "w", kernel: .materialised, window: 16, globalTokens: 3)
+        #expect(blocks(window, AttentionCostsTests.shape, .prefill, 70) == [[30, 30], [30, 48], [10, 28]])
+        // Block-sparse: one row at a time, each against the keys it sees; decode: one row.
+        let sparse = AttentionSettingSpec(name: "b", kernel: .materialised, blockSparse: .init(chunk: 4, topK: 2))
+        #expect(blocks(sparse, AttentionCostsTests.shape, .prefill, 10) == [[1, 1], [1, 2], [1, 3], [1, 4], [1, 5], [1, 6], [1, 7],
+                                                           [1, 8], [1, 5], [1, 6]])
+        #expect(blocks(full, AttentionCostsTests.shape, .decode, 70) == [[1, 70]])
+        // Their pairs are the work the prediction prices, the masked corner of each causal block included:
+        // 30·30 + 30·60 + 10·70 = 3,400 (query, key) pairs per head against the 2,485 visible ones.
+        let model = try AttentionCostsTests.model()
+        let predicted = model.predict(full, shape: AttentionCostsTests.shape, mode: .prefill, length: 70).seconds
+        let roofline = model.latency.attentionSeconds(flops: 4 * 9 * 64 * 3_400, bytes: 2 * 70 * 70 * 4 * 9)
+        #expect(abs(predicted / (roofline * AttentionCostModel.busiestShare(units: 9, threads: 2)) - 1) < 1e-12)
+    }
+
+    @Test("the materialised kernel's sweeps beyond the private cache: priced per block of rows, fitted, kept in the file")
     func nearCache() throws {
         let model = try AttentionCostsTests.model()
         let vit = AttentionLayerShape(heads: 12, kvHeads: 12, headDim: 128)
         let materialised = AttentionSettingSpec(name: "m", kernel: .materialised)
         let tiled = AttentionSettingSpec(name: "t")
         let half = 512 << 10
-        // One head's keys at 1,024 patches are 512 KiB: nothing beyond a 512 KiB share; tiled and decode never.
-        #expect(model.nearSeconds(materialised, shape: vit, mode: .encode, length: 1024, privateCacheBytes: half) == 0)
+        // Between one block's read of a key and the next block's come the head's keys, its values and the block's
+        // score rows: at 512 patches 256 + 256 + 64 KiB, nothing beyond a 1 MiB share; tiled and decode never.
+        #expect(model.nearSeconds(materialised, shape: vit, mode: .encode, length: 512, privateCacheBytes: 1 << 20) == 0)
         #expect(model.nearSeconds(tiled, shape: vit, mode: .encode, length: 4096, privateCacheBytes: half) == 0)
         #expect(model.nearSeconds(materialised, shape: AttentionCostsTests.shape, mode: .decode, length: 65536,
                                   privateCacheBytes: half) == 0)
-        // 4,096 patches: every row sweeps 2 MiB of keys and 2 MiB of values of its head, three quarters beyond.
+        // 4,096 patches: every block of 32 rows sweeps 2 MiB of keys and 2 MiB of values of its head, with 0.5 MiB
+        // of scores a reuse distance of 4.5 MiB: 8/9 beyond a 512 KiB share.
         let rowBytes = 4096.0 * 128 * 4
         let encode = model.nearSeconds(materialised, shape: vit, mode: .encode, length: 4096, privateCacheBytes: half)
-        let expected = model.latency.attentionSeconds(flops: 0, bytes: 12 * 4096 * 2 * rowBytes * 0.75)
+        let expected = model.latency.attentionSeconds(flops: 0, bytes: 12 * (4096 / 32) * 2 * rowBytes * 8 / 9)
         #expect(abs(encode / expected - 1) < 1e-12)
-        // Causal prefill: a row's sweep is the keys it sees, so rows up to the share's worth add nothing.
+        // Causal prefill: a block's sweep is the keys and values its last row sees (blocks of 30 rows for
+        // SmolLM2), so blocks up to the share's worth add nothing.
         let shape = AttentionCostsTests.shape
         let prefill = model.nearSeconds(materialised, shape: shape, mode: .prefill, length: 4096,
                                         privateCacheBytes: half)
         var bytes = 0.0
-        for t in 0..<4096 {
-            let keys = Double(t + 1), sweep = keys * 64 * 4
-            bytes += 2 * sweep * max(0, 1 - Double(half) / sweep)
+        for first in stride(from: 0, to: 4096, by: 30) {
+            let keys = Double(min(4096, first + 30)), rows = Double(min(30, 4096 - first))
+            let sweep = 2 * keys * 64 * 4
+            bytes += sweep * max(0, 1 - Double(half) / (sweep + rows * keys * 4))
         }
         #expect(abs(prefill / model.latency.attentionSeconds(flops: 0, bytes: 9 * bytes) - 1) < 1e-12)
-        #expect(model.nearSeconds(materialised, shape: shape, mode: .prefill, length: 2048, privateCacheBytes: half) == 0)
+        #expect(model.nearSeconds(materialised, shape: shape, mode: .prefill, length: 768, privateCacheBytes: half) == 0)
         // A fit recovers the factor from points on both sides of the share, and the file keeps share and factor.
         let points: [AttentionCalibration.Point] = [512, 1536, 3072, 6144].map { n in
             let roofline = 1e-11 * Double(n * n)

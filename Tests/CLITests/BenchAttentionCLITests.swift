@@ -100,6 +100,32 @@ struct BenchAttentionCLITests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == before)
         let missing = try Self.run(["calibrate-attention", "--block-sparse-only", "-o", dir.appendingPathComponent("none.json").path])
         #expect(missing.status != 0 && missing.stderr.contains("none.json"), "stderr: \(missing.stderr)")
+        // --materialised-only measures the materialised kernel's points again and keeps the other nine fits, the cache
+        // shares and the block-sparse constants.
+        func tiledFits(_ json: [String: Any]) -> [String: NSDictionary] {
+            var out: [String: NSDictionary] = [:]
+            for f in json["fits"] as? [[String: Any]] ?? [] where f["kernel"] as? String == "tiled" {
+                out["\(f["kv"] ?? "") \(f["mode"] ?? "")"] = f as NSDictionary
+            }
+            return out
+        }
+        let materialised = try Self.run(["calibrate-attention", "--materialised-only", "--lengths", "40,80",
+                                         "--decode-lengths", "", "--patches", "48,96", "--repetitions", "1",
+                                         "--encode-repetitions", "1", "--rounds", "1", "--min-time", "0",
+                                         "--threads", "2", "-o", file])
+        #expect(materialised.status == 0, "stderr: \(materialised.stderr)")
+        let rematerialised = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)),
+                                                  as: UTF8.self))
+        let newFits = try #require(rematerialised["fits"] as? [[String: Any]])
+        #expect(newFits.count == 12 && tiledFits(rematerialised) == tiledFits(refitted) && tiledFits(refitted).count == 9)
+        for f in newFits where f["kernel"] as? String == "materialised" {
+            #expect(((f["fit"] as? [String: Any])?["points"] as? [Any])?.count == 2, "\(f["mode"] ?? "")")
+        }
+        #expect((rematerialised["block_sparse_decode"] as? NSDictionary) == (blockSparse as NSDictionary))
+        #expect(rematerialised["cache_bytes"] as? Int == refitted["cache_bytes"] as? Int)
+        let both = rematerialised["source"] as? String ?? ""
+        #expect(both.contains("; materialised kernel refitted") && both.contains("measured separately"))
+        #expect(try Self.run(["calibrate-attention", "--materialised-only", "--block-sparse-only", "-o", file]).status != 0)
         let b = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--threads", "2",
                               "--calibration", file, "--json"])
         #expect(b.status == 0, "stderr: \(b.stderr)")

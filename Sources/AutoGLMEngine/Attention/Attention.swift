@@ -855,24 +855,8 @@ public enum Attention {
         let values = span.values + (lo - span.first) * p.slotBytes + headOffset
         let scores = s.scores + first * keyTile
         // Scores for the lanes against `count` keys.
-        if vectorised && laneGroup < 4 {
-            AttentionMath.dotKeys(D.self, q: s.q + first * d, lanes: laneGroup, headDim: d, rows: keys,
-                                  rowStride: p.slotBytes, count: count, dataOffset: dataOffset,
-                                  scores: scores, scoreStride: keyTile)
-        } else if vectorised {
-            for j in 0..<count {
-                AttentionMath.dotLanes(D.self, q: s.q + first * d, lanes: laneGroup, headDim: d,
-                                       row: keys + j * p.slotBytes, dataOffset: dataOffset,
-                                       scores: scores + j, scoreStride: keyTile)
-            }
-        } else {
-            for l in 0..<laneGroup {
-                for j in 0..<count {
-                    scores[l * keyTile + j] = AttentionMath.dot(s.q + (first + l) * d,
-                                                                keys + j * p.slotBytes, p.layout)
-                }
-            }
-        }
+        laneScores(D.self, vectorised, p, q: s.q + first * d, lanes: laneGroup, keys: keys, count: count,
+                   scores: scores, scoreStride: keyTile)
         // Online softmax: rescale what was accumulated when the running max rises.
         for l in 0..<laneGroup {
             let lane = first + l, row = scores + l * keyTile
@@ -889,16 +873,50 @@ public enum Attention {
             s.sums[lane] += AttentionMath.expShifted(row, count, shift: s.maxes[lane])
         }
         // Accumulate the weighted values.
-        if vectorised {
-            AttentionMath.accumulateLanes(D.self, weights: scores, weightStride: keyTile,
-                                          lanes: laneGroup, headDim: d, rows: values,
-                                          rowStride: p.slotBytes, count: count, dataOffset: dataOffset,
-                                          acc: s.acc + first * d)
+        accumulateValues(D.self, vectorised, p, weights: scores, weightStride: keyTile, lanes: laneGroup,
+                         values: values, count: count, acc: s.acc + first * d)
+    }
+
+    /// scores[l · scoreStride + j] = q_l · key_j for `lanes` scaled queries (`q`, head_dim apart) and `count` keys
+    /// (`keys`: one KV head's part of consecutive slots).
+    @inline(__always)
+    static func laneScores<D: KVChunkDecoder>(_: D.Type, _ vectorised: Bool, _ p: Problem, q: UnsafePointer<Float>,
+                                              lanes: Int, keys: UnsafeRawPointer, count: Int,
+                                              scores: UnsafeMutablePointer<Float>, scoreStride: Int) {
+        let d = p.headDim, dataOffset = p.layout.dataOffset
+        if vectorised && lanes < 4 {
+            AttentionMath.dotKeys(D.self, q: q, lanes: lanes, headDim: d, rows: keys, rowStride: p.slotBytes,
+                                  count: count, dataOffset: dataOffset, scores: scores, scoreStride: scoreStride)
+        } else if vectorised {
+            for j in 0..<count {
+                AttentionMath.dotLanes(D.self, q: q, lanes: lanes, headDim: d, row: keys + j * p.slotBytes,
+                                       dataOffset: dataOffset, scores: scores + j, scoreStride: scoreStride)
+            }
         } else {
-            for l in 0..<laneGroup {
+            for l in 0..<lanes {
                 for j in 0..<count {
-                    AttentionMath.axpy(scores[l * keyTile + j], values + j * p.slotBytes, p.layout,
-                                       s.acc + (first + l) * d)
+                    scores[l * scoreStride + j] = AttentionMath.dot(q + l * d, keys + j * p.slotBytes, p.layout)
+                }
+            }
+        }
+    }
+
+    /// acc_l (head_dim floats, consecutive) += Σ_j weights[l · weightStride + j] · value_j for `lanes` accumulators
+    /// and `count` values (`values`: one KV head's part of consecutive slots).
+    @inline(__always)
+    static func accumulateValues<D: KVChunkDecoder>(_: D.Type, _ vectorised: Bool, _ p: Problem,
+                                                    weights: UnsafePointer<Float>, weightStride: Int, lanes: Int,
+                                                    values: UnsafeRawPointer, count: Int,
+                                                    acc: UnsafeMutablePointer<Float>) {
+        let d = p.headDim
+        if vectorised {
+            AttentionMath.accumulateLanes(D.self, weights: weights, weightStride: weightStride, lanes: lanes,
+                                          headDim: d, rows: values, rowStride: p.slotBytes, count: count,
+                                          dataOffset: p.layout.dataOffset, acc: acc)
+        } else {
+            for l in 0..<lanes {
+                for j in 0..<count {
+                    AttentionMath.axpy(weights[l * weightStride + j], values + j * p.slotBytes, p.layout, acc + l * d)
                 }
             }
         }
@@ -906,56 +924,144 @@ public enum Attention {
 
     // MARK: Materialised kernel
 
+    /// Query rows the materialised kernel takes together (at most a work item's lanes; block-sparse selection: one).
+    /// Each key and value row is read once per block and used for all of its rows from the first-level cache (in
+    /// runs of `keyTile` keys), where a row at a time swept the head's keys and values once per query row, from
+    /// the shared cache once they outgrow the core's own (1,536 ViT patches and more). One ViT layer (12 heads of
+    /// 128) on 2 threads, alternating builds: one row at a time 0.65 / 3.34 / 14.7 s at 1,536 / 3,072 / 6,144
+    /// patches; blocks of 8 rows 0.23–0.27 / 1.00–1.07 / 10.2 s; 16 rows 0.21–0.26 / 0.95–1.00 / 6.1–6.7 s; 32 rows
+    /// 0.18–0.24 / 0.85–1.14 / 4.7–4.9 s. The planner's `AttentionCostModel.materialisedRows` mirrors it.
+    static let materialisedRows = 32
+
     static func materialised(_ p: Problem, head h: Int, m: Int, q: UnsafePointer<Float>,
                              out: UnsafeMutablePointer<Float>, matrix: UnsafeMutablePointer<Float>,
                              scratch s: TiledScratch) {
+        let vectorised = p.headDim % KVRowLayout.groupSize == 0
+        switch p.layout.format {
+        case .f32: materialised(F32Chunks.self, vectorised, p, h, m, q, out, matrix, s)
+        case .f16: materialised(F16Chunks.self, vectorised, p, h, m, q, out, matrix, s)
+        case .int8: materialised(Int8Chunks.self, vectorised, p, h, m, q, out, matrix, s)
+        case .int4: materialised(Int4Chunks.self, vectorised, p, h, m, q, out, matrix, s)
+        }
+    }
+
+    /// Head `h`'s attention through its whole score matrix: row r of `matrix` (`m` floats: the stored keys in span
+    /// order) holds the query at `queryStart + r` against every stored key, then that row's softmax, 0 where the
+    /// mask hides the key; then P·V. Blocks of `materialisedRows` rows: the scores of a block are computed over the
+    /// positions some row of the block attends (from the first of its intervals' starts to the last end) and the
+    /// values read over the same positions.
+    @inline(__always)
+    static func materialised<D: KVChunkDecoder>(_: D.Type, _ vectorised: Bool, _ p: Problem, _ h: Int, _ m: Int,
+                                                _ q: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                                _ matrix: UnsafeMutablePointer<Float>, _ s: TiledScratch) {
         let d = p.headDim, width = p.heads * d
         let kvh = h / (p.heads / p.kvHeads)
         let headOffset = kvh * p.layout.rowBytes
-        // Scores for every (query, stored key); masked entries are -inf.
-        for r in 0..<p.n {
-            let src = q + r * width + h * d
-            for j in 0..<d { s.q[j] = src[j] * p.scale }
-            let count = p.intervals(position: p.queryStart + r, kvHead: kvh, qScaled: s.q, scores: s.blockScores,
-                                    chosen: s.chosen, into: s.intervals)
-            let row = matrix + r * m
-            var column = 0
-            for span in p.spans {
-                for t in 0..<span.count {
-                    let position = span.first + t
-                    var allowed = false
-                    for k in 0..<count where position >= s.intervals[2 * k] && position < s.intervals[2 * k + 1] {
-                        allowed = true
+        let ivStride = p.maxIntervals * 2
+        // Rows of a block share the keys they compute; under block-sparse selection the rows of a block choose
+        // different blocks, whose union would be scored for all of them, so each row goes alone.
+        let block = p.selector == nil ? min(materialisedRows, s.lanes) : 1
+        var r0 = 0
+        while r0 < p.n {
+            let rows = min(block, p.n - r0)
+            // The block's scaled queries (rows × d) and each row's intervals.
+            for l in 0..<rows {
+                let src = q + (r0 + l) * width + h * d, qs = s.q + l * d
+                for j in 0..<d { qs[j] = src[j] * p.scale }
+                s.counts[l] = p.intervals(position: p.queryStart + r0 + l, kvHead: kvh, qScaled: qs,
+                                          scores: s.blockScores, chosen: s.chosen, into: s.intervals + l * ivStride)
+            }
+            let scores = matrix + r0 * m
+            /// Calls `body(span, column of its first key, first, count)` for the keys of each span at positions some
+            /// row of the block attends, in runs of at most `keyTile`.
+            func keyRuns(_ body: (KVCache.Span, Int, Int, Int) -> Void) {
+                var from = 0
+                while let (lo, hi) = attendedRun(s, rows: rows, ivStride: ivStride, from: from) {
+                    var column = 0
+                    for span in p.spans {
+                        let t1 = Swift.min(Swift.max(hi - span.first, 0), span.count)
+                        var t = Swift.min(Swift.max(lo - span.first, 0), t1)
+                        while t < t1 {
+                            let count = Swift.min(keyTile, t1 - t)
+                            body(span, column, t, count)
+                            t += count
+                        }
+                        column += span.count
                     }
-                    row[column + t] = allowed
-                        ? AttentionMath.dot(s.q, span.keys + t * p.slotBytes + headOffset, p.layout) : -.infinity
+                    if hi == Int.max { break }
+                    from = hi
                 }
-                column += span.count
+            }
+            // S (rows, keys) = Q (rows, d) @ K^T (d, keys), keys the block attends.
+            keyRuns { span, column, t, count in
+                laneScores(D.self, vectorised, p, q: s.q, lanes: rows, keys: span.keys + t * p.slotBytes + headOffset,
+                           count: count, scores: scores + column + t, scoreStride: m)
+            }
+            // Each row: softmax over its own intervals, 0 for every other column of the row.
+            for l in 0..<rows {
+                let row = scores + l * m, iv = s.intervals + l * ivStride, count = s.counts[l]
+                var rowMax = -Float.infinity
+                matrixRowRuns(p.spans, intervals: iv, count: count, attended: { c, n in
+                    rowMax = Swift.max(rowMax, AttentionMath.maximum(row + c, n))
+                }, masked: { _, _ in })
+                var sum: Float = 0
+                matrixRowRuns(p.spans, intervals: iv, count: count, attended: { c, n in
+                    sum += AttentionMath.expShifted(row + c, n, shift: rowMax)
+                }, masked: { c, n in
+                    (row + c).update(repeating: 0, count: n)
+                })
+                s.sums[l] = sum > 0 ? 1 / sum : 0
+            }
+            // O (rows, d) = P (rows, keys) @ V (keys, d), then each row scaled by 1 / its sum.
+            s.acc.update(repeating: 0, count: rows * d)
+            keyRuns { span, column, t, count in
+                accumulateValues(D.self, vectorised, p, weights: scores + column + t, weightStride: m, lanes: rows,
+                                 values: span.values + t * p.slotBytes + headOffset, count: count, acc: s.acc)
+            }
+            for l in 0..<rows {
+                let dst = out + (r0 + l) * width + h * d, acc = s.acc + l * d, inverse = s.sums[l]
+                for j in 0..<d { dst[j] = acc[j] * inverse }
+            }
+            r0 += rows
+        }
+    }
+
+    /// The positions `[lo, hi)` from `from` on that some of the first `rows` lanes attend without a break: `lo` the
+    /// first attended position at or after `from`, `hi` the first position after it that no lane attends (nil when
+    /// none attends one).
+    static func attendedRun(_ s: TiledScratch, rows: Int, ivStride: Int, from: Int) -> (Int, Int)? {
+        guard let lo = nextAttended(s, lanes: rows, ivStride: ivStride, from: from) else { return nil }
+        var hi = lo, grown = true
+        while grown {
+            grown = false
+            for lane in 0..<rows {
+                let iv = s.intervals + lane * ivStride
+                for k in 0..<s.counts[lane] where iv[2 * k] <= hi && iv[2 * k + 1] > hi {
+                    hi = iv[2 * k + 1]; grown = true
+                }
             }
         }
-        // Row softmax, then P·V.
-        for r in 0..<p.n {
-            let row = matrix + r * m
-            var rowMax = -Float.infinity
-            for c in 0..<m { rowMax = max(rowMax, row[c]) }
-            var sum: Float = 0
-            for c in 0..<m {
-                let e = row[c] > -.infinity ? expf(row[c] - rowMax) : 0
-                row[c] = e
-                sum += e
+        return (lo, hi)
+    }
+
+    /// Walks one materialised row's columns (the stored keys in span order) as runs: `attended(column, count)` for
+    /// keys at positions inside the row's sorted, disjoint `intervals` (`count` of them, `[lo, hi)` pairs),
+    /// `masked(column, count)` for the others.
+    @inline(__always)
+    static func matrixRowRuns(_ spans: [KVCache.Span], intervals iv: UnsafePointer<Int>, count: Int,
+                              attended: (Int, Int) -> Void, masked: (Int, Int) -> Void) {
+        var column = 0
+        for span in spans {
+            var t = 0
+            for k in 0..<count {
+                let a = Swift.min(Swift.max(iv[2 * k] - span.first, t), span.count)
+                let b = Swift.min(Swift.max(iv[2 * k + 1] - span.first, a), span.count)
+                if a > t { masked(column + t, a - t) }
+                if b > a { attended(column + a, b - a) }
+                t = Swift.max(t, b)
             }
-            let inv: Float = sum > 0 ? 1 / sum : 0
-            let acc = s.acc
-            acc.initialize(repeating: 0, count: d)
-            var column = 0
-            for span in p.spans {
-                for t in 0..<span.count where row[column + t] != 0 {
-                    AttentionMath.axpy(row[column + t] * inv, span.values + t * p.slotBytes + headOffset, p.layout, acc)
-                }
-                column += span.count
-            }
-            let dst = out + r * width + h * d
-            for j in 0..<d { dst[j] = acc[j] }
+            if t < span.count { masked(column + t, span.count - t) }
+            column += span.count
         }
     }
 }
@@ -1579,6 +1685,17 @@ extension AttentionMath {
         let y = p * r * r + r + 1
         let exponent = (unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
         return y * unsafeBitCast(exponent, to: SIMD8<Float>.self)
+    }
+
+    /// The largest of x[0 ..< count] (−∞ for none).
+    @inline(__always)
+    static func maximum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+        var m = SIMD8<Float>(repeating: -.infinity)
+        var j = 0
+        while j + 8 <= count { m = pointwiseMax(m, load8(x + j)); j += 8 }
+        var result = m.max()
+        while j < count { result = Swift.max(result, x[j]); j += 1 }
+        return result
     }
 
     /// x[j] = e^(x[j] − shift) for j < count; returns the sum.
