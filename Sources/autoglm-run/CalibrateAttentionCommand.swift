@@ -41,7 +41,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
     var decodeLengths: String = "12288,24576,49152,98304"
 
     @Option(help: "Comma-separated ViT patch counts.")
-    var patches: String = "512,1536,3072,6144"
+    var patches: String = "512,1024,1536,2048,3072,6144"
 
     @Option(name: .customLong("encode-repetitions"), help: "Timed calls per ViT point at least (long calls).")
     var encodeRepetitions: Int = 3
