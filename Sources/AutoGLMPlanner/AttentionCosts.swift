@@ -388,7 +388,9 @@ public struct AttentionCostModel: Sendable {
             }
             workingKeys = keys
         case .prefill where s.kernel == .materialised, .encode where s.kernel == .materialised:
-            Self.materialisedBlocks(s, shape: shape, mode: mode, length: length) { _, blockKeys in keys += Double(blockKeys) }
+            Self.materialisedBlocks(s, shape: shape, mode: mode, length: length) { _, blockKeys in
+                keys += Double(blockKeys)
+            }
             keys *= Double(shape.heads)
             let cached = Self.cachedTokens(s, length: length, mode: mode)
             workingKeys = Double(min(threads, shape.heads) * cached) / 2

@@ -294,8 +294,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     refitted.merge(try fitAll(vitJobs, vitShape, vitMeasured, cacheBytes: existing.cacheBytes,
                                               privateCacheBytes: existing.privateCacheBytes).fits) { $1 }
                     reported += vitJobs
-                    vitText = ", ViT encode on one \(vm.name) layer at \(patchList.map(String.init).joined(separator: ", ")) "
-                        + "patches"
+                    vitText = ", ViT encode on one \(vm.name) layer at "
+                        + "\(patchList.map(String.init).joined(separator: ", ")) patches"
                 }
                 existing.fits.merge(refitted) { $1 }
                 existing.fits = AttentionCalibration.borrowingSpill(existing.fits)
@@ -304,7 +304,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 existing.source = Self.replacingPart(existing.source, marker: Self.materialisedMarker, with:
                     Self.materialisedMarker + " on \(ISO8601DateFormatter().string(from: started)) (F32 prefill at "
                     + "\(lengthList.map(String.init).joined(separator: ", ")) tokens"
-                    + (decodeOnly.isEmpty ? "" : ", decode also at \(decodeOnly.map(String.init).joined(separator: ", "))")
+                    + (decodeOnly.isEmpty ? ""
+                        : ", decode also at \(decodeOnly.map(String.init).joined(separator: ", "))")
                     + "\(vitText); median of \(rounds) passes; the other fits and the cache "
                     + "shares kept; 1-minute load average \(load[0]) before and \(load[1]) after)")
                 try Self.write(existing, to: output)
@@ -338,7 +339,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 }
                 vitStage = (vitJobs, vitShape, try measure(vitJobs, vitShape, { _ in patchList }, rounds: rounds))
                 vitText = "; encode points on one \(vm.name) ViT layer (\(v.heads) heads, head_dim \(v.headDim)) at "
-                    + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) calls, median of \(rounds) passes"
+                    + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) calls, "
+                    + "median of \(rounds) passes"
             }
             // The private-cache share: the candidate (a fraction of the core's L2, or none) whose fits leave the
             // smallest squared error over all points, decoder and ViT (only the materialised kernel's prefill and

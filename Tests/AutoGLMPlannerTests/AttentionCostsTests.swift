@@ -609,7 +609,7 @@ struct AttentionSparseAndSpillTests {
         try Self.expectRefused(Self.calibrationFile(file, "CACHE", #""cache_bytes": 0,"#, entry: entry, "SPILL", ""))
     }
 
-    @Test("the materialised kernel's blocks of rows: 32 rows (a work item's lanes at most), keys as the engine scores them")
+    @Test("the materialised kernel's blocks: 32 rows (a work item's lanes at most), keys as the engine scores them")
     func materialisedBlocks() throws {
         let vit = AttentionLayerShape(heads: 12, kvHeads: 12, headDim: 128)
         let full = AttentionSettingSpec(name: "m", kernel: .materialised)
@@ -629,8 +629,8 @@ struct AttentionSparseAndSpillTests {
         #expect(blocks(window, AttentionCostsTests.shape, .prefill, 70) == [[30, 30], [30, 48], [10, 28]])
         // Block-sparse: one row at a time, each against the keys it sees; decode: one row.
         let sparse = AttentionSettingSpec(name: "b", kernel: .materialised, blockSparse: .init(chunk: 4, topK: 2))
-        #expect(blocks(sparse, AttentionCostsTests.shape, .prefill, 10) == [[1, 1], [1, 2], [1, 3], [1, 4], [1, 5], [1, 6], [1, 7],
-                                                           [1, 8], [1, 5], [1, 6]])
+        #expect(blocks(sparse, AttentionCostsTests.shape, .prefill, 10)
+                == [[1, 1], [1, 2], [1, 3], [1, 4], [1, 5], [1, 6], [1, 7], [1, 8], [1, 5], [1, 6]])
         #expect(blocks(full, AttentionCostsTests.shape, .decode, 70) == [[1, 70]])
         // Their pairs are the work the prediction prices, the masked corner of each causal block included:
         // 30·30 + 30·60 + 10·70 = 3,400 (query, key) pairs per head against the 2,485 visible ones.
@@ -640,7 +640,7 @@ struct AttentionSparseAndSpillTests {
         #expect(abs(predicted / (roofline * AttentionCostModel.busiestShare(units: 9, threads: 2)) - 1) < 1e-12)
     }
 
-    @Test("the materialised kernel's sweeps beyond the private cache: priced per block of rows, fitted, kept in the file")
+    @Test("the materialised kernel's sweeps beyond the private cache: per block of rows, fitted, kept in the file")
     func nearCache() throws {
         let model = try AttentionCostsTests.model()
         let vit = AttentionLayerShape(heads: 12, kvHeads: 12, headDim: 128)
@@ -649,7 +649,8 @@ struct AttentionSparseAndSpillTests {
         let half = 512 << 10
         // Between one block's read of a key and the next block's come the head's keys, its values and the block's
         // score rows: at 512 patches 256 + 256 + 64 KiB, nothing beyond a 1 MiB share; tiled and decode never.
-        #expect(model.nearSeconds(materialised, shape: vit, mode: .encode, length: 512, privateCacheBytes: 1 << 20) == 0)
+        #expect(model.nearSeconds(materialised, shape: vit, mode: .encode, length: 512,
+                                  privateCacheBytes: 1 << 20) == 0)
         #expect(model.nearSeconds(tiled, shape: vit, mode: .encode, length: 4096, privateCacheBytes: half) == 0)
         #expect(model.nearSeconds(materialised, shape: AttentionCostsTests.shape, mode: .decode, length: 65536,
                                   privateCacheBytes: half) == 0)
@@ -671,7 +672,8 @@ struct AttentionSparseAndSpillTests {
             bytes += sweep * max(0, 1 - Double(half) / (sweep + rows * keys * 4))
         }
         #expect(abs(prefill / model.latency.attentionSeconds(flops: 0, bytes: 9 * bytes) - 1) < 1e-12)
-        #expect(model.nearSeconds(materialised, shape: shape, mode: .prefill, length: 768, privateCacheBytes: half) == 0)
+        #expect(model.nearSeconds(materialised, shape: shape, mode: .prefill, length: 768,
+                                  privateCacheBytes: half) == 0)
         // A fit recovers the factor from points on both sides of the share, and the file keeps share and factor.
         let points: [AttentionCalibration.Point] = [512, 1536, 3072, 6144].map { n in
             let roofline = 1e-11 * Double(n * n)

@@ -929,8 +929,8 @@ public enum Attention {
     /// runs of `keyTile` keys), where a row at a time swept the head's keys and values once per query row, from
     /// the shared cache once they outgrow the core's own (1,536 ViT patches and more). One ViT layer (12 heads of
     /// 128) on 2 threads, alternating builds: one row at a time 0.65 / 3.34 / 14.7 s at 1,536 / 3,072 / 6,144
-    /// patches; blocks of 8 rows 0.23–0.27 / 1.00–1.07 / 10.2 s; 16 rows 0.21–0.26 / 0.95–1.00 / 6.1–6.7 s; 32 rows
-    /// 0.18–0.24 / 0.85–1.14 / 4.7–4.9 s. The planner's `AttentionCostModel.materialisedRows` mirrors it.
+    /// patches; blocks of 8 rows 0.23–0.27 / 1.00–1.07 / 10.2 s; 16 rows 0.21–0.26 / 0.95–1.00 / 6.1–6.7 s;
+    /// 32 rows 0.18–0.24 / 0.85–1.14 / 4.7–4.9 s. The planner's `AttentionCostModel.materialisedRows` mirrors it.
     static let materialisedRows = 32
 
     static func materialised(_ p: Problem, head h: Int, m: Int, q: UnsafePointer<Float>,
@@ -948,8 +948,8 @@ public enum Attention {
     /// Head `h`'s attention through its whole score matrix: row r of `matrix` (`m` floats: the stored keys in span
     /// order) holds the query at `queryStart + r` against every stored key, then that row's softmax, 0 where the
     /// mask hides the key; then P·V. Blocks of `materialisedRows` rows: the scores of a block are computed over the
-    /// positions some row of the block attends (from the first of its intervals' starts to the last end) and the
-    /// values read over the same positions.
+    /// positions some row of the block attends (the union of its rows' intervals, `attendedRun`) and the values
+    /// read over the same positions.
     @inline(__always)
     static func materialised<D: KVChunkDecoder>(_: D.Type, _ vectorised: Bool, _ p: Problem, _ h: Int, _ m: Int,
                                                 _ q: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
