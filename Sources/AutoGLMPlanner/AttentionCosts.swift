@@ -862,9 +862,11 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     }
 
     /// `fits` with a beyond-cache factor for every key whose own points all fit in the cache (so its fit has none,
-    /// while a longer call of the same kernel would spill): the factor of the fit of the same mode and KV format
-    /// with the other kernel, else of the decode fit of the same KV format (same kernel first), when that one was
-    /// fitted on points beyond the cache. The factor is the price of a byte read from memory instead of the cache
+    /// while a longer call of the same kernel would spill): prefill takes the factor of its own kernel's decode fit
+    /// of the same KV format, else the other kernel's prefill, else its decode (a kernel's decode sweeps the same
+    /// keys; the materialised prefill's factor also prices its score matrices); encode, whose layer has no decode,
+    /// the other kernel's encode, else the decode fits (same kernel first); each when that fit was fitted on points
+    /// beyond the cache. The factor is the price of a byte read from memory instead of the cache
     /// relative to the host's matrix-vector rate, a property of the memory system more than of the kernel;
     /// `spillFrom` names the key it came from.
     public static func borrowingSpill(_ fits: [Key: Fit]) -> [Key: Fit] {
@@ -876,8 +878,9 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         var out = fits
         for (key, fit) in fits where fit.spill == 0 && !fit.points.contains(where: { $0.spillSeconds > 0 }) {
             let otherKernels = AttentionKernel.allCases.filter { $0 != key.kernel }
-            let others = otherKernels.map { Key(kv: key.kv, kernel: $0, mode: key.mode) }
-                + ([key.kernel] + otherKernels).map { Key(kv: key.kv, kernel: $0, mode: .decode) }
+            let sameMode = otherKernels.map { Key(kv: key.kv, kernel: $0, mode: key.mode) }
+            let decode = ([key.kernel] + otherKernels).map { Key(kv: key.kv, kernel: $0, mode: .decode) }
+            let others = key.mode == .encode ? sameMode + decode : [decode[0]] + sameMode + decode.dropFirst()
             guard let source = others.first(where: { $0 != key && measuredSpill($0) != nil }),
                   let donor = measuredSpill(source) else { continue }
             var borrowed = fit

@@ -565,9 +565,11 @@ struct AttentionSparseAndSpillTests {
             tiledDecode: fit(spill: 1.5, beyond: true), tiledPrefill: fit(spill: 0, beyond: false),
             int8Prefill: fit(spill: 0, beyond: false), fitted: fit(spill: 0, beyond: true),
             Key(kv: .f32, kernel: .materialised, mode: .decode): fit(spill: 9, beyond: true),
+            Key(kv: .f32, kernel: .materialised, mode: .prefill): fit(spill: 7, beyond: true),
         ]
         let out = AttentionCalibration.borrowingSpill(fits)
-        // The other kernel of the same mode first, then decode of the same KV format and kernel.
+        // Encode: the other kernel's encode first (the decode fits are another layer's). Prefill: its own kernel's
+        // decode first, though the materialised prefill measured a factor (which prices its score matrices too).
         #expect(out[materialisedEncode]?.spill == 2 && out[materialisedEncode]?.spillFrom == "f32 tiled encode")
         #expect(out[tiledPrefill]?.spill == 1.5 && out[tiledPrefill]?.spillFrom == "f32 tiled decode")
         // No donor measured beyond the cache for INT8; a key that had points beyond and fitted no spill keeps 0.
