@@ -93,6 +93,11 @@ struct CalibrateAttentionCommand: ParsableCommand {
     static let sparseMarker = "; block-sparse decode"
     static let materialisedMarker = "; materialised kernel refitted"
 
+    /// The 1-minute load averages before and after, two decimals ("?" where unknown).
+    static func loadText(_ before: Double?, _ after: Double?) -> [String] {
+        [before, after].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
+    }
+
     /// Writes `calibration` to `path` (pretty, sorted keys) and says so.
     static func write(_ calibration: AttentionCalibration, to path: String) throws {
         let encoder = JSONEncoder()
@@ -212,6 +217,12 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 }
             }
             let shape = AttentionLayerShape(decoder)
+            /// The --vit-model manifest and its vision encoder's attention layer (every head its own K/V).
+            func vitLayer() throws -> (ModelManifest, AttentionLayerShape) {
+                let vm = try ModelManifest.load(vitModel)
+                guard let v = vm.visionEncoder else { throw ValidationError("\(vitModel) has no vision encoder") }
+                return (vm, AttentionLayerShape(heads: v.heads, kvHeads: v.heads, headDim: v.headDim))
+            }
             func fitSparseDecode(_ calibration: inout AttentionCalibration) throws -> String {
                 // Block-sparse decode's constants, fitted to F32 decode of two block-sparse settings (few large
                 // blocks, many small ones) at the decoder lengths where the selection leaves blocks out, with the
@@ -265,7 +276,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                                           + "\(output) is left as it was"
                                           + (previous == nil ? "" : " (its block-sparse decode constants kept)"))
                 }
-                let load = [loadBefore, HostInfo.loadAverage()].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
+                let load = Self.loadText(loadBefore, HostInfo.loadAverage())
                 existing.source = Self.replacingPart(existing.source, marker: Self.sparseMarker, with: text
                     + " (measured separately on \(ISO8601DateFormatter().string(from: started)), "
                     + "1-minute load average \(load[0]) before and \(load[1]) after)")
@@ -276,8 +287,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 // Keep the other fits, the cache shares they were chosen with and the block-sparse constants;
                 // measure and fit the materialised kernel's keys against those shares.
                 var existing = try SpecLoader.load(AttentionCalibration.self, from: output)
-                let materialised = AttentionSettingSpec(name: "f32 materialised", kv: .f32, kernel: .materialised)
-                let jobs = [AttentionCostModel.Mode.prefill, .decode].map { (materialised, $0) }
+                let jobs = Self.decoderSettings.filter { $0.kernel == .materialised }.flatMap { s in
+                    [AttentionCostModel.Mode.prefill, .decode].map { (s, $0) }
+                }
                 let measured = try measure(jobs, shape, { $0 == .decode ? lengthList + decodeOnly : lengthList },
                                            rounds: rounds)
                 var refitted = try fitAll(jobs, shape, measured, cacheBytes: existing.cacheBytes,
@@ -285,9 +297,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 var reported = jobs
                 var vitText = ""
                 if !patchList.isEmpty {
-                    let vm = try ModelManifest.load(vitModel)
-                    guard let v = vm.visionEncoder else { throw ValidationError("\(vitModel) has no vision encoder") }
-                    let vitShape = AttentionLayerShape(heads: v.heads, kvHeads: v.heads, headDim: v.headDim)
+                    let (vm, vitShape) = try vitLayer()
                     let vitJobs = [(AttentionSettingSpec(name: "vit materialised", kv: .f32, kernel: .materialised),
                                     AttentionCostModel.Mode.encode)]
                     let vitMeasured = try measure(vitJobs, vitShape, { _ in patchList }, rounds: rounds)
@@ -300,7 +310,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 existing.fits.merge(refitted) { $1 }
                 existing.fits = AttentionCalibration.borrowingSpill(existing.fits)
                 report(reported, existing.fits)
-                let load = [loadBefore, HostInfo.loadAverage()].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
+                let load = Self.loadText(loadBefore, HostInfo.loadAverage())
                 existing.source = Self.replacingPart(existing.source, marker: Self.materialisedMarker, with:
                     Self.materialisedMarker + " on \(ISO8601DateFormatter().string(from: started)) (F32 prefill at "
                     + "\(lengthList.map(String.init).joined(separator: ", ")) tokens"
@@ -331,14 +341,12 @@ struct CalibrateAttentionCommand: ParsableCommand {
             var vitStage: (jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], shape: AttentionLayerShape,
                            measured: [[(Int, Double)]])?
             if !patchList.isEmpty {
-                let vm = try ModelManifest.load(vitModel)
-                guard let v = vm.visionEncoder else { throw ValidationError("\(vitModel) has no vision encoder") }
-                let vitShape = AttentionLayerShape(heads: v.heads, kvHeads: v.heads, headDim: v.headDim)
+                let (vm, vitShape) = try vitLayer()
                 let vitJobs = AttentionKernel.allCases.map {
                     (AttentionSettingSpec(name: "vit \($0.rawValue)", kv: .f32, kernel: $0), AttentionCostModel.Mode.encode)
                 }
                 vitStage = (vitJobs, vitShape, try measure(vitJobs, vitShape, { _ in patchList }, rounds: rounds))
-                vitText = "; encode points on one \(vm.name) ViT layer (\(v.heads) heads, head_dim \(v.headDim)) at "
+                vitText = "; encode points on one \(vm.name) ViT layer (\(vitShape.heads) heads, head_dim \(vitShape.headDim)) at "
                     + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) calls, "
                     + "median of \(rounds) passes"
             }
@@ -373,9 +381,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                       + (l2.map { String(format: " of a %.2f MiB L2", Double($0) / 1_048_576) } ?? "")
                       + String(format: " (squared relative error %.4f over all points)", chosen.error))
             }
-            let loadAfter = HostInfo.loadAverage()
             let date = ISO8601DateFormatter().string(from: started)
-            let load = [loadBefore, loadAfter].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
+            let load = Self.loadText(loadBefore, HostInfo.loadAverage())
             calibration.source = "measured: autoglm-run calibrate-attention on \(host?.cpuModel ?? "this host") "
                 + "(\(host?.cores ?? n) processors, \(KernelISA.active.rawValue) kernels), \(date), \(n) threads, "
                 + "median of ≥ \(repetitions) calls "
