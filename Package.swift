@@ -67,7 +67,7 @@ let package = Package(
         ),
         .testTarget(name: "AutoGLMSpecsTests", dependencies: ["AutoGLMSpecs"]),
         .testTarget(name: "AutoGLMPlannerTests", dependencies: ["AutoGLMPlanner", "AutoGLMSpecs"]),
-        .testTarget(name: "AutoGLMEngineTests", dependencies: ["AutoGLMEngine", "AutoGLMSpecs"]),
+        .testTarget(name: "AutoGLMEngineTests", dependencies: ["AutoGLMEngine", "AutoGLMSpecs", "AutoGLMPlanner"]),
         .testTarget(name: "AutoGLMKernelsAVX512Tests", dependencies: ["AutoGLMKernelsAVX512", "AutoGLMEngine"]),
         .testTarget(name: "AutoGLMEvaluationTests", dependencies: ["AutoGLMEvaluation", "AutoGLMEngine"]),
         .testTarget(name: "AutoGLMEmulatorTests", dependencies: ["AutoGLMEmulator", "AutoGLMSpecs"]),
