@@ -1687,13 +1687,14 @@ extension AttentionMath {
         return y * unsafeBitCast(exponent, to: SIMD8<Float>.self)
     }
 
-    /// The largest of x[0 ..< count] (−∞ for none).
+    /// The largest of x[0 ..< count] (−∞ for none), with the kernels' `vmax` / `hmax` (the standard library's
+    /// `pointwiseMax` is a generic call here: 1.4–3% of a materialised ViT profile).
     @inline(__always)
     static func maximum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
         var m = SIMD8<Float>(repeating: -.infinity)
         var j = 0
-        while j + 8 <= count { m = pointwiseMax(m, load8(x + j)); j += 8 }
-        var result = m.max()
+        while j + 8 <= count { m = vmax(m, load8(x + j)); j += 8 }
+        var result = hmax(m)
         while j < count { result = Swift.max(result, x[j]); j += 1 }
         return result
     }
