@@ -57,7 +57,7 @@ emulate: build
 # Accuracy of the same per-module formats, measured on SmolLM2-135M (the 9B run has synthetic weights).
 accuracy-smollm2: build models
 	mkdir -p $(PLAN_DIR) $(REPORT_DIR)
-	$(BIN)/autoglm-run map-plan --plan $(EMU_PLAN) --layers 30 --model-id smollm2-135m-instruct -o $(SMOL_PLAN)
+	$(BIN)/autoglm-run map-plan --plan $(EMU_PLAN) --model Models/smollm2-135m.json -o $(SMOL_PLAN)
 	$(BIN)/autoglm-run run --checkpoint $(SMOLLM2) --plan $(SMOL_PLAN) --prompt 'The capital of France is' \
 	  --max-tokens 16 --repeats 1 --warmup 0 -o $(REPORT_DIR)/accuracy-smollm2.json
 

@@ -42,6 +42,15 @@ public struct AccuracyModel: Sendable {
 
     public func factor(module: String) -> Double { moduleFactors[module] ?? 1 }
 
+    /// One item's weighted cost by the rule above, factor(module) · parameters / model parameters · L(module, format),
+    /// with the entry it used; nil when no table gives the module a figure for the format.
+    public func itemCost(module: String, parameters: Int, modelParameters: Int,
+                         format: WeightFormat) -> (loss: Double, entry: FormatSensitivity)? {
+        guard let entry = entry(module: module, format: format) else { return nil }
+        let share = Double(parameters) / Double(max(1, modelParameters))
+        return (factor(module: module) * share * entry.loss, entry)
+    }
+
     public func setting(_ name: String) -> SettingSensitivity? { settingTable.first { $0.setting == name } }
 
     /// Setting keys used by the search.

@@ -6,10 +6,11 @@ import AutoGLMSpecs
 /// `AttentionCostModel` (see `DecoderAttentionCosts`).
 public enum MemoryModel {
     /// How a tensor is stored under a requested format: vectors (norms, biases, position tables) stay F32; a matrix
-    /// whose row length the format cannot store falls back to F16.
+    /// whose row length the format cannot store takes a smaller INT4 group, else F16 (`WeightFormat.stored`, the
+    /// engine's rule).
     public static func storedFormat(_ requested: WeightFormat, for tensor: ModuleTensor) -> WeightFormat {
         if !tensor.isQuantizable { return .f32 }
-        return requested.canStore(columns: tensor.columns) ? requested : .f16
+        return requested.stored(columns: tensor.columns)
     }
 
     /// Bytes of one tensor stored under a requested format.

@@ -360,8 +360,8 @@ public enum Planner {
             }
         }
         if !option.fallbacks.isEmpty {
-            text += "; \(option.fallbacks.count) tensor(s) stay F16 because \(option.format.rawValue) cannot store their " +
-                "row length: \(option.fallbacks.prefix(3).joined(separator: ", "))"
+            text += "; \(option.fallbacks.count) tensor(s) stored otherwise because \(option.format.rawValue) cannot " +
+                "store their row length: \(option.fallbacks.prefix(3).joined(separator: ", "))"
         }
         return text
     }

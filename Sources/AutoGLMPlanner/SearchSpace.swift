@@ -21,7 +21,8 @@ public struct ItemOption: Sendable {
     /// The compute unit that executes it (fastest unit whose `formats` list it).
     public var unit: String
     public var weightBytes: Int
-    /// Matrices the format cannot store (row length not a multiple of its block), kept in F16.
+    /// Matrices the format cannot store (row length not a multiple of its block), each "name as stored-format"
+    /// (a smaller INT4 group, else F16).
     public var fallbacks: [String]
     /// Weighted accuracy cost (share · factor · L).
     public var loss: Double
@@ -146,10 +147,10 @@ public struct SearchSpace: Sendable {
                 if let pinned, format != pinned { continue }
                 if request.engineFormatsOnly && !format.engineExecutes && pinned == nil { continue }
                 guard let unit = latency.unit(for: format) else { continue }
-                guard let entry = accuracy.entry(module: item.module, format: format) else { continue }
+                guard let (loss, entry) = accuracy.itemCost(module: item.module, parameters: item.parameters,
+                                                            modelParameters: totalParameters, format: format)
+                else { continue }
                 let (bytes, fallbacks) = MemoryModel.weightBytes(item.tensors, format: format)
-                let share = Double(item.parameters) / Double(totalParameters)
-                let loss = accuracy.factor(module: item.module) * share * entry.loss
                 let decode: Double
                 switch item.kind {
                 case .textDecoder, .head, .crossModal:
@@ -164,7 +165,8 @@ public struct SearchSpace: Sendable {
                 }
                 let flopsPerToken = item.kind == .embedding ? 0 : 2 * Double(item.matrixParameters)
                 options.append(ItemOption(format: format, unit: unit.id, weightBytes: bytes,
-                                          fallbacks: fallbacks.map(\.name), loss: loss, lossSource: entry.source,
+                                          fallbacks: fallbacks.map { "\($0.name) as \(MemoryModel.storedFormat(format, for: $0).rawValue)" },
+                                          loss: loss, lossSource: entry.source,
                                           decodeSeconds: decode, prefillFLOPsPerToken: flopsPerToken, unitRef: unit))
             }
             if options.isEmpty { throw PlannerError.noLegalFormat(module: item.name, device: request.device.id) }

@@ -112,11 +112,35 @@ public enum WeightFormat: String, Codable, CaseIterable, Sendable, Comparable, C
     /// Whether a row of `columns` elements can be stored in this format without padding.
     public func canStore(columns: Int) -> Bool { columns > 0 && columns % blockElements == 0 }
 
+    /// The format a matrix with rows of `columns` elements is stored in when this one is requested: this format when
+    /// its blocks divide the row; for an INT4 group format, the largest smaller group that does (576-wide rows take
+    /// int4-g64 under int4-g128); else F16.
+    public func stored(columns: Int) -> WeightFormat {
+        if canStore(columns: columns) { return self }
+        let groups: [WeightFormat] = [.int4g128, .int4g64, .int4g32]
+        if let i = groups.firstIndex(of: self), let smaller = groups[(i + 1)...].first(where: { $0.canStore(columns: columns) }) {
+            return smaller
+        }
+        return .f16
+    }
+
     /// Whether the project's engine executes this format (the others are planned, not run).
     public var engineExecutes: Bool {
         switch self {
         case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .int8, .int4g32, .int4g64, .int4g128: return true
         case .llmInt8, .gptqInt4g128, .nf4, .q4K, .q6K: return false
+        }
+    }
+
+    /// The format the engine executes in this one's place: itself where `engineExecutes`, else the executed format
+    /// with the same bits per weight or the next finer one.
+    public var engineFormat: WeightFormat {
+        switch self {
+        case .q4K, .nf4: return .int4g32        // 4.5 / 4.13 bits → 5 bits with group 32 scale and min
+        case .gptqInt4g128: return .int4g128
+        case .q6K: return .q8_0
+        case .llmInt8: return .int8
+        case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .int8, .int4g32, .int4g64, .int4g128: return self
         }
     }
 

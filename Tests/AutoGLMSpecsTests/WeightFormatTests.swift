@@ -22,4 +22,21 @@ struct WeightFormatTests {
         #expect(WeightFormat.q4_0.canStore(columns: 1176) == false)
         #expect(WeightFormat.f16.canStore(columns: 1176))
     }
+
+    /// Every format has an executed stand-in; executed formats stand for themselves.
+    @Test(arguments: WeightFormat.allCases)
+    func engineFormatIsExecuted(format: WeightFormat) {
+        #expect(format.engineFormat.engineExecutes)
+        #expect((format.engineFormat == format) == format.engineExecutes)
+    }
+
+    /// The format a row is stored in: INT4 groups step down to the largest group that divides it, others take F16.
+    @Test(arguments: [
+        (WeightFormat.int4g128, 576, WeightFormat.int4g64), (.int4g128, 1536, .int4g128), (.int4g128, 96, .int4g32),
+        (.int4g64, 96, .int4g32), (.int4g128, 1176, .f16), (.int4g32, 1176, .f16), (.q4_0, 576, .q4_0),
+        (.q4_0, 1176, .f16), (.q4K, 576, .f16), (.f32, 7, .f32),
+    ])
+    func storedFormat(requested: WeightFormat, columns: Int, stored: WeightFormat) {
+        #expect(requested.stored(columns: columns) == stored)
+    }
 }

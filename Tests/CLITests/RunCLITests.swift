@@ -125,6 +125,33 @@ struct RunCLITests {
         }
     }
 
+    /// The phone plan carried onto SmolLM2 predicts SmolLM2's own weight bytes, which the engine then holds exactly.
+    @Test func realModelMappedPlanPredictsTheWeightsTheEngineHolds() throws {
+        let model = try RunCLI.requireSmolLM2()
+        let dir = try RunCLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let planPath = dir.appendingPathComponent("mapped.json").path
+        let phonePlan = RunCLI.packageRoot.appendingPathComponent("Plans/autoglm-phone-9b.snapdragon-8-gen-3-12gb.json").path
+        let manifest = RunCLI.packageRoot.appendingPathComponent("Models/smollm2-135m.json").path
+        let map = try RunCLI.run(["map-plan", "--plan", phonePlan, "--model", manifest, "-o", planPath])
+        #expect(map.status == 0, "stderr: \(map.stderr)")
+        let plan = try Plan.load(planPath)
+        #expect(plan.model.id == "smollm2-135m")
+        #expect(plan.predicted.accuracyLoss > 0)
+        let out = try RunCLI.run(["--checkpoint", model, "--plan", planPath, "--prompt", "Hello", "--max-tokens", "2",
+                                  "--repeats", "1", "--warmup", "0", "--eval-tokens", "0", "--json"])
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        let report = try JSONDecoder().decode(RunReport.self, from: Data(out.stdout.utf8))
+        #expect(report.measured.weightBytes == plan.predicted.weightBytes)
+        #expect(report.predicted.accuracyLoss == plan.predicted.accuracyLoss)
+
+        let badManifest = dir.appendingPathComponent("broken.json").path
+        try "{\"schema_version\": 1}".write(toFile: badManifest, atomically: true, encoding: .utf8)
+        let bad = try RunCLI.run(["map-plan", "--plan", phonePlan, "--model", badManifest, "-o", planPath])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("broken.json"))
+    }
+
     @Test func badArgumentsFailWithAMessage() throws {
         let missing = try RunCLI.run(["--checkpoint", "/nonexistent/model.gguf", "--max-tokens", "1"])
         #expect(missing.status != 0)

@@ -119,16 +119,10 @@ public final class WeightLoader {
         return result
     }
 
-    /// The engine format that stands in for a format the planner plans but the engine does not execute: the
-    /// executed format with the same bits per weight or the next finer one.
+    /// The engine format that stands in for a format the planner plans but the engine does not execute
+    /// (`WeightFormat.engineFormat`).
     public static func engineSubstitute(for format: WeightFormat) -> PackedFormat? {
-        switch format {
-        case .q4K, .nf4: return .int4g32        // 4.5 / 4.13 bits → 5 bits with group 32 scale and min
-        case .gptqInt4g128: return .int4g128
-        case .q6K: return .q8_0
-        case .llmInt8: return .int8
-        default: return PackedFormat(rawValue: format.rawValue)
-        }
+        PackedFormat(rawValue: format.engineFormat.rawValue)
     }
 
     /// Asks the kernel to reclaim the pages of a converted tensor (MADV_PAGEOUT, Linux 5.4+), so the mapped bytes
@@ -145,9 +139,9 @@ public final class WeightLoader {
 
     /// For INT4 group formats: the largest smaller group that divides `columns` (g128 → g64 → g32), else nil.
     static func int4Fallback(_ format: PackedFormat, columns: Int) -> PackedFormat? {
-        let order: [PackedFormat] = [.int4g128, .int4g64, .int4g32]
-        guard let i = order.firstIndex(of: format) else { return nil }
-        return order[(i + 1)...].first { $0.supports(columns: columns) }
+        guard let requested = WeightFormat(rawValue: format.rawValue) else { return nil }
+        let stored = requested.stored(columns: columns)
+        return stored == requested || stored == .f16 ? nil : PackedFormat(rawValue: stored.rawValue)
     }
 
     /// Converts a packed matrix to another format through Float32 rows, a slab of rows at a time.
