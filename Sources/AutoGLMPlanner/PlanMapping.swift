@@ -9,9 +9,10 @@ import AutoGLMSpecs
 /// Decoder layer l of an L-layer target takes the format of source layer ⌊l · L_source / L⌋. A format the engine does
 /// not execute is replaced by the one it runs in its place (`WeightFormat.engineFormat`). Each matrix is priced in
 /// the format it is stored in (`WeightFormat.stored`: 576-wide rows take int4-g64 under int4-g128), with the target's
-/// sensitivity tables and the planner's additive rule (`AccuracyModel`). A tied head the plan stores in a format of
-/// its own is a second, converted copy of the embedding table: it is priced as that table in the head's format, on
-/// top of the embedding's own cost (the logits go through the copy).
+/// sensitivity tables and the planner's additive rule (`AccuracyModel`). A tied head is priced as the output
+/// projection of the table in the head's format at the table's share (the manifest's "head" figures), on top of the
+/// embedding's lookup, as the planner prices a tied table; stored in a format of its own it is a second, converted
+/// copy of the table and holds its bytes.
 public enum PlanMapping {
     public struct Error: Swift.Error, CustomStringConvertible, Equatable {
         public var message: String
@@ -39,17 +40,19 @@ public enum PlanMapping {
         let accuracy = AccuracyModel(manifest: manifest)
         let modelParameters = manifest.parameters
 
-        /// One mapped entry priced on the target: weight bytes and accuracy cost of `tensors` in `format`.
-        func priced(_ entry: Plan.Module, lookup: String, tensors: [ModuleTensor]) throws -> Plan.Module {
+        /// One mapped entry priced on the target: accuracy cost of `tensors` in the entry's format, and their weight
+        /// bytes where the entry holds them (a tied head in the table's own format holds nothing).
+        func priced(_ entry: Plan.Module, lookup: String, tensors: [ModuleTensor],
+                    holdsTensors: Bool = true) throws -> Plan.Module {
             var m = entry
             if entry.format.engineFormat != entry.format {
                 m.format = entry.format.engineFormat
                 m.reason = "\(entry.format.rawValue) in \(source.model.id)'s plan; the engine runs "
                     + "\(m.format.rawValue) in its place: " + entry.reason
-                return try priced(m, lookup: lookup, tensors: tensors)
+                return try priced(m, lookup: lookup, tensors: tensors, holdsTensors: holdsTensors)
             }
-            m.parameters = tensors.reduce(0) { $0 + $1.parameters }
-            m.weightBytes = MemoryModel.weightBytes(tensors, format: entry.format).bytes
+            m.parameters = holdsTensors ? tensors.reduce(0) { $0 + $1.parameters } : 0
+            m.weightBytes = holdsTensors ? MemoryModel.weightBytes(tensors, format: entry.format).bytes : 0
             m.predictedLatencySeconds = nil
             var cost = 0.0
             for t in tensors {
@@ -74,7 +77,7 @@ public enum PlanMapping {
                             + "'\(entry.name)' entry")
             }
             var tensors = target.tensors
-            var lookup = target.name
+            var holdsTensors = true
             if case let .head(h) = target.body, h.tied, let embeddingModule {
                 let embeddingFormat = source.modules.first { $0.kind == .embedding }?.format.engineFormat
                 let storedHead = embeddingModule.tensors.first.map {
@@ -83,11 +86,11 @@ public enum PlanMapping {
                 let storedEmbedding = embeddingFormat.flatMap { f in
                     embeddingModule.tensors.first.map { MemoryModel.storedFormat(f, for: $0) }
                 }
-                // Tied and in the embedding's stored format: the same table, nothing of its own to price.
-                tensors = storedHead == storedEmbedding ? [] : embeddingModule.tensors
-                lookup = embeddingModule.name
+                // The head reads the table in its format; in the embedding's stored format it is the same table.
+                tensors = embeddingModule.tensors
+                holdsTensors = storedHead != storedEmbedding
             }
-            var m = try priced(entry, lookup: lookup, tensors: tensors)
+            var m = try priced(entry, lookup: target.name, tensors: tensors, holdsTensors: holdsTensors)
             m.name = target.name
             modules.append(m)
         }

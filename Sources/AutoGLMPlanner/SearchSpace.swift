@@ -139,6 +139,11 @@ public struct SearchSpace: Sendable {
             throw PlannerError.pinnedFormatIllegal(pin: pin.description, format: pin.format, device: request.device.id)
         }
         let decoder = model.textDecoder
+        // A tied head reads the embedding table: the table's format is also the head's, at the table's share.
+        let tiedHead = model.modules.first { m in
+            if case let .head(h) = m.body { return h.tied }
+            return false
+        }
         for i in items.indices {
             let item = items[i]
             let pinned = pins.last { $0.matches(item: item.name, module: item.module) }?.format
@@ -147,9 +152,16 @@ public struct SearchSpace: Sendable {
                 if let pinned, format != pinned { continue }
                 if request.engineFormatsOnly && !format.engineExecutes && pinned == nil { continue }
                 guard let unit = latency.unit(for: format) else { continue }
-                guard let (loss, entry) = accuracy.itemCost(module: item.module, parameters: item.parameters,
+                guard var (loss, entry) = accuracy.itemCost(module: item.module, parameters: item.parameters,
                                                             modelParameters: totalParameters, format: format)
                 else { continue }
+                if item.kind == .embedding, let tiedHead {
+                    guard let head = accuracy.itemCost(module: tiedHead.name, parameters: item.parameters,
+                                                       modelParameters: totalParameters, format: format)
+                    else { continue }
+                    loss += head.loss
+                    entry.source += "; as the tied \(tiedHead.name): " + head.entry.source
+                }
                 let (bytes, fallbacks) = MemoryModel.weightBytes(item.tensors, format: format)
                 let decode: Double
                 switch item.kind {

@@ -16,6 +16,7 @@ struct AutoGLMRun: AsyncParsableCommand {
             HistoryCommand.self,
             SignoffKeygenCommand.self,
             MeasureAttentionCommand.self,
+            MeasureFormatsCommand.self,
             BenchAttentionCommand.self,
             CalibrateAttentionCommand.self,
             EmulateCommand.self,

@@ -140,30 +140,17 @@ struct MeasureAttentionCommand: ParsableCommand {
         let loaded = try LoadedCheckpoint(path: checkpoint)
         let pool = ComputePool(threadCount: threads)
         let tokenizer = loaded.tokenizer
-        var tokens = tokenizer.encode(text)
-        let usable = min(tokens.count, maxTokens ?? context)
-        let windows = usable / context
-        guard windows >= 1 else {
-            throw EvaluationError.textTooShort(file: files.joined(separator: ","), tokens: tokens.count, needed: context)
-        }
-        tokens = Array(tokens.prefix(windows * context))
-        let bos: Int32? = tokenizer.addsBOS ? tokenizer.bosTokenID : nil
-        let first = context / 2
-        let rows = context - first
-        let vocab = loaded.model.config.vocab
+        let settings = EvaluationSettings(context: context, maxTokens: maxTokens ?? context,
+                                          bosToken: tokenizer.addsBOS ? tokenizer.bosTokenID : nil)
         let batch = min(context, 512)
-        log("\(windows) window(s) of \(context) tokens, \(windows * (rows - 1)) scored tokens per setting")
 
         // Reference logits once per window: same weights, F32 KV, tiled, full attention.
         let reference = try InferenceSession(model: loaded.model, capacity: context, batch: batch,
                                              attention: AttentionSettings(kvCacheFormat: .f32), pool: pool)
-        var referenceLogits: [[Float]] = []
-        for w in 0..<windows {
-            let window = windowTokens(tokens, w, bos)
-            reference.reset()
-            let logits = try window.withUnsafeBufferPointer { try reference.forward($0, logitsFrom: first) }
-            referenceLogits.append(Array(logits.prefix(rows * vocab)))
-        }
+        let referenceLogits = try ReferenceLogits(tokens: tokenizer.encode(text), settings: settings,
+                                                  reference: reference, textName: files.joined(separator: ","))
+        log("\(referenceLogits.windows.count) window(s) of \(context) tokens, "
+            + "\(referenceLogits.windows.count * settings.scoredPerWindow) scored tokens per setting")
 
         var results: [MeasuredAttentionSetting] = []
         for name in settingNames {
@@ -171,22 +158,7 @@ struct MeasureAttentionCommand: ParsableCommand {
             let session = try InferenceSession(model: loaded.model, capacity: context, batch: batch,
                                                attention: attention, pool: pool)
             let start = Date()
-            var comparisons: [TokenComparison] = []
-            for w in 0..<windows {
-                let window = windowTokens(tokens, w, bos)
-                session.reset()
-                let logits = try window.withUnsafeBufferPointer { try session.forward($0, logitsFrom: first) }
-                try referenceLogits[w].withUnsafeBufferPointer { ref in
-                    for j in 0..<(rows - 1) {
-                        let target = Int(window[first + j + 1])
-                        guard let r = ref.baseAddress, let p = logits.baseAddress,
-                              let c = TokenComparison.compare(reference: r + j * vocab, plan: p + j * vocab,
-                                                              vocab: vocab, target: target)
-                        else { throw EvaluationError.nonFiniteLogit(run: name, position: w * context + first + j) }
-                        comparisons.append(c)
-                    }
-                }
-            }
+            let comparisons = try referenceLogits.compare(session, run: name)
             let s = try AccuracySummary(comparisons)
             let m = MeasuredAttentionSetting(
                 setting: name, context: context, scoredTokens: s.scoredTokens, klMean: s.klMean.value,
@@ -222,15 +194,9 @@ struct MeasureAttentionCommand: ParsableCommand {
                                    m.top1Agreement),
                     measured: true)
             }
-            try ManifestSettingsUpdate.replace(entries, inManifest: manifest)
+            try ManifestUpdate.replace(entries, inManifest: manifest)
             log("updated \(entries.count) setting_sensitivity entries in \(manifest)")
         }
-    }
-
-    private func windowTokens(_ tokens: [Int32], _ w: Int, _ bos: Int32?) -> [Int32] {
-        var window = Array(tokens[(w * context)..<((w + 1) * context)])
-        if let bos { window[0] = bos }
-        return window
     }
 
     private func log(_ line: String) {
@@ -238,8 +204,9 @@ struct MeasureAttentionCommand: ParsableCommand {
     }
 }
 
-/// Replaces `setting_sensitivity` entries of a manifest file in place, leaving the rest of the file's text as it is.
-enum ManifestSettingsUpdate {
+/// Replaces sensitivity entries of a manifest file in place (`setting_sensitivity` from `measure-attention`,
+/// `sensitivity` from `measure-formats`), leaving the rest of the file's text as it is.
+enum ManifestUpdate {
     struct Failure: Error, CustomStringConvertible {
         let file: String
         let reason: String
@@ -248,22 +215,46 @@ enum ManifestSettingsUpdate {
 
     /// Entries with the same `setting` name are replaced, new ones appended; the result must load as a manifest.
     static func replace(_ entries: [SettingSensitivity], inManifest path: String) throws {
-        let manifest = try ModelManifest.load(path)
-        var merged = manifest.settingSensitivity
+        var merged = try ModelManifest.load(path).settingSensitivity
         for e in entries {
             if let i = merged.firstIndex(where: { $0.setting == e.setting }) { merged[i] = e } else { merged.append(e) }
         }
+        try replaceArray("setting_sensitivity", with: try merged.map { e in
+            "{\"setting\": \(try quoted(e.setting)), \"loss\": \(number(e.loss)), \"source\": \(try quoted(e.source)), "
+                + "\"measured\": \(e.measured)}"
+        }, inManifest: path)
+    }
+
+    /// Entries with the same module and format are replaced, new ones appended; the result must load as a manifest.
+    static func replace(_ entries: [FormatSensitivity], inManifest path: String) throws {
+        var merged = try ModelManifest.load(path).sensitivity
+        for e in entries {
+            if let i = merged.firstIndex(where: { $0.module == e.module && $0.format == e.format }) {
+                merged[i] = e
+            } else {
+                merged.append(e)
+            }
+        }
+        try replaceArray("sensitivity", with: try merged.map { e in
+            "{\"module\": \(try quoted(e.module)), \"format\": \(try quoted(e.format.rawValue)), "
+                + "\"loss\": \(number(e.loss)), \"source\": \(try quoted(e.source)), \"measured\": \(e.measured)}"
+        }, inManifest: path)
+    }
+
+    /// Writes `lines` (one JSON object each) as the array value of the top-level `key`, appended when the key is
+    /// absent; the result must still load as a manifest.
+    private static func replaceArray(_ key: String, with lines: [String], inManifest path: String) throws {
         guard let original = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw Failure(file: path, reason: "cannot read")
         }
-        let array = try render(merged)
+        let array = "[\n" + lines.map { "    " + $0 }.joined(separator: ",\n") + "\n  ]"
         let updated: String
-        if let range = arrayRange(of: "setting_sensitivity", in: original) {
+        if let range = arrayRange(of: key, in: original) {
             updated = original.replacingCharacters(in: range, with: array)
         } else {
             guard let close = original.lastIndex(of: "}") else { throw Failure(file: path, reason: "not a JSON object") }
             updated = original[..<close].trimmingCharacters(in: .whitespacesAndNewlines)
-                + ",\n  \"setting_sensitivity\": " + array + "\n}\n"
+                + ",\n  \"\(key)\": " + array + "\n}\n"
         }
         _ = try SpecLoader.decode(ModelManifest.self, from: Data(updated.utf8), file: path)
         do {
@@ -273,18 +264,13 @@ enum ManifestSettingsUpdate {
         }
     }
 
-    /// One entry per line in the manifests' key order: setting, loss, source, measured.
-    static func render(_ entries: [SettingSensitivity]) throws -> String {
+    private static func quoted(_ s: String) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
-        func quoted(_ s: String) throws -> String { String(decoding: try encoder.encode(s), as: UTF8.self) }
-        var lines: [String] = []
-        for e in entries {
-            lines.append("    {\"setting\": \(try quoted(e.setting)), \"loss\": \(String(format: "%.6g", e.loss)), "
-                         + "\"source\": \(try quoted(e.source)), \"measured\": \(e.measured)}")
-        }
-        return "[\n" + lines.joined(separator: ",\n") + "\n  ]"
+        return String(decoding: try encoder.encode(s), as: UTF8.self)
     }
+
+    private static func number(_ x: Double) -> String { String(format: "%.6g", x) }
 
     /// The range of the array value of a top-level key: from its `[` to the matching `]`, strings skipped.
     static func arrayRange(of key: String, in text: String) -> Range<String.Index>? {

@@ -32,28 +32,28 @@ struct PlanMappingTests {
         var expectedLoss = 0.0
         for m in mapped.modules {
             let tensors: [ModuleTensor]
-            let lookup: String
+            var holds = true
             if m.kind == .head {
+                // SmolLM2's head is tied: priced as the table in the head's format ("head" figures), holding a copy
+                // only when its stored format differs from the embedding's.
                 let embeddingFormat = try #require(mapped.modules.first { $0.kind == .embedding }?.format)
-                let table = target.modules.first { $0.kind == .embedding }!.tensors
-                // SmolLM2's head is tied: a copy of the table only when its stored format differs.
-                let differs = table[0].columns == 576 && m.format.stored(columns: 576) != embeddingFormat.stored(columns: 576)
-                tensors = differs ? table : []
-                lookup = "embedding"
+                tensors = target.modules.first { $0.kind == .embedding }!.tensors
+                holds = m.format.stored(columns: 576) != embeddingFormat.stored(columns: 576)
             } else {
                 tensors = target.modules.first { $0.kind == m.kind }!.tensors.filter { t in
                     guard let layers = m.layers else { return true }
                     if let l = t.layer { return l >= layers[0] && l <= layers[1] }
                     return layers[1] == 29
                 }
-                lookup = m.kind == .embedding ? "embedding" : "decoder"
             }
+            let lookup = m.kind == .textDecoder ? "decoder" : m.name
             var bytes = 0, loss = 0.0
             for t in tensors {
                 let stored = t.isQuantizable ? m.format.stored(columns: t.columns) : m.format
                 bytes += t.isQuantizable ? stored.bytes(rows: t.rows, columns: t.columns) : 4 * t.parameters
                 loss += Double(t.parameters) / total * (try #require(accuracy.loss(module: lookup, format: stored)))
             }
+            if !holds { bytes = 0 }
             #expect(m.weightBytes == bytes, "\(m.name)")
             #expect(abs(m.accuracyCost - loss) < 1e-6, "\(m.name)")
             #expect(m.predictedLatencySeconds == nil)
@@ -69,8 +69,8 @@ struct PlanMappingTests {
         #expect(mapped.explanation.joined().contains(String(format: "%.2f%%", source.predicted.accuracyLoss * 100)))
     }
 
-    /// A tied head in the embedding's stored format is the embedding table itself: no bytes, no cost of its own.
-    /// Stored otherwise it is a converted copy, priced as the table in the head's format.
+    /// A tied head in the embedding's stored format is the embedding table itself: no bytes of its own; stored
+    /// otherwise it is a converted copy. Either way the output projection is priced as the table in the head's format.
     @Test(arguments: [(WeightFormat.q8_0, WeightFormat.q8_0, false), (.int4g128, .int4g64, false),
                       (.int4g128, .q4_0, true), (.q8_0, .q4_1, true)])
     func tiedHeadIsPricedOnlyAsASeparateCopy(embedding: WeightFormat, head: WeightFormat, copy: Bool) throws {
@@ -83,10 +83,12 @@ struct PlanMappingTests {
         let table = target.modules.first { $0.kind == .embedding }!.tensors
         if copy {
             #expect(h.weightBytes == MemoryModel.weightBytes(table, format: head).bytes)
-            #expect(h.accuracyCost > 0)
         } else {
-            #expect(h.weightBytes == 0 && h.accuracyCost == 0 && h.parameters == 0)
+            #expect(h.weightBytes == 0 && h.parameters == 0)
         }
+        let share = Double(table.reduce(0) { $0 + $1.parameters }) / Double(target.parameters)
+        let figure = try #require(AccuracyModel(manifest: target).loss(module: "head", format: head.stored(columns: 576)))
+        #expect(abs(h.accuracyCost - share * figure) < 1e-6)
     }
 
     @Test func aSettingWithoutAFigureIsAnErrorNamingIt() throws {
@@ -104,5 +106,26 @@ struct PlanMappingTests {
         var source = try Plan.load(repoPath("Plans/autoglm-phone-9b.snapdragon-8-gen-3-12gb.json"))
         source.modules.removeAll { $0.kind == .textDecoder }
         #expect(throws: PlanMapping.Error.self) { try PlanMapping.map(source, onto: try manifest("smollm2-135m")) }
+    }
+}
+
+@Suite("Tied tables in the planner")
+struct TiedTableTests {
+    /// SmolLM2's table is both the input lookup and the output projection: each format costs both figures.
+    @Test func aTiedEmbeddingCostsTheLookupAndTheHead() throws {
+        let model = try manifest("smollm2-135m")
+        let space = try SearchSpace(PlanRequest(model: model, device: try profile("host"), workload: try workload("chat")))
+        let item = try #require(space.items.first { $0.kind == .embedding })
+        let accuracy = AccuracyModel(manifest: model)
+        let share = Double(item.parameters) / Double(model.parameters)
+        #expect(item.options.count >= 4)
+        for option in item.options {
+            let expected = share * (try #require(accuracy.loss(module: "embedding", format: option.format))
+                                    + (try #require(accuracy.loss(module: "head", format: option.format))))
+            #expect(abs(option.loss - expected) < 1e-12, "\(option.format)")
+            #expect(option.lossSource.contains("as the tied head"))
+        }
+        #expect(item.options.contains { $0.format == .q4_0 && $0.loss > 0.05 })
+        #expect(!space.items.contains { $0.kind == .head })
     }
 }

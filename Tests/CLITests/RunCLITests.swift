@@ -216,17 +216,22 @@ struct RunCLITests {
         let dir = try RunCLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let hostPlan = RunCLI.packageRoot.appendingPathComponent("Plans/smollm2-135m.host.json")
-        // The same plan with its decoder in Q4_0 priced as int4 arithmetic.
-        var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: hostPlan)) as? [String: Any])
-        json["modules"] = (json["modules"] as? [[String: Any]])?.map { m -> [String: Any] in
-            guard m["kind"] as? String == "text_decoder" else { return m }
-            var m = m
-            m["format"] = "q4_0"
-            m["compute_precision"] = "int4"
-            return m
+        // The host plan with its decoder in `format`, priced at `precision` arithmetic.
+        func variant(_ format: String, _ precision: String) throws -> String {
+            var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: hostPlan)) as? [String: Any])
+            json["modules"] = (json["modules"] as? [[String: Any]])?.map { m -> [String: Any] in
+                guard m["kind"] as? String == "text_decoder" else { return m }
+                var m = m
+                m["format"] = format
+                m["compute_precision"] = precision
+                return m
+            }
+            let path = dir.appendingPathComponent("plan-\(format).json").path
+            try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+            return path
         }
-        let integerPlan = dir.appendingPathComponent("integer-plan.json").path
-        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: integerPlan))
+        let integerPlan = try variant("q4_0", "int4")
+        let floatPlan = try variant("f32", "f32")
         func ran(_ extra: [String]) throws -> String? {
             let out = try RunCLI.run(["--checkpoint", model, "--prompt", "The capital of France is", "--max-tokens", "2",
                                       "--repeats", "1", "--warmup", "0", "--eval-tokens", "0", "--json"] + extra)
@@ -236,7 +241,7 @@ struct RunCLITests {
         // What int8 becomes on this CPU (int8 with the AVX-512 kernels, else f32) is what the integer plan gets.
         let int8Here = try ran(["--activations", "int8"])
         #expect(try ran(["--plan", integerPlan, "--activations", "plan"]) == int8Here)
-        #expect(try ran(["--plan", hostPlan.path, "--activations", "plan"]) == "f32")   // its decoder is F32
+        #expect(try ran(["--plan", floatPlan, "--activations", "plan"]) == "f32")
         let missing = try RunCLI.run(["--checkpoint", model, "--prompt", "Hi", "--activations", "plan"])
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("--activations plan needs --plan"))

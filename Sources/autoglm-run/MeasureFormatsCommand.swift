@@ -1,0 +1,240 @@
+import ArgumentParser
+import AutoGLMEngine
+import AutoGLMEvaluation
+import AutoGLMSpecs
+import Foundation
+
+/// One module stored in one format, its accuracy cost measured against the whole checkpoint in F32.
+struct MeasuredFormat: Codable, Sendable, Equatable {
+    var module: String
+    var format: WeightFormat
+    var context: Int
+    var scoredTokens: Int
+    var klMean: Double
+    var klStandardError: Double
+    var klP99: Double
+    var pplRatio: Double
+    var pplRatioStandardError: Double
+    var top1Agreement: Double
+    /// The module's share of the model's parameters (a tied head: the table it reads).
+    var parameterShare: Double
+    var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case module, format, context, scoredTokens = "scored_tokens", klMean = "kl_mean"
+        case klStandardError = "kl_standard_error", klP99 = "kl_p99", pplRatio = "ppl_ratio"
+        case pplRatioStandardError = "ppl_ratio_standard_error", top1Agreement = "top1_agreement"
+        case parameterShare = "parameter_share", seconds
+    }
+
+    /// The measured relative perplexity increase of the model with only this module in the format, never below 0.
+    var moduleLoss: Double { max(0, pplRatio - 1) }
+
+    /// The manifest's figure: the planner prices an item as share · L, so L = measured loss / share makes the module
+    /// in this format cost exactly what was measured.
+    var tableLoss: Double { parameterShare > 0 ? moduleLoss / parameterShare : moduleLoss }
+}
+
+/// What `measure-formats -o` writes.
+struct FormatAccuracyFile: Codable, Sendable {
+    var checkpoint: String
+    var text: [String]
+    var date: String
+    var threads: Int
+    var measurements: [MeasuredFormat]
+}
+
+/// `autoglm-run measure-formats`: the accuracy cost of each weight format per module on the real model.
+///
+/// The reference is the checkpoint with every weight dequantised to F32. For each module and format the same
+/// checkpoint runs with that one module converted to the format and every other module in F32, over windows of real
+/// text; the perplexity ratio, KL divergence and top-1 agreement against the reference are recorded, and the
+/// manifest's `sensitivity` entries for those modules and formats are replaced by the measured ones. For a tied
+/// head, "embedding" is the table as the input lookup only and "head" the output projection only (a converted copy of
+/// the table); the planner prices a tied table in one format as both.
+struct MeasureFormatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "measure-formats",
+        abstract: "Measure each weight format's accuracy cost per module against the checkpoint in F32.",
+        discussion: """
+            Modules: embedding, decoder, head (the manifest's names). Formats: the ones the engine executes. Each \
+            measurement converts one module and keeps the rest in F32. Exit status: 0 on success, 1 when loading or \
+            measuring fails, 64 for bad options.
+            """
+    )
+
+    static let defaultFormats: [WeightFormat] = [.f16, .bf16, .q8_0, .int8, .q4_1, .int4g32, .q4_0, .int4g64, .int4g128]
+
+    @Option(help: "GGUF checkpoint (SmolLM2-135M-Instruct).")
+    var checkpoint: String
+
+    @Option(help: "Comma-separated modules to measure.")
+    var modules: String = "embedding,decoder,head"
+
+    @Option(help: "Comma-separated weight formats to measure.")
+    var formats: String = defaultFormats.map(\.rawValue).joined(separator: ",")
+
+    @Option(help: "Tokens per evaluation window; the second half of each window is scored.")
+    var context: Int = 512
+
+    @Option(name: .customLong("max-tokens"), help: "Tokens of text to use (whole windows).")
+    var maxTokens: Int = 4096
+
+    @Option(name: .customLong("text"), help: "Text files (comma-separated).")
+    var textFiles: String = EvaluationText.defaultFiles.joined(separator: ",")
+
+    @Option(name: .shortAndLong, help: "Write every measurement as JSON to this file.")
+    var output: String?
+
+    @Option(help: "Model manifest whose sensitivity entries are replaced by the measured ones.")
+    var manifest: String = "Models/smollm2-135m.json"
+
+    @Flag(name: .customLong("no-manifest"), help: "Do not update the manifest.")
+    var noManifest = false
+
+    @Option(help: "Threads (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if context < 16 { throw ValidationError("--context must be at least 16, got \(context)") }
+        if maxTokens < context {
+            throw ValidationError("--max-tokens must be at least --context (\(context)), got \(maxTokens)")
+        }
+        if let threads, threads < 1 { throw ValidationError("--threads must be positive, got \(threads)") }
+        if moduleNames.isEmpty { throw ValidationError("--modules names no module") }
+        for m in moduleNames where !Self.moduleKinds.keys.contains(m) {
+            throw ValidationError("--modules: unknown module '\(m)' (embedding, decoder, head)")
+        }
+        _ = try weightFormats()
+    }
+
+    static let moduleKinds: [String: ModuleKind] = ["embedding": .embedding, "decoder": .textDecoder, "head": .head]
+
+    var moduleNames: [String] {
+        modules.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    func weightFormats() throws -> [WeightFormat] {
+        let names = formats.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if names.isEmpty { throw ValidationError("--formats names no format") }
+        return try names.map { name in
+            guard let f = WeightFormat(rawValue: name) else {
+                throw ValidationError("--formats: unknown format '\(name)'")
+            }
+            guard f.engineExecutes else {
+                throw ValidationError("--formats: \(name) is planned but not executed by the engine "
+                                      + "(executed: \(WeightFormat.allCases.filter(\.engineExecutes).map(\.rawValue).joined(separator: ", ")))")
+            }
+            return f
+        }
+    }
+
+    func run() throws {
+        do {
+            try measure()
+        } catch {
+            FileHandle.standardError.write(Data("measure-formats: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+
+    /// A plan that keeps every module in F32 except `module`, stored in `format`.
+    static func plan(module: String, format: WeightFormat) -> Plan {
+        var plan = Plan()
+        for (name, kind) in moduleKinds.sorted(by: { $0.key < $1.key }) {
+            var m = Plan.Module()
+            m.name = name
+            m.kind = kind
+            m.format = name == module ? format : .f32
+            plan.modules.append(m)
+        }
+        return plan
+    }
+
+    /// The module's share of the model's parameters; a tied head counts the table it reads.
+    static func parameterShare(module: String, in manifest: ModelManifest) -> Double {
+        let total = Double(max(1, manifest.parameters))
+        guard let kind = moduleKinds[module], let spec = manifest.modules.first(where: { $0.kind == kind }) else { return 0 }
+        if case let .head(h) = spec.body, h.tied {
+            return Double(manifest.modules.first { $0.kind == .embedding }?.parameters ?? 0) / total
+        }
+        return Double(spec.parameters) / total
+    }
+
+    private func measure() throws {
+        let files = textFiles.split(separator: ",").map(String.init)
+        let text = try EvaluationText.load(files)
+        let target = try ModelManifest.load(manifest)
+        let wanted = try weightFormats()
+        for m in moduleNames where Self.parameterShare(module: m, in: target) == 0 {
+            throw ManifestUpdate.Failure(file: manifest, reason: "no parameters for module '\(m)'")
+        }
+        let file = try GGUFFile(path: checkpoint)
+        let tokenizer = try Tokenizer(file: file)
+        let pool = ComputePool(threadCount: threads)
+        let settings = EvaluationSettings(context: context, maxTokens: maxTokens,
+                                          bosToken: tokenizer.addsBOS ? tokenizer.bosTokenID : nil)
+        let batch = min(context, 512)
+        let checkpointName = (checkpoint as NSString).lastPathComponent
+
+        // Reference: every weight dequantised to F32.
+        let referenceModel = try DecoderModel.load(gguf: file, policy: .uniform(.f32))
+        let referenceSession = try InferenceSession(model: referenceModel, capacity: context, batch: batch,
+                                                    attention: AttentionSettings(kvCacheFormat: .f32), pool: pool)
+        let reference = try ReferenceLogits(tokens: tokenizer.encode(text), settings: settings,
+                                            reference: referenceSession, textName: files.joined(separator: ","))
+        log("\(reference.windows.count) window(s) of \(context) tokens, "
+            + "\(reference.windows.count * settings.scoredPerWindow) scored tokens per measurement")
+
+        var results: [MeasuredFormat] = []
+        for module in moduleNames {
+            for format in wanted {
+                let start = Date()
+                let model = try DecoderModel.load(gguf: file, policy: .plan(Self.plan(module: module, format: format)))
+                let session = try InferenceSession(model: model, capacity: context, batch: batch,
+                                                   attention: AttentionSettings(kvCacheFormat: .f32), pool: pool)
+                let s = try AccuracySummary(try reference.compare(session, run: "\(module) in \(format.rawValue)"))
+                let m = MeasuredFormat(
+                    module: module, format: format, context: context, scoredTokens: s.scoredTokens,
+                    klMean: s.klMean.value, klStandardError: s.klMean.uncertainty, klP99: s.klP99,
+                    pplRatio: s.pplRatio.value, pplRatioStandardError: s.pplRatio.uncertainty,
+                    top1Agreement: s.top1Agreement.value, parameterShare: Self.parameterShare(module: module, in: target),
+                    seconds: Date().timeIntervalSince(start))
+                results.append(m)
+                print(String(format: "%-10@ %-10@ PPL ratio %.5f ± %.5f  KL %.6f ± %.6f  top-1 %.4f  (%.0f s)",
+                             module as NSString, format.rawValue as NSString, m.pplRatio, m.pplRatioStandardError,
+                             m.klMean, m.klStandardError, m.top1Agreement, m.seconds))
+            }
+        }
+
+        let date = ISO8601DateFormatter().string(from: Date())
+        if let output {
+            let record = FormatAccuracyFile(checkpoint: checkpointName, text: files, date: date,
+                                            threads: pool.threadCount, measurements: results)
+            try SpecLoader.encode(record).write(to: URL(fileURLWithPath: output), options: .atomic)
+        }
+        if !noManifest {
+            let day = String(date.prefix(10))
+            let textName = files.map { ($0 as NSString).lastPathComponent }.joined(separator: "+")
+            let entries = results.map { m in
+                FormatSensitivity(
+                    module: m.module, format: m.format, loss: m.tableLoss,
+                    source: String(format: "measured: autoglm-run measure-formats on %@, %@, %d scored tokens of %@ "
+                                   + "at context %d, only %@ in %@ and the rest in F32, against the checkpoint in "
+                                   + "F32: PPL ratio %.5f ± %.5f, KL %.6f ± %.6f, top-1 agreement %.4f; loss = "
+                                   + "(ratio − 1) / parameter share %.4f",
+                                   checkpointName as NSString, day as NSString, m.scoredTokens, textName as NSString,
+                                   m.context, m.module as NSString, m.format.rawValue as NSString, m.pplRatio,
+                                   m.pplRatioStandardError, m.klMean, m.klStandardError, m.top1Agreement,
+                                   m.parameterShare),
+                    measured: true)
+            }
+            try ManifestUpdate.replace(entries, inManifest: manifest)
+            log("updated \(entries.count) sensitivity entries in \(manifest)")
+        }
+    }
+
+    private func log(_ line: String) {
+        FileHandle.standardError.write(Data(("measure-formats: " + line + "\n").utf8))
+    }
+}
