@@ -6,7 +6,8 @@ import AutoGLMSpecs
 /// - Encode and prefill: `FLOPs / (peak(format) · η_matmul)` for the linear layers (2 · parameters · tokens) and
 ///   `FLOPs / (peak(f16) · η_attention)` for attention, bounded below by the bytes the stage must move over
 ///   `bandwidth · η_matvec` (weights once, materialised score matrices written and read back).
-/// - Decode: per token, `max(bytes read / (bandwidth · η_matvec), FLOPs / (peak · η_matmul))` per module, plus the KV
+/// - Decode: per token, `max(bytes read / (bandwidth · η_matvec), FLOPs / (peak · η_matmul))` per module (η_matvec
+///   the format's own where the profile measured one, `DeviceProfile.matvecBandwidthByFormat`), plus the KV
 ///   cache read; decode rates are multiplied by the profile's sustained factor (phones throttle over a generation).
 /// - A unit with `count > 1` runs tensor-parallel: compute and bandwidth scale with the count and every layer pays two
 ///   all-reduces of `hidden · 2` bytes per token over the interconnect (plus its latency).
@@ -17,6 +18,10 @@ public struct LatencyModel: Sendable {
     public init(device: DeviceProfile) { self.device = device }
 
     public var etaMatvec: Double { device.efficiency[.matvecBandwidth]?.value ?? 1 }
+    /// The matrix × vector efficiency of one weight format: its own measured figure, else the profile's.
+    public func etaMatvec(_ format: WeightFormat) -> Double {
+        device.matvecBandwidthByFormat[format]?.value ?? etaMatvec
+    }
     public var etaMatmul: Double { device.efficiency[.matmulCompute]?.value ?? 1 }
     public var etaAttention: Double { device.efficiency[.attentionCompute]?.value ?? 1 }
     public var sustained: Double { device.sustainedFactor.value }
@@ -59,10 +64,11 @@ public struct LatencyModel: Sendable {
         return max(compute, memory)
     }
 
-    /// Seconds per decoded token for a module: weights streamed once, 2 FLOPs per parameter.
+    /// Seconds per decoded token for a module: weights streamed once at the format's matrix × vector efficiency,
+    /// 2 FLOPs per parameter.
     public func decodeSeconds(weightBytes: Double, parameters: Double, unit: DeviceProfile.ComputeUnit,
                               format: WeightFormat) -> Double {
-        let memory = weightBytes / (bandwidth(unit) * etaMatvec * sustained)
+        let memory = weightBytes / (bandwidth(unit) * etaMatvec(format) * sustained)
         let compute = 2 * parameters / (peak(unit, format) * etaMatmul * sustained)
         return max(memory, compute)
     }

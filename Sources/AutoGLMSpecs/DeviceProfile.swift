@@ -13,6 +13,10 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
     public var computeUnits: [ComputeUnit]
     public var interconnect: Interconnect?
     public var efficiency: [OpClass: Sourced<Double>]
+    /// Matrix × vector efficiency per weight format (weight bytes/s ÷ memory bandwidth), where measured: 4-bit
+    /// formats unpack their codes and stream slower than 8- and 16-bit ones. Formats without a figure take
+    /// `efficiency.matvec_bandwidth`.
+    public var matvecBandwidthByFormat: [WeightFormat: Sourced<Double>]
     public var sustainedFactor: Sourced<Double>
     public var runtimeOverheadBytes: Sourced<Int>
     public var notes: String?
@@ -20,6 +24,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case schemaVersion = "schema_version", id, name, kind, memory
         case computeUnits = "compute_units", interconnect, efficiency
+        case matvecBandwidthByFormat = "matvec_bandwidth_by_format"
         case sustainedFactor = "sustained_factor", runtimeOverheadBytes = "runtime_overhead_bytes", notes
     }
 
@@ -213,6 +218,13 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
                 throw FieldValidationError(field: "efficiency." + op.rawValue, expected: "a factor in (0, 1]",
                                            found: "\(figure.value)")
             }
+        }
+        matvecBandwidthByFormat = try c.decodeIfPresent([WeightFormat: Sourced<Double>].self,
+                                                        forKey: .matvecBandwidthByFormat) ?? [:]
+        for (format, figure) in matvecBandwidthByFormat.sorted(by: { $0.key < $1.key })
+        where !(figure.value > 0 && figure.value <= 1) {
+            throw FieldValidationError(field: "matvec_bandwidth_by_format." + format.rawValue,
+                                       expected: "a factor in (0, 1]", found: "\(figure.value)")
         }
         sustainedFactor = try c.decode(Sourced<Double>.self, forKey: .sustainedFactor)
         if !(sustainedFactor.value > 0 && sustainedFactor.value <= 1) {

@@ -27,8 +27,15 @@ struct RunCommand: ParsableCommand {
     @Option(help: "System message for --chat (default: none).")
     var system: String?
 
-    @Option(name: .customLong("max-tokens"), help: "Tokens to generate.")
-    var maxTokens: Int = 64
+    @Option(name: .customLong("max-tokens"), help: "Tokens to generate (default: 64).")
+    var maxTokens: Int?
+
+    @Flag(name: .customLong("plan-workload"), help: ArgumentHelp(
+        "Run the plan's workload: a prompt of its prompt tokens (the start of the evaluation text) and exactly its "
+            + "output tokens, so its TTFT, decode, KV-cache and peak predictions apply to what is measured.",
+        discussion: "Without it, those predictions are shown only when the run's prompt and output lengths are the "
+            + "plan's."))
+    var planWorkload = false
 
     @Option(name: .customLong("eval-text"), help: "Evaluation text file (default: GPL-3 + Apache-2.0 licence texts).")
     var evalText: String?
@@ -68,7 +75,14 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         if prompt != nil && chat != nil { throw ValidationError("give --prompt or --chat, not both") }
-        if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1, got \(maxTokens)") }
+        if let maxTokens, maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1, got \(maxTokens)") }
+        if planWorkload {
+            if plan == nil { throw ValidationError("--plan-workload needs --plan") }
+            if prompt != nil || chat != nil || maxTokens != nil {
+                throw ValidationError("--plan-workload takes its prompt and output lengths from the plan: drop "
+                                      + "--prompt, --chat and --max-tokens")
+            }
+        }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
         if warmup < 0 { throw ValidationError("--warmup must be ≥ 0, got \(warmup)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
@@ -132,20 +146,45 @@ struct RunSession {
             report.predicted = plan.predicted
         }
 
-        // Prompt.
-        let tokens = try promptTokens(loaded)
-        report.workload.id = plan?.workload.id ?? (o.chat != nil ? "chat" : "prompt")
+        // Prompt: the plan's workload (its prompt length from the evaluation text, all its output tokens), or the
+        // one given.
+        let tokens: [Int32]
+        let outputs: Int
+        if o.planWorkload, let plan, let path = o.plan {
+            guard plan.workload.image == nil else {
+                throw ValidationError("\(path): workload '\(plan.workload.id)' has an image; `run` executes text "
+                                      + "decoders only (the full model runs under --emulate)")
+            }
+            tokens = try workloadPrompt(loaded, tokens: plan.workload.promptTokens)
+            outputs = max(1, plan.workload.outputTokens)
+        } else {
+            tokens = try promptTokens(loaded)
+            outputs = o.maxTokens ?? 64
+        }
+        report.workload.id = o.planWorkload ? plan?.workload.id ?? "" : (o.chat != nil ? "chat" : "prompt")
         report.workload.promptTokens = tokens.count
-        report.workload.outputTokens = o.maxTokens
+        report.workload.outputTokens = outputs
+        var workloadNote: String?
+        if let plan, !o.planWorkload,
+           tokens.count != plan.workload.promptTokens || outputs != plan.workload.outputTokens {
+            // Latency, KV-cache and peak predictions hold for the plan's workload only: not set beside this run's.
+            let kept = report.predicted
+            report.predicted = Plan.Prediction()
+            report.predicted.weightBytes = kept.weightBytes
+            report.predicted.accuracyLoss = kept.accuracyLoss
+            workloadNote = "the plan's TTFT, decode, KV-cache and peak predictions are for its workload "
+                + "'\(plan.workload.id)' (\(plan.workload.promptTokens) prompt + \(plan.workload.outputTokens) output "
+                + "tokens), not this run's \(tokens.count) + \(outputs): not compared (--plan-workload runs that workload)"
+        }
 
-        // Generate: warm-ups, then timed repeats.
-        let session = try InferenceSession(model: loaded.model, capacity: tokens.count + o.maxTokens,
+        // Generate: warm-ups, then timed repeats. The plan's workload generates all its output tokens.
+        let session = try InferenceSession(model: loaded.model, capacity: tokens.count + outputs,
                                            batch: min(512, max(tokens.count, 1)), attention: attention, pool: pool)
         let sampling = SamplingSettings(temperature: o.temperature, topP: o.topP, seed: o.seed)
+        let stops: Set<Int32> = o.planWorkload ? [] : loaded.stopTokens
         var results: [GenerationResult] = []
         for i in 0..<(o.warmup + o.repeats) {
-            let r = try session.generate(prompt: tokens, maxTokens: o.maxTokens, stopTokens: loaded.stopTokens,
-                                         sampling: sampling)
+            let r = try session.generate(prompt: tokens, maxTokens: outputs, stopTokens: stops, sampling: sampling)
             if i >= o.warmup { results.append(r) }
         }
         let peak = ProcessMemory.peakResidentBytes ?? 0
@@ -179,7 +218,18 @@ struct RunSession {
 
         // Accuracy against the same checkpoint dequantised to F32 (after the memory peak was read).
         report.accuracy = try evaluate(loaded, attention: attention, pool: pool)
-        return (report, expected.note(peak: peak))
+        return (report, ([workloadNote].compactMap { $0 } + [expected.note(peak: peak)]).joined(separator: "\n"))
+    }
+
+    /// The first `count` tokens of the evaluation text (BOS first where the tokenizer adds one).
+    func workloadPrompt(_ loaded: LoadedCheckpoint, tokens count: Int) throws -> [Int32] {
+        let files = options.evalText.map { [$0] } ?? EvaluationText.defaultFiles
+        let text = try EvaluationText.load(files)
+        let ids = loaded.tokenizer.encode(text, addBOS: loaded.tokenizer.addsBOS, parseSpecial: false)
+        guard ids.count >= count else {
+            throw EvaluationError.textTooShort(file: files.joined(separator: " + "), tokens: ids.count, needed: count)
+        }
+        return Array(ids.prefix(count))
     }
 
     func promptTokens(_ loaded: LoadedCheckpoint) throws -> [Int32] {

@@ -127,6 +127,13 @@ struct CalibrationTests {
             #expect(figure.source.hasPrefix("measured: autoglm-plan profile-host on \(result.host.cpuModel)"))
         }
         for op in DeviceProfile.OpClass.allCases { #expect((loaded.efficiency[op]?.value ?? 0) <= 1) }
+        // Each format's own matvec efficiency: its weight GB/s over the stream rate, at most 1.
+        #expect(Set(loaded.matvecBandwidthByFormat.keys) == Set(cpu.formats))
+        for f in result.formats {
+            let figure = try #require(loaded.matvecBandwidthByFormat[WeightFormat(rawValue: f.format.rawValue)!])
+            #expect(abs(figure.value - min(1, f.matvec.gigabytesPerSecond * 1e9 / result.bandwidth.medianBytesPerSecond)) < 1e-12)
+            #expect(figure.source.hasPrefix("measured: autoglm-plan profile-host on \(result.host.cpuModel)"))
+        }
         #expect(loaded.memory.bandwidthBytesPerSecond.source.contains("median of \(options.bandwidthPasses), 2 threads"))
     }
 }

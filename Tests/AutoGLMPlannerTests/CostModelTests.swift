@@ -77,6 +77,23 @@ struct LatencyModelTests {
         #expect(abs(t - 5e9 / (76.8e9 * 0.7 * 0.8)) < 1e-12)
     }
 
+    /// A format with its own measured matvec efficiency streams at that rate; the others at the profile's.
+    @Test func decodeTakesTheFormatsOwnMatvecEfficiency() throws {
+        let host = try profile("host")
+        let model = LatencyModel(device: host)
+        let cpu = try #require(host.computeUnits.first)
+        let bandwidth = host.memory.bandwidthBytesPerSecond.value, sustained = host.sustainedFactor.value
+        let g32 = try #require(host.matvecBandwidthByFormat[.int4g32]?.value)
+        #expect(g32 < 0.7 && g32 < model.etaMatvec)           // 4-bit codes unpack slower than the median format
+        let t = model.decodeSeconds(weightBytes: 1e8, parameters: 1, unit: cpu, format: .int4g32)
+        #expect(abs(t - 1e8 / (bandwidth * g32 * sustained)) < 1e-12)
+        var bare = host
+        bare.matvecBandwidthByFormat = [:]
+        let u = LatencyModel(device: bare).decodeSeconds(weightBytes: 1e8, parameters: 1, unit: cpu, format: .int4g32)
+        #expect(abs(u - 1e8 / (bandwidth * model.etaMatvec * sustained)) < 1e-12)
+        #expect(try profile(phone).matvecBandwidthByFormat.isEmpty)
+    }
+
     @Test func prefillIsComputeBound() throws {
         let device = try profile(phone)
         let model = LatencyModel(device: device)

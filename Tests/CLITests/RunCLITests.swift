@@ -152,6 +152,47 @@ struct RunCLITests {
         #expect(bad.stderr.contains("broken.json"))
     }
 
+    /// Latency, KV-cache and peak predictions are set beside a run only when it runs the plan's workload.
+    @Test func realModelPlanWorkloadRunsThePlansLengthsAndOtherRunsDropItsLatencyPredictions() throws {
+        let model = try RunCLI.requireSmolLM2()
+        let dir = try RunCLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // The host plan with a short workload: 96 prompt tokens, 8 output tokens.
+        var plan = try Plan.load(RunCLI.packageRoot.appendingPathComponent("Plans/smollm2-135m.host.json").path)
+        plan.workload = Workload(id: "short", description: "test", image: nil, promptTokens: 96, outputTokens: 8)
+        let planPath = dir.appendingPathComponent("short.json").path
+        try JSONEncoder().encode(plan).write(to: URL(fileURLWithPath: planPath))
+        let common = ["--checkpoint", model, "--plan", planPath, "--repeats", "1", "--warmup", "0", "--eval-tokens", "0"]
+
+        let out = try RunCLI.run(common + ["--plan-workload", "--json"])
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        let report = try JSONDecoder().decode(RunReport.self, from: Data(out.stdout.utf8))
+        #expect(report.workload.id == "short" && report.workload.promptTokens == 96 && report.workload.outputTokens == 8)
+        // Every output token is generated (end-of-generation does not stop the plan's workload).
+        #expect(report.measured.stages.first { $0.stage == "decode" }?.tokens == 7)
+        #expect(report.predicted == plan.predicted)
+
+        let other = try RunCLI.run(common + ["--prompt", "The capital of France is", "--max-tokens", "4"])
+        #expect(other.status == 0, "stderr: \(other.stderr)")
+        #expect(other.stdout.contains("are for its workload 'short' (96 prompt + 8 output tokens)"))
+        #expect(other.stdout.contains("not compared"))
+        let otherJSON = try RunCLI.run(common + ["--prompt", "The capital of France is", "--max-tokens", "4", "--json"])
+        let r2 = try JSONDecoder().decode(RunReport.self, from: Data(otherJSON.stdout.utf8))
+        #expect(r2.predicted.ttftSeconds == 0 && r2.predicted.decodeTokensPerSecond == 0)
+        #expect(r2.predicted.kvCacheBytes == 0 && r2.predicted.peakMemoryBytes == 0)
+        #expect(r2.predicted.weightBytes == plan.predicted.weightBytes)
+        #expect(r2.workload.id == "prompt")
+
+        for (arguments, message) in [
+            (["--plan-workload"], "--plan-workload needs --plan"),
+            (["--plan", planPath, "--plan-workload", "--max-tokens", "3"], "drop --prompt, --chat and --max-tokens"),
+        ] {
+            let bad = try RunCLI.run(["--checkpoint", model] + arguments)
+            #expect(bad.status != 0)
+            #expect(bad.stderr.contains(message), "stderr: \(bad.stderr)")
+        }
+    }
+
     @Test func badArgumentsFailWithAMessage() throws {
         let missing = try RunCLI.run(["--checkpoint", "/nonexistent/model.gguf", "--max-tokens", "1"])
         #expect(missing.status != 0)

@@ -6,6 +6,8 @@
 // - peak_ops_per_second[p]: the best matmul (prefill) throughput measured among the engine formats whose compute
 //   precision is p. It is achieved, not theoretical, throughput of this engine.
 // - efficiency.matvec_bandwidth: median over formats of (matvec weight bytes/s ÷ stream read bandwidth), at most 1.
+// - matvec_bandwidth_by_format[f]: format f's matvec weight bytes/s ÷ stream read bandwidth, at most 1 (what the
+//   planner prices that format's decode at).
 // - efficiency.matmul_compute: median over formats of (matmul FLOP/s ÷ peak of the format's precision).
 // - efficiency.attention_compute: attention prefill FLOP/s ÷ the peak a planner prices attention against (the f16
 //   peak when one was measured, else f32), at most 1, so that peak × factor reproduces the measured rate.
@@ -94,6 +96,16 @@ public enum HostProfileBuilder {
                 + "\(attentionPeakPrecision.rawValue) peak",
                 count: r.attention.secondsPerCall.count)),
         ]
+        var byFormat: [WeightFormat: Sourced<Double>] = [:]
+        for f in r.formats {
+            guard let wf = WeightFormat(rawValue: f.format.rawValue) else { continue }
+            let ratio = min(1, f.matvec.gigabytesPerSecond * 1e9 / stream)
+            try HostCalibration.requireUsable("matvec_bandwidth_by_format." + wf.rawValue, ratio)
+            byFormat[wf] = Sourced(ratio, source: source(String(
+                format: "%@ matvec %.1f GB/s (%d×%d) ÷ stream read %.1f GB/s, at most 1", wf.rawValue as NSString,
+                f.matvec.gigabytesPerSecond, r.options.matvecRows, r.options.matvecColumns, stream / 1e9),
+                count: r.options.matvecRepeats))
+        }
         let sustained = Sourced(r.bandwidth.sustainedRatio, source: source(
             "last third ÷ first third of the stream-read passes, at most 1", count: r.bandwidth.passBytesPerSecond.count))
         let overhead = Sourced(host.processResidentBytes, source: system(
@@ -113,6 +125,6 @@ public enum HostProfileBuilder {
             """
         return DeviceProfile(id: id, name: name ?? "This host: \(host.cpuModel), \(host.cores) threads", kind: .host,
                              memory: memory, computeUnits: [cpu], efficiency: efficiency,
-                             sustainedFactor: sustained, runtimeOverheadBytes: overhead, notes: notes)
+                             matvecBandwidthByFormat: byFormat, sustainedFactor: sustained, runtimeOverheadBytes: overhead, notes: notes)
     }
 }
