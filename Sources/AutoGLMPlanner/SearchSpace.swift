@@ -169,13 +169,17 @@ public struct SearchSpace: Sendable {
                     decode = latency.decodeSeconds(weightBytes: Double(bytes), parameters: Double(item.matrixParameters),
                                                    unit: unit, format: format)
                 case .embedding:
+                    // A row per token; a tied table is also the head, read whole for each token's logits.
                     let rows = max(1, item.tensors.first?.rows ?? 1)
                     decode = latency.decodeSeconds(weightBytes: Double(bytes) / Double(rows), parameters: 0,
                                                    unit: unit, format: format)
+                        + (tiedHead == nil ? 0 : latency.decodeSeconds(
+                            weightBytes: Double(bytes), parameters: Double(item.matrixParameters), unit: unit,
+                            format: format))
                 case .visionEncoder, .audioEncoder, .projector:
                     decode = 0
                 }
-                let flopsPerToken = item.kind == .embedding ? 0 : 2 * Double(item.matrixParameters)
+                let flopsPerToken = item.kind == .embedding && tiedHead == nil ? 0 : 2 * Double(item.matrixParameters)
                 options.append(ItemOption(format: format, unit: unit.id, weightBytes: bytes,
                                           fallbacks: fallbacks.map { "\($0.name) as \(MemoryModel.storedFormat(format, for: $0).rawValue)" },
                                           loss: loss, lossSource: entry.source,
@@ -206,7 +210,8 @@ public struct SearchSpace: Sendable {
                 case .visionEncoder: tokens = patches
                 case .projector: tokens = item.tensors.contains { $0.name.hasPrefix("mm.") }
                     ? imageTokens : 0
-                case .audioEncoder, .embedding: tokens = 0
+                case .audioEncoder: tokens = 0
+                case .embedding: tokens = tiedHead == nil ? 0 : min(request.logitsTokens, context)   // tied: logits
                 case .textDecoder, .crossModal: tokens = context
                 case .head: tokens = min(request.logitsTokens, context)
                 }

@@ -128,4 +128,25 @@ struct TiedTableTests {
         #expect(item.options.contains { $0.format == .q4_0 && $0.loss > 0.05 })
         #expect(!space.items.contains { $0.kind == .head })
     }
+
+    /// Each decoded token reads one row of a tied table for its input and the whole table for its logits.
+    @Test func aTiedEmbeddingIsReadWholeForEachTokensLogits() throws {
+        let model = try manifest("smollm2-135m")
+        let request = PlanRequest(model: model, device: try profile("host"), workload: try workload("chat"))
+        let space = try SearchSpace(request)
+        let k = try #require(space.items.firstIndex { $0.kind == .embedding })
+        let latency = LatencyModel(device: request.device)
+        let cpu = try #require(request.device.computeUnits.first)
+        for (o, option) in space.items[k].options.enumerated() {
+            let bytes = Double(option.weightBytes), rows = Double(space.items[k].tensors[0].rows)
+            let expected = latency.decodeSeconds(weightBytes: bytes / rows, parameters: 0, unit: cpu, format: option.format)
+                + latency.decodeSeconds(weightBytes: bytes, parameters: Double(space.items[k].matrixParameters),
+                                        unit: cpu, format: option.format)
+            #expect(abs(option.decodeSeconds - expected) < 1e-12, "\(option.format)")
+            // Prefill computes the logits of the last prompt token through it.
+            let logits = latency.matmulSeconds(flops: 2 * Double(space.items[k].matrixParameters), bytes: bytes,
+                                               unit: cpu, format: option.format)
+            #expect(abs(space.scenarios[0].prefill[k][o] - logits) < 1e-12, "\(option.format)")
+        }
+    }
 }
