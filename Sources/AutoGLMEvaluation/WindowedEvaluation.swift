@@ -65,8 +65,8 @@ public enum WindowedEvaluation {
             throw EvaluationError.shapeMismatch(what: "plan vocabulary", expected: vocab, got: plan.model.config.vocab)
         }
         for session in [reference, plan] where session.capacity < c {
-            throw EvaluationError.invalidSetting(name: "context", expected: "≤ the session capacity \(session.capacity)",
-                                                 got: "\(c)")
+            throw EvaluationError.invalidSetting(name: "context",
+                                                 expected: "≤ the session capacity \(session.capacity)", got: "\(c)")
         }
         let first = c / 2
         var out: [TokenComparison] = []
@@ -121,8 +121,8 @@ public struct ReferenceLogits {
         let count = usable / c
         guard count >= 1 else { throw EvaluationError.textTooShort(file: textName, tokens: tokens.count, needed: c) }
         guard reference.capacity >= c else {
-            throw EvaluationError.invalidSetting(name: "context", expected: "≤ the session capacity \(reference.capacity)",
-                                                 got: "\(c)")
+            throw EvaluationError.invalidSetting(name: "context",
+                                                 expected: "≤ the session capacity \(reference.capacity)", got: "\(c)")
         }
         self.settings = settings
         vocab = reference.model.config.vocab
@@ -143,7 +143,8 @@ public struct ReferenceLogits {
     /// One comparison per scored token of every window, `session` run from an empty cache on each.
     public func compare(_ session: InferenceSession, run: String) throws -> [TokenComparison] {
         guard session.model.config.vocab == vocab else {
-            throw EvaluationError.shapeMismatch(what: "\(run) vocabulary", expected: vocab, got: session.model.config.vocab)
+            throw EvaluationError.shapeMismatch(what: "\(run) vocabulary", expected: vocab,
+                                                got: session.model.config.vocab)
         }
         let c = settings.context
         guard session.capacity >= c else {

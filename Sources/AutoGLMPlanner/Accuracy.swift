@@ -42,8 +42,8 @@ public struct AccuracyModel: Sendable {
 
     public func factor(module: String) -> Double { moduleFactors[module] ?? 1 }
 
-    /// One item's weighted cost by the rule above, factor(module) · parameters / model parameters · L(module, format),
-    /// with the entry it used; nil when no table gives the module a figure for the format.
+    /// One item's weighted cost by the rule above, factor(module) · parameters / model parameters ·
+    /// L(module, format), with the entry it used; nil when no table gives the module a figure for the format.
     public func itemCost(module: String, parameters: Int, modelParameters: Int,
                          format: WeightFormat) -> (loss: Double, entry: FormatSensitivity)? {
         guard let entry = entry(module: module, format: format) else { return nil }

@@ -6,8 +6,8 @@ import AutoGLMSpecs
 /// loss and weight bytes from its own manifest. The source plan's memory and latency predictions belong to the source
 /// model and device and are not carried.
 ///
-/// Decoder layer l of an L-layer target takes the format of source layer ⌊l · L_source / L⌋. A format the engine does
-/// not execute is replaced by the one it runs in its place (`WeightFormat.engineFormat`). Each matrix is priced in
+/// Decoder layer l of an L-layer target takes the format of source layer ⌊l · L_source / L⌋. A format the engine
+/// does not execute is replaced by the one it runs in its place (`WeightFormat.engineFormat`). Each matrix is priced in
 /// the format it is stored in (`WeightFormat.stored`: 576-wide rows take int4-g64 under int4-g128), with the target's
 /// sensitivity tables and the planner's additive rule (`AccuracyModel`). A tied head is priced as the output
 /// projection of the table in the head's format at the table's share (the manifest's "head" figures), on top of the
@@ -32,7 +32,8 @@ public enum PlanMapping {
         }
         let total = sourceLayers ?? ((decoderEntries.compactMap { $0.layers?[1] }.max() ?? -1) + 1)
         guard total > 0 else {
-            throw Error(message: "cannot tell the decoder layer count of \(source.model.id)'s plan: no entry has layers")
+            throw Error(message: "cannot tell the decoder layer count of \(source.model.id)'s plan: "
+                        + "no entry has layers")
         }
         func format(ofSourceLayer l: Int) -> WeightFormat {
             (decoderEntries.first { $0.covers(layer: l) } ?? firstEntry).format

@@ -180,8 +180,8 @@ public struct SearchSpace: Sendable {
                     decode = 0
                 }
                 let flopsPerToken = item.kind == .embedding && tiedHead == nil ? 0 : 2 * Double(item.matrixParameters)
-                options.append(ItemOption(format: format, unit: unit.id, weightBytes: bytes,
-                                          fallbacks: fallbacks.map { "\($0.name) as \(MemoryModel.storedFormat(format, for: $0).rawValue)" },
+                let stored = fallbacks.map { "\($0.name) as \(MemoryModel.storedFormat(format, for: $0).rawValue)" }
+                options.append(ItemOption(format: format, unit: unit.id, weightBytes: bytes, fallbacks: stored,
                                           loss: loss, lossSource: entry.source,
                                           decodeSeconds: decode, prefillFLOPsPerToken: flopsPerToken, unitRef: unit))
             }

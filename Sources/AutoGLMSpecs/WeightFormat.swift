@@ -118,7 +118,8 @@ public enum WeightFormat: String, Codable, CaseIterable, Sendable, Comparable, C
     public func stored(columns: Int) -> WeightFormat {
         if canStore(columns: columns) { return self }
         let groups: [WeightFormat] = [.int4g128, .int4g64, .int4g32]
-        if let i = groups.firstIndex(of: self), let smaller = groups[(i + 1)...].first(where: { $0.canStore(columns: columns) }) {
+        if let i = groups.firstIndex(of: self),
+           let smaller = groups[(i + 1)...].first(where: { $0.canStore(columns: columns) }) {
             return smaller
         }
         return .f16

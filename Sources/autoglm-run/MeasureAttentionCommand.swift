@@ -7,24 +7,26 @@ import Foundation
 /// One attention setting whose accuracy cost is measured, named as the planner's setting tables name it.
 struct MeasuredAttentionSetting: Codable, Sendable, Equatable {
     var setting: String
-    var context: Int
-    var scoredTokens: Int
-    var klMean: Double
-    var klStandardError: Double
-    var klP99: Double
-    var pplRatio: Double
-    var pplRatioStandardError: Double
-    var top1Agreement: Double
-    var seconds: Double
+    var figures: AccuracyFigures
 
-    enum CodingKeys: String, CodingKey {
-        case setting, context, scoredTokens = "scored_tokens", klMean = "kl_mean"
-        case klStandardError = "kl_standard_error", klP99 = "kl_p99", pplRatio = "ppl_ratio"
-        case pplRatioStandardError = "ppl_ratio_standard_error", top1Agreement = "top1_agreement", seconds
+    enum CodingKeys: String, CodingKey { case setting }
+
+    init(setting: String, figures: AccuracyFigures) { self.setting = setting; self.figures = figures }
+
+    /// The figures sit beside `setting` in one JSON object.
+    init(from decoder: Decoder) throws {
+        setting = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .setting)
+        figures = try AccuracyFigures(from: decoder)
+    }
+
+    func encode(to encoder: Encoder) throws {
+        try figures.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(setting, forKey: .setting)
     }
 
     /// The planner's loss figure: relative perplexity increase, never below zero.
-    var loss: Double { max(0, pplRatio - 1) }
+    var loss: Double { max(0, figures.pplRatio - 1) }
 }
 
 /// What `measure-attention -o` writes.
@@ -53,8 +55,7 @@ struct MeasureAttentionCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "GGUF checkpoint (SmolLM2-135M-Instruct).")
-    var checkpoint: String
+    @OptionGroup var common: MeasurementOptions
 
     @Option(help: "Tokens per evaluation window; the second half of each window is scored.")
     var context: Int = 1024
@@ -65,27 +66,11 @@ struct MeasureAttentionCommand: ParsableCommand {
     @Option(help: "Comma-separated settings to measure.")
     var settings: String = "kv:f16,kv:int8,kv:int4,window:512+4,window:256+4,block-sparse:256/2,block-sparse:128/4,kernel:materialised"
 
-    @Option(name: .customLong("text"), help: "Text files (comma-separated).")
-    var textFiles: String = EvaluationText.defaultFiles.joined(separator: ",")
-
-    @Option(name: .shortAndLong, help: "Write every measurement as JSON to this file.")
-    var output: String?
-
-    @Option(help: "Model manifest whose setting_sensitivity entries are replaced by the measured ones.")
-    var manifest: String = "Models/smollm2-135m.json"
-
-    @Flag(name: .customLong("no-manifest"), help: "Do not update the manifest.")
-    var noManifest = false
-
-    @Option(help: "Threads (default: all cores).")
-    var threads: Int?
-
     func validate() throws {
         if context < 16 { throw ValidationError("--context must be at least 16, got \(context)") }
         if let maxTokens, maxTokens < context {
             throw ValidationError("--max-tokens must be at least --context (\(context)), got \(maxTokens)")
         }
-        if let threads, threads < 1 { throw ValidationError("--threads must be positive, got \(threads)") }
         for name in settingNames { _ = try Self.parse(setting: name) }
     }
 
@@ -125,20 +110,13 @@ struct MeasureAttentionCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
-        do {
-            try measure()
-        } catch {
-            FileHandle.standardError.write(Data("measure-attention: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
-    }
+    func run() throws { try MeasurementOptions.reportingFailures("measure-attention", measure) }
 
     private func measure() throws {
-        let files = textFiles.split(separator: ",").map(String.init)
+        let files = common.files
         let text = try EvaluationText.load(files)
-        let loaded = try LoadedCheckpoint(path: checkpoint)
-        let pool = ComputePool(threadCount: threads)
+        let loaded = try LoadedCheckpoint(path: common.checkpoint)
+        let pool = ComputePool(threadCount: common.threads)
         let tokenizer = loaded.tokenizer
         let settings = EvaluationSettings(context: context, maxTokens: maxTokens ?? context,
                                           bosToken: tokenizer.addsBOS ? tokenizer.bosTokenID : nil)
@@ -158,50 +136,35 @@ struct MeasureAttentionCommand: ParsableCommand {
             let session = try InferenceSession(model: loaded.model, capacity: context, batch: batch,
                                                attention: attention, pool: pool)
             let start = Date()
-            let comparisons = try referenceLogits.compare(session, run: name)
-            let s = try AccuracySummary(comparisons)
-            let m = MeasuredAttentionSetting(
-                setting: name, context: context, scoredTokens: s.scoredTokens, klMean: s.klMean.value,
-                klStandardError: s.klMean.uncertainty, klP99: s.klP99, pplRatio: s.pplRatio.value,
-                pplRatioStandardError: s.pplRatio.uncertainty, top1Agreement: s.top1Agreement.value,
-                seconds: Date().timeIntervalSince(start))
+            let s = try AccuracySummary(try referenceLogits.compare(session, run: name))
+            let m = MeasuredAttentionSetting(setting: name, figures: AccuracyFigures(
+                s, context: context, seconds: Date().timeIntervalSince(start)))
             results.append(m)
-            print(String(format: "%-22@ KL %.6f ± %.6f  PPL ratio %.5f ± %.5f  top-1 %.4f  (%.0f s)",
-                         name as NSString, m.klMean, m.klStandardError, m.pplRatio, m.pplRatioStandardError,
-                         m.top1Agreement, m.seconds))
+            print(m.figures.line(name))
         }
 
-        let formatter = ISO8601DateFormatter()
-        let date = formatter.string(from: Date())
-        let threadCount = pool.threadCount
-        if let output {
-            let file = AttentionAccuracyFile(checkpoint: (checkpoint as NSString).lastPathComponent, text: files,
-                                             date: date, threads: threadCount, settings: results)
+        let date = ISO8601DateFormatter().string(from: Date())
+        if let output = common.output {
+            let file = AttentionAccuracyFile(checkpoint: common.checkpointName, text: files, date: date,
+                                             threads: pool.threadCount, settings: results)
             try SpecLoader.encode(file).write(to: URL(fileURLWithPath: output), options: .atomic)
         }
-        if !noManifest {
+        if !common.noManifest {
             let day = String(date.prefix(10))
             let entries = results.filter { !$0.setting.hasPrefix("kernel:") }.map { m in
                 SettingSensitivity(
                     setting: m.setting, loss: m.loss,
-                    source: String(format: "measured: autoglm-run measure-attention on %@, %@, %d scored tokens of "
-                                   + "%@ at context %d against full F32 attention with the same weights: "
-                                   + "KL %.6f ± %.6f, PPL ratio %.5f ± %.5f, top-1 agreement %.4f",
-                                   (checkpoint as NSString).lastPathComponent as NSString, day as NSString,
-                                   m.scoredTokens, files.map { ($0 as NSString).lastPathComponent }
-                                       .joined(separator: "+") as NSString,
-                                   m.context, m.klMean, m.klStandardError, m.pplRatio, m.pplRatioStandardError,
-                                   m.top1Agreement),
+                    source: "measured: autoglm-run measure-attention on \(common.checkpointName), \(day), "
+                        + "\(m.figures.scoredTokens) scored tokens of \(common.textName) at context "
+                        + "\(m.figures.context) against full F32 attention with the same weights: \(m.figures.summary)",
                     measured: true)
             }
-            try ManifestUpdate.replace(entries, inManifest: manifest)
-            log("updated \(entries.count) setting_sensitivity entries in \(manifest)")
+            try ManifestUpdate.replace(entries, inManifest: common.manifest)
+            log("updated \(entries.count) setting_sensitivity entries in \(common.manifest)")
         }
     }
 
-    private func log(_ line: String) {
-        FileHandle.standardError.write(Data(("measure-attention: " + line + "\n").utf8))
-    }
+    private func log(_ line: String) { MeasurementOptions.log("measure-attention", line) }
 }
 
 /// Replaces sensitivity entries of a manifest file in place (`setting_sensitivity` from `measure-attention`,

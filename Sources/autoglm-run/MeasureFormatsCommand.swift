@@ -8,32 +8,40 @@ import Foundation
 struct MeasuredFormat: Codable, Sendable, Equatable {
     var module: String
     var format: WeightFormat
-    var context: Int
-    var scoredTokens: Int
-    var klMean: Double
-    var klStandardError: Double
-    var klP99: Double
-    var pplRatio: Double
-    var pplRatioStandardError: Double
-    var top1Agreement: Double
     /// The module's share of the model's parameters (a tied head: the table it reads).
     var parameterShare: Double
-    var seconds: Double
+    var figures: AccuracyFigures
 
-    enum CodingKeys: String, CodingKey {
-        case module, format, context, scoredTokens = "scored_tokens", klMean = "kl_mean"
-        case klStandardError = "kl_standard_error", klP99 = "kl_p99", pplRatio = "ppl_ratio"
-        case pplRatioStandardError = "ppl_ratio_standard_error", top1Agreement = "top1_agreement"
-        case parameterShare = "parameter_share", seconds
+    enum CodingKeys: String, CodingKey { case module, format, parameterShare = "parameter_share" }
+
+    init(module: String, format: WeightFormat, parameterShare: Double, figures: AccuracyFigures) {
+        self.module = module; self.format = format; self.parameterShare = parameterShare; self.figures = figures
+    }
+
+    /// The figures sit beside the module and format in one JSON object.
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        module = try c.decode(String.self, forKey: .module)
+        format = try c.decode(WeightFormat.self, forKey: .format)
+        parameterShare = try c.decode(Double.self, forKey: .parameterShare)
+        figures = try AccuracyFigures(from: decoder)
+    }
+
+    func encode(to encoder: Encoder) throws {
+        try figures.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(module, forKey: .module)
+        try c.encode(format, forKey: .format)
+        try c.encode(parameterShare, forKey: .parameterShare)
     }
 
     /// Whether the perplexity ratio differs from 1 by more than two standard errors.
-    var pplResolved: Bool { abs(pplRatio - 1) > 2 * pplRatioStandardError }
+    var pplResolved: Bool { abs(figures.pplRatio - 1) > 2 * figures.pplRatioStandardError }
 
     /// The relative perplexity increase of the model with only this module in the format: the measured ratio − 1
     /// where it is resolved; else exp(KL) − 1, KL being the far less noisy estimate of the same log-likelihood loss
     /// (a ratio of 0.9974 ± 0.0013 for a change that costs KL 0.0014 is noise, not a gain).
-    var moduleLoss: Double { pplResolved ? max(0, pplRatio - 1) : expm1(klMean) }
+    var moduleLoss: Double { pplResolved ? max(0, figures.pplRatio - 1) : expm1(figures.klMean) }
 
     /// The manifest's figure: the planner prices an item as share · L, so L = measured loss / share makes the module
     /// in this format cost exactly what was measured.
@@ -70,8 +78,7 @@ struct MeasureFormatsCommand: ParsableCommand {
 
     static let defaultFormats: [WeightFormat] = [.f16, .bf16, .q8_0, .int8, .q4_1, .int4g32, .q4_0, .int4g64, .int4g128]
 
-    @Option(help: "GGUF checkpoint (SmolLM2-135M-Instruct).")
-    var checkpoint: String
+    @OptionGroup var common: MeasurementOptions
 
     @Option(help: "Comma-separated modules to measure.")
     var modules: String = "embedding,decoder,head"
@@ -85,27 +92,11 @@ struct MeasureFormatsCommand: ParsableCommand {
     @Option(name: .customLong("max-tokens"), help: "Tokens of text to use (whole windows).")
     var maxTokens: Int = 4096
 
-    @Option(name: .customLong("text"), help: "Text files (comma-separated).")
-    var textFiles: String = EvaluationText.defaultFiles.joined(separator: ",")
-
-    @Option(name: .shortAndLong, help: "Write every measurement as JSON to this file.")
-    var output: String?
-
-    @Option(help: "Model manifest whose sensitivity entries are replaced by the measured ones.")
-    var manifest: String = "Models/smollm2-135m.json"
-
-    @Flag(name: .customLong("no-manifest"), help: "Do not update the manifest.")
-    var noManifest = false
-
-    @Option(help: "Threads (default: all cores).")
-    var threads: Int?
-
     func validate() throws {
         if context < 16 { throw ValidationError("--context must be at least 16, got \(context)") }
         if maxTokens < context {
             throw ValidationError("--max-tokens must be at least --context (\(context)), got \(maxTokens)")
         }
-        if let threads, threads < 1 { throw ValidationError("--threads must be positive, got \(threads)") }
         if moduleNames.isEmpty { throw ValidationError("--modules names no module") }
         for m in moduleNames where !Self.moduleKinds.keys.contains(m) {
             throw ValidationError("--modules: unknown module '\(m)' (embedding, decoder, head)")
@@ -127,21 +118,15 @@ struct MeasureFormatsCommand: ParsableCommand {
                 throw ValidationError("--formats: unknown format '\(name)'")
             }
             guard f.engineExecutes else {
+                let executed = WeightFormat.allCases.filter(\.engineExecutes).map(\.rawValue)
                 throw ValidationError("--formats: \(name) is planned but not executed by the engine "
-                                      + "(executed: \(WeightFormat.allCases.filter(\.engineExecutes).map(\.rawValue).joined(separator: ", ")))")
+                                      + "(executed: \(executed.joined(separator: ", ")))")
             }
             return f
         }
     }
 
-    func run() throws {
-        do {
-            try measure()
-        } catch {
-            FileHandle.standardError.write(Data("measure-formats: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
-    }
+    func run() throws { try MeasurementOptions.reportingFailures("measure-formats", measure) }
 
     /// A plan that keeps every module in F32 except `module`, stored in `format`.
     static func plan(module: String, format: WeightFormat) -> Plan {
@@ -159,7 +144,9 @@ struct MeasureFormatsCommand: ParsableCommand {
     /// The module's share of the model's parameters; a tied head counts the table it reads.
     static func parameterShare(module: String, in manifest: ModelManifest) -> Double {
         let total = Double(max(1, manifest.parameters))
-        guard let kind = moduleKinds[module], let spec = manifest.modules.first(where: { $0.kind == kind }) else { return 0 }
+        guard let kind = moduleKinds[module], let spec = manifest.modules.first(where: { $0.kind == kind }) else {
+            return 0
+        }
         if case let .head(h) = spec.body, h.tied {
             return Double(manifest.modules.first { $0.kind == .embedding }?.parameters ?? 0) / total
         }
@@ -167,20 +154,19 @@ struct MeasureFormatsCommand: ParsableCommand {
     }
 
     private func measure() throws {
-        let files = textFiles.split(separator: ",").map(String.init)
+        let files = common.files
         let text = try EvaluationText.load(files)
-        let target = try ModelManifest.load(manifest)
+        let target = try ModelManifest.load(common.manifest)
         let wanted = try weightFormats()
         for m in moduleNames where Self.parameterShare(module: m, in: target) == 0 {
-            throw ManifestUpdate.Failure(file: manifest, reason: "no parameters for module '\(m)'")
+            throw ManifestUpdate.Failure(file: common.manifest, reason: "no parameters for module '\(m)'")
         }
-        let file = try GGUFFile(path: checkpoint)
+        let file = try GGUFFile(path: common.checkpoint)
         let tokenizer = try Tokenizer(file: file)
-        let pool = ComputePool(threadCount: threads)
+        let pool = ComputePool(threadCount: common.threads)
         let settings = EvaluationSettings(context: context, maxTokens: maxTokens,
                                           bosToken: tokenizer.addsBOS ? tokenizer.bosTokenID : nil)
         let batch = min(context, 512)
-        let checkpointName = (checkpoint as NSString).lastPathComponent
 
         // Reference: every weight dequantised to F32.
         let referenceModel = try DecoderModel.load(gguf: file, policy: .uniform(.f32))
@@ -199,48 +185,39 @@ struct MeasureFormatsCommand: ParsableCommand {
                 let session = try InferenceSession(model: model, capacity: context, batch: batch,
                                                    attention: AttentionSettings(kvCacheFormat: .f32), pool: pool)
                 let s = try AccuracySummary(try reference.compare(session, run: "\(module) in \(format.rawValue)"))
-                let m = MeasuredFormat(
-                    module: module, format: format, context: context, scoredTokens: s.scoredTokens,
-                    klMean: s.klMean.value, klStandardError: s.klMean.uncertainty, klP99: s.klP99,
-                    pplRatio: s.pplRatio.value, pplRatioStandardError: s.pplRatio.uncertainty,
-                    top1Agreement: s.top1Agreement.value, parameterShare: Self.parameterShare(module: module, in: target),
-                    seconds: Date().timeIntervalSince(start))
+                let m = MeasuredFormat(module: module, format: format,
+                                       parameterShare: Self.parameterShare(module: module, in: target),
+                                       figures: AccuracyFigures(s, context: context,
+                                                                seconds: Date().timeIntervalSince(start)))
                 results.append(m)
-                print(String(format: "%-10@ %-10@ PPL ratio %.5f ± %.5f  KL %.6f ± %.6f  top-1 %.4f  (%.0f s)",
-                             module as NSString, format.rawValue as NSString, m.pplRatio, m.pplRatioStandardError,
-                             m.klMean, m.klStandardError, m.top1Agreement, m.seconds))
+                print(m.figures.line("\(module) \(format.rawValue)"))
             }
         }
 
         let date = ISO8601DateFormatter().string(from: Date())
-        if let output {
-            let record = FormatAccuracyFile(checkpoint: checkpointName, text: files, date: date,
+        if let output = common.output {
+            let record = FormatAccuracyFile(checkpoint: common.checkpointName, text: files, date: date,
                                             threads: pool.threadCount, measurements: results)
             try SpecLoader.encode(record).write(to: URL(fileURLWithPath: output), options: .atomic)
         }
-        if !noManifest {
+        if !common.noManifest {
             let day = String(date.prefix(10))
-            let textName = files.map { ($0 as NSString).lastPathComponent }.joined(separator: "+")
             let entries = results.map { m in
                 FormatSensitivity(
                     module: m.module, format: m.format, loss: m.tableLoss,
-                    source: String(format: "measured: autoglm-run measure-formats on %@, %@, %d scored tokens of %@ "
-                                   + "at context %d, only %@ in %@ and the rest in F32, against the checkpoint in "
-                                   + "F32: PPL ratio %.5f ± %.5f, KL %.6f ± %.6f, top-1 agreement %.4f; loss = "
-                                   + "%@ / parameter share %.4f",
-                                   checkpointName as NSString, day as NSString, m.scoredTokens, textName as NSString,
-                                   m.context, m.module as NSString, m.format.rawValue as NSString, m.pplRatio,
-                                   m.pplRatioStandardError, m.klMean, m.klStandardError, m.top1Agreement,
-                                   (m.pplResolved ? "(ratio − 1)" : "(exp(KL) − 1), the ratio being within two "
-                                    + "standard errors of 1") as NSString, m.parameterShare),
+                    source: "measured: autoglm-run measure-formats on \(common.checkpointName), \(day), "
+                        + "\(m.figures.scoredTokens) scored tokens of \(common.textName) at context "
+                        + "\(m.figures.context), only \(m.module) in \(m.format.rawValue) and the rest in F32, against "
+                        + "the checkpoint in F32: \(m.figures.summary); loss = "
+                        + (m.pplResolved ? "(ratio − 1)"
+                            : "(exp(KL) − 1), the ratio being within two standard errors of 1")
+                        + String(format: " / parameter share %.4f", m.parameterShare),
                     measured: true)
             }
-            try ManifestUpdate.replace(entries, inManifest: manifest)
-            log("updated \(entries.count) sensitivity entries in \(manifest)")
+            try ManifestUpdate.replace(entries, inManifest: common.manifest)
+            log("updated \(entries.count) sensitivity entries in \(common.manifest)")
         }
     }
 
-    private func log(_ line: String) {
-        FileHandle.standardError.write(Data(("measure-formats: " + line + "\n").utf8))
-    }
+    private func log(_ line: String) { MeasurementOptions.log("measure-formats", line) }
 }

@@ -174,7 +174,8 @@ struct RunSession {
             report.predicted.accuracyLoss = kept.accuracyLoss
             workloadNote = "the plan's TTFT, decode, KV-cache and peak predictions are for its workload "
                 + "'\(plan.workload.id)' (\(plan.workload.promptTokens) prompt + \(plan.workload.outputTokens) output "
-                + "tokens), not this run's \(tokens.count) + \(outputs): not compared (--plan-workload runs that workload)"
+                + "tokens), not this run's \(tokens.count) + \(outputs): not compared (--plan-workload runs that "
+                + "workload)"
         }
 
         // Generate: warm-ups, then timed repeats. The plan's workload generates all its output tokens.

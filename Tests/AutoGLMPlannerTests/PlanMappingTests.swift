@@ -20,7 +20,9 @@ struct PlanMappingTests {
             let layers = try #require(m.layers)
             for l in layers[0]...layers[1] {
                 covered.append(l)
-                let sourceEntry = try #require(source.modules.first { $0.kind == .textDecoder && $0.covers(layer: l * 40 / 30) })
+                let sourceEntry = try #require(source.modules.first {
+                    $0.kind == .textDecoder && $0.covers(layer: l * 40 / 30)
+                })
                 #expect(m.format == sourceEntry.format)
             }
         }
@@ -75,8 +77,10 @@ struct PlanMappingTests {
                       (.int4g128, .q4_0, true), (.q8_0, .q4_1, true)])
     func tiedHeadIsPricedOnlyAsASeparateCopy(embedding: WeightFormat, head: WeightFormat, copy: Bool) throws {
         var source = try Plan.load(repoPath("Plans/autoglm-phone-9b.snapdragon-8-gen-3-12gb.json"))
-        for i in source.modules.indices where source.modules[i].kind == .embedding { source.modules[i].format = embedding }
-        for i in source.modules.indices where source.modules[i].kind == .head { source.modules[i].format = head }
+        for i in source.modules.indices {
+            if source.modules[i].kind == .embedding { source.modules[i].format = embedding }
+            if source.modules[i].kind == .head { source.modules[i].format = head }
+        }
         let target = try manifest("smollm2-135m")
         let mapped = try PlanMapping.map(source, onto: target)
         let h = try #require(mapped.modules.first { $0.kind == .head })
@@ -87,7 +91,8 @@ struct PlanMappingTests {
             #expect(h.weightBytes == 0 && h.parameters == 0)
         }
         let share = Double(table.reduce(0) { $0 + $1.parameters }) / Double(target.parameters)
-        let figure = try #require(AccuracyModel(manifest: target).loss(module: "head", format: head.stored(columns: 576)))
+        let figure = try #require(AccuracyModel(manifest: target).loss(module: "head",
+                                                                       format: head.stored(columns: 576)))
         #expect(abs(h.accuracyCost - share * figure) < 1e-6)
     }
 
@@ -114,7 +119,8 @@ struct TiedTableTests {
     /// SmolLM2's table is both the input lookup and the output projection: each format costs both figures.
     @Test func aTiedEmbeddingCostsTheLookupAndTheHead() throws {
         let model = try manifest("smollm2-135m")
-        let space = try SearchSpace(PlanRequest(model: model, device: try profile("host"), workload: try workload("chat")))
+        let request = PlanRequest(model: model, device: try profile("host"), workload: try workload("chat"))
+        let space = try SearchSpace(request)
         let item = try #require(space.items.first { $0.kind == .embedding })
         let accuracy = AccuracyModel(manifest: model)
         let share = Double(item.parameters) / Double(model.parameters)
@@ -139,7 +145,8 @@ struct TiedTableTests {
         let cpu = try #require(request.device.computeUnits.first)
         for (o, option) in space.items[k].options.enumerated() {
             let bytes = Double(option.weightBytes), rows = Double(space.items[k].tensors[0].rows)
-            let expected = latency.decodeSeconds(weightBytes: bytes / rows, parameters: 0, unit: cpu, format: option.format)
+            let expected = latency.decodeSeconds(weightBytes: bytes / rows, parameters: 0, unit: cpu,
+                                                 format: option.format)
                 + latency.decodeSeconds(weightBytes: bytes, parameters: Double(space.items[k].matrixParameters),
                                         unit: cpu, format: option.format)
             #expect(abs(option.decodeSeconds - expected) < 1e-12, "\(option.format)")

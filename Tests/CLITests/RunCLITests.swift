@@ -131,7 +131,8 @@ struct RunCLITests {
         let dir = try RunCLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let planPath = dir.appendingPathComponent("mapped.json").path
-        let phonePlan = RunCLI.packageRoot.appendingPathComponent("Plans/autoglm-phone-9b.snapdragon-8-gen-3-12gb.json").path
+        let phonePlan = RunCLI.packageRoot
+            .appendingPathComponent("Plans/autoglm-phone-9b.snapdragon-8-gen-3-12gb.json").path
         let manifest = RunCLI.packageRoot.appendingPathComponent("Models/smollm2-135m.json").path
         let map = try RunCLI.run(["map-plan", "--plan", phonePlan, "--model", manifest, "-o", planPath])
         #expect(map.status == 0, "stderr: \(map.stderr)")
@@ -167,7 +168,8 @@ struct RunCLITests {
         let out = try RunCLI.run(common + ["--plan-workload", "--json"])
         #expect(out.status == 0, "stderr: \(out.stderr)")
         let report = try JSONDecoder().decode(RunReport.self, from: Data(out.stdout.utf8))
-        #expect(report.workload.id == "short" && report.workload.promptTokens == 96 && report.workload.outputTokens == 8)
+        #expect(report.workload.id == "short")
+        #expect(report.workload.promptTokens == 96 && report.workload.outputTokens == 8)
         // Every output token is generated (end-of-generation does not stop the plan's workload).
         #expect(report.measured.stages.first { $0.stage == "decode" }?.tokens == 7)
         #expect(report.predicted == plan.predicted)

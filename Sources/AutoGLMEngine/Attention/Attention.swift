@@ -848,7 +848,7 @@ public enum Attention {
     static func processRun<D: KVChunkDecoder>(_: D.Type, _ vectorised: Bool, _ p: Problem, _ s: TiledScratch,
                                               span: KVCache.Span, headOffset: Int, first: Int, laneCount: Int,
                                               lo: Int, hi: Int) {
-        let d = p.headDim, dataOffset = p.layout.dataOffset
+        let d = p.headDim
         let laneGroup = laneCount
         let count = hi - lo
         let keys = span.keys + (lo - span.first) * p.slotBytes + headOffset

@@ -125,6 +125,7 @@ public enum HostProfileBuilder {
             """
         return DeviceProfile(id: id, name: name ?? "This host: \(host.cpuModel), \(host.cores) threads", kind: .host,
                              memory: memory, computeUnits: [cpu], efficiency: efficiency,
-                             matvecBandwidthByFormat: byFormat, sustainedFactor: sustained, runtimeOverheadBytes: overhead, notes: notes)
+                             matvecBandwidthByFormat: byFormat, sustainedFactor: sustained,
+                             runtimeOverheadBytes: overhead, notes: notes)
     }
 }
