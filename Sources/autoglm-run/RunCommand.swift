@@ -165,7 +165,10 @@ struct RunSession {
         report.workload.promptTokens = tokens.count
         report.workload.outputTokens = outputs
         var workloadNote: String?
-        if let plan, !o.planWorkload,
+        let p = plan?.predicted
+        let workloadPredictions = p.map { $0.ttftSeconds > 0 || $0.decodeTokensPerSecond > 0 || $0.kvCacheBytes > 0
+                                          || $0.peakMemoryBytes > 0 } ?? false
+        if let plan, !o.planWorkload, workloadPredictions,
            tokens.count != plan.workload.promptTokens || outputs != plan.workload.outputTokens {
             // Latency, KV-cache and peak predictions hold for the plan's workload only: not set beside this run's.
             let kept = report.predicted
