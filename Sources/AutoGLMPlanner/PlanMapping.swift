@@ -46,19 +46,18 @@ public enum PlanMapping {
         func priced(_ entry: Plan.Module, lookup: String, tensors: [ModuleTensor],
                     holdsTensors: Bool = true) throws -> Plan.Module {
             var m = entry
-            if entry.format.engineFormat != entry.format {
-                m.format = entry.format.engineFormat
+            m.format = entry.format.engineFormat
+            if m.format != entry.format {
                 m.reason = "\(entry.format.rawValue) in \(source.model.id)'s plan; the engine runs "
                     + "\(m.format.rawValue) in its place: " + entry.reason
-                return try priced(m, lookup: lookup, tensors: tensors, holdsTensors: holdsTensors)
             }
             m.parameters = holdsTensors ? tensors.reduce(0) { $0 + $1.parameters } : 0
-            m.weightBytes = holdsTensors ? MemoryModel.weightBytes(tensors, format: entry.format).bytes : 0
+            m.weightBytes = holdsTensors ? MemoryModel.weightBytes(tensors, format: m.format).bytes : 0
             m.predictedLatencySeconds = nil
             var cost = 0.0
             for t in tensors {
                 // Vectors take the entry's figure, as in the planner (the whole model in F costs L(F)).
-                let stored = t.isQuantizable ? MemoryModel.storedFormat(entry.format, for: t) : entry.format
+                let stored = t.isQuantizable ? MemoryModel.storedFormat(m.format, for: t) : m.format
                 guard let c = accuracy.itemCost(module: lookup, parameters: t.parameters,
                                                 modelParameters: modelParameters, format: stored) else {
                     throw Error(message: "model \(manifest.id): no accuracy figure for module '\(lookup)' in "
@@ -79,17 +78,12 @@ public enum PlanMapping {
             }
             var tensors = target.tensors
             var holdsTensors = true
-            if case let .head(h) = target.body, h.tied, let embeddingModule {
-                let embeddingFormat = source.modules.first { $0.kind == .embedding }?.format.engineFormat
-                let storedHead = embeddingModule.tensors.first.map {
-                    MemoryModel.storedFormat(entry.format.engineFormat, for: $0)
-                }
-                let storedEmbedding = embeddingFormat.flatMap { f in
-                    embeddingModule.tensors.first.map { MemoryModel.storedFormat(f, for: $0) }
-                }
+            if case let .head(h) = target.body, h.tied, let embeddingModule, let table = embeddingModule.tensors.first {
                 // The head reads the table in its format; in the embedding's stored format it is the same table.
+                let embedding = source.modules.first { $0.kind == .embedding }?.format.engineFormat
                 tensors = embeddingModule.tensors
-                holdsTensors = storedHead != storedEmbedding
+                holdsTensors = entry.format.engineFormat.stored(columns: table.columns)
+                    != embedding?.stored(columns: table.columns)
             }
             var m = try priced(entry, lookup: target.name, tensors: tensors, holdsTensors: holdsTensors)
             m.name = target.name
