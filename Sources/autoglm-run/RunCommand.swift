@@ -225,15 +225,19 @@ struct RunSession {
         return (report, ([workloadNote].compactMap { $0 } + [expected.note(peak: peak)]).joined(separator: "\n"))
     }
 
-    /// The first `count` tokens of the evaluation text (BOS first where the tokenizer adds one).
+    /// The first `count` tokens of the evaluation text (BOS first where the tokenizer adds one), the text repeated
+    /// where it is shorter: a latency workload needs the length, not new words.
     func workloadPrompt(_ loaded: LoadedCheckpoint, tokens count: Int) throws -> [Int32] {
         let files = options.evalText.map { [$0] } ?? EvaluationText.defaultFiles
         let text = try EvaluationText.load(files)
-        let ids = loaded.tokenizer.encode(text, addBOS: loaded.tokenizer.addsBOS, parseSpecial: false)
-        guard ids.count >= count else {
-            throw EvaluationError.textTooShort(file: files.joined(separator: " + "), tokens: ids.count, needed: count)
+        let bos: [Int32] = loaded.tokenizer.addsBOS ? [loaded.tokenizer.bosTokenID].compactMap { $0 } : []
+        let ids = loaded.tokenizer.encode(text, addBOS: false, parseSpecial: false)
+        guard !ids.isEmpty else {
+            throw EvaluationError.textTooShort(file: files.joined(separator: " + "), tokens: 0, needed: count)
         }
-        return Array(ids.prefix(count))
+        var prompt = bos
+        while prompt.count < count { prompt += ids.prefix(count - prompt.count) }
+        return Array(prompt.prefix(count))
     }
 
     func promptTokens(_ loaded: LoadedCheckpoint) throws -> [Int32] {

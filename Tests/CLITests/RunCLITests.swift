@@ -185,6 +185,14 @@ struct RunCLITests {
         #expect(r2.predicted.weightBytes == plan.predicted.weightBytes)
         #expect(r2.workload.id == "prompt")
 
+        // A prompt longer than the evaluation text repeats the text.
+        let shortText = dir.appendingPathComponent("short.txt").path
+        try "The capital of France is Paris.".write(toFile: shortText, atomically: true, encoding: .utf8)
+        let repeated = try RunCLI.run(common + ["--plan-workload", "--eval-text", shortText, "--json"])
+        #expect(repeated.status == 0, "stderr: \(repeated.stderr)")
+        let r3 = try JSONDecoder().decode(RunReport.self, from: Data(repeated.stdout.utf8))
+        #expect(r3.workload.promptTokens == 96)
+
         for (arguments, message) in [
             (["--plan-workload"], "--plan-workload needs --plan"),
             (["--plan", planPath, "--plan-workload", "--max-tokens", "3"], "drop --prompt, --chat and --max-tokens"),
