@@ -362,7 +362,7 @@ struct BenchAttentionCommand: ParsableCommand {
             return [:]
         }
         var out: [String: Double] = [:]
-        for s in file.settings { out[s.setting] = s.figures.klMean }
+        for s in file.records { out[s.setting] = s.figures.klMean }
         return out
     }
 }

@@ -5,7 +5,8 @@ import AutoGLMSpecs
 import Foundation
 
 /// One attention setting whose accuracy cost is measured, named as the planner's setting tables name it.
-struct MeasuredAttentionSetting: Codable, Sendable, Equatable {
+struct MeasuredAttentionSetting: MeasurementRecord, Equatable {
+    static let listKey = "settings"
     var setting: String
     var figures: AccuracyFigures
 
@@ -30,13 +31,7 @@ struct MeasuredAttentionSetting: Codable, Sendable, Equatable {
 }
 
 /// What `measure-attention -o` writes.
-struct AttentionAccuracyFile: Codable, Sendable {
-    var checkpoint: String
-    var text: [String]
-    var date: String
-    var threads: Int
-    var settings: [MeasuredAttentionSetting]
-}
+typealias AttentionAccuracyFile = MeasurementFile<MeasuredAttentionSetting>
 
 /// `autoglm-run measure-attention`: the accuracy cost of each attention setting on the real model.
 ///
@@ -113,22 +108,14 @@ struct MeasureAttentionCommand: ParsableCommand {
     func run() throws { try MeasurementOptions.reportingFailures("measure-attention", measure) }
 
     private func measure() throws {
-        let files = common.files
-        let text = try EvaluationText.load(files)
         let loaded = try LoadedCheckpoint(path: common.checkpoint)
         let pool = ComputePool(threadCount: common.threads)
-        let tokenizer = loaded.tokenizer
-        let settings = EvaluationSettings(context: context, maxTokens: maxTokens ?? context,
-                                          bosToken: tokenizer.addsBOS ? tokenizer.bosTokenID : nil)
-        let batch = min(context, 512)
+        let batch = MeasurementOptions.batch(context: context)
 
         // Reference logits once per window: same weights, F32 KV, tiled, full attention.
-        let reference = try InferenceSession(model: loaded.model, capacity: context, batch: batch,
-                                             attention: AttentionSettings(kvCacheFormat: .f32), pool: pool)
-        let referenceLogits = try ReferenceLogits(tokens: tokenizer.encode(text), settings: settings,
-                                                  reference: reference, textName: files.joined(separator: ","))
-        log("\(referenceLogits.windows.count) window(s) of \(context) tokens, "
-            + "\(referenceLogits.windows.count * settings.scoredPerWindow) scored tokens per setting")
+        let referenceLogits = try common.referenceLogits("measure-attention", model: loaded.model,
+                                                         tokenizer: loaded.tokenizer, context: context,
+                                                         maxTokens: maxTokens ?? context, pool: pool)
 
         var results: [MeasuredAttentionSetting] = []
         for name in settingNames {
@@ -144,11 +131,7 @@ struct MeasureAttentionCommand: ParsableCommand {
         }
 
         let date = ISO8601DateFormatter().string(from: Date())
-        if let output = common.output {
-            let file = AttentionAccuracyFile(checkpoint: common.checkpointName, text: files, date: date,
-                                             threads: pool.threadCount, settings: results)
-            try SpecLoader.encode(file).write(to: URL(fileURLWithPath: output), options: .atomic)
-        }
+        try common.writeResults(results, date: date, threads: pool.threadCount)
         if !common.noManifest {
             let day = String(date.prefix(10))
             let entries = results.filter { !$0.setting.hasPrefix("kernel:") }.map { m in

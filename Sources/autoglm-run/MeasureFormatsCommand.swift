@@ -5,7 +5,8 @@ import AutoGLMSpecs
 import Foundation
 
 /// One module stored in one format, its accuracy cost measured against the whole checkpoint in F32.
-struct MeasuredFormat: Codable, Sendable, Equatable {
+struct MeasuredFormat: MeasurementRecord, Equatable {
+    static let listKey = "measurements"
     var module: String
     var format: WeightFormat
     /// The module's share of the model's parameters (a tied head: the table it reads).
@@ -46,15 +47,6 @@ struct MeasuredFormat: Codable, Sendable, Equatable {
     /// The manifest's figure: the planner prices an item as share · L, so L = measured loss / share makes the module
     /// in this format cost exactly what was measured.
     var tableLoss: Double { parameterShare > 0 ? moduleLoss / parameterShare : moduleLoss }
-}
-
-/// What `measure-formats -o` writes.
-struct FormatAccuracyFile: Codable, Sendable {
-    var checkpoint: String
-    var text: [String]
-    var date: String
-    var threads: Int
-    var measurements: [MeasuredFormat]
 }
 
 /// `autoglm-run measure-formats`: the accuracy cost of each weight format per module on the real model.
@@ -154,8 +146,6 @@ struct MeasureFormatsCommand: ParsableCommand {
     }
 
     private func measure() throws {
-        let files = common.files
-        let text = try EvaluationText.load(files)
         let target = try ModelManifest.load(common.manifest)
         let wanted = try weightFormats()
         for m in moduleNames where Self.parameterShare(module: m, in: target) == 0 {
@@ -164,18 +154,12 @@ struct MeasureFormatsCommand: ParsableCommand {
         let file = try GGUFFile(path: common.checkpoint)
         let tokenizer = try Tokenizer(file: file)
         let pool = ComputePool(threadCount: common.threads)
-        let settings = EvaluationSettings(context: context, maxTokens: maxTokens,
-                                          bosToken: tokenizer.addsBOS ? tokenizer.bosTokenID : nil)
-        let batch = min(context, 512)
+        let batch = MeasurementOptions.batch(context: context)
 
         // Reference: every weight dequantised to F32.
-        let referenceModel = try DecoderModel.load(gguf: file, policy: .uniform(.f32))
-        let referenceSession = try InferenceSession(model: referenceModel, capacity: context, batch: batch,
-                                                    attention: AttentionSettings(kvCacheFormat: .f32), pool: pool)
-        let reference = try ReferenceLogits(tokens: tokenizer.encode(text), settings: settings,
-                                            reference: referenceSession, textName: files.joined(separator: ","))
-        log("\(reference.windows.count) window(s) of \(context) tokens, "
-            + "\(reference.windows.count * settings.scoredPerWindow) scored tokens per measurement")
+        let reference = try common.referenceLogits(
+            "measure-formats", model: try DecoderModel.load(gguf: file, policy: .uniform(.f32)), tokenizer: tokenizer,
+            context: context, maxTokens: maxTokens, pool: pool)
 
         var results: [MeasuredFormat] = []
         for module in moduleNames {
@@ -195,11 +179,7 @@ struct MeasureFormatsCommand: ParsableCommand {
         }
 
         let date = ISO8601DateFormatter().string(from: Date())
-        if let output = common.output {
-            let record = FormatAccuracyFile(checkpoint: common.checkpointName, text: files, date: date,
-                                            threads: pool.threadCount, measurements: results)
-            try SpecLoader.encode(record).write(to: URL(fileURLWithPath: output), options: .atomic)
-        }
+        try common.writeResults(results, date: date, threads: pool.threadCount)
         if !common.noManifest {
             let day = String(date.prefix(10))
             let entries = results.map { m in
