@@ -372,8 +372,8 @@ public struct AttentionCostModel: Sendable {
     /// work item reads all the keys and values of its head; the working set is all heads' (activations the caller holds). The materialised kernel
     /// works a head at a time per worker and a block of query rows at a time (`materialisedBlocks`), computing the
     /// block's rows against the keys they see (scores), then against the same values (P·V): its sweep is every
-    /// head's keys and values of each block once, and its working set the keys (or the values) of the heads the
-    /// workers hold at once. `calibration`'s `spill` factor prices these seconds.
+    /// head's keys and values of each block once, and its working set the keys, values and block score rows of the
+    /// heads the workers hold at once (a key's reuse distance). `calibration`'s `spill` factor prices these seconds.
     public func spillSeconds(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int,
                              cacheBytes: Int) -> Double {
         guard cacheBytes > 0 else { return 0 }
@@ -393,7 +393,10 @@ public struct AttentionCostModel: Sendable {
             }
             keys *= Double(shape.heads)
             let cached = Self.cachedTokens(s, length: length, mode: mode)
-            workingKeys = Double(min(threads, shape.heads) * cached) / 2
+            // Between two blocks' reads of a key come the rest of the keys, all the values and the block's score
+            // rows, for each head the workers hold at once: that is the sweep's working set.
+            let rows = Double(Self.materialisedBlockRows(s, shape: shape))
+            workingKeys = Double(min(threads, shape.heads) * cached) * (1 + rows * 4 / headTokenBytes)
             // The score matrices: each head's is written and read back once from beyond the cache (its passes
             // over a block of rows stay in the core's cache), in the part the workers' matrices overflow it.
             let matrix = Double(length) * Double(cached) * 4

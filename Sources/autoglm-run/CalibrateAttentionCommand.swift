@@ -40,8 +40,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
             help: "Comma-separated decoder lengths measured in decode only, long enough that the layer's K/V outgrows the last-level cache ('' for none): they fit the beyond-cache term.")
     var decodeLengths: String = "12288,24576,49152,98304"
 
-    @Option(help: "Comma-separated ViT patch counts.")
-    var patches: String = "512,1024,1536,2048,3072,6144"
+    @Option(help: "Comma-separated ViT patch counts (12,432: a phone screenshot's size that fits this machine, where the materialised kernel's K/V sweeps begin to leave the last-level cache).")
+    var patches: String = "512,1024,1536,2048,3072,6144,12432"
 
     @Option(name: .customLong("encode-repetitions"), help: "Timed calls per ViT point at least (long calls).")
     var encodeRepetitions: Int = 3

@@ -515,11 +515,11 @@ struct AttentionSparseAndSpillTests {
         let sweep = Double(12 * (patches / 32) * patches * 2 * 128 * 4) * (1 - Double(cache) / vitSet)
         #expect(abs(encode / model.latency.attentionSeconds(flops: 0, bytes: sweep) - 1) < 1e-12)
         // The materialised kernel sweeps its head's keys and values once per block of 32 query rows; their working
-        // set is the keys (or values) of the two heads its two workers hold. Its score matrices (4,096² floats, 64
+        // set is the keys, values and block score rows of the two heads its two workers hold. Its score matrices (4,096² floats, 64
         // MiB per head) are written and read back once beyond the cache, in the part the two workers' overflow it:
         // nothing beyond a cache that holds both matrices (and so the keys).
         let materialised = AttentionSettingSpec(name: "m", kernel: .materialised)
-        let twoHeads = Double(2 * patches * 128 * 4), matrix = Double(patches * patches * 4)
+        let twoHeads = Double(2 * patches * (2 * 128 * 4 + 32 * 4)), matrix = Double(patches * patches * 4)
         #expect(model.spillSeconds(materialised, shape: vit, mode: .encode, length: patches,
                                    cacheBytes: Int(2 * matrix)) == 0)
         let small = 1 << 20
@@ -532,7 +532,7 @@ struct AttentionSparseAndSpillTests {
         let prefillRows = model.spillSeconds(materialised, shape: shape, mode: .prefill, length: 4096, cacheBytes: small)
         var visible = 0.0
         for first in stride(from: 0, to: 4096, by: 30) { visible += Double(min(4096, first + 30)) }
-        let prefillSet = Double(2 * 4096 * 64 * 4)
+        let prefillSet = Double(2 * 4096 * (2 * 64 * 4 + 30 * 4))
         let prefillBytes = 9 * visible * Double(2 * 64 * 4) * (1 - Double(small) / prefillSet)
             + 2 * matrix * 9 * (1 - Double(small) / (2 * matrix))
         #expect(abs(prefillRows / model.latency.attentionSeconds(flops: 0, bytes: prefillBytes) - 1) < 1e-12)
