@@ -56,7 +56,7 @@ public enum GGUFValueType: UInt32, CaseIterable, Sendable, CustomStringConvertib
 }
 
 /// One metadata value. Arrays keep their declared element type so that empty arrays round-trip exactly.
-public indirect enum GGUFValue: Sendable, Equatable, CustomStringConvertible {
+public enum GGUFValue: Sendable, Equatable, CustomStringConvertible {
     case uint8(UInt8)
     case int8(Int8)
     case uint16(UInt16)
