@@ -515,9 +515,9 @@ struct AttentionSparseAndSpillTests {
         let sweep = Double(12 * (patches / 32) * patches * 2 * 128 * 4) * (1 - Double(cache) / vitSet)
         #expect(abs(encode / model.latency.attentionSeconds(flops: 0, bytes: sweep) - 1) < 1e-12)
         // The materialised kernel sweeps its head's keys and values once per block of 32 query rows; their working
-        // set is the keys, values and block score rows of the two heads its two workers hold. Its score matrices (4,096² floats, 64
-        // MiB per head) are written and read back once beyond the cache, in the part the two workers' overflow it:
-        // nothing beyond a cache that holds both matrices (and so the keys).
+        // set is the keys, values and block score rows of the two heads its two workers hold. Its score matrices
+        // (4,096² floats, 64 MiB per head) are written and read back once beyond the cache, in the part the two
+        // workers' overflow it: nothing beyond a cache that holds both matrices (and so the keys).
         let materialised = AttentionSettingSpec(name: "m", kernel: .materialised)
         let twoHeads = Double(2 * patches * (2 * 128 * 4 + 32 * 4)), matrix = Double(patches * patches * 4)
         #expect(model.spillSeconds(materialised, shape: vit, mode: .encode, length: patches,
