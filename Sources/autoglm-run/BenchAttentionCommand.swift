@@ -59,6 +59,10 @@ struct BenchAttentionCommand: ParsableCommand {
     @Option(help: "Decoder rows: comma-separated modes to measure (prefill, decode), for example decode alone with many repetitions at long lengths.")
     var modes: String = "prefill,decode"
 
+    @Flag(name: .customLong("cold-kv"),
+          help: "Decoder rows: flush the layer's K/V from every cache before each timed decode call, as a model's decode step finds them (otherwise the calls repeat on one layer and keep what fits in cache).")
+    var coldKV = false
+
     @Option(help: "Decoder rows: comma-separated settings instead of the default seven, in measure-attention's names (full, kv:f16, kv:int8, kv:int4, kernel:materialised, window:W+G, block-sparse:C/K), for example full,block-sparse:1024/4 at long lengths.")
     var settings: String?
 
@@ -213,7 +217,7 @@ struct BenchAttentionCommand: ParsableCommand {
                 name: s.name, mode: mode == .prefill ? .prefill : .decode, kvCacheFormat: s.kv,
                 kernel: s.kernel, window: s.window, globalTokens: s.globalTokens,
                 blockSparse: s.blockSparse, heads: shape.heads, kvHeads: shape.kvHeads,
-                headDim: shape.headDim, threads: n)
+                headDim: shape.headDim, threads: n, coldKV: coldKV && mode == .decode)
             return try AttentionBenchmark.run(setting: setting, sequenceLength: length, repetitions: repetitions,
                                               minimumSeconds: minTime)
         }

@@ -71,6 +71,36 @@ struct AttentionBenchmarkTests {
         #expect(throws: DecodingError.self) {
             try JSONDecoder().decode(AttentionBenchmark.Setting.self, from: Data(bad.utf8))
         }
+        #expect(!setting.coldKV)
+        let cold = #"{"name": "d", "mode": "decode", "cold_kv": true}"#
+        #expect(try JSONDecoder().decode(AttentionBenchmark.Setting.self, from: Data(cold.utf8)).coldKV)
+        let coldPrefill = #"{"name": "p", "mode": "prefill", "cold_kv": true}"#
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(AttentionBenchmark.Setting.self, from: Data(coldPrefill.utf8))
+        }
+    }
+
+    /// A cold decode call finds the layer's K/V in memory (flushed line by line, or swept out of the caches): the
+    /// same kernel and scratch as a warm one, and a prefill with a cold cache is refused.
+    @Test("Cold-cache decode: same scratch accounting as warm (slot-major split decode), prefill refused")
+    func coldDecode() throws {
+        let warm = AttentionBenchmark.Setting(name: "warm", mode: .decode, kvCacheFormat: .f16, heads: 6, kvHeads: 3,
+                                              headDim: 64, threads: 2)
+        var cold = warm
+        cold.coldKV = true
+        let expected = Attention.scratchBytes(n: 1, m: 1100, heads: 6, kernel: .tiled, threads: 2, headDim: 64,
+                                              kvHeads: 3)
+        for setting in [warm, cold] {
+            let result = try AttentionBenchmark.run(setting: setting, sequenceLength: 1100, repetitions: 2)
+            #expect(result.peakScratchBytes == expected, "\(setting.name)")
+            #expect(result.kvBytes == 2 * 1100 * 3 * 64 * 2)
+            #expect(result.tokensPerSecond > 0 && result.tokensPerSecond.isFinite)
+        }
+        var prefill = cold
+        prefill.mode = .prefill
+        #expect(throws: AttentionError.self) {
+            try AttentionBenchmark.run(setting: prefill, sequenceLength: 64, repetitions: 1)
+        }
     }
 
     /// The GLM-4.1V ViT attention shape: 12 heads of 128, one KV head per query head, no mask.

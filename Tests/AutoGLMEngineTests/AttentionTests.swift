@@ -338,4 +338,68 @@ struct AttentionDecodeTests {
             #expect(Attention.keySplits(items: kvHeads, workers: threads, keys: context) > 1, "the split path ran")
         }
     }
+
+    /// A decode step with a few query heads per KV head reads the cache slot by slot, every KV head of a slot
+    /// together (one unit on one worker, key ranges of all heads on several); under a window the ring's two runs
+    /// and the global tokens are separate spans, and the oldest ring slot is outside the new token's window.
+    @Test("Slot-major decode matches the reference: formats, groups of 1–3, one or two workers, with a window",
+          arguments: [KVCacheFormat.f32, .f16, .int8], [(heads: 3, kvHeads: 3), (heads: 4, kvHeads: 2),
+                                                         (heads: 9, kvHeads: 3)])
+    func slotMajorDecode(format: KVCacheFormat, grouping: (heads: Int, kvHeads: Int)) throws {
+        let (heads, kvHeads, d, context) = (grouping.heads, grouping.kvHeads, 64, 2100)
+        var rng = AttentionRandom(seed: 31)
+        let keys = rng.array(context * kvHeads * d, amplitude: 2), values = rng.array(context * kvHeads * d)
+        let q = rng.array(heads * d, amplitude: 2)
+        func stored(_ x: [Float]) -> [Float] {
+            stride(from: 0, to: x.count, by: d).flatMap {
+                AttentionReference.roundTrip(Array(x[$0..<($0 + d)]), format: format)
+            }
+        }
+        for window in [nil, 1100] as [Int?] {
+            for threads in [1, 2] {
+                let cache = try KVCache(layers: 1, kvHeads: kvHeads, headDim: d, capacity: context, format: format,
+                                        window: window, globalTokens: window == nil ? 0 : 5)
+                var filled = 0
+                for chunk in [1000, 1, 600, 498] {
+                    let range = (filled * kvHeads * d)..<((filled + chunk) * kvHeads * d)
+                    try cache.append(layer: 0, keys: Array(keys[range]), values: Array(values[range]), count: chunk)
+                    try cache.commit(chunk)
+                    filled += chunk
+                }
+                try cache.append(layer: 0, keys: Array(keys.suffix(kvHeads * d)),
+                                 values: Array(values.suffix(kvHeads * d)), count: 1)
+                var out = [Float](repeating: .nan, count: heads * d)
+                try Attention.causal(q: q, n: 1, heads: heads, cache: cache, layer: 0, out: &out, threads: threads)
+                let reference = AttentionReference.attention(
+                    q: q, n: 1, heads: heads, kvHeads: kvHeads, headDim: d, keys: stored(keys),
+                    values: stored(values), t: context, mask: .init(window: window, globalTokens: window == nil ? 0 : 5))
+                #expect(relativeError(out, reference) < 1e-5, "window \(String(describing: window)), \(threads) threads")
+                let problem = Attention.Problem(
+                    n: 1, heads: heads, kvHeads: kvHeads, headDim: d, layout: KVRowLayout(format: format, headDim: d),
+                    slotBytes: KVRowLayout(format: format, headDim: d).rowBytes * kvHeads,
+                    spans: cache.spans(layer: 0), queryStart: context - 1, causal: true, window: window,
+                    globalTokens: window == nil ? 0 : 5, scale: 1, selector: nil)
+                let units = Attention.slotMajorUnits(problem, workers: threads)
+                #expect(units == (threads == 1 ? 1 : kvHeads * 2), "the slot-major path ran")
+            }
+        }
+    }
+
+    @Test("Decode over an INT4 cache, and block-sparse decode, keep the per-KV-head work items")
+    func slotMajorIsNotTaken() throws {
+        let spans = [KVCache.Span(first: 0, count: 4096, keys: UnsafeRawPointer(bitPattern: 64)!,
+                                  values: UnsafeRawPointer(bitPattern: 64)!)]
+        func problem(_ format: KVCacheFormat, heads: Int = 9, n: Int = 1) -> Attention.Problem {
+            Attention.Problem(n: n, heads: heads, kvHeads: 3, headDim: 64, layout: KVRowLayout(format: format, headDim: 64),
+                              slotBytes: 3 * KVRowLayout(format: format, headDim: 64).rowBytes, spans: spans,
+                              queryStart: 4095, causal: true, window: nil, globalTokens: 0, scale: 1, selector: nil)
+        }
+        #expect(Attention.slotMajorUnits(problem(.f16), workers: 2) == 6)
+        #expect(Attention.slotMajorUnits(problem(.int4), workers: 2) == nil)
+        #expect(Attention.slotMajorUnits(problem(.f16, n: 2), workers: 2) == nil, "prefill")
+        #expect(Attention.slotMajorUnits(problem(.f16, heads: 48), workers: 2) == nil, "16 heads per KV head")
+        var sparse = problem(.f16)
+        sparse.selector = Attention.BlockSelector(chunk: 128, topK: 4, means: BlockMeanKeys(kvHeads: 3, headDim: 64))
+        #expect(Attention.slotMajorUnits(sparse, workers: 2) == nil, "block-sparse")
+    }
 }

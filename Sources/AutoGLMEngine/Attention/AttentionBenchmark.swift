@@ -36,18 +36,25 @@ public enum AttentionBenchmark {
         public var kvHeads: Int
         public var headDim: Int
         public var threads: Int
+        /// Decode only: the layer's keys and values are removed from every cache level before each timed call
+        /// (`KVCache.evictFromCaches`), as a model's decode step finds them after the rest of the model has streamed
+        /// through; otherwise the calls repeat on one layer and keep what fits in cache.
+        public var coldKV: Bool
 
         enum CodingKeys: String, CodingKey {
             case name, mode, kvCacheFormat = "kv_cache_format", kernel, window, globalTokens = "global_tokens"
             case blockSparse = "block_sparse", heads, kvHeads = "kv_heads", headDim = "head_dim", threads
+            case coldKV = "cold_kv"
         }
 
         public init(name: String, mode: Mode, kvCacheFormat: KVCacheFormat = .f32, kernel: AttentionKernel = .tiled,
                     window: Int? = nil, globalTokens: Int = 0, blockSparse: Plan.BlockSparse? = nil,
-                    heads: Int = 32, kvHeads: Int = 2, headDim: Int = 128, threads: Int = Attention.defaultThreads) {
+                    heads: Int = 32, kvHeads: Int = 2, headDim: Int = 128, threads: Int = Attention.defaultThreads,
+                    coldKV: Bool = false) {
             self.name = name; self.mode = mode; self.kvCacheFormat = kvCacheFormat; self.kernel = kernel
             self.window = window; self.globalTokens = globalTokens; self.blockSparse = blockSparse
             self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim; self.threads = threads
+            self.coldKV = coldKV
         }
 
         public init(from decoder: Decoder) throws {
@@ -62,6 +69,11 @@ public enum AttentionBenchmark {
             kvHeads = try c.decodeIfPresent(Int.self, forKey: .kvHeads) ?? kvHeads
             headDim = try c.decodeIfPresent(Int.self, forKey: .headDim) ?? headDim
             threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? threads
+            coldKV = try c.decodeIfPresent(Bool.self, forKey: .coldKV) ?? false
+            if coldKV && mode != .decode {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .coldKV, in: c, debugDescription: "only decode reads a cache from memory, got mode \(mode)")
+            }
             for (key, value) in [(CodingKeys.heads, heads), (.kvHeads, kvHeads), (.headDim, headDim), (.threads, threads)]
             where value <= 0 {
                 throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "must be > 0, got \(value)")
@@ -166,7 +178,16 @@ public enum AttentionBenchmark {
         }
         // The engine's threads: a compute pool whose idle workers spin briefly between calls (Dispatch's threads
         // park, and waking them cost a decode call of a few microseconds up to tens more, call to call).
+        guard !s.coldKV || s.mode == .decode else {
+            throw AttentionError.unsupportedSetting(name: s.name, mode: s.mode.rawValue,
+                                                    reason: "a cold K/V cache is a decode measurement")
+        }
         let pool = s.threads > 1 ? ComputePool(threadCount: s.threads) : nil
+        // Where the cache lines cannot be flushed one by one, a cold call follows a sweep over a buffer twice the
+        // largest last-level cache of these machines (allocated and touched before the resident baseline).
+        var sweep: [UInt8] = []
+        let coldSweepBytes = 64 << 20
+        if s.coldKV && !KVCache.flushesLines { sweep = [UInt8](repeating: 1, count: coldSweepBytes) }
         let peakReset = ProcessMemory.resetPeak()
         let residentBefore = ProcessMemory.residentBytes
         var times = Timings()
@@ -226,6 +247,7 @@ public enum AttentionBenchmark {
             try repeatCalls(&times) { times in
                 if s.mode == .prefill { cache.reset() } else { cache.discardPending() }
                 try cache.append(layer: 0, keys: keys, values: values, count: newTokens)
+                if s.coldKV && !cache.evictFromCaches(layer: 0) { Self.sweepThrough(&sweep) }
                 let bytes = try times.measure {
                     try query.withUnsafeBufferPointer { q in
                         try out.withUnsafeMutableBufferPointer { o in
@@ -251,6 +273,14 @@ public enum AttentionBenchmark {
                       tokensPerSecond: Double(newTokens) / median, secondsPerCall: times.fastest,
                       medianSecondsPerCall: median, cpuSecondsPerCall: times.fastestCPU,
                       repetitions: times.wall.count)
+    }
+
+    /// Reads and writes one byte per cache line of `buffer`, pushing what the caches held out of them.
+    static func sweepThrough(_ buffer: inout [UInt8]) {
+        buffer.withUnsafeMutableBufferPointer { b in
+            var i = 0
+            while i < b.count { b[i] &+= 1; i += 64 }
+        }
     }
 
     /// A first call longer than this is timed rather than thrown away as a warm-up.

@@ -246,6 +246,36 @@ public final class KVCache: @unchecked Sendable {
         }
     }
 
+    /// Removes layer `l`'s stored keys and values from every cache level, as a decode step finds them in a model:
+    /// between two reads of one layer's K/V the rest of the model's weights and caches stream through. x86 flushes
+    /// each line (`clflush`); elsewhere `false` is returned and nothing is done (the caller sweeps a buffer larger
+    /// than the caches instead).
+    @discardableResult
+    public func evictFromCaches(layer l: Int) -> Bool {
+        guard Self.flushesLines else { return false }
+        #if arch(x86_64)
+        for span in spans(layer: l) {
+            let bytes = span.count * slotBytes
+            var offset = 0
+            while offset < bytes {
+                llvmCacheLineFlush(span.keys + offset); llvmCacheLineFlush(span.values + offset)
+                offset += 64
+            }
+            if bytes > 0 { llvmCacheLineFlush(span.keys + bytes - 1); llvmCacheLineFlush(span.values + bytes - 1) }
+        }
+        #endif
+        return true
+    }
+
+    /// Whether `evictFromCaches` can flush cache lines on this architecture.
+    public static var flushesLines: Bool {
+        #if arch(x86_64)
+        return true
+        #else
+        return false
+        #endif
+    }
+
     /// The runs of stored positions layer `l` holds, committed and pending, in increasing position order.
     func spans(layer l: Int) -> [Span] {
         var result: [Span] = []

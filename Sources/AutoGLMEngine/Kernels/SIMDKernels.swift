@@ -158,6 +158,12 @@ func llvmPrefetch(_ p: UnsafeRawPointer, _ write: Int32, _ locality: Int32, _ da
 
 @inline(__always) func prefetch(_ p: UnsafeRawPointer) { llvmPrefetch(p, 0, 3, 1) }
 
+#if arch(x86_64)
+/// Writes back and invalidates the cache line at `p` in every cache level of every core (x86 `clflush`).
+@_silgen_name("llvm.x86.sse2.clflush")
+func llvmCacheLineFlush(_ p: UnsafeRawPointer)
+#endif
+
 /// Bytes ahead of the current position the 8-lane matvec row loops prefetch weights (as the AVX-512 loops do).
 let prefetchDistance = 2048
 
