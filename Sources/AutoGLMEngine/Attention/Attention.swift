@@ -935,10 +935,11 @@ public enum Attention {
     /// decode takes this path where the per-head items would use the lane loops (a few query heads per KV head, no
     /// block selection): the units are the per-head path's count (KV heads × key ranges) when it splits the keys,
     /// as contiguous key ranges of every head (the same work per unit, so the partition the planner mirrors holds),
-    /// or one unit on one worker. Not for INT4 rows: a head's row is about half a line, its pass over the slots
-    /// touches nearly every line anyway, and its decoding bounds the loop, which ran 15–20% slower slot by slot
-    /// (SmolLM2's layer at 1,024–16,384 keys, three alternating rounds) where F32 and F16 ran 1.4–2.5× faster from
-    /// memory and INT8 12–20% faster.
+    /// or one unit on one worker. SmolLM2's layer, K/V flushed from the caches before each call (as in a model),
+    /// three alternating rounds: F32 1.9×, 2.1× and 2.7× faster at 1,024, 4,096 and 16,384 keys; F16 1.6×, 2.0× and
+    /// 2.7×; INT8 4–6%; with the K/V left in cache within 10% either way. Not for INT4 rows: a head's row is about half a line,
+    /// its pass over the slots touches nearly every line anyway, and decoding it bounds the loop, which ran 10–15%
+    /// slower slot by slot.
     static func slotMajorUnits(_ p: Problem, workers: Int) -> Int? {
         let group = p.heads / p.kvHeads
         guard p.n == 1, p.selector == nil, p.headDim % KVRowLayout.groupSize == 0, group < 4,
@@ -1058,8 +1059,10 @@ public enum Attention {
         }
     }
 
-    /// Positions `[lo, hi)` of one span for every head: scores slot by slot, the online softmax per head, the
-    /// weighted values slot by slot.
+    /// Positions `[lo, hi)` of one span for every head: scores slot by slot (the value slots prefetched beside
+    /// them), the online softmax per head, then each KV head's weighted values from cache. Accumulating the values
+    /// slot by slot instead (nine accumulators of 64 floats in memory for SmolLM2) ran 10–30% slower with the K/V
+    /// in cache and, from memory, 0–20% slower.
     static func slotMajorRun<D: KVChunkDecoder>(_: D.Type, _ p: Problem, _ s: TiledScratch, span: KVCache.Span,
                                                 group: Int, lo: Int, hi: Int) {
         let d = p.headDim, count = hi - lo
@@ -1067,7 +1070,8 @@ public enum Attention {
         let values = span.values + (lo - span.first) * p.slotBytes
         AttentionMath.dotSlots(D.self, q: s.q, group: group, kvHeads: p.kvHeads, headDim: d, rows: keys,
                                slotStride: p.slotBytes, rowBytes: p.layout.rowBytes, count: count,
-                               dataOffset: p.layout.dataOffset, scores: s.scores, scoreStride: keyTile)
+                               dataOffset: p.layout.dataOffset, scores: s.scores, scoreStride: keyTile,
+                               values: values)
         for h in 0..<p.heads {
             let row = s.scores + h * keyTile
             var tileMax = -Float.infinity
@@ -1082,10 +1086,14 @@ public enum Attention {
             }
             s.sums[h] += AttentionMath.expShifted(row, count, shift: s.maxes[h])
         }
-        AttentionMath.accumulateSlots(D.self, weights: s.scores, weightStride: keyTile, group: group,
-                                      kvHeads: p.kvHeads, headDim: d, rows: values, slotStride: p.slotBytes,
-                                      rowBytes: p.layout.rowBytes, count: count, dataOffset: p.layout.dataOffset,
-                                      acc: s.acc)
+        // Each KV head's values through its lanes, accumulators in registers: the rows came into cache in
+        // address order while the scores were computed.
+        for kvh in 0..<p.kvHeads {
+            AttentionMath.accumulateLanes(D.self, weights: s.scores + kvh * group * keyTile, weightStride: keyTile,
+                                          lanes: group, headDim: d, rows: values + kvh * p.layout.rowBytes,
+                                          rowStride: p.slotBytes, count: count, dataOffset: p.layout.dataOffset,
+                                          acc: s.acc + kvh * group * d)
+        }
     }
 
     // MARK: Materialised kernel
@@ -1731,57 +1739,42 @@ extension AttentionMath {
     }
 
     /// scores[h · scoreStride + j] = q_h · key_j of head h's KV head, for every head (`group` of them per KV head,
-    /// at most 3) and `count` slots read in address order: slot j, then each KV head's row in it. Each (head, key)
-    /// sums its chunks in order on one accumulator, as `dotKeys` does, so the scores are the same.
+    /// at most 3) and `count` slots read in address order: slot j, then each KV head's row in it; with each key
+    /// slot the value slot at the same index (`values`) is prefetched, so the values too arrive in address order.
+    /// Each (head, key) sums its chunks in order on one accumulator, as `dotKeys` does, so the scores are the same.
     @inline(__always)
     static func dotSlots<D: KVChunkDecoder>(_: D.Type, q: UnsafePointer<Float>, group: Int, kvHeads: Int,
                                             headDim d: Int, rows: UnsafeRawPointer, slotStride: Int, rowBytes: Int,
                                             count: Int, dataOffset: Int, scores: UnsafeMutablePointer<Float>,
-                                            scoreStride: Int) {
+                                            scoreStride: Int, values: UnsafeRawPointer) {
         let chunks = d / 8
-        for j in 0..<count {
-            let slot = rows + j * slotStride
-            for kvh in 0..<kvHeads {
-                let row = slot + kvh * rowBytes, h0 = kvh * group
-                let q0 = q + h0 * d, q1 = q0 + d, q2 = q1 + d
-                var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
-                for c in 0..<chunks {
-                    let k = D.decode8(row, chunk: c, dataOffset: dataOffset)
-                    a0 = a0.addingProduct(load8(q0 + 8 * c), k)
-                    if group > 1 { a1 = a1.addingProduct(load8(q1 + 8 * c), k) }
-                    if group > 2 { a2 = a2.addingProduct(load8(q2 + 8 * c), k) }
+        // Specialised per group size (a constant after inlining), as `dotKeys` is for two and three lanes.
+        @inline(__always) func run(_ group: Int) {
+            for j in 0..<count {
+                let slot = rows + j * slotStride
+                let v = values + j * slotStride
+                var o = 0
+                while o < slotStride { AutoGLMEngine.prefetch(v + o); o += 64 }
+                for kvh in 0..<kvHeads {
+                    let row = slot + kvh * rowBytes, h0 = kvh * group
+                    let q0 = q + h0 * d, q1 = q0 + d, q2 = q1 + d
+                    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
+                    for c in 0..<chunks {
+                        let k = D.decode8(row, chunk: c, dataOffset: dataOffset)
+                        a0 = a0.addingProduct(load8(q0 + 8 * c), k)
+                        if group > 1 { a1 = a1.addingProduct(load8(q1 + 8 * c), k) }
+                        if group > 2 { a2 = a2.addingProduct(load8(q2 + 8 * c), k) }
+                    }
+                    scores[h0 * scoreStride + j] = a0.sum()
+                    if group > 1 { scores[(h0 + 1) * scoreStride + j] = a1.sum() }
+                    if group > 2 { scores[(h0 + 2) * scoreStride + j] = a2.sum() }
                 }
-                scores[h0 * scoreStride + j] = a0.sum()
-                if group > 1 { scores[(h0 + 1) * scoreStride + j] = a1.sum() }
-                if group > 2 { scores[(h0 + 2) * scoreStride + j] = a2.sum() }
             }
         }
-    }
-
-    /// acc_h += Σ_j w[h · weightStride + j] · value_j of head h's KV head, for every head (`group` per KV head, at
-    /// most 3) and `count` slots read in address order. Each accumulator element sums the slots in order, as
-    /// `accumulateLanes` does.
-    @inline(__always)
-    static func accumulateSlots<D: KVChunkDecoder>(_: D.Type, weights w: UnsafePointer<Float>, weightStride: Int,
-                                                   group: Int, kvHeads: Int, headDim d: Int, rows: UnsafeRawPointer,
-                                                   slotStride: Int, rowBytes: Int, count: Int, dataOffset: Int,
-                                                   acc: UnsafeMutablePointer<Float>) {
-        let chunks = d / 8
-        for j in 0..<count {
-            let slot = rows + j * slotStride
-            for kvh in 0..<kvHeads {
-                let row = slot + kvh * rowBytes, h0 = kvh * group
-                let y0 = acc + h0 * d, y1 = y0 + d, y2 = y1 + d
-                let w0 = w[h0 * weightStride + j]
-                let w1 = group > 1 ? w[(h0 + 1) * weightStride + j] : 0
-                let w2 = group > 2 ? w[(h0 + 2) * weightStride + j] : 0
-                for c in 0..<chunks {
-                    let v = D.decode8(row, chunk: c, dataOffset: dataOffset)
-                    store8(load8(y0 + 8 * c).addingProduct(w0, v), y0 + 8 * c)
-                    if group > 1 { store8(load8(y1 + 8 * c).addingProduct(w1, v), y1 + 8 * c) }
-                    if group > 2 { store8(load8(y2 + 8 * c).addingProduct(w2, v), y2 + 8 * c) }
-                }
-            }
+        switch group {
+        case 3: run(3)
+        case 2: run(2)
+        default: run(1)
         }
     }
 
