@@ -88,6 +88,11 @@ public struct AttentionCostModel: Sendable {
     /// partitions it on this host's cores; false: at all of its work spread evenly over `threads` (device plans,
     /// whose attention runtime partitions work its own way).
     public var busiestWorker: Bool
+    /// Whether a decode call finds its layer's K/V in memory, as in a model, where the rest of the model streams
+    /// through the caches between two reads of one layer's cache (`autoglm-run bench-attention --cold-kv` measures
+    /// so): then all of its sweep is priced beyond the cache (`spillSeconds`). False: a call repeated on one layer,
+    /// which keeps what fits in cache, as calibrate-attention measures.
+    public var decodeKVFromMemory = false
 
     /// Key tile of the tiled kernel and the (query row, head) lanes one work item aims for (the engine's sizes).
     public static let keyTile = 64
@@ -374,6 +379,7 @@ public struct AttentionCostModel: Sendable {
     /// block's rows against the keys they see (scores), then against the same values (P·V): its sweep is every
     /// head's keys and values of each block once, and its working set the keys, values and block score rows of the
     /// heads the workers hold at once (a key's reuse distance). `calibration`'s `spill` factor prices these seconds.
+    /// With `decodeKVFromMemory`, all of a decode call's sweep is beyond the cache.
     public func spillSeconds(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int,
                              cacheBytes: Int) -> Double {
         guard cacheBytes > 0 else { return 0 }
@@ -386,6 +392,7 @@ public struct AttentionCostModel: Sendable {
             } else {
                 keys = Double(shape.kvHeads * Self.visibleKeys(s, position: length - 1))
             }
+            if decodeKVFromMemory { return latency.attentionSeconds(flops: 0, bytes: keys * headTokenBytes) }
             workingKeys = keys
         case .prefill where s.kernel == .materialised, .encode where s.kernel == .materialised:
             Self.materialisedBlocks(s, shape: shape, mode: mode, length: length) { _, blockKeys in

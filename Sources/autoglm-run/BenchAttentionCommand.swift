@@ -60,7 +60,7 @@ struct BenchAttentionCommand: ParsableCommand {
     var modes: String = "prefill,decode"
 
     @Flag(name: .customLong("cold-kv"),
-          help: "Decoder rows: flush the layer's K/V from every cache before each timed decode call, as a model's decode step finds them (otherwise the calls repeat on one layer and keep what fits in cache).")
+          help: "Decoder rows: flush the layer's K/V from every cache before each timed decode call, as a model's decode step finds them (otherwise the calls repeat on one layer and keep what fits in cache); the predictions then price all of the call's K/V beyond the cache with the calibration's constants, which were fitted to repeated calls.")
     var coldKV = false
 
     @Option(help: "Decoder rows: comma-separated settings instead of the default seven, in measure-attention's names (full, kv:f16, kv:int8, kv:int4, kernel:materialised, window:W+G, block-sparse:C/K), for example full,block-sparse:1024/4 at long lengths.")
@@ -205,10 +205,13 @@ struct BenchAttentionCommand: ParsableCommand {
         let shape = AttentionLayerShape(decoder)
         var costs = AttentionCostModel(device: profile, accuracy: AccuracyModel(manifest: manifest), threads: n,
                                        calibration: try loadCalibration(), tileLanes: KernelISA.active.attentionLanes)
+        costs.decodeKVFromMemory = coldKV
         var table = BenchTable(
             title: "attention of one \(manifest.name) layer (\(shape.heads) heads, \(shape.kvHeads) KV heads, head_dim "
                 + "\(shape.headDim)), \(n) threads, median of ≥ \(repetitions) calls and ≥ \(minTime) s per row, "
                 + "median of \(rounds) passes in shuffled orders; "
+                + (coldKV ? "decode with the layer's K/V flushed from the caches before each call (as in a model), "
+                    + "predicted as read from memory; " : "")
                 + "predictions: planner on \(profile.id)",
             shape: "decoder", threads: n, repetitions: repetitions, calibration: costs.calibration?.source)
         func measure(_ s: AttentionSettingSpec, _ mode: AttentionCostModel.Mode, _ length: Int) throws

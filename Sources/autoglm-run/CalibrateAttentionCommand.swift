@@ -19,7 +19,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
             --patches. Block-sparse decode (128/4 and 32/16, F32) at the decoder lengths up to 32,768 where blocks are \
             left out fits its lane share and seconds per block score against the decode fit; --block-sparse-only \
             measures only those and adds them to an existing --output, keeping its fits; --materialised-only \
-            measures and refits only the materialised kernel's points and keeps the rest of --output. Choose lengths other than \
+            measures and refits only the materialised kernel's points and keeps the rest of --output; --decode-only \
+            measures and refits every decode point (full and block-sparse) and keeps the prefill and encode fits and \
+            the cache shares. Choose lengths other than \
             the ones bench-attention reports, so that its table tests the fit rather than repeating it. Exit status: 0, or 1 when a file cannot be read or written or a run fails.
             """
     )
@@ -75,7 +77,15 @@ struct CalibrateAttentionCommand: ParsableCommand {
           help: "Keep the other fits in --output, its cache shares and block-sparse decode constants, and measure and fit only the materialised kernel's (F32 prefill and decode, ViT encode), after a change to that kernel.")
     var materialisedOnly = false
 
+    @Flag(name: .customLong("decode-only"),
+          help: "Keep the prefill and encode fits in --output and its cache shares, and measure and fit every decode point (full decode of each KV format and kernel, and block-sparse decode's constants), after a change to decode.")
+    var decodeRefitOnly = false
+
     func validate() throws {
+        if [blockSparseOnly, materialisedOnly, decodeRefitOnly].filter({ $0 }).count > 1 {
+            throw ValidationError("--block-sparse-only, --materialised-only and --decode-only refit different parts; "
+                                  + "give one")
+        }
         if blockSparseOnly && materialisedOnly {
             throw ValidationError("--block-sparse-only and --materialised-only refit different parts; give one")
         }
@@ -84,7 +94,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
     /// `source` with the part that starts with `marker` (up to the next part a refit adds, or the end) replaced
     /// by `text`, or `text` appended when there is none.
     static func replacingPart(_ source: String, marker: String, with text: String) -> String {
-        let markers = [Self.sparseMarker, Self.materialisedMarker]
+        let markers = [Self.sparseMarker, Self.materialisedMarker, Self.decodeMarker]
         guard let start = source.range(of: marker) else { return source + text }
         let rest = source[start.upperBound...]
         let end = markers.compactMap { rest.range(of: $0)?.lowerBound }.min() ?? source.endIndex
@@ -92,6 +102,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
     }
     static let sparseMarker = "; block-sparse decode"
     static let materialisedMarker = "; materialised kernel refitted"
+    static let decodeMarker = "; decode refitted"
 
     /// The 1-minute load averages before and after, two decimals ("?" where unknown).
     static func loadText(_ before: Double?, _ after: Double?) -> [String] {
@@ -280,6 +291,34 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 existing.source = Self.replacingPart(existing.source, marker: Self.sparseMarker, with: text
                     + " (measured separately on \(ISO8601DateFormatter().string(from: started)), "
                     + "1-minute load average \(load[0]) before and \(load[1]) after)")
+                try Self.write(existing, to: output)
+                return
+            }
+            if decodeRefitOnly {
+                // Keep the prefill and encode fits (prefill's borrowed beyond-cache factor with them: its work items
+                // still sweep one KV head's rows at a stride) and the cache shares; measure and fit every decode key,
+                // then block-sparse decode's constants against them.
+                var existing = try SpecLoader.load(AttentionCalibration.self, from: output)
+                let jobs = Self.decoderSettings.map { ($0, AttentionCostModel.Mode.decode) }
+                let measured = try measure(jobs, shape, { _ in lengthList + decodeOnly }, rounds: rounds)
+                let refitted = try fitAll(jobs, shape, measured, cacheBytes: existing.cacheBytes,
+                                          privateCacheBytes: existing.privateCacheBytes).fits
+                let date = ISO8601DateFormatter().string(from: started)
+                for (key, fit) in existing.fits where key.mode != .decode {
+                    if let from = fit.spillFrom, from.hasSuffix(" decode") {
+                        existing.fits[key]?.spillFrom = from + " as fitted before the decode refit of \(date)"
+                    }
+                }
+                existing.fits.merge(refitted) { $1 }
+                report(jobs, existing.fits)
+                let sparseText = try fitSparseDecode(&existing)
+                existing.source = Self.replacingPart(existing.source, marker: Self.sparseMarker, with: "")
+                let load = Self.loadText(loadBefore, HostInfo.loadAverage())
+                existing.source = Self.replacingPart(existing.source, marker: Self.decodeMarker, with:
+                    Self.decodeMarker + " on \(date) (every KV format tiled and F32 materialised at "
+                    + "\((lengthList + decodeOnly).map(String.init).joined(separator: ", ")) tokens; "
+                    + "median of \(rounds) passes; prefill and encode fits and the cache shares kept; 1-minute load "
+                    + "average \(load[0]) before and \(load[1]) after)" + sparseText)
                 try Self.write(existing, to: output)
                 return
             }

@@ -473,6 +473,15 @@ struct AttentionSparseAndSpillTests {
             flops: 0, bytes: Double(shape.kvHeads * length) * Double(2 * shape.headDim * 4) * beyond)
         let decode = model.spillSeconds(full, shape: shape, mode: .decode, length: length, cacheBytes: cache)
         #expect(abs(decode / expected - 1) < 1e-12)
+        // A decode call that finds its K/V in memory (as in a model) reads all of them from beyond the cache, even
+        // where they would fit; prefill is not affected.
+        var cold = model
+        cold.decodeKVFromMemory = true
+        let all = model.latency.attentionSeconds(flops: 0, bytes: workingSet)
+        #expect(abs(cold.spillSeconds(full, shape: shape, mode: .decode, length: length, cacheBytes: cache) / all - 1) < 1e-12)
+        #expect(abs(cold.spillSeconds(full, shape: shape, mode: .decode, length: length,
+                                      cacheBytes: Int(workingSet)) / all - 1) < 1e-12)
+        #expect(cold.spillSeconds(full, shape: shape, mode: .prefill, length: 5000, cacheBytes: cache) == 0)
         // Prefill sweeps each KV head's visible keys once per work item (ten rows here), each item against the
         // prefix its rows see, of all KV heads: rows whose prefix fits in the cache add nothing.
         let tokenBytes = Double(shape.kvHeads * 2 * shape.headDim * 4)

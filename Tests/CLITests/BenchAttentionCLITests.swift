@@ -128,6 +128,39 @@ struct BenchAttentionCLITests {
         #expect(both.contains("; materialised kernel refitted") && both.contains("measured separately"))
         let two = try Self.run(["calibrate-attention", "--materialised-only", "--block-sparse-only", "-o", file])
         #expect(two.status != 0 && two.stderr.contains("give one"), "stderr: \(two.stderr)")
+        // --decode-only measures every decode point again (five keys) and refits block-sparse decode's constants;
+        // the prefill and encode fits and the cache shares are kept, prefill's borrowed beyond-cache factor named
+        // as fitted before.
+        func fitsByKey(_ json: [String: Any], decode: Bool) -> [String: NSDictionary] {
+            var out: [String: NSDictionary] = [:]
+            for f in json["fits"] as? [[String: Any]] ?? [] where (f["mode"] as? String == "decode") == decode {
+                out["\(f["kv"] ?? "") \(f["kernel"] ?? "") \(f["mode"] ?? "")"] = f as NSDictionary
+            }
+            return out
+        }
+        let decodeRefit = try Self.run(["calibrate-attention", "--decode-only", "--lengths", "40,80,640,1024",
+                                        "--decode-lengths", "", "--repetitions", "1", "--rounds", "1", "--min-time",
+                                        "0", "--threads", "2", "-o", file])
+        #expect(decodeRefit.status == 0, "stderr: \(decodeRefit.stderr)")
+        let redecoded = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self))
+        #expect(fitsByKey(redecoded, decode: false).count == 7 && fitsByKey(redecoded, decode: true).count == 5)
+        for (key, fit) in fitsByKey(redecoded, decode: false) {
+            let before = try #require(fitsByKey(rematerialised, decode: false)[key])
+            let (a, b) = (fit["fit"] as? [String: Any] ?? [:], before["fit"] as? [String: Any] ?? [:])
+            #expect((a["points"] as? NSArray) == (b["points"] as? NSArray) && a["spill"] as? Double == b["spill"] as? Double,
+                    "\(key)")
+            if let from = b["spill_from"] as? String {
+                #expect((a["spill_from"] as? String)?.hasPrefix(from + " as fitted before the decode refit") == true)
+            }
+        }
+        for (key, fit) in fitsByKey(redecoded, decode: true) {
+            #expect(((fit["fit"] as? [String: Any])?["points"] as? [Any])?.count == 4, "\(key)")
+        }
+        #expect(redecoded["cache_bytes"] as? Int == rematerialised["cache_bytes"] as? Int)
+        #expect(((redecoded["block_sparse_decode"] as? [String: Any])?["points"] as? [Any])?.count == 4)
+        let redecodedSource = redecoded["source"] as? String ?? ""
+        #expect(redecodedSource.contains("; decode refitted on") && redecodedSource.contains("; materialised kernel")
+                && redecodedSource.components(separatedBy: "; block-sparse decode").count == 2)
         let b = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--threads", "2",
                               "--calibration", file, "--json"])
         #expect(b.status == 0, "stderr: \(b.stderr)")
@@ -137,6 +170,13 @@ struct BenchAttentionCLITests {
         #expect(rows.count == 14)
         let summary = try #require(table["summary"] as? [String: Any])
         #expect(summary["memory_rows"] as? Int == 14 && summary["speed_rows"] as? Int == 14)
+        // Decode with the layer's K/V flushed before each call, as in a model: said in the title, memory unchanged.
+        let cold = try Self.run(["bench-attention", "--lengths", "48", "--modes", "decode", "--settings", "full",
+                                 "--repetitions", "1", "--threads", "2", "--calibration", file, "--cold-kv", "--json"])
+        #expect(cold.status == 0, "stderr: \(cold.stderr)")
+        let coldTable = try Self.json(cold.stdout)
+        #expect((coldTable["title"] as? String ?? "").contains("flushed from the caches"))
+        #expect(((coldTable["rows"] as? [[String: Any]])?.count) == 1)
         // One mode alone; an unknown mode is refused.
         let decodeOnly = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--threads", "2",
                                        "--calibration", file, "--modes", "decode", "--json"])
