@@ -278,13 +278,7 @@ public enum Attention {
             let interleaved = p.selector != nil && splits > 1
             let bounds = (0...splits).map { splitBoundary(p.spans, stored: stored * $0 / splits, end: end) }
             let partialFloats = splits > 1 ? items * splits * lanes * (p.headDim + 2) : 0
-            var partial: UnsafeMutablePointer<Float>?
-            if partialFloats > 0 {
-                guard let buffer = malloc(partialFloats * 4) else {
-                    throw AttentionError.allocationFailed(bytes: partialFloats * 4)
-                }
-                partial = buffer.assumingMemoryBound(to: Float.self)
-            }
+            let partial = try allocatePartial(floats: partialFloats)
             defer { free(partial) }
             let partialAddress = UInt(bitPattern: partial)
             let units = items * splits
@@ -376,6 +370,33 @@ public enum Attention {
         return max(1, min((2 * workers + items - 1) / items, keys / 512))
     }
 
+    /// Partial softmax states of `floats` floats (nil for none).
+    static func allocatePartial(floats: Int) throws -> UnsafeMutablePointer<Float>? {
+        guard floats > 0 else { return nil }
+        guard let buffer = malloc(floats * 4) else { throw AttentionError.allocationFailed(bytes: floats * 4) }
+        return buffer.assumingMemoryBound(to: Float.self)
+    }
+
+    /// One lane's output from the partial softmax states (max, sum, head_dim accumulators) of its `states` key
+    /// ranges, in order (`state(i)` addresses the i-th): each rescaled to the largest max, summed, normalised.
+    @inline(__always)
+    static func mergeLane(states: Int, headDim d: Int, into dst: UnsafeMutablePointer<Float>,
+                          _ state: (Int) -> UnsafeMutablePointer<Float>) {
+        var top = -Float.infinity
+        for i in 0..<states { top = max(top, state(i)[0]) }
+        dst.initialize(repeating: 0, count: d)
+        var sum: Float = 0
+        for i in 0..<states {
+            let st = state(i)
+            guard st[0] > -.infinity else { continue }
+            let w = expf(st[0] - top)
+            sum += w * st[1]
+            for j in 0..<d { dst[j] += w * st[2 + j] }
+        }
+        let inv: Float = sum > 0 ? 1 / sum : 0
+        for j in 0..<d { dst[j] *= inv }
+    }
+
     /// Combines the partial softmax states (max, sum, accumulator) of the key ranges of each lane.
     static func mergeSplits(_ p: Problem, items: Int, splits: Int, lanes: Int, rowsPer: Int,
                             partial: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
@@ -386,20 +407,9 @@ public enum Attention {
             let rows = min(rowsPer, p.n - r0)
             for lane in 0..<(rows * group) {
                 let r = lane / group, h = kvh * group + lane % group
-                var top = -Float.infinity
-                for split in 0..<splits { top = max(top, partial[((item * splits + split) * lanes + lane) * laneFloats]) }
-                let dst = out + (r0 + r) * width + h * d
-                dst.initialize(repeating: 0, count: d)
-                var sum: Float = 0
-                for split in 0..<splits {
-                    let state = partial + ((item * splits + split) * lanes + lane) * laneFloats
-                    guard state[0] > -.infinity else { continue }
-                    let w = expf(state[0] - top)
-                    sum += w * state[1]
-                    for j in 0..<d { dst[j] += w * state[2 + j] }
+                mergeLane(states: splits, headDim: d, into: out + (r0 + r) * width + h * d) {
+                    partial + ((item * splits + $0) * lanes + lane) * laneFloats
                 }
-                let inv: Float = sum > 0 ? 1 / sum : 0
-                for j in 0..<d { dst[j] *= inv }
             }
         }
     }
@@ -860,24 +870,28 @@ public enum Attention {
         // Scores for the lanes against `count` keys.
         laneScores(D.self, vectorised, p, q: s.q + first * d, lanes: laneGroup, keys: keys, count: count,
                    scores: scores, scoreStride: keyTile)
-        // Online softmax: rescale what was accumulated when the running max rises.
-        for l in 0..<laneGroup {
-            let lane = first + l, row = scores + l * keyTile
-            var tileMax = -Float.infinity
-            for j in 0..<count { tileMax = Swift.max(tileMax, row[j]) }
-            if tileMax > s.maxes[lane] {
-                if s.maxes[lane] > -.infinity {
-                    let correction = expf(s.maxes[lane] - tileMax)
-                    s.sums[lane] *= correction
-                    AttentionMath.scale(s.acc + lane * d, d, by: correction)
-                }
-                s.maxes[lane] = tileMax
-            }
-            s.sums[lane] += AttentionMath.expShifted(row, count, shift: s.maxes[lane])
-        }
+        for l in 0..<laneGroup { softmaxStep(s, lane: first + l, scores: scores + l * keyTile, count: count, headDim: d) }
         // Accumulate the weighted values.
         accumulateValues(D.self, vectorised, p, weights: scores, weightStride: keyTile, lanes: laneGroup,
                          values: values, count: count, acc: s.acc + first * d)
+    }
+
+    /// The online softmax over one lane's `count` new scores: what was accumulated is rescaled when the running
+    /// max rises, and the scores become their exponentials (shifted by the max), added to the running sum.
+    @inline(__always)
+    static func softmaxStep(_ s: TiledScratch, lane: Int, scores row: UnsafeMutablePointer<Float>, count: Int,
+                            headDim d: Int) {
+        var tileMax = -Float.infinity
+        for j in 0..<count { tileMax = Swift.max(tileMax, row[j]) }
+        if tileMax > s.maxes[lane] {
+            if s.maxes[lane] > -.infinity {
+                let correction = expf(s.maxes[lane] - tileMax)
+                s.sums[lane] *= correction
+                AttentionMath.scale(s.acc + lane * d, d, by: correction)
+            }
+            s.maxes[lane] = tileMax
+        }
+        s.sums[lane] += AttentionMath.expShifted(row, count, shift: s.maxes[lane])
     }
 
     /// scores[l · scoreStride + j] = q_l · key_j for `lanes` scaled queries (`q`, head_dim apart) and `count` keys
@@ -959,13 +973,7 @@ public enum Attention {
         let bounds = (0...units).map { splitBoundary(p.spans, stored: stored * $0 / units, end: end) }
         // The per-head path's partial states: one lane block per unit (its size, so scratch is the same).
         let partialFloats = units > 1 ? units * lanes * (p.headDim + 2) : 0
-        var partial: UnsafeMutablePointer<Float>?
-        if partialFloats > 0 {
-            guard let buffer = malloc(partialFloats * 4) else {
-                throw AttentionError.allocationFailed(bytes: partialFloats * 4)
-            }
-            partial = buffer.assumingMemoryBound(to: Float.self)
-        }
+        let partial = try allocatePartial(floats: partialFloats)
         defer { free(partial) }
         let qAddress = UInt(bitPattern: q), outAddress = UInt(bitPattern: out)
         let partialAddress = UInt(bitPattern: partial)
@@ -982,22 +990,11 @@ public enum Attention {
             }
         }
         if let partial {
-            let d = p.headDim, laneFloats = d + 2
+            let laneFloats = p.headDim + 2
             for h in 0..<p.heads {
-                var top = -Float.infinity
-                for u in 0..<units { top = max(top, partial[(u * lanes + h) * laneFloats]) }
-                let dst = out + h * d
-                dst.initialize(repeating: 0, count: d)
-                var sum: Float = 0
-                for u in 0..<units {
-                    let state = partial + (u * lanes + h) * laneFloats
-                    guard state[0] > -.infinity else { continue }
-                    let w = expf(state[0] - top)
-                    sum += w * state[1]
-                    for j in 0..<d { dst[j] += w * state[2 + j] }
+                mergeLane(states: units, headDim: p.headDim, into: out + h * p.headDim) {
+                    partial + ($0 * lanes + h) * laneFloats
                 }
-                let inv: Float = sum > 0 ? 1 / sum : 0
-                for j in 0..<d { dst[j] *= inv }
             }
         }
         return chunks * TiledScratch.bytes(p) + partialFloats * 4
@@ -1072,20 +1069,7 @@ public enum Attention {
                                slotStride: p.slotBytes, rowBytes: p.layout.rowBytes, count: count,
                                dataOffset: p.layout.dataOffset, scores: s.scores, scoreStride: keyTile,
                                values: values)
-        for h in 0..<p.heads {
-            let row = s.scores + h * keyTile
-            var tileMax = -Float.infinity
-            for j in 0..<count { tileMax = Swift.max(tileMax, row[j]) }
-            if tileMax > s.maxes[h] {
-                if s.maxes[h] > -.infinity {
-                    let correction = expf(s.maxes[h] - tileMax)
-                    s.sums[h] *= correction
-                    AttentionMath.scale(s.acc + h * d, d, by: correction)
-                }
-                s.maxes[h] = tileMax
-            }
-            s.sums[h] += AttentionMath.expShifted(row, count, shift: s.maxes[h])
-        }
+        for h in 0..<p.heads { softmaxStep(s, lane: h, scores: s.scores + h * keyTile, count: count, headDim: d) }
         // Each KV head's values through its lanes, accumulators in registers: the rows came into cache in
         // address order while the scores were computed.
         for kvh in 0..<p.kvHeads {
