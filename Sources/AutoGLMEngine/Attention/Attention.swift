@@ -281,23 +281,14 @@ public enum Attention {
             let partial = try allocatePartial(floats: partialFloats)
             defer { free(partial) }
             let partialAddress = UInt(bitPattern: partial)
-            let units = items * splits
-            let perWorker = (units + workers - 1) / workers
-            let chunks = (units + perWorker - 1) / perWorker
-            concurrentPerform(chunks, serial: workers == 1, pool: pool) { c in
-                let scratch = TiledScratch(p)
-                defer { scratch.release() }
+            let chunks = dealUnits(items * splits, workers: workers, pool: pool, p) { unit, scratch in
                 let qp = UnsafePointer<Float>(bitPattern: qAddress)!, op = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
                 let pp = UnsafeMutablePointer<Float>(bitPattern: partialAddress)
-                // Units are dealt round-robin: consecutive items are consecutive query rows, whose causal work grows
-                // with the row, so contiguous halves would give one worker about three quarters of a prefill.
-                for unit in stride(from: c, to: units, by: chunks) {
-                    let item = unit / splits, split = unit % splits
-                    let range = interleaved ? 0..<end : bounds[split]..<bounds[split + 1]
-                    tiled(p, kvHead: item % p.kvHeads, rows: (item / p.kvHeads) * rowsPer, q: qp, out: op,
-                          keyRange: range, tiles: interleaved ? TileShare(stride: splits, phase: split) : .all,
-                          partial: pp.map { $0 + unit * lanes * (p.headDim + 2) }, scratch: scratch)
-                }
+                let item = unit / splits, split = unit % splits
+                let range = interleaved ? 0..<end : bounds[split]..<bounds[split + 1]
+                tiled(p, kvHead: item % p.kvHeads, rows: (item / p.kvHeads) * rowsPer, q: qp, out: op,
+                      keyRange: range, tiles: interleaved ? TileShare(stride: splits, phase: split) : .all,
+                      partial: pp.map { $0 + unit * lanes * (p.headDim + 2) }, scratch: scratch)
             }
             if let partial {
                 mergeSplits(p, items: items, splits: splits, lanes: lanes, rowsPer: rowsPer, partial: partial, out: out)
@@ -324,6 +315,22 @@ public enum Attention {
             if failed.isSet { throw AttentionError.allocationFailed(bytes: matrixBytes) }
             return chunks * (max(4, matrixBytes) + TiledScratch.bytes(p))
         }
+    }
+
+    /// Runs `units` work units of the tiled kernel on at most `workers` workers, each with scratch of its own;
+    /// returns how many workers ran. Units are dealt round-robin: consecutive prefill items are consecutive query
+    /// rows, whose causal work grows with the row, so contiguous halves would give one worker about three quarters
+    /// of a prefill.
+    static func dealUnits(_ units: Int, workers: Int, pool: ComputePool?, _ p: Problem,
+                          _ body: @escaping @Sendable (Int, TiledScratch) -> Void) -> Int {
+        let perWorker = (units + workers - 1) / workers
+        let chunks = (units + perWorker - 1) / perWorker
+        concurrentPerform(chunks, serial: workers == 1, pool: pool) { c in
+            let scratch = TiledScratch(p)
+            defer { scratch.release() }
+            for unit in stride(from: c, to: units, by: chunks) { body(unit, scratch) }
+        }
+        return chunks
     }
 
     private static func concurrentPerform(_ count: Int, serial: Bool, pool: ComputePool?,
@@ -977,17 +984,11 @@ public enum Attention {
         defer { free(partial) }
         let qAddress = UInt(bitPattern: q), outAddress = UInt(bitPattern: out)
         let partialAddress = UInt(bitPattern: partial)
-        let perWorker = (units + workers - 1) / workers
-        let chunks = (units + perWorker - 1) / perWorker
-        concurrentPerform(chunks, serial: workers == 1, pool: pool) { c in
-            let scratch = TiledScratch(p)
-            defer { scratch.release() }
+        let chunks = dealUnits(units, workers: workers, pool: pool, p) { unit, scratch in
             let qp = UnsafePointer<Float>(bitPattern: qAddress)!, op = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
             let pp = UnsafeMutablePointer<Float>(bitPattern: partialAddress)
-            for unit in stride(from: c, to: units, by: chunks) {
-                slotMajor(p, q: qp, out: op, keyRange: bounds[unit]..<bounds[unit + 1],
-                          partial: pp.map { $0 + unit * lanes * (p.headDim + 2) }, scratch: scratch)
-            }
+            slotMajor(p, q: qp, out: op, keyRange: bounds[unit]..<bounds[unit + 1],
+                      partial: pp.map { $0 + unit * lanes * (p.headDim + 2) }, scratch: scratch)
         }
         if let partial {
             let laneFloats = p.headDim + 2
