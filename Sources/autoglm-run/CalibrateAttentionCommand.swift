@@ -86,9 +86,6 @@ struct CalibrateAttentionCommand: ParsableCommand {
             throw ValidationError("--block-sparse-only, --materialised-only and --decode-only refit different parts; "
                                   + "give one")
         }
-        if blockSparseOnly && materialisedOnly {
-            throw ValidationError("--block-sparse-only and --materialised-only refit different parts; give one")
-        }
     }
 
     /// `source` with the part that starts with `marker` (up to the next part a refit adds, or the end) replaced

@@ -372,8 +372,10 @@ struct AttentionDecodeTests {
                 try Attention.causal(q: q, n: 1, heads: heads, cache: cache, layer: 0, out: &out, threads: threads)
                 let reference = AttentionReference.attention(
                     q: q, n: 1, heads: heads, kvHeads: kvHeads, headDim: d, keys: stored(keys),
-                    values: stored(values), t: context, mask: .init(window: window, globalTokens: window == nil ? 0 : 5))
-                #expect(relativeError(out, reference) < 1e-5, "window \(String(describing: window)), \(threads) threads")
+                    values: stored(values), t: context,
+                    mask: .init(window: window, globalTokens: window == nil ? 0 : 5))
+                #expect(relativeError(out, reference) < 1e-5,
+                        "window \(String(describing: window)), \(threads) threads")
                 let problem = Attention.Problem(
                     n: 1, heads: heads, kvHeads: kvHeads, headDim: d, layout: KVRowLayout(format: format, headDim: d),
                     slotBytes: KVRowLayout(format: format, headDim: d).rowBytes * kvHeads,
@@ -390,9 +392,10 @@ struct AttentionDecodeTests {
         let spans = [KVCache.Span(first: 0, count: 4096, keys: UnsafeRawPointer(bitPattern: 64)!,
                                   values: UnsafeRawPointer(bitPattern: 64)!)]
         func problem(_ format: KVCacheFormat, heads: Int = 9, n: Int = 1) -> Attention.Problem {
-            Attention.Problem(n: n, heads: heads, kvHeads: 3, headDim: 64, layout: KVRowLayout(format: format, headDim: 64),
-                              slotBytes: 3 * KVRowLayout(format: format, headDim: 64).rowBytes, spans: spans,
-                              queryStart: 4095, causal: true, window: nil, globalTokens: 0, scale: 1, selector: nil)
+            let layout = KVRowLayout(format: format, headDim: 64)
+            return Attention.Problem(n: n, heads: heads, kvHeads: 3, headDim: 64, layout: layout,
+                                     slotBytes: 3 * layout.rowBytes, spans: spans, queryStart: 4095, causal: true,
+                                     window: nil, globalTokens: 0, scale: 1, selector: nil)
         }
         #expect(Attention.slotMajorUnits(problem(.f16), workers: 2) == 6)
         #expect(Attention.slotMajorUnits(problem(.int4), workers: 2) == nil)

@@ -147,8 +147,8 @@ struct BenchAttentionCLITests {
         for (key, fit) in fitsByKey(redecoded, decode: false) {
             let before = try #require(fitsByKey(rematerialised, decode: false)[key])
             let (a, b) = (fit["fit"] as? [String: Any] ?? [:], before["fit"] as? [String: Any] ?? [:])
-            #expect((a["points"] as? NSArray) == (b["points"] as? NSArray) && a["spill"] as? Double == b["spill"] as? Double,
-                    "\(key)")
+            #expect((a["points"] as? NSArray) == (b["points"] as? NSArray), "\(key)")
+            #expect(a["spill"] as? Double == b["spill"] as? Double, "\(key)")
             if let from = b["spill_from"] as? String {
                 #expect((a["spill_from"] as? String)?.hasPrefix(from + " as fitted before the decode refit") == true)
             }

@@ -877,7 +877,9 @@ public enum Attention {
         // Scores for the lanes against `count` keys.
         laneScores(D.self, vectorised, p, q: s.q + first * d, lanes: laneGroup, keys: keys, count: count,
                    scores: scores, scoreStride: keyTile)
-        for l in 0..<laneGroup { softmaxStep(s, lane: first + l, scores: scores + l * keyTile, count: count, headDim: d) }
+        for l in 0..<laneGroup {
+            softmaxStep(s, lane: first + l, scores: scores + l * keyTile, count: count, headDim: d)
+        }
         // Accumulate the weighted values.
         accumulateValues(D.self, vectorised, p, weights: scores, weightStride: keyTile, lanes: laneGroup,
                          values: values, count: count, acc: s.acc + first * d)
@@ -958,9 +960,9 @@ public enum Attention {
     /// as contiguous key ranges of every head (the same work per unit, so the partition the planner mirrors holds),
     /// or one unit on one worker. SmolLM2's layer, K/V flushed from the caches before each call (as in a model),
     /// three alternating rounds: F32 1.9×, 2.1× and 2.7× faster at 1,024, 4,096 and 16,384 keys; F16 1.6×, 2.0× and
-    /// 2.7×; INT8 4–6%; with the K/V left in cache within 10% either way. Not for INT4 rows: a head's row is about half a line,
-    /// its pass over the slots touches nearly every line anyway, and decoding it bounds the loop, which ran 10–15%
-    /// slower slot by slot.
+    /// 2.7×; INT8 4–6%; with the K/V left in cache within 10% either way. Not for INT4 rows: a head's row is about
+    /// half a line, its pass over the slots touches nearly every line anyway, and decoding it bounds the loop, which
+    /// ran 10–15% slower slot by slot.
     static func slotMajorUnits(_ p: Problem, workers: Int) -> Int? {
         let group = p.heads / p.kvHeads
         guard p.n == 1, p.selector == nil, p.headDim % KVRowLayout.groupSize == 0, group < 4,
@@ -985,7 +987,8 @@ public enum Attention {
         let qAddress = UInt(bitPattern: q), outAddress = UInt(bitPattern: out)
         let partialAddress = UInt(bitPattern: partial)
         let chunks = dealUnits(units, workers: workers, pool: pool, p) { unit, scratch in
-            let qp = UnsafePointer<Float>(bitPattern: qAddress)!, op = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
+            let qp = UnsafePointer<Float>(bitPattern: qAddress)!
+            let op = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
             let pp = UnsafeMutablePointer<Float>(bitPattern: partialAddress)
             slotMajor(p, q: qp, out: op, keyRange: bounds[unit]..<bounds[unit + 1],
                       partial: pp.map { $0 + unit * lanes * (p.headDim + 2) }, scratch: scratch)

@@ -176,12 +176,12 @@ public enum AttentionBenchmark {
         guard s.heads > 0, s.kvHeads > 0, s.heads % s.kvHeads == 0 else {
             throw AttentionError.headsNotMultipleOfKVHeads(heads: s.heads, kvHeads: s.kvHeads)
         }
-        // The engine's threads: a compute pool whose idle workers spin briefly between calls (Dispatch's threads
-        // park, and waking them cost a decode call of a few microseconds up to tens more, call to call).
         guard !s.coldKV || s.mode == .decode else {
             throw AttentionError.unsupportedSetting(name: s.name, mode: s.mode.rawValue,
                                                     reason: "a cold K/V cache is a decode measurement")
         }
+        // The engine's threads: a compute pool whose idle workers spin briefly between calls (Dispatch's threads
+        // park, and waking them cost a decode call of a few microseconds up to tens more, call to call).
         let pool = s.threads > 1 ? ComputePool(threadCount: s.threads) : nil
         // Where the cache lines cannot be flushed one by one, a cold call follows a sweep over a buffer twice the
         // largest last-level cache of these machines (allocated and touched before the resident baseline).
