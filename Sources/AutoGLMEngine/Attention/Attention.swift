@@ -1649,7 +1649,8 @@ extension AttentionMath {
 
     /// scores[l · scoreStride + j] = q_l · row_j for a few lanes (decode's query heads of one KV head) and `count`
     /// rows: four keys at a time per lane, so four dot products are in flight instead of one chain of dependent
-    /// multiply-adds. Each key's sum runs in the same order as in `dotLanes`, so results do not depend on the path.
+    /// multiply-adds. Each key's sum runs in the same order as in `dotLanes`, so results do not depend on the path
+    /// (two or three lanes over INT8 rows: `dotRow`'s order, as the slot-major decode).
     @inline(__always)
     static func dotKeys<D: KVChunkDecoder>(_: D.Type, q: UnsafePointer<Float>, lanes: Int, headDim d: Int,
                                            rows: UnsafeRawPointer, rowStride: Int, count: Int, dataOffset: Int,
@@ -1662,6 +1663,20 @@ extension AttentionMath {
             let q0 = q, q1 = q + d, q2 = q + 2 * d
             let s0 = scores, s1 = scores + scoreStride, s2 = scores + 2 * scoreStride
             var j = 0
+            if D.self == Int8Chunks.self && chunks % 4 == 0 {
+                // INT8: a key at a time through `dotRow` (its groups scaled once), as the slot-major path.
+                while j < count {
+                    let row = rows + j * rowStride
+                    let ahead = row + 16 * rowStride
+                    AutoGLMEngine.prefetch(ahead); AutoGLMEngine.prefetch(ahead + 64)
+                    let (a0, a1, a2) = dotRow(D.self, row, q0, q1, q2, group: three ? 3 : 2, chunks: chunks,
+                                              dataOffset: dataOffset)
+                    s0[j] = a0.sum(); s1[j] = a1.sum()
+                    if three { s2[j] = a2.sum() }
+                    j += 1
+                }
+                return
+            }
             while j + 2 <= count {
                 let r0 = rows + j * rowStride, r1 = r0 + rowStride
                 // Keys 16 rows ahead on their way: deep in a context the rows come from memory, a head's part of
@@ -1726,10 +1741,43 @@ extension AttentionMath {
         }
     }
 
+    /// The dot products of one stored key row with `group` (1–3) queries, each as an 8-wide partial sum. Each sums
+    /// the row's chunks in order; INT8 rows sum each group of 32 codes unscaled and scale the sum once (one SmolLM2
+    /// layer, three alternating rounds: INT8 decode 16–17% faster with the K/V in cache, 13% from memory).
+    @inline(__always)
+    static func dotRow<D: KVChunkDecoder>(_: D.Type, _ row: UnsafeRawPointer, _ q0: UnsafePointer<Float>,
+                                          _ q1: UnsafePointer<Float>, _ q2: UnsafePointer<Float>, group: Int,
+                                          chunks: Int, dataOffset: Int) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
+        if D.self == Int8Chunks.self && chunks % 4 == 0 {
+            for g in 0..<(chunks / 4) {
+                let scale = Float(row.load(fromByteOffset: 2 * g, as: Float16.self))
+                var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>()
+                for c in (4 * g)..<(4 * g + 4) {
+                    let k = floats(row.loadUnaligned(fromByteOffset: dataOffset + 8 * c, as: SIMD8<Int8>.self))
+                    b0 = b0.addingProduct(load8(q0 + 8 * c), k)
+                    if group > 1 { b1 = b1.addingProduct(load8(q1 + 8 * c), k) }
+                    if group > 2 { b2 = b2.addingProduct(load8(q2 + 8 * c), k) }
+                }
+                a0 = a0.addingProduct(b0, scale)
+                if group > 1 { a1 = a1.addingProduct(b1, scale) }
+                if group > 2 { a2 = a2.addingProduct(b2, scale) }
+            }
+        } else {
+            for c in 0..<chunks {
+                let k = D.decode8(row, chunk: c, dataOffset: dataOffset)
+                a0 = a0.addingProduct(load8(q0 + 8 * c), k)
+                if group > 1 { a1 = a1.addingProduct(load8(q1 + 8 * c), k) }
+                if group > 2 { a2 = a2.addingProduct(load8(q2 + 8 * c), k) }
+            }
+        }
+        return (a0, a1, a2)
+    }
+
     /// scores[h · scoreStride + j] = q_h · key_j of head h's KV head, for every head (`group` of them per KV head,
     /// at most 3) and `count` slots read in address order: slot j, then each KV head's row in it; with each key
     /// slot the value slot at the same index (`values`) is prefetched, so the values too arrive in address order.
-    /// Each (head, key) sums its chunks in order on one accumulator, as `dotKeys` does, so the scores are the same.
+    /// Each (head, key) is `dotRow`'s, as in `dotKeys`, so the scores are the same.
     @inline(__always)
     static func dotSlots<D: KVChunkDecoder>(_: D.Type, q: UnsafePointer<Float>, group: Int, kvHeads: Int,
                                             headDim d: Int, rows: UnsafeRawPointer, slotStride: Int, rowBytes: Int,
@@ -1746,13 +1794,8 @@ extension AttentionMath {
                 for kvh in 0..<kvHeads {
                     let row = slot + kvh * rowBytes, h0 = kvh * group
                     let q0 = q + h0 * d, q1 = q0 + d, q2 = q1 + d
-                    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
-                    for c in 0..<chunks {
-                        let k = D.decode8(row, chunk: c, dataOffset: dataOffset)
-                        a0 = a0.addingProduct(load8(q0 + 8 * c), k)
-                        if group > 1 { a1 = a1.addingProduct(load8(q1 + 8 * c), k) }
-                        if group > 2 { a2 = a2.addingProduct(load8(q2 + 8 * c), k) }
-                    }
+                    let (a0, a1, a2) = dotRow(D.self, row, q0, q1, q2, group: group, chunks: chunks,
+                                              dataOffset: dataOffset)
                     scores[h0 * scoreStride + j] = a0.sum()
                     if group > 1 { scores[(h0 + 1) * scoreStride + j] = a1.sum() }
                     if group > 2 { scores[(h0 + 2) * scoreStride + j] = a2.sum() }
