@@ -1571,10 +1571,21 @@ enum F16Chunks: KVChunkDecoder {
 }
 
 enum Int8Chunks: KVChunkDecoder {
+    /// Chunks of 8 codes per scale group.
+    static let chunksPerGroup = KVRowLayout.groupSize / 8
+    /// The F16 scale of group `g`.
+    @inline(__always)
+    static func scale(_ row: UnsafeRawPointer, group g: Int) -> Float {
+        Float(row.load(fromByteOffset: 2 * g, as: Float16.self))
+    }
+    /// Chunk `c`'s codes as floats, unscaled.
+    @inline(__always)
+    static func codes8(_ row: UnsafeRawPointer, chunk c: Int, dataOffset: Int) -> SIMD8<Float> {
+        floats(row.loadUnaligned(fromByteOffset: dataOffset + 8 * c, as: SIMD8<Int8>.self))
+    }
     @inline(__always)
     static func decode8(_ row: UnsafeRawPointer, chunk c: Int, dataOffset: Int) -> SIMD8<Float> {
-        let scale = Float(row.load(fromByteOffset: 2 * (c >> 2), as: Float16.self))
-        return floats(row.loadUnaligned(fromByteOffset: dataOffset + 8 * c, as: SIMD8<Int8>.self)) * scale
+        codes8(row, chunk: c, dataOffset: dataOffset) * scale(row, group: c / chunksPerGroup)
     }
 }
 
@@ -1663,21 +1674,9 @@ extension AttentionMath {
             let q0 = q, q1 = q + d, q2 = q + 2 * d
             let s0 = scores, s1 = scores + scoreStride, s2 = scores + 2 * scoreStride
             var j = 0
-            if D.self == Int8Chunks.self && chunks % 4 == 0 {
-                // INT8: a key at a time through `dotRow` (its groups scaled once), as the slot-major path.
-                while j < count {
-                    let row = rows + j * rowStride
-                    let ahead = row + 16 * rowStride
-                    AutoGLMEngine.prefetch(ahead); AutoGLMEngine.prefetch(ahead + 64)
-                    let (a0, a1, a2) = dotRow(D.self, row, q0, q1, q2, group: three ? 3 : 2, chunks: chunks,
-                                              dataOffset: dataOffset)
-                    s0[j] = a0.sum(); s1[j] = a1.sum()
-                    if three { s2[j] = a2.sum() }
-                    j += 1
-                }
-                return
-            }
-            while j + 2 <= count {
+            // INT8 rows go a key at a time through `dotRow` (its groups scaled once), as the slot-major path does.
+            let pairs = D.self != Int8Chunks.self
+            while pairs && j + 2 <= count {
                 let r0 = rows + j * rowStride, r1 = r0 + rowStride
                 // Keys 16 rows ahead on their way: deep in a context the rows come from memory, a head's part of
                 // each slot at a stride (SmolLM2 Q4_0 tg64 @ d4096: median of 5 alternating rounds 54.3 -> 58.5).
@@ -1701,16 +1700,15 @@ extension AttentionMath {
                 if three { s2[j] = a20.sum(); s2[j + 1] = a21.sum() }
                 j += 2
             }
-            if j < count {
-                let r0 = rows + j * rowStride
-                var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
-                for c in 0..<chunks {
-                    let k0 = D.decode8(r0, chunk: c, dataOffset: dataOffset)
-                    a0 = a0.addingProduct(load8(q0 + 8 * c), k0); a1 = a1.addingProduct(load8(q1 + 8 * c), k0)
-                    if three { a2 = a2.addingProduct(load8(q2 + 8 * c), k0) }
-                }
+            while j < count {
+                let row = rows + j * rowStride
+                let ahead = row + 16 * rowStride
+                AutoGLMEngine.prefetch(ahead); AutoGLMEngine.prefetch(ahead + 64)
+                let (a0, a1, a2) = dotRow(D.self, row, q0, q1, q2, group: three ? 3 : 2, chunks: chunks,
+                                          dataOffset: dataOffset)
                 s0[j] = a0.sum(); s1[j] = a1.sum()
                 if three { s2[j] = a2.sum() }
+                j += 1
             }
         }
         if lanes == 3 { shared(true); return }
@@ -1749,12 +1747,13 @@ extension AttentionMath {
                                           _ q1: UnsafePointer<Float>, _ q2: UnsafePointer<Float>, group: Int,
                                           chunks: Int, dataOffset: Int) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
         var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>()
-        if D.self == Int8Chunks.self && chunks % 4 == 0 {
-            for g in 0..<(chunks / 4) {
-                let scale = Float(row.load(fromByteOffset: 2 * g, as: Float16.self))
+        let per = Int8Chunks.chunksPerGroup
+        if D.self == Int8Chunks.self && chunks % per == 0 {
+            for g in 0..<(chunks / per) {
+                let scale = Int8Chunks.scale(row, group: g)
                 var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>()
-                for c in (4 * g)..<(4 * g + 4) {
-                    let k = floats(row.loadUnaligned(fromByteOffset: dataOffset + 8 * c, as: SIMD8<Int8>.self))
+                for c in (per * g)..<(per * g + per) {
+                    let k = Int8Chunks.codes8(row, chunk: c, dataOffset: dataOffset)
                     b0 = b0.addingProduct(load8(q0 + 8 * c), k)
                     if group > 1 { b1 = b1.addingProduct(load8(q1 + 8 * c), k) }
                     if group > 2 { b2 = b2.addingProduct(load8(q2 + 8 * c), k) }

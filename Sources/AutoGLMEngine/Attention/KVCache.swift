@@ -252,7 +252,6 @@ public final class KVCache: @unchecked Sendable {
     /// than the caches instead).
     @discardableResult
     public func evictFromCaches(layer l: Int) -> Bool {
-        guard Self.flushesLines else { return false }
         #if arch(x86_64)
         for span in spans(layer: l) {
             let bytes = span.count * slotBytes
@@ -263,8 +262,10 @@ public final class KVCache: @unchecked Sendable {
             }
             if bytes > 0 { llvmCacheLineFlush(span.keys + bytes - 1); llvmCacheLineFlush(span.values + bytes - 1) }
         }
-        #endif
         return true
+        #else
+        return false
+        #endif
     }
 
     /// Whether `evictFromCaches` can flush cache lines on this architecture.
