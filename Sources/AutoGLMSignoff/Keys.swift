@@ -90,24 +90,28 @@ public enum SignatureCheck {
 /// File helpers: streaming SHA-256 and exclusive creation.
 public enum FileIO {
     /// SHA-256 (lowercase hex) and size of a file, read in 4 MiB chunks.
+    /// SHA-256 of a file, read in 1 MiB pieces through one buffer (the engine hashes its checkpoint inside the
+    /// process whose peak memory it reports, so the hash must not leave buffers behind).
     public static func sha256(file path: String) throws -> (hex: String, bytes: Int) {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            let reason = FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file"
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            let reason = errno == ENOENT ? "no such file" : String(cString: strerror(errno))
             throw SignoffError.unreadable(file: path, reason: reason)
         }
-        defer { try? handle.close() }
+        defer { close(fd) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buffer.deallocate() }
         var hasher = SHA256()
         var total = 0
         while true {
-            let chunk: Data
-            do {
-                chunk = try handle.read(upToCount: 4 << 20) ?? Data()
-            } catch {
-                throw SignoffError.unreadable(file: path, reason: "\(error)")
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SignoffError.unreadable(file: path, reason: String(cString: strerror(errno)))
             }
-            if chunk.isEmpty { break }
-            total += chunk.count
-            hasher.update(data: chunk)
+            if n == 0 { break }
+            total += n
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         }
         return (hex(hasher.finalize()), total)
     }
@@ -115,7 +119,10 @@ public enum FileIO {
     public static func sha256(_ data: Data) -> String { hex(SHA256.hash(data: data)) }
 
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        digest.map { String(format: "%02x", $0) }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in digest { out.append(digits[Int(byte >> 4)]); out.append(digits[Int(byte & 15)]) }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Creates `path` with `data`, failing if anything already exists there (O_CREAT | O_EXCL).

@@ -1,3 +1,4 @@
+import AutoGLMSpecs
 import Foundation
 
 /// Number formatting shared by the text, Markdown, JUnit and HTML outputs (decimal units, fixed digits, no locale).
@@ -26,10 +27,7 @@ public enum SignoffFormat {
 
     /// The current time as ISO 8601 UTC with seconds.
     public static func timestamp(_ date: Date = Date()) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: date)
+        UTCTimestamp.string(date)
     }
 
     /// Escapes text for XML and HTML content and attribute values.

@@ -286,7 +286,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 }
                 let load = Self.loadText(loadBefore, HostInfo.loadAverage())
                 existing.source = Self.replacingPart(existing.source, marker: Self.sparseMarker, with: text
-                    + " (measured separately on \(ISO8601DateFormatter().string(from: started)), "
+                    + " (measured separately on \(UTCTimestamp.string(started)), "
                     + "1-minute load average \(load[0]) before and \(load[1]) after)")
                 try Self.write(existing, to: output)
                 return
@@ -300,7 +300,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 let measured = try measure(jobs, shape, { _ in lengthList + decodeOnly }, rounds: rounds)
                 let refitted = try fitAll(jobs, shape, measured, cacheBytes: existing.cacheBytes,
                                           privateCacheBytes: existing.privateCacheBytes).fits
-                let date = ISO8601DateFormatter().string(from: started)
+                let date = UTCTimestamp.string(started)
                 for (key, fit) in existing.fits where key.mode != .decode {
                     if let from = fit.spillFrom, from.hasSuffix(" decode") {
                         existing.fits[key]?.spillFrom = from + " as fitted before the decode refit of \(date)"
@@ -348,7 +348,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 report(reported, existing.fits)
                 let load = Self.loadText(loadBefore, HostInfo.loadAverage())
                 existing.source = Self.replacingPart(existing.source, marker: Self.materialisedMarker, with:
-                    Self.materialisedMarker + " on \(ISO8601DateFormatter().string(from: started)) (F32 prefill at "
+                    Self.materialisedMarker + " on \(UTCTimestamp.string(started)) (F32 prefill at "
                     + "\(lengthList.map(String.init).joined(separator: ", ")) tokens"
                     + (decodeOnly.isEmpty ? ""
                         : ", decode also at \(decodeOnly.map(String.init).joined(separator: ", "))")
@@ -417,7 +417,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                       + (l2.map { String(format: " of a %.2f MiB L2", Double($0) / 1_048_576) } ?? "")
                       + String(format: " (squared relative error %.4f over all points)", chosen.error))
             }
-            let date = ISO8601DateFormatter().string(from: started)
+            let date = UTCTimestamp.string(started)
             let load = Self.loadText(loadBefore, HostInfo.loadAverage())
             calibration.source = "measured: autoglm-run calibrate-attention on \(host?.cpuModel ?? "this host") "
                 + "(\(host?.cores ?? n) processors, \(KernelISA.active.rawValue) kernels), \(date), \(n) threads, "

@@ -116,7 +116,7 @@ struct EmulateCommand: ParsableCommand {
         var report = (try? RunReport.load(reportPath)) ?? RunReport()
         let completed = result.exitStatus == 0 && !result.oomKilled && FileManager.default.fileExists(atPath: reportPath)
         report.kind = .emulation
-        report.createdAt = ISO8601DateFormatter().string(from: Date())
+        report.createdAt = UTCTimestamp.string()
         report.plan.path = plan
         report.plan.sha256 = prepared.planHash
         report.plan.modelId = prepared.plan.model.id

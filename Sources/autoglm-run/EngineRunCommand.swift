@@ -78,7 +78,7 @@ struct EngineRunCommand: ParsableCommand {
             phase: { try? phases.mark($0) })
         var r = RunReport()
         r.kind = .engine
-        r.createdAt = ISO8601DateFormatter().string(from: Date())
+        r.createdAt = UTCTimestamp.string()
         r.checkpoint.path = checkpoint
         r.checkpoint.bytes = FileInfo.size(checkpoint) ?? 0
         r.checkpoint.synthetic = source.isSynthetic

@@ -130,7 +130,7 @@ struct MeasureAttentionCommand: ParsableCommand {
             print(m.figures.line(name))
         }
 
-        let date = ISO8601DateFormatter().string(from: Date())
+        let date = UTCTimestamp.string()
         try common.writeResults(results, date: date, threads: pool.threadCount)
         if !common.noManifest {
             let day = String(date.prefix(10))

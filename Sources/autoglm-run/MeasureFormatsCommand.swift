@@ -178,7 +178,7 @@ struct MeasureFormatsCommand: ParsableCommand {
             }
         }
 
-        let date = ISO8601DateFormatter().string(from: Date())
+        let date = UTCTimestamp.string()
         try common.writeResults(results, date: date, threads: pool.threadCount)
         if !common.noManifest {
             let day = String(date.prefix(10))

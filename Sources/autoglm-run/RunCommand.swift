@@ -119,7 +119,7 @@ struct RunSession {
         let o = options
         let beforeLoad = ProcessMemory.residentBytes
         var report = RunReport()
-        report.createdAt = ISO8601DateFormatter().string(from: Date())
+        report.createdAt = UTCTimestamp.string()
         report.build = currentBuild()
         let plan = try o.plan.map { try Plan.load($0) }
         let pool = ComputePool(threadCount: o.threads)

@@ -75,6 +75,21 @@ public final class MappedFile: @unchecked Sendable {
         }
     }
 
+    /// Tells the kernel the mapped pages wholly inside `offset ..< offset + count` are not needed now
+    /// (MADV_DONTNEED), so they stop counting towards the resident set; a later read maps the file's bytes again.
+    /// For the parsed header and metadata, which the engine keeps as values of its own. No effect on in-memory
+    /// buffers.
+    public func releasePages(offset: Int, count: Int) {
+        guard case let .mapped(address, length) = storage, offset >= 0, count > 0, offset < length else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let base = Int(bitPattern: address)
+        let start = (base + offset + page - 1) / page * page
+        let end = (base + min(length, offset + count)) / page * page
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(p, end - start, MADV_DONTNEED)
+    }
+
     deinit {
         switch storage {
         case let .mapped(address, length):

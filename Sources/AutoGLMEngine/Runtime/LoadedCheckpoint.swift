@@ -20,6 +20,8 @@ public final class LoadedCheckpoint: @unchecked Sendable {
         model = try DecoderModel.load(gguf: file, policy: policy, activations: activations)
         tokenizer = try Tokenizer(file: file)
         chatTemplate = try? ChatTemplate(file: file)
+        // The header, metadata and tensor directory live on as parsed values: their pages are not read again.
+        file.mapping.releasePages(offset: 0, count: file.dataSectionOffset)
         loadSeconds = Clock.now() - start
     }
 
