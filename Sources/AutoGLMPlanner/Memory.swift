@@ -65,17 +65,33 @@ public enum MemoryModel {
         return patches * p.inputHidden * elementBytes + tokens * (2 * p.outputHidden + 2 * max(p.ffn, 1)) * elementBytes
     }
 
-    /// Activation bytes of one decoder layer for a prefill chunk of `chunk` tokens: residual stream, then the larger
-    /// of the attention working set (Q, K, V and output of the chunk plus the attention kernel's scratch, as
-    /// `AttentionCostModel` prices it) and the MLP's products.
-    public static func decoderActivation(_ d: TextDecoderSpec, chunk: Int, attentionScratch: Int,
+    /// Activation bytes of the decoder for prefill chunks of `chunk` tokens, as the engine holds them: the buffers a
+    /// session allocates once and keeps for every pass (residual stream and its norm, Q, K, V, attention output and
+    /// output projection, then gate, up and their product: all held at once, not only the larger stage's), the
+    /// rotary tables for `positions` positions (cosine and sine, Float32), and the attention kernel's scratch while it
+    /// runs (as `AttentionCostModel` prices it).
+    public static func decoderActivation(_ d: TextDecoderSpec, chunk: Int, positions: Int, attentionScratch: Int,
                                          elementBytes: Int) -> Int {
         let c = chunk, e = elementBytes
-        let stream = 2 * c * d.hidden * e
-        let attention = c * (d.queryWidth + 2 * d.kvWidth) * e + attentionScratch + c * d.queryWidth * e
-        let mlp = c * d.ffn * e * (d.mlp == .swiglu ? 3 : 1)
-        return stream + max(attention, mlp)
+        let stream = 3 * c * d.hidden * e                                   // x, its norm, the output projection
+        let attention = c * (2 * d.queryWidth + 2 * d.kvWidth) * e          // Q, K, V, attention output
+        let mlp = c * d.ffn * e * (d.mlp == .swiglu ? 3 : 2)                // gate, up, product
+        return stream + attention + mlp + rotaryTableBytes(d, positions: positions) + attentionScratch
     }
+
+    /// The rotary tables: cosine and sine of every position for half the rotated dimensions, Float32.
+    public static func rotaryTableBytes(_ d: TextDecoderSpec, positions: Int) -> Int {
+        2 * positions * max(d.rotaryDims / 2, 1) * 4
+    }
+
+    /// Resident bytes of the tokenizer per vocabulary entry: the checkpoint's parsed vocabulary, token types and
+    /// merges, and the tables the engine builds from them (ids by text, merge ranks, byte pieces). Measured in an
+    /// `autoglm-run` process on SmolLM2-135M's 49,152 entries and 48,900 merges: 3.4 MiB of parsed metadata and
+    /// 4.3 MiB of tables, 164 bytes per entry (byte-level BPE vocabularies carry about one merge per entry).
+    public static let tokenizerBytesPerEntry = 164
+
+    /// Resident bytes of the tokenizer of a `vocab`-entry vocabulary.
+    public static func tokenizerBytes(vocab: Int) -> Int { vocab * tokenizerBytesPerEntry }
 
     /// Logits buffer: vocab · tokens · 4 bytes (F32), for the tokens whose logits are computed.
     public static func logitsBytes(vocab: Int, tokens: Int) -> Int { vocab * tokens * 4 }

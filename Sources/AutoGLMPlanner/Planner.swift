@@ -273,6 +273,7 @@ public enum Planner {
         p.kvCacheBytes = global.kvBytes
         p.activationPeakBytes = global.activationPeak
         p.runtimeOverheadBytes = r.device.runtimeOverheadBytes.value
+        p.tokenizerBytes = global.tokenizerBytes
         p.ttftSeconds = Units.round(c.ttftSeconds, 4)
         p.decodeTokensPerSecond = Units.round(1 / c.decodeSeconds, 3)
         p.accuracyLoss = Units.round(c.loss, 6)
@@ -280,7 +281,8 @@ public enum Planner {
         plan.predicted = p
         explanation.append("Totals: peak \(Units.gb(c.peakBytes)) of \(Units.gb(r.budgetBytes)) (weights " +
             "\(Units.gb(c.weightBytes)), KV \(Units.bytes(global.kvBytes)), activations " +
-            "\(Units.bytes(global.activationPeak)), runtime \(Units.bytes(r.device.runtimeOverheadBytes.value))); " +
+            "\(Units.bytes(global.activationPeak)), tokenizer \(Units.bytes(global.tokenizerBytes)), runtime " +
+            "\(Units.bytes(r.device.runtimeOverheadBytes.value))); " +
             "TTFT \(Units.seconds(c.ttftSeconds)); decode \(Units.rate(1 / c.decodeSeconds)); accuracy loss " +
             "\(Units.percent(c.loss)) (share-weighted sum of module losses plus attention settings).")
         let unexecutable = WeightFormat.allCases.filter { space.latency.unit(for: $0) == nil }

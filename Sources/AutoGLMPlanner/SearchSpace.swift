@@ -64,7 +64,9 @@ public struct GlobalChoice: Sendable {
     public var cachedTokens: Int
     public var stages: [(name: String, bytes: Int)]
     public var activationPeak: Int
-    /// KV + activation peak + runtime overhead.
+    /// The tokenizer's parsed vocabulary and tables (`MemoryModel.tokenizerBytes`).
+    public var tokenizerBytes: Int
+    /// KV + activation peak + tokenizer + runtime overhead.
     public var fixedBytes: Int
     public var ttftExtra: Double
     public var decodeExtra: Double
@@ -339,6 +341,7 @@ public struct SearchSpace: Sendable {
             cached = attention.cachedTokens
             kvBytes = attention.kvBytes
             stages.append(("decoder_prefill", MemoryModel.decoderActivation(d, chunk: chunk,
+                                                                             positions: scenario.totalTokens,
                                                                              attentionScratch: attention.prefill.scratchBytes,
                                                                              elementBytes: elementBytes)))
             decoderSeconds = attention.prefillSeconds
@@ -347,6 +350,7 @@ public struct SearchSpace: Sendable {
                                                  parallel: tensorParallel)
             arDecode = latency.allReduceSeconds(layers: d.layers, hidden: d.hidden, tokens: 1, parallel: tensorParallel)
         }
+        var tokenizer = 0
         if let head = model.modules.lazy.compactMap({ m -> Int? in
             if case let .head(h) = m.body { return h.vocab }
             if case let .embedding(e) = m.body { return e.vocab }
@@ -354,14 +358,15 @@ public struct SearchSpace: Sendable {
         }).first {
             stages.append(("logits", MemoryModel.logitsBytes(vocab: head, tokens: min(request.logitsTokens,
                                                                                       max(1, scenario.contextTokens)))))
+            tokenizer = MemoryModel.tokenizerBytes(vocab: head)
         }
         let peak = stages.map(\.1).max() ?? 0
         let overhead = request.device.runtimeOverheadBytes.value
         return GlobalChoice(kv: setting.kv, window: setting.window, globalTokens: setting.globalTokens,
                             blockSparse: setting.blockSparse, decoderKernel: setting.kernel,
                             decoderAttention: attention, visionKernel: visionKernel, kvBytes: kvBytes,
-                            cachedTokens: cached, stages: stages, activationPeak: peak,
-                            fixedBytes: kvBytes + peak + overhead, ttftExtra: visionSeconds + decoderSeconds + arPrefill,
+                            cachedTokens: cached, stages: stages, activationPeak: peak, tokenizerBytes: tokenizer,
+                            fixedBytes: kvBytes + peak + tokenizer + overhead, ttftExtra: visionSeconds + decoderSeconds + arPrefill,
                             decodeExtra: kvDecode + arDecode, lossExtra: attention?.loss ?? 0,
                             visionAttentionSeconds: visionSeconds, decoderAttentionSeconds: decoderSeconds,
                             allReducePrefillSeconds: arPrefill, allReduceDecodeSeconds: arDecode,

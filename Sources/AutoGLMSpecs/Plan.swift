@@ -206,6 +206,9 @@ public struct Plan: Codable, Sendable, Equatable {
         public var kvCacheBytes: Int = 0
         public var activationPeakBytes: Int = 0
         public var runtimeOverheadBytes: Int = 0
+        /// The tokenizer's resident bytes (parsed vocabulary and tables); absent in plans written before it was
+        /// priced (0).
+        public var tokenizerBytes: Int = 0
         public var ttftSeconds: Double = 0
         public var decodeTokensPerSecond: Double = 0
         public var accuracyLoss: Double = 0
@@ -214,10 +217,25 @@ public struct Plan: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case peakMemoryBytes = "peak_memory_bytes", weightBytes = "weight_bytes", kvCacheBytes = "kv_cache_bytes"
             case activationPeakBytes = "activation_peak_bytes", runtimeOverheadBytes = "runtime_overhead_bytes"
+            case tokenizerBytes = "tokenizer_bytes"
             case ttftSeconds = "ttft_seconds", decodeTokensPerSecond = "decode_tokens_per_second"
             case accuracyLoss = "accuracy_loss", stages
         }
         public init() {}
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            peakMemoryBytes = try c.decode(Int.self, forKey: .peakMemoryBytes)
+            weightBytes = try c.decode(Int.self, forKey: .weightBytes)
+            kvCacheBytes = try c.decode(Int.self, forKey: .kvCacheBytes)
+            activationPeakBytes = try c.decode(Int.self, forKey: .activationPeakBytes)
+            runtimeOverheadBytes = try c.decode(Int.self, forKey: .runtimeOverheadBytes)
+            tokenizerBytes = try c.decodeIfPresent(Int.self, forKey: .tokenizerBytes) ?? 0
+            ttftSeconds = try c.decode(Double.self, forKey: .ttftSeconds)
+            decodeTokensPerSecond = try c.decode(Double.self, forKey: .decodeTokensPerSecond)
+            accuracyLoss = try c.decode(Double.self, forKey: .accuracyLoss)
+            stages = try c.decode([StagePrediction].self, forKey: .stages)
+        }
     }
 
     public static func load(_ path: String) throws -> Plan { try SpecLoader.load(Plan.self, from: path) }

@@ -20,7 +20,7 @@ struct CalibrationTests {
         MemFree:         1000000 kB
         MemAvailable:   22177976 kB
         """
-    static let status = "Name:\tautoglm-plan\nVmRSS:\t   12000 kB\n"
+    static let status = "Name:\tautoglm-plan\nVmRSS:\t   12000 kB\nRssAnon:\t    3000 kB\nRssFile:\t    9000 kB\n"
 
     @Test("host facts are parsed from /proc texts")
     func parsesHostInfo() throws {
@@ -33,6 +33,10 @@ struct CalibrationTests {
         #expect(info.memTotalBytes == 24_684_092 * 1024)
         #expect(info.memAvailableBytes == 22_177_976 * 1024)
         #expect(info.processResidentBytes == 12_000 * 1024)
+        #expect(info.processFileResidentBytes == 9_000 * 1024)
+        let old = try HostInfo.parse(cpuinfo: Self.cpuinfo, meminfo: Self.meminfo, status: "VmRSS:\t 12000 kB\n",
+                                     cores: 2)
+        #expect(old.processFileResidentBytes == nil)
     }
 
     @Test("a missing or malformed /proc field is a clear error")
@@ -136,6 +140,16 @@ struct CalibrationTests {
             #expect(figure.source.hasPrefix("measured: autoglm-plan profile-host on \(result.host.cpuModel)"))
         }
         #expect(loaded.memory.bandwidthBytesPerSecond.source.contains("median of \(options.bandwidthPasses), 2 threads"))
+        // The runtime: the resident set before the buffers plus the code the measurements paged in after it.
+        let before = try #require(result.host.processFileResidentBytes)
+        let after = try #require(result.fileResidentAfterBytes)
+        #expect(loaded.runtimeOverheadBytes.value == result.host.processResidentBytes + max(0, after - before))
+        #expect(loaded.runtimeOverheadBytes.source.contains("RssFile after − before"))
+        // A measurement file from before the code pages were recorded keeps the resident set alone.
+        var older = result
+        older.fileResidentAfterBytes = nil
+        let olderProfile = try HostProfileBuilder.profile(from: older)
+        #expect(olderProfile.runtimeOverheadBytes.value == result.host.processResidentBytes)
     }
 }
 

@@ -1,3 +1,4 @@
+import AutoGLMPlanner
 import AutoGLMSpecs
 import Foundation
 import Testing
@@ -165,6 +166,27 @@ struct SyntheticCheckpointTests {
         let a = try logits(after: 0.5), b = try logits(after: -0.5)
         #expect(a.allSatisfy { $0.isFinite })
         #expect(zip(a, b).contains { abs($0 - $1) > 1e-6 })
+    }
+
+    @Test("the planner's decoder activation is the buffers a session holds, for several chunks and contexts")
+    func plannerActivationMatchesTheSessionsBuffers() throws {
+        let manifest = try TinyGLM4V.manifest()
+        let spec = try #require(manifest.textDecoder)
+        let path = TinyGLM4V.temporaryPath("act")
+        defer { unlink(path) }
+        try SyntheticCheckpoint.write(manifest: manifest, plan: TinyGLM4V.plan([("decoder", .f32), ("embedding", .f32),
+                                                                                ("head", .f32)]),
+                                      planSHA256: "x", seed: 5, to: path)
+        let source = try CheckpointSource(path: path, mode: .mmap)
+        let decoder = try DecoderModel.load(config: try DecoderConfig(gguf: source.file), source: source)
+        for (capacity, batch) in [(16, 8), (200, 64), (256, 256)] {
+            let s = try InferenceSession(model: decoder, capacity: capacity, batch: batch, pool: nil)
+            // Besides the planner's figure the session holds one row of logits and one normed row.
+            let rows = (decoder.config.vocab + decoder.config.hidden) * 4
+            #expect(s.scratchBytes == MemoryModel.decoderActivation(spec, chunk: batch, positions: capacity,
+                                                                    attentionScratch: 0, elementBytes: 4) + rows,
+                    "capacity \(capacity), batch \(batch)")
+        }
     }
 
     @Test func rejectsFormatsTheEngineDoesNotExecute() throws {

@@ -64,7 +64,8 @@ struct AttentionSearchTests {
             #expect(g.kvBytes == (decode.kvBytes + staged) * d.layers)
             #expect(g.cachedTokens == (g.window == nil ? 4100 : 512 + 4 + 1 + 512))
             let stage = try #require(g.stages.first { $0.name == "decoder_prefill" })
-            #expect(stage.bytes == MemoryModel.decoderActivation(d, chunk: 512, attentionScratch: prefill.scratchBytes,
+            #expect(stage.bytes == MemoryModel.decoderActivation(d, chunk: 512, positions: scenario.totalTokens,
+                                                                  attentionScratch: prefill.scratchBytes,
                                                                   elementBytes: space.activationElementBytes))
         }
         // Accuracy adds the measured figures of the parts.

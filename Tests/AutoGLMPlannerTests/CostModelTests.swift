@@ -54,7 +54,9 @@ struct MemoryModelTests {
         for (s, list) in space.globals.enumerated() {
             for g in list {
                 #expect(g.activationPeak == g.stages.map(\.bytes).max())
-                #expect(g.fixedBytes == g.kvBytes + g.activationPeak + space.request.device.runtimeOverheadBytes.value)
+                #expect(g.fixedBytes == g.kvBytes + g.activationPeak + g.tokenizerBytes
+                        + space.request.device.runtimeOverheadBytes.value)
+                #expect(g.tokenizerBytes == MemoryModel.tokenizerBytes(vocab: 151_552))
                 #expect(g.stages.map(\.name).contains("logits"))
                 #expect(space.scenarios[s].patches > 0)
             }

@@ -12,7 +12,9 @@ struct PlanTests {
         #expect(plan.bindingConstraint == nil && plan.shortfall == nil)
         #expect(plan.predicted.peakMemoryBytes <= request.device.memory.appBudgetBytes.value)
         #expect(plan.predicted.peakMemoryBytes == plan.predicted.weightBytes + plan.predicted.kvCacheBytes
-                + plan.predicted.activationPeakBytes + plan.predicted.runtimeOverheadBytes)
+                + plan.predicted.activationPeakBytes + plan.predicted.tokenizerBytes
+                + plan.predicted.runtimeOverheadBytes)
+        #expect(plan.predicted.tokenizerBytes == 151_552 * MemoryModel.tokenizerBytesPerEntry)
         // Weights counted exactly per tensor as stored.
         let model = request.model
         var bytes = 0

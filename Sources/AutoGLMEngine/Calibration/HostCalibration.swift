@@ -151,11 +151,22 @@ public struct HostCalibrationResult: Sendable, Codable, Equatable {
     public var attention: AttentionThroughput
     /// The matrix-kernel family measured (`KernelISA`); absent in files written before it was recorded.
     public var kernels: String?
+    /// The calibrating process's file-backed resident set after every measurement (RssFile): the program and
+    /// libraries as far as running the engine's kernels, pool and attention paged them in. Nil where not reported,
+    /// and in files written before it was recorded.
+    public var fileResidentAfterBytes: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case host, options, date, bandwidth, formats, attention, kernels
+        case fileResidentAfterBytes = "file_resident_after_bytes"
+    }
 
     public init(host: HostInfo, options: CalibrationOptions, date: String, bandwidth: BandwidthMeasurement,
-                formats: [FormatThroughput], attention: AttentionThroughput, kernels: String? = KernelISA.active.rawValue) {
+                formats: [FormatThroughput], attention: AttentionThroughput, kernels: String? = KernelISA.active.rawValue,
+                fileResidentAfterBytes: Int? = nil) {
         self.host = host; self.options = options; self.date = date; self.bandwidth = bandwidth
         self.formats = formats; self.attention = attention; self.kernels = kernels
+        self.fileResidentAfterBytes = fileResidentAfterBytes
     }
 }
 
@@ -165,9 +176,7 @@ public enum HostCalibration {
         -> HostCalibrationResult {
         try options.validate()
         let host = try HostInfo.current()
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        let date = formatter.string(from: Date())
+        let date = UTCTimestamp.string()
         let pool = ComputePool(threadCount: options.threads)
 
         progress?("stream read: \(options.bandwidthBytes >> 20) MiB × \(options.bandwidthPasses) passes, "
@@ -208,7 +217,8 @@ public enum HostCalibration {
                                             threads: options.threads, secondsPerCall: seconds)
         try requireUsable("attention time", attention.medianSeconds)
         return HostCalibrationResult(host: host, options: options, date: date, bandwidth: bandwidth,
-                                     formats: formats, attention: attention)
+                                     formats: formats, attention: attention,
+                                     fileResidentAfterBytes: HostInfo.fileResidentBytes())
     }
 
     static func requireUsable(_ what: String, _ value: Double) throws {

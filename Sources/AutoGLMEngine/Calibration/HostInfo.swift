@@ -15,6 +15,9 @@ public struct HostInfo: Sendable, Codable, Equatable {
     public var memAvailableBytes: Int
     /// Resident set of this process when the info was read (VmRSS), in bytes.
     public var processResidentBytes: Int
+    /// The file-backed part of it (RssFile: program and libraries paged in so far); nil where the kernel does not
+    /// report it, and in files written before it was recorded.
+    public var processFileResidentBytes: Int?
     /// One-minute load average (/proc/loadavg) when the info was read: above the core count, other work competed
     /// with the measurements. Nil when not available.
     public var loadAverage: Double?
@@ -22,14 +25,15 @@ public struct HostInfo: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case cpuModel = "cpu_model", cores, clockGHz = "clock_ghz", memTotalBytes = "mem_total_bytes"
         case memAvailableBytes = "mem_available_bytes", processResidentBytes = "process_resident_bytes"
-        case loadAverage = "load_average"
+        case processFileResidentBytes = "process_file_resident_bytes", loadAverage = "load_average"
     }
 
     public init(cpuModel: String, cores: Int, clockGHz: Double?, memTotalBytes: Int, memAvailableBytes: Int,
-                processResidentBytes: Int, loadAverage: Double? = nil) {
+                processResidentBytes: Int, processFileResidentBytes: Int? = nil, loadAverage: Double? = nil) {
         self.cpuModel = cpuModel; self.cores = cores; self.clockGHz = clockGHz
         self.memTotalBytes = memTotalBytes; self.memAvailableBytes = memAvailableBytes
-        self.processResidentBytes = processResidentBytes; self.loadAverage = loadAverage
+        self.processResidentBytes = processResidentBytes; self.processFileResidentBytes = processFileResidentBytes
+        self.loadAverage = loadAverage
     }
 
     /// Reads the running machine's facts from /proc.
@@ -60,6 +64,7 @@ public struct HostInfo: Sendable, Codable, Equatable {
         return HostInfo(cpuModel: model.map { $0.isEmpty ? arch : $0 } ?? arch, cores: max(1, cores),
                         clockGHz: mhz.flatMap { $0 > 0 ? $0 / 1000 : nil }, memTotalBytes: total,
                         memAvailableBytes: min(available, total), processResidentBytes: rss,
+                        processFileResidentBytes: try? kilobytes(status, "RssFile", file: "/proc/self/status"),
                         loadAverage: loadavg.flatMap(parseLoadAverage))
     }
 
@@ -71,6 +76,11 @@ public struct HostInfo: Sendable, Codable, Equatable {
     /// The first field of /proc/loadavg's text.
     static func parseLoadAverage(_ text: String) -> Double? {
         text.split(separator: " ").first.flatMap { Double($0) }
+    }
+
+    /// The file-backed resident set of this process now (RssFile of /proc/self/status), nil where unavailable.
+    public static func fileResidentBytes() -> Int? {
+        (try? readText("/proc/self/status")).flatMap { try? kilobytes($0, "RssFile", file: "/proc/self/status") }
     }
 
     static func readText(_ path: String) throws -> String {

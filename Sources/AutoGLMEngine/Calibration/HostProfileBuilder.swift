@@ -108,8 +108,18 @@ public enum HostProfileBuilder {
         }
         let sustained = Sourced(r.bandwidth.sustainedRatio, source: source(
             "last third ÷ first third of the stream-read passes, at most 1", count: r.bandwidth.passBytesPerSecond.count))
-        let overhead = Sourced(host.processResidentBytes, source: system(
-            "VmRSS of the calibrating process before its buffers (runtime, libraries)"))
+        let overhead: Sourced<Int>
+        if let before = host.processFileResidentBytes, let after = r.fileResidentAfterBytes {
+            let paged = max(0, after - before)
+            overhead = Sourced(host.processResidentBytes + paged, source: system(String(
+                format: "VmRSS of the calibrating process before its buffers (runtime, libraries: %.1f MiB) + the "
+                    + "program and library pages the measurements paged in after it (RssFile after − before: %.1f "
+                    + "MiB); the engine's code is resident while it runs", Double(host.processResidentBytes) / 1048576,
+                Double(paged) / 1048576)))
+        } else {
+            overhead = Sourced(host.processResidentBytes, source: system(
+                "VmRSS of the calibrating process before its buffers (runtime, libraries)"))
+        }
 
         let load = host.loadAverage.map {
             String(format: ", with a 1-minute load average of %.1f on %d processors", $0, host.cores)
