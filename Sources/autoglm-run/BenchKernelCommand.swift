@@ -34,6 +34,9 @@ struct BenchKernelCommand: ParsableCommand {
     @Option(help: "Matmul activations: f32 (exact) or int8 (rounded to 8 bits per block of 32; quantised formats, AVX-512 kernels; a batch of 1 stays f32).")
     var activations: String = "f32"
 
+    @Option(help: "Copies of the matrix called in turn: enough that their bytes exceed the last-level cache makes every call read its weights from memory, as a model's layers do (default 1: the same matrix, small shapes stay in cache).")
+    var copies: Int = 1
+
     @Flag(help: "Print JSON records.")
     var json = false
 
@@ -41,6 +44,7 @@ struct BenchKernelCommand: ParsableCommand {
         if rows < 1 || columns < 1 { throw ValidationError("--rows and --columns must be positive") }
         if batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
+        if copies < 1 { throw ValidationError("--copies must be at least 1, got \(copies)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
         _ = try activationPrecision(named: activations)
         if let kernels, KernelISA(rawValue: kernels) == nil {
@@ -62,7 +66,8 @@ struct BenchKernelCommand: ParsableCommand {
             do {
                 results.append(try KernelBenchmark.run(format: format, rows: rows, columns: columns, batch: batch,
                                                        repeats: repeats, pool: pool, isa: isa,
-                                                       activations: try activationPrecision(named: activations)))
+                                                       activations: try activationPrecision(named: activations),
+                                                       copies: copies))
             } catch {
                 FileHandle.standardError.write(Data("error: \(format.rawValue): \(error)\n".utf8))
                 throw ExitCode.failure
@@ -75,7 +80,8 @@ struct BenchKernelCommand: ParsableCommand {
             return
         }
         let kind = batch == 1 ? "matvec" : "matmul ×\(batch)"
-        print("\(kind) \(rows)×\(columns), \(pool.threadCount) thread(s), \(isa.rawValue) kernels, median of \(repeats)"
+        print("\(kind) \(rows)×\(columns)" + (copies > 1 ? " (\(copies) copies in turn)" : "")
+              + ", \(pool.threadCount) thread(s), \(isa.rawValue) kernels, median of \(repeats)"
               + (results.contains { $0.activations == .int8 } ? "; a8: activations rounded to 8 bits" : ""))
         print("| format    | weights KiB | median µs | ± µs    | GFLOP/s | weight GB/s |")
         print("| --------- | ----------: | --------: | ------: | ------: | ----------: |")

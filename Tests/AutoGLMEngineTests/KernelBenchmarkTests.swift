@@ -23,6 +23,31 @@ struct KernelBenchmarkTests {
         #expect(throws: QuantError.self) { try KernelBenchmark.run(format: .q8_0, rows: 4, columns: 40, pool: nil) }
     }
 
+    @Test("copies called in turn multiply like the original and are recorded")
+    func copies() throws {
+        var rng = SplitMix64(seed: 7)
+        let w = (0..<(40 * 64)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let x = (0..<64).map { _ in Float.random(in: -1...1, using: &rng) }
+        let packed = try PackedMatrix.quantize(w, rows: 40, columns: 64, format: .q4_0)
+        let laid = try KernelBenchmark.laidOut(packed, copies: 3)
+        #expect(laid.count == 3)
+        var expected = [Float](repeating: 0, count: 40)
+        MatrixKernels.matvec(packed, x, into: &expected, pool: nil)
+        for (i, m) in laid.enumerated() {
+            #expect((Int(bitPattern: m.data) - Int(bitPattern: laid[0].data)) % 4096 == 0, "copy \(i)")
+            #expect(i == 0 || Int(bitPattern: m.data) - Int(bitPattern: laid[i - 1].data) >= packed.byteCount)
+            var y = [Float](repeating: 0, count: 40)
+            MatrixKernels.matvec(m, x, into: &y, pool: nil)
+            #expect(y == expected, "copy \(i)")
+        }
+        let r = try KernelBenchmark.run(format: .q4_0, rows: 40, columns: 64, repeats: 4, pool: nil, copies: 3)
+        #expect(r.copies == 3 && r.weightBytes == packed.byteCount)
+        #expect(try KernelBenchmark.run(format: .q4_0, rows: 40, columns: 64, repeats: 1, pool: nil).copies == nil)
+        #expect(throws: KernelError.self) {
+            try KernelBenchmark.run(format: .q4_0, rows: 40, columns: 64, pool: nil, copies: 0)
+        }
+    }
+
     @Test("a result says when its matmul rounded the activations to 8 bits, and only then")
     func activations() throws {
         let int8 = try KernelBenchmark.run(format: .q4_0, rows: 32, columns: 64, batch: 6, repeats: 1, pool: nil,

@@ -17,9 +17,11 @@ public struct KernelBenchmarkResult: Sendable, Codable, Equatable {
     /// `int8` when the matmul rounded its activations to 8 bits (`ActivationPrecision`); nil for Float32 (and in
     /// records written before the choice existed).
     public var activations: ActivationPrecision?
+    /// Copies of the matrix called in turn (weights read from memory once they exceed the caches); nil for one.
+    public var copies: Int?
 
     enum CodingKeys: String, CodingKey {
-        case format, rows, columns, batch, threads, repeats, activations
+        case format, rows, columns, batch, threads, repeats, activations, copies
         case medianSeconds = "median_seconds"
         case stddevSeconds = "stddev_seconds"
         case minSeconds = "min_seconds"
@@ -38,15 +40,21 @@ public enum KernelBenchmark {
     /// Times `repeats` calls (after one warm-up call) of matvec (batch 1) or matmul (batch > 1) on a random matrix
     /// of the given shape in `format`. Throws if the shape does not fit the format or an argument is not positive.
     /// `activations: .int8` marks the matrix for 8-bit activations (used where `MatrixKernels.usesInt8Activations`).
+    /// `copies` > 1 lays that many copies of the packed matrix side by side and calls them in turn, so that with
+    /// enough copies (their bytes well beyond the last-level cache) every call reads its weights from memory, as a
+    /// decoding model does layer after layer; with 1 the same matrix is called again and small shapes stay in cache.
     public static func run(format: PackedFormat, rows: Int, columns: Int, batch: Int = 1, repeats: Int = 20,
                            pool: ComputePool?, isa: KernelISA = .active,
-                           activations: ActivationPrecision = .float32) throws -> KernelBenchmarkResult {
+                           activations: ActivationPrecision = .float32, copies: Int = 1) throws -> KernelBenchmarkResult {
         guard batch > 0 else { throw KernelError.invalidArgument("batch must be positive, got \(batch)") }
         guard repeats > 0 else { throw KernelError.invalidArgument("repeats must be positive, got \(repeats)") }
+        guard copies > 0 else { throw KernelError.invalidArgument("copies must be positive, got \(copies)") }
         var rng = SplitMix64(seed: 0x5EED_0000 &+ UInt64(rows &* 31 &+ columns))
         let weights = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &rng) }
-        var matrix = try PackedMatrix.quantize(weights, rows: rows, columns: columns, format: format)
-        matrix.activations = activations
+        var packed = try PackedMatrix.quantize(weights, rows: rows, columns: columns, format: format)
+        packed.activations = activations
+        let matrices = copies > 1 ? try laidOut(packed, copies: copies) : [packed]
+        let matrix = packed
         let x = (0..<(batch * columns)).map { _ in Float.random(in: -1...1, using: &rng) }
         var y = [Float](repeating: 0, count: batch * rows)
         var times: [Double] = []
@@ -56,11 +64,12 @@ public enum KernelBenchmark {
             y.withUnsafeMutableBufferPointer { yb in
                 let xp = xb.baseAddress!, yp = yb.baseAddress!
                 for i in 0...repeats {
+                    let m = matrices[i % matrices.count]
                     let start = clock.now
                     if batch == 1 {
-                        MatrixKernels.matvec(matrix, xp, into: yp, pool: pool, isa: isa)
+                        MatrixKernels.matvec(m, xp, into: yp, pool: pool, isa: isa)
                     } else {
-                        MatrixKernels.matmul(matrix, xp, count: batch, into: yp, pool: pool, isa: isa)
+                        MatrixKernels.matmul(m, xp, count: batch, into: yp, pool: pool, isa: isa)
                     }
                     let elapsed = clock.now - start
                     if i > 0 {
@@ -80,11 +89,27 @@ public enum KernelBenchmark {
                                            stddevSeconds: variance.squareRoot(), minSeconds: times[0],
                                            weightBytes: matrix.byteCount)
         if MatrixKernels.usesInt8Activations(matrix, count: batch, isa: isa) { result.activations = .int8 }
+        if copies > 1 { result.copies = copies }
         return result
     }
 }
 
 extension KernelBenchmark {
+    /// `copies` copies of a packed matrix side by side in one allocation, a whole number of 4 KiB pages apart (no
+    /// two copies share a page, as separately allocated tensors do not).
+    static func laidOut(_ packed: PackedMatrix, copies: Int) throws -> [PackedMatrix] {
+        let stride = (packed.byteCount + 4095) / 4096 * 4096
+        let arena = PackedStorage(byteCount: stride * copies)
+        return try (0..<copies).map { c in
+            let base = arena.pointer + c * stride
+            base.copyMemory(from: packed.data, byteCount: packed.byteCount)
+            var m = try PackedMatrix(format: packed.format, rows: packed.rows, columns: packed.columns,
+                                     data: UnsafeRawPointer(base), availableBytes: stride, owner: arena)
+            m.activations = packed.activations
+            return m
+        }
+    }
+
     /// Median wall time of one `parallelFor` over `pool.threadCount` empty bodies, i.e. the fixed cost a kernel
     /// pays for going parallel (wake-up, hand-out, completion wait), measured over `calls` back-to-back calls.
     public static func parallelForOverhead(pool: ComputePool, calls: Int = 2000) -> Double {
