@@ -7,8 +7,9 @@ import AutoGLMSpecs
 ///   `FLOPs / (peak(f16) · η_attention)` for attention, bounded below by the bytes the stage must move over
 ///   `bandwidth · η_matvec` (weights once, materialised score matrices written and read back).
 /// - Decode: per token, `max(bytes read / (bandwidth · η_matvec), FLOPs / (peak · η_matmul))` per module (η_matvec
-///   the format's own where the profile measured one, `DeviceProfile.matvecBandwidthByFormat`), plus the KV
-///   cache read; decode rates are multiplied by the profile's sustained factor (phones throttle over a generation).
+///   the format's own where the profile measured one, `DeviceProfile.matvecBandwidthByFormat`), plus a fixed cost
+///   per matrix × vector call where the profile measured one (`matvecCallSecondsByFormat`), plus the KV cache read;
+///   decode rates are multiplied by the profile's sustained factor (phones throttle over a generation).
 /// - A unit with `count > 1` runs tensor-parallel: compute and bandwidth scale with the count and every layer pays two
 ///   all-reduces of `hidden · 2` bytes per token over the interconnect (plus its latency).
 /// Efficiency factors come from the profile (`DeviceProfile.efficiency`) and can be replaced by measured ones.
@@ -65,13 +66,23 @@ public struct LatencyModel: Sendable {
     }
 
     /// Seconds per decoded token for a module: weights streamed once at the format's matrix × vector efficiency,
-    /// 2 FLOPs per parameter.
+    /// 2 FLOPs per parameter, plus the profile's fixed cost per matrix × vector call for each of the `calls` the
+    /// module makes per token (`DeviceProfile.matvecCallSecondsByFormat`; none where the profile has no figure).
     public func decodeSeconds(weightBytes: Double, parameters: Double, unit: DeviceProfile.ComputeUnit,
-                              format: WeightFormat) -> Double {
+                              format: WeightFormat, calls: Int = 0) -> Double {
         let memory = weightBytes / (bandwidth(unit) * etaMatvec(format) * sustained)
         let compute = 2 * parameters / (peak(unit, format) * etaMatmul * sustained)
-        return max(memory, compute)
+        return max(memory, compute) + Double(calls) * matvecCallSeconds(format) / sustained
     }
+
+    /// The fixed seconds of one matrix × vector call in a format (0 where the profile has no figure).
+    public func matvecCallSeconds(_ format: WeightFormat) -> Double {
+        device.matvecCallSecondsByFormat[format]?.value ?? 0
+    }
+
+    /// Matrix × vector calls per token of one decoder layer as the engine decodes it: Q, K and V as one call, the
+    /// output projection, gate and up as one call, down.
+    public static let decodeCallsPerDecoderLayer = 4
 
     /// Seconds of attention: `flops` at 16-bit on the attention unit, bounded below by `bytes` of traffic.
     public func attentionSeconds(flops: Double, bytes: Double) -> Double {

@@ -169,7 +169,7 @@ public struct SearchSpace: Sendable {
                 switch item.kind {
                 case .textDecoder, .head, .crossModal:
                     decode = latency.decodeSeconds(weightBytes: Double(bytes), parameters: Double(item.matrixParameters),
-                                                   unit: unit, format: format)
+                                                   unit: unit, format: format, calls: Self.decodeCalls(item))
                 case .embedding:
                     // A row per token; a tied table is also the head, read whole for each token's logits.
                     let rows = max(1, item.tensors.first?.rows ?? 1)
@@ -177,7 +177,7 @@ public struct SearchSpace: Sendable {
                                                    unit: unit, format: format)
                         + (tiedHead == nil ? 0 : latency.decodeSeconds(
                             weightBytes: Double(bytes), parameters: Double(item.matrixParameters), unit: unit,
-                            format: format))
+                            format: format, calls: 1))
                 case .visionEncoder, .audioEncoder, .projector:
                     decode = 0
                 }
@@ -304,6 +304,17 @@ public struct SearchSpace: Sendable {
         if let window { name += ", window \(window)+\(globalTokens)" }
         if let b = blockSparse { name += ", block-sparse \(b.chunk)/\(b.topK)" }
         return name
+    }
+
+    /// Matrix × vector calls an item makes per decoded token: 4 per decoder layer
+    /// (`LatencyModel.decodeCallsPerDecoderLayer`), one per matrix elsewhere (a head, a cross-modal block).
+    static func decodeCalls(_ item: PlanItem) -> Int {
+        switch item.kind {
+        case .textDecoder:
+            return max(1, Set(item.tensors.compactMap(\.layer)).count) * LatencyModel.decodeCallsPerDecoderLayer
+        default:
+            return item.tensors.filter { $0.isQuantizable }.count
+        }
     }
 
     static func makeItem(name: String, module: ModuleSpec, layers: ClosedRange<Int>?, tensors: [ModuleTensor]) -> PlanItem {

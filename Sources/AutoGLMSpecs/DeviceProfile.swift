@@ -17,6 +17,10 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
     /// formats unpack their codes and stream slower than 8- and 16-bit ones. Formats without a figure take
     /// `efficiency.matvec_bandwidth`.
     public var matvecBandwidthByFormat: [WeightFormat: Sourced<Double>]
+    /// Fixed seconds a matrix × vector call costs beyond its bytes at the format's streaming rate, per format where
+    /// measured (handing the call to the threads, the stream's start, the last thread's tail): what makes a
+    /// model of small matrices decode slower than its bytes alone say. Formats without a figure pay nothing.
+    public var matvecCallSecondsByFormat: [WeightFormat: Sourced<Double>]
     public var sustainedFactor: Sourced<Double>
     public var runtimeOverheadBytes: Sourced<Int>
     public var notes: String?
@@ -25,6 +29,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         case schemaVersion = "schema_version", id, name, kind, memory
         case computeUnits = "compute_units", interconnect, efficiency
         case matvecBandwidthByFormat = "matvec_bandwidth_by_format"
+        case matvecCallSecondsByFormat = "matvec_call_seconds_by_format"
         case sustainedFactor = "sustained_factor", runtimeOverheadBytes = "runtime_overhead_bytes", notes
     }
 
@@ -225,6 +230,13 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         where !(figure.value > 0 && figure.value <= 1) {
             throw FieldValidationError(field: "matvec_bandwidth_by_format." + format.rawValue,
                                        expected: "a factor in (0, 1]", found: "\(figure.value)")
+        }
+        matvecCallSecondsByFormat = try c.decodeIfPresent([WeightFormat: Sourced<Double>].self,
+                                                          forKey: .matvecCallSecondsByFormat) ?? [:]
+        for (format, figure) in matvecCallSecondsByFormat.sorted(by: { $0.key < $1.key })
+        where !(figure.value >= 0 && figure.value < 1) {
+            throw FieldValidationError(field: "matvec_call_seconds_by_format." + format.rawValue,
+                                       expected: "seconds in [0, 1)", found: "\(figure.value)")
         }
         sustainedFactor = try c.decode(Sourced<Double>.self, forKey: .sustainedFactor)
         if !(sustainedFactor.value > 0 && sustainedFactor.value <= 1) {

@@ -94,6 +94,7 @@ struct CalibrationTests {
             { (o: inout CalibrationOptions) in o.attentionHeads = 7 },
             { (o: inout CalibrationOptions) in o.formats = [] },
             { (o: inout CalibrationOptions) in o.bandwidthPasses = -1 },
+            { (o: inout CalibrationOptions) in o.formatPasses = 0 },
           ] as [@Sendable (inout CalibrationOptions) -> Void])
     func invalidOptions(change: @Sendable (inout CalibrationOptions) -> Void) {
         var options = CalibrationOptions.quick(threads: 2)
@@ -106,7 +107,11 @@ struct CalibrationTests {
         var options = CalibrationOptions.quick(threads: 2)
         options.formats = [.f32, .f16, .q8_0, .q4_0, .int4g64]
         options.bandwidthBytes = 8 << 20
-        let result = try HostCalibration.run(options: options)
+        options.formatPasses = 3
+        var lines: [String] = []
+        let result = try HostCalibration.run(options: options) { lines.append($0) }
+        #expect(lines.filter { $0.hasPrefix("pass 3 of 3, ") }.count == options.formats.count)
+        #expect(CalibrationOptions.full(threads: 2).formatPasses == 3)
         #expect(result.formats.map(\.format) == options.formats)
         #expect(result.bandwidth.passBytesPerSecond.count == options.bandwidthPasses)
         #expect(result.attention.secondsPerCall.count == options.attentionRepeats)
@@ -140,6 +145,16 @@ struct CalibrationTests {
             #expect(figure.source.hasPrefix("measured: autoglm-plan profile-host on \(result.host.cpuModel)"))
         }
         #expect(loaded.memory.bandwidthBytesPerSecond.source.contains("median of \(options.bandwidthPasses), 2 threads"))
+        // The fixed cost of a call: the small matrix's time beyond its bytes at the large matrix's rate.
+        #expect(Set(loaded.matvecCallSecondsByFormat.keys) == Set(cpu.formats))
+        for f in result.formats {
+            let small = try #require(f.smallMatvec)
+            #expect(small.rows == HostCalibration.smallMatvecShape.rows && (small.copies ?? 1) >= 2)
+            let figure = try #require(loaded.matvecCallSecondsByFormat[WeightFormat(rawValue: f.format.rawValue)!])
+            let rate = Double(f.matvec.weightBytes) / f.matvec.medianSeconds
+            #expect(abs(figure.value - max(0, small.medianSeconds - Double(small.weightBytes) / rate)) < 1e-15)
+            #expect(figure.source.contains("copies in turn"))
+        }
         // The runtime: the resident set before the buffers plus the code the measurements paged in after it.
         let before = try #require(result.host.processFileResidentBytes)
         let after = try #require(result.fileResidentAfterBytes)

@@ -96,6 +96,39 @@ struct LatencyModelTests {
         #expect(try profile(phone).matvecBandwidthByFormat.isEmpty)
     }
 
+    /// Each matrix × vector call pays the profile's fixed cost for its format; formats without a figure pay none.
+    @Test func decodeAddsTheFixedCostOfEachCall() throws {
+        var host = try profile("host")
+        host.matvecCallSecondsByFormat = [.int4g32: Sourced(5e-6, source: "test")]
+        let model = LatencyModel(device: host)
+        let cpu = try #require(host.computeUnits.first)
+        let sustained = host.sustainedFactor.value
+        let none = model.decodeSeconds(weightBytes: 1e8, parameters: 1, unit: cpu, format: .int4g32)
+        let calls = model.decodeSeconds(weightBytes: 1e8, parameters: 1, unit: cpu, format: .int4g32, calls: 120)
+        #expect(abs(calls - none - 120 * 5e-6 / sustained) < 1e-15)
+        let q8 = model.decodeSeconds(weightBytes: 1e8, parameters: 1, unit: cpu, format: .q8_0)
+        #expect(model.decodeSeconds(weightBytes: 1e8, parameters: 1, unit: cpu, format: .q8_0, calls: 120) == q8)
+
+        // The search charges 4 calls per decoder layer and one per head matrix.
+        let request = PlanRequest(model: try manifest("smollm2-135m"), device: host, workload: try workload("chat"))
+        let space = try SearchSpace(request)
+        var decoderItems = 0
+        for item in space.items where item.kind == .textDecoder {
+            decoderItems += 1
+            let layers = Set(item.tensors.compactMap(\.layer)).count
+            #expect(SearchSpace.decodeCalls(item) == 4 * layers && layers > 0)
+            for option in item.options {
+                let bytes = Double(option.weightBytes)
+                let perCall = option.format == .int4g32 ? 5e-6 : 0
+                let expected = model.decodeSeconds(weightBytes: bytes, parameters: Double(item.matrixParameters),
+                                                   unit: cpu, format: option.format)
+                    + Double(4 * layers) * perCall / sustained
+                #expect(abs(option.decodeSeconds - expected) < 1e-15, "\(option.format)")
+            }
+        }
+        #expect(decoderItems > 0)
+    }
+
     @Test func prefillIsComputeBound() throws {
         let device = try profile(phone)
         let model = LatencyModel(device: device)

@@ -148,7 +148,7 @@ struct TiedTableTests {
             let expected = latency.decodeSeconds(weightBytes: bytes / rows, parameters: 0, unit: cpu,
                                                  format: option.format)
                 + latency.decodeSeconds(weightBytes: bytes, parameters: Double(space.items[k].matrixParameters),
-                                        unit: cpu, format: option.format)
+                                        unit: cpu, format: option.format, calls: 1)
             #expect(abs(option.decodeSeconds - expected) < 1e-12, "\(option.format)")
             // Prefill computes the logits of the last prompt token through it.
             let logits = latency.matmulSeconds(flops: 2 * Double(space.items[k].matrixParameters), bytes: bytes,

@@ -28,6 +28,10 @@ public struct CalibrationOptions: Sendable, Codable, Equatable {
     public var attentionRepeats: Int
     /// Formats to measure.
     public var formats: [PackedFormat]
+    /// Passes over the formats (alternately in list and reverse order); each figure is the pass with the median
+    /// time, so a spell of other work on a shared machine lands on one pass rather than on one format's figure.
+    /// Nil (files written before passes existed) means one.
+    public var formatPasses: Int?
 
     enum CodingKeys: String, CodingKey {
         case threads, bandwidthBytes = "bandwidth_bytes", bandwidthPasses = "bandwidth_passes"
@@ -36,17 +40,20 @@ public struct CalibrationOptions: Sendable, Codable, Equatable {
         case matmulRepeats = "matmul_repeats", attentionTokens = "attention_tokens"
         case attentionHeads = "attention_heads", attentionKVHeads = "attention_kv_heads"
         case attentionHeadDim = "attention_head_dim", attentionRepeats = "attention_repeats", formats
+        case formatPasses = "format_passes"
     }
 
     /// The full calibration: a 1 GiB read buffer; matvec on a GLM-4 fused gate/up matrix (27392 × 4096, larger than
-    /// any last-level cache in every format); matmul 4096 × 4096 over 64 tokens; attention prefill of one GLM-4 layer
-    /// (32 heads, 2 KV heads, head_dim 128) over 1024 tokens.
+    /// any last-level cache in every format); matmul 4096 × 4096 over 512 tokens (the planner's prefill chunk: a
+    /// batch of 64 ran at about three quarters of its rate here, 138–159 against 196–212 GFLOP/s, its packing less
+    /// amortised); attention prefill of one GLM-4 layer (32 heads, 2 KV heads, head_dim 128) over 1024 tokens; three
+    /// passes over the formats.
     public static func full(threads: Int) -> CalibrationOptions {
         CalibrationOptions(threads: threads, bandwidthBytes: 1 << 30, bandwidthPasses: 9,
                            matvecRows: 27392, matvecColumns: 4096, matvecRepeats: 9,
-                           matmulRows: 4096, matmulColumns: 4096, matmulBatch: 64, matmulRepeats: 5,
+                           matmulRows: 4096, matmulColumns: 4096, matmulBatch: 512, matmulRepeats: 5,
                            attentionTokens: 1024, attentionHeads: 32, attentionKVHeads: 2, attentionHeadDim: 128,
-                           attentionRepeats: 5, formats: PackedFormat.allCases)
+                           attentionRepeats: 5, formats: PackedFormat.allCases, formatPasses: 3)
     }
 
     /// A seconds-long run with small sizes, for tests and smoke checks; its figures are not representative.
@@ -61,13 +68,14 @@ public struct CalibrationOptions: Sendable, Codable, Equatable {
     public init(threads: Int, bandwidthBytes: Int, bandwidthPasses: Int, matvecRows: Int, matvecColumns: Int,
                 matvecRepeats: Int, matmulRows: Int, matmulColumns: Int, matmulBatch: Int, matmulRepeats: Int,
                 attentionTokens: Int, attentionHeads: Int, attentionKVHeads: Int, attentionHeadDim: Int,
-                attentionRepeats: Int, formats: [PackedFormat]) {
+                attentionRepeats: Int, formats: [PackedFormat], formatPasses: Int? = nil) {
         self.threads = threads; self.bandwidthBytes = bandwidthBytes; self.bandwidthPasses = bandwidthPasses
         self.matvecRows = matvecRows; self.matvecColumns = matvecColumns; self.matvecRepeats = matvecRepeats
         self.matmulRows = matmulRows; self.matmulColumns = matmulColumns; self.matmulBatch = matmulBatch
         self.matmulRepeats = matmulRepeats; self.attentionTokens = attentionTokens
         self.attentionHeads = attentionHeads; self.attentionKVHeads = attentionKVHeads
         self.attentionHeadDim = attentionHeadDim; self.attentionRepeats = attentionRepeats; self.formats = formats
+        self.formatPasses = formatPasses
     }
 
     /// Throws for any count or size that is not positive, a batch of 1 for matmul, or shapes a format cannot store.
@@ -78,7 +86,7 @@ public struct CalibrationOptions: Sendable, Codable, Equatable {
             ("matmul rows", matmulRows), ("matmul columns", matmulColumns), ("matmul repeats", matmulRepeats),
             ("attention tokens", attentionTokens), ("attention heads", attentionHeads),
             ("attention KV heads", attentionKVHeads), ("attention head dim", attentionHeadDim),
-            ("attention repeats", attentionRepeats),
+            ("attention repeats", attentionRepeats), ("format passes", formatPasses ?? 1),
         ]
         for (name, value) in positive where value <= 0 {
             throw CalibrationError.invalidOption(name: name, expected: "a positive number", got: "\(value)")
@@ -109,9 +117,26 @@ public struct FormatThroughput: Sendable, Codable, Equatable {
     public var format: PackedFormat
     public var matvec: KernelBenchmarkResult
     public var matmul: KernelBenchmarkResult
+    /// A small matvec (`HostCalibration.smallMatvecShape`) whose copies are called in turn, so each call reads its
+    /// weights from memory: its time beyond its bytes at `matvec`'s rate is the fixed cost of a call. Nil in files
+    /// written before it was measured.
+    public var smallMatvec: KernelBenchmarkResult?
 
-    public init(format: PackedFormat, matvec: KernelBenchmarkResult, matmul: KernelBenchmarkResult) {
-        self.format = format; self.matvec = matvec; self.matmul = matmul
+    enum CodingKeys: String, CodingKey {
+        case format, matvec, matmul, smallMatvec = "small_matvec"
+    }
+
+    public init(format: PackedFormat, matvec: KernelBenchmarkResult, matmul: KernelBenchmarkResult,
+                smallMatvec: KernelBenchmarkResult? = nil) {
+        self.format = format; self.matvec = matvec; self.matmul = matmul; self.smallMatvec = smallMatvec
+    }
+
+    /// Seconds a matvec call costs beyond its bytes at the large matrix's streaming rate (at least 0); nil without
+    /// the small measurement.
+    public var matvecCallSeconds: Double? {
+        guard let small = smallMatvec else { return nil }
+        let rate = Double(matvec.weightBytes) / matvec.medianSeconds
+        return max(0, small.medianSeconds - Double(small.weightBytes) / rate)
     }
 }
 
@@ -171,6 +196,10 @@ public struct HostCalibrationResult: Sendable, Codable, Equatable {
 }
 
 public enum HostCalibration {
+    /// The small matvec whose copies measure the fixed cost of a call: about a small model's projection (SmolLM2's
+    /// are 576–3,072 × 576), with 1,024 columns so that every group size divides it.
+    public static let smallMatvecShape = (rows: 1_024, columns: 1_024)
+
     /// Runs every measurement. `progress` receives one line per step (nil: silent).
     public static func run(options: CalibrationOptions, progress: ((String) -> Void)? = nil) throws
         -> HostCalibrationResult {
@@ -185,21 +214,30 @@ public enum HostCalibration {
                                                          passes: options.bandwidthPasses, pool: pool)
         try requireUsable("stream read bandwidth", bandwidth.medianBytesPerSecond)
 
-        var formats: [FormatThroughput] = []
-        for format in options.formats {
-            progress?("\(format): matvec \(options.matvecRows)×\(options.matvecColumns), "
-                      + "matmul \(options.matmulRows)×\(options.matmulColumns)×\(options.matmulBatch)")
-            let mv = try KernelBenchmark.run(format: format, rows: options.matvecRows, columns: options.matvecColumns,
-                                             batch: 1, repeats: options.matvecRepeats, pool: pool)
-            let mm = try KernelBenchmark.run(format: format, rows: options.matmulRows, columns: options.matmulColumns,
-                                             batch: options.matmulBatch, repeats: options.matmulRepeats, pool: pool)
-            try requireUsable("\(format) matvec time", mv.medianSeconds)
-            try requireUsable("\(format) matmul time", mm.medianSeconds)
-            formats.append(FormatThroughput(format: format, matvec: mv, matmul: mm))
+        let passes = options.formatPasses ?? 1
+        var measured: [PackedFormat: [FormatThroughput]] = [:]
+        for pass in 0..<passes {
+            for format in pass % 2 == 0 ? options.formats : options.formats.reversed() {
+                progress?((passes > 1 ? "pass \(pass + 1) of \(passes), " : "")
+                          + "\(format): matvec \(options.matvecRows)×\(options.matvecColumns), "
+                          + "matmul \(options.matmulRows)×\(options.matmulColumns)×\(options.matmulBatch)")
+                measured[format, default: []].append(try measure(format, options: options, pool: pool))
+            }
+        }
+        // Per format and kernel, the pass with the median time.
+        func median(_ runs: [KernelBenchmarkResult]) -> KernelBenchmarkResult {
+            runs.sorted { $0.medianSeconds < $1.medianSeconds }[runs.count / 2]
+        }
+        let formats = options.formats.map { format in
+            let runs = measured[format] ?? []
+            return FormatThroughput(format: format, matvec: median(runs.map(\.matvec)),
+                                    matmul: median(runs.map(\.matmul)),
+                                    smallMatvec: median(runs.compactMap(\.smallMatvec)))
         }
 
         progress?("attention: prefill \(options.attentionTokens) tokens, \(options.attentionHeads) heads / "
                   + "\(options.attentionKVHeads) KV heads × \(options.attentionHeadDim)")
+
         let setting = AttentionBenchmark.Setting(name: "calibration", mode: .prefill, kvCacheFormat: .f32,
                                                  kernel: .tiled, heads: options.attentionHeads,
                                                  kvHeads: options.attentionKVHeads,
@@ -219,6 +257,25 @@ public enum HostCalibration {
         return HostCalibrationResult(host: host, options: options, date: date, bandwidth: bandwidth,
                                      formats: formats, attention: attention,
                                      fileResidentAfterBytes: HostInfo.fileResidentBytes())
+    }
+
+    /// One format's large matvec, matmul and small matvec from memory.
+    static func measure(_ format: PackedFormat, options: CalibrationOptions, pool: ComputePool) throws
+        -> FormatThroughput {
+        let mv = try KernelBenchmark.run(format: format, rows: options.matvecRows, columns: options.matvecColumns,
+                                         batch: 1, repeats: options.matvecRepeats, pool: pool)
+        let mm = try KernelBenchmark.run(format: format, rows: options.matmulRows, columns: options.matmulColumns,
+                                         batch: options.matmulBatch, repeats: options.matmulRepeats, pool: pool)
+        let shape = smallMatvecShape
+        let bytes = format.rowBytes(columns: shape.columns) * shape.rows
+        let copies = min(2_048, max(2, 4 * (HostInfo.lastLevelCacheBytes() ?? 32 << 20) / bytes + 1))
+        let small = try KernelBenchmark.run(format: format, rows: shape.rows, columns: shape.columns, batch: 1,
+                                            repeats: max(options.matvecRepeats, 4 * copies), pool: pool,
+                                            copies: copies)
+        try requireUsable("\(format) matvec time", mv.medianSeconds)
+        try requireUsable("\(format) matmul time", mm.medianSeconds)
+        try requireUsable("\(format) small matvec time", small.medianSeconds)
+        return FormatThroughput(format: format, matvec: mv, matmul: mm, smallMatvec: small)
     }
 
     static func requireUsable(_ what: String, _ value: Double) throws {

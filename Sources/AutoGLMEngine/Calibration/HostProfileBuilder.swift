@@ -106,6 +106,16 @@ public enum HostProfileBuilder {
                 f.matvec.gigabytesPerSecond, r.options.matvecRows, r.options.matvecColumns, stream / 1e9),
                 count: r.options.matvecRepeats))
         }
+        var callSeconds: [WeightFormat: Sourced<Double>] = [:]
+        for f in r.formats {
+            guard let wf = WeightFormat(rawValue: f.format.rawValue), let small = f.smallMatvec,
+                  let seconds = f.matvecCallSeconds else { continue }
+            callSeconds[wf] = Sourced(seconds, source: source(String(
+                format: "%@ matvec %d×%d from memory (%d copies in turn) %.1f µs − its %.0f KiB at the %d×%d rate "
+                    + "(%.1f GB/s), at least 0", wf.rawValue as NSString, small.rows, small.columns, small.copies ?? 1,
+                small.medianSeconds * 1e6, Double(small.weightBytes) / 1024, f.matvec.rows, f.matvec.columns,
+                f.matvec.gigabytesPerSecond), count: small.repeats))
+        }
         let sustained = Sourced(r.bandwidth.sustainedRatio, source: source(
             "last third ÷ first third of the stream-read passes, at most 1", count: r.bandwidth.passBytesPerSecond.count))
         let overhead: Sourced<Int>
@@ -135,7 +145,8 @@ public enum HostProfileBuilder {
             """
         return DeviceProfile(id: id, name: name ?? "This host: \(host.cpuModel), \(host.cores) threads", kind: .host,
                              memory: memory, computeUnits: [cpu], efficiency: efficiency,
-                             matvecBandwidthByFormat: byFormat, sustainedFactor: sustained,
+                             matvecBandwidthByFormat: byFormat, matvecCallSecondsByFormat: callSeconds,
+                             sustainedFactor: sustained,
                              runtimeOverheadBytes: overhead, notes: notes)
     }
 }
