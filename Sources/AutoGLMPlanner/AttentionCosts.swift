@@ -872,9 +872,11 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     }
 
     /// `fits` with a beyond-cache factor for every key whose own points all fit in the cache (so its fit has none,
-    /// while a longer call of the same kernel would spill): prefill takes the factor of its own kernel's decode fit
-    /// of the same KV format, else the other kernel's prefill, else its decode (a kernel's decode sweeps the same
-    /// keys; the materialised prefill's factor also prices its score matrices); encode, whose layer has no decode,
+    /// while a longer call of the same kernel would spill): prefill takes the factor of the same kernel's prefill of
+    /// another KV format measured beyond the cache (its work items read one KV head's rows at the slot stride, where
+    /// tiled decode now reads the cache slot by slot in address order, about three times faster from memory), else
+    /// its own kernel's decode fit of the same KV format, else the other kernel's prefill, else its decode (the
+    /// materialised prefill's factor also prices its score matrices); encode, whose layer has no decode,
     /// the other kernel's encode, else the decode fits (same kernel first); each when that fit was fitted on points
     /// beyond the cache. The factor is the price of a byte read from memory instead of the cache
     /// relative to the host's matrix-vector rate, a property of the memory system more than of the kernel;
@@ -890,7 +892,10 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             let otherKernels = AttentionKernel.allCases.filter { $0 != key.kernel }
             let sameMode = otherKernels.map { Key(kv: key.kv, kernel: $0, mode: key.mode) }
             let decode = ([key.kernel] + otherKernels).map { Key(kv: key.kv, kernel: $0, mode: .decode) }
-            let others = key.mode == .encode ? sameMode + decode : [decode[0]] + sameMode + decode.dropFirst()
+            let samePrefill = KVCacheFormat.allCases.filter { $0 != key.kv }
+                .map { Key(kv: $0, kernel: key.kernel, mode: .prefill) }
+            let others = key.mode == .encode ? sameMode + decode
+                : (key.mode == .prefill ? samePrefill : []) + [decode[0]] + sameMode + decode.dropFirst()
             guard let source = others.first(where: { $0 != key && measuredSpill($0) != nil }),
                   let donor = measuredSpill(source) else { continue }
             var borrowed = fit

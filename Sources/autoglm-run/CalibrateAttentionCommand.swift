@@ -42,6 +42,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
             help: "Comma-separated decoder lengths measured in decode only, long enough that the layer's K/V outgrows the last-level cache ('' for none): they fit the beyond-cache term.")
     var decodeLengths: String = "12288,24576,49152,98304"
 
+    @Option(name: .customLong("prefill-lengths"),
+            help: "Comma-separated decoder lengths measured in F32 tiled prefill only (one timed call each), long enough that the layer's K/V outgrows the last-level cache ('' for none): prefill's own beyond-cache factor, which the other formats' prefill borrow.")
+    var prefillLengths: String = "16384,24576"
+
     @Option(help: "Comma-separated ViT patch counts (12,432: a phone screenshot's size that fits this machine, where the materialised kernel's K/V sweeps begin to leave the last-level cache).")
     var patches: String = "512,1024,1536,2048,3072,6144,12432"
 
@@ -146,6 +150,18 @@ struct CalibrateAttentionCommand: ParsableCommand {
         let lengthList = try BenchAttentionCommand.positiveList(lengths, option: "--lengths")
         let decodeOnly = decodeLengths.isEmpty ? []
             : try BenchAttentionCommand.positiveList(decodeLengths, option: "--decode-lengths").filter { !lengthList.contains($0) }
+        let prefillOnly = prefillLengths.isEmpty ? []
+            : try BenchAttentionCommand.positiveList(prefillLengths, option: "--prefill-lengths")
+                .filter { !lengthList.contains($0) }
+        /// The lengths a decoder job is measured at: the shared list, decode's long lengths, and for F32 tiled
+        /// prefill the long prefill lengths (the format whose K/V outgrows the cache at the fewest tokens).
+        func decoderPoints(_ s: AttentionSettingSpec, _ mode: AttentionCostModel.Mode) -> [Int] {
+            switch mode {
+            case .decode: return lengthList + decodeOnly
+            case .prefill where s.kv == .f32 && s.kernel == .tiled: return lengthList + prefillOnly
+            default: return lengthList
+            }
+        }
         let patchList = vitModel.isEmpty ? [] : try BenchAttentionCommand.positiveList(patches, option: "--patches")
         do {
             let profile = try DeviceProfile.load(device)
@@ -160,14 +176,16 @@ struct CalibrateAttentionCommand: ParsableCommand {
             /// Measures each (setting, mode) at its lengths in `rounds` passes, each over all points in its own shuffled
             /// order (`AttentionBenchmark.passOrder`); the median pass per point.
             func measure(_ jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], _ shape: AttentionLayerShape,
-                         _ points: (AttentionCostModel.Mode) -> [Int], rounds: Int) throws -> [[(Int, Double)]] {
+                         _ points: (AttentionSettingSpec, AttentionCostModel.Mode) -> [Int], rounds: Int) throws
+                -> [[(Int, Double)]] {
                 struct PointKey: Hashable { var job: Int; var length: Int }
                 var passes: [PointKey: [Double]] = [:]
-                let keys = jobs.indices.flatMap { j in points(jobs[j].1).map { PointKey(job: j, length: $0) } }
+                let keys = jobs.indices.flatMap { j in points(jobs[j].0, jobs[j].1).map { PointKey(job: j, length: $0) } }
                 for round in 0..<rounds {
                     for key in AttentionBenchmark.passOrder(count: keys.count, pass: round).map({ keys[$0] }) {
                         let (s, mode) = jobs[key.job], length = key.length
-                        let repetitions = mode == .encode ? encodeRepetitions : self.repetitions
+                        let repetitions = mode == .encode ? encodeRepetitions
+                            : mode == .prefill && prefillOnly.contains(length) ? 1 : self.repetitions
                         let setting = AttentionBenchmark.Setting(
                             name: s.name, mode: mode == .prefill ? .prefill : mode == .decode ? .decode : .encode,
                             kvCacheFormat: s.kv, kernel: s.kernel, window: s.window, globalTokens: s.globalTokens,
@@ -179,7 +197,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     }
                 }
                 return jobs.enumerated().map { j, job in
-                    points(job.1).map { length in
+                    points(job.0, job.1).map { length in
                         let times = (passes[PointKey(job: j, length: length)] ?? []).sorted()
                         return (length, times.isEmpty ? .nan : times[(times.count - 1) / 2])
                     }
@@ -241,7 +259,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 }
                 let sparseLengths = (lengthList + decodeOnly).filter { $0 <= Self.sparseDecodeMaxLength }
                 func lengths(_ b: Plan.BlockSparse) -> [Int] { sparseLengths.filter { $0 > b.chunk * b.topK } }
-                let sparseMeasured = try measure(sparseJobs, shape, { _ in sparseLengths }, rounds: rounds)
+                let sparseMeasured = try measure(sparseJobs, shape, { _, _ in sparseLengths }, rounds: rounds)
                 let measuredCalls = zip(Self.sparseDecodeSettings, sparseMeasured).flatMap { b, points in
                     points.filter { lengths(b).contains($0.0) }.map {
                         AttentionCalibration.SparseDecode.Measured(setting: b, length: $0.0, seconds: $0.1)
@@ -297,7 +315,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 // then block-sparse decode's constants against them.
                 var existing = try SpecLoader.load(AttentionCalibration.self, from: output)
                 let jobs = Self.decoderSettings.map { ($0, AttentionCostModel.Mode.decode) }
-                let measured = try measure(jobs, shape, { _ in lengthList + decodeOnly }, rounds: rounds)
+                let measured = try measure(jobs, shape, { _, _ in lengthList + decodeOnly }, rounds: rounds)
                 let refitted = try fitAll(jobs, shape, measured, cacheBytes: existing.cacheBytes,
                                           privateCacheBytes: existing.privateCacheBytes).fits
                 let date = UTCTimestamp.string(started)
@@ -326,8 +344,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 let jobs = Self.decoderSettings.filter { $0.kernel == .materialised }.flatMap { s in
                     [AttentionCostModel.Mode.prefill, .decode].map { (s, $0) }
                 }
-                let measured = try measure(jobs, shape, { $0 == .decode ? lengthList + decodeOnly : lengthList },
-                                           rounds: rounds)
+                let measured = try measure(jobs, shape, decoderPoints, rounds: rounds)
                 var refitted = try fitAll(jobs, shape, measured, cacheBytes: existing.cacheBytes,
                                           privateCacheBytes: existing.privateCacheBytes).fits
                 var reported = jobs
@@ -336,7 +353,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     let (vm, vitShape) = try vitLayer()
                     let vitJobs = [(AttentionSettingSpec(name: "vit materialised", kv: .f32, kernel: .materialised),
                                     AttentionCostModel.Mode.encode)]
-                    let vitMeasured = try measure(vitJobs, vitShape, { _ in patchList }, rounds: rounds)
+                    let vitMeasured = try measure(vitJobs, vitShape, { _, _ in patchList }, rounds: rounds)
                     refitted.merge(try fitAll(vitJobs, vitShape, vitMeasured, cacheBytes: existing.cacheBytes,
                                               privateCacheBytes: existing.privateCacheBytes).fits) { $1 }
                     reported += vitJobs
@@ -360,8 +377,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
             let decoderJobs = Self.decoderSettings.flatMap { s in
                 [AttentionCostModel.Mode.prefill, .decode].map { (s, $0) }
             }
-            let decoderMeasured = try measure(decoderJobs, shape, { $0 == .decode ? lengthList + decodeOnly : lengthList },
-                                              rounds: rounds)
+            let decoderMeasured = try measure(decoderJobs, shape, decoderPoints, rounds: rounds)
             // The cache share: the candidate (a fraction of the last-level cache, or none) whose fits leave the
             // smallest squared error over all decoder points.
             let llc = HostInfo.lastLevelCacheBytes()
@@ -381,7 +397,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 let vitJobs = AttentionKernel.allCases.map {
                     (AttentionSettingSpec(name: "vit \($0.rawValue)", kv: .f32, kernel: $0), AttentionCostModel.Mode.encode)
                 }
-                vitStage = (vitJobs, vitShape, try measure(vitJobs, vitShape, { _ in patchList }, rounds: rounds))
+                vitStage = (vitJobs, vitShape, try measure(vitJobs, vitShape, { _, _ in patchList }, rounds: rounds))
                 vitText = "; encode points on one \(vm.name) ViT layer (\(vitShape.heads) heads, head_dim \(vitShape.headDim)) at "
                     + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) calls, "
                     + "median of \(rounds) passes"
@@ -428,6 +444,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 + "\(shape.kvHeads) KV heads, head_dim \(shape.headDim)) at "
                 + "\(lengthList.map(String.init).joined(separator: ", ")) tokens"
                 + (decodeOnly.isEmpty ? "" : ", decode also at \(decodeOnly.map(String.init).joined(separator: ", "))")
+                + (prefillOnly.isEmpty ? ""
+                    : ", F32 tiled prefill also at \(prefillOnly.map(String.init).joined(separator: ", ")) (one call each)")
                 + vitText + sparseText
             try Self.write(calibration, to: output)
         } catch let error as ValidationError {

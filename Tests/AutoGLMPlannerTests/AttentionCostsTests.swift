@@ -555,7 +555,7 @@ struct AttentionSparseAndSpillTests {
         #expect(abs(p - (plain + 2 * decode)) < 1e-12)
     }
 
-    @Test("a key whose points all fit in the cache takes the spill factor of the other kernel, else of decode")
+    @Test("a key whose points all fit in the cache takes the spill factor of its kernel's prefill, the other kernel, else decode")
     func borrowedSpill() throws {
         func fit(spill: Double, beyond: Bool) -> AttentionCalibration.Fit {
             AttentionCalibration.Fit(fixedSeconds: 0, perRowSeconds: 0, scale: 1, spill: spill, points: [
@@ -587,6 +587,13 @@ struct AttentionSparseAndSpillTests {
         #expect(out[fitted]?.spill == 0 && out[fitted]?.spillFrom == nil)
         // Donors are unchanged, and the source survives the file.
         #expect(out[tiledEncode] == fits[tiledEncode] && out[tiledDecode] == fits[tiledDecode])
+        // A prefill measured beyond the cache lends its factor to the other formats' prefill of its kernel first
+        // (same read order), before any decode.
+        var measuredPrefill = fits
+        measuredPrefill[tiledPrefill] = fit(spill: 4, beyond: true)
+        let lent = AttentionCalibration.borrowingSpill(measuredPrefill)
+        #expect(lent[int8Prefill]?.spill == 4 && lent[int8Prefill]?.spillFrom == "f32 tiled prefill")
+        #expect(lent[tiledPrefill] == measuredPrefill[tiledPrefill])
         let c = AttentionCalibration(fits: out, source: "test", cacheBytes: 8 << 20)
         let text = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
         #expect(text.contains("\"spill_from\":\"f32 tiled decode\""))

@@ -58,7 +58,8 @@ struct BenchAttentionCLITests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("calibration.json").path
         let c = try Self.run(["calibrate-attention", "--lengths", "32,64,128", "--decode-lengths", "256",
-                              "--patches", "32,64", "--repetitions", "1", "--threads", "2", "-o", file])
+                              "--prefill-lengths", "192", "--patches", "32,64", "--repetitions", "1", "--threads", "2",
+                              "-o", file])
         #expect(c.status == 0, "stderr: \(c.stderr)")
         let written = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self))
         let fits = try #require(written["fits"] as? [[String: Any]])
@@ -66,15 +67,18 @@ struct BenchAttentionCLITests {
         #expect(fits.count == 12)
         let source = try #require(written["source"] as? String)
         #expect(source.hasPrefix("measured: autoglm-run calibrate-attention") && source.contains("load average"))
+        #expect(source.contains("F32 tiled prefill also at 192 (one call each)"))
         // Where it was measured, for bench-attention to compare with its own run.
         #expect(["avx512", "simd8"].contains(written["kernels"] as? String ?? ""))
         #expect(!(written["cpu"] as? String ?? "").isEmpty)
         for f in fits {
             let fit = try #require(f["fit"] as? [String: Any])
             #expect((fit["scale"] as? Double ?? 0) > 0)
-            // Decode also at the decode-only length.
+            // Decode also at the decode-only length, F32 tiled prefill at the prefill-only one.
             let mode = f["mode"] as? String
-            #expect((fit["points"] as? [Any])?.count == (mode == "encode" ? 2 : mode == "decode" ? 4 : 3))
+            let longPrefill = mode == "prefill" && f["kv"] as? String == "f32" && f["kernel"] as? String == "tiled"
+            #expect((fit["points"] as? [Any])?.count
+                    == (mode == "encode" ? 2 : mode == "decode" ? 4 : longPrefill ? 4 : 3))
         }
         // No block-sparse decode point at these lengths (every block chosen); --block-sparse-only adds them to the
         // same file, its fits kept.
@@ -149,8 +153,10 @@ struct BenchAttentionCLITests {
             let (a, b) = (fit["fit"] as? [String: Any] ?? [:], before["fit"] as? [String: Any] ?? [:])
             #expect((a["points"] as? NSArray) == (b["points"] as? NSArray), "\(key)")
             #expect(a["spill"] as? Double == b["spill"] as? Double, "\(key)")
+            // A factor borrowed from a decode fit says it predates the refit; one borrowed from prefill is unchanged.
             if let from = b["spill_from"] as? String {
-                #expect((a["spill_from"] as? String)?.hasPrefix(from + " as fitted before the decode refit") == true)
+                let expected = from.hasSuffix(" decode") ? from + " as fitted before the decode refit" : from
+                #expect((a["spill_from"] as? String)?.hasPrefix(expected) == true, "\(key)")
             }
         }
         for (key, fit) in fitsByKey(redecoded, decode: true) {
