@@ -46,6 +46,17 @@ enum TinyGLM4V {
     static func temporaryPath(_ suffix: String) -> String {
         NSTemporaryDirectory() + "autoglm-synth-\(UUID().uuidString)-\(suffix).gguf"
     }
+
+    /// The text decoder of a synthetic F32 checkpoint with random weights (the file is removed once mapped).
+    static func f32Decoder(seed: UInt64) throws -> DecoderModel {
+        let path = temporaryPath("decoder")
+        defer { unlink(path) }
+        try SyntheticCheckpoint.write(manifest: try manifest(), plan: plan([("decoder", .f32), ("embedding", .f32),
+                                                                           ("head", .f32)]),
+                                      planSHA256: "x", seed: seed, to: path)
+        let source = try CheckpointSource(path: path, mode: .mmap)
+        return try DecoderModel.load(config: try DecoderConfig(gguf: source.file), source: source)
+    }
 }
 
 struct SyntheticCheckpointTests {
@@ -147,14 +158,7 @@ struct SyntheticCheckpointTests {
     @Test func imageEmbeddingsChangeTheOutput() throws {
         // Prefilling image embeddings must reach the decoder: the same prompt after two different images gives
         // different logits (checked through a different first-token distribution on random weights).
-        let manifest = try TinyGLM4V.manifest()
-        let path = TinyGLM4V.temporaryPath("img")
-        defer { unlink(path) }
-        try SyntheticCheckpoint.write(manifest: manifest, plan: TinyGLM4V.plan([("decoder", .f32), ("embedding", .f32),
-                                                                                ("head", .f32)]),
-                                      planSHA256: "x", seed: 4, to: path)
-        let source = try CheckpointSource(path: path, mode: .mmap)
-        let decoder = try DecoderModel.load(config: try DecoderConfig(gguf: source.file), source: source)
+        let decoder = try TinyGLM4V.f32Decoder(seed: 4)
         func logits(after image: Float) throws -> [Float] {
             let s = try InferenceSession(model: decoder, capacity: 16, pool: nil)
             let e = [Float](repeating: image, count: 2 * 64)
@@ -170,15 +174,8 @@ struct SyntheticCheckpointTests {
 
     @Test("the planner's decoder activation is the buffers a session holds, for several chunks and contexts")
     func plannerActivationMatchesTheSessionsBuffers() throws {
-        let manifest = try TinyGLM4V.manifest()
-        let spec = try #require(manifest.textDecoder)
-        let path = TinyGLM4V.temporaryPath("act")
-        defer { unlink(path) }
-        try SyntheticCheckpoint.write(manifest: manifest, plan: TinyGLM4V.plan([("decoder", .f32), ("embedding", .f32),
-                                                                                ("head", .f32)]),
-                                      planSHA256: "x", seed: 5, to: path)
-        let source = try CheckpointSource(path: path, mode: .mmap)
-        let decoder = try DecoderModel.load(config: try DecoderConfig(gguf: source.file), source: source)
+        let spec = try #require(try TinyGLM4V.manifest().textDecoder)
+        let decoder = try TinyGLM4V.f32Decoder(seed: 5)
         for (capacity, batch) in [(16, 8), (200, 64), (256, 256)] {
             let s = try InferenceSession(model: decoder, capacity: capacity, batch: batch, pool: nil)
             // Besides the planner's figure the session holds one row of logits and one normed row.
