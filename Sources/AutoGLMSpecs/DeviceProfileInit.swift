@@ -8,7 +8,8 @@ extension DeviceProfile {
                 sustainedFactor: Sourced<Double>, runtimeOverheadBytes: Sourced<Int>, notes: String? = nil) {
         self.schemaVersion = schemaVersion; self.id = id; self.name = name; self.kind = kind; self.memory = memory
         self.computeUnits = computeUnits; self.interconnect = interconnect; self.efficiency = efficiency
-        self.matvecBandwidthByFormat = matvecBandwidthByFormat; self.matvecCallSecondsByFormat = matvecCallSecondsByFormat
+        self.matvecBandwidthByFormat = matvecBandwidthByFormat
+        self.matvecCallSecondsByFormat = matvecCallSecondsByFormat
         self.sustainedFactor = sustainedFactor; self.runtimeOverheadBytes = runtimeOverheadBytes; self.notes = notes
     }
 }

@@ -50,8 +50,8 @@ enum PlanReport {
         lines.append(row("peak memory", Units.gb(p.peakMemoryBytes), "budget \(Units.gb(budget))",
                          p.peakMemoryBytes <= budget))
         lines.append("  " + pad("", 14) + "weights \(Units.gb(p.weightBytes)) + KV \(Units.bytes(p.kvCacheBytes)) + " +
-                     "activations \(Units.bytes(p.activationPeakBytes)) + tokenizer \(Units.bytes(p.tokenizerBytes)) + " +
-                     "runtime \(Units.bytes(p.runtimeOverheadBytes))")
+                     "activations \(Units.bytes(p.activationPeakBytes)) + " +
+                     "tokenizer \(Units.bytes(p.tokenizerBytes)) + runtime \(Units.bytes(p.runtimeOverheadBytes))")
         let ttftLimit = plan.constraints.maxTTFTSeconds
         lines.append(row("TTFT", Units.seconds(p.ttftSeconds), ttftLimit.map { "limit \(Units.seconds($0))" } ?? "no limit",
                          ttftLimit.map { p.ttftSeconds <= $0 }))

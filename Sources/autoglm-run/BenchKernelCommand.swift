@@ -34,7 +34,10 @@ struct BenchKernelCommand: ParsableCommand {
     @Option(help: "Matmul activations: f32 (exact) or int8 (rounded to 8 bits per block of 32; quantised formats, AVX-512 kernels; a batch of 1 stays f32).")
     var activations: String = "f32"
 
-    @Option(help: "Copies of the matrix called in turn: enough that their bytes exceed the last-level cache makes every call read its weights from memory, as a model's layers do (default 1: the same matrix, small shapes stay in cache).")
+    @Option(help: """
+        Copies of the matrix called in turn: enough that their bytes exceed the last-level cache makes every call \
+        read its weights from memory, as a model's layers do; with one, small shapes stay in cache.
+        """)
     var copies: Int = 1
 
     @Flag(help: "Print JSON records.")

@@ -43,7 +43,11 @@ struct CalibrateAttentionCommand: ParsableCommand {
     var decodeLengths: String = "12288,24576,49152,98304"
 
     @Option(name: .customLong("prefill-lengths"),
-            help: "Comma-separated decoder lengths measured in F32 tiled prefill only (one timed call each), long enough that the layer's K/V outgrows the last-level cache ('' for none): prefill's own beyond-cache factor, which the other formats' prefill borrow.")
+            help: """
+                Comma-separated decoder lengths measured in F32 tiled prefill only (one timed call each), long enough \
+                that the layer's K/V outgrows the last-level cache ('' for none): prefill's own beyond-cache factor, \
+                which the other formats' prefill borrow.
+                """)
     var prefillLengths: String = "16384,24576"
 
     @Option(help: "Comma-separated ViT patch counts (12,432: a phone screenshot's size that fits this machine, where the materialised kernel's K/V sweeps begin to leave the last-level cache).")
@@ -180,7 +184,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 -> [[(Int, Double)]] {
                 struct PointKey: Hashable { var job: Int; var length: Int }
                 var passes: [PointKey: [Double]] = [:]
-                let keys = jobs.indices.flatMap { j in points(jobs[j].0, jobs[j].1).map { PointKey(job: j, length: $0) } }
+                let keys = jobs.indices.flatMap { j in
+                    points(jobs[j].0, jobs[j].1).map { PointKey(job: j, length: $0) }
+                }
                 for round in 0..<rounds {
                     for key in AttentionBenchmark.passOrder(count: keys.count, pass: round).map({ keys[$0] }) {
                         let (s, mode) = jobs[key.job], length = key.length
@@ -444,8 +450,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 + "\(shape.kvHeads) KV heads, head_dim \(shape.headDim)) at "
                 + "\(lengthList.map(String.init).joined(separator: ", ")) tokens"
                 + (decodeOnly.isEmpty ? "" : ", decode also at \(decodeOnly.map(String.init).joined(separator: ", "))")
-                + (prefillOnly.isEmpty ? ""
-                    : ", F32 tiled prefill also at \(prefillOnly.map(String.init).joined(separator: ", ")) (one call each)")
+                + (prefillOnly.isEmpty ? "" : ", F32 tiled prefill also at "
+                    + "\(prefillOnly.map(String.init).joined(separator: ", ")) (one call each)")
                 + vitText + sparseText
             try Self.write(calibration, to: output)
         } catch let error as ValidationError {

@@ -555,7 +555,7 @@ struct AttentionSparseAndSpillTests {
         #expect(abs(p - (plain + 2 * decode)) < 1e-12)
     }
 
-    @Test("a key whose points all fit in the cache takes the spill factor of its kernel's prefill, the other kernel, else decode")
+    @Test("a key whose points all fit in the cache borrows a spill factor: its kernel's prefill, decode, other kernel")
     func borrowedSpill() throws {
         func fit(spill: Double, beyond: Bool) -> AttentionCalibration.Fit {
             AttentionCalibration.Fit(fixedSeconds: 0, perRowSeconds: 0, scale: 1, spill: spill, points: [

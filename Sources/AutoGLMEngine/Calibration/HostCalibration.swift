@@ -187,8 +187,8 @@ public struct HostCalibrationResult: Sendable, Codable, Equatable {
     }
 
     public init(host: HostInfo, options: CalibrationOptions, date: String, bandwidth: BandwidthMeasurement,
-                formats: [FormatThroughput], attention: AttentionThroughput, kernels: String? = KernelISA.active.rawValue,
-                fileResidentAfterBytes: Int? = nil) {
+                formats: [FormatThroughput], attention: AttentionThroughput,
+                kernels: String? = KernelISA.active.rawValue, fileResidentAfterBytes: Int? = nil) {
         self.host = host; self.options = options; self.date = date; self.bandwidth = bandwidth
         self.formats = formats; self.attention = attention; self.kernels = kernels
         self.fileResidentAfterBytes = fileResidentAfterBytes
@@ -237,7 +237,6 @@ public enum HostCalibration {
 
         progress?("attention: prefill \(options.attentionTokens) tokens, \(options.attentionHeads) heads / "
                   + "\(options.attentionKVHeads) KV heads × \(options.attentionHeadDim)")
-
         let setting = AttentionBenchmark.Setting(name: "calibration", mode: .prefill, kvCacheFormat: .f32,
                                                  kernel: .tiled, heads: options.attentionHeads,
                                                  kvHeads: options.attentionKVHeads,

@@ -45,7 +45,8 @@ public enum KernelBenchmark {
     /// decoding model does layer after layer; with 1 the same matrix is called again and small shapes stay in cache.
     public static func run(format: PackedFormat, rows: Int, columns: Int, batch: Int = 1, repeats: Int = 20,
                            pool: ComputePool?, isa: KernelISA = .active,
-                           activations: ActivationPrecision = .float32, copies: Int = 1) throws -> KernelBenchmarkResult {
+                           activations: ActivationPrecision = .float32,
+                           copies: Int = 1) throws -> KernelBenchmarkResult {
         guard batch > 0 else { throw KernelError.invalidArgument("batch must be positive, got \(batch)") }
         guard repeats > 0 else { throw KernelError.invalidArgument("repeats must be positive, got \(repeats)") }
         guard copies > 0 else { throw KernelError.invalidArgument("copies must be positive, got \(copies)") }
@@ -54,7 +55,6 @@ public enum KernelBenchmark {
         var packed = try PackedMatrix.quantize(weights, rows: rows, columns: columns, format: format)
         packed.activations = activations
         let matrices = copies > 1 ? try laidOut(packed, copies: copies) : [packed]
-        let matrix = packed
         let x = (0..<(batch * columns)).map { _ in Float.random(in: -1...1, using: &rng) }
         var y = [Float](repeating: 0, count: batch * rows)
         var times: [Double] = []
@@ -87,8 +87,8 @@ public enum KernelBenchmark {
         var result = KernelBenchmarkResult(format: format, rows: rows, columns: columns, batch: batch,
                                            threads: pool?.threadCount ?? 1, repeats: repeats, medianSeconds: median,
                                            stddevSeconds: variance.squareRoot(), minSeconds: times[0],
-                                           weightBytes: matrix.byteCount)
-        if MatrixKernels.usesInt8Activations(matrix, count: batch, isa: isa) { result.activations = .int8 }
+                                           weightBytes: packed.byteCount)
+        if MatrixKernels.usesInt8Activations(packed, count: batch, isa: isa) { result.activations = .int8 }
         if copies > 1 { result.copies = copies }
         return result
     }
