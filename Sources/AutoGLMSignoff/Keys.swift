@@ -89,9 +89,8 @@ public enum SignatureCheck {
 
 /// File helpers: streaming SHA-256 and exclusive creation.
 public enum FileIO {
-    /// SHA-256 (lowercase hex) and size of a file, read in 4 MiB chunks.
-    /// SHA-256 of a file, read in 1 MiB pieces through one buffer (the engine hashes its checkpoint inside the
-    /// process whose peak memory it reports, so the hash must not leave buffers behind).
+    /// SHA-256 (lowercase hex) and size of a file, read in 1 MiB pieces through one buffer (the engine hashes its
+    /// checkpoint inside the process whose peak memory it reports, so the hash must not leave buffers behind).
     public static func sha256(file path: String) throws -> (hex: String, bytes: Int) {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {

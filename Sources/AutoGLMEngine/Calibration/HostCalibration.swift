@@ -215,13 +215,15 @@ public enum HostCalibration {
         try requireUsable("stream read bandwidth", bandwidth.medianBytesPerSecond)
 
         let passes = options.formatPasses ?? 1
+        let cacheBytes = HostInfo.lastLevelCacheBytes() ?? 32 << 20
         var measured: [PackedFormat: [FormatThroughput]] = [:]
         for pass in 0..<passes {
             for format in pass % 2 == 0 ? options.formats : options.formats.reversed() {
                 progress?((passes > 1 ? "pass \(pass + 1) of \(passes), " : "")
                           + "\(format): matvec \(options.matvecRows)×\(options.matvecColumns), "
                           + "matmul \(options.matmulRows)×\(options.matmulColumns)×\(options.matmulBatch)")
-                measured[format, default: []].append(try measure(format, options: options, pool: pool))
+                measured[format, default: []].append(try measure(format, options: options, cacheBytes: cacheBytes,
+                                                                  pool: pool))
             }
         }
         // Per format and kernel, the pass with the median time.
@@ -258,16 +260,17 @@ public enum HostCalibration {
                                      fileResidentAfterBytes: HostInfo.fileResidentBytes())
     }
 
-    /// One format's large matvec, matmul and small matvec from memory.
-    static func measure(_ format: PackedFormat, options: CalibrationOptions, pool: ComputePool) throws
-        -> FormatThroughput {
+    /// One format's large matvec, matmul and small matvec from memory (enough copies for 4× `cacheBytes`, the
+    /// last-level cache).
+    static func measure(_ format: PackedFormat, options: CalibrationOptions, cacheBytes: Int, pool: ComputePool)
+        throws -> FormatThroughput {
         let mv = try KernelBenchmark.run(format: format, rows: options.matvecRows, columns: options.matvecColumns,
                                          batch: 1, repeats: options.matvecRepeats, pool: pool)
         let mm = try KernelBenchmark.run(format: format, rows: options.matmulRows, columns: options.matmulColumns,
                                          batch: options.matmulBatch, repeats: options.matmulRepeats, pool: pool)
         let shape = smallMatvecShape
         let bytes = format.rowBytes(columns: shape.columns) * shape.rows
-        let copies = min(2_048, max(2, 4 * (HostInfo.lastLevelCacheBytes() ?? 32 << 20) / bytes + 1))
+        let copies = min(2_048, max(2, 4 * cacheBytes / bytes + 1))
         let small = try KernelBenchmark.run(format: format, rows: shape.rows, columns: shape.columns, batch: 1,
                                             repeats: max(options.matvecRepeats, 4 * copies), pool: pool,
                                             copies: copies)

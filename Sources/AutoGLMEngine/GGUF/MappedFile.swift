@@ -81,13 +81,18 @@ public final class MappedFile: @unchecked Sendable {
     /// buffers.
     public func releasePages(offset: Int, count: Int) {
         guard case let .mapped(address, length) = storage, offset >= 0, count > 0, offset < length else { return }
+        Self.advise(UnsafeRawPointer(address) + offset, count: min(count, length - offset), MADV_DONTNEED)
+    }
+
+    /// `madvise` over the whole pages inside `start ..< start + count` (a partial page at either end is left
+    /// alone: it may hold bytes still in use). A hint: failures are ignored.
+    static func advise(_ start: UnsafeRawPointer, count: Int, _ advice: Int32) {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        guard page > 0 else { return }
-        let base = Int(bitPattern: address)
-        let start = (base + offset + page - 1) / page * page
-        let end = (base + min(length, offset + count)) / page * page
-        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
-        _ = madvise(p, end - start, MADV_DONTNEED)
+        guard page > 0, count > 0 else { return }
+        let first = (Int(bitPattern: start) + page - 1) / page * page
+        let end = (Int(bitPattern: start) + count) / page * page
+        guard end > first, let p = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        _ = madvise(p, end - first, advice)
     }
 
     deinit {

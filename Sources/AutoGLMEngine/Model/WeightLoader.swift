@@ -129,12 +129,7 @@ public final class WeightLoader {
     /// read during conversion stop counting towards the resident set. Contents are never lost: clean file pages are
     /// re-read on access and anonymous pages go to swap or stay. Whole pages inside the tensor only.
     static func dropResidentPages(_ t: SourceTensor) {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        guard page > 0 else { return }
-        let start = (Int(bitPattern: t.data) + page - 1) / page * page
-        let end = (Int(bitPattern: t.data) + t.byteCount) / page * page
-        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
-        _ = madvise(p, end - start, 21 /* MADV_PAGEOUT */)
+        MappedFile.advise(t.data, count: t.byteCount, 21 /* MADV_PAGEOUT */)
     }
 
     /// For INT4 group formats: the largest smaller group that divides `columns` (g128 → g64 → g32), else nil.
