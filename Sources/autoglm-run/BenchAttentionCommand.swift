@@ -261,8 +261,9 @@ struct BenchAttentionCommand: ParsableCommand {
                     let p = costs.predict(s, shape: shape, mode: mode, length: length)
                     let klValue = s.accuracyKeys.isEmpty ? (s.kernel == .materialised ? kl["kernel:materialised"] : 0)
                         : s.accuracyKeys.count == 1 ? kl[s.accuracyKeys[0]] : nil
-                    table.rows.append(BenchRow(setting: s.name, mode: mode, length: length, measured: m, predicted: p,
-                                               kl: klValue, calibrationPoint: isCalibrationPoint))
+                    let all = passes[RowKey(setting: i, mode: mode, length: length)] ?? []
+                    table.rows.append(BenchRow(setting: s.name, mode: mode, length: length, measured: m, passes: all,
+                                               predicted: p, kl: klValue, calibrationPoint: isCalibrationPoint))
                 }
             }
         }
@@ -401,12 +402,15 @@ struct BenchRow: Codable {
         var medianSeconds: Double
         var fastestSeconds: Double
         var tokensPerSecond: Double
+        /// Tokens per second of every pass, slowest first (the row's figure is the median pass); nil for rows
+        /// measured once.
+        var passTokensPerSecond: [Double]?
         var kl: Double?
         enum CodingKeys: String, CodingKey {
             case peakBytes = "peak_bytes", kvBytes = "kv_bytes", scratchBytes = "scratch_bytes"
             case operandBytes = "operand_bytes", residentGrowthBytes = "resident_growth_bytes"
             case medianSeconds = "median_seconds", fastestSeconds = "fastest_seconds"
-            case tokensPerSecond = "tokens_per_second", kl
+            case tokensPerSecond = "tokens_per_second", passTokensPerSecond = "pass_tokens_per_second", kl
         }
     }
     struct Predicted: Codable {
@@ -434,13 +438,16 @@ struct BenchRow: Codable {
     }
 
     init(setting: String, mode: AttentionCostModel.Mode, length: Int, measured m: AttentionBenchmark.Result,
-         predicted p: AttentionCostPrediction, kl: Double?, calibrationPoint: Bool) {
+         passes: [AttentionBenchmark.Result] = [], predicted p: AttentionCostPrediction, kl: Double?,
+         calibrationPoint: Bool) {
         self.setting = setting; self.mode = mode.rawValue; self.length = length
         self.calibrationPoint = calibrationPoint
         measured = Measured(peakBytes: m.kvBytes + m.peakScratchBytes, kvBytes: m.kvBytes,
                             scratchBytes: m.peakScratchBytes, operandBytes: m.operandBytes,
                             residentGrowthBytes: m.residentGrowthBytes, medianSeconds: m.medianSecondsPerCall,
-                            fastestSeconds: m.secondsPerCall, tokensPerSecond: m.tokensPerSecond, kl: kl)
+                            fastestSeconds: m.secondsPerCall, tokensPerSecond: m.tokensPerSecond,
+                            passTokensPerSecond: passes.count > 1 ? passes.map(\.tokensPerSecond).sorted() : nil,
+                            kl: kl)
         predicted = Predicted(peakBytes: p.peakBytes, kvBytes: p.kvBytes, scratchBytes: p.scratchBytes,
                               workingSetBytes: p.workingSetBytes, seconds: p.seconds,
                               tokensPerSecond: p.tokensPerSecond, loss: p.loss)
@@ -455,6 +462,18 @@ struct BenchRow: Codable {
         measured.residentGrowthBytes.map { Self.errorPercent(Double(predicted.workingSetBytes), Double($0)) }
     }
     var speedErrorPercent: Double { Self.errorPercent(predicted.tokensPerSecond, measured.tokensPerSecond) }
+    /// (fastest − slowest pass) ÷ the median pass, in percent: how far the row's own measurements moved between
+    /// passes; nil for rows measured once.
+    var passSpreadPercent: Double? {
+        guard let p = measured.passTokensPerSecond, let lo = p.first, let hi = p.last, measured.tokensPerSecond > 0
+        else { return nil }
+        return (hi - lo) / measured.tokensPerSecond * 100
+    }
+    /// Whether the prediction is within `bar` percent of at least one pass (of the median for rows measured once).
+    func speedWithinAPass(bar: Double) -> Bool {
+        (measured.passTokensPerSecond ?? [measured.tokensPerSecond])
+            .contains { abs(Self.errorPercent(predicted.tokensPerSecond, $0)) <= bar }
+    }
 }
 
 /// The rows of one bench-attention run with how they were measured and the fidelity count.
@@ -479,20 +498,30 @@ struct BenchTable: Encodable {
         var residentRows: Int
         var speedWithin: Int
         var speedRows: Int
+        /// Counted rows whose prediction is within the bar of at least one of its passes: the misses beyond
+        /// `speedWithin` are as far off as the row's measurements are from each other.
+        var speedWithinAPass: Int
+        /// Counted rows whose passes spread by more than the bar (fastest − slowest over the median).
+        var speedSpreadBeyondBar: Int
         enum CodingKeys: String, CodingKey {
             case memoryWithin = "memory_within_5_percent", memoryRows = "memory_rows"
             case residentWithin = "resident_within_5_percent", residentRows = "resident_rows"
             case speedWithin = "speed_within_15_percent", speedRows = "speed_rows"
+            case speedWithinAPass = "speed_within_15_percent_of_a_pass"
+            case speedSpreadBeyondBar = "speed_pass_spread_over_15_percent"
         }
     }
 
     var summary: Summary {
         let memory = rows.map { abs($0.memoryErrorPercent) }
         let resident = rows.compactMap { $0.residentErrorPercent.map(abs) }
-        let speed = rows.filter { !$0.calibrationPoint }.map { abs($0.speedErrorPercent) }
+        let counted = rows.filter { !$0.calibrationPoint }
+        let speed = counted.map { abs($0.speedErrorPercent) }
         return Summary(memoryWithin: memory.filter { $0 <= Self.memoryBar }.count, memoryRows: memory.count,
                        residentWithin: resident.filter { $0 <= Self.memoryBar }.count, residentRows: resident.count,
-                       speedWithin: speed.filter { $0 <= Self.speedBar }.count, speedRows: speed.count)
+                       speedWithin: speed.filter { $0 <= Self.speedBar }.count, speedRows: speed.count,
+                       speedWithinAPass: counted.filter { $0.speedWithinAPass(bar: Self.speedBar) }.count,
+                       speedSpreadBeyondBar: counted.filter { ($0.passSpreadPercent ?? 0) > Self.speedBar }.count)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -520,6 +549,7 @@ struct BenchTable: Encodable {
     }
 
     private static func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: max(n, s.count), withPad: " ", startingAt: 0) }
+    private static func padLeft(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }
 
     func printText() {
         print(title)
@@ -551,16 +581,20 @@ struct BenchTable: Encodable {
         if rows.contains(where: \.calibrationPoint) {
             print("(rows marked * are the calibration points themselves; their speed is not counted)")
         }
-        print("setting            mode      len   mem MB   pred MB   err%     tok/s    pred tok/s   err%   KL        pred loss")
+        print("setting            mode      len   mem MB   pred MB   err%     tok/s    pred tok/s   err% spread%   "
+              + "KL        pred loss")
         for r in rows {
             let name = Self.pad(r.setting + (r.calibrationPoint ? " *" : ""), 18)
             print(name + " " + Self.pad(r.mode, 8) + String(
-                format: " %5d %8.3f %9.3f %6.1f %10.1f %12.1f %6.1f   %@ %@", r.length,
+                format: " %5d %8.3f %9.3f %6.1f %10.1f %12.1f %6.1f %@   %@ %@", r.length,
                 Double(r.measured.peakBytes) / 1e6, Double(r.predicted.peakBytes) / 1e6, r.memoryErrorPercent,
                 r.measured.tokensPerSecond, r.predicted.tokensPerSecond, r.speedErrorPercent,
+                Self.padLeft(r.passSpreadPercent.map { String(format: "%.1f", $0) } ?? "-", 7) as NSString,
                 (r.measured.kl.map { String(format: "%.6f", $0) } ?? "-       ") as NSString,
                 (r.predicted.loss.map { String(format: "%.4f", $0) } ?? "-") as NSString))
         }
-        print("memory within ±5%: \(s.memoryWithin) of \(s.memoryRows); speed within ±15%: \(s.speedWithin) of \(s.speedRows)")
+        print("(spread% = (fastest − slowest pass) ÷ the median pass, the row's own run-to-run movement)")
+        print("memory within ±5%: \(s.memoryWithin) of \(s.memoryRows); speed within ±15%: \(s.speedWithin) of \(s.speedRows)"
+              + " (of a pass: \(s.speedWithinAPass); passes spread over 15%: \(s.speedSpreadBeyondBar))")
     }
 }

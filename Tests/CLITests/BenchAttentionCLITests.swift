@@ -174,8 +174,19 @@ struct BenchAttentionCLITests {
         #expect((table["calibration"] as? String)?.hasPrefix("measured: autoglm-run calibrate-attention") == true)
         let rows = try #require(table["rows"] as? [[String: Any]])
         #expect(rows.count == 14)
+        // Three passes (the default): every row keeps each pass's figure, slowest first, and shows the median one.
+        for row in rows {
+            let measured = try #require(row["measured"] as? [String: Any])
+            let passes = try #require(measured["pass_tokens_per_second"] as? [Double])
+            #expect(passes.count == 3 && passes == passes.sorted())
+            #expect(measured["tokens_per_second"] as? Double == passes[1])
+        }
         let summary = try #require(table["summary"] as? [String: Any])
         #expect(summary["memory_rows"] as? Int == 14 && summary["speed_rows"] as? Int == 14)
+        let within = try #require(summary["speed_within_15_percent"] as? Int)
+        let withinAPass = try #require(summary["speed_within_15_percent_of_a_pass"] as? Int)
+        let spread = try #require(summary["speed_pass_spread_over_15_percent"] as? Int)
+        #expect(within <= withinAPass && withinAPass <= 14 && spread <= 14)
         // Decode with the layer's K/V flushed before each call, as in a model: said in the title, memory unchanged.
         let cold = try Self.run(["bench-attention", "--lengths", "48", "--modes", "decode", "--settings", "full",
                                  "--repetitions", "1", "--threads", "2", "--calibration", file, "--cold-kv", "--json"])
@@ -196,6 +207,7 @@ struct BenchAttentionCLITests {
                                  "--calibration", file])
         #expect(text.status == 0)
         #expect(text.stdout.contains("memory within ±5%:") && text.stdout.contains("load average"))
+        #expect(text.stdout.contains("spread%") && text.stdout.contains("(of a pass: "))
         #expect(!text.stderr.contains("warning"), "stderr: \(text.stderr)")
         // The same file said to come from the other kernel family: the run is warned, and still measures.
         var other = written
