@@ -549,7 +549,9 @@ struct BenchTable: Encodable {
     }
 
     private static func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: max(n, s.count), withPad: " ", startingAt: 0) }
-    private static func padLeft(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }
+    private static func padLeft(_ s: String, _ n: Int) -> String {
+        String(repeating: " ", count: max(0, n - s.count)) + s
+    }
 
     func printText() {
         print(title)
@@ -594,7 +596,7 @@ struct BenchTable: Encodable {
                 (r.predicted.loss.map { String(format: "%.4f", $0) } ?? "-") as NSString))
         }
         print("(spread% = (fastest − slowest pass) ÷ the median pass, the row's own run-to-run movement)")
-        print("memory within ±5%: \(s.memoryWithin) of \(s.memoryRows); speed within ±15%: \(s.speedWithin) of \(s.speedRows)"
-              + " (of a pass: \(s.speedWithinAPass); passes spread over 15%: \(s.speedSpreadBeyondBar))")
+        print("memory within ±5%: \(s.memoryWithin) of \(s.memoryRows); speed within ±15%: \(s.speedWithin) of "
+              + "\(s.speedRows) (of a pass: \(s.speedWithinAPass); passes spread over 15%: \(s.speedSpreadBeyondBar))")
     }
 }
