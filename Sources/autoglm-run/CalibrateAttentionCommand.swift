@@ -46,9 +46,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
             help: """
                 Comma-separated decoder lengths measured in F32 tiled prefill only (one timed call each), long enough \
                 that the layer's K/V outgrows the last-level cache ('' for none): prefill's own beyond-cache factor, \
-                which the other formats' prefill borrow.
+                which the other formats' prefill borrow. The defaults lie between bench-attention-long's 8,192, \
+                16,384 and 32,768, the last close below 32,768 so that the fit interpolates there.
                 """)
-    var prefillLengths: String = "16384,24576"
+    var prefillLengths: String = "12288,20480,28672"
 
     @Option(help: "Comma-separated ViT patch counts (12,432: a phone screenshot's size that fits this machine, where the materialised kernel's K/V sweeps begin to leave the last-level cache).")
     var patches: String = "512,1024,1536,2048,3072,6144,12432"
