@@ -16,7 +16,7 @@ extension MatrixKernels {
     public static func usesInt8Activations(_ w: PackedMatrix, count: Int, isa: KernelISA = .active) -> Bool {
         #if arch(x86_64)
         return w.activations == .int8 && isa == .avx512 && count >= int8MinimumTokens
-            && w.format.hasIntegerCodes(columns: w.columns)
+            && w.format.hasIntegerCodes(columns: w.columns) && w.rowGroup == 1
         #else
         return false
         #endif

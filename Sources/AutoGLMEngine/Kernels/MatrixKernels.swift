@@ -36,8 +36,9 @@ public enum MatrixKernels {
     /// thread, tg128 medians of 8 alternating rounds on the 2-core AVX-512 host: Q4_0 151 → 175 and 162 → 176
     /// tok/s, F16 76.5 → 78.5 (5 rounds); 8 KiB and 32 KiB minimums were no better than 16 KiB.
     /// Returns the number of tasks written: at most `capacity` (≥ `matrices`), whole matrices' rests near it.
+    /// Tasks start on multiples of `granule` rows (4; 16 where a matrix is grouped by 16 rows).
     static func guidedTasks(rows: (Int) -> Int, rowBytes: (Int) -> Int, matrices: Int, threads: Int,
-                            into tasks: UnsafeMutablePointer<MatvecTask>, capacity: Int) -> Int {
+                            into tasks: UnsafeMutablePointer<MatvecTask>, capacity: Int, granule: Int = 4) -> Int {
         var remaining = 0
         for m in 0..<matrices { remaining += rows(m) * rowBytes(m) }
         var count = 0
@@ -46,9 +47,9 @@ public enum MatrixKernels {
             var start = 0
             while start < r {
                 let bytes = max(minimumTaskBytes, remaining / (2 * max(1, threads)))
-                var take = max(4, (bytes / rb + 3) & ~3)
+                var take = max(granule, (bytes / rb + granule - 1) / granule * granule)
                 // Near the capacity (one task kept for each later matrix) or the matrix's end: the rest in one.
-                if count >= capacity - (matrices - m) || r - start - take < 4 { take = r - start }
+                if count >= capacity - (matrices - m) || r - start - take < granule { take = r - start }
                 take = min(take, r - start)
                 tasks[count] = MatvecTask(matrix: m, start: start, end: start + take)
                 count += 1
@@ -115,7 +116,9 @@ public enum MatrixKernels {
                 inputs.append(prepareActivations(ws[i].format, x, columns: ws[i].columns, isa: isa,
                                                  scratch: s + scratchOffsets[i]))
             }
-            runTasks(matrices: count, rows: { ws[$0].rows }, rowBytes: { ws[$0].rowBytes }, pool: pool) { m, range in
+            let granule = ws.prefix(count).contains { $0.rowGroup > 1 } ? Q4_0RowGroup.rows : 4
+            runTasks(matrices: count, rows: { ws[$0].rows }, rowBytes: { ws[$0].rowBytes }, pool: pool,
+                     granule: granule) { m, range in
                 SIMDKernels.matvecRows(ws[m], inputs[m].x, inputs[m].sums, ys[m], range, isa: isa)
             }
         }
@@ -124,7 +127,7 @@ public enum MatrixKernels {
     /// Runs `body(matrix, rows)` over every row of `matrices` matrices: on the calling thread in one call per
     /// matrix without a pool, else as the guided tasks of one pool job.
     private static func runTasks(matrices: Int, rows: (Int) -> Int, rowBytes: (Int) -> Int, pool: ComputePool?,
-                                 _ body: (Int, Range<Int>) -> Void) {
+                                 granule: Int = 4, _ body: (Int, Range<Int>) -> Void) {
         guard let pool, pool.threadCount > 1 else {
             for m in 0..<matrices { body(m, 0..<rows(m)) }
             return
@@ -139,7 +142,7 @@ public enum MatrixKernels {
         withUnsafeTemporaryAllocation(of: MatvecTask.self, capacity: capacity) { buffer in
             let tasks = buffer.baseAddress!
             let n = guidedTasks(rows: rows, rowBytes: rowBytes, matrices: matrices, threads: threads, into: tasks,
-                                capacity: capacity)
+                                capacity: capacity, granule: granule)
             pool.parallelFor(n) { t in body(tasks[t].matrix, tasks[t].start..<tasks[t].end) }
         }
     }
@@ -159,7 +162,8 @@ public enum MatrixKernels {
 
     private static func runMatvec(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
                                   _ y: UnsafeMutablePointer<Float>, pool: ComputePool?, isa: KernelISA) {
-        runTasks(matrices: 1, rows: { _ in w.rows }, rowBytes: { _ in w.rowBytes }, pool: pool) { _, range in
+        runTasks(matrices: 1, rows: { _ in w.rows }, rowBytes: { _ in w.rowBytes }, pool: pool,
+                 granule: max(4, w.rowGroup)) { _, range in
             SIMDKernels.matvecRows(w, x, xsum, y, range, isa: isa)
         }
     }
@@ -182,7 +186,12 @@ public enum MatrixKernels {
         #endif
         let rows = w.rows
         let n = w.columns
-        if count >= panelMinimumTokens { matmulPanels(w, x, count: count, into: y, pool: pool, isa: isa); return }
+        // A matrix grouped by rows packs its panels without transposing (cheaper than dequantising rows), so every
+        // batch takes the panels.
+        if count >= panelMinimumTokens || w.rowGroup > 1 {
+            matmulPanels(w, x, count: count, into: y, pool: pool, isa: isa)
+            return
+        }
         // Token chunk sized so its activations stay in L2 (~384 KiB), a multiple of the 6-token tile.
         let chunkTokens = max(6, min(count, (384 * 1024) / max(1, n * 4)) / 6 * 6)
         let tiles = (rows + 3) / 4

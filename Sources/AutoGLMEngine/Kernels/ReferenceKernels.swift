@@ -3,13 +3,23 @@
 import Foundation
 
 public enum ReferenceKernels {
-    /// y = W·x by dequantising each row with the block types and accumulating in Double.
+    /// y = W·x by dequantising each row with the block types and accumulating in Double (a matrix grouped by rows
+    /// has each row copied back to its blocks first).
     public static func matvec(_ w: PackedMatrix, _ x: [Float]) -> [Float] {
         var row = [Float](repeating: 0, count: w.columns)
         var y = [Float](repeating: 0, count: w.rows)
+        var bytes = [UInt8](repeating: 0, count: w.rowBytes)
         for r in 0..<w.rows {
-            row.withUnsafeMutableBufferPointer {
-                ReferenceDequantize.row(w.rowPointer(r), format: w.format, columns: w.columns, into: $0.baseAddress!)
+            bytes.withUnsafeMutableBytes { raw in
+                var source = raw.baseAddress!
+                if w.rowGroup == 1 {
+                    source = UnsafeMutableRawPointer(mutating: w.rowPointer(r))
+                } else {
+                    Q4_0RowGroup.copyRow(w.data, row: r, columns: w.columns, into: source)
+                }
+                row.withUnsafeMutableBufferPointer {
+                    ReferenceDequantize.row(source, format: w.format, columns: w.columns, into: $0.baseAddress!)
+                }
             }
             var s = 0.0
             for c in 0..<w.columns { s += Double(row[c]) * Double(x[c]) }

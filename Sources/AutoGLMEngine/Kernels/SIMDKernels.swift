@@ -564,6 +564,7 @@ enum SIMDKernels {
         let n = w.columns
         let rb = w.rowBytes
         let base = w.data
+        if w.rowGroup > 1 { groupedMatvecRows(w, x, xsum, y, range, isa: isa); return }
         #if arch(x86_64)
         if isa == .avx512 {
             AVX512Kernels.matvecRows(avx512Layout(w.format), base, rowBytes: rb, columns: n, x, xsum, y, rows: range)
@@ -605,6 +606,37 @@ enum SIMDKernels {
             }
         case .int8:
             for r in range { y[r] = RowDot.int8(base + r * rb, x, n) }
+        }
+    }
+
+    /// Matvec over the rows in `range` of a matrix grouped by 16 rows (`Q4_0RowGroup`): AVX-512 runs a group per
+    /// call with the rows in the vector lanes; `range` then starts and ends on whole groups (the matrix's rows are
+    /// whole groups, and the tasks are cut in multiples of 16). Otherwise (the 8-lane family, which the engine never
+    /// hands a grouped matrix, or a range that splits a group) each row is copied back to its row-major blocks and
+    /// runs through the family's Q4_0 row kernel.
+    static func groupedMatvecRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
+                                  _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>, isa: KernelISA) {
+        let n = w.columns, rb = w.rowBytes
+        #if arch(x86_64)
+        let g = Q4_0RowGroup.rows
+        if isa == .avx512, range.lowerBound % g == 0, range.upperBound % g == 0 {
+            AVX512Kernels.q4_0GroupMatvec(w.data, columns: n, x, xsum, y, groups: range.lowerBound / g ..< range.upperBound / g)
+            return
+        }
+        #endif
+        withUnsafeTemporaryAllocation(byteCount: rb, alignment: 64) { row in
+            let p = row.baseAddress!
+            for r in range {
+                Q4_0RowGroup.copyRow(w.data, row: r, columns: n, into: p)
+                #if arch(x86_64)
+                if isa == .avx512 {
+                    AVX512Kernels.matvecRows(.q4_0, UnsafeRawPointer(p), rowBytes: rb, columns: n, x, xsum, y + r,
+                                             rows: 0..<1)
+                    continue
+                }
+                #endif
+                y[r] = RowDot.q4_0(UnsafeRawPointer(p), x, xsum, n)
+            }
         }
     }
 
@@ -650,13 +682,20 @@ enum SIMDKernels {
         while r0 < range.upperBound {
             let nr = min(panelRows, range.upperBound - r0)
             let rows: UnsafePointer<Float>, ldw: Int
+            #if arch(x86_64)
+            if isa == .avx512, w.rowGroup > 1, r0 % w.rowGroup == 0, nr % w.rowGroup == 0 {
+                AVX512Kernels.packPanelQ4_0Groups(w.data, columns: n, group: r0 / w.rowGroup, groups: nr / w.rowGroup,
+                                                  into: panel)
+                AVX512Kernels.panelMatmul(panel, columns: n, x, ldx: n, tokens: count, y + r0, ldy: w.rows, rows: nr)
+                r0 += nr
+                continue
+            }
+            #endif
             if case .f32 = w.format {
                 rows = (w.data + r0 * w.rowBytes).assumingMemoryBound(to: Float.self)
                 ldw = n
             } else {
-                for i in 0..<nr {
-                    Dequantize.row(w.rowPointer(r0 + i), format: w.format, columns: n, into: scratch + i * stride)
-                }
+                for i in 0..<nr { w.unpackRow(r0 + i, into: scratch + i * stride) }
                 rows = UnsafePointer(scratch)
                 ldw = stride
             }
@@ -699,9 +738,7 @@ enum SIMDKernels {
                     wBlock = (w.data + r0 * w.rowBytes).assumingMemoryBound(to: Float.self)
                     ldw = n
                 } else {
-                    for i in 0..<nr {
-                        Dequantize.row(w.rowPointer(r0 + i), format: w.format, columns: n, into: scratch + i * stride)
-                    }
+                    for i in 0..<nr { w.unpackRow(r0 + i, into: scratch + i * stride) }
                     wBlock = UnsafePointer(scratch)
                     ldw = stride
                 }

@@ -86,7 +86,7 @@ public struct Embedding: @unchecked Sendable {
         for (t, token) in tokens.enumerated() {
             let id = Int(token)
             guard id >= 0, id < vocab else { throw ModelError.tokenOutOfRange(token: id, vocab: vocab) }
-            Dequantize.row(table.rowPointer(id), format: table.format, columns: width, into: x + t * width)
+            table.unpackRow(id, into: x + t * width)
         }
     }
 }

@@ -33,6 +33,8 @@ public final class WeightLoader {
     public private(set) var substitutions: [String: PackedFormat] = [:]
     /// Tensors stored in a smaller INT4 group than asked for because their rows are not a multiple of the group.
     public private(set) var groupFallbacks: [(tensor: String, asked: PackedFormat, used: PackedFormat)] = []
+    /// Matrices copied into their kernels' layout, by tensor, format and activation precision.
+    private var laidOutMatrices: [String: PackedMatrix] = [:]
 
     /// How the loaded matrices multiply activations in prefill (set on every matrix; see `ActivationPrecision`).
     public let activations: ActivationPrecision
@@ -114,6 +116,19 @@ public final class WeightLoader {
             Self.dropResidentPages(t)
         }
         result.activations = activations
+        // The kernels' own layout (Q4_0 grouped by rows on AVX-512): a copy in new storage, made once per tensor
+        // and format (a tied head shares the embedding's), the mapped bytes then released as for a conversion.
+        let key = "\(name) \(format.rawValue) \(activations.rawValue)"
+        if let laidOut = laidOutMatrices[key] {
+            result = laidOut
+        } else {
+            let laidOut = try result.executionLayout()
+            if laidOut.rowGroup != result.rowGroup {
+                laidOutMatrices[key] = laidOut
+                if format == t.format { Self.dropResidentPages(t) }
+            }
+            result = laidOut
+        }
         formats[module == nil ? name : "\(name) as \(moduleName)"] = format
         residentBytesByModule[moduleName, default: 0] += result.byteCount
         return result
@@ -151,7 +166,7 @@ public final class WeightLoader {
         let row = UnsafeMutablePointer<Float>.allocate(capacity: n)
         defer { row.deallocate() }
         for r in 0..<m.rows {
-            Dequantize.row(m.rowPointer(r), format: m.format, columns: n, into: row)
+            m.unpackRow(r, into: row)
             for i in 0..<n where !row[i].isFinite { throw QuantError.nonFiniteValue(row: r, column: i) }
             Quantizer.quantizeRow(row, columns: n, format: format, into: storage.pointer + r * rowBytes)
         }

@@ -119,6 +119,8 @@ public enum QuantError: Error, CustomStringConvertible, Equatable, Sendable {
     case storageTooSmall(format: PackedFormat, rows: Int, columns: Int, needed: Int, got: Int)
     /// A source value is NaN or infinite and cannot be quantised.
     case nonFiniteValue(row: Int, column: Int)
+    /// A matrix cannot be rearranged into the requested row layout (`PackedMatrix.groupingQ4_0Rows`).
+    case invalidLayout(String)
 
     public var description: String {
         switch self {
@@ -132,6 +134,8 @@ public enum QuantError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(format) matrix of \(rows)×\(columns) needs \(needed) bytes of storage, got \(got)"
         case let .nonFiniteValue(row, column):
             return "cannot quantise a non-finite value at row \(row), column \(column)"
+        case let .invalidLayout(reason):
+            return "cannot regroup the matrix: \(reason)"
         }
     }
 }

@@ -28,6 +28,9 @@ public struct PackedMatrix: @unchecked Sendable {
     public let owner: AnyObject?
     /// How prefill multiplies activations with these weights (`MatrixKernels.usesInt8Activations`).
     public var activations: ActivationPrecision = .float32
+    /// 1: row by row (`rowPointer`). 16: a Q4_0 matrix in the `Q4_0RowGroup` order (`groupingQ4_0Rows`), whose rows
+    /// are not contiguous: read values with `unpackRow`, never through `rowPointer`.
+    public internal(set) var rowGroup = 1
 
     /// Bytes of one packed row.
     public var rowBytes: Int { format.rowBytes(columns: columns) }
@@ -57,7 +60,7 @@ public struct PackedMatrix: @unchecked Sendable {
         self.owner = owner
     }
 
-    /// Pointer to the packed bytes of row `r`.
+    /// Pointer to the packed bytes of row `r` (row-major matrices only: `rowGroup` 1).
     @inline(__always) public func rowPointer(_ r: Int) -> UnsafeRawPointer {
         data + r &* rowBytes
     }
@@ -100,16 +103,24 @@ public struct PackedMatrix: @unchecked Sendable {
     @discardableResult
     public func dequantizeRow(_ row: Int, into out: UnsafeMutableBufferPointer<Float>) -> Bool {
         guard row >= 0, row < rows, out.count >= columns, let o = out.baseAddress else { return false }
-        Dequantize.row(rowPointer(row), format: format, columns: columns, into: o)
+        unpackRow(row, into: o)
         return true
+    }
+
+    /// Writes the `columns` Float32 values of row `row` (unchecked: `row` in range, `out` long enough), in either
+    /// row order.
+    @inline(__always) func unpackRow(_ row: Int, into out: UnsafeMutablePointer<Float>) {
+        if rowGroup == 1 {
+            Dequantize.row(rowPointer(row), format: format, columns: columns, into: out)
+        } else {
+            Q4_0RowGroup.dequantizeRow(data, row: row, columns: columns, into: out)
+        }
     }
 
     /// All values as a row-major Float32 array of `rows × columns`.
     public func dequantize() -> [Float] {
         [Float](unsafeUninitializedCapacity: rows * columns) { buf, count in
-            for r in 0..<rows {
-                Dequantize.row(rowPointer(r), format: format, columns: columns, into: buf.baseAddress! + r * columns)
-            }
+            for r in 0..<rows { unpackRow(r, into: buf.baseAddress! + r * columns) }
             count = rows * columns
         }
     }
