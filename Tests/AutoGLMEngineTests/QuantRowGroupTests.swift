@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import AutoGLMEngine
 #if arch(x86_64)
@@ -136,6 +137,35 @@ struct QuantRowGroupTests {
         }
     }
     #endif
+
+    @Test("the loader regroups Q4_0 for AVX-512 in copy and mmap mode and from a conversion, values unchanged",
+          arguments: [LoadMode.copy, .mmap])
+    func loader(mode: LoadMode) throws {
+        let path = TinyGLM4V.temporaryPath("groups")
+        defer { unlink(path) }
+        try SyntheticCheckpoint.write(manifest: try TinyGLM4V.manifest(),
+                                      plan: TinyGLM4V.plan([("decoder", .q4_0), ("embedding", .f32), ("head", .q4_0)]),
+                                      planSHA256: "x", seed: 3, to: path)
+        let reference = try CheckpointSource(path: path, mode: .mmap)
+        let stored = try #require(try reference.sourceTensor(named: "blk.0.ffn_down.weight")).matrix()
+        let f32 = try #require(try reference.sourceTensor(named: "token_embd.weight")).matrix()
+        let grouped = KernelISA.active == .avx512
+        // Stored Q4_0: regrouped (copy mode in place, after the source forgets its copy), read twice as one matrix.
+        let loader = WeightLoader(source: try CheckpointSource(path: path, mode: mode), policy: .checkpoint)
+        let down = try loader.matrix("blk.0.ffn_down.weight", rows: stored.rows, columns: stored.columns)
+        #expect(down.rowGroup == (grouped ? 16 : 1))
+        #expect(down.dequantize() == stored.dequantize())
+        let again = try loader.matrix("blk.0.ffn_down.weight", rows: stored.rows, columns: stored.columns)
+        #expect(again.data == down.data)
+        // A conversion to Q4_0 (the F32 embedding table) is regrouped where the conversion put it.
+        let converting = WeightLoader(source: try CheckpointSource(path: path, mode: mode), policy: .uniform(.q4_0))
+        let table = try converting.matrix("token_embd.weight", rows: f32.rows, columns: f32.columns)
+        #expect(table.rowGroup == (grouped ? 16 : 1))
+        #expect(table.dequantize() == (try WeightLoader.convert(f32, to: .q4_0)).dequantize())
+        if grouped, let storage = table.owner as? PackedStorage {
+            #expect(UnsafeRawPointer(storage.pointer) == table.data, "regrouped in the conversion's own storage")
+        }
+    }
 
     @Test("matvec tasks of a grouped matrix start and end on whole groups",
           arguments: [(rows: [576, 192, 192], threads: 2), (rows: [49152], threads: 2), (rows: [1536, 1536], threads: 3)])

@@ -179,4 +179,7 @@ public final class CheckpointSource: TensorSource {
 
     /// Forgets the per-tensor cache (the loaded model keeps its own references).
     public func releaseCache() { copies.removeAll() }
+
+    /// Drops one tensor's copy from the cache (the loader regroups it in place); a later request reads it again.
+    public func forgetCopy(named name: String) { copies[name] = nil }
 }

@@ -116,17 +116,21 @@ public final class WeightLoader {
             Self.dropResidentPages(t)
         }
         result.activations = activations
-        // The kernels' own layout (Q4_0 grouped by rows on AVX-512): a copy in new storage, made once per tensor
-        // and format (a tied head shares the embedding's), the mapped bytes then released as for a conversion.
+        // The kernels' own layout (Q4_0 grouped by rows on AVX-512), made once per tensor and format (a tied head
+        // shares the embedding's). A load never holds both orders of a tensor in full, as under a memory cap it
+        // must not: a fresh conversion, or the loader's own copy of the file's bytes (copy mode, then dropped from
+        // the source's cache), is regrouped where it lies; a mapped tensor is copied, its pages released behind
+        // the copy.
         let key = "\(name) \(format.rawValue) \(activations.rawValue)"
         if let laidOut = laidOutMatrices[key] {
             result = laidOut
-        } else {
-            let laidOut = try result.executionLayout()
-            if laidOut.rowGroup != result.rowGroup {
-                laidOutMatrices[key] = laidOut
-                if format == t.format { Self.dropResidentPages(t) }
-            }
+        } else if result.regroupsForExecution() {
+            let converted = format != t.format, copied = t.owner is PackedStorage
+            if copied && !converted { (source as? CheckpointSource)?.forgetCopy(named: name) }
+            let laidOut = try result.executionLayout(inPlace: converted || copied, release: converted || copied ? nil : {
+                MappedFile.advise($0, count: $1, 21 /* MADV_PAGEOUT */)
+            })
+            laidOutMatrices[key] = laidOut
             result = laidOut
         }
         formats[module == nil ? name : "\(name) as \(moduleName)"] = format

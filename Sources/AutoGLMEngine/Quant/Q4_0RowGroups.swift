@@ -56,39 +56,82 @@ extension Q4_0RowGroup {
     }
 }
 
+extension Q4_0RowGroup {
+    /// Regroups group `group` of a row-major Q4_0 matrix (rows `rowBytes` apart from `source`) into `destination`,
+    /// which may be `source` itself: a group takes the same bytes in both orders, and its rows are first copied to
+    /// `scratch` (`groupBytes(columns:)` bytes).
+    static func regroup(_ source: UnsafeRawPointer, into destination: UnsafeMutableRawPointer, group: Int,
+                        columns n: Int, scratch: UnsafeMutableRawPointer) {
+        let bytes = groupBytes(columns: n)
+        let rowBytes = bytes / rows
+        scratch.copyMemory(from: source + group * bytes, byteCount: bytes)
+        let out = destination + group * bytes
+        for j in 0..<rows {
+            let row = UnsafeRawPointer(scratch) + j * rowBytes
+            for b in 0..<(n / BlockQ4_0.elements) {
+                let block = row + b * BlockQ4_0.byteCount
+                let o = out + b * byteCount
+                o.storeBytes(of: block.loadUnaligned(as: UInt16.self), toByteOffset: 2 * j, as: UInt16.self)
+                for k in 0..<16 {
+                    o.storeBytes(of: block.load(fromByteOffset: 2 + k, as: UInt8.self),
+                                 toByteOffset: scaleBytes + 16 * k + j, as: UInt8.self)
+                }
+            }
+        }
+    }
+}
+
 extension PackedMatrix {
     /// The layout the kernels of `isa` run this matrix in: Q4_0 with Float32 activations grouped by 16 rows for
     /// AVX-512 (`groupingQ4_0Rows`; decode of SmolLM2 Q4_0 in `make bench`), every other matrix as it is.
-    public func executionLayout(isa: KernelISA = .active) throws -> PackedMatrix {
-        guard isa == .avx512, format == .q4_0, rowGroup == 1, activations == .float32,
-              Q4_0RowGroup.supports(rows: rows, columns: columns) else { return self }
-        return try groupingQ4_0Rows()
+    /// `inPlace` regroups this matrix's own storage (only for a matrix nothing else reads: a fresh conversion);
+    /// otherwise the groups go to new storage and `release` is handed each stretch of the source already copied
+    /// (a few MiB at a time), so that a mapped checkpoint's pages can be let go as the copy advances.
+    public func executionLayout(isa: KernelISA = .active, inPlace: Bool = false,
+                                release: ((UnsafeRawPointer, Int) -> Void)? = nil) throws -> PackedMatrix {
+        guard regroupsForExecution(isa: isa) else { return self }
+        if inPlace, let storage = owner as? PackedStorage, UnsafeRawPointer(storage.pointer) == data {
+            return try regrouped(into: storage, release: nil)
+        }
+        return try regrouped(into: PackedStorage(byteCount: byteCount), release: release)
+    }
+
+    /// Whether `executionLayout(isa:)` regroups this matrix.
+    public func regroupsForExecution(isa: KernelISA = .active) -> Bool {
+        isa == .avx512 && format == .q4_0 && rowGroup == 1 && activations == .float32
+            && Q4_0RowGroup.supports(rows: rows, columns: columns)
     }
 
     /// This Q4_0 matrix in the `Q4_0RowGroup` order, in new storage (a matrix already grouped is returned as is).
     /// Throws for another format or a row count that is not a multiple of 16.
     public func groupingQ4_0Rows() throws -> PackedMatrix {
         if rowGroup == Q4_0RowGroup.rows { return self }
-        guard format == .q4_0 else {
-            throw QuantError.invalidLayout("only q4_0 matrices are grouped by rows, not \(format.rawValue)")
+        return try regrouped(into: PackedStorage(byteCount: byteCount), release: nil)
+    }
+
+    private func regrouped(into storage: PackedStorage, release: ((UnsafeRawPointer, Int) -> Void)?) throws
+        -> PackedMatrix {
+        guard format == .q4_0, rowGroup == 1 else {
+            throw QuantError.invalidLayout("only row-major q4_0 matrices are grouped by rows, not \(format.rawValue)")
         }
         guard Q4_0RowGroup.supports(rows: rows, columns: columns) else {
             throw QuantError.invalidLayout("\(rows) rows are not whole groups of \(Q4_0RowGroup.rows)")
         }
-        let storage = PackedStorage(byteCount: byteCount)
-        let blocks = columns / BlockQ4_0.elements
+        guard storage.byteCount >= byteCount else {
+            throw QuantError.storageTooSmall(format: format, rows: rows, columns: columns, needed: byteCount,
+                                             got: storage.byteCount)
+        }
         let groupBytes = Q4_0RowGroup.groupBytes(columns: columns)
-        for r in 0..<rows {
-            let source = rowPointer(r)
-            let group = storage.pointer + (r / Q4_0RowGroup.rows) * groupBytes
-            let j = r % Q4_0RowGroup.rows
-            for b in 0..<blocks {
-                let block = source + b * BlockQ4_0.byteCount
-                let out = group + b * Q4_0RowGroup.byteCount
-                out.storeBytes(of: block.loadUnaligned(as: UInt16.self), toByteOffset: 2 * j, as: UInt16.self)
-                for k in 0..<16 {
-                    out.storeBytes(of: block.load(fromByteOffset: 2 + k, as: UInt8.self),
-                                   toByteOffset: Q4_0RowGroup.scaleBytes + 16 * k + j, as: UInt8.self)
+        let releaseBytes = 8 << 20
+        var released = 0
+        withUnsafeTemporaryAllocation(byteCount: groupBytes, alignment: 64) { scratch in
+            for g in 0..<(rows / Q4_0RowGroup.rows) {
+                Q4_0RowGroup.regroup(data, into: storage.pointer, group: g, columns: columns,
+                                     scratch: scratch.baseAddress!)
+                let copied = (g + 1) * groupBytes
+                if let release, copied - released >= releaseBytes || copied == byteCount {
+                    release(data + released, copied - released)
+                    released = copied
                 }
             }
         }
