@@ -56,7 +56,9 @@ struct QuantRowGroupTests {
         #expect(g.dequantize() == w.dequantize())
         var bytes = [UInt8](repeating: 0, count: w.rowBytes)
         for r in 0..<shape.rows {
-            bytes.withUnsafeMutableBytes { Q4_0RowGroup.copyRow(g.data, row: r, columns: shape.columns, into: $0.baseAddress!) }
+            bytes.withUnsafeMutableBytes {
+                Q4_0RowGroup.copyRow(g.data, row: r, columns: shape.columns, into: $0.baseAddress!)
+            }
             let original = Array(UnsafeRawBufferPointer(start: w.rowPointer(r), count: w.rowBytes))
             #expect(bytes == original, "row \(r)")
         }
@@ -90,7 +92,9 @@ struct QuantRowGroupTests {
         for pool in [nil, ComputePool(threadCount: 3)] {
             var y = [Float](repeating: .nan, count: shape.rows)
             try x.withUnsafeBufferPointer { xb in
-                try y.withUnsafeMutableBufferPointer { try MatrixKernels.matvecChecked(g, xb, into: $0, pool: pool, isa: isa) }
+                try y.withUnsafeMutableBufferPointer {
+                    try MatrixKernels.matvecChecked(g, xb, into: $0, pool: pool, isa: isa)
+                }
             }
             expectClose(y, reference, weights: w.dequantize(), x: x, rows: shape.rows, columns: shape.columns,
                         count: 1, "\(isa) \(shape) pool \(pool?.threadCount ?? 0)")
@@ -168,7 +172,8 @@ struct QuantRowGroupTests {
     }
 
     @Test("matvec tasks of a grouped matrix start and end on whole groups",
-          arguments: [(rows: [576, 192, 192], threads: 2), (rows: [49152], threads: 2), (rows: [1536, 1536], threads: 3)])
+          arguments: [(rows: [576, 192, 192], threads: 2), (rows: [49152], threads: 2),
+                      (rows: [1536, 1536], threads: 3)])
     func tasks(shape: (rows: [Int], threads: Int)) throws {
         let capacity = 256
         var tasks = [MatrixKernels.MatvecTask](repeating: .init(matrix: -1, start: 0, end: 0), count: capacity)

@@ -620,7 +620,8 @@ enum SIMDKernels {
         #if arch(x86_64)
         let g = Q4_0RowGroup.rows
         if isa == .avx512, range.lowerBound % g == 0, range.upperBound % g == 0 {
-            AVX512Kernels.q4_0GroupMatvec(w.data, columns: n, x, xsum, y, groups: range.lowerBound / g ..< range.upperBound / g)
+            AVX512Kernels.q4_0GroupMatvec(w.data, columns: n, x, xsum, y,
+                                          groups: range.lowerBound / g ..< range.upperBound / g)
             return
         }
         #endif

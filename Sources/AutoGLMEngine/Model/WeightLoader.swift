@@ -127,7 +127,8 @@ public final class WeightLoader {
         } else if result.regroupsForExecution() {
             let converted = format != t.format, copied = t.owner is PackedStorage
             if copied && !converted { (source as? CheckpointSource)?.forgetCopy(named: name) }
-            let laidOut = try result.executionLayout(inPlace: converted || copied, release: converted || copied ? nil : {
+            let inPlace = converted || copied
+            let laidOut = try result.executionLayout(inPlace: inPlace, release: inPlace ? nil : {
                 MappedFile.advise($0, count: $1, 21 /* MADV_PAGEOUT */)
             })
             laidOutMatrices[key] = laidOut

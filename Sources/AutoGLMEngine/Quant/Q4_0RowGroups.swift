@@ -23,7 +23,8 @@ public enum Q4_0RowGroup {
 
     /// Writes the `columns` values of row `row` of a grouped matrix at `base`; the values are those of the row's
     /// `BlockQ4_0`s ((q − 8) · d).
-    static func dequantizeRow(_ base: UnsafeRawPointer, row: Int, columns n: Int, into out: UnsafeMutablePointer<Float>) {
+    static func dequantizeRow(_ base: UnsafeRawPointer, row: Int, columns n: Int,
+                              into out: UnsafeMutablePointer<Float>) {
         let j = row % rows
         let group = base + (row / rows) * groupBytes(columns: n)
         for b in 0..<(n / BlockQ4_0.elements) {
@@ -57,9 +58,9 @@ extension Q4_0RowGroup {
 }
 
 extension Q4_0RowGroup {
-    /// Regroups group `group` of a row-major Q4_0 matrix (rows `rowBytes` apart from `source`) into `destination`,
-    /// which may be `source` itself: a group takes the same bytes in both orders, and its rows are first copied to
-    /// `scratch` (`groupBytes(columns:)` bytes).
+    /// Regroups group `group` of a row-major Q4_0 matrix at `source` (rows of `columns` / 32 blocks) into
+    /// `destination`, which may be `source` itself: a group takes the same bytes in both orders, and its rows are
+    /// first copied to `scratch` (`groupBytes(columns:)` bytes).
     static func regroup(_ source: UnsafeRawPointer, into destination: UnsafeMutableRawPointer, group: Int,
                         columns n: Int, scratch: UnsafeMutableRawPointer) {
         let bytes = groupBytes(columns: n)
