@@ -16,7 +16,8 @@ public enum LoadMode: String, Sendable, CaseIterable {
     /// than a memory cap fails (OOM) at load time, as it would on a phone, instead of thrashing the page cache.
     /// Reads bypass the page cache (O_DIRECT, or dropped behind), so a cgroup's accounting sees the copies only.
     case copy
-    /// Tensors stay in the mapped file (page cache, reclaimable under pressure).
+    /// Tensors stay in the mapped file (page cache, reclaimable under pressure); Q4_0 then runs the row-major
+    /// kernels, since regrouping it (`Q4_0RowGroup`) would move it out of the page cache.
     case mmap
 }
 
@@ -176,6 +177,8 @@ public final class CheckpointSource: TensorSource {
             done += got
         }
     }
+
+    public var keepsWeightsMapped: Bool { mode == .mmap }
 
     /// Forgets the per-tensor cache (the loaded model keeps its own references).
     public func releaseCache() { copies.removeAll() }

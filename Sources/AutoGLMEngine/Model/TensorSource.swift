@@ -40,4 +40,11 @@ public protocol TensorSource: AnyObject {
     func sourceTensor(named name: String) throws -> SourceTensor?
     /// Every tensor name, in storage order.
     var sourceTensorNames: [String] { get }
+    /// Whether weights must stay in the source's mapped pages (reclaimable page cache), so the loader may not copy
+    /// them into a layout of its own (`PackedMatrix.executionLayout`).
+    var keepsWeightsMapped: Bool { get }
+}
+
+extension TensorSource {
+    public var keepsWeightsMapped: Bool { false }
 }

@@ -120,12 +120,13 @@ public final class WeightLoader {
         // shares the embedding's). A load never holds both orders of a tensor in full, as under a memory cap it
         // must not: a fresh conversion, or the loader's own copy of the file's bytes (copy mode, then dropped from
         // the source's cache), is regrouped where it lies; a mapped tensor is copied, its pages released behind
-        // the copy.
+        // the copy (unless the source keeps its weights in the page cache: emulation's mmap mode).
         let key = "\(name) \(format.rawValue) \(activations.rawValue)"
+        let converted = format != t.format
         if let laidOut = laidOutMatrices[key] {
             result = laidOut
-        } else if result.regroupsForExecution() {
-            let converted = format != t.format, copied = t.owner is PackedStorage
+        } else if result.regroupsForExecution(), converted || !source.keepsWeightsMapped {
+            let copied = t.owner is PackedStorage
             if copied && !converted { (source as? CheckpointSource)?.forgetCopy(named: name) }
             let inPlace = converted || copied
             let laidOut = try result.executionLayout(inPlace: inPlace, release: inPlace ? nil : {
