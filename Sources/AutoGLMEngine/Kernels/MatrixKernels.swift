@@ -116,7 +116,7 @@ public enum MatrixKernels {
                 inputs.append(prepareActivations(ws[i].format, x, columns: ws[i].columns, isa: isa,
                                                  scratch: s + scratchOffsets[i]))
             }
-            let granule = ws.prefix(count).contains { $0.rowGroup > 1 } ? Q4_0RowGroup.rows : 4
+            let granule = max(4, ws.prefix(count).map(\.rowGroup).max() ?? 1)
             runTasks(matrices: count, rows: { ws[$0].rows }, rowBytes: { ws[$0].rowBytes }, pool: pool,
                      granule: granule) { m, range in
                 SIMDKernels.matvecRows(ws[m], inputs[m].x, inputs[m].sums, ys[m], range, isa: isa)

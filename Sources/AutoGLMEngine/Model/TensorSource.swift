@@ -43,8 +43,12 @@ public protocol TensorSource: AnyObject {
     /// Whether weights must stay in the source's mapped pages (reclaimable page cache), so the loader may not copy
     /// them into a layout of its own (`PackedMatrix.executionLayout`).
     var keepsWeightsMapped: Bool { get }
+    /// Drops the source's own cached copy of a tensor (the loader has taken its storage over); a later request
+    /// reads the tensor again.
+    func forgetCopy(named name: String)
 }
 
 extension TensorSource {
     public var keepsWeightsMapped: Bool { false }
+    public func forgetCopy(named name: String) {}
 }

@@ -127,7 +127,7 @@ public final class WeightLoader {
             result = laidOut
         } else if result.regroupsForExecution(), converted || !source.keepsWeightsMapped {
             let copied = t.owner is PackedStorage
-            if copied && !converted { (source as? CheckpointSource)?.forgetCopy(named: name) }
+            if copied && !converted { source.forgetCopy(named: name) }
             let inPlace = converted || copied
             let laidOut = try result.executionLayout(inPlace: inPlace, release: inPlace ? nil : {
                 MappedFile.advise($0, count: $1, 21 /* MADV_PAGEOUT */)

@@ -21,26 +21,16 @@ public enum Q4_0RowGroup {
         rows > 0 && rows % Self.rows == 0 && columns % BlockQ4_0.elements == 0
     }
 
-    /// Writes the `columns` values of row `row` of a grouped matrix at `base`; the values are those of the row's
-    /// `BlockQ4_0`s ((q − 8) · d).
+    /// Writes the `columns` values of row `row` of a grouped matrix at `base`: the row's blocks copied back
+    /// (`copyRow`) and widened by `Dequantize`, so the values are those of the row-major matrix bit for bit.
     static func dequantizeRow(_ base: UnsafeRawPointer, row: Int, columns n: Int,
                               into out: UnsafeMutablePointer<Float>) {
-        let j = row % rows
-        let group = base + (row / rows) * groupBytes(columns: n)
-        for b in 0..<(n / BlockQ4_0.elements) {
-            let p = group + b * byteCount
-            let d = Float(loadF16(p, 2 * j))
-            let o = out + b * BlockQ4_0.elements
-            for k in 0..<16 {
-                let byte = p.load(fromByteOffset: scaleBytes + 16 * k + j, as: UInt8.self)
-                o[k] = (Float(byte & 0x0F) - 8) * d
-                o[k + 16] = (Float(byte >> 4) - 8) * d
-            }
+        withUnsafeTemporaryAllocation(byteCount: n / BlockQ4_0.elements * BlockQ4_0.byteCount, alignment: 64) {
+            copyRow(base, row: row, columns: n, into: $0.baseAddress!)
+            Dequantize.row(UnsafeRawPointer($0.baseAddress!), format: .q4_0, columns: n, into: out)
         }
     }
-}
 
-extension Q4_0RowGroup {
     /// Writes row `row` of a grouped matrix at `base` as its row-major `BlockQ4_0`s (`columns` / 32 × 18 bytes).
     static func copyRow(_ base: UnsafeRawPointer, row: Int, columns n: Int, into out: UnsafeMutableRawPointer) {
         let j = row % rows
@@ -55,9 +45,7 @@ extension Q4_0RowGroup {
             }
         }
     }
-}
 
-extension Q4_0RowGroup {
     /// Regroups group `group` of a row-major Q4_0 matrix at `source` (rows of `columns` / 32 blocks) into
     /// `destination`, which may be `source` itself: a group takes the same bytes in both orders, and its rows are
     /// first copied to `scratch` (`groupBytes(columns:)` bytes).
