@@ -72,14 +72,13 @@ struct QuantRowGroupTests {
         #expect(throws: QuantError.self) { _ = try q8.groupingQ4_0Rows() }
         let partial = try q4_0Matrix(rows: 20, columns: 64, seed: 4)
         #expect(throws: QuantError.self) { _ = try partial.groupingQ4_0Rows() }
-        #expect(try q8.executionLayout(isa: .avx512).rowGroup == 1)
-        #expect(try partial.executionLayout(isa: .avx512).rowGroup == 1)
+        #expect(try q8.executionLayout().rowGroup == 1)
+        #expect(try partial.executionLayout().rowGroup == 1)
         let whole = try q4_0Matrix(rows: 32, columns: 64, seed: 5)
-        #expect(try whole.executionLayout(isa: .simd8).rowGroup == 1)
-        #expect(try whole.executionLayout(isa: .avx512).rowGroup == 16)
+        #expect(try whole.executionLayout().rowGroup == 16)
         var int8Prefill = whole
         int8Prefill.activations = .int8
-        #expect(try int8Prefill.executionLayout(isa: .avx512).rowGroup == 1, "8-bit prefill reads row-major blocks")
+        #expect(try int8Prefill.executionLayout().rowGroup == 1, "8-bit prefill reads row-major blocks")
     }
 
     @Test("grouped matvec matches the scalar reference", arguments: groupShapes, KernelISA.supported)
@@ -142,7 +141,24 @@ struct QuantRowGroupTests {
     }
     #endif
 
-    @Test("the loader regroups Q4_0 for AVX-512 (mapped GGUF, copy mode, conversions; not emulation's mmap mode)",
+    @Test("an 8-lane grouped panel is one group's dequantised rows column by column", arguments: [0, 2])
+    func panel8(group: Int) throws {
+        let n = 96
+        let w = try q4_0Matrix(rows: 48, columns: n, seed: 51)
+        let g = try w.groupingQ4_0Rows()
+        let values = w.dequantize()
+        var panel = [Float](repeating: .nan, count: Panels8.rows * n)
+        panel.withUnsafeMutableBufferPointer {
+            RowGroups8.packPanelQ4_0(g.data, columns: n, group: group, into: $0.baseAddress!)
+        }
+        for k in 0..<n {
+            for i in 0..<16 {
+                #expect(panel[k * 16 + i] == values[(16 * group + i) * n + k], "column \(k) row \(i)")
+            }
+        }
+    }
+
+    @Test("the loader regroups Q4_0 (mapped GGUF, copy mode, conversions; not emulation's mmap mode)",
           arguments: [LoadMode?.none, .copy, .mmap])
     func loader(mode: LoadMode?) throws {
         let path = TinyGLM4V.temporaryPath("groups")
@@ -153,7 +169,6 @@ struct QuantRowGroupTests {
         let reference = try CheckpointSource(path: path, mode: .mmap)
         let stored = try #require(try reference.sourceTensor(named: "blk.0.ffn_down.weight")).matrix()
         let f32 = try #require(try reference.sourceTensor(named: "token_embd.weight")).matrix()
-        let grouped = KernelISA.active == .avx512
         func source() throws -> TensorSource {
             if let mode { return try CheckpointSource(path: path, mode: mode) }
             return try GGUFFile(path: path)
@@ -162,16 +177,16 @@ struct QuantRowGroupTests {
         // except where the source keeps its weights in the page cache; read twice as one matrix.
         let loader = WeightLoader(source: try source(), policy: .checkpoint)
         let down = try loader.matrix("blk.0.ffn_down.weight", rows: stored.rows, columns: stored.columns)
-        #expect(down.rowGroup == (grouped && mode != .mmap ? 16 : 1))
+        #expect(down.rowGroup == (mode != .mmap ? 16 : 1))
         #expect(down.dequantize() == stored.dequantize())
         let again = try loader.matrix("blk.0.ffn_down.weight", rows: stored.rows, columns: stored.columns)
         #expect(again.data == down.data)
         // A conversion to Q4_0 (the F32 embedding table) is regrouped where the conversion put it.
         let converting = WeightLoader(source: try source(), policy: .uniform(.q4_0))
         let table = try converting.matrix("token_embd.weight", rows: f32.rows, columns: f32.columns)
-        #expect(table.rowGroup == (grouped ? 16 : 1))
+        #expect(table.rowGroup == 16)
         #expect(table.dequantize() == (try WeightLoader.convert(f32, to: .q4_0)).dequantize())
-        if grouped, let storage = table.owner as? PackedStorage {
+        if let storage = table.owner as? PackedStorage {
             #expect(UnsafeRawPointer(storage.pointer) == table.data, "regrouped in the conversion's own storage")
         }
     }

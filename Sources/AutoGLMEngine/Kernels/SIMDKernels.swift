@@ -609,22 +609,26 @@ enum SIMDKernels {
         }
     }
 
-    /// Matvec over the rows in `range` of a matrix grouped by 16 rows (`Q4_0RowGroup`): AVX-512 runs a group per
-    /// call with the rows in the vector lanes; `range` then starts and ends on whole groups (the matrix's rows are
-    /// whole groups, and the tasks are cut in multiples of 16). Otherwise (the 8-lane family, which the engine never
-    /// hands a grouped matrix, or a range that splits a group) each row is copied back to its row-major blocks and
-    /// runs through the family's Q4_0 row kernel.
+    /// Matvec over the rows in `range` of a matrix grouped by 16 rows (`Q4_0RowGroup`): both families run a group
+    /// per call with the rows in the vector lanes (AVX-512: one 16-lane vector; 8-lane: two halves); `range` then
+    /// starts and ends on whole groups (the matrix's rows are whole groups, and the tasks are cut in multiples of
+    /// 16). A range that splits a group has each row copied back to its row-major blocks and run through the
+    /// family's Q4_0 row kernel.
     static func groupedMatvecRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
                                   _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>, isa: KernelISA) {
         let n = w.columns, rb = w.rowBytes
-        #if arch(x86_64)
         let g = Q4_0RowGroup.rows
-        if isa == .avx512, range.lowerBound % g == 0, range.upperBound % g == 0 {
-            AVX512Kernels.q4_0GroupMatvec(w.data, columns: n, x, xsum, y,
-                                          groups: range.lowerBound / g ..< range.upperBound / g)
+        if range.lowerBound % g == 0, range.upperBound % g == 0 {
+            let groups = range.lowerBound / g ..< range.upperBound / g
+            #if arch(x86_64)
+            if isa == .avx512 {
+                AVX512Kernels.q4_0GroupMatvec(w.data, columns: n, x, xsum, y, groups: groups)
+                return
+            }
+            #endif
+            RowGroups8.q4_0Matvec(w.data, columns: n, x, xsum, y, groups: groups)
             return
         }
-        #endif
         withUnsafeTemporaryAllocation(byteCount: rb, alignment: 64) { row in
             let p = row.baseAddress!
             for r in range {
@@ -692,6 +696,12 @@ enum SIMDKernels {
                 continue
             }
             #endif
+            if isa == .simd8, w.rowGroup == Panels8.rows, r0 % w.rowGroup == 0, nr == w.rowGroup {
+                RowGroups8.packPanelQ4_0(w.data, columns: n, group: r0 / w.rowGroup, into: panel)
+                Panels8.matmul(panel, columns: n, packed: x, tokens: count, y + r0, ldy: w.rows, rows: nr)
+                r0 += nr
+                continue
+            }
             if case .f32 = w.format {
                 rows = (w.data + r0 * w.rowBytes).assumingMemoryBound(to: Float.self)
                 ldw = n

@@ -1,11 +1,11 @@
-// Q4_0 matrices regrouped 16 rows at a time for the AVX-512 matvec (same bytes, same values, another order).
+// Q4_0 matrices regrouped 16 rows at a time for the matvec kernels (same bytes, same values, another order).
 
 /// The layout of a Q4_0 matrix grouped by 16 rows: for each group of 16 rows and each block of 32 columns, the
 /// rows' f16 scales (`scaleBytes`), then 16 lines of 16 bytes, line p holding byte p of every row's `BlockQ4_0`
 /// codes (row j at byte j: low nibble = column p of the block, high nibble = column p + 16). A group's blocks follow
 /// each other, and the groups follow each other, so a matrix takes exactly the bytes of its row-major form.
-/// A 16-lane vector of one line is then one column of 16 rows, which the AVX-512 kernels multiply with a broadcast
-/// activation (see AVX512RowGroups.swift).
+/// A 16-lane vector of one line (two 8-lane vectors) is then one column of 16 rows, which the kernels multiply with
+/// a broadcast activation (AVX512RowGroups.swift, RowGroups8.swift).
 public enum Q4_0RowGroup {
     /// Rows per group.
     public static let rows = 16
@@ -71,23 +71,24 @@ public enum Q4_0RowGroup {
 }
 
 extension PackedMatrix {
-    /// The layout the kernels of `isa` run this matrix in: Q4_0 with Float32 activations grouped by 16 rows for
-    /// AVX-512 (`groupingQ4_0Rows`; decode of SmolLM2 Q4_0 in `make bench`), every other matrix as it is.
+    /// The layout the matrix kernels run this matrix in: Q4_0 with Float32 activations grouped by 16 rows
+    /// (`groupingQ4_0Rows`; decode of SmolLM2 Q4_0 in `make bench`, both kernel families), every other matrix as it
+    /// is.
     /// `inPlace` regroups this matrix's own storage (only for a matrix nothing else reads: a fresh conversion);
     /// otherwise the groups go to new storage and `release` is handed each stretch of the source already copied
     /// (a few MiB at a time), so that a mapped checkpoint's pages can be let go as the copy advances.
-    public func executionLayout(isa: KernelISA = .active, inPlace: Bool = false,
+    public func executionLayout(inPlace: Bool = false,
                                 release: ((UnsafeRawPointer, Int) -> Void)? = nil) throws -> PackedMatrix {
-        guard regroupsForExecution(isa: isa) else { return self }
+        guard regroupsForExecution else { return self }
         if inPlace, let storage = owner as? PackedStorage, UnsafeRawPointer(storage.pointer) == data {
             return try regrouped(into: storage, release: nil)
         }
         return try regrouped(into: PackedStorage(byteCount: byteCount), release: release)
     }
 
-    /// Whether `executionLayout(isa:)` regroups this matrix.
-    public func regroupsForExecution(isa: KernelISA = .active) -> Bool {
-        isa == .avx512 && format == .q4_0 && rowGroup == 1 && activations == .float32
+    /// Whether `executionLayout` regroups this matrix.
+    public var regroupsForExecution: Bool {
+        format == .q4_0 && rowGroup == 1 && activations == .float32
             && Q4_0RowGroup.supports(rows: rows, columns: columns)
     }
 
