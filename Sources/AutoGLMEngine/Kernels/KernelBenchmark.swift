@@ -53,7 +53,7 @@ public enum KernelBenchmark {
         var rng = SplitMix64(seed: 0x5EED_0000 &+ UInt64(rows &* 31 &+ columns))
         let weights = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &rng) }
         var packed = try PackedMatrix.quantize(weights, rows: rows, columns: columns, format: format)
-        packed.activations = activations
+        packed.activations = MatrixKernels.effectiveActivations(activations, isa: isa)
         packed = try packed.executionLayout()
         let matrices = copies > 1 ? try laidOut(packed, copies: copies) : [packed]
         let x = (0..<(batch * columns)).map { _ in Float.random(in: -1...1, using: &rng) }

@@ -36,13 +36,15 @@ public final class WeightLoader {
     /// Matrices copied into their kernels' layout, by tensor, format and activation precision.
     private var laidOutMatrices: [String: PackedMatrix] = [:]
 
-    /// How the loaded matrices multiply activations in prefill (set on every matrix; see `ActivationPrecision`).
+    /// How the loaded matrices multiply activations in prefill (set on every matrix; see `ActivationPrecision`):
+    /// the precision asked for where the kernel family has it, Float32 otherwise (`effectiveActivations`), so that a
+    /// matrix is laid out for the kernels that will run it.
     public let activations: ActivationPrecision
 
     public init(source: TensorSource, policy: WeightFormatPolicy, activations: ActivationPrecision = .float32) {
         self.source = source
         self.policy = policy
-        self.activations = activations
+        self.activations = MatrixKernels.effectiveActivations(activations)
     }
 
     /// The manifest module a GGUF tensor name belongs to, and its decoder layer.
