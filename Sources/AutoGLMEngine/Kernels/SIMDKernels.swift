@@ -573,15 +573,9 @@ enum SIMDKernels {
         #endif
         switch w.format {
         case .f32:
-            var r = range.lowerBound
-            while r + 4 <= range.upperBound {
-                let p = (base + r * rb).assumingMemoryBound(to: Float.self)
-                MicroKernels.f32Rows4(p, n, x, n, y + r)
-                r += 4
-            }
-            while r < range.upperBound {
-                y[r] = RowDot.f32((base + r * rb).assumingMemoryBound(to: Float.self), x, n); r += 1
-            }
+            // One row at a time, as in the AVX-512 family: one sequential stream per thread. Four interleaved rows
+            // (x loaded once for four) streamed 6–8% slower in a C model on the Zen 3 machine (medians of 40).
+            for r in range { y[r] = RowDot.f32((base + r * rb).assumingMemoryBound(to: Float.self), x, n) }
         case .f16:
             for r in range { y[r] = RowDot.f16(base + r * rb, x, n) }
         case .bf16:
