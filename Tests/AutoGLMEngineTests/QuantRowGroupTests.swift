@@ -41,6 +41,7 @@ struct QuantRowGroupTests {
         #expect(Q4_0RowGroup.byteCount == 288)
         #expect(Q4_0RowGroup.byteCount == Q4_0RowGroup.rows * BlockQ4_0.byteCount)
         #expect(Q4_0RowGroup.groupBytes(columns: 576) == 18 * 288)
+        #expect(Panels8.rows == Q4_0RowGroup.rows, "an 8-lane panel is one group")
         #if arch(x86_64)
         #expect(AVX512Kernels.q4_0GroupRows == Q4_0RowGroup.rows)
         #expect(AVX512Kernels.q4_0GroupBlockBytes == Q4_0RowGroup.byteCount)
