@@ -814,9 +814,8 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     /// Why this calibration's times may not hold for a run with `kernels` on `cpu` (nil when they match, or when
     /// the file does not say where it was measured).
     public func mismatch(kernels current: String, cpu currentCPU: String?) -> String? {
-        var differences: [String] = []
-        if let kernels, kernels != current { differences.append("\(kernels) kernels, this run \(current)") }
-        if let cpu, let currentCPU, cpu != currentCPU { differences.append("CPU '\(cpu)', this host '\(currentCPU)'") }
+        let measured = DeviceProfile.MeasurementContext(kernels: kernels ?? current, cpu: cpu)
+        let differences = measured.differences(kernels: current, cpu: currentCPU)
         guard !differences.isEmpty else { return nil }
         return "the time calibration was measured with " + differences.joined(separator: "; ")
             + ": its predicted times are not expected to hold here (re-measure with make profile-host and "

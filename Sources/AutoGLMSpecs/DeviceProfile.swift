@@ -23,6 +23,9 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
     public var matvecCallSecondsByFormat: [WeightFormat: Sourced<Double>]
     public var sustainedFactor: Sourced<Double>
     public var runtimeOverheadBytes: Sourced<Int>
+    /// For a measured profile (`profile-host`): the kernel family and CPU its figures were measured with. A run with
+    /// other kernels or on another CPU should not lean on them (`mismatch(kernels:cpu:)`).
+    public var measuredWith: MeasurementContext?
     public var notes: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -30,7 +33,17 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         case computeUnits = "compute_units", interconnect, efficiency
         case matvecBandwidthByFormat = "matvec_bandwidth_by_format"
         case matvecCallSecondsByFormat = "matvec_call_seconds_by_format"
-        case sustainedFactor = "sustained_factor", runtimeOverheadBytes = "runtime_overhead_bytes", notes
+        case sustainedFactor = "sustained_factor", runtimeOverheadBytes = "runtime_overhead_bytes"
+        case measuredWith = "measured_with", notes
+    }
+
+    /// Why this profile's measured figures may not describe a run with `kernels` on `cpu`: nil when they match, or
+    /// when the profile does not say what it was measured with (published device figures).
+    public func mismatch(kernels: String, cpu: String?) -> String? {
+        guard let measuredWith else { return nil }
+        let differences = measuredWith.differences(kernels: kernels, cpu: cpu)
+        guard !differences.isEmpty else { return nil }
+        return "profile '\(id)' was measured with " + differences.joined(separator: "; ")
     }
 
     public static let currentSchemaVersion = 1
@@ -189,6 +202,36 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         }
     }
 
+    /// The machine a measurement describes: the engine's kernel family and the CPU model.
+    public struct MeasurementContext: Codable, Sendable, Equatable {
+        /// Kernel family (`avx512`, `simd8`).
+        public var kernels: String
+        /// CPU model name as /proc/cpuinfo gives it, where known.
+        public var cpu: String?
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case kernels, cpu }
+
+        public init(kernels: String, cpu: String?) { self.kernels = kernels; self.cpu = cpu }
+
+        public init(from decoder: Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            kernels = try c.decode(String.self, forKey: .kernels, expected: "a kernel family name") { !$0.isEmpty }
+            cpu = try c.decodeIfPresent(String.self, forKey: .cpu)
+        }
+
+        /// How a run with `kernels` on `cpu` differs from this context, one phrase per difference (empty when
+        /// nothing differs that both sides know).
+        public func differences(kernels current: String, cpu currentCPU: String?) -> [String] {
+            var differences: [String] = []
+            if kernels != current { differences.append("\(kernels) kernels, this run \(current)") }
+            if let cpu, let currentCPU, cpu != currentCPU {
+                differences.append("CPU '\(cpu)', this host '\(currentCPU)'")
+            }
+            return differences
+        }
+    }
+
     /// Operation classes with their own efficiency factor (achieved / peak).
     public enum OpClass: String, Codable, CaseIterable, Sendable, CodingKeyRepresentable {
         /// Decode: weight-streaming matrix × vector, a fraction of DRAM bandwidth.
@@ -248,6 +291,7 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
             throw FieldValidationError(c.codingPath, CodingKeys.runtimeOverheadBytes,
                                        expected: "a non-negative number", found: "\(runtimeOverheadBytes.value)")
         }
+        measuredWith = try c.decodeIfPresent(MeasurementContext.self, forKey: .measuredWith)
         notes = try c.decodeIfPresent(String.self, forKey: .notes)
     }
 

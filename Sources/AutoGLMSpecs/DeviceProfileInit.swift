@@ -5,12 +5,14 @@ extension DeviceProfile {
                 memory: Memory, computeUnits: [ComputeUnit], interconnect: Interconnect? = nil,
                 efficiency: [OpClass: Sourced<Double>], matvecBandwidthByFormat: [WeightFormat: Sourced<Double>] = [:],
                 matvecCallSecondsByFormat: [WeightFormat: Sourced<Double>] = [:],
-                sustainedFactor: Sourced<Double>, runtimeOverheadBytes: Sourced<Int>, notes: String? = nil) {
+                sustainedFactor: Sourced<Double>, runtimeOverheadBytes: Sourced<Int>,
+                measuredWith: MeasurementContext? = nil, notes: String? = nil) {
         self.schemaVersion = schemaVersion; self.id = id; self.name = name; self.kind = kind; self.memory = memory
         self.computeUnits = computeUnits; self.interconnect = interconnect; self.efficiency = efficiency
         self.matvecBandwidthByFormat = matvecBandwidthByFormat
         self.matvecCallSecondsByFormat = matvecCallSecondsByFormat
-        self.sustainedFactor = sustainedFactor; self.runtimeOverheadBytes = runtimeOverheadBytes; self.notes = notes
+        self.sustainedFactor = sustainedFactor; self.runtimeOverheadBytes = runtimeOverheadBytes
+        self.measuredWith = measuredWith; self.notes = notes
     }
 }
 

@@ -20,16 +20,16 @@ struct EmulateCommand: ParsableCommand {
             CPU mapping: the child gets a CFS quota of min(host cores, E) cores, where E = the device CPU's FP32 \
             peak / this host's FP32 peak per core (how many host cores the phone's CPU is worth; override with \
             --host-equivalent-cores), and is pinned to CPUs 0..min(device cores, host cores)-1. The host's per-core \
-            peak comes from DeviceProfiles/host.json when present, else clock (from /proc/cpuinfo) x 32 FLOP/cycle \
-            (AVX2, two FMA pipes).
+            peak comes from DeviceProfiles/host.json when present and measured with this run's kernels on this \
+            CPU (its measured_with), else clock (from /proc/cpuinfo) x 32 FLOP/cycle (AVX2, two FMA pipes).
 
             The engine runs as a child (`autoglm-run engine-run`), marking the phases load, vision-encode, prefill \
             and decode; memory is sampled every 20 ms.
 
             Latency projection: per stage, host efficiency e = work / (host time x host peak), with work in FLOPs \
             (vision-encode, prefill) against peak FLOP/s or in bytes (decode) against memory bandwidth; device time \
-            = work / (device peak x e). The host's peak and bandwidth come from DeviceProfiles/host.json when \
-            present, else the nominal FP32 peak above and a bandwidth probe run after the child.
+            = work / (device peak x e). The host's peak and bandwidth come from DeviceProfiles/host.json on the \
+            same terms, else the nominal FP32 peak above and a bandwidth probe run after the child.
 
             Exit status: 0 when the run completed; 3 when it was OOM-killed (the report still has its peak and \
             phase); 4 when the engine failed otherwise; 2 for bad input (including an infeasible plan without \
@@ -149,6 +149,10 @@ struct EmulateCommand: ParsableCommand {
         }
         var roofline: (host: Roofline, device: Roofline)?
         if completed {
+            if let why = Self.hostProfileMismatch() {
+                FileHandle.standardError.write(Data(("autoglm-run emulate: warning: \(why): the projection uses "
+                    + "this host's nominal peak and a bandwidth probe instead (make profile-host re-measures it)\n").utf8))
+            }
             let host = hostRoofline(cores: childThreads)
             let device = deviceRoofline(prepared)
             roofline = (host, device)
@@ -233,10 +237,21 @@ struct EmulateCommand: ParsableCommand {
 
     static let hostProfilePath = "DeviceProfiles/host.json"
 
-    /// Peak and bandwidth from DeviceProfiles/host.json (all host cores), if that file exists and loads.
+    /// DeviceProfiles/host.json, if that file exists and loads.
+    static func hostProfile() -> DeviceProfile? {
+        guard FileManager.default.fileExists(atPath: hostProfilePath) else { return nil }
+        return try? DeviceProfile.load(hostProfilePath)
+    }
+
+    /// Why DeviceProfiles/host.json does not describe this run (measured with other kernels or on another CPU).
+    static func hostProfileMismatch(_ p: DeviceProfile? = hostProfile()) -> String? {
+        p?.mismatch(kernels: KernelISA.active.rawValue, cpu: (try? HostInfo.current())?.cpuModel)
+    }
+
+    /// Peak and bandwidth from DeviceProfiles/host.json (all host cores), if that file exists, loads and was
+    /// measured with this run's kernels on this CPU: another machine's figures would project another machine.
     static func hostProfileRoofline() -> Roofline? {
-        guard FileManager.default.fileExists(atPath: hostProfilePath),
-              let p = try? DeviceProfile.load(hostProfilePath),
+        guard let p = hostProfile(), hostProfileMismatch(p) == nil,
               let cpu = p.computeUnits.first(where: { $0.kind == .cpu }), let peak = cpu.peakOps(for: .f32) else {
             return nil
         }
@@ -256,7 +271,9 @@ struct EmulateCommand: ParsableCommand {
         if let r = Self.hostProfileRoofline() { return r }
         let pool = ComputePool(threadCount: cores)
         let bandwidth = (try? MemoryBandwidthProbe.measure(bytes: 512 << 20, passes: 3, pool: pool))?.medianBytesPerSecond ?? 0
-        return Self.nominalHost(cores: cores, bandwidth: bandwidth)
+        var r = Self.nominalHost(cores: cores, bandwidth: bandwidth)
+        if let why = Self.hostProfileMismatch() { r.source += " (\(Self.hostProfilePath) not used: \(why))" }
+        return r
     }
 
     func deviceRoofline(_ p: Prepared) -> Roofline {

@@ -121,6 +121,7 @@ struct CalibrationTests {
         let loaded = try SpecLoader.decode(DeviceProfile.self, from: data, file: "host.json")
         #expect(loaded == profile)
         #expect(loaded.kind == .host && loaded.id == "host")
+        #expect(loaded.measuredWith == .init(kernels: KernelISA.active.rawValue, cpu: result.host.cpuModel))
         #expect(loaded.memory.appBudgetBytes.value == result.host.memAvailableBytes)
         #expect(loaded.memory.bandwidthBytesPerSecond.value == result.bandwidth.medianBytesPerSecond)
         let cpu = try #require(loaded.computeUnits.first)

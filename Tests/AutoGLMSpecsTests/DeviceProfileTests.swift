@@ -17,6 +17,23 @@ struct DeviceProfileTests {
         #expect(!profile.computeUnits.isEmpty)
     }
 
+    @Test("a measured profile says what it was measured with, and a run with other kernels or on another CPU hears why")
+    func measuredWith() throws {
+        let host = try DeviceProfile.load(repoPath("DeviceProfiles/host.json"))
+        let context = try #require(host.measuredWith)
+        #expect(["avx512", "simd8"].contains(context.kernels))
+        #expect(host.mismatch(kernels: context.kernels, cpu: context.cpu) == nil)
+        #expect(host.mismatch(kernels: context.kernels, cpu: nil) == nil, "an unknown CPU is no difference")
+        let other = context.kernels == "avx512" ? "simd8" : "avx512"
+        let kernels = try #require(host.mismatch(kernels: other, cpu: context.cpu))
+        #expect(kernels == "profile 'host' was measured with \(context.kernels) kernels, this run \(other)")
+        let both = try #require(host.mismatch(kernels: other, cpu: "Some Other CPU"))
+        #expect(both.contains("; CPU '\(context.cpu ?? "")', this host 'Some Other CPU'"))
+        // Published device figures say nothing of kernels: never a mismatch.
+        let phone = try DeviceProfile.load(repoPath("DeviceProfiles/snapdragon-8-gen-3-12gb.json"))
+        #expect(phone.measuredWith == nil && phone.mismatch(kernels: "simd8", cpu: "x") == nil)
+    }
+
     @Test func snapdragon8Gen3Bandwidth() throws {
         let p = try DeviceProfile.load(repoPath("DeviceProfiles/snapdragon-8-gen-3-12gb.json"))
         #expect(p.memory.bandwidthBytesPerSecond.value == 9600e6 * 64 / 8)

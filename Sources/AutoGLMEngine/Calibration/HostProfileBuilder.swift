@@ -147,6 +147,7 @@ public enum HostProfileBuilder {
                              memory: memory, computeUnits: [cpu], efficiency: efficiency,
                              matvecBandwidthByFormat: byFormat, matvecCallSecondsByFormat: callSeconds,
                              sustainedFactor: sustained,
-                             runtimeOverheadBytes: overhead, notes: notes)
+                             runtimeOverheadBytes: overhead,
+                             measuredWith: r.kernels.map { .init(kernels: $0, cpu: host.cpuModel) }, notes: notes)
     }
 }
