@@ -151,7 +151,8 @@ struct EmulateCommand: ParsableCommand {
         if completed {
             if let why = Self.hostProfileMismatch() {
                 FileHandle.standardError.write(Data(("autoglm-run emulate: warning: \(why): the projection uses "
-                    + "this host's nominal peak and a bandwidth probe instead (make profile-host re-measures it)\n").utf8))
+                    + "this host's nominal peak and a bandwidth probe instead (make profile-host re-measures it)\n")
+                    .utf8))
             }
             let host = hostRoofline(cores: childThreads)
             let device = deviceRoofline(prepared)
