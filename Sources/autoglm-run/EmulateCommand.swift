@@ -149,7 +149,7 @@ struct EmulateCommand: ParsableCommand {
         }
         var roofline: (host: Roofline, device: Roofline)?
         if completed {
-            if let why = Self.hostProfileMismatch() {
+            if let why = Self.hostProfileMismatch {
                 FileHandle.standardError.write(Data(("autoglm-run emulate: warning: \(why): the projection uses "
                     + "this host's nominal peak and a bandwidth probe instead (make profile-host re-measures it)\n")
                     .utf8))
@@ -238,21 +238,20 @@ struct EmulateCommand: ParsableCommand {
 
     static let hostProfilePath = "DeviceProfiles/host.json"
 
-    /// DeviceProfiles/host.json, if that file exists and loads.
-    static func hostProfile() -> DeviceProfile? {
+    /// DeviceProfiles/host.json, if that file exists and loads (read once per process).
+    static let hostProfile: DeviceProfile? = {
         guard FileManager.default.fileExists(atPath: hostProfilePath) else { return nil }
         return try? DeviceProfile.load(hostProfilePath)
-    }
+    }()
 
     /// Why DeviceProfiles/host.json does not describe this run (measured with other kernels or on another CPU).
-    static func hostProfileMismatch(_ p: DeviceProfile? = hostProfile()) -> String? {
-        p?.mismatch(kernels: KernelISA.active.rawValue, cpu: (try? HostInfo.current())?.cpuModel)
-    }
+    static let hostProfileMismatch: String? =
+        hostProfile?.mismatch(kernels: KernelISA.active.rawValue, cpu: (try? HostInfo.current())?.cpuModel)
 
     /// Peak and bandwidth from DeviceProfiles/host.json (all host cores), if that file exists, loads and was
     /// measured with this run's kernels on this CPU: another machine's figures would project another machine.
     static func hostProfileRoofline() -> Roofline? {
-        guard let p = hostProfile(), hostProfileMismatch(p) == nil,
+        guard let p = hostProfile, hostProfileMismatch == nil,
               let cpu = p.computeUnits.first(where: { $0.kind == .cpu }), let peak = cpu.peakOps(for: .f32) else {
             return nil
         }
@@ -273,7 +272,7 @@ struct EmulateCommand: ParsableCommand {
         let pool = ComputePool(threadCount: cores)
         let bandwidth = (try? MemoryBandwidthProbe.measure(bytes: 512 << 20, passes: 3, pool: pool))?.medianBytesPerSecond ?? 0
         var r = Self.nominalHost(cores: cores, bandwidth: bandwidth)
-        if let why = Self.hostProfileMismatch() { r.source += " (\(Self.hostProfilePath) not used: \(why))" }
+        if let why = Self.hostProfileMismatch { r.source += " (\(Self.hostProfilePath) not used: \(why))" }
         return r
     }
 

@@ -144,7 +144,7 @@ struct RunSession {
             report.plan.appBudgetBytes = plan.device.appBudgetBytes
             report.plan.constraints = plan.constraints
             report.predicted = plan.predicted
-            if plan.device.id == "host", let why = EmulateCommand.hostProfileMismatch() {
+            if plan.device.id == "host", let why = EmulateCommand.hostProfileMismatch {
                 FileHandle.standardError.write(Data(("warning: \(why): the plan's latency predictions describe that "
                     + "machine, not this one (make profile-host and make plans re-measure and re-plan here)\n").utf8))
             }

@@ -11,11 +11,12 @@ public enum ReferenceKernels {
         var bytes = [UInt8](repeating: 0, count: w.rowBytes)
         for r in 0..<w.rows {
             bytes.withUnsafeMutableBytes { raw in
-                var source = raw.baseAddress!
+                let source: UnsafeRawPointer
                 if w.rowGroup == 1 {
-                    source = UnsafeMutableRawPointer(mutating: w.rowPointer(r))
+                    source = w.rowPointer(r)
                 } else {
-                    Q4_0RowGroup.copyRow(w.data, row: r, columns: w.columns, into: source)
+                    Q4_0RowGroup.copyRow(w.data, row: r, columns: w.columns, into: raw.baseAddress!)
+                    source = UnsafeRawPointer(raw.baseAddress!)
                 }
                 row.withUnsafeMutableBufferPointer {
                     ReferenceDequantize.row(source, format: w.format, columns: w.columns, into: $0.baseAddress!)

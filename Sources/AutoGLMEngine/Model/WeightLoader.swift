@@ -33,7 +33,7 @@ public final class WeightLoader {
     public private(set) var substitutions: [String: PackedFormat] = [:]
     /// Tensors stored in a smaller INT4 group than asked for because their rows are not a multiple of the group.
     public private(set) var groupFallbacks: [(tensor: String, asked: PackedFormat, used: PackedFormat)] = []
-    /// Matrices copied into their kernels' layout, by tensor, format and activation precision.
+    /// Matrices copied into their kernels' layout, by tensor and format (one activation precision per loader).
     private var laidOutMatrices: [String: PackedMatrix] = [:]
 
     /// How the loaded matrices multiply activations in prefill (set on every matrix; see `ActivationPrecision`):
@@ -123,7 +123,7 @@ public final class WeightLoader {
         // must not: a fresh conversion, or the loader's own copy of the file's bytes (copy mode, then dropped from
         // the source's cache), is regrouped where it lies; a mapped tensor is copied, its pages released behind
         // the copy (unless the source keeps its weights in the page cache: emulation's mmap mode).
-        let key = "\(name) \(format.rawValue) \(activations.rawValue)"
+        let key = "\(name) \(format.rawValue)"
         let converted = format != t.format
         if let laidOut = laidOutMatrices[key] {
             result = laidOut
