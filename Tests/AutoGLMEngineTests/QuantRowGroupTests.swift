@@ -25,98 +25,176 @@ private func expectClose(_ got: [Float], _ reference: [Float], weights: [Float],
     }
 }
 
-private func q4_0Matrix(rows: Int, columns: Int, seed: UInt64) throws -> PackedMatrix {
-    try PackedMatrix.quantize(randomFloats(rows * columns, seed: seed), rows: rows, columns: columns, format: .q4_0)
+private func nibbleMatrix(_ format: PackedFormat, rows: Int, columns: Int, seed: UInt64) throws -> PackedMatrix {
+    try PackedMatrix.quantize(randomFloats(rows * columns, seed: seed), rows: rows, columns: columns, format: format)
 }
 
-/// Shapes: one group; three groups (a panel of 32 rows and a half panel); SmolLM2's K/V and FFN down shapes.
-private let groupShapes: [(rows: Int, columns: Int)] = [(16, 32), (48, 96), (192, 576), (64, 1536)]
+/// Every format with a grouped layout.
+private let nibbleFormats: [PackedFormat] = [.q4_0, .q4_1, .int4g32, .int4g64, .int4g128]
 
-@Suite("Q4_0 grouped by 16 rows")
+/// Shapes: one group; three groups (a panel of 32 rows and a half panel); SmolLM2's K/V and FFN down shapes; one
+/// shape every group size divides. Each format takes the shapes whose rows are whole blocks of it.
+private let groupShapes: [(rows: Int, columns: Int)] = [(16, 32), (48, 96), (192, 576), (64, 1536), (32, 256)]
+
+private func shapes(_ format: PackedFormat) -> [(rows: Int, columns: Int)] {
+    groupShapes.filter { format.supports(columns: $0.columns) }
+}
+
+@Suite("Nibble formats grouped by 16 rows")
 struct QuantRowGroupTests {
-    @Test("a group block is 16 Q4_0 blocks: 16 f16 scales and 16 lines of 16 code bytes")
-    func blockSize() {
-        #expect(Q4_0RowGroup.rows == 16)
-        #expect(Q4_0RowGroup.scaleBytes == 32)
-        #expect(Q4_0RowGroup.byteCount == 288)
-        #expect(Q4_0RowGroup.byteCount == Q4_0RowGroup.rows * BlockQ4_0.byteCount)
-        #expect(Q4_0RowGroup.groupBytes(columns: 576) == 18 * 288)
-        #expect(Panels8.rows == Q4_0RowGroup.rows, "an 8-lane panel is one group")
+    @Test("a group block is 16 blocks of the format: 16 f16 scales, 16 f16 minimums, one line of 16 bytes per code byte")
+    func blockSize() throws {
+        let q4_0 = NibbleRowGroup.q4_0
+        #expect(NibbleRowGroup.rows == 16)
+        #expect(q4_0.scaleBytes == 32 && q4_0.minimumBytes == 0 && q4_0.linesOffset == 32 && q4_0.lines == 16)
+        #expect(q4_0.byteCount == 288)
+        #expect(q4_0.groupBytes(columns: 576) == 18 * 288)
+        let expected: [(PackedFormat, lines: Int, bytes: Int)] = [(.q4_1, 16, 320), (.int4g32, 16, 320),
+                                                                 (.int4g64, 32, 576), (.int4g128, 64, 1088)]
+        for (format, lines, bytes) in expected {
+            let layout = try #require(NibbleRowGroup(format))
+            #expect(layout.minimumBytes == 32 && layout.linesOffset == 64, "\(format)")
+            #expect(layout.lines == lines && layout.byteCount == bytes, "\(format)")
+            #expect(layout.byteCount == NibbleRowGroup.rows * format.blockBytes, "\(format)")
+            #expect(layout.groupBytes(columns: 1536) == 16 * format.rowBytes(columns: 1536), "\(format)")
+        }
+        for format in [PackedFormat.f32, .f16, .bf16, .q8_0, .int8] { #expect(NibbleRowGroup(format) == nil) }
+        #expect(Panels8.rows == NibbleRowGroup.rows, "an 8-lane panel is one group")
         #if arch(x86_64)
-        #expect(AVX512Kernels.q4_0GroupRows == Q4_0RowGroup.rows)
-        #expect(AVX512Kernels.q4_0GroupBlockBytes == Q4_0RowGroup.byteCount)
+        #expect(AVX512Kernels.q4_0GroupRows == NibbleRowGroup.rows)
+        #expect(AVX512Kernels.q4_0GroupBlockBytes == q4_0.byteCount)
         #endif
     }
 
-    @Test("grouping keeps every byte and value: rows unpack and copy back exactly", arguments: groupShapes)
-    func roundTrip(shape: (rows: Int, columns: Int)) throws {
-        let w = try q4_0Matrix(rows: shape.rows, columns: shape.columns, seed: 11)
-        let g = try w.groupingQ4_0Rows()
-        #expect(g.rowGroup == 16)
-        #expect(g.byteCount == w.byteCount)
-        #expect(g.dequantize() == w.dequantize())
-        var bytes = [UInt8](repeating: 0, count: w.rowBytes)
-        for r in 0..<shape.rows {
-            bytes.withUnsafeMutableBytes {
-                Q4_0RowGroup.copyRow(g.data, row: r, columns: shape.columns, into: $0.baseAddress!)
+    @Test("grouping keeps every byte and value: rows unpack and copy back exactly", arguments: nibbleFormats)
+    func roundTrip(format: PackedFormat) throws {
+        let layout = try #require(NibbleRowGroup(format))
+        for shape in shapes(format) {
+            let w = try nibbleMatrix(format, rows: shape.rows, columns: shape.columns, seed: 11)
+            let g = try w.groupingRows()
+            #expect(g.rowGroup == 16)
+            #expect(g.byteCount == w.byteCount)
+            #expect(g.dequantize() == w.dequantize(), "\(format) \(shape)")
+            var bytes = [UInt8](repeating: 0, count: w.rowBytes)
+            for r in 0..<shape.rows {
+                bytes.withUnsafeMutableBytes {
+                    layout.copyRow(g.data, row: r, columns: shape.columns, into: $0.baseAddress!)
+                }
+                let original = Array(UnsafeRawBufferPointer(start: w.rowPointer(r), count: w.rowBytes))
+                #expect(bytes == original, "\(format) \(shape) row \(r)")
             }
-            let original = Array(UnsafeRawBufferPointer(start: w.rowPointer(r), count: w.rowBytes))
-            #expect(bytes == original, "row \(r)")
+            // Grouping a grouped matrix returns it unchanged.
+            #expect(try g.groupingRows().data == g.data)
         }
-        // Grouping a grouped matrix returns it unchanged.
-        #expect(try g.groupingQ4_0Rows().data == g.data)
     }
 
-    @Test("only Q4_0 with whole groups of rows is grouped; other matrices keep their layout")
+    @Test("a group block holds the rows' scales, then minimums, then line p = byte p of every row's codes")
+    func lineContents() throws {
+        let w = try nibbleMatrix(.int4g64, rows: 32, columns: 128, seed: 12)
+        let g = try w.groupingRows()
+        let layout = try #require(NibbleRowGroup(.int4g64))
+        // Group 1, block 1 of rows 16–31.
+        let block = g.data + layout.groupBytes(columns: 128) + layout.byteCount
+        for j in 0..<16 {
+            let row = w.rowPointer(16 + j) + PackedFormat.int4g64.blockBytes
+            #expect(block.loadUnaligned(fromByteOffset: 2 * j, as: UInt16.self) == row.loadUnaligned(as: UInt16.self))
+            #expect(block.loadUnaligned(fromByteOffset: 32 + 2 * j, as: UInt16.self)
+                    == row.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+            for p in 0..<32 {
+                #expect(block.load(fromByteOffset: 64 + 16 * p + j, as: UInt8.self)
+                        == row.load(fromByteOffset: 4 + p, as: UInt8.self), "row \(j) byte \(p)")
+            }
+        }
+    }
+
+    @Test("nibble matrices of whole groups are grouped where the family has group kernels; others keep their layout")
     func refusals() throws {
         let q8 = try PackedMatrix.quantize(randomFloats(16 * 32, seed: 3), rows: 16, columns: 32, format: .q8_0)
-        #expect(throws: QuantError.self) { _ = try q8.groupingQ4_0Rows() }
-        let partial = try q4_0Matrix(rows: 20, columns: 64, seed: 4)
-        #expect(throws: QuantError.self) { _ = try partial.groupingQ4_0Rows() }
-        #expect(try q8.executionLayout().rowGroup == 1)
-        #expect(try partial.executionLayout().rowGroup == 1)
-        let whole = try q4_0Matrix(rows: 32, columns: 64, seed: 5)
-        #expect(try whole.executionLayout().rowGroup == 16)
-        var int8Prefill = whole
-        int8Prefill.activations = .int8
-        #expect(try int8Prefill.executionLayout().rowGroup == 1, "8-bit prefill reads row-major blocks")
+        #expect(throws: QuantError.self) { _ = try q8.groupingRows() }
+        let partial = try nibbleMatrix(.q4_0, rows: 20, columns: 64, seed: 4)
+        #expect(throws: QuantError.self) { _ = try partial.groupingRows() }
+        for isa in KernelISA.allCases {
+            #expect(try q8.executionLayout(isa: isa).rowGroup == 1)
+            #expect(try partial.executionLayout(isa: isa).rowGroup == 1)
+        }
+        for format in nibbleFormats {
+            let whole = try nibbleMatrix(format, rows: 32, columns: 128, seed: 5)
+            #expect(try whole.executionLayout(isa: .simd8).rowGroup == 16, "\(format)")
+            #expect(try whole.executionLayout(isa: .avx512).rowGroup == (format == .q4_0 ? 16 : 1),
+                    "\(format): the AVX-512 family groups Q4_0 only")
+            var int8Prefill = whole
+            int8Prefill.activations = .int8
+            #expect(try int8Prefill.executionLayout(isa: .simd8).rowGroup == 1, "8-bit prefill reads row-major blocks")
+        }
     }
 
-    @Test("grouped matvec matches the scalar reference", arguments: groupShapes, KernelISA.supported)
-    func matvec(shape: (rows: Int, columns: Int), isa: KernelISA) throws {
-        let w = try q4_0Matrix(rows: shape.rows, columns: shape.columns, seed: 21)
-        let g = try w.groupingQ4_0Rows()
-        let x = randomFloats(shape.columns, seed: 22, range: -4...4)
+    @Test("grouped matvec matches the scalar reference", arguments: nibbleFormats, KernelISA.supported)
+    func matvec(format: PackedFormat, isa: KernelISA) throws {
+        for shape in shapes(format) {
+            let w = try nibbleMatrix(format, rows: shape.rows, columns: shape.columns, seed: 21)
+            let g = try w.groupingRows()
+            let x = randomFloats(shape.columns, seed: 22, range: -4...4)
+            let reference = ReferenceKernels.matvec(w, x)
+            #expect(ReferenceKernels.matvec(g, x) == reference, "the reference reads the grouped rows back")
+            for pool in [nil, ComputePool(threadCount: 3)] {
+                var y = [Float](repeating: .nan, count: shape.rows)
+                try x.withUnsafeBufferPointer { xb in
+                    try y.withUnsafeMutableBufferPointer {
+                        try MatrixKernels.matvecChecked(g, xb, into: $0, pool: pool, isa: isa)
+                    }
+                }
+                expectClose(y, reference, weights: w.dequantize(), x: x, rows: shape.rows, columns: shape.columns,
+                            count: 1, "\(format) \(isa) \(shape) pool \(pool?.threadCount ?? 0)")
+            }
+        }
+    }
+
+    @Test("a range that splits a group runs row by row and matches the grouped kernel", arguments: nibbleFormats)
+    func splitRange(format: PackedFormat) throws {
+        let n = 256
+        let w = try nibbleMatrix(format, rows: 48, columns: n, seed: 23)
+        let g = try w.groupingRows()
+        let x = randomFloats(n, seed: 24, range: -4...4)
         let reference = ReferenceKernels.matvec(w, x)
-        #expect(ReferenceKernels.matvec(g, x) == reference, "the reference reads the grouped rows back")
-        for pool in [nil, ComputePool(threadCount: 3)] {
-            var y = [Float](repeating: .nan, count: shape.rows)
-            try x.withUnsafeBufferPointer { xb in
-                try y.withUnsafeMutableBufferPointer {
-                    try MatrixKernels.matvecChecked(g, xb, into: $0, pool: pool, isa: isa)
+        for isa in KernelISA.supported {
+            var y = [Float](repeating: .nan, count: 48)
+            let scratch = MatrixKernels.activationScratchCount(format, columns: n, isa: isa)
+            var buffer = [Float](repeating: 0, count: scratch)
+            x.withUnsafeBufferPointer { xb in
+                buffer.withUnsafeMutableBufferPointer { sb in
+                    let (xk, sums) = MatrixKernels.prepareActivations(format, xb.baseAddress!, columns: n, isa: isa,
+                                                                      scratch: sb.baseAddress!)
+                    y.withUnsafeMutableBufferPointer { yb in
+                        for range in [0..<5, 5..<16, 16..<40, 40..<48] {
+                            SIMDKernels.groupedMatvecRows(g, xk, sums, yb.baseAddress!, range, isa: isa)
+                        }
+                    }
                 }
             }
-            expectClose(y, reference, weights: w.dequantize(), x: x, rows: shape.rows, columns: shape.columns,
-                        count: 1, "\(isa) \(shape) pool \(pool?.threadCount ?? 0)")
+            expectClose(y, reference, weights: w.dequantize(), x: x, rows: 48, columns: n, count: 1,
+                        "\(format) \(isa) split ranges")
         }
     }
 
     @Test("grouped matmul matches the scalar reference at short and long batches",
-          arguments: [2, 7, 64, 70], KernelISA.supported)
-    func matmul(tokens: Int, isa: KernelISA) throws {
-        for (k, shape) in [(rows: 48, columns: 96), (rows: 64, columns: 1536)].enumerated() {
-            let w = try q4_0Matrix(rows: shape.rows, columns: shape.columns, seed: UInt64(30 + k))
-            let g = try w.groupingQ4_0Rows()
-            let x = randomFloats(tokens * shape.columns, seed: UInt64(40 + k), range: -4...4)
-            var y = [Float](repeating: .nan, count: tokens * shape.rows)
-            try x.withUnsafeBufferPointer { xb in
-                try y.withUnsafeMutableBufferPointer {
-                    try MatrixKernels.matmulChecked(g, xb, count: tokens, into: $0, pool: ComputePool(threadCount: 2),
-                                                    isa: isa)
+          arguments: nibbleFormats, KernelISA.supported)
+    func matmul(format: PackedFormat, isa: KernelISA) throws {
+        for tokens in [2, 7, 64, 70] {
+            for (k, shape) in [(rows: 48, columns: 256), (rows: 64, columns: 1536)].enumerated() {
+                let w = try nibbleMatrix(format, rows: shape.rows, columns: shape.columns, seed: UInt64(30 + k))
+                let g = try w.groupingRows()
+                let x = randomFloats(tokens * shape.columns, seed: UInt64(40 + k), range: -4...4)
+                var y = [Float](repeating: .nan, count: tokens * shape.rows)
+                try x.withUnsafeBufferPointer { xb in
+                    try y.withUnsafeMutableBufferPointer {
+                        try MatrixKernels.matmulChecked(g, xb, count: tokens, into: $0,
+                                                        pool: ComputePool(threadCount: 2), isa: isa)
+                    }
                 }
+                expectClose(y, ReferenceKernels.matmul(w, x, count: tokens), weights: w.dequantize(), x: x,
+                            rows: shape.rows, columns: shape.columns, count: tokens,
+                            "\(format) \(isa) \(shape) tokens \(tokens)")
             }
-            expectClose(y, ReferenceKernels.matmul(w, x, count: tokens), weights: w.dequantize(), x: x,
-                        rows: shape.rows, columns: shape.columns, count: tokens, "\(isa) \(shape) tokens \(tokens)")
         }
     }
 
@@ -126,8 +204,8 @@ struct QuantRowGroupTests {
     func panel(groups: Int) throws {
         guard KernelISA.avx512.isSupported() else { return }
         let n = 96
-        let w = try q4_0Matrix(rows: 48, columns: n, seed: 50)
-        let g = try w.groupingQ4_0Rows()
+        let w = try nibbleMatrix(.q4_0, rows: 48, columns: n, seed: 50)
+        let g = try w.groupingRows()
         let values = w.dequantize()
         var panel = [Float](repeating: .nan, count: 32 * n)
         panel.withUnsafeMutableBufferPointer {
@@ -142,24 +220,29 @@ struct QuantRowGroupTests {
     }
     #endif
 
-    @Test("an 8-lane grouped panel is one group's dequantised rows column by column", arguments: [0, 2])
-    func panel8(group: Int) throws {
-        let n = 96
-        let w = try q4_0Matrix(rows: 48, columns: n, seed: 51)
-        let g = try w.groupingQ4_0Rows()
+    @Test("an 8-lane grouped panel is one group's dequantised rows column by column, bit for bit",
+          arguments: nibbleFormats)
+    func panel8(format: PackedFormat) throws {
+        let n = 256
+        let layout = try #require(NibbleRowGroup(format))
+        let w = try nibbleMatrix(format, rows: 48, columns: n, seed: 51)
+        let g = try w.groupingRows()
         let values = w.dequantize()
-        var panel = [Float](repeating: .nan, count: Panels8.rows * n)
-        panel.withUnsafeMutableBufferPointer {
-            RowGroups8.packPanelQ4_0(g.data, columns: n, group: group, into: $0.baseAddress!)
-        }
-        for k in 0..<n {
-            for i in 0..<16 {
-                #expect(panel[k * 16 + i] == values[(16 * group + i) * n + k], "column \(k) row \(i)")
+        for group in [0, 2] {
+            var panel = [Float](repeating: .nan, count: Panels8.rows * n)
+            panel.withUnsafeMutableBufferPointer {
+                RowGroups8.packPanel(layout, g.data, columns: n, group: group, into: $0.baseAddress!)
+            }
+            for k in 0..<n {
+                for i in 0..<16 {
+                    #expect(panel[k * 16 + i] == values[(16 * group + i) * n + k],
+                            "\(format) group \(group) column \(k) row \(i)")
+                }
             }
         }
     }
 
-    @Test("the loader regroups Q4_0 (mapped GGUF, copy mode, conversions; not emulation's mmap mode)",
+    @Test("the loader regroups nibble formats (mapped GGUF, copy mode, conversions; not emulation's mmap mode)",
           arguments: [LoadMode?.none, .copy, .mmap])
     func loader(mode: LoadMode?) throws {
         let path = TinyGLM4V.temporaryPath("groups")
@@ -190,6 +273,11 @@ struct QuantRowGroupTests {
         if let storage = table.owner as? PackedStorage {
             #expect(UnsafeRawPointer(storage.pointer) == table.data, "regrouped in the conversion's own storage")
         }
+        // A conversion to INT4-g32 is grouped where the running family has group kernels for it (8-lane).
+        let int4 = try WeightLoader(source: try source(), policy: .uniform(.int4g32))
+            .matrix("token_embd.weight", rows: f32.rows, columns: f32.columns)
+        #expect(int4.rowGroup == (KernelISA.active == .simd8 ? 16 : 1))
+        #expect(int4.dequantize() == (try WeightLoader.convert(f32, to: .int4g32)).dequantize())
     }
 
     @Test("matvec tasks of a grouped matrix start and end on whole groups",

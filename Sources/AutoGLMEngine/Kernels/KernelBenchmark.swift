@@ -54,7 +54,7 @@ public enum KernelBenchmark {
         let weights = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &rng) }
         var packed = try PackedMatrix.quantize(weights, rows: rows, columns: columns, format: format)
         packed.activations = MatrixKernels.effectiveActivations(activations, isa: isa)
-        packed = try packed.executionLayout()
+        packed = try packed.executionLayout(isa: isa)
         let matrices = copies > 1 ? try laidOut(packed, copies: copies) : [packed]
         let x = (0..<(batch * columns)).map { _ in Float.random(in: -1...1, using: &rng) }
         var y = [Float](repeating: 0, count: batch * rows)

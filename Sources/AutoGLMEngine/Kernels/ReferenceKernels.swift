@@ -12,11 +12,11 @@ public enum ReferenceKernels {
         for r in 0..<w.rows {
             bytes.withUnsafeMutableBytes { raw in
                 let source: UnsafeRawPointer
-                if w.rowGroup == 1 {
-                    source = w.rowPointer(r)
-                } else {
-                    Q4_0RowGroup.copyRow(w.data, row: r, columns: w.columns, into: raw.baseAddress!)
+                if let layout = w.nibbleRowGroup {
+                    layout.copyRow(w.data, row: r, columns: w.columns, into: raw.baseAddress!)
                     source = UnsafeRawPointer(raw.baseAddress!)
+                } else {
+                    source = w.rowPointer(r)
                 }
                 row.withUnsafeMutableBufferPointer {
                     ReferenceDequantize.row(source, format: w.format, columns: w.columns, into: $0.baseAddress!)

@@ -603,38 +603,44 @@ enum SIMDKernels {
         }
     }
 
-    /// Matvec over the rows in `range` of a matrix grouped by 16 rows (`Q4_0RowGroup`): both families run a group
-    /// per call with the rows in the vector lanes (AVX-512: one 16-lane vector; 8-lane: two halves); `range` then
-    /// starts and ends on whole groups (the matrix's rows are whole groups, and the tasks are cut in multiples of
-    /// 16). A range that splits a group has each row copied back to its row-major blocks and run through the
-    /// family's Q4_0 row kernel.
+    /// Matvec over the rows in `range` of a matrix grouped by 16 rows (`NibbleRowGroup`): a group per call with the
+    /// rows in the vector lanes (AVX-512, Q4_0 only: one 16-lane vector; 8-lane: two halves); `range` then starts
+    /// and ends on whole groups (the matrix's rows are whole groups, and the tasks are cut in multiples of 16).
+    /// A range that splits a group, or a grouped format the family has no group kernel for (AVX-512 and the
+    /// formats with a minimum, which it never groups itself), has each row copied back to its row-major blocks
+    /// and run through the family's row kernel.
     static func groupedMatvecRows(_ w: PackedMatrix, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>,
                                   _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>, isa: KernelISA) {
+        guard let layout = w.nibbleRowGroup else { return }
         let n = w.columns, rb = w.rowBytes
-        let g = Q4_0RowGroup.rows
+        let g = NibbleRowGroup.rows
         if range.lowerBound % g == 0, range.upperBound % g == 0 {
             let groups = range.lowerBound / g ..< range.upperBound / g
             #if arch(x86_64)
-            if isa == .avx512 {
+            if isa == .avx512, w.format == .q4_0 {
                 AVX512Kernels.q4_0GroupMatvec(w.data, columns: n, x, xsum, y, groups: groups)
                 return
             }
             #endif
-            RowGroups8.q4_0Matvec(w.data, columns: n, x, xsum, y, groups: groups)
-            return
+            if isa == .simd8 {
+                RowGroups8.matvec(layout, w.data, columns: n, x, xsum, y, groups: groups)
+                return
+            }
         }
         withUnsafeTemporaryAllocation(byteCount: rb, alignment: 64) { row in
             let p = row.baseAddress!
             for r in range {
-                Q4_0RowGroup.copyRow(w.data, row: r, columns: n, into: p)
+                layout.copyRow(w.data, row: r, columns: n, into: p)
                 #if arch(x86_64)
                 if isa == .avx512 {
-                    AVX512Kernels.matvecRows(.q4_0, UnsafeRawPointer(p), rowBytes: rb, columns: n, x, xsum, y + r,
-                                             rows: 0..<1)
+                    AVX512Kernels.matvecRows(avx512Layout(w.format), UnsafeRawPointer(p), rowBytes: rb, columns: n,
+                                             x, xsum, y + r, rows: 0..<1)
                     continue
                 }
                 #endif
-                y[r] = RowDot.q4_0(UnsafeRawPointer(p), x, xsum, n)
+                let group = w.format.activationSumGroup ?? 32
+                y[r] = w.format == .q4_0 ? RowDot.q4_0(UnsafeRawPointer(p), x, xsum, n)
+                    : RowDot.q4Min(UnsafeRawPointer(p), x, xsum, n, group: group, blockBytes: w.format.blockBytes)
             }
         }
     }
@@ -682,7 +688,7 @@ enum SIMDKernels {
             let nr = min(panelRows, range.upperBound - r0)
             let rows: UnsafePointer<Float>, ldw: Int
             #if arch(x86_64)
-            if isa == .avx512, w.rowGroup > 1, r0 % w.rowGroup == 0, nr % w.rowGroup == 0 {
+            if isa == .avx512, w.format == .q4_0, w.rowGroup > 1, r0 % w.rowGroup == 0, nr % w.rowGroup == 0 {
                 AVX512Kernels.packPanelQ4_0Groups(w.data, columns: n, group: r0 / w.rowGroup, groups: nr / w.rowGroup,
                                                   into: panel)
                 AVX512Kernels.panelMatmul(panel, columns: n, x, ldx: n, tokens: count, y + r0, ldy: w.rows, rows: nr)
@@ -690,8 +696,8 @@ enum SIMDKernels {
                 continue
             }
             #endif
-            if isa == .simd8, w.rowGroup == Panels8.rows, r0 % w.rowGroup == 0, nr == w.rowGroup {
-                RowGroups8.packPanelQ4_0(w.data, columns: n, group: r0 / w.rowGroup, into: panel)
+            if isa == .simd8, let layout = w.nibbleRowGroup, r0 % NibbleRowGroup.rows == 0, nr == Panels8.rows {
+                RowGroups8.packPanel(layout, w.data, columns: n, group: r0 / NibbleRowGroup.rows, into: panel)
                 Panels8.matmul(panel, columns: n, packed: x, tokens: count, y + r0, ldy: w.rows, rows: nr)
                 r0 += nr
                 continue

@@ -16,8 +16,8 @@ public enum LoadMode: String, Sendable, CaseIterable {
     /// than a memory cap fails (OOM) at load time, as it would on a phone, instead of thrashing the page cache.
     /// Reads bypass the page cache (O_DIRECT, or dropped behind), so a cgroup's accounting sees the copies only.
     case copy
-    /// Tensors stay in the mapped file (page cache, reclaimable under pressure); Q4_0 then runs the row-major
-    /// kernels, since regrouping it (`Q4_0RowGroup`) would move it out of the page cache.
+    /// Tensors stay in the mapped file (page cache, reclaimable under pressure); nibble formats then run the
+    /// row-major kernels, since regrouping them (`NibbleRowGroup`) would move them out of the page cache.
     case mmap
 }
 

@@ -118,7 +118,7 @@ public final class WeightLoader {
             Self.dropResidentPages(t)
         }
         result.activations = activations
-        // The kernels' own layout (Q4_0 grouped by rows), made once per tensor and format (a tied head
+        // The kernels' own layout (nibble formats grouped by rows), made once per tensor and format (a tied head
         // shares the embedding's). A load never holds both orders of a tensor in full, as under a memory cap it
         // must not: a fresh conversion, or the loader's own copy of the file's bytes (copy mode, then dropped from
         // the source's cache), is regrouped where it lies; a mapped tensor is copied, its pages released behind
@@ -127,7 +127,7 @@ public final class WeightLoader {
         let converted = format != t.format
         if let laidOut = laidOutMatrices[key] {
             result = laidOut
-        } else if result.regroupsForExecution, converted || !source.keepsWeightsMapped {
+        } else if result.regroups(), converted || !source.keepsWeightsMapped {
             let copied = t.owner is PackedStorage
             if copied && !converted { source.forgetCopy(named: name) }
             let inPlace = converted || copied

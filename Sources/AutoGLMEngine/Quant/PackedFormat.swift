@@ -119,7 +119,7 @@ public enum QuantError: Error, CustomStringConvertible, Equatable, Sendable {
     case storageTooSmall(format: PackedFormat, rows: Int, columns: Int, needed: Int, got: Int)
     /// A source value is NaN or infinite and cannot be quantised.
     case nonFiniteValue(row: Int, column: Int)
-    /// A matrix cannot be rearranged into the requested row layout (`PackedMatrix.groupingQ4_0Rows`).
+    /// A matrix cannot be rearranged into the requested row layout (`PackedMatrix.groupingRows`).
     case invalidLayout(String)
 
     public var description: String {

@@ -28,7 +28,7 @@ public struct PackedMatrix: @unchecked Sendable {
     public let owner: AnyObject?
     /// How prefill multiplies activations with these weights (`MatrixKernels.usesInt8Activations`).
     public var activations: ActivationPrecision = .float32
-    /// 1: row by row (`rowPointer`). 16: a Q4_0 matrix in the `Q4_0RowGroup` order (`groupingQ4_0Rows`), whose rows
+    /// 1: row by row (`rowPointer`). 16: a nibble matrix in the `NibbleRowGroup` order (`groupingRows`), whose rows
     /// are not contiguous: read values with `unpackRow`, never through `rowPointer`.
     public internal(set) var rowGroup = 1
 
@@ -110,10 +110,10 @@ public struct PackedMatrix: @unchecked Sendable {
     /// Writes the `columns` Float32 values of row `row` (unchecked: `row` in range, `out` long enough), in either
     /// row order.
     @inline(__always) func unpackRow(_ row: Int, into out: UnsafeMutablePointer<Float>) {
-        if rowGroup == 1 {
-            Dequantize.row(rowPointer(row), format: format, columns: columns, into: out)
+        if let layout = nibbleRowGroup {
+            layout.dequantizeRow(data, row: row, columns: columns, into: out)
         } else {
-            Q4_0RowGroup.dequantizeRow(data, row: row, columns: columns, into: out)
+            Dequantize.row(rowPointer(row), format: format, columns: columns, into: out)
         }
     }
 
