@@ -89,11 +89,19 @@ bench-search: build
 bench: build models
 	$(BIN)/autoglm-run bench --checkpoint $(SMOLLM2) --activations f32,int8
 
-# This machine's measured device profile (minutes; run on an otherwise idle machine for representative figures).
+# This machine's measured files are named by the host profile id its kernel family goes with (`autoglm-run
+# kernels`): host for the AVX-512 kernels, host-simd8 for the 8-lane ones. Read when a recipe runs (after build).
+HOST_ID          = $$($(BIN)/autoglm-run kernels --host-id)
+HOST_PROFILE     = DeviceProfiles/$(HOST_ID).json
+ATTN_CALIBRATION = DeviceProfiles/measurements/$(HOST_ID).attention-calibration.json
+
+# This machine's measured device profile and the SmolLM2 plan for it (minutes; run on an otherwise idle machine for
+# representative figures).
 profile-host: build
-	$(BIN)/autoglm-plan profile-host -o DeviceProfiles/host.json --measurements DeviceProfiles/measurements/host.json
-	$(BIN)/autoglm-plan --model Models/smollm2-135m.json --device DeviceProfiles/host.json --workload chat \
-	  -o Plans/smollm2-135m.host.json --quiet
+	id=$(HOST_ID) && \
+	$(BIN)/autoglm-plan profile-host --id $$id -o DeviceProfiles/$$id.json --measurements DeviceProfiles/measurements/$$id.json && \
+	$(BIN)/autoglm-plan --model Models/smollm2-135m.json --device DeviceProfiles/$$id.json --workload chat \
+	  -o Plans/smollm2-135m.$$id.json --quiet
 
 # Accuracy cost (perplexity ratio, KL) of each executed weight format per module (embedding lookup, decoder, tied
 # head) on SmolLM2, one module converted and the rest in F32; updates the manifest's sensitivity entries.
@@ -109,17 +117,16 @@ measure-attention: build models
 	  -o Models/smollm2-135m.attention-accuracy.json
 
 # Each attention setting at several sequence lengths: measured peak memory, tokens/s and KL beside the planner's
-# prediction on this host's profile, its time corrected by the calibration file below.
-ATTN_CALIBRATION := DeviceProfiles/measurements/host.attention-calibration.json
+# prediction on this host's profile, its time corrected by this host's calibration (above).
 bench-attention: build
-	$(BIN)/autoglm-run bench-attention --device DeviceProfiles/host.json --model Models/smollm2-135m.json \
+	$(BIN)/autoglm-run bench-attention --device $(HOST_PROFILE) --model Models/smollm2-135m.json \
 	  --accuracy Models/smollm2-135m.attention-accuracy.json --lengths 256,512,1024 --calibration $(ATTN_CALIBRATION)
 
 # Block-sparse (MoBA) against full attention at long sequences on one SmolLM2 layer: speed and memory beside the
 # planner's prediction (calls that take over a second are timed once per pass: dense prefill at 32K takes seconds;
 # decode calls repeat for half a second; three passes in shuffled orders, the median kept: about 2 minutes).
 bench-attention-long: build
-	$(BIN)/autoglm-run bench-attention --device DeviceProfiles/host.json --model Models/smollm2-135m.json \
+	$(BIN)/autoglm-run bench-attention --device $(HOST_PROFILE) --model Models/smollm2-135m.json \
 	  --accuracy Models/smollm2-135m.attention-accuracy.json --lengths 8192,16384,32768 \
 	  --settings full,block-sparse:128/4,block-sparse:1024/4 --repetitions 1 --min-time 0.5 --rounds 3 \
 	  --calibration $(ATTN_CALIBRATION)
@@ -127,13 +134,13 @@ bench-attention-long: build
 # The vision encoder's attention (GLM-4.1V ViT layer, no mask) at 1,024 / 4,096 / 12,432 patches (12,432: the
 # screenshot at the plan's pixel budget), tiled against materialised, one process per measurement.
 bench-attention-vit: build
-	$(BIN)/autoglm-run bench-attention --vit --device DeviceProfiles/host.json --vit-model Models/autoglm-phone-9b.json \
+	$(BIN)/autoglm-run bench-attention --vit --device $(HOST_PROFILE) --vit-model Models/autoglm-phone-9b.json \
 	  --patches 1024,4096,12432 --repetitions 3 --calibration $(ATTN_CALIBRATION)
 
 # Fits the attention cost model's per-call and per-row overheads and rate on this host, at lengths other than the
 # ones bench-attention reports; run on an idle machine.
 calibrate-attention: build
-	$(BIN)/autoglm-run calibrate-attention --device DeviceProfiles/host.json --model Models/smollm2-135m.json \
+	$(BIN)/autoglm-run calibrate-attention --device $(HOST_PROFILE) --model Models/smollm2-135m.json \
 	  --vit-model Models/autoglm-phone-9b.json -o $(ATTN_CALIBRATION)
 
 clean:

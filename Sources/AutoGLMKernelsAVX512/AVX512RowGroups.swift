@@ -1,10 +1,10 @@
-// Q4_0 weights in groups of 16 rows (the engine's `Q4_0RowGroup` layout): per group and block of 32 columns, the 16
-// rows' f16 scales (32 bytes), then 16 lines of 16 bytes, line p holding byte p of each row's Q4_0 block (row j in
-// byte j: low nibble column p, high nibble column p + 16). One 16-lane vector then carries one column of 16 rows,
-// so a matvec multiplies it with a broadcast activation (no horizontal sums), applies the 16 rows' scales with one
-// multiply-add per block, and needs no pass over the scales before the codes: 6 vector operations per 32 weights
-// of a row against 7 plus a share of the scale pass in the four-row loop over row-major blocks. Activations stay
-// Float32 throughout.
+// Q4_0 weights in groups of 16 rows (the engine's `NibbleRowGroup` layout for Q4_0): per group and block of 32 columns,
+// the 16 rows' f16 scales (32 bytes), then 16 lines of 16 bytes, line p holding byte p of each row's Q4_0 block (row j
+// in byte j: low nibble column p, high nibble column p + 16). One 16-lane vector then carries one column of 16 rows, so
+// a matvec multiplies it with a broadcast activation (no horizontal sums), applies the 16 rows' scales with one
+// multiply-add per block, and needs no pass over the scales before the codes: 6 vector operations per 32 weights of a
+// row against 7 plus a share of the scale pass in the four-row loop over row-major blocks. Activations stay Float32
+// throughout.
 
 #if arch(x86_64)
 import _Builtin_intrinsics.intel

@@ -10,6 +10,7 @@ struct AutoGLMRun: AsyncParsableCommand {
             ConvertCommand.self,
             BenchCommand.self,
             BenchKernelCommand.self,
+            KernelsCommand.self,
             ExecCommand.self,
             SignoffCommand.self,
             VerifyCommand.self,

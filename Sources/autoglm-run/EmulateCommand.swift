@@ -20,16 +20,16 @@ struct EmulateCommand: ParsableCommand {
             CPU mapping: the child gets a CFS quota of min(host cores, E) cores, where E = the device CPU's FP32 \
             peak / this host's FP32 peak per core (how many host cores the phone's CPU is worth; override with \
             --host-equivalent-cores), and is pinned to CPUs 0..min(device cores, host cores)-1. The host's per-core \
-            peak comes from DeviceProfiles/host.json when present and measured with this run's kernels on this \
-            CPU (its measured_with), else clock (from /proc/cpuinfo) x 32 FLOP/cycle (AVX2, two FMA pipes).
+            peak comes from the measured host profile (DeviceProfiles/host.json, host-*.json) measured with this \
+            run's kernels on this CPU (its measured_with), else clock (from /proc/cpuinfo) x 32 FLOP/cycle (AVX2, two FMA pipes).
 
             The engine runs as a child (`autoglm-run engine-run`), marking the phases load, vision-encode, prefill \
             and decode; memory is sampled every 20 ms.
 
             Latency projection: per stage, host efficiency e = work / (host time x host peak), with work in FLOPs \
             (vision-encode, prefill) against peak FLOP/s or in bytes (decode) against memory bandwidth; device time \
-            = work / (device peak x e). The host's peak and bandwidth come from DeviceProfiles/host.json on the \
-            same terms, else the nominal FP32 peak above and a bandwidth probe run after the child.
+            = work / (device peak x e). The host's peak and bandwidth come from that host profile, \
+            where one matches, else the nominal FP32 peak above and a bandwidth probe run after the child.
 
             Exit status: 0 when the run completed; 3 when it was OOM-killed (the report still has its peak and \
             phase); 4 when the engine failed otherwise; 2 for bad input (including an infeasible plan without \
@@ -150,9 +150,9 @@ struct EmulateCommand: ParsableCommand {
         var roofline: (host: Roofline, device: Roofline)?
         if completed {
             if let why = Self.hostProfileMismatch {
-                FileHandle.standardError.write(Data(("autoglm-run emulate: warning: \(why): the projection uses "
-                    + "this host's nominal peak and a bandwidth probe instead (make profile-host re-measures it)\n")
-                    .utf8))
+                FileHandle.standardError.write(Data(("autoglm-run emulate: warning: no measured host profile "
+                    + "describes this run (\(why)): the projection uses this host's nominal peak and a bandwidth "
+                    + "probe instead (make profile-host measures this machine)\n").utf8))
             }
             let host = hostRoofline(cores: childThreads)
             let device = deviceRoofline(prepared)
@@ -229,34 +229,31 @@ struct EmulateCommand: ParsableCommand {
         guard let devicePeak = cpu.peakOps(for: .f32) else {
             throw ValidationError("the device CPU has no FP32 peak; pass --host-equivalent-cores")
         }
-        let host = Self.hostProfileRoofline() ?? Self.nominalHost(cores: 1, bandwidth: 0)
-        let perCore = host.peakFLOPs / Double(host.source.contains("host.json")
-                                               ? max(ProcessInfo.processInfo.activeProcessorCount, 1) : 1)
+        let measured = Self.hostProfileRoofline()
+        let host = measured ?? Self.nominalHost(cores: 1, bandwidth: 0)
+        let perCore = host.peakFLOPs / Double(measured != nil ? max(ProcessInfo.processInfo.activeProcessorCount, 1) : 1)
         guard perCore > 0 else { throw ValidationError("cannot estimate this host's FP32 peak; pass --host-equivalent-cores") }
         return devicePeak / perCore
     }
 
-    static let hostProfilePath = "DeviceProfiles/host.json"
+    /// The measured host profile for this run: the first `DeviceProfiles/host*.json` measured with this run's
+    /// kernels on this CPU (`HostProfiles`), read once per process.
+    static let hostSelection = HostProfiles.select(directory: "DeviceProfiles", kernels: KernelISA.active.rawValue,
+                                                   cpu: (try? HostInfo.current())?.cpuModel)
 
-    /// DeviceProfiles/host.json, if that file exists and loads (read once per process).
-    static let hostProfile: DeviceProfile? = {
-        guard FileManager.default.fileExists(atPath: hostProfilePath) else { return nil }
-        return try? DeviceProfile.load(hostProfilePath)
-    }()
+    /// Why no measured host profile describes this run (each measured with other kernels or on another CPU, or
+    /// not loading); nil when one does or there is none.
+    static var hostProfileMismatch: String? { hostSelection.mismatch }
 
-    /// Why DeviceProfiles/host.json does not describe this run (measured with other kernels or on another CPU).
-    static let hostProfileMismatch: String? =
-        hostProfile?.mismatch(kernels: KernelISA.active.rawValue, cpu: (try? HostInfo.current())?.cpuModel)
-
-    /// Peak and bandwidth from DeviceProfiles/host.json (all host cores), if that file exists, loads and was
-    /// measured with this run's kernels on this CPU: another machine's figures would project another machine.
+    /// Peak and bandwidth from the matching host profile (all host cores): another machine's figures would project
+    /// another machine.
     static func hostProfileRoofline() -> Roofline? {
-        guard let p = hostProfile, hostProfileMismatch == nil,
+        guard let p = hostSelection.profile, let path = hostSelection.path,
               let cpu = p.computeUnits.first(where: { $0.kind == .cpu }), let peak = cpu.peakOps(for: .f32) else {
             return nil
         }
         return Roofline(peakFLOPs: peak, bandwidth: p.memory.bandwidthBytesPerSecond.value,
-                        source: "\(hostProfilePath) (\(p.id))")
+                        source: "\(path) (\(p.id))")
     }
 
     /// Nominal FP32 peak: cores × clock × 32 FLOP/cycle (two 8-lane FMA pipes).
@@ -272,7 +269,7 @@ struct EmulateCommand: ParsableCommand {
         let pool = ComputePool(threadCount: cores)
         let bandwidth = (try? MemoryBandwidthProbe.measure(bytes: 512 << 20, passes: 3, pool: pool))?.medianBytesPerSecond ?? 0
         var r = Self.nominalHost(cores: cores, bandwidth: bandwidth)
-        if let why = Self.hostProfileMismatch { r.source += " (\(Self.hostProfilePath) not used: \(why))" }
+        if let why = Self.hostProfileMismatch { r.source += " (no measured host profile used: \(why))" }
         return r
     }
 

@@ -115,6 +115,14 @@ struct RunCommand: ParsableCommand {
 struct RunSession {
     let options: RunCommand
 
+    /// Why the measured profile a plan was made for (`DeviceProfiles/<id>.json` with `measured_with`: a host
+    /// profile) does not describe this run; nil for a published device profile, a matching one or a missing file.
+    static func measuredProfileMismatch(deviceID: String, directory: String = "DeviceProfiles") -> String? {
+        let path = (directory as NSString).appendingPathComponent("\(deviceID).json")
+        guard FileManager.default.fileExists(atPath: path), let profile = try? DeviceProfile.load(path) else { return nil }
+        return profile.mismatch(kernels: KernelISA.active.rawValue, cpu: (try? HostInfo.current())?.cpuModel)
+    }
+
     func execute() throws -> (RunReport, String) {
         let o = options
         let beforeLoad = ProcessMemory.residentBytes
@@ -144,9 +152,10 @@ struct RunSession {
             report.plan.appBudgetBytes = plan.device.appBudgetBytes
             report.plan.constraints = plan.constraints
             report.predicted = plan.predicted
-            if plan.device.id == "host", let why = EmulateCommand.hostProfileMismatch {
+            if let why = Self.measuredProfileMismatch(deviceID: plan.device.id) {
                 FileHandle.standardError.write(Data(("warning: \(why): the plan's latency predictions describe that "
-                    + "machine, not this one (make profile-host and make plans re-measure and re-plan here)\n").utf8))
+                    + "machine, not this one (make profile-host and make plans measure and plan for this one)\n")
+                    .utf8))
             }
         }
 

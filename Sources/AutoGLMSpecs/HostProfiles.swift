@@ -1,0 +1,60 @@
+// The measured host profiles beside the published device profiles, and which of them describes a run.
+
+import Foundation
+
+/// Measured host profiles: `host*.json` files in the device profile folder, written by `autoglm-plan profile-host`
+/// and saying what they were measured with (`DeviceProfile.MeasurementContext`). One machine kind per file: the
+/// AVX-512 host is `host`, a machine whose engine runs another kernel family `host-<family>` (`defaultID`). Tools
+/// that lean on measured host figures (the emulator's projection, bench-attention) take the profile that matches
+/// their run, and say why none does.
+public enum HostProfiles {
+    /// The profile id (and file name) `profile-host` uses for a machine running `kernels`: `host` for the AVX-512
+    /// kernels, `host-<kernels>` for another family.
+    public static func defaultID(kernels: String) -> String { kernels == "avx512" ? "host" : "host-\(kernels)" }
+
+    /// The host profile chosen for a run, or why none was.
+    public struct Selection: Sendable {
+        /// The matching profile's path and contents; nil when no host profile matches.
+        public var path: String?
+        public var profile: DeviceProfile?
+        /// Per host profile not chosen: its path and why it does not describe the run (another kernel family or
+        /// CPU, or the file does not load).
+        public var rejected: [(path: String, reason: String)] = []
+
+        /// One sentence for a warning when nothing matched; nil when a profile matched or there is none at all.
+        public var mismatch: String? {
+            guard profile == nil, !rejected.isEmpty else { return nil }
+            return rejected.map { "\($0.path): \($0.reason)" }.joined(separator: "; ")
+        }
+    }
+
+    /// Host profile files in `directory` (`host.json`, `host-*.json`), `host.json` first, then by name.
+    public static func paths(in directory: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { ($0 == "host.json" || $0.hasPrefix("host-")) && $0.hasSuffix(".json") }
+            .sorted { ($0 == "host.json" ? "" : $0) < ($1 == "host.json" ? "" : $1) }
+            .map { (directory as NSString).appendingPathComponent($0) }
+    }
+
+    /// The first host profile in `directory` measured with `kernels` on `cpu` (a profile that does not say what it
+    /// was measured with matches any run, as `DeviceProfile.mismatch` has it), with the reasons the others were
+    /// passed over.
+    public static func select(directory: String, kernels: String, cpu: String?) -> Selection {
+        var selection = Selection()
+        for path in paths(in: directory) {
+            let profile: DeviceProfile
+            do { profile = try DeviceProfile.load(path) } catch {
+                selection.rejected.append((path, "does not load (\(error))"))
+                continue
+            }
+            if let why = profile.mismatch(kernels: kernels, cpu: cpu) {
+                selection.rejected.append((path, why))
+                continue
+            }
+            selection.path = path
+            selection.profile = profile
+            return selection
+        }
+        return selection
+    }
+}
