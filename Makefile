@@ -99,7 +99,8 @@ ATTN_CALIBRATION = DeviceProfiles/measurements/$(HOST_ID).attention-calibration.
 # representative figures).
 profile-host: build
 	id=$(HOST_ID) && \
-	$(BIN)/autoglm-plan profile-host --id $$id -o DeviceProfiles/$$id.json --measurements DeviceProfiles/measurements/$$id.json && \
+	$(BIN)/autoglm-plan profile-host --id $$id -o DeviceProfiles/$$id.json \
+	  --measurements DeviceProfiles/measurements/$$id.json && \
 	$(BIN)/autoglm-plan --model Models/smollm2-135m.json --device DeviceProfiles/$$id.json --workload chat \
 	  -o Plans/smollm2-135m.$$id.json --quiet
 

@@ -21,7 +21,8 @@ struct EmulateCommand: ParsableCommand {
             peak / this host's FP32 peak per core (how many host cores the phone's CPU is worth; override with \
             --host-equivalent-cores), and is pinned to CPUs 0..min(device cores, host cores)-1. The host's per-core \
             peak comes from the measured host profile (DeviceProfiles/host.json, host-*.json) measured with this \
-            run's kernels on this CPU (its measured_with), else clock (from /proc/cpuinfo) x 32 FLOP/cycle (AVX2, two FMA pipes).
+            run's kernels on this CPU (its measured_with), else clock (from /proc/cpuinfo) x 32 FLOP/cycle (AVX2, \
+            two FMA pipes).
 
             The engine runs as a child (`autoglm-run engine-run`), marking the phases load, vision-encode, prefill \
             and decode; memory is sampled every 20 ms.
@@ -231,7 +232,8 @@ struct EmulateCommand: ParsableCommand {
         }
         let measured = Self.hostProfileRoofline()
         let host = measured ?? Self.nominalHost(cores: 1, bandwidth: 0)
-        let perCore = host.peakFLOPs / Double(measured != nil ? max(ProcessInfo.processInfo.activeProcessorCount, 1) : 1)
+        let cores = measured != nil ? max(ProcessInfo.processInfo.activeProcessorCount, 1) : 1
+        let perCore = host.peakFLOPs / Double(cores)
         guard perCore > 0 else { throw ValidationError("cannot estimate this host's FP32 peak; pass --host-equivalent-cores") }
         return devicePeak / perCore
     }

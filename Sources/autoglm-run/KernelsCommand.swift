@@ -14,8 +14,10 @@ struct KernelsCommand: ParsableCommand {
     @Option(help: "Folder of device profiles to look for host profiles in.")
     var profiles: String = "DeviceProfiles"
 
-    @Flag(name: .customLong("host-id"),
-          help: "Print only the host profile id for this machine: the matching profile's, else the one profile-host would write (host for AVX-512 kernels, host-<family> otherwise).")
+    @Flag(name: .customLong("host-id"), help: """
+        Print only the host profile id for this machine: the matching profile's, else the one profile-host would \
+        write (host for AVX-512 kernels, host-<family> otherwise).
+        """)
     var hostID = false
 
     @Flag(help: "Print JSON.")
@@ -66,7 +68,8 @@ struct KernelsCommand: ParsableCommand {
         if let path = selection.path {
             lines.append(("host profile", "\(path) (id \(report.hostID))"))
         } else {
-            lines.append(("host profile", "none measured here; make profile-host writes \(profiles)/\(report.hostID).json"))
+            lines.append(("host profile",
+                          "none measured here; make profile-host writes \(profiles)/\(report.hostID).json"))
         }
         for (path, reason) in selection.rejected { lines.append(("not used", "\(path): \(reason)")) }
         let width = lines.map(\.0.count).max() ?? 0

@@ -119,7 +119,9 @@ struct RunSession {
     /// profile) does not describe this run; nil for a published device profile, a matching one or a missing file.
     static func measuredProfileMismatch(deviceID: String, directory: String = "DeviceProfiles") -> String? {
         let path = (directory as NSString).appendingPathComponent("\(deviceID).json")
-        guard FileManager.default.fileExists(atPath: path), let profile = try? DeviceProfile.load(path) else { return nil }
+        guard FileManager.default.fileExists(atPath: path), let profile = try? DeviceProfile.load(path) else {
+            return nil
+        }
         return profile.mismatch(kernels: KernelISA.active.rawValue, cpu: (try? HostInfo.current())?.cpuModel)
     }
 

@@ -42,7 +42,7 @@ private func shapes(_ format: PackedFormat) -> [(rows: Int, columns: Int)] {
 
 @Suite("Nibble formats grouped by 16 rows")
 struct QuantRowGroupTests {
-    @Test("a group block is 16 blocks of the format: 16 f16 scales, 16 f16 minimums, one line of 16 bytes per code byte")
+    @Test("a group block is 16 blocks of the format: f16 scales, f16 minimums, one line of 16 bytes per code byte")
     func blockSize() throws {
         let q4_0 = NibbleRowGroup.q4_0
         #expect(NibbleRowGroup.rows == 16)

@@ -111,7 +111,8 @@ enum RowGroups8 {
     }
 
     @inline(never) static func minimumGroup128(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>,
-                                               _ xsum: UnsafePointer<Float>, _ n: Int, shift: SIMD8<Int32>) -> (F8, F8) {
+                                               _ xsum: UnsafePointer<Float>, _ n: Int,
+                                               shift: SIMD8<Int32>) -> (F8, F8) {
         minimumGroup(w, x, xsum, n, group: 128, shift: shift)
     }
 
