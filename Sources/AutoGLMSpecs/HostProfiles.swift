@@ -12,6 +12,12 @@ public enum HostProfiles {
     /// kernels, `host-<kernels>` for another family.
     public static func defaultID(kernels: String) -> String { kernels == "avx512" ? "host" : "host-\(kernels)" }
 
+    /// The host profile id for a run of `kernels` on `cpu`: the matching profile's in `directory`, else the one
+    /// `profile-host` would write (`defaultID`).
+    public static func hostID(directory: String, kernels: String, cpu: String?) -> String {
+        select(directory: directory, kernels: kernels, cpu: cpu).profile?.id ?? defaultID(kernels: kernels)
+    }
+
     /// The host profile chosen for a run, or why none was.
     public struct Selection: Sendable {
         /// The matching profile's path and contents; nil when no host profile matches.

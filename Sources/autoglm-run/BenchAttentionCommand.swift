@@ -24,8 +24,11 @@ struct BenchAttentionCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "Device profile the planner predicts for (normally this host's measured profile).")
-    var device: String = "DeviceProfiles/host.json"
+    @Option(help: """
+        Device profile the planner predicts for (default: this machine's measured host profile, \
+        DeviceProfiles/<host id>.json; see autoglm-run kernels).
+        """)
+    var device: String?
 
     @Option(help: "Model manifest: decoder layer shape and accuracy table.")
     var model: String = "Models/smollm2-135m.json"
@@ -49,8 +52,11 @@ struct BenchAttentionCommand: ParsableCommand {
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
 
-    @Option(help: "Time calibration from calibrate-attention (missing file: the plain roofline).")
-    var calibration: String = "DeviceProfiles/measurements/host.attention-calibration.json"
+    @Option(help: """
+        Time calibration from calibrate-attention (default: \
+        DeviceProfiles/measurements/<host id>.attention-calibration.json; missing file: the plain roofline).
+        """)
+    var calibration: String?
 
     @Option(name: .customLong("calibrate-at"),
             help: "Instead of --calibration, correct the roofline rate per (KV format, kernel, mode) from the full-attention settings measured at this length (0: off).")
@@ -131,7 +137,7 @@ struct BenchAttentionCommand: ParsableCommand {
         let lengthList = try Self.positiveList(vit ? patches : lengths, option: vit ? "--patches" : "--lengths")
         let decoderSettings = try decoderSettings()
         do {
-            let profile = try DeviceProfile.load(device)
+            let profile = try DeviceProfile.load(device ?? HostFiles.profile)
             let n = threads ?? ComputePool.availableCores
             let loadBefore = HostInfo.loadAverage()
             let table: BenchTable
@@ -183,6 +189,7 @@ struct BenchAttentionCommand: ParsableCommand {
     /// The time calibration: from --calibrate-at (filled in by the caller), else the file, else none.
     private func loadCalibration() throws -> AttentionCalibration? {
         guard calibrateAt == 0 else { return nil }
+        let calibration = self.calibration ?? HostFiles.attentionCalibration
         guard FileManager.default.fileExists(atPath: calibration) else {
             FileHandle.standardError.write(Data(("bench-attention: no time calibration (\(calibration) missing; run "
                 + "autoglm-run calibrate-attention -o \(calibration)); predicting the plain roofline\n").utf8))

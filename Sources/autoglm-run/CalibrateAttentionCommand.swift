@@ -26,8 +26,11 @@ struct CalibrateAttentionCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "Device profile whose roofline is corrected (normally this host's measured profile).")
-    var device: String = "DeviceProfiles/host.json"
+    @Option(help: """
+        Device profile whose roofline is corrected (default: this machine's measured host profile, \
+        DeviceProfiles/<host id>.json; see autoglm-run kernels).
+        """)
+    var device: String?
 
     @Option(help: "Model manifest whose decoder layer is measured.")
     var model: String = "Models/smollm2-135m.json"
@@ -70,8 +73,13 @@ struct CalibrateAttentionCommand: ParsableCommand {
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
 
-    @Option(name: .shortAndLong, help: "Where to write the calibration.")
-    var output: String = "DeviceProfiles/measurements/host.attention-calibration.json"
+    @Option(name: .shortAndLong, help: """
+        Where to write the calibration (default: DeviceProfiles/measurements/<host id>.attention-calibration.json).
+        """)
+    var output: String?
+
+    /// --output, or this machine's calibration file.
+    private var outputPath: String { output ?? HostFiles.attentionCalibration }
 
     /// Shares of the last-level cache tried as the cache a repeated call's K/V stays in.
     static let cacheFractions: [Double] = [0.125, 0.25, 0.375, 0.5, 0.75, 1]
@@ -169,7 +177,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
         }
         let patchList = vitModel.isEmpty ? [] : try BenchAttentionCommand.positiveList(patches, option: "--patches")
         do {
-            let profile = try DeviceProfile.load(device)
+            let profile = try DeviceProfile.load(device ?? HostFiles.profile)
             let manifest = try ModelManifest.load(model)
             guard let decoder = manifest.textDecoder else { throw ValidationError("\(model) has no text decoder") }
             let n = threads ?? ComputePool.availableCores
@@ -294,9 +302,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
             }
             if blockSparseOnly {
                 // Keep the fits in the file; measure and fit block-sparse decode's constants against them.
-                var existing = try SpecLoader.load(AttentionCalibration.self, from: output)
+                var existing = try SpecLoader.load(AttentionCalibration.self, from: outputPath)
                 guard existing.fits[.init(kv: .f32, kernel: .tiled, mode: .decode)] != nil else {
-                    throw ValidationError("\(output): no f32 tiled decode fit to fit block-sparse decode against "
+                    throw ValidationError("\(outputPath): no f32 tiled decode fit to fit block-sparse decode against "
                                           + "(run calibrate-attention without --block-sparse-only first)")
                 }
                 let previous = existing.sparseDecode
@@ -306,21 +314,21 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     throw ValidationError("--block-sparse-only: no block-sparse decode point to fit: --lengths and "
                                           + "--decode-lengths need a length above \(shortest) tokens (and at most "
                                           + "\(Self.sparseDecodeMaxLength)), where the selection leaves blocks out; "
-                                          + "\(output) is left as it was"
+                                          + "\(outputPath) is left as it was"
                                           + (previous == nil ? "" : " (its block-sparse decode constants kept)"))
                 }
                 let load = Self.loadText(loadBefore, HostInfo.loadAverage())
                 existing.source = Self.replacingPart(existing.source, marker: Self.sparseMarker, with: text
                     + " (measured separately on \(UTCTimestamp.string(started)), "
                     + "1-minute load average \(load[0]) before and \(load[1]) after)")
-                try Self.write(existing, to: output)
+                try Self.write(existing, to: outputPath)
                 return
             }
             if decodeRefitOnly {
                 // Keep the prefill and encode fits (prefill's borrowed beyond-cache factor with them: its work items
                 // still sweep one KV head's rows at a stride) and the cache shares; measure and fit every decode key,
                 // then block-sparse decode's constants against them.
-                var existing = try SpecLoader.load(AttentionCalibration.self, from: output)
+                var existing = try SpecLoader.load(AttentionCalibration.self, from: outputPath)
                 let jobs = Self.decoderSettings.map { ($0, AttentionCostModel.Mode.decode) }
                 let measured = try measure(jobs, shape, { _, _ in lengthList + decodeOnly }, rounds: rounds)
                 let refitted = try fitAll(jobs, shape, measured, cacheBytes: existing.cacheBytes,
@@ -341,13 +349,13 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     + "\((lengthList + decodeOnly).map(String.init).joined(separator: ", ")) tokens; "
                     + "median of \(rounds) passes; prefill and encode fits and the cache shares kept; 1-minute load "
                     + "average \(load[0]) before and \(load[1]) after)" + sparseText)
-                try Self.write(existing, to: output)
+                try Self.write(existing, to: outputPath)
                 return
             }
             if materialisedOnly {
                 // Keep the other fits, the cache shares they were chosen with and the block-sparse constants;
                 // measure and fit the materialised kernel's keys against those shares.
-                var existing = try SpecLoader.load(AttentionCalibration.self, from: output)
+                var existing = try SpecLoader.load(AttentionCalibration.self, from: outputPath)
                 let jobs = Self.decoderSettings.filter { $0.kernel == .materialised }.flatMap { s in
                     [AttentionCostModel.Mode.prefill, .decode].map { (s, $0) }
                 }
@@ -378,7 +386,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                         : ", decode also at \(decodeOnly.map(String.init).joined(separator: ", "))")
                     + "\(vitText); median of \(rounds) passes; the other fits and the cache "
                     + "shares kept; 1-minute load average \(load[0]) before and \(load[1]) after)")
-                try Self.write(existing, to: output)
+                try Self.write(existing, to: outputPath)
                 return
             }
             let decoderJobs = Self.decoderSettings.flatMap { s in
@@ -454,7 +462,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 + (prefillOnly.isEmpty ? "" : ", F32 tiled prefill also at "
                     + "\(prefillOnly.map(String.init).joined(separator: ", ")) (one call each)")
                 + vitText + sparseText
-            try Self.write(calibration, to: output)
+            try Self.write(calibration, to: outputPath)
         } catch let error as ValidationError {
             FileHandle.standardError.write(Data("calibrate-attention: \(error)\n".utf8))
             throw ExitCode.failure

@@ -76,3 +76,12 @@ struct KernelsCommand: ParsableCommand {
         for (key, value) in lines { print(key.padding(toLength: width + 2, withPad: " ", startingAt: 0) + value) }
     }
 }
+
+/// This machine's measured files in the checkout, named by its host profile id (`autoglm-run kernels --host-id`):
+/// the defaults of bench-attention and calibrate-attention.
+enum HostFiles {
+    static let id = HostProfiles.hostID(directory: "DeviceProfiles", kernels: KernelISA.active.rawValue,
+                                        cpu: (try? HostInfo.current())?.cpuModel)
+    static var profile: String { "DeviceProfiles/\(id).json" }
+    static var attentionCalibration: String { "DeviceProfiles/measurements/\(id).attention-calibration.json" }
+}

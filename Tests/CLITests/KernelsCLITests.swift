@@ -43,6 +43,18 @@ struct KernelsCLITests {
         #expect(table.status == 0 && table.stdout.contains("kernels") && table.stdout.contains("host profile"))
     }
 
+    @Test("bench-attention's defaults are this machine's host profile and calibration: no mismatch warning")
+    func benchAttentionDefaults() throws {
+        let id = try Self.run(["--host-id"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try #require(!id.isEmpty)
+        let r = try CLITool.run("autoglm-run", ["bench-attention", "--lengths", "64", "--settings", "full",
+                                                "--repetitions", "1", "--min-time", "0", "--rounds", "1"],
+                                currentDirectory: CLITool.packageRoot)
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.stdout.contains("predictions: planner on \(id)"), "stdout: \(r.stdout)")
+        #expect(!r.stderr.contains("warning"), "stderr: \(r.stderr)")
+    }
+
     @Test("--host-id with --json is refused")
     func conflictingFlags() throws {
         let r = try Self.run(["--host-id", "--json"])
