@@ -15,17 +15,22 @@ public enum HostProfiles {
     /// The host profile id for a run of `kernels` on `cpu`: the matching profile's in `directory`, else the one
     /// `profile-host` would write (`defaultID`).
     public static func hostID(directory: String, kernels: String, cpu: String?) -> String {
-        select(directory: directory, kernels: kernels, cpu: cpu).profile?.id ?? defaultID(kernels: kernels)
+        select(directory: directory, kernels: kernels, cpu: cpu).hostID
     }
 
     /// The host profile chosen for a run, or why none was.
     public struct Selection: Sendable {
+        /// The kernel family the run uses.
+        public var kernels: String
         /// The matching profile's path and contents; nil when no host profile matches.
         public var path: String?
         public var profile: DeviceProfile?
         /// Per host profile not chosen: its path and why it does not describe the run (another kernel family or
         /// CPU, or the file does not load).
         public var rejected: [(path: String, reason: String)] = []
+
+        /// The host profile id for the run: the matching profile's, else the one `profile-host` would write.
+        public var hostID: String { profile?.id ?? HostProfiles.defaultID(kernels: kernels) }
 
         /// One sentence for a warning when nothing matched; nil when a profile matched or there is none at all.
         public var mismatch: String? {
@@ -46,7 +51,7 @@ public enum HostProfiles {
     /// was measured with matches any run, as `DeviceProfile.mismatch` has it), with the reasons the others were
     /// passed over.
     public static func select(directory: String, kernels: String, cpu: String?) -> Selection {
-        var selection = Selection()
+        var selection = Selection(kernels: kernels)
         for path in paths(in: directory) {
             let profile: DeviceProfile
             do { profile = try DeviceProfile.load(path) } catch {

@@ -47,7 +47,7 @@ struct KernelsCommand: ParsableCommand {
         let selection = HostProfiles.select(directory: profiles, kernels: kernels, cpu: cpu)
         let report = Report(kernels: kernels, cpu: cpu, missingForAVX512: CPUFeatures.host.missingForAVX512,
                             hostProfile: selection.path,
-                            hostID: selection.profile?.id ?? HostProfiles.defaultID(kernels: kernels),
+                            hostID: selection.hostID,
                             notMatching: Dictionary(selection.rejected.map { ($0.path, $0.reason) },
                                                     uniquingKeysWith: { a, _ in a }))
         if hostID { print(report.hostID); return }

@@ -48,6 +48,9 @@ struct HostProfilesTests {
         #expect(why.contains(dir + "/host-simd8.json: profile 'host-simd8' was measured with CPU 'AMD EPYC', "
                              + "this host 'Other CPU'"))
         #expect(why.contains(dir + "/host.json: ") && why.contains(dir + "/host-broken.json: does not load"))
+        #expect(avx512.hostID == "host" && simd8.hostID == "host-simd8")
+        #expect(HostProfiles.select(directory: dir, kernels: "neon", cpu: nil).hostID == "host-neon",
+                "no match: the id profile-host would write")
         // No host profile at all: nothing to warn about.
         #expect(HostProfiles.select(directory: dir + "/missing", kernels: "simd8", cpu: nil).mismatch == nil)
     }

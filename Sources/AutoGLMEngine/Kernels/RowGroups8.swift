@@ -85,6 +85,8 @@ enum RowGroups8 {
     @inline(__always) static func minimumGroup(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>,
                                                _ xsum: UnsafePointer<Float>, _ n: Int, group: Int,
                                                shift: SIMD8<Int32>) -> (F8, F8) {
+        // `NibbleRowGroup` of a format with a minimum, as constants the loops unroll on: 16 scales (32 bytes),
+        // 16 minimums (32 bytes), then group / 2 lines of 16 bytes.
         let lines = group / 2
         let blockBytes = NibbleRowGroup.rows * (4 + lines), linesOffset = 4 * NibbleRowGroup.rows
         var accA = F8(), accB = F8()
