@@ -627,6 +627,7 @@ enum SIMDKernels {
                 return
             }
         }
+        let group = w.format.activationSumGroup ?? 32, blockBytes = w.format.blockBytes
         withUnsafeTemporaryAllocation(byteCount: rb, alignment: 64) { row in
             let p = row.baseAddress!
             for r in range {
@@ -638,9 +639,8 @@ enum SIMDKernels {
                     continue
                 }
                 #endif
-                let group = w.format.activationSumGroup ?? 32
                 y[r] = w.format == .q4_0 ? RowDot.q4_0(UnsafeRawPointer(p), x, xsum, n)
-                    : RowDot.q4Min(UnsafeRawPointer(p), x, xsum, n, group: group, blockBytes: w.format.blockBytes)
+                    : RowDot.q4Min(UnsafeRawPointer(p), x, xsum, n, group: group, blockBytes: blockBytes)
             }
         }
     }
