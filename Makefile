@@ -95,8 +95,9 @@ HOST_ID          = $$($(BIN)/autoglm-run kernels --host-id)
 HOST_PROFILE     = DeviceProfiles/$(HOST_ID).json
 ATTN_CALIBRATION = DeviceProfiles/measurements/$(HOST_ID).attention-calibration.json
 
-# This machine's measured device profile and the SmolLM2 plan for it (minutes; run on an otherwise idle machine for
-# representative figures).
+# This machine's measured device profile and the SmolLM2 plan for it, its attention priced with the calibration
+# beside the profile where there is one (minutes; run on an otherwise idle machine for representative figures;
+# then make calibrate-attention, which re-measures the attention times and re-plans).
 profile-host: build
 	id=$(HOST_ID) && \
 	$(BIN)/autoglm-plan profile-host --id $$id -o DeviceProfiles/$$id.json \
@@ -139,10 +140,14 @@ bench-attention-vit: build
 	  --patches 1024,4096,12432 --repetitions 3 --calibration $(ATTN_CALIBRATION)
 
 # Fits the attention cost model's per-call and per-row overheads and rate on this host, at lengths other than the
-# ones bench-attention reports; run on an idle machine.
+# ones bench-attention reports, then re-plans SmolLM2 for this host with it (the planner prices a host plan's
+# attention with its host's calibration); run on an idle machine.
 calibrate-attention: build
-	$(BIN)/autoglm-run calibrate-attention --device $(HOST_PROFILE) --model Models/smollm2-135m.json \
-	  --vit-model Models/autoglm-phone-9b.json -o $(ATTN_CALIBRATION)
+	id=$(HOST_ID) && \
+	$(BIN)/autoglm-run calibrate-attention --device DeviceProfiles/$$id.json --model Models/smollm2-135m.json \
+	  --vit-model Models/autoglm-phone-9b.json -o DeviceProfiles/measurements/$$id.attention-calibration.json && \
+	$(BIN)/autoglm-plan --model Models/smollm2-135m.json --device DeviceProfiles/$$id.json --workload chat \
+	  -o Plans/smollm2-135m.$$id.json --quiet
 
 clean:
 	rm -rf .build

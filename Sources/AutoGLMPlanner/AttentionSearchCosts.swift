@@ -43,12 +43,32 @@ extension AttentionCostModel {
     }
 
     /// The cost model for a request: its device (attention on `LatencyModel.attentionUnit`), its accuracy table and
-    /// that unit's worker count, with the work spread evenly over them (the device's runtime partitions its own way).
+    /// that unit's worker count. With a calibration that applies to the decoder (`AttentionCalibrationFile.applies`)
+    /// the times are the engine's on the measured host: the calibration's corrections, the engine's work partition
+    /// (a call lasts as long as its busiest worker), its tile width, and decode reading each layer's K/V from memory
+    /// as it does inside a model. Without one, the roofline with the work spread evenly over the workers (a device's
+    /// runtime partitions its own way).
     public init(request: PlanRequest, accuracy: AccuracyModel) {
         let heads = request.model.textDecoder?.heads ?? 1
         let unit = LatencyModel(device: request.device).attentionUnit
-        self.init(device: request.device, accuracy: accuracy, threads: Self.workers(on: unit, heads: heads),
-                  busiestWorker: false)
+        let threads = Self.workers(on: unit, heads: heads)
+        if let file = request.attentionCalibration, let d = request.model.textDecoder,
+           file.applies(to: AttentionLayerShape(d)) {
+            self.init(device: request.device, accuracy: accuracy, threads: threads, calibration: file.calibration,
+                      tileLanes: file.calibration.tileLanes, busiestWorker: true)
+            decodeKVFromMemory = true
+        } else {
+            self.init(device: request.device, accuracy: accuracy, threads: threads, busiestWorker: false)
+        }
+    }
+
+    /// Whether a KV format and decoder kernel are priced alike with the others: always without a calibration
+    /// (all on the roofline); with one, when it has fits for both their prefill and their decode, since a setting it
+    /// never measured would be priced on the uncorrected roofline beside corrected ones (the search does not offer
+    /// it).
+    public func calibrates(kv: KVCacheFormat, kernel: AttentionKernel) -> Bool {
+        guard let calibration else { return true }
+        return [Mode.prefill, .decode].allSatisfy { calibration.fits[.init(kv: kv, kernel: kernel, mode: $0)] != nil }
     }
 
     /// Decoder attention costs of a setting for a sequence of `contextTokens` prefilled and `totalTokens` at the end
@@ -72,4 +92,55 @@ extension AttentionCostModel {
                                      decodeSeconds: decode.seconds * Double(d.layers) / latency.sustained,
                                      loss: prefill.loss)
     }
+}
+
+/// A measured attention time calibration (`autoglm-run calibrate-attention`) handed to the planner, and its file.
+public struct AttentionCalibrationFile: Sendable {
+    /// The file as named to the planner (recorded in the plan, `Plan.Attention.timeCalibration`).
+    public var path: String
+    public var calibration: AttentionCalibration
+
+    public init(path: String, calibration: AttentionCalibration) {
+        self.path = path; self.calibration = calibration
+    }
+
+    /// Loads a calibration file (a clear error naming the file when it does not load).
+    public static func load(_ path: String) throws -> AttentionCalibrationFile {
+        AttentionCalibrationFile(path: path, calibration: try SpecLoader.load(AttentionCalibration.self, from: path))
+    }
+
+    /// The decoder layer shapes its decoder fits (prefill and decode) were measured on.
+    public var decoderShapes: [AttentionLayerShape] {
+        var shapes: [AttentionLayerShape] = []
+        for (key, fit) in calibration.fits where key.mode != .encode {
+            let shape = AttentionLayerShape(heads: fit.heads, kvHeads: fit.kvHeads, headDim: fit.headDim)
+            if !shapes.contains(shape) { shapes.append(shape) }
+        }
+        return shapes.sorted { ($0.heads, $0.kvHeads, $0.headDim) < ($1.heads, $1.kvHeads, $1.headDim) }
+    }
+
+    /// Whether its decoder fits were measured on a layer of this shape: their fixed and per-row costs and rates
+    /// belong to the shape they were fitted on, so another decoder is priced on the plain roofline.
+    public func applies(to shape: AttentionLayerShape) -> Bool { decoderShapes.contains(shape) }
+
+    /// Why the calibration does not describe a device profile: measured with another kernel family or on another
+    /// CPU than the profile (nil when they match, or when either side does not say).
+    public func mismatch(device: DeviceProfile) -> String? {
+        guard let context = device.measuredWith else { return nil }
+        var differences: [String] = []
+        if let kernels = calibration.kernels, kernels != context.kernels {
+            differences.append("\(kernels) kernels, the profile \(context.kernels)")
+        }
+        if let cpu = calibration.cpu, let other = context.cpu, cpu != other {
+            differences.append("CPU '\(cpu)', the profile '\(other)'")
+        }
+        guard !differences.isEmpty else { return nil }
+        return "\(path) was measured with " + differences.joined(separator: "; ") + " (profile '\(device.id)')"
+    }
+}
+
+extension AttentionCalibration {
+    /// Lanes per vector of the engine's attention tile with the kernel family it was measured with (16 for
+    /// AVX-512, else 8).
+    public var tileLanes: Int { kernels == "avx512" ? 16 : 8 }
 }

@@ -262,6 +262,7 @@ public enum Planner {
         attention.blockSparse = global.blockSparse
         attention.imageTokens = scenario.imageTokens
         attention.maxPixels = scenario.maxPixels
+        attention.timeCalibration = appliedCalibration(space)
         let attentionReasons = attentionReasons(space, c)
         attention.reason = attentionReasons.joined(separator: "; ")
         plan.attention = attention
@@ -380,6 +381,11 @@ public enum Planner {
         }
     }
 
+    /// The attention time calibration the search priced attention with (nil: none given, or not for this decoder).
+    static func appliedCalibration(_ space: SearchSpace) -> String? {
+        space.attentionCosts.calibration == nil ? nil : space.request.attentionCalibration?.path
+    }
+
     static func attentionReasons(_ space: SearchSpace, _ c: Candidate) -> [String] {
         let r = space.request
         let scenario = space.scenarios[c.scenario]
@@ -430,8 +436,20 @@ public enum Planner {
                 text += " — \(other.rawValue): scratch \(Units.bytes(alt.prefill.scratchBytes)) per layer, prefill " +
                     "attention \(Units.seconds(alt.prefillSeconds))"
             }
-            out.append(text + " (attention cost model, \(space.attentionCosts.threads) workers on " +
-                       "\(space.latency.attentionUnit?.id ?? "no unit"))")
+            var how = "attention cost model, \(space.attentionCosts.threads) workers on " +
+                "\(space.latency.attentionUnit?.id ?? "no unit")"
+            if let path = appliedCalibration(space) {
+                how += "; times corrected by \(path), measured with the engine's kernels on this host: its work " +
+                    "partition (a call lasts as long as its busiest worker) and decode K/V read from memory"
+                let unmeasured = KVCacheFormat.allCases.flatMap { kv in
+                    [AttentionKernel.tiled, .materialised].filter { !space.attentionCosts.calibrates(kv: kv, kernel: $0) }
+                        .map { "\(kv.rawValue) \($0.rawValue)" }
+                }
+                if !unmeasured.isEmpty {
+                    how += "; not offered, as the calibration did not measure them: " + unmeasured.joined(separator: ", ")
+                }
+            }
+            out.append(text + " (\(how))")
         }
         // Attention pattern: full, sliding window or block-sparse.
         let full = sibling(globals, of: global, window: nil, globalTokens: 0, blockSparse: nil)

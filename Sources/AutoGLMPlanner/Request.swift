@@ -71,6 +71,9 @@ public struct PlanRequest: Sendable {
     public var memoryQuantumBytes: Int
     /// Offer only the weight formats this project's engine executes (for plans that will be run under emulation).
     public var engineFormatsOnly: Bool = false
+    /// The device's measured attention times (a host's `calibrate-attention` file): when its fits are for this
+    /// model's decoder layer, attention is priced as the engine runs it on that host (`AttentionCostModel`).
+    public var attentionCalibration: AttentionCalibrationFile?
 
     public init(model: ModelManifest, device: DeviceProfile, workload: Workload, maxAccuracyLoss: Double? = nil,
                 maxTTFTSeconds: Double? = nil, minDecodeTokensPerSecond: Double? = nil, memoryBudgetBytes: Int? = nil,

@@ -270,7 +270,8 @@ public struct SearchSpace: Sendable {
                 for pattern in patterns {
                     if let window = pattern.window, window + pattern.global >= scenario.totalTokens { continue }
                     if let b = pattern.blockSparse, b.chunk * b.topK >= scenario.totalTokens { continue }
-                    for decoderKernel in [AttentionKernel.tiled, .materialised] {
+                    for decoderKernel in [AttentionKernel.tiled, .materialised]
+                    where costs.calibrates(kv: kv, kernel: decoderKernel) {
                         let setting = AttentionSettingSpec(
                             name: Self.settingName(kv: kv, window: pattern.window, globalTokens: pattern.global,
                                                    blockSparse: pattern.blockSparse, kernel: decoderKernel),

@@ -12,6 +12,12 @@ public enum HostProfiles {
     /// kernels, `host-<kernels>` for another family.
     public static func defaultID(kernels: String) -> String { kernels == "avx512" ? "host" : "host-\(kernels)" }
 
+    /// Where the attention time calibration of the host profile `id` in `directory` lives (written by
+    /// `autoglm-run calibrate-attention`): `measurements/<id>.attention-calibration.json` in that folder.
+    public static func attentionCalibrationPath(directory: String, id: String) -> String {
+        (directory as NSString).appendingPathComponent("measurements/\(id).attention-calibration.json")
+    }
+
     /// The host profile id for a run of `kernels` on `cpu`: the matching profile's in `directory`, else the one
     /// `profile-host` would write (`defaultID`).
     public static func hostID(directory: String, kernels: String, cpu: String?) -> String {

@@ -173,12 +173,15 @@ public struct Plan: Codable, Sendable, Equatable {
         /// Pixel budget for the image (the image-token knob); nil = the model's default.
         public var maxPixels: Int?
         public var blockSparse: BlockSparse?
+        /// The attention time calibration the decoder's attention was priced with (a host's calibrate-attention
+        /// file, as named to the planner); nil: the device profile's roofline.
+        public var timeCalibration: String?
         public var reason: String = ""
 
         enum CodingKeys: String, CodingKey {
             case kvCacheFormat = "kv_cache_format", kernel, visionKernel = "vision_kernel", window
             case globalTokens = "global_tokens", imageTokens = "image_tokens", maxPixels = "max_pixels"
-            case blockSparse = "block_sparse", reason
+            case blockSparse = "block_sparse", timeCalibration = "time_calibration", reason
         }
         public init() {}
     }

@@ -60,12 +60,56 @@ struct InputOptions: ParsableArguments {
     @Option(help: "Workloads file.")
     var workloads: String = "Models/workloads.json"
 
+    @Option(name: .customLong("attention-calibration"), help: ArgumentHelp(
+        "Attention time calibration (autoglm-run calibrate-attention) to price attention with, or 'none'.",
+        discussion: "Default: for a measured host profile, measurements/<id>.attention-calibration.json beside it "
+            + "when that file exists. It applies when its decoder fits were measured on the model's decoder layer "
+            + "shape; the plan records the file in attention.time_calibration."))
+    var attentionCalibration: String?
+
     func load() throws -> (DeviceProfile, ModelManifest, Workload) {
         let device = try DeviceProfile.load(self.device)
         let model = try ManifestDerivation.load(self.model)
         let catalog = try WorkloadCatalog.load(workloads)
         let workload = try catalog.workload(named: self.workload, file: workloads)
         return (device, model, workload)
+    }
+
+    /// The attention time calibration for a plan on `device` (see `--attention-calibration`): a named file must load,
+    /// describe the profile's machine and fit the model's decoder; a host profile's own file is taken when it does,
+    /// and passed over with a warning when it does not.
+    func calibration(device: DeviceProfile, model: ModelManifest, quiet: Bool) throws -> AttentionCalibrationFile? {
+        let named = attentionCalibration
+        if named == "none" { return nil }
+        let path: String
+        if let named {
+            path = named
+        } else {
+            guard device.kind == .host else { return nil }
+            let directory = (self.device as NSString).deletingLastPathComponent
+            path = HostProfiles.attentionCalibrationPath(directory: directory.isEmpty ? "." : directory, id: device.id)
+            guard FileManager.default.fileExists(atPath: path) else { return nil }
+        }
+        let file = try AttentionCalibrationFile.load(path)
+        var problem = file.mismatch(device: device).map { $0 + ": its times do not describe this profile's machine" }
+        if problem == nil, let d = model.textDecoder {
+            let shape = AttentionLayerShape(d)
+            if !file.applies(to: shape) {
+                let fitted = file.decoderShapes.map { "\($0.heads)/\($0.kvHeads)/\($0.headDim)" }
+                problem = "\(path): its decoder fits are for layers of \(fitted.joined(separator: ", ")) heads / KV "
+                    + "heads / head dim, \(model.id)'s decoder is \(shape.heads)/\(shape.kvHeads)/\(shape.headDim)"
+            }
+        }
+        guard let problem else { return file }
+        if named != nil {
+            throw SpecError.invalidField(file: path, field: "fits", expected: "a calibration of this device and "
+                + "model (or --attention-calibration none)", found: problem)
+        }
+        if !quiet {
+            FileHandle.standardError.write(Data(("autoglm-plan: warning: attention priced on the roofline, not "
+                + "calibrated: " + problem + "\n").utf8))
+        }
+        return nil
     }
 }
 
@@ -175,7 +219,8 @@ struct PlanCommand: ParsableCommand {
 
     func run() throws {
         let (device, model, workload) = try input.load()
-        let request = try limits.request(device: device, model: model, workload: workload)
+        var request = try limits.request(device: device, model: model, workload: workload)
+        request.attentionCalibration = try input.calibration(device: device, model: model, quiet: quiet)
         let result = try Planner.plan(request, frontier: pareto)
         let plan = result.plan
         if let output {
@@ -224,7 +269,8 @@ struct BenchSearch: ParsableCommand {
 
     func run() throws {
         let (device, model, workload) = try input.load()
-        let request = try limits.request(device: device, model: model, workload: workload)
+        var request = try limits.request(device: device, model: model, workload: workload)
+        request.attentionCalibration = try input.calibration(device: device, model: model, quiet: false)
         _ = try Planner.plan(request)
         var times: [Double] = []
         var space: SearchSpace? = nil

@@ -83,5 +83,7 @@ enum HostFiles {
     static let id = HostProfiles.hostID(directory: "DeviceProfiles", kernels: KernelISA.active.rawValue,
                                         cpu: (try? HostInfo.current())?.cpuModel)
     static var profile: String { "DeviceProfiles/\(id).json" }
-    static var attentionCalibration: String { "DeviceProfiles/measurements/\(id).attention-calibration.json" }
+    static var attentionCalibration: String {
+        HostProfiles.attentionCalibrationPath(directory: "DeviceProfiles", id: id)
+    }
 }

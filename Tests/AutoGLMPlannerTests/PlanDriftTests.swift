@@ -27,6 +27,9 @@ struct PlanDriftTests {
                            memoryBudgetBytes: budget == device.memory.appBudgetBytes.value ? nil : budget,
                            pins: try plan.constraints.pins.map { try FormatPin(parsing: $0) }, layerGroupSize: groups)
         request.engineFormatsOnly = plan.constraints.engineFormatsOnly ?? false
+        request.attentionCalibration = try plan.attention.timeCalibration.map {
+            AttentionCalibrationFile(path: $0, calibration: try AttentionCalibrationFile.load(repoPath($0)).calibration)
+        }
         return request
     }
 

@@ -66,7 +66,8 @@ struct PlanCLITests {
     }
 
     /// SmolLM2's manifest whose only attention figure is a measured block-sparse one: under a TTFT limit that full
-    /// attention cannot meet on the long-context workload, the plan takes block-sparse attention and says why.
+    /// attention cannot meet on the long-context workload, the plan takes block-sparse attention and says why
+    /// (priced on the profile's roofline, as the limit was chosen for those figures).
     @Test func blockSparseChoiceIsShownAndExplained() throws {
         let text = try String(contentsOfFile: root + "/Models/smollm2-135m.json", encoding: .utf8)
         var json = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
@@ -75,7 +76,7 @@ struct PlanCLITests {
         let model = try scratch(String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self),
                                 "smollm2-moba.json")
         let args = ["--device", "DeviceProfiles/host.json", "--model", model, "--workload", "long-context",
-                    "--max-ttft", "100s"]
+                    "--max-ttft", "100s", "--attention-calibration", "none"]
         let run = try runPlan(args + ["--explain"])
         #expect(run.status == 0, "stderr: \(run.stderr)")
         #expect(run.stdout.contains("block-sparse 256-token blocks, top 4"))
@@ -171,5 +172,58 @@ struct PlanCLITests {
             #expect(run.status == 2, "\(args): \(run.stderr)")
             #expect(run.stderr.split(separator: "\n").count == 1, "\(args): \(run.stderr)")
         }
+    }
+
+    // MARK: The host's attention time calibration
+
+    private static let hostArgs = ["--device", "DeviceProfiles/host-simd8.json", "--model", "Models/smollm2-135m.json",
+                                   "--workload", "chat"]
+
+    @Test func aHostPlanIsPricedWithTheHostsOwnAttentionCalibration() throws {
+        let run = try runPlan(Self.hostArgs + ["--json"])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stderr.isEmpty)
+        let plan = try SpecLoader.decode(Plan.self, from: Data(run.stdout.utf8), file: "stdout")
+        #expect(plan.attention.timeCalibration == "DeviceProfiles/measurements/host-simd8.attention-calibration.json")
+        let none = try runPlan(Self.hostArgs + ["--json", "--attention-calibration", "none"])
+        #expect(none.status == 0, "stderr: \(none.stderr)")
+        let roofline = try SpecLoader.decode(Plan.self, from: Data(none.stdout.utf8), file: "stdout")
+        #expect(roofline.attention.timeCalibration == nil)
+        // The engine reads this host's K/V slower than the roofline prices it.
+        #expect(plan.predicted.decodeTokensPerSecond < roofline.predicted.decodeTokensPerSecond)
+    }
+
+    @Test func aNamedCalibrationOfAnotherMachineOrLayerIsRefused() throws {
+        let other = "DeviceProfiles/measurements/host.attention-calibration.json"
+        let run = try runPlan(Self.hostArgs + ["--attention-calibration", other])
+        #expect(run.status == 2)
+        #expect(run.stderr.contains(other) && run.stderr.contains("avx512 kernels, the profile simd8"), "\(run.stderr)")
+        let own = "DeviceProfiles/measurements/host-simd8.attention-calibration.json"
+        let nine = try runPlan(["--device", "DeviceProfiles/host-simd8.json", "--model", "Models/autoglm-phone-9b.json",
+                                "--workload", "chat", "--attention-calibration", own])
+        #expect(nine.status == 2)
+        #expect(nine.stderr.contains("decoder fits are for layers of 9/3/64"), "\(nine.stderr)")
+        #expect(nine.stderr.contains("decoder is 32/2/128"), "\(nine.stderr)")
+        let missing = try runPlan(Self.hostArgs + ["--attention-calibration", "/nonexistent/calibration.json"])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("/nonexistent/calibration.json"))
+    }
+
+    /// A host profile whose calibration beside it was measured with another kernel family: a warning, and the plan
+    /// is priced on the roofline.
+    @Test func aStaleCalibrationBesideTheProfileIsPassedOverWithAWarning() throws {
+        let profileText = try String(contentsOfFile: root + "/DeviceProfiles/host-simd8.json", encoding: .utf8)
+        let profilePath = try scratch(profileText, "host-simd8.json")
+        let measurements = (profilePath as NSString).deletingLastPathComponent + "/measurements"
+        try FileManager.default.createDirectory(atPath: measurements, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: root + "/DeviceProfiles/measurements/host.attention-calibration.json",
+                                         toPath: measurements + "/host-simd8.attention-calibration.json")
+        let run = try runPlan(["--device", profilePath, "--model", "Models/smollm2-135m.json", "--workload", "chat",
+                               "--json"])
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        #expect(run.stderr.contains("warning: attention priced on the roofline, not calibrated"), "\(run.stderr)")
+        #expect(run.stderr.contains("avx512 kernels, the profile simd8"))
+        let plan = try SpecLoader.decode(Plan.self, from: Data(run.stdout.utf8), file: "stdout")
+        #expect(plan.attention.timeCalibration == nil)
     }
 }
