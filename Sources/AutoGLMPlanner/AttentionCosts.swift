@@ -107,6 +107,14 @@ public struct AttentionCostModel: Sendable {
         self.calibration = calibration; self.tileLanes = max(1, tileLanes); self.busiestWorker = busiestWorker
     }
 
+    /// The roofline this model's times start from (what a calibration records and corrects).
+    public var roofline: AttentionCalibration.Roofline {
+        let unit = latency.attentionUnit
+        return .init(profile: latency.device.id,
+                     attentionOpsPerSecond: unit.map { latency.attentionPeak($0) * latency.etaAttention } ?? 0,
+                     bandwidthBytesPerSecond: unit.map { latency.bandwidth($0) * latency.etaMatvec } ?? 0)
+    }
+
     public enum Mode: String, Sendable, Codable, CaseIterable {
         /// `length` new tokens on an empty cache, causally.
         case prefill
@@ -711,13 +719,50 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     public var privateCacheBytes: Int?
     /// Block-sparse decode's measured constants (nil: not measured).
     public var sparseDecode: SparseDecode?
+    /// The roofline the fits correct (nil in files written before it was recorded).
+    public var roofline: Roofline?
+
+    /// The figures of the device profile a calibration's fits were measured against: its corrections hold for
+    /// that roofline only, so a profile measured again afterwards needs the calibration measured again.
+    public struct Roofline: Sendable, Equatable, Codable {
+        /// The profile's id.
+        public var profile: String
+        /// Attention throughput: the attention unit's peak × the profile's attention efficiency.
+        public var attentionOpsPerSecond: Double
+        /// K/V bandwidth: the attention unit's bandwidth × the profile's matrix × vector efficiency.
+        public var bandwidthBytesPerSecond: Double
+        enum CodingKeys: String, CodingKey {
+            case profile, attentionOpsPerSecond = "attention_ops_per_second"
+            case bandwidthBytesPerSecond = "bandwidth_bytes_per_second"
+        }
+        public init(profile: String, attentionOpsPerSecond: Double, bandwidthBytesPerSecond: Double) {
+            self.profile = profile; self.attentionOpsPerSecond = attentionOpsPerSecond
+            self.bandwidthBytesPerSecond = bandwidthBytesPerSecond
+        }
+    }
+
+    /// Why the fits do not correct `current` (the roofline of the profile a prediction is made on): nil when it is
+    /// the one they were measured against, or when the file does not say.
+    public func rooflineMismatch(_ current: Roofline) -> String? {
+        guard let roofline else { return nil }
+        func same(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= 1e-9 * max(abs(a), abs(b)) }
+        guard roofline.profile != current.profile
+                || !same(roofline.attentionOpsPerSecond, current.attentionOpsPerSecond)
+                || !same(roofline.bandwidthBytesPerSecond, current.bandwidthBytesPerSecond) else { return nil }
+        func text(_ r: Roofline) -> String {
+            String(format: "profile '%@' at %.1f GFLOP/s attention and %.2f GB/s K/V bandwidth", r.profile,
+                   r.attentionOpsPerSecond / 1e9, r.bandwidthBytesPerSecond / 1e9)
+        }
+        return "the time calibration was fitted against \(text(roofline)), this prediction is on \(text(current)) "
+            + "(the profile was measured again since): re-measure with make calibrate-attention"
+    }
 
     public init(referenceLength: Int = 0, fits: [Key: Fit] = [:], source: String = "", kernels: String? = nil,
                 cpu: String? = nil, cacheBytes: Int? = nil, privateCacheBytes: Int? = nil,
-                sparseDecode: SparseDecode? = nil) {
+                sparseDecode: SparseDecode? = nil, roofline: Roofline? = nil) {
         self.referenceLength = referenceLength; self.fits = fits; self.source = source
         self.kernels = kernels; self.cpu = cpu; self.cacheBytes = cacheBytes; self.privateCacheBytes = privateCacheBytes
-        self.sparseDecode = sparseDecode
+        self.sparseDecode = sparseDecode; self.roofline = roofline
     }
 
     /// Block-sparse decode on this host, fitted to measured block-sparse decode points with the full-decode fit's
@@ -974,7 +1019,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version", source, referenceLength = "reference_length", fits, kernels, cpu
         case cacheBytes = "cache_bytes", privateCacheBytes = "private_cache_bytes"
-        case sparseDecode = "block_sparse_decode"
+        case sparseDecode = "block_sparse_decode", roofline
     }
 
     public init(from decoder: Decoder) throws {
@@ -998,6 +1043,12 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
                                                    "expected a positive byte count, got \(privateCacheBytes)")
         }
         sparseDecode = try c.decodeIfPresent(SparseDecode.self, forKey: .sparseDecode)
+        roofline = try c.decodeIfPresent(Roofline.self, forKey: .roofline)
+        if let r = roofline, !(r.attentionOpsPerSecond > 0 && r.attentionOpsPerSecond.isFinite
+                                 && r.bandwidthBytesPerSecond > 0 && r.bandwidthBytesPerSecond.isFinite) {
+            throw DecodingError.dataCorruptedError(forKey: .roofline, in: c, debugDescription: "expected positive "
+                + "finite rates, got \(r.attentionOpsPerSecond) ops/s and \(r.bandwidthBytesPerSecond) bytes/s")
+        }
         referenceLength = try c.decodeIfPresent(Int.self, forKey: .referenceLength) ?? 0
         var fits: [Key: Fit] = [:]
         for e in try c.decodeIfPresent([Entry].self, forKey: .fits) ?? [] {
@@ -1030,6 +1081,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         try c.encodeIfPresent(cacheBytes, forKey: .cacheBytes)
         try c.encodeIfPresent(privateCacheBytes, forKey: .privateCacheBytes)
         try c.encodeIfPresent(sparseDecode, forKey: .sparseDecode)
+        try c.encodeIfPresent(roofline, forKey: .roofline)
         if referenceLength > 0 { try c.encode(referenceLength, forKey: .referenceLength) }
         let entries = fits.map { Entry(kv: $0.key.kv, kernel: $0.key.kernel, mode: $0.key.mode, fit: $0.value) }
             .sorted { ($0.mode.rawValue, $0.kernel.rawValue, $0.kv.rawValue) < ($1.mode.rawValue, $1.kernel.rawValue, $1.kv.rawValue) }

@@ -124,18 +124,24 @@ public struct AttentionCalibrationFile: Sendable {
     public func applies(to shape: AttentionLayerShape) -> Bool { decoderShapes.contains(shape) }
 
     /// Why the calibration does not describe a device profile: measured with another kernel family or on another
-    /// CPU than the profile (nil when they match, or when either side does not say).
+    /// CPU than the profile, or fitted against another roofline than the profile's (measured again since); nil when
+    /// they match, or when either side does not say.
     public func mismatch(device: DeviceProfile) -> String? {
-        guard let context = device.measuredWith else { return nil }
         var differences: [String] = []
-        if let kernels = calibration.kernels, kernels != context.kernels {
-            differences.append("\(kernels) kernels, the profile \(context.kernels)")
+        if let context = device.measuredWith {
+            if let kernels = calibration.kernels, kernels != context.kernels {
+                differences.append("\(kernels) kernels, the profile \(context.kernels)")
+            }
+            if let cpu = calibration.cpu, let other = context.cpu, cpu != other {
+                differences.append("CPU '\(cpu)', the profile '\(other)'")
+            }
         }
-        if let cpu = calibration.cpu, let other = context.cpu, cpu != other {
-            differences.append("CPU '\(cpu)', the profile '\(other)'")
+        if !differences.isEmpty {
+            return "\(path) was measured with " + differences.joined(separator: "; ") + " (profile '\(device.id)'): "
+                + "its times do not describe that machine"
         }
-        guard !differences.isEmpty else { return nil }
-        return "\(path) was measured with " + differences.joined(separator: "; ") + " (profile '\(device.id)')"
+        let roofline = AttentionCostModel(device: device, threads: 1).roofline
+        return calibration.rooflineMismatch(roofline).map { "\(path): " + $0 }
     }
 }
 

@@ -91,7 +91,7 @@ struct InputOptions: ParsableArguments {
             guard FileManager.default.fileExists(atPath: path) else { return nil }
         }
         let file = try AttentionCalibrationFile.load(path)
-        var problem = file.mismatch(device: device).map { $0 + ": its times do not describe this profile's machine" }
+        var problem = file.mismatch(device: device)
         if problem == nil, let d = model.textDecoder {
             let shape = AttentionLayerShape(d)
             if !file.applies(to: shape) {

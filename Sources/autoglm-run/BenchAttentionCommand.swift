@@ -186,8 +186,9 @@ struct BenchAttentionCommand: ParsableCommand {
         return modes
     }
 
-    /// The time calibration: from --calibrate-at (filled in by the caller), else the file, else none.
-    private func loadCalibration() throws -> AttentionCalibration? {
+    /// The time calibration: from --calibrate-at (filled in by the caller), else the file, else none; a warning
+    /// when it was measured with other kernels, on another CPU or against another roofline than `profile`'s.
+    private func loadCalibration(profile: DeviceProfile) throws -> AttentionCalibration? {
         guard calibrateAt == 0 else { return nil }
         let calibration = self.calibration ?? HostFiles.attentionCalibration
         guard FileManager.default.fileExists(atPath: calibration) else {
@@ -197,6 +198,9 @@ struct BenchAttentionCommand: ParsableCommand {
         }
         let loaded = try SpecLoader.load(AttentionCalibration.self, from: calibration)
         if let why = loaded.mismatch(kernels: KernelISA.active.rawValue, cpu: (try? HostInfo.current())?.cpuModel) {
+            FileHandle.standardError.write(Data("bench-attention: warning: \(calibration): \(why)\n".utf8))
+        }
+        if let why = loaded.rooflineMismatch(AttentionCostModel(device: profile, threads: 1).roofline) {
             FileHandle.standardError.write(Data("bench-attention: warning: \(calibration): \(why)\n".utf8))
         }
         return loaded
@@ -211,7 +215,8 @@ struct BenchAttentionCommand: ParsableCommand {
         let kl = loadKL()
         let shape = AttentionLayerShape(decoder)
         var costs = AttentionCostModel(device: profile, accuracy: AccuracyModel(manifest: manifest), threads: n,
-                                       calibration: try loadCalibration(), tileLanes: KernelISA.active.attentionLanes)
+                                       calibration: try loadCalibration(profile: profile),
+                                       tileLanes: KernelISA.active.attentionLanes)
         costs.decodeKVFromMemory = coldKV
         var table = BenchTable(
             title: "attention of one \(manifest.name) layer (\(shape.heads) heads, \(shape.kvHeads) KV heads, head_dim "
@@ -283,7 +288,7 @@ struct BenchAttentionCommand: ParsableCommand {
         let manifest = try ModelManifest.load(vitModel)
         guard let v = manifest.visionEncoder else { throw ValidationError("\(vitModel) has no vision encoder") }
         let shape = AttentionLayerShape(heads: v.heads, kvHeads: v.heads, headDim: v.headDim)
-        let costs = AttentionCostModel(device: profile, threads: n, calibration: try loadCalibration())
+        let costs = AttentionCostModel(device: profile, threads: n, calibration: try loadCalibration(profile: profile))
         var table = BenchTable(
             title: "bidirectional attention of one \(manifest.name) ViT layer (hidden \(v.hidden), \(v.heads) heads, "
                 + "head_dim \(v.headDim), no mask), \(n) threads, median of ≥ \(repetitions) calls and ≥ \(minTime) s per row, "

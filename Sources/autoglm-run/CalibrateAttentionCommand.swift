@@ -185,7 +185,16 @@ struct CalibrateAttentionCommand: ParsableCommand {
             let host = try? HostInfo.current()
             let loadBefore = HostInfo.loadAverage()
             let started = Date()
-            var calibration = AttentionCalibration(kernels: KernelISA.active.rawValue, cpu: host?.cpuModel)
+            var calibration = AttentionCalibration(kernels: KernelISA.active.rawValue, cpu: host?.cpuModel,
+                                                   roofline: costs.roofline)
+            /// The calibration file a partial run extends: its fits must correct this profile's roofline.
+            func loadExisting() throws -> AttentionCalibration {
+                let existing = try SpecLoader.load(AttentionCalibration.self, from: outputPath)
+                if let why = existing.rooflineMismatch(costs.roofline) {
+                    throw ValidationError("\(outputPath): \(why) (its fits cannot be extended by a partial run)")
+                }
+                return existing
+            }
             /// Measures each (setting, mode) at its lengths in `rounds` passes, each over all points in its own shuffled
             /// order (`AttentionBenchmark.passOrder`); the median pass per point.
             func measure(_ jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], _ shape: AttentionLayerShape,
@@ -302,7 +311,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
             }
             if blockSparseOnly {
                 // Keep the fits in the file; measure and fit block-sparse decode's constants against them.
-                var existing = try SpecLoader.load(AttentionCalibration.self, from: outputPath)
+                var existing = try loadExisting()
                 guard existing.fits[.init(kv: .f32, kernel: .tiled, mode: .decode)] != nil else {
                     throw ValidationError("\(outputPath): no f32 tiled decode fit to fit block-sparse decode against "
                                           + "(run calibrate-attention without --block-sparse-only first)")
@@ -328,7 +337,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 // Keep the prefill and encode fits (prefill's borrowed beyond-cache factor with them: its work items
                 // still sweep one KV head's rows at a stride) and the cache shares; measure and fit every decode key,
                 // then block-sparse decode's constants against them.
-                var existing = try SpecLoader.load(AttentionCalibration.self, from: outputPath)
+                var existing = try loadExisting()
                 let jobs = Self.decoderSettings.map { ($0, AttentionCostModel.Mode.decode) }
                 let measured = try measure(jobs, shape, { _, _ in lengthList + decodeOnly }, rounds: rounds)
                 let refitted = try fitAll(jobs, shape, measured, cacheBytes: existing.cacheBytes,
@@ -355,7 +364,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
             if materialisedOnly {
                 // Keep the other fits, the cache shares they were chosen with and the block-sparse constants;
                 // measure and fit the materialised kernel's keys against those shares.
-                var existing = try SpecLoader.load(AttentionCalibration.self, from: outputPath)
+                var existing = try loadExisting()
                 let jobs = Self.decoderSettings.filter { $0.kernel == .materialised }.flatMap { s in
                     [AttentionCostModel.Mode.prefill, .decode].map { (s, $0) }
                 }

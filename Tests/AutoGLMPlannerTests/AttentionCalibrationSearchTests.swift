@@ -96,6 +96,34 @@ struct AttentionCalibrationSearchTests {
         #expect(try SpecLoader.encode(calibrated) == SpecLoader.encode(plain))
     }
 
+    /// Each checked-in calibration that records the roofline it was fitted against names its profile's roofline as
+    /// it is now: a profile measured again without calibrate-attention after it fails here.
+    @Test func checkedInCalibrationsCorrectTheirProfilesAsTheyAre() throws {
+        let dir = repoPath("DeviceProfiles/measurements")
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+            .filter { $0.hasSuffix(".attention-calibration.json") }
+        #expect(!names.isEmpty)
+        var recorded = 0
+        for name in names {
+            let calibration = try AttentionCalibrationFile.load(dir + "/" + name).calibration
+            guard let roofline = calibration.roofline else { continue }
+            recorded += 1
+            #expect(name == "\(roofline.profile).attention-calibration.json")
+            let current = AttentionCostModel(device: try profile(roofline.profile), threads: 1).roofline
+            #expect(calibration.rooflineMismatch(current) == nil, "\(name)")
+        }
+        #expect(recorded > 0)
+    }
+
+    @Test func aCalibrationOfAProfileMeasuredAgainIsNamed() throws {
+        var device = try profile("host-simd8")
+        let file = try Self.checkedIn()
+        #expect(file.mismatch(device: device) == nil)
+        device.memory.bandwidthBytesPerSecond.value *= 1.1
+        let why = try #require(file.mismatch(device: device))
+        #expect(why.hasPrefix(Self.calibrationPath) && why.contains("make calibrate-attention"), "\(why)")
+    }
+
     @Test func aCalibrationMeasuredOnAnotherMachineKindIsNamed() throws {
         let device = try profile("host-simd8")
         var file = Self.synthetic(shape: AttentionLayerShape(heads: 9, kvHeads: 3, headDim: 64))

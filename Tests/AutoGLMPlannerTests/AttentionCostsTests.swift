@@ -296,6 +296,38 @@ struct AttentionCalibrationFitTests {
                                            from: Data(#"{"schema_version": 1, "source": "x", "fits": []}"#.utf8))
         #expect(old.kernels == nil && old.cpu == nil && old.mismatch(kernels: "simd8", cpu: "CPU B") == nil)
     }
+
+    @Test("the roofline a calibration corrects round-trips, and a prediction on another roofline is told so")
+    func fittedAgainst() throws {
+        let device = try profile("host-simd8")
+        let roofline = AttentionCostModel(device: device, threads: 2).roofline
+        #expect(roofline.profile == "host-simd8")
+        // The attention unit's f16 peak × attention efficiency; its bandwidth × the matvec efficiency.
+        let cpu = try #require(device.computeUnits.first)
+        let f16 = try #require(cpu.peakOpsPerSecond[.f16]).value * Double(cpu.count)
+        #expect(roofline.attentionOpsPerSecond == f16 * (device.efficiency[.attentionCompute]?.value ?? 0))
+        #expect(roofline.bandwidthBytesPerSecond == device.memory.bandwidthBytesPerSecond.value * Double(cpu.count)
+                * (device.efficiency[.matvecBandwidth]?.value ?? 0))
+        let c = AttentionCalibration(source: "measured: test", kernels: "simd8", roofline: roofline)
+        let text = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
+        #expect(text.contains("\"attention_ops_per_second\"") && text.contains("\"bandwidth_bytes_per_second\""))
+        let decoded = try JSONDecoder().decode(AttentionCalibration.self, from: Data(text.utf8))
+        #expect(decoded == c && decoded.rooflineMismatch(roofline) == nil)
+        var moved = roofline
+        moved.bandwidthBytesPerSecond *= 1.02
+        let why = try #require(c.rooflineMismatch(moved))
+        #expect(why.contains("profile 'host-simd8'") && why.contains("measured again since"), "\(why)")
+        var other = roofline
+        other.profile = "host"
+        #expect(c.rooflineMismatch(other) != nil)
+        // Files written before it was recorded say nothing; a non-positive rate is refused.
+        #expect(AttentionCalibration(source: "x").rooflineMismatch(moved) == nil)
+        let bad = #"{"schema_version": 1, "source": "x", "fits": [], "roofline": {"profile": "p", "#
+            + #""attention_ops_per_second": 0, "bandwidth_bytes_per_second": 1e10}}"#
+        #expect(throws: SpecError.self) {
+            try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(bad, name: "roofline.json"))
+        }
+    }
 }
 
 @Suite("Attention cost model: block-sparse work and the beyond-cache sweep")

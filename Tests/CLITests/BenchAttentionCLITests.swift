@@ -102,6 +102,20 @@ struct BenchAttentionCLITests {
                                     "-o", file])
         #expect(nothing.status != 0 && nothing.stderr.contains("above 512 tokens"), "stderr: \(nothing.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == before)
+        // The roofline the fits correct is recorded; a partial run against a profile whose roofline differs (measured
+        // again since) is refused and leaves the file as it was.
+        let roofline = try #require(written["roofline"] as? [String: Any])
+        #expect((roofline["bandwidth_bytes_per_second"] as? Double ?? 0) > 0 && roofline["profile"] is String)
+        var stale = try Self.json(String(decoding: before, as: UTF8.self))
+        stale["roofline"] = roofline.merging(["bandwidth_bytes_per_second": 1e9]) { $1 }
+        let staleFile = dir.appendingPathComponent("stale.json").path
+        let staleData = try JSONSerialization.data(withJSONObject: stale)
+        try staleData.write(to: URL(fileURLWithPath: staleFile))
+        let refused = try Self.run(["calibrate-attention", "--block-sparse-only", "--lengths", "640", "--decode-lengths",
+                                    "", "--repetitions", "1", "--rounds", "1", "--min-time", "0", "--threads", "2",
+                                    "-o", staleFile])
+        #expect(refused.status != 0 && refused.stderr.contains("measured again since"), "stderr: \(refused.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: staleFile)) == staleData)
         let missing = try Self.run(["calibrate-attention", "--block-sparse-only", "-o", dir.appendingPathComponent("none.json").path])
         #expect(missing.status != 0 && missing.stderr.contains("none.json"), "stderr: \(missing.stderr)")
         // --materialised-only measures the materialised kernel's points again and keeps the other nine fits, the cache
