@@ -77,8 +77,8 @@ struct InputOptions: ParsableArguments {
 
     /// The attention time calibration for a plan on `device` (see `--attention-calibration`): a named file must load,
     /// describe the profile's machine and fit the model's decoder; a host profile's own file is taken when it does,
-    /// and passed over with a warning when it does not.
-    func calibration(device: DeviceProfile, model: ModelManifest, quiet: Bool) throws -> AttentionCalibrationFile? {
+    /// and passed over with a warning (on standard error, with --quiet too) when it does not.
+    func calibration(device: DeviceProfile, model: ModelManifest) throws -> AttentionCalibrationFile? {
         let named = attentionCalibration
         if named == "none" { return nil }
         let path: String
@@ -105,10 +105,8 @@ struct InputOptions: ParsableArguments {
             throw SpecError.invalidField(file: path, field: "fits", expected: "a calibration of this device and "
                 + "model (or --attention-calibration none)", found: problem)
         }
-        if !quiet {
-            FileHandle.standardError.write(Data(("autoglm-plan: warning: attention priced on the roofline, not "
-                + "calibrated: " + problem + "\n").utf8))
-        }
+        FileHandle.standardError.write(Data(("autoglm-plan: warning: attention priced on the roofline, not "
+            + "calibrated: " + problem + "\n").utf8))
         return nil
     }
 }
@@ -214,13 +212,13 @@ struct PlanCommand: ParsableCommand {
     @Flag(help: "Print the reason for every choice.")
     var explain = false
 
-    @Flag(help: "Print nothing but errors and the infeasibility line.")
+    @Flag(help: "Print nothing but errors, warnings and the infeasibility line.")
     var quiet = false
 
     func run() throws {
         let (device, model, workload) = try input.load()
         var request = try limits.request(device: device, model: model, workload: workload)
-        request.attentionCalibration = try input.calibration(device: device, model: model, quiet: quiet)
+        request.attentionCalibration = try input.calibration(device: device, model: model)
         let result = try Planner.plan(request, frontier: pareto)
         let plan = result.plan
         if let output {
@@ -270,7 +268,7 @@ struct BenchSearch: ParsableCommand {
     func run() throws {
         let (device, model, workload) = try input.load()
         var request = try limits.request(device: device, model: model, workload: workload)
-        request.attentionCalibration = try input.calibration(device: device, model: model, quiet: false)
+        request.attentionCalibration = try input.calibration(device: device, model: model)
         _ = try Planner.plan(request)
         var times: [Double] = []
         var space: SearchSpace? = nil
