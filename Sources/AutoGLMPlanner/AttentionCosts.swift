@@ -107,12 +107,14 @@ public struct AttentionCostModel: Sendable {
         self.calibration = calibration; self.tileLanes = max(1, tileLanes); self.busiestWorker = busiestWorker
     }
 
-    /// The roofline this model's times start from (what a calibration records and corrects).
-    public var roofline: AttentionCalibration.Roofline {
-        let unit = latency.attentionUnit
-        return .init(profile: latency.device.id,
-                     attentionOpsPerSecond: unit.map { latency.attentionPeak($0) * latency.etaAttention } ?? 0,
-                     bandwidthBytesPerSecond: unit.map { latency.bandwidth($0) * latency.etaMatvec } ?? 0)
+    /// The roofline this model's times start from (what a calibration records and corrects); nil when the profile
+    /// has no unit that runs attention or gives it no positive rate.
+    public var roofline: AttentionCalibration.Roofline? {
+        guard let unit = latency.attentionUnit else { return nil }
+        let ops = latency.attentionPeak(unit) * latency.etaAttention
+        let bandwidth = latency.bandwidth(unit) * latency.etaMatvec
+        guard ops > 0, ops.isFinite, bandwidth > 0, bandwidth.isFinite else { return nil }
+        return .init(profile: latency.device.id, attentionOpsPerSecond: ops, bandwidthBytesPerSecond: bandwidth)
     }
 
     public enum Mode: String, Sendable, Codable, CaseIterable {

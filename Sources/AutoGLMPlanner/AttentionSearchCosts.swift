@@ -52,10 +52,11 @@ extension AttentionCostModel {
         let heads = request.model.textDecoder?.heads ?? 1
         let unit = LatencyModel(device: request.device).attentionUnit
         let threads = Self.workers(on: unit, heads: heads)
-        if let file = request.attentionCalibration, let d = request.model.textDecoder,
-           file.applies(to: AttentionLayerShape(d)) {
-            self.init(device: request.device, accuracy: accuracy, threads: threads, calibration: file.calibration,
-                      tileLanes: file.calibration.tileLanes, busiestWorker: true)
+        if let d = request.model.textDecoder,
+           let calibration = request.attentionCalibration?.decoderCalibration(for: AttentionLayerShape(d)),
+           calibration.fits.keys.contains(where: { accuracy.setting(AccuracyModel.kvSetting($0.kv)) != nil }) {
+            self.init(device: request.device, accuracy: accuracy, threads: threads, calibration: calibration,
+                      tileLanes: calibration.tileLanes, busiestWorker: true)
             decodeKVFromMemory = true
         } else {
             self.init(device: request.device, accuracy: accuracy, threads: threads, busiestWorker: false)
@@ -119,9 +120,23 @@ public struct AttentionCalibrationFile: Sendable {
         return shapes.sorted { ($0.heads, $0.kvHeads, $0.headDim) < ($1.heads, $1.kvHeads, $1.headDim) }
     }
 
-    /// Whether its decoder fits were measured on a layer of this shape: their fixed and per-row costs and rates
-    /// belong to the shape they were fitted on, so another decoder is priced on the plain roofline.
-    public func applies(to shape: AttentionLayerShape) -> Bool { decoderShapes.contains(shape) }
+    /// The calibration for a decoder of `shape`: its decoder fits measured on that shape (their fixed and per-row
+    /// costs and rates belong to the shape they were fitted on), kept only for the KV formats and kernels measured
+    /// in both prefill and decode; nil when none is.
+    public func decoderCalibration(for shape: AttentionLayerShape) -> AttentionCalibration? {
+        var out = calibration
+        out.fits = calibration.fits.filter { key, fit in
+            key.mode != .encode && AttentionLayerShape(heads: fit.heads, kvHeads: fit.kvHeads, headDim: fit.headDim)
+                == shape
+        }
+        out.fits = out.fits.filter { key, _ in
+            out.fits[.init(kv: key.kv, kernel: key.kernel, mode: key.mode == .prefill ? .decode : .prefill)] != nil
+        }
+        return out.fits.isEmpty ? nil : out
+    }
+
+    /// Whether it prices a decoder of this shape (`decoderCalibration`); another decoder is priced on the roofline.
+    public func applies(to shape: AttentionLayerShape) -> Bool { decoderCalibration(for: shape) != nil }
 
     /// Why the calibration does not describe a device profile: measured with another kernel family or on another
     /// CPU than the profile, or fitted against another roofline than the profile's (measured again since); nil when
@@ -140,8 +155,8 @@ public struct AttentionCalibrationFile: Sendable {
             return "\(path) was measured with " + differences.joined(separator: "; ") + " (profile '\(device.id)'): "
                 + "its times do not describe that machine"
         }
-        let roofline = AttentionCostModel(device: device, threads: 1).roofline
-        return calibration.rooflineMismatch(roofline).map { "\(path): " + $0 }
+        return AttentionCostModel(device: device, threads: 1).roofline
+            .flatMap { calibration.rooflineMismatch($0) }.map { "\(path): " + $0 }
     }
 }
 

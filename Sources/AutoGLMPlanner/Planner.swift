@@ -439,7 +439,7 @@ public enum Planner {
             var how = "attention cost model, \(space.attentionCosts.threads) workers on " +
                 "\(space.latency.attentionUnit?.id ?? "no unit")"
             if let path = appliedCalibration(space) {
-                how += "; times corrected by \(path), measured with the engine's kernels on this host: its work " +
+                how += "; times corrected by \(path), measured with the engine on the profile's machine: its work " +
                     "partition (a call lasts as long as its busiest worker) and decode K/V read from memory"
                 let unmeasured = KVCacheFormat.allCases.flatMap { kv in
                     [AttentionKernel.tiled, .materialised].filter { !space.attentionCosts.calibrates(kv: kv, kernel: $0) }

@@ -96,8 +96,9 @@ struct InputOptions: ParsableArguments {
             let shape = AttentionLayerShape(d)
             if !file.applies(to: shape) {
                 let fitted = file.decoderShapes.map { "\($0.heads)/\($0.kvHeads)/\($0.headDim)" }
-                problem = "\(path): its decoder fits are for layers of \(fitted.joined(separator: ", ")) heads / KV "
-                    + "heads / head dim, \(model.id)'s decoder is \(shape.heads)/\(shape.kvHeads)/\(shape.headDim)"
+                problem = "\(path): no KV format and kernel has prefill and decode fits for \(model.id)'s decoder "
+                    + "layer, \(shape.heads)/\(shape.kvHeads)/\(shape.headDim) heads / KV heads / head dim (its decoder "
+                    + "fits are for layers of \(fitted.joined(separator: ", ")))"
             }
         }
         guard let problem else { return file }

@@ -190,7 +190,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
             /// The calibration file a partial run extends: its fits must correct this profile's roofline.
             func loadExisting() throws -> AttentionCalibration {
                 let existing = try SpecLoader.load(AttentionCalibration.self, from: outputPath)
-                if let why = existing.rooflineMismatch(costs.roofline) {
+                if let why = costs.roofline.flatMap(existing.rooflineMismatch) {
                     throw ValidationError("\(outputPath): \(why) (its fits cannot be extended by a partial run)")
                 }
                 return existing

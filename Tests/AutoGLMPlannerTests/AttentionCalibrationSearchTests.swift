@@ -94,6 +94,18 @@ struct AttentionCalibrationSearchTests {
         let calibrated = try Planner.plan(try Self.hostRequest(file)).plan
         let plain = try Planner.plan(try Self.hostRequest(nil)).plan
         #expect(try SpecLoader.encode(calibrated) == SpecLoader.encode(plain))
+        // A KV format and kernel measured in one mode only are not enough either.
+        let smol = AttentionLayerShape(heads: 9, kvHeads: 3, headDim: 64)
+        var prefillOnly = Self.synthetic(shape: smol)
+        prefillOnly.calibration.fits.removeValue(forKey: .init(kv: .f16, kernel: .tiled, mode: .decode))
+        #expect(!prefillOnly.applies(to: smol) && prefillOnly.decoderShapes == [smol])
+        #expect(try SpecLoader.encode(try Planner.plan(try Self.hostRequest(prefillOnly)).plan) == SpecLoader.encode(plain))
+        // Fits of another shape beside the decoder's are left out of the pricing.
+        var mixed = Self.synthetic(shape: smol)
+        let other = Self.synthetic(shape: AttentionLayerShape(heads: 32, kvHeads: 2, headDim: 128), kv: .int8)
+        mixed.calibration.fits.merge(other.calibration.fits) { a, _ in a }
+        let kept = try #require(mixed.decoderCalibration(for: smol))
+        #expect(Set(kept.fits.keys.map(\.kv)) == [.f16])
     }
 
     /// Each checked-in calibration that records the roofline it was fitted against names its profile's roofline as
@@ -109,7 +121,7 @@ struct AttentionCalibrationSearchTests {
             guard let roofline = calibration.roofline else { continue }
             recorded += 1
             #expect(name == "\(roofline.profile).attention-calibration.json")
-            let current = AttentionCostModel(device: try profile(roofline.profile), threads: 1).roofline
+            let current = try #require(AttentionCostModel(device: try profile(roofline.profile), threads: 1).roofline)
             #expect(calibration.rooflineMismatch(current) == nil, "\(name)")
         }
         #expect(recorded > 0)

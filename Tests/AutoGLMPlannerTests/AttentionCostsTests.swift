@@ -300,7 +300,7 @@ struct AttentionCalibrationFitTests {
     @Test("the roofline a calibration corrects round-trips, and a prediction on another roofline is told so")
     func fittedAgainst() throws {
         let device = try profile("host-simd8")
-        let roofline = AttentionCostModel(device: device, threads: 2).roofline
+        let roofline = try #require(AttentionCostModel(device: device, threads: 2).roofline)
         #expect(roofline.profile == "host-simd8")
         // The attention unit's f16 peak × attention efficiency; its bandwidth × the matvec efficiency.
         let cpu = try #require(device.computeUnits.first)

@@ -203,7 +203,7 @@ struct PlanCLITests {
                                 "--workload", "chat", "--attention-calibration", own])
         #expect(nine.status == 2)
         #expect(nine.stderr.contains("decoder fits are for layers of 9/3/64"), "\(nine.stderr)")
-        #expect(nine.stderr.contains("decoder is 32/2/128"), "\(nine.stderr)")
+        #expect(nine.stderr.contains("decoder layer, 32/2/128 heads"), "\(nine.stderr)")
         let missing = try runPlan(Self.hostArgs + ["--attention-calibration", "/nonexistent/calibration.json"])
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("/nonexistent/calibration.json"))
