@@ -562,14 +562,16 @@ public struct AttentionCostModel: Sendable {
             flops: 2 * 2 * Double(shape.headDim) * scores,
             bytes: Double((cached / max(1, s.blockSparse?.chunk ?? 1) + 1) * shape.kvHeads * shape.headDim * 4)) : 0
         let roofline = (latency.attentionSeconds(flops: flops, bytes: traffic) + selection) * busiest
-        let spill = calibration?.cacheBytes.map {
+        // A decode call reading its K/V from memory sweeps all of it from there, whatever the cache holds.
+        let cold = decodeKVFromMemory && mode == .decode
+        let spill = (cold ? calibration.map { $0.cacheBytes ?? 1 } : calibration?.cacheBytes).map {
             spillSeconds(s, shape: shape, mode: mode, length: length, cacheBytes: $0)
         } ?? 0
         let near = calibration?.privateCacheBytes.map {
             nearSeconds(s, shape: shape, mode: mode, length: length, privateCacheBytes: $0)
         } ?? 0
-        let seconds = (calibration?.seconds(roofline: roofline, rows: n, spill: spill, near: near, s, mode: mode)
-            ?? roofline) + (measuredScore ?? 0) * scores * busiest      // scores: decode's only (`blockScores`)
+        let seconds = (calibration?.seconds(roofline: roofline, rows: n, spill: spill, near: near, cold: cold, s,
+                                            mode: mode) ?? roofline) + (measuredScore ?? 0) * scores * busiest      // scores: decode's only (`blockScores`)
         let loss: Double?
         if let accuracy {
             var total = 0.0, known = true
@@ -659,14 +661,22 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         /// Where `spill` comes from when none of this key's points reach beyond the cache: the key whose fitted
         /// factor it carries (`borrowingSpill`); nil when fitted on its own points or zero.
         public var spillFrom: String?
+        /// Decode only: the factor on the sweep seconds when the call reads all of its K/V from memory (as in a
+        /// model; `AttentionCostModel.decodeKVFromMemory`), fitted to calls measured so (`coldPoints`) with the
+        /// other constants held; nil: `spill` prices those calls too.
+        public var coldSpill: Double?
+        /// The decode calls measured with their K/V flushed from the caches, `spillSeconds` their whole sweep.
+        public var coldPoints: [Point]
         enum CodingKeys: String, CodingKey {
             case fixedSeconds = "fixed_seconds", perRowSeconds = "per_row_seconds", scale, spill, near
             case heads, kvHeads = "kv_heads", headDim = "head_dim", points, spillFrom = "spill_from"
+            case coldSpill = "cold_spill", coldPoints = "cold_points"
         }
         public init(fixedSeconds: Double, perRowSeconds: Double, scale: Double, spill: Double = 0, near: Double = 0,
                     heads: Int = 0, kvHeads: Int = 0, headDim: Int = 0, points: [Point] = []) {
             self.fixedSeconds = fixedSeconds; self.perRowSeconds = perRowSeconds; self.scale = scale
             self.spill = spill; self.near = near; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim; self.points = points
+            self.coldPoints = []
         }
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -680,10 +690,51 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             headDim = try c.decode(Int.self, forKey: .headDim)
             points = try c.decode([Point].self, forKey: .points)
             spillFrom = try c.decodeIfPresent(String.self, forKey: .spillFrom)
+            coldSpill = try c.decodeIfPresent(Double.self, forKey: .coldSpill)
+            if let coldSpill, !(coldSpill >= 0 && coldSpill.isFinite) {
+                throw DecodingError.dataCorruptedError(forKey: .coldSpill, in: c,
+                                                       debugDescription: "expected a factor ≥ 0, got \(coldSpill)")
+            }
+            coldPoints = try c.decodeIfPresent([Point].self, forKey: .coldPoints) ?? []
         }
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(fixedSeconds, forKey: .fixedSeconds)
+            try c.encode(perRowSeconds, forKey: .perRowSeconds)
+            try c.encode(scale, forKey: .scale)
+            try c.encode(spill, forKey: .spill)
+            try c.encode(near, forKey: .near)
+            try c.encode(heads, forKey: .heads)
+            try c.encode(kvHeads, forKey: .kvHeads)
+            try c.encode(headDim, forKey: .headDim)
+            try c.encode(points, forKey: .points)
+            try c.encodeIfPresent(spillFrom, forKey: .spillFrom)
+            try c.encodeIfPresent(coldSpill, forKey: .coldSpill)
+            if !coldPoints.isEmpty { try c.encode(coldPoints, forKey: .coldPoints) }
+        }
+        /// Corrected seconds; `cold`: a decode call reading its K/V from memory, whose sweep `coldSpill` prices
+        /// where fitted.
         public func seconds(roofline: Double, rows: Int, spill spillSeconds: Double = 0,
-                            near nearSeconds: Double = 0) -> Double {
-            fixedSeconds + perRowSeconds * Double(rows) + scale * roofline + spill * spillSeconds + near * nearSeconds
+                            near nearSeconds: Double = 0, cold: Bool = false) -> Double {
+            fixedSeconds + perRowSeconds * Double(rows) + scale * roofline
+                + (cold ? coldSpill ?? spill : spill) * spillSeconds + near * nearSeconds
+        }
+
+        /// The cold-sweep factor that best matches `points` (decode calls measured with their K/V flushed, each
+        /// `spillSeconds` its whole sweep from memory) with the other constants held: least squares on relative
+        /// error, at least 0; nil without a usable point.
+        public func fittingColdSpill(_ points: [Point]) -> Double? {
+            let usable = points.filter {
+                $0.measuredSeconds > 0 && $0.measuredSeconds.isFinite && $0.spillSeconds > 0 && $0.modelSeconds.isFinite
+            }
+            guard !usable.isEmpty else { return nil }
+            var xx = 0.0, xy = 0.0
+            for p in usable {
+                let base = seconds(roofline: p.modelSeconds, rows: p.rows, near: p.nearSeconds) / p.measuredSeconds
+                let x = p.spillSeconds / p.measuredSeconds
+                xx += x * x; xy += x * (1 - base)
+            }
+            return xx > 0 ? max(0, xy / xx) : nil
         }
         /// The fit's seconds for one of its points.
         public func seconds(_ p: Point) -> Double {
@@ -987,10 +1038,10 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
 
     /// Corrected seconds for a roofline time of a setting and the seconds of its sweep beyond the cache (the
     /// roofline unchanged when no fit exists for its key).
-    public func seconds(roofline: Double, rows: Int, spill: Double = 0, near: Double = 0, _ s: AttentionSettingSpec,
-                        mode: AttentionCostModel.Mode) -> Double {
+    public func seconds(roofline: Double, rows: Int, spill: Double = 0, near: Double = 0, cold: Bool = false,
+                        _ s: AttentionSettingSpec, mode: AttentionCostModel.Mode) -> Double {
         guard let f = fits[Key(s, mode: mode)] else { return roofline }
-        return f.seconds(roofline: roofline, rows: rows, spill: spill, near: near)
+        return f.seconds(roofline: roofline, rows: rows, spill: spill, near: near, cold: cold && mode == .decode)
     }
 
     /// The prediction with its time corrected (unchanged when no fit exists for its key). For a prediction made by

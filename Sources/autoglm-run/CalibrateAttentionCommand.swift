@@ -17,11 +17,14 @@ struct CalibrateAttentionCommand: ParsableCommand {
             outgrows the last-level cache; the share of that cache behind the beyond-cache term is the one whose fits \
             leave the smallest error. Encoder points: the --vit-model ViT layer, both kernels, at \
             --patches. Block-sparse decode (128/4 and 32/16, F32) at the decoder lengths up to 32,768 where blocks are \
-            left out fits its lane share and seconds per block score against the decode fit; --block-sparse-only \
+            left out fits its lane share and seconds per block score against the decode fit. Decode with the layer's \
+            K/V flushed from the caches before each call (as a model's decode finds them) at --cold-lengths fits each \
+            decode key's cold-sweep factor, which prices decode inside a model (the planner's host plans, \
+            bench-attention --cold-kv). --block-sparse-only \
             measures only those and adds them to an existing --output, keeping its fits; --materialised-only \
             measures and refits only the materialised kernel's points and keeps the rest of --output; --decode-only \
-            measures and refits every decode point (full and block-sparse) and keeps the prefill and encode fits and \
-            the cache shares. Choose lengths other than \
+            measures and refits every decode point (full, block-sparse and cold) and keeps the prefill and encode \
+            fits and the cache shares; --cold-decode-only measures only the cold points. Choose lengths other than \
             the ones bench-attention reports, so that its table tests the fit rather than repeating it. Exit status: 0, or 1 when a file cannot be read or written or a run fails.
             """
     )
@@ -98,17 +101,25 @@ struct CalibrateAttentionCommand: ParsableCommand {
           help: "Keep the prefill and encode fits in --output and its cache shares, and measure and fit every decode point (full decode of each KV format and kernel, and block-sparse decode's constants), after a change to decode.")
     var decodeRefitOnly = false
 
+    @Flag(name: .customLong("cold-decode-only"),
+          help: "Keep every fit in --output and measure decode with the layer's K/V flushed from the caches before each call (as a model's decode finds them), fitting only each decode key's cold-sweep factor.")
+    var coldDecodeOnly = false
+
+    @Option(name: .customLong("cold-lengths"),
+            help: "Comma-separated decoder lengths of the cold decode points ('' for none).")
+    var coldLengths: String = "192,384,768,1536,3072,6144"
+
     func validate() throws {
-        if [blockSparseOnly, materialisedOnly, decodeRefitOnly].filter({ $0 }).count > 1 {
-            throw ValidationError("--block-sparse-only, --materialised-only and --decode-only refit different parts; "
-                                  + "give one")
+        if [blockSparseOnly, materialisedOnly, decodeRefitOnly, coldDecodeOnly].filter({ $0 }).count > 1 {
+            throw ValidationError("--block-sparse-only, --materialised-only, --decode-only and --cold-decode-only "
+                                  + "refit different parts; give one")
         }
     }
 
     /// `source` with the part that starts with `marker` (up to the next part a refit adds, or the end) replaced
     /// by `text`, or `text` appended when there is none.
     static func replacingPart(_ source: String, marker: String, with text: String) -> String {
-        let markers = [Self.sparseMarker, Self.materialisedMarker, Self.decodeMarker]
+        let markers = [Self.sparseMarker, Self.materialisedMarker, Self.decodeMarker, Self.coldMarker]
         guard let start = source.range(of: marker) else { return source + text }
         let rest = source[start.upperBound...]
         let end = markers.compactMap { rest.range(of: $0)?.lowerBound }.min() ?? source.endIndex
@@ -117,6 +128,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
     static let sparseMarker = "; block-sparse decode"
     static let materialisedMarker = "; materialised kernel refitted"
     static let decodeMarker = "; decode refitted"
+    static let coldMarker = "; cold decode"
 
     /// The 1-minute load averages before and after, two decimals ("?" where unknown).
     static func loadText(_ before: Double?, _ after: Double?) -> [String] {
@@ -198,8 +210,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
             /// Measures each (setting, mode) at its lengths in `rounds` passes, each over all points in its own shuffled
             /// order (`AttentionBenchmark.passOrder`); the median pass per point.
             func measure(_ jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], _ shape: AttentionLayerShape,
-                         _ points: (AttentionSettingSpec, AttentionCostModel.Mode) -> [Int], rounds: Int) throws
-                -> [[(Int, Double)]] {
+                         _ points: (AttentionSettingSpec, AttentionCostModel.Mode) -> [Int], rounds: Int,
+                         cold: Bool = false) throws -> [[(Int, Double)]] {
                 struct PointKey: Hashable { var job: Int; var length: Int }
                 var passes: [PointKey: [Double]] = [:]
                 let keys = jobs.indices.flatMap { j in
@@ -214,7 +226,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                             name: s.name, mode: mode == .prefill ? .prefill : mode == .decode ? .decode : .encode,
                             kvCacheFormat: s.kv, kernel: s.kernel, window: s.window, globalTokens: s.globalTokens,
                             blockSparse: s.blockSparse, heads: shape.heads, kvHeads: shape.kvHeads,
-                            headDim: shape.headDim, threads: n)
+                            headDim: shape.headDim, threads: n, coldKV: cold && mode == .decode)
                         let r = try AttentionBenchmark.run(setting: setting, sequenceLength: length,
                                                            repetitions: repetitions, minimumSeconds: minTime)
                         passes[key, default: []].append(r.medianSecondsPerCall)
@@ -309,6 +321,60 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 }
                 return ""
             }
+            let coldList = coldLengths.isEmpty ? []
+                : try BenchAttentionCommand.positiveList(coldLengths, option: "--cold-lengths")
+            func fitColdDecode(_ calibration: inout AttentionCalibration) throws -> String {
+                // Each decode key's cold-sweep factor: decode measured with the layer's K/V flushed from the caches
+                // before each call, as a model's decode finds them, fitted with the key's other constants held
+                // (its points' sweep all priced from memory); returns the words for its source.
+                guard !coldList.isEmpty else { return "" }
+                let jobs = Self.decoderSettings.map { ($0, AttentionCostModel.Mode.decode) }
+                let measured = try measure(jobs, shape, { _, _ in coldList }, rounds: rounds, cold: true)
+                var cold = costs
+                cold.decodeKVFromMemory = true
+                var factors: [String] = []
+                for (j, (s, mode)) in jobs.enumerated() {
+                    let key = AttentionCalibration.Key(s, mode: mode)
+                    guard var fit = calibration.fits[key] else { continue }
+                    let points: [AttentionCalibration.Point] = measured[j].map { length, seconds in
+                        .init(length: length, rows: 1,
+                              modelSeconds: costs.predict(s, shape: shape, mode: mode, length: length).seconds,
+                              spillSeconds: cold.spillSeconds(s, shape: shape, mode: mode, length: length,
+                                                              cacheBytes: calibration.cacheBytes ?? 1),
+                              nearSeconds: calibration.privateCacheBytes.map {
+                                  costs.nearSeconds(s, shape: shape, mode: mode, length: length, privateCacheBytes: $0)
+                              } ?? 0,
+                              measuredSeconds: seconds)
+                    }
+                    fit.coldSpill = fit.fittingColdSpill(points)
+                    fit.coldPoints = points
+                    calibration.fits[key] = fit
+                    guard let factor = fit.coldSpill else { continue }
+                    let worst = points.map { abs(fit.seconds(roofline: $0.modelSeconds, rows: 1, spill: $0.spillSeconds,
+                                                             near: $0.nearSeconds, cold: true) / $0.measuredSeconds - 1) }
+                        .max() ?? 0
+                    print((s.name + " cold decode").padding(toLength: 26, withPad: " ", startingAt: 0)
+                          + String(format: " cold spill ×%.3f (warm ×%.3f)  worst point %5.1f%%", factor, fit.spill,
+                                   worst * 100))
+                    factors.append(String(format: "%@ ×%.3f", s.name, factor))
+                }
+                return "\(Self.coldMarker) (the layer's K/V flushed from the caches before each call, every KV "
+                    + "format tiled and F32 materialised at \(coldList.map(String.init).joined(separator: ", ")) "
+                    + "tokens, median of \(rounds) passes): cold-sweep factors " + factors.joined(separator: ", ")
+            }
+            if coldDecodeOnly {
+                var existing = try loadExisting()
+                guard !coldList.isEmpty else {
+                    throw ValidationError("--cold-decode-only: --cold-lengths is empty; \(outputPath) is left as it was")
+                }
+                let text = try fitColdDecode(&existing)
+                let load = Self.loadText(loadBefore, HostInfo.loadAverage())
+                existing.source = Self.replacingPart(existing.source, marker: Self.coldMarker, with: text
+                    + " (measured separately on \(UTCTimestamp.string(started)), "
+                    + "1-minute load average \(load[0]) before and \(load[1]) after)")
+                try Self.write(existing, to: outputPath)
+                return
+            }
             if blockSparseOnly {
                 // Keep the fits in the file; measure and fit block-sparse decode's constants against them.
                 var existing = try loadExisting()
@@ -351,13 +417,15 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 existing.fits.merge(refitted) { $1 }
                 report(jobs, existing.fits)
                 let sparseText = try fitSparseDecode(&existing)
+                let coldText = try fitColdDecode(&existing)
                 existing.source = Self.replacingPart(existing.source, marker: Self.sparseMarker, with: "")
+                existing.source = Self.replacingPart(existing.source, marker: Self.coldMarker, with: "")
                 let load = Self.loadText(loadBefore, HostInfo.loadAverage())
                 existing.source = Self.replacingPart(existing.source, marker: Self.decodeMarker, with:
                     Self.decodeMarker + " on \(date) (every KV format tiled and F32 materialised at "
                     + "\((lengthList + decodeOnly).map(String.init).joined(separator: ", ")) tokens; "
                     + "median of \(rounds) passes; prefill and encode fits and the cache shares kept; 1-minute load "
-                    + "average \(load[0]) before and \(load[1]) after)" + sparseText)
+                    + "average \(load[0]) before and \(load[1]) after)" + sparseText + coldText)
                 try Self.write(existing, to: outputPath)
                 return
             }
@@ -413,7 +481,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 if best == nil || result.error < best!.error { best = (cache, result.error) }
             }
             calibration.cacheBytes = best?.cache
-            var vitText = "", sparseText = ""
+            var vitText = "", sparseText = "", coldText = ""
             var vitStage: (jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], shape: AttentionLayerShape,
                            measured: [[(Int, Double)]])?
             if !patchList.isEmpty {
@@ -450,6 +518,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 calibration.fits.merge(AttentionCalibration.borrowingSpill(chosen.fits)) { $1 }
                 report(decoderJobs + (vitStage?.jobs ?? []), calibration.fits)
                 sparseText = try fitSparseDecode(&calibration)
+                coldText = try fitColdDecode(&calibration)
                 print("cache: " + (calibration.cacheBytes.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "none")
                       + (llc.map { String(format: " of a %.1f MiB last-level cache", Double($0) / 1_048_576) } ?? "")
                       + "; private cache: "
@@ -470,7 +539,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 + (decodeOnly.isEmpty ? "" : ", decode also at \(decodeOnly.map(String.init).joined(separator: ", "))")
                 + (prefillOnly.isEmpty ? "" : ", F32 tiled prefill also at "
                     + "\(prefillOnly.map(String.init).joined(separator: ", ")) (one call each)")
-                + vitText + sparseText
+                + vitText + sparseText + coldText
             try Self.write(calibration, to: outputPath)
         } catch let error as ValidationError {
             FileHandle.standardError.write(Data("calibrate-attention: \(error)\n".utf8))

@@ -297,6 +297,57 @@ struct AttentionCalibrationFitTests {
         #expect(old.kernels == nil && old.cpu == nil && old.mismatch(kernels: "simd8", cpu: "CPU B") == nil)
     }
 
+    @Test("a decode key's cold-sweep factor is fitted on calls that read their K/V from memory and prices them")
+    func coldSweep() throws {
+        let shape = AttentionCostsTests.shape
+        var fit = AttentionCalibration.Fit(fixedSeconds: 2e-6, perRowSeconds: 0, scale: 1.4, spill: 0.5,
+                                           heads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.headDim)
+        // Cold calls measured at exactly fixed + scale · roofline + 0.9 · sweep: the factor comes back.
+        let cold = [(3e-5, 2e-5), (6e-5, 4e-5), (1.2e-4, 9e-5)].enumerated().map { i, p in
+            AttentionCalibration.Point(length: 256 << i, rows: 1, modelSeconds: p.0, spillSeconds: p.1,
+                                       measuredSeconds: 2e-6 + 1.4 * p.0 + 0.9 * p.1)
+        }
+        let factor = try #require(fit.fittingColdSpill(cold))
+        #expect(abs(factor - 0.9) < 1e-9)
+        #expect(fit.fittingColdSpill([]) == nil)
+        // Calls faster than the constants without any sweep: no negative factor.
+        let fast = cold.map { var p = $0; p.measuredSeconds = 1e-6; return p }
+        #expect(fit.fittingColdSpill(fast) == 0)
+        fit.coldSpill = factor
+        fit.coldPoints = cold
+        #expect(fit.seconds(roofline: 1e-4, rows: 1, spill: 1e-4, cold: true) == 2e-6 + 1.4e-4 + factor * 1e-4)
+        #expect(fit.seconds(roofline: 1e-4, rows: 1, spill: 1e-4) == 2e-6 + 1.4e-4 + 0.5e-4)
+        // Round trip, and through the cost model: decode reading from memory takes the cold factor, prefill never.
+        let key = AttentionCalibration.Key(kv: .f16, kernel: .tiled, mode: .decode)
+        let c = AttentionCalibration(fits: [key: fit, .init(kv: .f16, kernel: .tiled, mode: .prefill): fit],
+                                     source: "measured: test", cacheBytes: 1 << 20)
+        let text = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
+        #expect(text.contains("\"cold_spill\"") && text.contains("\"cold_points\""))
+        #expect(try JSONDecoder().decode(AttentionCalibration.self, from: Data(text.utf8)) == c)
+        let device = try profile("host-simd8")
+        var model = AttentionCostModel(device: device, threads: 2, calibration: c)
+        let s = AttentionSettingSpec(name: "f16", kv: .f16)
+        let warm = model.predict(s, shape: shape, mode: .decode, length: 4096).seconds
+        let warmPrefill = model.predict(s, shape: shape, mode: .prefill, length: 512).seconds
+        model.decodeKVFromMemory = true
+        let sweep = model.spillSeconds(s, shape: shape, mode: .decode, length: 4096, cacheBytes: 1 << 20)
+        var plain = model
+        plain.calibration = nil
+        let roofline = plain.predict(s, shape: shape, mode: .decode, length: 4096).seconds
+        let coldSeconds = model.predict(s, shape: shape, mode: .decode, length: 4096).seconds
+        #expect(abs(coldSeconds - (2e-6 + 1.4 * roofline + factor * sweep)) < 1e-12 && coldSeconds != warm)
+        #expect(model.predict(s, shape: shape, mode: .prefill, length: 512).seconds == warmPrefill)
+        // A negative factor in a file is refused; files without the fields read as before.
+        let entry = #"{"kv": "f32", "kernel": "tiled", "mode": "decode", "fit": {"fixed_seconds": 0, "#
+            + #""per_row_seconds": 0, "scale": 1, "heads": 9, "kv_heads": 3, "head_dim": 64, "points": [], "#
+            + #""cold_spill": -1}}"#
+        #expect(throws: SpecError.self) {
+            try SpecLoader.load(AttentionCalibration.self, from: try temporaryFile(
+                #"{"schema_version": 1, "source": "x", "fits": [E]}"#.replacingOccurrences(of: "E", with: entry),
+                name: "cold.json"))
+        }
+    }
+
     @Test("the roofline a calibration corrects round-trips, and a prediction on another roofline is told so")
     func fittedAgainst() throws {
         let device = try profile("host-simd8")

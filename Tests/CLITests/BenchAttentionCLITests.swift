@@ -59,7 +59,7 @@ struct BenchAttentionCLITests {
         let file = dir.appendingPathComponent("calibration.json").path
         let c = try Self.run(["calibrate-attention", "--lengths", "32,64,128", "--decode-lengths", "256",
                               "--prefill-lengths", "192", "--patches", "32,64", "--repetitions", "1", "--threads", "2",
-                              "-o", file])
+                              "--cold-lengths", "64,128", "-o", file])
         #expect(c.status == 0, "stderr: \(c.stderr)")
         let written = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self))
         let fits = try #require(written["fits"] as? [[String: Any]])
@@ -79,7 +79,11 @@ struct BenchAttentionCLITests {
             let longPrefill = mode == "prefill" && f["kv"] as? String == "f32" && f["kernel"] as? String == "tiled"
             #expect((fit["points"] as? [Any])?.count
                     == (mode == "encode" ? 2 : mode == "decode" ? 4 : longPrefill ? 4 : 3))
+            // Decode keys also carry their cold points (K/V flushed before each call) and the factor fitted on them.
+            #expect((fit["cold_points"] as? [Any])?.count == (mode == "decode" ? 2 : nil))
+            #expect(mode == "decode" ? (fit["cold_spill"] as? Double ?? -1) >= 0 : fit["cold_spill"] == nil)
         }
+        #expect(source.contains("; cold decode (the layer's K/V flushed") && source.contains("at 64, 128 tokens"))
         // No block-sparse decode point at these lengths (every block chosen); --block-sparse-only adds them to the
         // same file, its fits kept.
         #expect(written["block_sparse_decode"] == nil)
@@ -158,7 +162,7 @@ struct BenchAttentionCLITests {
         }
         let decodeRefit = try Self.run(["calibrate-attention", "--decode-only", "--lengths", "40,80,640,1024",
                                         "--decode-lengths", "", "--repetitions", "1", "--rounds", "1", "--min-time",
-                                        "0", "--threads", "2", "-o", file])
+                                        "0", "--threads", "2", "--cold-lengths", "64", "-o", file])
         #expect(decodeRefit.status == 0, "stderr: \(decodeRefit.stderr)")
         let redecoded = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self))
         #expect(fitsByKey(redecoded, decode: false).count == 7 && fitsByKey(redecoded, decode: true).count == 5)
@@ -175,7 +179,27 @@ struct BenchAttentionCLITests {
         }
         for (key, fit) in fitsByKey(redecoded, decode: true) {
             #expect(((fit["fit"] as? [String: Any])?["points"] as? [Any])?.count == 4, "\(key)")
+            #expect(((fit["fit"] as? [String: Any])?["cold_points"] as? [Any])?.count == 1, "\(key)")
         }
+        #expect((redecoded["source"] as? String ?? "").components(separatedBy: "; cold decode").count == 2)
+        // --cold-decode-only measures the cold points again and keeps every other constant.
+        let coldRefit = try Self.run(["calibrate-attention", "--cold-decode-only", "--cold-lengths", "96,192",
+                                      "--repetitions", "1", "--rounds", "1", "--min-time", "0", "--threads", "2",
+                                      "-o", file])
+        #expect(coldRefit.status == 0, "stderr: \(coldRefit.stderr)")
+        let recold = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self))
+        for (key, fit) in fitsByKey(recold, decode: true) {
+            let f = fit["fit"] as? [String: Any] ?? [:]
+            let lengths = (f["cold_points"] as? [[String: Any]] ?? []).compactMap { $0["length"] as? Int }
+            #expect(lengths == [96, 192], "\(key)")
+            let old = fitsByKey(redecoded, decode: true)[key]?["fit"] as? [String: Any] ?? [:]
+            #expect((f["points"] as? NSArray) == (old["points"] as? NSArray) && f["scale"] as? Double == old["scale"]
+                    as? Double, "\(key)")
+        }
+        #expect(fitsByKey(recold, decode: false) == fitsByKey(redecoded, decode: false))
+        let recoldSource = recold["source"] as? String ?? ""
+        #expect(recoldSource.components(separatedBy: "; cold decode").count == 2
+                && recoldSource.contains("at 96, 192 tokens") && recoldSource.contains("measured separately"))
         #expect(redecoded["cache_bytes"] as? Int == rematerialised["cache_bytes"] as? Int)
         #expect(((redecoded["block_sparse_decode"] as? [String: Any])?["points"] as? [Any])?.count == 4)
         let redecodedSource = redecoded["source"] as? String ?? ""
