@@ -570,8 +570,9 @@ public struct AttentionCostModel: Sendable {
         let near = calibration?.privateCacheBytes.map {
             nearSeconds(s, shape: shape, mode: mode, length: length, privateCacheBytes: $0)
         } ?? 0
+        // scores: decode's only (`blockScores`).
         let seconds = (calibration?.seconds(roofline: roofline, rows: n, spill: spill, near: near, cold: cold, s,
-                                            mode: mode) ?? roofline) + (measuredScore ?? 0) * scores * busiest      // scores: decode's only (`blockScores`)
+                                            mode: mode) ?? roofline) + (measuredScore ?? 0) * scores * busiest
         let loss: Double?
         if let accuracy {
             var total = 0.0, known = true

@@ -441,12 +441,14 @@ public enum Planner {
             if let path = appliedCalibration(space) {
                 how += "; times corrected by \(path), measured with the engine on the profile's machine: its work " +
                     "partition (a call lasts as long as its busiest worker) and decode K/V read from memory"
+                let costs = space.attentionCosts
                 let unmeasured = KVCacheFormat.allCases.flatMap { kv in
-                    [AttentionKernel.tiled, .materialised].filter { !space.attentionCosts.calibrates(kv: kv, kernel: $0) }
+                    [AttentionKernel.tiled, .materialised].filter { !costs.calibrates(kv: kv, kernel: $0) }
                         .map { "\(kv.rawValue) \($0.rawValue)" }
                 }
                 if !unmeasured.isEmpty {
-                    how += "; not offered, as the calibration did not measure them: " + unmeasured.joined(separator: ", ")
+                    how += "; not offered, as the calibration did not measure them: "
+                        + unmeasured.joined(separator: ", ")
                 }
             }
             out.append(text + " (\(how))")

@@ -96,9 +96,10 @@ struct InputOptions: ParsableArguments {
             let shape = AttentionLayerShape(d)
             if !file.applies(to: shape) {
                 let fitted = file.decoderShapes.map { "\($0.heads)/\($0.kvHeads)/\($0.headDim)" }
+                let own = "\(shape.heads)/\(shape.kvHeads)/\(shape.headDim)"
                 problem = "\(path): no KV format and kernel has prefill and decode fits for \(model.id)'s decoder "
-                    + "layer, \(shape.heads)/\(shape.kvHeads)/\(shape.headDim) heads / KV heads / head dim (its decoder "
-                    + "fits are for layers of \(fitted.joined(separator: ", ")))"
+                    + "layer, \(own) heads / KV heads / head dim (its decoder fits are for layers of "
+                    + "\(fitted.joined(separator: ", ")))"
             }
         }
         guard let problem else { return file }

@@ -102,7 +102,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
     var decodeRefitOnly = false
 
     @Flag(name: .customLong("cold-decode-only"),
-          help: "Keep every fit in --output and measure decode with the layer's K/V flushed from the caches before each call (as a model's decode finds them), fitting only each decode key's cold-sweep factor.")
+          help: ArgumentHelp(
+            "Keep every fit in --output and fit only each decode key's cold-sweep factor.",
+            discussion: "Measures decode with the layer's K/V flushed from the caches before each call, as a model's "
+                + "decode finds them."))
     var coldDecodeOnly = false
 
     @Option(name: .customLong("cold-lengths"),
@@ -350,9 +353,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     fit.coldPoints = points
                     calibration.fits[key] = fit
                     guard let factor = fit.coldSpill else { continue }
-                    let worst = points.map { abs(fit.seconds(roofline: $0.modelSeconds, rows: 1, spill: $0.spillSeconds,
-                                                             near: $0.nearSeconds, cold: true) / $0.measuredSeconds - 1) }
-                        .max() ?? 0
+                    let worst = points.map {
+                        abs(fit.seconds(roofline: $0.modelSeconds, rows: 1, spill: $0.spillSeconds,
+                                        near: $0.nearSeconds, cold: true) / $0.measuredSeconds - 1)
+                    }.max() ?? 0
                     print((s.name + " cold decode").padding(toLength: 26, withPad: " ", startingAt: 0)
                           + String(format: " cold spill ×%.3f (warm ×%.3f)  worst point %5.1f%%", factor, fit.spill,
                                    worst * 100))
@@ -365,7 +369,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
             if coldDecodeOnly {
                 var existing = try loadExisting()
                 guard !coldList.isEmpty else {
-                    throw ValidationError("--cold-decode-only: --cold-lengths is empty; \(outputPath) is left as it was")
+                    throw ValidationError("--cold-decode-only: --cold-lengths is empty; \(outputPath) is left as "
+                                          + "it was")
                 }
                 let text = try fitColdDecode(&existing)
                 let load = Self.loadText(loadBefore, HostInfo.loadAverage())

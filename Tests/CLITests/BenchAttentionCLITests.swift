@@ -115,9 +115,9 @@ struct BenchAttentionCLITests {
         let staleFile = dir.appendingPathComponent("stale.json").path
         let staleData = try JSONSerialization.data(withJSONObject: stale)
         try staleData.write(to: URL(fileURLWithPath: staleFile))
-        let refused = try Self.run(["calibrate-attention", "--block-sparse-only", "--lengths", "640", "--decode-lengths",
-                                    "", "--repetitions", "1", "--rounds", "1", "--min-time", "0", "--threads", "2",
-                                    "-o", staleFile])
+        let refused = try Self.run(["calibrate-attention", "--block-sparse-only", "--lengths", "640",
+                                    "--decode-lengths", "", "--repetitions", "1", "--rounds", "1", "--min-time", "0",
+                                    "--threads", "2", "-o", staleFile])
         #expect(refused.status != 0 && refused.stderr.contains("measured again since"), "stderr: \(refused.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: staleFile)) == staleData)
         let missing = try Self.run(["calibrate-attention", "--block-sparse-only", "-o", dir.appendingPathComponent("none.json").path])
