@@ -366,6 +366,12 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     + "format tiled and F32 materialised at \(coldList.map(String.init).joined(separator: ", ")) "
                     + "tokens, median of \(rounds) passes): cold-sweep factors " + factors.joined(separator: ", ")
             }
+            /// A part measured on its own for an existing file: its words, with when and under what load.
+            func separately(_ text: String) -> String {
+                let load = Self.loadText(loadBefore, HostInfo.loadAverage())
+                return text + " (measured separately on \(UTCTimestamp.string(started)), 1-minute load average "
+                    + "\(load[0]) before and \(load[1]) after)"
+            }
             if coldDecodeOnly {
                 var existing = try loadExisting()
                 guard !coldList.isEmpty else {
@@ -373,10 +379,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                                           + "it was")
                 }
                 let text = try fitColdDecode(&existing)
-                let load = Self.loadText(loadBefore, HostInfo.loadAverage())
-                existing.source = Self.replacingPart(existing.source, marker: Self.coldMarker, with: text
-                    + " (measured separately on \(UTCTimestamp.string(started)), "
-                    + "1-minute load average \(load[0]) before and \(load[1]) after)")
+                existing.source = Self.replacingPart(existing.source, marker: Self.coldMarker, with: separately(text))
                 try Self.write(existing, to: outputPath)
                 return
             }
@@ -397,10 +400,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                                           + "\(outputPath) is left as it was"
                                           + (previous == nil ? "" : " (its block-sparse decode constants kept)"))
                 }
-                let load = Self.loadText(loadBefore, HostInfo.loadAverage())
-                existing.source = Self.replacingPart(existing.source, marker: Self.sparseMarker, with: text
-                    + " (measured separately on \(UTCTimestamp.string(started)), "
-                    + "1-minute load average \(load[0]) before and \(load[1]) after)")
+                existing.source = Self.replacingPart(existing.source, marker: Self.sparseMarker, with: separately(text))
                 try Self.write(existing, to: outputPath)
                 return
             }
