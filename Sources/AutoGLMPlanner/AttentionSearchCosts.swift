@@ -142,15 +142,10 @@ public struct AttentionCalibrationFile: Sendable {
     /// CPU than the profile, or fitted against another roofline than the profile's (measured again since); nil when
     /// they match, or when either side does not say.
     public func mismatch(device: DeviceProfile) -> String? {
-        var differences: [String] = []
-        if let context = device.measuredWith {
-            if let kernels = calibration.kernels, kernels != context.kernels {
-                differences.append("\(kernels) kernels, the profile \(context.kernels)")
-            }
-            if let cpu = calibration.cpu, let other = context.cpu, cpu != other {
-                differences.append("CPU '\(cpu)', the profile '\(other)'")
-            }
-        }
+        let differences = device.measuredWith.map {
+            DeviceProfile.MeasurementContext(kernels: calibration.kernels ?? $0.kernels, cpu: calibration.cpu)
+                .differences(kernels: $0.kernels, cpu: $0.cpu, other: ("the profile", "the profile"))
+        } ?? []
         if !differences.isEmpty {
             return "\(path) was measured with " + differences.joined(separator: "; ") + " (profile '\(device.id)'): "
                 + "its times do not describe that machine"

@@ -221,12 +221,14 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         }
 
         /// How a run with `kernels` on `cpu` differs from this context, one phrase per difference (empty when
-        /// nothing differs that both sides know).
-        public func differences(kernels current: String, cpu currentCPU: String?) -> [String] {
+        /// nothing differs that both sides know). `other` names the other side's kernels and CPU in the phrases
+        /// (this run's and this host's by default).
+        public func differences(kernels current: String, cpu currentCPU: String?,
+                                other: (kernels: String, cpu: String) = ("this run", "this host")) -> [String] {
             var differences: [String] = []
-            if kernels != current { differences.append("\(kernels) kernels, this run \(current)") }
+            if kernels != current { differences.append("\(kernels) kernels, \(other.kernels) \(current)") }
             if let cpu, let currentCPU, cpu != currentCPU {
-                differences.append("CPU '\(cpu)', this host '\(currentCPU)'")
+                differences.append("CPU '\(cpu)', \(other.cpu) '\(currentCPU)'")
             }
             return differences
         }
