@@ -68,10 +68,11 @@ public struct AttentionCostPrediction: Sendable, Equatable {
 /// scores their write and read-back traffic; decode reads the cached K/V the new token attends to (all of it, the
 /// window, or the selected blocks and the block means) once. On the engine's host (`busiestWorker`) a call lasts as
 /// long as its busiest worker: the roofline is scaled by `busiestShare` of the engine's equal work units (tiled:
-/// work items times key ranges; materialised: heads). A decode call over 3 KV heads on 2 workers without key
-/// splits runs 2 items on one worker, 4/3 of an even spread; split in two key ranges (from 1,024 stored keys) its 6
-/// units spread evenly, so on the 2-core host decode time grows 1.5× (not 2×) from 512 to 1,024 keys, as measured
-/// for every KV format.
+/// work items times key ranges; materialised: heads) over the workers the engine gives the call (`workers`,
+/// `busiestFactor`). Below 1,024 stored keys (3 KV heads on 2 threads) a decode call is not split by key range: one
+/// read slot by slot (F32, F16, INT8, no block selection) runs on one worker, which has one core's share of the
+/// unit (twice the even spread on 2 threads); the others deal their 3 KV heads over 2 workers (4/3). From 1,024 keys
+/// the 6 units (3 KV heads × 2 key ranges) spread evenly.
 /// `.encode` is bidirectional: every one of the `length` tokens sees every other.
 /// Accuracy: the sum of the table entries for the setting's parts (KV precision, window, block sparsity).
 public struct AttentionCostModel: Sendable {
@@ -308,6 +309,38 @@ public struct AttentionCostModel: Sendable {
                                       keys: Self.cachedTokens(s, length: length, mode: mode)))
     }
 
+    /// Workers the engine runs a call on (`Attention.callWorkers`): every thread, except for a decode call that the
+    /// tiled kernel neither splits by key range nor deals by KV head because it reads the cache slot by slot
+    /// (`slotMajorDecodes`), which runs on one.
+    public func workers(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int) -> Int {
+        guard mode == .decode, s.kernel == .tiled, Self.slotMajorDecodes(s, shape: shape),
+              tiledPartition(s, shape: shape, mode: mode, length: length).splits == 1 else { return threads }
+        return 1
+    }
+
+    /// Whether the engine decodes this setting's cache slot by slot (all KV heads of a slot in one pass) rather than
+    /// head by head: fewer than 4 query heads per KV head, head_dim a multiple of `slotGroup`, no block selection,
+    /// not INT4 (`Attention.slotMajorDecodes`).
+    public static func slotMajorDecodes(_ s: AttentionSettingSpec, shape: AttentionLayerShape) -> Bool {
+        s.blockSparse == nil && shape.heads / max(1, shape.kvHeads) < 4 && shape.headDim % slotGroup == 0
+            && s.kv != .int4
+    }
+
+    /// Elements per group of a quantised cache row (the slot-major path needs whole groups).
+    public static let slotGroup = 32
+
+    /// The busiest worker's time relative to the call's work spread evenly over `threads`: its share of the call's
+    /// work units over the `workers` the engine gives the call (`busiestShare`), times threads ÷ workers where that
+    /// is fewer (a worker has one core's share of the unit's arithmetic and bandwidth; one worker on 2 threads: 2);
+    /// 1 without `busiestWorker`.
+    public func busiestFactor(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode,
+                              length: Int) -> Double {
+        guard busiestWorker else { return 1 }
+        let w = workers(s, shape: shape, mode: mode, length: length)
+        return Self.busiestShare(units: workUnits(s, shape: shape, mode: mode, length: length), threads: w)
+            * Double(threads) / Double(max(1, w))
+    }
+
     /// Equal work units the engine hands its workers for a call: tiled, the work items times the key ranges each
     /// is split into; materialised, the heads.
     public func workUnits(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int) -> Int {
@@ -369,9 +402,11 @@ public struct AttentionCostModel: Sendable {
             let (items, splits) = tiledPartition(s, shape: shape, mode: mode, length: length)
             let lanes = rowsPer * max(1, shape.heads / max(1, shape.kvHeads))
             let partial = splits > 1 ? items * splits * lanes * (shape.headDim + 2) * 4 : 0
-            return Self.chunks(items * splits, threads: threads) * worker + partial
+            return Self.chunks(items * splits, threads: workers(s, shape: shape, mode: mode, length: length)) * worker
+                + partial
         case .materialised:
-            return Self.chunks(shape.heads, threads: threads) * (max(4, n * cached * 4) + worker)
+            return Self.chunks(shape.heads, threads: workers(s, shape: shape, mode: mode, length: length))
+                * (max(4, n * cached * 4) + worker)
         }
     }
 
@@ -491,9 +526,7 @@ public struct AttentionCostModel: Sendable {
         guard let b = s.blockSparse, s.kernel == .tiled else { return 0 }
         let work = Self.blockSparseWork(b, shape: shape, mode: .decode, length: length, tileLanes: tileLanes,
                                         splits: tiledPartition(s, shape: shape, mode: .decode, length: length).splits)
-        let busiest = busiestWorker
-            ? Self.busiestShare(units: workUnits(s, shape: shape, mode: .decode, length: length), threads: threads) : 1
-        return work.laneBlocks * busiest
+        return work.laneBlocks * busiestFactor(s, shape: shape, mode: .decode, length: length)
     }
 
     public func predict(_ s: AttentionSettingSpec, shape: AttentionLayerShape, mode: Mode, length: Int)
@@ -547,7 +580,8 @@ public struct AttentionCostModel: Sendable {
                 // workers' private caches hold (the calibration's private share per worker; all without one).
                 let group = Double(max(1, shape.heads / max(1, shape.kvHeads)))
                 let unionBytes = work.keysRead * bytesPerToken / Double(shape.kvHeads)
-                let held = calibration?.privateCacheBytes.map { min(1, Double($0 * threads) / max(1, unionBytes)) } ?? 1
+                let running = workers(s, shape: shape, mode: mode, length: length)
+                let held = calibration?.privateCacheBytes.map { min(1, Double($0 * running) / max(1, unionBytes)) } ?? 1
                 let share = (calibration?.sparseDecode?.share ?? 0) * held
                 let rows = (1 - share) * work.keysRead + share * work.laneKeys / group
                 traffic = rows * bytesPerToken / Double(shape.kvHeads)
@@ -555,8 +589,7 @@ public struct AttentionCostModel: Sendable {
             }
         }
         if s.kernel == .materialised { traffic += 2 * Double(n * cached * 4) * Double(shape.heads) }
-        let busiest = busiestWorker
-            ? Self.busiestShare(units: workUnits(s, shape: shape, mode: mode, length: length), threads: threads) : 1
+        let busiest = busiestFactor(s, shape: shape, mode: mode, length: length)
         let measuredScore = calibration?.sparseDecode?.scoreSeconds
         let selection = scores > 0 && measuredScore == nil ? latency.attentionSeconds(
             flops: 2 * 2 * Double(shape.headDim) * scores,
@@ -570,9 +603,13 @@ public struct AttentionCostModel: Sendable {
         let near = calibration?.privateCacheBytes.map {
             nearSeconds(s, shape: shape, mode: mode, length: length, privateCacheBytes: $0)
         } ?? 0
-        // scores: decode's only (`blockScores`).
-        let seconds = (calibration?.seconds(roofline: roofline, rows: n, spill: spill, near: near, cold: cold, s,
-                                            mode: mode) ?? roofline) + (measuredScore ?? 0) * scores * busiest
+        // scores: decode's only (`blockScores`). Block-sparse decode runs head by head where full decode reads the
+        // cache slot by slot: its fitted rate scales the full decode fit's time (`SparseDecode.rate`).
+        let sparseRate = s.blockSparse != nil && mode == .decode && s.kernel == .tiled
+            ? calibration?.sparseDecode?.rate ?? 1 : 1
+        let corrected = calibration?.seconds(roofline: roofline, rows: n, spill: spill, near: near, cold: cold, s,
+                                             mode: mode) ?? roofline
+        let seconds = corrected * sparseRate + (measuredScore ?? 0) * scores * busiest
         let loss: Double?
         if let accuracy {
             var total = 0.0, known = true
@@ -844,11 +881,14 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         }
         public var share: Double
         public var scoreSeconds: Double
+        /// Block-sparse decode's time relative to the full decode fit's for the same work: its kernel takes the
+        /// cache head by head (block selection), full decode slot by slot; 1 in files written before it was fitted.
+        public var rate: Double
         public var points: [Point]
-        enum CodingKeys: String, CodingKey { case share, scoreSeconds = "score_seconds", points }
+        enum CodingKeys: String, CodingKey { case share, scoreSeconds = "score_seconds", rate, points }
 
-        public init(share: Double, scoreSeconds: Double, points: [Point]) {
-            self.share = share; self.scoreSeconds = scoreSeconds; self.points = points
+        public init(share: Double, scoreSeconds: Double, rate: Double = 1, points: [Point]) {
+            self.share = share; self.scoreSeconds = scoreSeconds; self.rate = rate; self.points = points
         }
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -861,6 +901,11 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             guard scoreSeconds >= 0, scoreSeconds.isFinite else {
                 throw DecodingError.dataCorruptedError(forKey: .scoreSeconds, in: c, debugDescription:
                                                        "expected seconds ≥ 0, got \(scoreSeconds)")
+            }
+            rate = try c.decodeIfPresent(Double.self, forKey: .rate) ?? 1
+            guard rate > 0, rate.isFinite else {
+                throw DecodingError.dataCorruptedError(forKey: .rate, in: c,
+                                                       debugDescription: "expected a rate > 0, got \(rate)")
             }
             points = try c.decodeIfPresent([Point].self, forKey: .points) ?? []
         }
@@ -876,37 +921,51 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         }
 
         /// The constants whose predictions best match `measured` (least squares on relative error). `predict`
-        /// gives, for a share, a setting and a length, the predicted seconds without the scores and the scores the
-        /// busiest worker computes; the share is searched on a grid of 0.01 over 0 … 1 refined to 0.001 around
-        /// the best, the seconds per score solved for each share (0 where it would be negative). Nil with no
-        /// usable point.
+        /// gives, for a share, a setting and a length, the predicted seconds without the scores (at rate 1) and the
+        /// scores the busiest worker computes; the share is searched on a grid of 0.01 over 0 … 1 refined to 0.001
+        /// around the best, the rate and the seconds per score solved for each share (the seconds per score 0
+        /// where it would be negative). Nil with no usable point.
         public static func fit(measured: [Measured],
                                predict: (Double, Plan.BlockSparse, Int) -> (seconds: Double, scores: Double))
             -> SparseDecode? {
             let usable = measured.filter { $0.seconds > 0 && $0.seconds.isFinite }
             guard !usable.isEmpty else { return nil }
-            /// The best seconds per score for `share`, and the squared relative error it leaves.
-            func solve(_ share: Double) -> (score: Double, error: Double) {
+            /// The best rate and seconds per score for `share`, and the squared relative error they leave.
+            func solve(_ share: Double) -> (rate: Double, score: Double, error: Double) {
                 let terms = usable.map { m -> (base: Double, x: Double) in
                     let p = predict(share, m.setting, m.length)
                     return (p.seconds / m.seconds, p.scores / m.seconds)
                 }
-                let xx = terms.reduce(0) { $0 + $1.x * $1.x }
-                let score = xx > 0 ? max(0, terms.reduce(0) { $0 + $1.x * (1 - $1.base) } / xx) : 0
-                let error = terms.reduce(0) { $0 + pow($1.base + score * $1.x - 1, 2) }
-                return (score, error)
+                let (rate, score) = fitRateAndScore(terms)
+                let error = terms.reduce(0) { $0 + pow(rate * $1.base + score * $1.x - 1, 2) }
+                return (rate, score, error)
             }
             func best(_ shares: [Double]) -> Double {
                 shares.min { solve($0).error < solve($1).error } ?? 0
             }
             let coarse = best((0...100).map { Double($0) / 100 })
             let share = best((-10...10).map { min(1, max(0, coarse + Double($0) / 1000)) })
-            let score = solve(share).score
-            return SparseDecode(share: share, scoreSeconds: score, points: usable.map {
+            let (rate, score, _) = solve(share)
+            return SparseDecode(share: share, scoreSeconds: score, rate: rate, points: usable.map {
                 let p = predict(share, $0.setting, $0.length)
                 return Point(chunk: $0.setting.chunk, topK: $0.setting.topK, length: $0.length,
-                             measuredSeconds: $0.seconds, predictedSeconds: p.seconds + score * p.scores)
+                             measuredSeconds: $0.seconds, predictedSeconds: rate * p.seconds + score * p.scores)
             })
+        }
+
+        /// Least squares of `rate · base + score · x = 1` over the terms (each a point's prediction parts relative
+        /// to its measurement), with `score ≥ 0`; rate 1 when the points cannot tell it (no positive base).
+        static func fitRateAndScore(_ terms: [(base: Double, x: Double)]) -> (rate: Double, score: Double) {
+            let bb = terms.reduce(0) { $0 + $1.base * $1.base }, bx = terms.reduce(0) { $0 + $1.base * $1.x }
+            let xx = terms.reduce(0) { $0 + $1.x * $1.x }
+            let b1 = terms.reduce(0) { $0 + $1.base }, x1 = terms.reduce(0) { $0 + $1.x }
+            guard bb > 0 else { return (1, xx > 0 ? max(0, x1 / xx) : 0) }
+            let det = bb * xx - bx * bx
+            if det > 1e-12 * bb * xx {
+                let rate = (b1 * xx - x1 * bx) / det, score = (bb * x1 - bx * b1) / det
+                if score >= 0 && rate > 0 { return (rate, score) }
+            }
+            return (b1 / bb, 0)
         }
     }
 

@@ -315,12 +315,13 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 if let sparse = calibration.sparseDecode {
                     let worst = sparse.points.map { abs($0.predictedSeconds / $0.measuredSeconds - 1) }.max() ?? 0
                     let settings = Self.sparseDecodeSettings.map { "\($0.chunk)/\($0.topK)" }.joined(separator: " and ")
-                    print(String(format: "block-sparse decode: lane share %.3f, %.2f ns per block score (%@ at up to "
-                                 + "%d tokens; worst point %.1f%%)", sparse.share, sparse.scoreSeconds * 1e9,
-                                 settings, Self.sparseDecodeMaxLength, worst * 100))
+                    print(String(format: "block-sparse decode: rate ×%.3f, lane share %.3f, %.2f ns per block score "
+                                 + "(%@ at up to %d tokens; worst point %.1f%%)", sparse.rate, sparse.share,
+                                 sparse.scoreSeconds * 1e9, settings, Self.sparseDecodeMaxLength, worst * 100))
                     return String(format: "; block-sparse decode (%@, F32, at the decoder lengths up to %d "
-                                        + "where blocks are left out): lane share %.3f, %.2f ns per block score",
-                                        settings, Self.sparseDecodeMaxLength, sparse.share, sparse.scoreSeconds * 1e9)
+                                        + "where blocks are left out): rate ×%.3f, lane share %.3f, %.2f ns per "
+                                        + "block score", settings, Self.sparseDecodeMaxLength, sparse.rate,
+                                        sparse.share, sparse.scoreSeconds * 1e9)
                 }
                 return ""
             }

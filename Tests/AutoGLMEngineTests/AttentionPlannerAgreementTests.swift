@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import AutoGLMPlanner
 import AutoGLMSpecs
@@ -38,6 +39,60 @@ struct AttentionPlannerAgreementTests {
                             "items \(items), threads \(threads), keys \(keys)")
                 }
             }
+        }
+    }
+
+    @Test("workers of a call: the engine's choice, the cost model's, and the scratch the engine allocates")
+    func callWorkers() throws {
+        let profile = try DeviceProfile.load(
+            ModelTestSupport.packageRoot.appendingPathComponent("DeviceProfiles/host-simd8.json").path)
+        let sparse = Plan.BlockSparse(chunk: 64, topK: 2)
+        for threads in [1, 2, 4] {
+            let costs = AttentionCostModel(device: profile, threads: threads)
+            for kernel in [AttentionKernel.tiled, .materialised] {
+                for kv in KVCacheFormat.allCases {
+                    for blockSparse in [nil, sparse] where blockSparse == nil || kernel == .tiled {
+                        let setting = AttentionSettingSpec(name: "s", kv: kv, kernel: kernel, blockSparse: blockSparse)
+                        for (group, kvHeads, headDim) in [(3, 3, 64), (3, 1, 48), (16, 2, 128), (2, 8, 128)] {
+                            let shape = AttentionLayerShape(heads: group * kvHeads, kvHeads: kvHeads, headDim: headDim)
+                            let slotMajor = Attention.slotMajorDecodes(group: group, headDim: headDim, format: kv,
+                                                                       blockSparse: blockSparse != nil)
+                            #expect(AttentionCostModel.slotMajorDecodes(setting, shape: shape) == slotMajor)
+                            for keys in [64, 511, 1_023, 1_024, 4_096] {
+                                let engine = Attention.callWorkers(
+                                    n: 1, kernel: kernel, heads: group * kvHeads, kvHeads: kvHeads, headDim: headDim,
+                                    format: kv, blockSparse: blockSparse != nil, keys: keys, threads: threads)
+                                #expect(costs.workers(setting, shape: shape, mode: .decode, length: keys) == engine,
+                                        "threads \(threads), \(kernel) \(kv), group \(group), keys \(keys)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(AttentionCostModel.slotGroup == KVRowLayout.groupSize)
+        // On 2 threads, 3 KV heads below 1,024 keys: an F32 cache decodes on one worker (one worker's scratch), INT4
+        // on two; from 1,024 keys both on two; the materialised kernel on two at both.
+        let cases: [(AttentionKernel, KVCacheFormat, Int, Int)] = [
+            (.tiled, .f32, 512, 1), (.tiled, .int4, 512, 2), (.tiled, .f32, 1_100, 2), (.materialised, .f32, 512, 2),
+        ]
+        for (kernel, format, keys, workers) in cases {
+            let cache = try KVCache(layers: 1, kvHeads: 3, headDim: 64, capacity: keys, format: format)
+            var rng = AttentionBenchmark.SyntheticData(seed: 7)
+            try cache.append(layer: 0, keys: rng.array(keys * 192), values: rng.array(keys * 192), count: keys - 1)
+            try cache.commit(keys - 1)
+            try cache.append(layer: 0, keys: rng.array(192), values: rng.array(192), count: 1)
+            let q = rng.array(9 * 64)
+            var out = [Float](repeating: 0, count: 9 * 64)
+            let scratch = try Attention.causalMeasuringScratch(q: q, n: 1, heads: 9, cache: cache, layer: 0, out: &out,
+                                                               kernel: kernel, scale: nil, blockSparse: nil, threads: 2)
+            let label = "\(kernel) \(format) at \(keys) keys"
+            #expect(Attention.callWorkers(n: 1, kernel: kernel, heads: 9, kvHeads: 3, headDim: 64, format: format,
+                                          blockSparse: false, keys: keys, threads: 2) == workers, "\(label)")
+            #expect(scratch == Attention.scratchBytes(n: 1, m: keys, heads: 9, kernel: kernel, threads: 2, headDim: 64,
+                                                      kvHeads: 3, kvFormat: format), "\(label)")
+            #expect(scratch == Attention.scratchBytes(n: 1, m: keys, heads: 9, kernel: kernel, threads: workers,
+                                                      headDim: 64, kvHeads: 3, kvFormat: format), "\(label)")
         }
     }
 }

@@ -35,8 +35,13 @@ struct ModelRealModelTests {
         let model = try DecoderModel.load(gguf: file)
         // 1,100 context tokens: past the 1,024 keys from which a decode step splits its keys over 2 threads.
         let context = (0..<1_100).map { Int32(100 + ($0 * 7_919) % 40_000) }
-        #expect(Attention.decodeThreads(kvHeads: model.config.kvHeads, keys: context.count + 1, threads: 2) == 2)
-        #expect(Attention.decodeThreads(kvHeads: model.config.kvHeads, keys: 512, threads: 2) == 1)
+        let c = model.config
+        func workers(keys: Int) -> Int {
+            Attention.callWorkers(n: 1, kernel: .tiled, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim,
+                                  format: .f32, blockSparse: false, keys: keys, threads: 2)
+        }
+        #expect(workers(keys: context.count + 1) == 2)
+        #expect(workers(keys: 512) == 1)
         func lastLogits(pool: ComputePool?) throws -> [Float] {
             let session = try InferenceSession(model: model, capacity: 1_200, pool: pool)
             _ = try session.forward(context)

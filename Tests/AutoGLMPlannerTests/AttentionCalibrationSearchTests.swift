@@ -70,7 +70,7 @@ struct AttentionCalibrationSearchTests {
             && $0.blockSparse == nil })
         let plain = try #require(roofline.first { $0.kv == .f16 && $0.decoderKernel == .tiled && $0.window == nil
             && $0.blockSparse == nil })
-        #expect(calibrated.kvDecodeSeconds > 1.5 * plain.kvDecodeSeconds)
+        #expect(calibrated.kvDecodeSeconds > 1.2 * plain.kvDecodeSeconds)
     }
 
     @Test func thePlanNamesTheCalibrationItWasPricedWith() throws {

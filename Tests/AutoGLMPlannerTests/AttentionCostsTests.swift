@@ -123,30 +123,52 @@ struct AttentionEncodeCostsTests {
         #expect(12432 * 12432 * 4 == 618_218_496)
     }
 
-    @Test("a call lasts as long as its busiest worker: 3 unsplit decode items on 2 workers cost 4/3 of an even spread")
+    @Test("a call lasts as long as its busiest worker; an unsplit decode runs on one worker, as the engine runs it")
     func busiestWorker() throws {
         let m = try AttentionCostsTests.model(threads: 2)
         let shape = AttentionCostsTests.shape
         let full = AttentionSettingSpec(name: "full")
+        let materialised = AttentionSettingSpec(name: "m", kernel: .materialised)
         #expect(AttentionCostModel.busiestShare(units: 3, threads: 2) == 4.0 / 3)
         #expect(AttentionCostModel.busiestShare(units: 6, threads: 2) == 1)
         #expect(AttentionCostModel.busiestShare(units: 1, threads: 2) == 2)
         #expect(AttentionCostModel.busiestShare(units: 5, threads: 1) == 1)
         #expect(AttentionCostModel.busiestShare(units: 0, threads: 2) == 1)
-        // Below 1,024 stored keys the 3 decode items (one per KV head) are not split; from 1,024 each is split in two.
+        // Below 1,024 stored keys the 3 decode items (one per KV head) are not split: an F32 cache is read slot by
+        // slot on one worker, INT4 and block-sparse decode deal the 3 items over both; from 1,024 each is split in
+        // two over both. Materialised decode deals its 9 heads; prefill runs on all.
+        let int4 = AttentionSettingSpec(name: "int4", kv: .int4)
+        let sparse = AttentionSettingSpec(name: "moba", blockSparse: Plan.BlockSparse(chunk: 128, topK: 2))
         #expect(m.workUnits(full, shape: shape, mode: .decode, length: 512) == 3)
         #expect(m.workUnits(full, shape: shape, mode: .decode, length: 1024) == 6)
-        #expect(m.workUnits(AttentionSettingSpec(name: "m", kernel: .materialised), shape: shape, mode: .decode,
-                            length: 1024) == 9)
+        #expect(m.workUnits(materialised, shape: shape, mode: .decode, length: 1024) == 9)
+        #expect(m.workers(full, shape: shape, mode: .decode, length: 512) == 1)
+        #expect(m.workers(full, shape: shape, mode: .decode, length: 1024) == 2)
+        #expect(m.workers(int4, shape: shape, mode: .decode, length: 512) == 2)
+        #expect(m.workers(sparse, shape: shape, mode: .decode, length: 512) == 2)
+        #expect(m.workers(materialised, shape: shape, mode: .decode, length: 512) == 2)
+        #expect(m.workers(full, shape: shape, mode: .prefill, length: 512) == 2)
+        // One worker has one core's share of the unit: twice the even spread on 2 threads, so the unsplit call at
+        // 512 keys takes as long as the split one at 1,024 (the plain roofline: its 6 units spread evenly).
+        #expect(m.busiestFactor(full, shape: shape, mode: .decode, length: 512) == 2)
+        #expect(m.busiestFactor(full, shape: shape, mode: .decode, length: 1024) == 1)
+        #expect(m.busiestFactor(int4, shape: shape, mode: .decode, length: 512) == 4.0 / 3)
+        #expect(m.busiestFactor(materialised, shape: shape, mode: .decode, length: 1024) == 10.0 / 9)
+        #expect(m.busiestFactor(full, shape: shape, mode: .prefill, length: 4096) == 1)
+        let kvBytesPerKey = 2.0 * 3 * 64 * 4
+        func flops(_ keys: Int) -> Double { 4.0 * 9 * 64 * Double(keys) }
         let t512 = m.predict(full, shape: shape, mode: .decode, length: 512).seconds
         let t1024 = m.predict(full, shape: shape, mode: .decode, length: 1024).seconds
-        #expect(abs(t1024 / t512 - 1.5) < 1e-9)
+        #expect(abs(t512 / m.latency.attentionSeconds(flops: flops(512), bytes: 512 * kvBytesPerKey) - 2) < 1e-9)
+        #expect(abs(t1024 / m.latency.attentionSeconds(flops: flops(1024), bytes: 1024 * kvBytesPerKey) - 1) < 1e-9)
+        #expect(abs(t1024 / t512 - 1) < 1e-9)
         // Spread evenly (device plans), twice the keys cost twice the time, split or not.
         var even = m
         even.busiestWorker = false
         let e512 = even.predict(full, shape: shape, mode: .decode, length: 512).seconds
         #expect(abs(even.predict(full, shape: shape, mode: .decode, length: 1024).seconds / e512 - 2) < 1e-9)
-        #expect(abs(t512 / e512 - 4.0 / 3) < 1e-9)
+        #expect(abs(e512 / m.latency.attentionSeconds(flops: flops(512), bytes: 512 * kvBytesPerKey) - 1) < 1e-9)
+        #expect(even.busiestFactor(full, shape: shape, mode: .decode, length: 512) == 1)
         // Prefill's 3 × 410 items of 10 rows divide evenly: the plain FLOP roofline.
         let flops = 4.0 * 9 * 64 * (4096.0 * 4097 / 2)
         let prefill = m.predict(full, shape: shape, mode: .prefill, length: 4096).seconds
@@ -495,9 +517,20 @@ struct AttentionSparseAndSpillTests {
                 == without.predict(moba, shape: shape, mode: .prefill, length: length).seconds)
         // The heads apart make a row read cost less than the group's: the larger the share, the faster.
         #expect(predicted(share: 0.8) < predicted(share: 0.5) && predicted(share: 0.5) < predicted(share: 0))
+        // The rate scales block-sparse decode's time and nothing else (full decode shares its fit).
+        func rated(_ rate: Double, _ s: AttentionSettingSpec, _ mode: AttentionCostModel.Mode) -> Double {
+            var m = model
+            let fit = AttentionCalibration.Fit(fixedSeconds: 0, perRowSeconds: 0, scale: 1)
+            let sparse = AttentionCalibration.SparseDecode(share: 0.5, scoreSeconds: 0, rate: rate, points: [])
+            m.calibration = AttentionCalibration(fits: [.init(s, mode: mode): fit], sparseDecode: sparse)
+            return m.predict(s, shape: shape, mode: mode, length: length).seconds
+        }
+        #expect(abs(rated(2, moba, .decode) / rated(1, moba, .decode) - 2) < 1e-12)
+        let full = AttentionSettingSpec(name: "full")
+        #expect(rated(2, full, .decode) == rated(1, full, .decode))
+        #expect(rated(2, moba, .prefill) == rated(1, moba, .prefill))
         // Top-k covering every block: no choice, every head reads every row: full decode, whatever the constants.
         let everything = AttentionSettingSpec(name: "all", blockSparse: Plan.BlockSparse(chunk: 128, topK: 1000))
-        let full = AttentionSettingSpec(name: "full")
         for share in [0.0, 0.8] {
             #expect(abs(predicted(share: share, score: 3e-9, everything) / predicted(share: share, full) - 1) < 1e-12)
         }
@@ -508,7 +541,7 @@ struct AttentionSparseAndSpillTests {
         // A model whose prediction is linear in the share, and a host at share 0.7 and 3 ns per score.
         let settings = [Plan.BlockSparse(chunk: 128, topK: 4), Plan.BlockSparse(chunk: 32, topK: 16)]
         func predict(_ share: Double, _ b: Plan.BlockSparse, _ n: Int) -> (seconds: Double, scores: Double) {
-            let keysRead = Double(n) / Double(b.chunk) * 300, headKeys = 512.0
+            let keysRead = Double(b.chunk * b.topK) * 4 + Double(n) / 8, headKeys = 512.0
             return (1e-6 + 2e-8 * ((1 - share) * keysRead + share * headKeys), Double(9 * n / b.chunk))
         }
         let measured = settings.flatMap { b in
@@ -520,13 +553,32 @@ struct AttentionSparseAndSpillTests {
         let fit = try #require(AttentionCalibration.SparseDecode.fit(measured: measured, predict: predict))
         #expect(abs(fit.share - 0.7) < 1e-9 && abs(fit.scoreSeconds / 3e-9 - 1) < 1e-6)
         #expect(fit.points.count == 6 && fit.points.allSatisfy { abs($0.predictedSeconds / $0.measuredSeconds - 1) < 1e-6 })
-        // A score that would be negative is 0; nothing without a usable point.
+        // Uniformly cheaper calls: a rate below 1; a score that would be negative is 0; nothing without a point.
         let cheap = measured.map { m in
             AttentionCalibration.SparseDecode.Measured(setting: m.setting, length: m.length,
                                                        seconds: predict(0.7, m.setting, m.length).seconds * 0.9)
         }
-        #expect(AttentionCalibration.SparseDecode.fit(measured: cheap, predict: predict)?.scoreSeconds == 0)
+        let cheapFit = try #require(AttentionCalibration.SparseDecode.fit(measured: cheap, predict: predict))
+        #expect(cheapFit.scoreSeconds < 1e-15 && abs(cheapFit.rate - 0.9) < 1e-6)
+        let negative = measured.map { m in
+            AttentionCalibration.SparseDecode.Measured(setting: m.setting, length: m.length, seconds:
+                predict(0.7, m.setting, m.length).seconds - 1e-9 * predict(0.7, m.setting, m.length).scores)
+        }
+        #expect(AttentionCalibration.SparseDecode.fit(measured: negative, predict: predict)?.scoreSeconds == 0)
         #expect(AttentionCalibration.SparseDecode.fit(measured: [], predict: predict) == nil)
+        #expect(abs(fit.rate - 1) < 1e-6)
+        // A kernel slower than the full decode fit by a constant factor: the rate recovers it with the other two.
+        let slower = settings.flatMap { b in
+            [1536, 3072, 12288].map { n in
+                AttentionCalibration.SparseDecode.Measured(
+                    setting: b, length: n,
+                    seconds: 1.25 * predict(0.7, b, n).seconds + 3e-9 * predict(0.7, b, n).scores)
+            }
+        }
+        let slowFit = try #require(AttentionCalibration.SparseDecode.fit(measured: slower, predict: predict))
+        #expect(abs(slowFit.share - 0.7) < 1e-9 && abs(slowFit.rate - 1.25) < 1e-6
+                && abs(slowFit.scoreSeconds / 3e-9 - 1) < 1e-6)
+        #expect(AttentionCalibration.SparseDecode.fitRateAndScore([(0.5, 0), (0.5, 0)]) == (2, 0))
         // The file keeps it; a share outside 0 … 1 or negative seconds are refused with the field named.
         let c = AttentionCalibration(source: "t", sparseDecode: fit)
         let text = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
@@ -540,6 +592,10 @@ struct AttentionSparseAndSpillTests {
             .sparseDecode?.share == 0.5)
         try Self.expectRefused(fileText("1.5", "3e-9"))
         try Self.expectRefused(fileText("0.5", "-1e-9"))
+        // A file from before the rate was fitted reads rate 1; a rate that is not positive is refused.
+        #expect(try JSONDecoder().decode(AttentionCalibration.self, from: Data(fileText("0.5", "3e-9").utf8))
+            .sparseDecode?.rate == 1)
+        try Self.expectRefused(fileText("0.5", "3e-9, \"rate\": 0"))
     }
 
     @Test("the sweep beyond the cache: none while the layer's K/V fit, the outside share of the keys read beyond")

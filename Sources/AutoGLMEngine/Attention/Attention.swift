@@ -75,12 +75,43 @@ public enum Attention {
             selector = BlockSelector(chunk: blockSparse.chunk, topK: blockSparse.topK,
                                      means: cache.blockMeanKeys(layer: layer, chunk: blockSparse.chunk, tokens: tokens))
         }
+        let spans = cache.spans(layer: layer)
         let problem = Problem(
             n: n, heads: heads, kvHeads: cache.kvHeads, headDim: cache.headDim, layout: cache.layout,
-            slotBytes: cache.slotBytes, spans: cache.spans(layer: layer), queryStart: cache.length,
+            slotBytes: cache.slotBytes, spans: spans, queryStart: cache.length,
             causal: true, window: cache.window, globalTokens: cache.globalTokens,
             scale: scale ?? 1 / Float(cache.headDim).squareRoot(), selector: selector, isa: isa)
-        return try run(problem, q: q, out: out, kernel: kernel, threads: threads, pool: pool)
+        let workers = callWorkers(n: n, kernel: kernel, heads: heads, kvHeads: cache.kvHeads, headDim: cache.headDim,
+                                  format: cache.layout.format, blockSparse: selector != nil,
+                                  keys: spans.reduce(0) { $0 + $1.count }, threads: threads)
+        return try run(problem, q: q, out: out, kernel: kernel, threads: workers, pool: pool)
+    }
+
+    /// Workers of one call over `keys` stored keys with `threads` available: every thread for a batch of rows
+    /// (prefill, encode) and for a decode row the tiled kernel splits into key ranges (`keySplits`: on 2 threads and
+    /// 3 KV heads from 1,024 keys); an unsplit decode row that reads the cache slot by slot (`slotMajorDecodes`:
+    /// F32, F16 and INT8 caches without block selection) runs on one, and every other decode row deals its work
+    /// items (KV heads; materialised: query heads) over every thread. Measured on the 2-core Zen 3 host (one SmolLM2
+    /// layer, K/V flushed before each call, alternating runs at 256, 512 and 768 keys): slot by slot on one thread
+    /// against the 3 KV heads dealt to 2 workers, F32 1.3× faster and F16 within 10% either way, a 256 + 4 window
+    /// 1.2× faster; dealt over 2 workers against one, INT4 1.1–1.35×, MoBA 128/4 1.1–1.4× and the materialised
+    /// kernel 1.3–1.7× faster. The model, `bench-attention` and the planner's cost model
+    /// (`AttentionCostModel.workers`) follow this choice.
+    public static func callWorkers(n: Int, kernel: AttentionKernel, heads: Int, kvHeads: Int, headDim: Int,
+                                   format: KVCacheFormat, blockSparse: Bool, keys: Int, threads: Int) -> Int {
+        let threads = max(1, threads)
+        guard n == 1, kernel == .tiled, keySplits(items: kvHeads, workers: threads, keys: keys) == 1 else {
+            return threads
+        }
+        let slotMajor = slotMajorDecodes(group: heads / max(1, kvHeads), headDim: headDim, format: format,
+                                         blockSparse: blockSparse)
+        return slotMajor ? 1 : threads
+    }
+
+    /// Whether a decode row of this layout takes the slot-major path (`slotMajorUnits`): fewer than 4 query heads
+    /// per KV head (more take the wide tile), rows in whole 32-element groups, no block selection, not INT4.
+    public static func slotMajorDecodes(group: Int, headDim: Int, format: KVCacheFormat, blockSparse: Bool) -> Bool {
+        !blockSparse && group < 4 && headDim % KVRowLayout.groupSize == 0 && format != .int4
     }
 
     /// Non-causal attention over explicit K/V (the vision encoder): q `(n, heads*d)`, k/v `(m, kvHeads*d)`,
@@ -113,19 +144,22 @@ public enum Attention {
             n: n, heads: heads, kvHeads: kvHeads, headDim: headDim, layout: layout, slotBytes: kvHeads * headDim * 4,
             spans: [span], queryStart: 0, causal: false, window: nil, globalTokens: 0,
             scale: scale ?? 1 / Float(headDim).squareRoot(), selector: nil, isa: isa)
-        return try run(problem, q: q, out: out, kernel: kernel, threads: threads, pool: pool)
+        let workers = callWorkers(n: n, kernel: kernel, heads: heads, kvHeads: kvHeads, headDim: headDim, format: .f32,
+                                  blockSparse: false, keys: m, threads: threads)
+        return try run(problem, q: q, out: out, kernel: kernel, threads: workers, pool: pool)
     }
 
     /// Bytes of scratch a kernel allocates for `n` queries over `m` stored keys (all workers together).
     /// Materialised: an n·m F32 score matrix per head in flight plus a worker's buffers; tiled: per worker, a query
     /// tile's scaled queries and accumulators and one key tile of scores (independent of n and m, except for the
     /// per-block scores of block-sparse selection).
-    /// `kvHeads` defaults to `heads` (no grouping).
+    /// `kvHeads` defaults to `heads` (no grouping); `kvFormat` is the cache's (one decode row's workers depend on it).
     public static func scratchBytes(n: Int, m: Int, heads: Int, kernel: AttentionKernel, threads: Int,
                                     headDim: Int = 128, kvHeads: Int? = nil,
-                                    blockSparse: Plan.BlockSparse? = nil) -> Int {
+                                    blockSparse: Plan.BlockSparse? = nil, kvFormat: KVCacheFormat = .f32) -> Int {
         let kvHeads = max(1, kvHeads ?? heads)
-        let workers = max(1, threads)
+        let workers = callWorkers(n: n, kernel: kernel, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                  format: kvFormat, blockSparse: blockSparse != nil, keys: m, threads: threads)
         let blocks = blockSparse.map { m / max(1, $0.chunk) + 1 } ?? 0
         let maxIntervals = blockSparse.map { $0.topK + 1 } ?? 2
         let lanes = TiledScratch.lanes(heads: heads, kvHeads: kvHeads)
@@ -362,14 +396,6 @@ public enum Attention {
             before += span.count
         }
         return end
-    }
-
-    /// Threads for one decode row of the tiled kernel over `keys` stored keys: all of them once the keys split into
-    /// ranges (`keySplits`: from 1,024 keys on 2 threads), else one. Below that, spreading the few KV-head items over
-    /// the threads or splitting short key ranges measured within the noise of alternating decode rounds, while a
-    /// long history's decode attention on one thread leaves the other idle for most of the call.
-    public static func decodeThreads(kvHeads: Int, keys: Int, threads: Int) -> Int {
-        keySplits(items: kvHeads, workers: threads, keys: keys) > 1 ? threads : 1
     }
 
     static func keySplits(items: Int, workers: Int, keys: Int) -> Int {
@@ -965,8 +991,9 @@ public enum Attention {
     /// ran 10–15% slower slot by slot.
     static func slotMajorUnits(_ p: Problem, workers: Int) -> Int? {
         let group = p.heads / p.kvHeads
-        guard p.n == 1, p.selector == nil, p.headDim % KVRowLayout.groupSize == 0, group < 4,
-              p.layout.format != .int4, !usesWideTile(p, lanes: group) else { return nil }
+        guard p.n == 1, slotMajorDecodes(group: group, headDim: p.headDim, format: p.layout.format,
+                                         blockSparse: p.selector != nil),
+              !usesWideTile(p, lanes: group) else { return nil }
         let stored = p.spans.reduce(0) { $0 + $1.count }
         let splits = keySplits(items: p.kvHeads, workers: workers, keys: stored)
         if splits > 1 { return p.kvHeads * splits }

@@ -63,15 +63,11 @@ public struct SelfAttention: @unchecked Sendable {
         }
         try cache.append(layer: layer, keys: k, values: v, count: n)      // K, V (n, kvw) -> cache[layer]
         s.lap(.ropeAndCache)
-        // Prefill spreads over the pool; a decode row only once its keys split into ranges (tiled kernel).
-        let threads = pool?.threadCount ?? 1
-        let splitDecode = attention.kernel == .tiled
-            && Attention.decodeThreads(kvHeads: config.kvHeads, keys: cache.residentTokens + n, threads: threads) > 1
-        let attentionThreads = n > 1 || splitDecode ? threads : 1
+        // Prefill spreads over the pool; a decode row only once its keys split into ranges (`Attention.callWorkers`).
         try Attention.causal(q: q, n: n, heads: config.heads,             // softmax(q Kᵀ/√hd) V -> attn (n, qw)
                              cache: cache, layer: layer, out: s.attn.pointer, kernel: attention.kernel,
                              scale: 1 / Float(config.headDim).squareRoot(), blockSparse: attention.blockSparse,
-                             threads: attentionThreads, pool: pool)
+                             threads: pool?.threadCount ?? 1, pool: pool)
         s.lap(.attention)
         output(s.attn.pointer, count: n, into: s.proj.pointer, pool: pool) // Wo (d, qw) @ attn -> proj (n, d)
         s.lap(.output)
