@@ -605,11 +605,15 @@ public struct AttentionCostModel: Sendable {
         } ?? 0
         // scores: decode's only (`blockScores`). Block-sparse decode runs head by head where full decode reads the
         // cache slot by slot: its fitted rate scales the full decode fit's time (`SparseDecode.rate`).
-        let sparseRate = s.blockSparse != nil && mode == .decode && s.kernel == .tiled
-            ? calibration?.sparseDecode?.rate ?? 1 : 1
-        let corrected = calibration?.seconds(roofline: roofline, rows: n, spill: spill, near: near, cold: cold, s,
+        // From memory, its pass head by head has a cold-sweep factor of its own (`SparseDecode.coldSpill`).
+        let sparse = s.blockSparse != nil && mode == .decode && s.kernel == .tiled ? calibration?.sparseDecode : nil
+        var corrected = calibration?.seconds(roofline: roofline, rows: n, spill: spill, near: near, cold: cold, s,
                                              mode: mode) ?? roofline
-        let seconds = corrected * sparseRate + (measuredScore ?? 0) * scores * busiest
+        if cold, let factor = sparse?.coldSpill, var fit = calibration?.fits[.init(s, mode: mode)] {
+            fit.coldSpill = factor
+            corrected = fit.seconds(roofline: roofline, rows: n, spill: spill, near: near, cold: true)
+        }
+        let seconds = corrected * (sparse?.rate ?? 1) + (measuredScore ?? 0) * scores * busiest
         let loss: Double?
         if let accuracy {
             var total = 0.0, known = true
@@ -884,11 +888,17 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         /// Block-sparse decode's time relative to the full decode fit's for the same work: its kernel takes the
         /// cache head by head (block selection), full decode slot by slot; 1 in files written before it was fitted.
         public var rate: Double
+        /// The factor on the from-memory sweep of block-sparse decode reading its K/V from memory, fitted on calls
+        /// with the layer's K/V flushed; nil: the full decode fit's `coldSpill`.
+        public var coldSpill: Double?
         public var points: [Point]
-        enum CodingKeys: String, CodingKey { case share, scoreSeconds = "score_seconds", rate, points }
+        enum CodingKeys: String, CodingKey {
+            case share, scoreSeconds = "score_seconds", rate, coldSpill = "cold_spill", points
+        }
 
-        public init(share: Double, scoreSeconds: Double, rate: Double = 1, points: [Point]) {
-            self.share = share; self.scoreSeconds = scoreSeconds; self.rate = rate; self.points = points
+        public init(share: Double, scoreSeconds: Double, rate: Double = 1, coldSpill: Double? = nil, points: [Point]) {
+            self.share = share; self.scoreSeconds = scoreSeconds; self.rate = rate; self.coldSpill = coldSpill
+            self.points = points
         }
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -907,7 +917,26 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
                 throw DecodingError.dataCorruptedError(forKey: .rate, in: c,
                                                        debugDescription: "expected a rate > 0, got \(rate)")
             }
+            coldSpill = try c.decodeIfPresent(Double.self, forKey: .coldSpill)
+            if let coldSpill, !(coldSpill >= 0 && coldSpill.isFinite) {
+                throw DecodingError.dataCorruptedError(forKey: .coldSpill, in: c,
+                                                       debugDescription: "expected a factor ≥ 0, got \(coldSpill)")
+            }
             points = try c.decodeIfPresent([Point].self, forKey: .points) ?? []
+        }
+
+        /// The factor `c ≥ 0` that best fits measured seconds `m ≈ a + c · b` (least squares on relative error),
+        /// for points whose prediction is `a` at `c = 0` and grows by `b` per unit of `c`; nil with no usable
+        /// point.
+        public static func linearFactor(_ points: [(a: Double, b: Double, measured: Double)]) -> Double? {
+            let usable = points.filter { $0.measured > 0 && $0.measured.isFinite && $0.b > 0 && $0.a.isFinite }
+            guard !usable.isEmpty else { return nil }
+            var xx = 0.0, xy = 0.0
+            for p in usable {
+                let x = p.b / p.measured
+                xx += x * x; xy += x * (1 - p.a / p.measured)
+            }
+            return max(0, xy / xx)
         }
 
         /// One measured call: the setting, the length and its seconds.

@@ -363,6 +363,36 @@ struct CalibrateAttentionCommand: ParsableCommand {
                                    worst * 100))
                     factors.append(String(format: "%@ ×%.3f", s.name, factor))
                 }
+                // Block-sparse decode's own factor: its pass head by head reads from memory unlike full decode's
+                // slot by slot; fitted with its other constants and the full decode fit held.
+                if calibration.sparseDecode != nil {
+                    let jobs = Self.sparseDecodeSettings.map {
+                        (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0),
+                         AttentionCostModel.Mode.decode)
+                    }
+                    let sparseMeasured = try measure(jobs, shape, { _, _ in coldList }, rounds: rounds, cold: true)
+                    var model = cold
+                    model.calibration = calibration
+                    func predicted(_ factor: Double, _ s: AttentionSettingSpec, _ length: Int) -> Double {
+                        model.calibration?.sparseDecode?.coldSpill = factor
+                        return model.predict(s, shape: shape, mode: .decode, length: length).seconds
+                    }
+                    let points = zip(jobs, sparseMeasured).flatMap { job, measured in
+                        measured.map { length, seconds in
+                            let a = predicted(0, job.0, length)
+                            return (a: a, b: predicted(1, job.0, length) - a, measured: seconds)
+                        }
+                    }
+                    if let factor = AttentionCalibration.SparseDecode.linearFactor(points) {
+                        calibration.sparseDecode?.coldSpill = factor
+                        let worst = points.map { abs(($0.a + factor * $0.b) / $0.measured - 1) }.max() ?? 0
+                        print("block-sparse cold decode".padding(toLength: 26, withPad: " ", startingAt: 0)
+                              + String(format: " cold spill ×%.3f  worst point %5.1f%%", factor, worst * 100))
+                        factors.append(String(format: "block-sparse (%@, F32) ×%.3f",
+                                              Self.sparseDecodeSettings.map { "\($0.chunk)/\($0.topK)" }
+                                                .joined(separator: " and "), factor))
+                    }
+                }
                 return "\(Self.coldMarker) (the layer's K/V flushed from the caches before each call, every KV "
                     + "format tiled and F32 materialised at \(coldList.map(String.init).joined(separator: ", ")) "
                     + "tokens, median of \(rounds) passes): cold-sweep factors " + factors.joined(separator: ", ")

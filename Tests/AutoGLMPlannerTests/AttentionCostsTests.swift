@@ -319,6 +319,50 @@ struct AttentionCalibrationFitTests {
         #expect(old.kernels == nil && old.cpu == nil && old.mismatch(kernels: "simd8", cpu: "CPU B") == nil)
     }
 
+    @Test("block-sparse decode from memory takes a cold-sweep factor of its own; full decode keeps the key's")
+    func sparseColdSweep() throws {
+        // The factor comes back from points at a + 1.7 · b, and none from points with nothing to scale.
+        let points = [(a: 2e-5, b: 1e-5), (a: 4e-5, b: 3e-5), (a: 9e-5, b: 5e-5)]
+            .map { ($0.a, $0.b, $0.a + 1.7 * $0.b) }
+        #expect(abs((AttentionCalibration.SparseDecode.linearFactor(points) ?? 0) - 1.7) < 1e-9)
+        #expect(AttentionCalibration.SparseDecode.linearFactor(points.map { ($0.0, $0.1, $0.0 * 0.5) }) == 0)
+        #expect(AttentionCalibration.SparseDecode.linearFactor(points.map { ($0.0, 0, $0.2) }) == nil)
+        // Through the cost model: cold block-sparse decode takes it, cold full decode the key's own, warm neither.
+        let shape = AttentionCostsTests.shape
+        var fit = AttentionCalibration.Fit(fixedSeconds: 1e-6, perRowSeconds: 0, scale: 1.2, spill: 0.3,
+                                           heads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.headDim)
+        fit.coldSpill = 0.5
+        let key = AttentionCalibration.Key(kv: .f32, kernel: .tiled, mode: .decode)
+        func model(sparseCold: Double?, fromMemory: Bool) throws -> AttentionCostModel {
+            let sparse = AttentionCalibration.SparseDecode(share: 0.5, scoreSeconds: 2e-9, rate: 1.1,
+                                                           coldSpill: sparseCold, points: [])
+            var m = AttentionCostModel(device: try profile("host-simd8"), threads: 2, calibration: AttentionCalibration(
+                fits: [key: fit], source: "t", cacheBytes: 1 << 20, sparseDecode: sparse))
+            m.decodeKVFromMemory = fromMemory
+            return m
+        }
+        let moba = AttentionSettingSpec(name: "moba", blockSparse: Plan.BlockSparse(chunk: 128, topK: 4))
+        let full = AttentionSettingSpec(name: "full")
+        func seconds(_ s: AttentionSettingSpec, _ factor: Double?, _ fromMemory: Bool) throws -> Double {
+            try model(sparseCold: factor, fromMemory: fromMemory).predict(s, shape: shape, mode: .decode, length: 4096)
+                .seconds
+        }
+        let m = try model(sparseCold: 1.7, fromMemory: true)
+        let sweep = m.spillSeconds(moba, shape: shape, mode: .decode, length: 4096, cacheBytes: 1 << 20)
+        #expect(sweep > 0)
+        // Linear in the factor, at the rate: 1.1 · (1.7 − 0.5) · sweep more than with the key's factor.
+        #expect(abs(try seconds(moba, 1.7, true) - (try seconds(moba, nil, true)) - 1.1 * (1.7 - 0.5) * sweep) < 1e-12)
+        #expect(try seconds(full, 1.7, true) == (try seconds(full, nil, true)))
+        #expect(try seconds(moba, 1.7, false) == (try seconds(moba, nil, false)))
+        // The file keeps it; a negative one is refused.
+        let c = try #require(m.calibration)
+        let text = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
+        #expect(try JSONDecoder().decode(AttentionCalibration.self, from: Data(text.utf8)) == c)
+        let file = #"{"schema_version": 1, "source": "x", "fits": [], "block_sparse_decode": {"share": 0.5, "#
+            + #""score_seconds": 1e-9, "cold_spill": -0.5}}"#
+        try AttentionSparseAndSpillTests.expectRefused(file)
+    }
+
     @Test("a decode key's cold-sweep factor is fitted on calls that read their K/V from memory and prices them")
     func coldSweep() throws {
         let shape = AttentionCostsTests.shape
