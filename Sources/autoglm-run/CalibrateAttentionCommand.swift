@@ -16,8 +16,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
             decode, on one layer of --model at --lengths, and decode alone at --decode-lengths, where the layer's K/V \
             outgrows the last-level cache; the share of that cache behind the beyond-cache term is the one whose fits \
             leave the smallest error. Encoder points: the --vit-model ViT layer, both kernels, at \
-            --patches. Block-sparse decode (128/4 and 32/16, F32) at the decoder lengths up to 32,768 where blocks are \
-            left out fits its lane share and seconds per block score against the decode fit. Decode with the layer's \
+            --patches. Block-sparse decode (128/4 and 32/16, F32) at the decoder lengths up to 32,768 fits its rate, \
+            lane share and seconds per block score against the decode fit (when one of them leaves blocks out). \
+            Decode with the layer's \
             K/V flushed from the caches before each call (as a model's decode finds them) at --cold-lengths fits each \
             decode key's cold-sweep factor, which prices decode inside a model (the planner's host plans, \
             bench-attention --cold-kv). --block-sparse-only \
@@ -290,19 +291,23 @@ struct CalibrateAttentionCommand: ParsableCommand {
             }
             func fitSparseDecode(_ calibration: inout AttentionCalibration) throws -> String {
                 // Block-sparse decode's constants, fitted to F32 decode of two block-sparse settings (few large
-                // blocks, many small ones) at the decoder lengths where the selection leaves blocks out, with the
-                // full-decode constants in `calibration`; returns the words for its source.
+                // blocks, many small ones) at the decoder lengths up to `sparseDecodeMaxLength`, with the
+                // full-decode constants in `calibration`; returns the words for its source. Its rate and seconds
+                // per score hold where every block is chosen too (the kernel still selects and reads head by head,
+                // and below 1,024 keys deals the heads to the workers), but only a length where the selection
+                // leaves blocks out tells the lane share: without one, nothing is fitted.
                 let sparseJobs = Self.sparseDecodeSettings.map {
                     (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0),
                      AttentionCostModel.Mode.decode)
                 }
                 let sparseLengths = (lengthList + decodeOnly).filter { $0 <= Self.sparseDecodeMaxLength }
-                func lengths(_ b: Plan.BlockSparse) -> [Int] { sparseLengths.filter { $0 > b.chunk * b.topK } }
-                let sparseMeasured = try measure(sparseJobs, shape, { _, _ in sparseLengths }, rounds: rounds)
+                let leavesBlocksOut = Self.sparseDecodeSettings.contains { b in
+                    sparseLengths.contains { $0 > b.chunk * b.topK }
+                }
+                let sparseMeasured = leavesBlocksOut
+                    ? try measure(sparseJobs, shape, { _, _ in sparseLengths }, rounds: rounds) : []
                 let measuredCalls = zip(Self.sparseDecodeSettings, sparseMeasured).flatMap { b, points in
-                    points.filter { lengths(b).contains($0.0) }.map {
-                        AttentionCalibration.SparseDecode.Measured(setting: b, length: $0.0, seconds: $0.1)
-                    }
+                    points.map { AttentionCalibration.SparseDecode.Measured(setting: b, length: $0.0, seconds: $0.1) }
                 }
                 var model = costs
                 model.calibration = calibration
@@ -318,8 +323,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     print(String(format: "block-sparse decode: rate ×%.3f, lane share %.3f, %.2f ns per block score "
                                  + "(%@ at up to %d tokens; worst point %.1f%%)", sparse.rate, sparse.share,
                                  sparse.scoreSeconds * 1e9, settings, Self.sparseDecodeMaxLength, worst * 100))
-                    return String(format: "; block-sparse decode (%@, F32, at the decoder lengths up to %d "
-                                        + "where blocks are left out): rate ×%.3f, lane share %.3f, %.2f ns per "
+                    return String(format: "; block-sparse decode (%@, F32, at the decoder lengths up to %d): "
+                                        + "rate ×%.3f, lane share %.3f, %.2f ns per "
                                         + "block score", settings, Self.sparseDecodeMaxLength, sparse.rate,
                                         sparse.share, sparse.scoreSeconds * 1e9)
                 }

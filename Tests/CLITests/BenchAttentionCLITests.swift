@@ -201,7 +201,12 @@ struct BenchAttentionCLITests {
         #expect(recoldSource.components(separatedBy: "; cold decode").count == 2
                 && recoldSource.contains("at 96, 192 tokens") && recoldSource.contains("measured separately"))
         #expect(redecoded["cache_bytes"] as? Int == rematerialised["cache_bytes"] as? Int)
-        #expect(((redecoded["block_sparse_decode"] as? [String: Any])?["points"] as? [Any])?.count == 4)
+        // Block-sparse decode at every length (two of the four leave blocks out), both settings; its rate and its
+        // cold-sweep factor (fitted on the cold lengths) beside the lane share.
+        let sparseDecode = try #require(redecoded["block_sparse_decode"] as? [String: Any])
+        #expect((sparseDecode["points"] as? [Any])?.count == 8)
+        #expect((sparseDecode["rate"] as? Double ?? 0) > 0 && (sparseDecode["cold_spill"] as? Double ?? -1) >= 0)
+        #expect(((recold["block_sparse_decode"] as? [String: Any])?["cold_spill"] as? Double ?? -1) >= 0)
         let redecodedSource = redecoded["source"] as? String ?? ""
         #expect(redecodedSource.contains("; decode refitted on") && redecodedSource.contains("; materialised kernel")
                 && redecodedSource.components(separatedBy: "; block-sparse decode").count == 2)
