@@ -63,7 +63,7 @@ public struct SelfAttention: @unchecked Sendable {
         }
         try cache.append(layer: layer, keys: k, values: v, count: n)      // K, V (n, kvw) -> cache[layer]
         s.lap(.ropeAndCache)
-        // Prefill spreads over the pool; a decode row only once its keys split into ranges (`Attention.callWorkers`).
+        // The kernel picks the call's workers from the pool's threads (`Attention.callWorkers`).
         try Attention.causal(q: q, n: n, heads: config.heads,             // softmax(q Kᵀ/√hd) V -> attn (n, qw)
                              cache: cache, layer: layer, out: s.attn.pointer, kernel: attention.kernel,
                              scale: 1 / Float(config.headDim).squareRoot(), blockSparse: attention.blockSparse,
