@@ -836,6 +836,11 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         }
     }
 
+    /// `rooflineMismatch` against the roofline the cost model prices on `device` (nil where it has none).
+    public func rooflineMismatch(device: DeviceProfile) -> String? {
+        AttentionCostModel(device: device, threads: 1).roofline.flatMap(rooflineMismatch)
+    }
+
     /// Why the fits do not correct `current` (the roofline of the profile a prediction is made on): nil when it is
     /// the one they were measured against, or when the file does not say.
     public func rooflineMismatch(_ current: Roofline) -> String? {

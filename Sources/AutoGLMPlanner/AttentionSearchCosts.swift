@@ -150,8 +150,7 @@ public struct AttentionCalibrationFile: Sendable {
             return "\(path) was measured with " + differences.joined(separator: "; ") + " (profile '\(device.id)'): "
                 + "its times do not describe that machine"
         }
-        return AttentionCostModel(device: device, threads: 1).roofline
-            .flatMap { calibration.rooflineMismatch($0) }.map { "\(path): " + $0 }
+        return calibration.rooflineMismatch(device: device).map { "\(path): " + $0 }
     }
 }
 

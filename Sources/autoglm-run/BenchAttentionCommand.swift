@@ -200,7 +200,7 @@ struct BenchAttentionCommand: ParsableCommand {
         if let why = loaded.mismatch(kernels: KernelISA.active.rawValue, cpu: (try? HostInfo.current())?.cpuModel) {
             FileHandle.standardError.write(Data("bench-attention: warning: \(calibration): \(why)\n".utf8))
         }
-        if let why = AttentionCostModel(device: profile, threads: 1).roofline.flatMap(loaded.rooflineMismatch) {
+        if let why = loaded.rooflineMismatch(device: profile) {
             FileHandle.standardError.write(Data("bench-attention: warning: \(calibration): \(why)\n".utf8))
         }
         return loaded

@@ -155,6 +155,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
     /// The block-sparse settings whose decode points fit block-sparse decode's constants: few large blocks, many
     /// small ones (the score per block is only told apart from the key loop where there are many).
     static let sparseDecodeSettings = [Plan.BlockSparse(chunk: 128, topK: 4), Plan.BlockSparse(chunk: 32, topK: 16)]
+    /// Those settings' F32 decode jobs, as measured for the block-sparse fits (warm and cold).
+    static let sparseDecodeJobs = sparseDecodeSettings.map {
+        (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0), AttentionCostModel.Mode.decode)
+    }
     /// The longest of those points: the long-context range bench-attention-long reports block-sparse decode over.
     /// Beyond it, block-sparse decode on this host slows by a further ~50% (35.6 → 65.4 µs from 24,576 to 49,152
     /// keys at 128/4) that the model has no term for; fitting those points would skew the constants.
@@ -296,10 +300,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 // per score hold where every block is chosen too (the kernel still selects and reads head by head,
                 // and below 1,024 keys deals the heads to the workers), but only a length where the selection
                 // leaves blocks out tells the lane share: without one, nothing is fitted.
-                let sparseJobs = Self.sparseDecodeSettings.map {
-                    (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0),
-                     AttentionCostModel.Mode.decode)
-                }
+                let sparseJobs = Self.sparseDecodeJobs
                 let sparseLengths = (lengthList + decodeOnly).filter { $0 <= Self.sparseDecodeMaxLength }
                 let leavesBlocksOut = Self.sparseDecodeSettings.contains { b in
                     sparseLengths.contains { $0 > b.chunk * b.topK }
@@ -371,10 +372,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 // Block-sparse decode's own factor: its pass head by head reads from memory unlike full decode's
                 // slot by slot; fitted with its other constants and the full decode fit held.
                 if calibration.sparseDecode != nil {
-                    let jobs = Self.sparseDecodeSettings.map {
-                        (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0),
-                         AttentionCostModel.Mode.decode)
-                    }
+                    let jobs = Self.sparseDecodeJobs
                     let sparseMeasured = try measure(jobs, shape, { _, _ in coldList }, rounds: rounds, cold: true)
                     var model = cold
                     model.calibration = calibration
