@@ -406,3 +406,67 @@ struct AttentionDecodeTests {
         #expect(Attention.slotMajorUnits(sparse, workers: 2) == nil, "block-sparse")
     }
 }
+
+@Suite("Attention kernels: dealing work units to workers")
+struct AttentionDealingTests {
+    static func problem() -> Attention.Problem {
+        let spans = [KVCache.Span(first: 0, count: 1024, keys: UnsafeRawPointer(bitPattern: 64)!,
+                                  values: UnsafeRawPointer(bitPattern: 64)!)]
+        let layout = KVRowLayout(format: .f32, headDim: 64)
+        return Attention.Problem(n: 1, heads: 9, kvHeads: 3, headDim: 64, layout: layout,
+                                 slotBytes: 3 * layout.rowBytes, spans: spans, queryStart: 1023, causal: true,
+                                 window: nil, globalTokens: 0, scale: 1, selector: nil)
+    }
+
+    /// Counts of how many times each unit ran, written from any thread.
+    final class Tally: @unchecked Sendable {
+        private let lock = NSLock()
+        private(set) var runs: [Int]
+        private(set) var order: [Int] = []
+        init(_ units: Int) { runs = [Int](repeating: 0, count: units) }
+        func record(_ unit: Int) { lock.lock(); runs[unit] += 1; order.append(unit); lock.unlock() }
+    }
+
+    @Test("Every unit runs exactly once, on as many workers as the even deal gives",
+          arguments: [1, 2, 3, 5, 6, 13], [1, 2, 3])
+    func everyUnitOnce(units: Int, workers: Int) {
+        let pool = ComputePool(threadCount: 3)
+        for usePool in [true, false] {
+            let tally = Tally(units)
+            let chunks = Attention.dealUnits(units, workers: workers, pool: usePool ? pool : nil, Self.problem()) {
+                unit, _ in tally.record(unit)
+            }
+            let perWorker = (units + workers - 1) / workers
+            #expect(chunks == (units + perWorker - 1) / perWorker)
+            #expect(tally.runs == [Int](repeating: 1, count: units), "pool \(usePool)")
+        }
+    }
+
+    @Test("One worker takes the units from the last down (a causal prefill's longest rows first)")
+    func lastUnitFirst() {
+        let tally = Tally(7)
+        _ = Attention.dealUnits(7, workers: 1, pool: nil, Self.problem()) { unit, _ in tally.record(unit) }
+        #expect(tally.order == [6, 5, 4, 3, 2, 1, 0])
+    }
+
+    /// With fixed shares the caller would run 8 of 16 units and then wait for the slow worker's 8; claiming one at a
+    /// time, the caller runs every unit the slow worker has not started.
+    @Test("A slow worker takes fewer units: the caller runs the rest")
+    func slowWorkerTakesFewer() {
+        let pool = ComputePool(threadCount: 2)
+        let caller = pthread_self()
+        let tally = Tally(16)
+        final class CallerCount: @unchecked Sendable { var value = 0 }
+        let onCaller = CallerCount()
+        _ = Attention.dealUnits(16, workers: 2, pool: pool, Self.problem()) { unit, _ in
+            if pthread_equal(pthread_self(), caller) != 0 {
+                onCaller.value += 1
+            } else {
+                usleep(20_000)
+            }
+            tally.record(unit)
+        }
+        #expect(tally.runs == [Int](repeating: 1, count: 16))
+        #expect(onCaller.value >= 14, "the caller ran \(onCaller.value) of 16 units")
+    }
+}

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Dispatch
 import Foundation
+import Synchronization
 import AutoGLMSpecs
 #if arch(x86_64)
 import AutoGLMKernelsAVX512
@@ -334,7 +335,11 @@ public enum Attention {
             let perWorker = (p.heads + workers - 1) / workers
             let chunks = (p.heads + perWorker - 1) / perWorker
             let failed = FailureFlag()
-            concurrentPerform(chunks, serial: workers == 1, pool: pool) { c in
+            let claims = UnitClaims(p.heads)
+            concurrentPerform(chunks, serial: workers == 1, pool: pool) { _ in
+                // Heads are claimed one at a time (see `dealUnits`); each worker allocates its matrix and scratch
+                // with its first head.
+                guard var head = claims.claim() else { return }
                 guard let matrix = malloc(max(4, matrixBytes))?.assumingMemoryBound(to: Float.self) else {
                     failed.set(); return
                 }
@@ -342,8 +347,10 @@ public enum Attention {
                 let scratch = TiledScratch(p)
                 defer { scratch.release() }
                 let qp = UnsafePointer<Float>(bitPattern: qAddress)!, op = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
-                for h in (c * perWorker)..<min(p.heads, (c + 1) * perWorker) {
-                    materialised(p, head: h, m: m, q: qp, out: op, matrix: matrix, scratch: scratch)
+                while true {
+                    materialised(p, head: head, m: m, q: qp, out: op, matrix: matrix, scratch: scratch)
+                    guard let next = claims.claim() else { break }
+                    head = next
                 }
             }
             if failed.isSet { throw AttentionError.allocationFailed(bytes: matrixBytes) }
@@ -351,20 +358,40 @@ public enum Attention {
         }
     }
 
-    /// Runs `units` work units of the tiled kernel on at most `workers` workers, each with scratch of its own;
-    /// returns how many workers ran. Units are dealt round-robin: consecutive prefill items are consecutive query
-    /// rows, whose causal work grows with the row, so contiguous halves would give one worker about three quarters
-    /// of a prefill.
+    /// Runs `units` work units of the tiled kernel on at most `workers` workers, each with scratch of its own
+    /// (allocated with the first unit it claims); returns how many workers the call was dealt to. Workers claim units
+    /// one at a time (`UnitClaims`), the most expensive first, instead of taking fixed shares: a worker that starts
+    /// late or runs slower than the others (a core shared with other work on a busy host, a phone's little core)
+    /// ends up with fewer units rather than holding the call up with a share it is slow to finish. Claiming from the
+    /// top also balances a causal prefill, whose later query rows attend more keys.
     static func dealUnits(_ units: Int, workers: Int, pool: ComputePool?, _ p: Problem,
                           _ body: @escaping @Sendable (Int, TiledScratch) -> Void) -> Int {
         let perWorker = (units + workers - 1) / workers
         let chunks = (units + perWorker - 1) / perWorker
-        concurrentPerform(chunks, serial: workers == 1, pool: pool) { c in
+        let claims = UnitClaims(units)
+        concurrentPerform(chunks, serial: workers == 1, pool: pool) { _ in
+            guard var unit = claims.claim() else { return }
             let scratch = TiledScratch(p)
             defer { scratch.release() }
-            for unit in stride(from: c, to: units, by: chunks) { body(unit, scratch) }
+            while true {
+                body(unit, scratch)
+                guard let next = claims.claim() else { break }
+                unit = next
+            }
         }
         return chunks
+    }
+
+    /// Work units handed out one at a time to whichever worker asks next, from the highest index down.
+    final class UnitClaims: Sendable {
+        private let taken = Atomic<Int>(0)
+        let count: Int
+        init(_ count: Int) { self.count = count }
+        /// The next unit (count − 1 first), or nil once every unit is taken.
+        func claim() -> Int? {
+            let i = taken.add(1, ordering: .relaxed).oldValue
+            return i < count ? count - 1 - i : nil
+        }
     }
 
     private static func concurrentPerform(_ count: Int, serial: Bool, pool: ComputePool?,
