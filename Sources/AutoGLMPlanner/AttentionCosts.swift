@@ -1030,6 +1030,18 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             points: [Point(length: referenceLength, rows: rows, modelSeconds: predicted, measuredSeconds: measuredSeconds)])
     }
 
+    /// The median of measured ÷ predicted seconds over (measured, predicted) pairs: how much slower (> 1) the machine
+    /// ran than when the fit that made the predictions was measured; 1 where no pair has both times positive and
+    /// finite. calibrate-attention divides block-sparse decode's times by it (full F32 decode measured in the same
+    /// passes against its fit), so that a refit in another spell compares kernels, not spells.
+    public static func pace(_ pairs: [(measured: Double, predicted: Double)]) -> Double {
+        let ratios = pairs.filter { $0.measured > 0 && $0.predicted > 0 && $0.measured.isFinite && $0.predicted.isFinite }
+            .map { $0.measured / $0.predicted }.sorted()
+        guard !ratios.isEmpty else { return 1 }
+        let mid = ratios.count / 2
+        return ratios.count % 2 == 1 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2
+    }
+
     /// Fits `fixed`, `perRow`, `scale`, `spill` and `near` for one key to measured points by least squares on
     /// relative error, with every term non-negative (a term that would go negative is dropped and the rest
     /// refitted). `perRow` is only fitted where the points have different row counts (not for decode), `spill` only

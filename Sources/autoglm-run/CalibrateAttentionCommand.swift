@@ -305,13 +305,25 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 let leavesBlocksOut = Self.sparseDecodeSettings.contains { b in
                     sparseLengths.contains { $0 > b.chunk * b.topK }
                 }
-                let sparseMeasured = leavesBlocksOut
-                    ? try measure(sparseJobs, shape, { _, _ in sparseLengths }, rounds: rounds) : []
-                let measuredCalls = zip(Self.sparseDecodeSettings, sparseMeasured).flatMap { b, points in
-                    points.map { AttentionCalibration.SparseDecode.Measured(setting: b, length: $0.0, seconds: $0.1) }
-                }
+                // Full F32 decode is measured in the same passes: the median of its times over its fit's predictions
+                // (`pace`) is how much faster or slower the machine ran than when the full decode fit was measured
+                // (another spell, for a partial refit), and the block-sparse times are divided by it, so that the rate
+                // compares the two kernels rather than two spells.
+                let reference = (Self.decoderSettings[0], AttentionCostModel.Mode.decode)
+                let measured = leavesBlocksOut
+                    ? try measure(sparseJobs + [reference], shape, { _, _ in sparseLengths }, rounds: rounds) : []
                 var model = costs
                 model.calibration = calibration
+                let pace = measured.last.map { points in
+                    AttentionCalibration.pace(points.map { length, seconds in
+                        (seconds, model.predict(reference.0, shape: shape, mode: .decode, length: length).seconds)
+                    })
+                } ?? 1
+                let measuredCalls = zip(Self.sparseDecodeSettings, measured.dropLast()).flatMap { b, points in
+                    points.map {
+                        AttentionCalibration.SparseDecode.Measured(setting: b, length: $0.0, seconds: $0.1 / pace)
+                    }
+                }
                 calibration.sparseDecode = AttentionCalibration.SparseDecode.fit(measured: measuredCalls) { share, b, length in
                     model.calibration?.sparseDecode = .init(share: share, scoreSeconds: 0, points: [])
                     let s = AttentionSettingSpec(name: "", blockSparse: b)
@@ -322,12 +334,14 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     let worst = sparse.points.map { abs($0.predictedSeconds / $0.measuredSeconds - 1) }.max() ?? 0
                     let settings = Self.sparseDecodeSettings.map { "\($0.chunk)/\($0.topK)" }.joined(separator: " and ")
                     print(String(format: "block-sparse decode: rate ×%.3f, lane share %.3f, %.2f ns per block score "
-                                 + "(%@ at up to %d tokens; worst point %.1f%%)", sparse.rate, sparse.share,
-                                 sparse.scoreSeconds * 1e9, settings, Self.sparseDecodeMaxLength, worst * 100))
+                                 + "(%@ at up to %d tokens; worst point %.1f%%; full decode measured beside them at "
+                                 + "×%.3f of its fit's time)", sparse.rate, sparse.share,
+                                 sparse.scoreSeconds * 1e9, settings, Self.sparseDecodeMaxLength, worst * 100, pace))
                     return String(format: "; block-sparse decode (%@, F32, at the decoder lengths up to %d): "
                                         + "rate ×%.3f, lane share %.3f, %.2f ns per "
-                                        + "block score", settings, Self.sparseDecodeMaxLength, sparse.rate,
-                                        sparse.share, sparse.scoreSeconds * 1e9)
+                                        + "block score (times divided by ×%.3f, full F32 decode measured in the same "
+                                        + "passes over its fit)", settings, Self.sparseDecodeMaxLength, sparse.rate,
+                                        sparse.share, sparse.scoreSeconds * 1e9, pace)
                 }
                 return ""
             }

@@ -623,6 +623,24 @@ struct AttentionSparseAndSpillTests {
         #expect(abs(slowFit.share - 0.7) < 1e-9 && abs(slowFit.rate - 1.25) < 1e-6
                 && abs(slowFit.scoreSeconds / 3e-9 - 1) < 1e-6)
         #expect(AttentionCalibration.SparseDecode.fitRateAndScore([(0.5, 0), (0.5, 0)]) == (2, 0))
+        // The same kernel measured in a spell 1.3× slower than the full decode fit's: the full decode measured in the
+        // same passes gives the pace, and the times divided by it give back the kernel's own rate (undivided, the
+        // rate would absorb the spell: 1.25 × 1.3).
+        let fullPairs = [1536, 3072, 12288].map { n in (measured: 1.3 * Double(n) * 1e-8, predicted: Double(n) * 1e-8) }
+        let pace = AttentionCalibration.pace(fullPairs + [(measured: 2.0, predicted: 1.0)] + [(measured: 0, predicted: 1)])
+        #expect(abs(pace - 1.3) < 1e-12, "median of 1.3, 1.3, 1.3, 2.0; the zero time ignored")
+        let spell = slower.map {
+            AttentionCalibration.SparseDecode.Measured(setting: $0.setting, length: $0.length, seconds: 1.3 * $0.seconds)
+        }
+        let spellFit = try #require(AttentionCalibration.SparseDecode.fit(measured: spell, predict: predict))
+        #expect(abs(spellFit.rate - 1.25 * 1.3) < 1e-6)
+        let paced = spell.map {
+            AttentionCalibration.SparseDecode.Measured(setting: $0.setting, length: $0.length, seconds: $0.seconds / pace)
+        }
+        let pacedFit = try #require(AttentionCalibration.SparseDecode.fit(measured: paced, predict: predict))
+        #expect(abs(pacedFit.rate - 1.25) < 1e-6 && abs(pacedFit.share - 0.7) < 1e-9)
+        #expect(AttentionCalibration.pace([]) == 1 && AttentionCalibration.pace([(measured: .nan, predicted: 1)]) == 1)
+        #expect(AttentionCalibration.pace([(measured: 1, predicted: 1), (measured: 3, predicted: 1)]) == 2)
         // The file keeps it; a share outside 0 … 1 or negative seconds are refused with the field named.
         let c = AttentionCalibration(source: "t", sparseDecode: fit)
         let text = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)

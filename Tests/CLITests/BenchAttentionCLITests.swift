@@ -99,6 +99,7 @@ struct BenchAttentionCLITests {
         #expect((blockSparse["points"] as? [Any])?.count == 4)
         #expect((refitted["source"] as? String ?? "").contains("block-sparse decode (128/4 and 32/16")
                 && (refitted["source"] as? String ?? "").contains("measured separately"))
+        #expect((refitted["source"] as? String ?? "").contains("full F32 decode measured in the same passes"))
         // Lengths where every block is chosen leave nothing to fit: refused, the file as it was.
         let before = try Data(contentsOf: URL(fileURLWithPath: file))
         let nothing = try Self.run(["calibrate-attention", "--block-sparse-only", "--lengths", "64", "--decode-lengths",
