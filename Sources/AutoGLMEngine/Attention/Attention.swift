@@ -339,7 +339,7 @@ public enum Attention {
             concurrentPerform(chunks, serial: workers == 1, pool: pool) { _ in
                 // Heads are claimed one at a time (see `dealUnits`); each worker allocates its matrix and scratch
                 // with its first head.
-                guard var head = claims.claim() else { return }
+                guard let first = claims.claim() else { return }
                 guard let matrix = malloc(max(4, matrixBytes))?.assumingMemoryBound(to: Float.self) else {
                     failed.set(); return
                 }
@@ -347,10 +347,9 @@ public enum Attention {
                 let scratch = TiledScratch(p)
                 defer { scratch.release() }
                 let qp = UnsafePointer<Float>(bitPattern: qAddress)!, op = UnsafeMutablePointer<Float>(bitPattern: outAddress)!
-                while true {
+                materialised(p, head: first, m: m, q: qp, out: op, matrix: matrix, scratch: scratch)
+                while let head = claims.claim() {
                     materialised(p, head: head, m: m, q: qp, out: op, matrix: matrix, scratch: scratch)
-                    guard let next = claims.claim() else { break }
-                    head = next
                 }
             }
             if failed.isSet { throw AttentionError.allocationFailed(bytes: matrixBytes) }
@@ -370,14 +369,11 @@ public enum Attention {
         let chunks = (units + perWorker - 1) / perWorker
         let claims = UnitClaims(units)
         concurrentPerform(chunks, serial: workers == 1, pool: pool) { _ in
-            guard var unit = claims.claim() else { return }
+            guard let first = claims.claim() else { return }
             let scratch = TiledScratch(p)
             defer { scratch.release() }
-            while true {
-                body(unit, scratch)
-                guard let next = claims.claim() else { break }
-                unit = next
-            }
+            body(first, scratch)
+            while let unit = claims.claim() { body(unit, scratch) }
         }
         return chunks
     }
