@@ -1035,7 +1035,8 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     /// finite. calibrate-attention divides block-sparse decode's times by it (full F32 decode measured in the same
     /// passes against its fit), so that a refit in another spell compares kernels, not spells.
     public static func pace(_ pairs: [(measured: Double, predicted: Double)]) -> Double {
-        let ratios = pairs.filter { $0.measured > 0 && $0.predicted > 0 && $0.measured.isFinite && $0.predicted.isFinite }
+        let ratios = pairs
+            .filter { $0.measured > 0 && $0.predicted > 0 && $0.measured.isFinite && $0.predicted.isFinite }
             .map { $0.measured / $0.predicted }.sorted()
         guard !ratios.isEmpty else { return 1 }
         let mid = ratios.count / 2

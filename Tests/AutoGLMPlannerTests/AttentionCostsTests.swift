@@ -627,16 +627,13 @@ struct AttentionSparseAndSpillTests {
         // same passes gives the pace, and the times divided by it give back the kernel's own rate (undivided, the
         // rate would absorb the spell: 1.25 × 1.3).
         let fullPairs = [1536, 3072, 12288].map { n in (measured: 1.3 * Double(n) * 1e-8, predicted: Double(n) * 1e-8) }
-        let pace = AttentionCalibration.pace(fullPairs + [(measured: 2.0, predicted: 1.0)] + [(measured: 0, predicted: 1)])
+        let pace = AttentionCalibration.pace(fullPairs + [(measured: 2.0, predicted: 1.0), (measured: 0, predicted: 1)])
         #expect(abs(pace - 1.3) < 1e-12, "median of 1.3, 1.3, 1.3, 2.0; the zero time ignored")
-        let spell = slower.map {
-            AttentionCalibration.SparseDecode.Measured(setting: $0.setting, length: $0.length, seconds: 1.3 * $0.seconds)
-        }
+        typealias Measured = AttentionCalibration.SparseDecode.Measured
+        let spell = slower.map { Measured(setting: $0.setting, length: $0.length, seconds: 1.3 * $0.seconds) }
         let spellFit = try #require(AttentionCalibration.SparseDecode.fit(measured: spell, predict: predict))
         #expect(abs(spellFit.rate - 1.25 * 1.3) < 1e-6)
-        let paced = spell.map {
-            AttentionCalibration.SparseDecode.Measured(setting: $0.setting, length: $0.length, seconds: $0.seconds / pace)
-        }
+        let paced = spell.map { Measured(setting: $0.setting, length: $0.length, seconds: $0.seconds / pace) }
         let pacedFit = try #require(AttentionCalibration.SparseDecode.fit(measured: paced, predict: predict))
         #expect(abs(pacedFit.rate - 1.25) < 1e-6 && abs(pacedFit.share - 0.7) < 1e-9)
         #expect(AttentionCalibration.pace([]) == 1 && AttentionCalibration.pace([(measured: .nan, predicted: 1)]) == 1)
