@@ -17,7 +17,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
             outgrows the last-level cache; the share of that cache behind the beyond-cache term is the one whose fits \
             leave the smallest error. Encoder points: the --vit-model ViT layer, both kernels, at \
             --patches. Block-sparse decode (128/4 and 32/16, F32) at the decoder lengths up to 32,768 fits its rate, \
-            lane share and seconds per block score against the decode fit (when one of them leaves blocks out). \
+            lane share and seconds per block score against the decode fit (when one of them leaves blocks out), its \
+            times divided by the pace of full F32 decode measured in the same passes against that fit. \
             Decode with the layer's \
             K/V flushed from the caches before each call (as a model's decode finds them) at --cold-lengths fits each \
             decode key's cold-sweep factor, which prices decode inside a model (the planner's host plans, \
