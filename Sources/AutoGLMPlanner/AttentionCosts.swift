@@ -1037,10 +1037,8 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     public static func pace(_ pairs: [(measured: Double, predicted: Double)]) -> Double {
         let ratios = pairs
             .filter { $0.measured > 0 && $0.predicted > 0 && $0.measured.isFinite && $0.predicted.isFinite }
-            .map { $0.measured / $0.predicted }.sorted()
-        guard !ratios.isEmpty else { return 1 }
-        let mid = ratios.count / 2
-        return ratios.count % 2 == 1 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2
+            .map { $0.measured / $0.predicted }
+        return ratios.isEmpty ? 1 : Statistic(ratios).median
     }
 
     /// Fits `fixed`, `perRow`, `scale`, `spill` and `near` for one key to measured points by least squares on

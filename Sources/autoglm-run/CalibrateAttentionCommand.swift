@@ -156,6 +156,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
     /// The block-sparse settings whose decode points fit block-sparse decode's constants: few large blocks, many
     /// small ones (the score per block is only told apart from the key loop where there are many).
     static let sparseDecodeSettings = [Plan.BlockSparse(chunk: 128, topK: 4), Plan.BlockSparse(chunk: 32, topK: 16)]
+    /// Those settings as the calibration's words name them ("128/4 and 32/16").
+    static let sparseDecodeLabel = sparseDecodeSettings.map { "\($0.chunk)/\($0.topK)" }.joined(separator: " and ")
     /// Those settings' F32 decode jobs, as measured for the block-sparse fits (warm and cold).
     static let sparseDecodeJobs = sparseDecodeSettings.map {
         (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0), AttentionCostModel.Mode.decode)
@@ -333,7 +335,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 }
                 if let sparse = calibration.sparseDecode {
                     let worst = sparse.points.map { abs($0.predictedSeconds / $0.measuredSeconds - 1) }.max() ?? 0
-                    let settings = Self.sparseDecodeSettings.map { "\($0.chunk)/\($0.topK)" }.joined(separator: " and ")
+                    let settings = Self.sparseDecodeLabel
                     print(String(format: "block-sparse decode: rate ×%.3f, lane share %.3f, %.2f ns per block score "
                                  + "(%@ at up to %d tokens; worst point %.1f%%; full decode measured beside them at "
                                  + "×%.3f of its fit's time)", sparse.rate, sparse.share,
@@ -406,9 +408,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                         let worst = points.map { abs(($0.a + factor * $0.b) / $0.measured - 1) }.max() ?? 0
                         print("block-sparse cold decode".padding(toLength: 26, withPad: " ", startingAt: 0)
                               + String(format: " cold spill ×%.3f  worst point %5.1f%%", factor, worst * 100))
-                        factors.append(String(format: "block-sparse (%@, F32) ×%.3f",
-                                              Self.sparseDecodeSettings.map { "\($0.chunk)/\($0.topK)" }
-                                                .joined(separator: " and "), factor))
+                        factors.append(String(format: "block-sparse (%@, F32) ×%.3f", Self.sparseDecodeLabel, factor))
                     }
                 }
                 return "\(Self.coldMarker) (the layer's K/V flushed from the caches before each call, every KV "
