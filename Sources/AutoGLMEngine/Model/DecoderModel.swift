@@ -60,6 +60,25 @@ public final class DecoderModel: @unchecked Sendable {
         return model
     }
 
+    /// Builds a decoder of `c.layers` pre-norm blocks from the parts every architecture shares (the embedding, each
+    /// block's `attn_norm` and `ffn_norm`, the output norm and head); `layer` loads one block's attention and
+    /// feed-forward from its tensor-name prefix (`blk.N.`).
+    static func assemble(_ c: DecoderConfig, _ w: WeightLoader,
+                         layer: (_ prefix: String) throws -> (SelfAttention, FeedForward)) throws -> DecoderModel {
+        let embedding = try loadEmbedding(w, config: c)
+        let blocks = try (0..<c.layers).map { i -> DecoderBlock in
+            let p = "blk.\(i)."
+            let (attention, feedForward) = try layer(p)
+            return DecoderBlock(attentionNorm: try norm(w, p + "attn_norm.weight", config: c), attention: attention,
+                                ffnNorm: try norm(w, p + "ffn_norm.weight", config: c), feedForward: feedForward)
+        }
+        let outputNorm = try norm(w, "output_norm.weight", config: c)
+        let (head, tied) = try loadHead(w, config: c, embedding: embedding)
+        return DecoderModel(config: c, embedding: Embedding(table: embedding), blocks: blocks, outputNorm: outputNorm,
+                            head: head, tiedHead: tied, residentBytesByModule: w.residentBytesByModule,
+                            tensorFormats: w.formats)
+    }
+
     /// Loads the output head: `output.weight` when present, else the embedding table (tied). A tied head whose
     /// policy format differs from the embedding's gets its own converted copy.
     static func loadHead(_ loader: WeightLoader, config c: DecoderConfig,

@@ -4,32 +4,20 @@ import Foundation
 /// full rotary on every head dimension (GGUF stores Q/K rows permuted for adjacent-pair rotation), tied or untied head.
 enum LlamaArchitecture {
     @Sendable static func build(_ c: DecoderConfig, _ w: WeightLoader) throws -> DecoderModel {
-        let embedding = try DecoderModel.loadEmbedding(w, config: c)
-        var blocks: [DecoderBlock] = []
-        for i in 0..<c.layers {
-            let p = "blk.\(i)."
+        try DecoderModel.assemble(c, w) { p in
+            // Q (queryWidth, hidden), K and V (kvWidth, hidden), each with a bias where the checkpoint has one.
             let attention = SelfAttention(
                 projections: .separate(
-                    q: Linear(weight: try w.matrix(p + "attn_q.weight", rows: c.queryWidth, columns: c.hidden),
-                              bias: try w.optionalVector(p + "attn_q.bias", count: c.queryWidth)),
-                    k: Linear(weight: try w.matrix(p + "attn_k.weight", rows: c.kvWidth, columns: c.hidden),
-                              bias: try w.optionalVector(p + "attn_k.bias", count: c.kvWidth)),
-                    v: Linear(weight: try w.matrix(p + "attn_v.weight", rows: c.kvWidth, columns: c.hidden),
-                              bias: try w.optionalVector(p + "attn_v.bias", count: c.kvWidth))),
-                output: Linear(weight: try w.matrix(p + "attn_output.weight", rows: c.hidden, columns: c.queryWidth)))
+                    q: try w.linear(p + "attn_q", rows: c.queryWidth, columns: c.hidden, bias: .optional),
+                    k: try w.linear(p + "attn_k", rows: c.kvWidth, columns: c.hidden, bias: .optional),
+                    v: try w.linear(p + "attn_v", rows: c.kvWidth, columns: c.hidden, bias: .optional)),
+                output: try w.linear(p + "attn_output", rows: c.hidden, columns: c.queryWidth))
+            // gate and up (ffn, hidden), down (hidden, ffn).
             let mlp = FeedForward(
-                gateUp: .separate(gate: Linear(weight: try w.matrix(p + "ffn_gate.weight", rows: c.ffn, columns: c.hidden)),
-                                  up: Linear(weight: try w.matrix(p + "ffn_up.weight", rows: c.ffn, columns: c.hidden))),
-                down: Linear(weight: try w.matrix(p + "ffn_down.weight", rows: c.hidden, columns: c.ffn)))
-            blocks.append(DecoderBlock(attentionNorm: try DecoderModel.norm(w, p + "attn_norm.weight", config: c),
-                                       attention: attention,
-                                       ffnNorm: try DecoderModel.norm(w, p + "ffn_norm.weight", config: c),
-                                       feedForward: mlp))
+                gateUp: .separate(gate: try w.linear(p + "ffn_gate", rows: c.ffn, columns: c.hidden),
+                                  up: try w.linear(p + "ffn_up", rows: c.ffn, columns: c.hidden)),
+                down: try w.linear(p + "ffn_down", rows: c.hidden, columns: c.ffn))
+            return (attention, mlp)
         }
-        let outputNorm = try DecoderModel.norm(w, "output_norm.weight", config: c)
-        let (head, tied) = try DecoderModel.loadHead(w, config: c, embedding: embedding)
-        return DecoderModel(config: c, embedding: Embedding(table: embedding), blocks: blocks, outputNorm: outputNorm,
-                            head: head, tiedHead: tied, residentBytesByModule: w.residentBytesByModule,
-                            tensorFormats: w.formats)
     }
 }

@@ -200,6 +200,20 @@ public final class WeightLoader {
         try has(name) ? try vector(name, count: count) : nil
     }
 
+    /// Whether a projection has a bias vector beside its weight.
+    public enum Bias { case none, optional, required }
+
+    /// Loads the projection `base.weight` (rows, columns) with its bias `base.bias` (rows) as `bias` says: none,
+    /// where the checkpoint has one, or always.
+    public func linear(_ base: String, rows: Int, columns: Int, bias: Bias = .none) throws -> Linear {
+        let weight = try matrix(base + ".weight", rows: rows, columns: columns)
+        switch bias {
+        case .none: return Linear(weight: weight)
+        case .optional: return Linear(weight: weight, bias: try optionalVector(base + ".bias", count: rows))
+        case .required: return Linear(weight: weight, bias: try vector(base + ".bias", count: rows))
+        }
+    }
+
     /// Total resident weight bytes.
     public var residentBytes: Int { residentBytesByModule.values.reduce(0, +) }
 }
