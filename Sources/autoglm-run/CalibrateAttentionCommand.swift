@@ -22,7 +22,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
             Decode with the layer's \
             K/V flushed from the caches before each call (as a model's decode finds them) at --cold-lengths fits each \
             decode key's cold-sweep factor, which prices decode inside a model (the planner's host plans, \
-            bench-attention --cold-kv). --block-sparse-only \
+            bench-attention --cold-kv), its times divided by the pace of warm F32 decode measured in the same \
+            passes. --block-sparse-only \
             measures only those and adds them to an existing --output, keeping its fits; --materialised-only \
             measures and refits only the materialised kernel's points and keeps the rest of --output; --decode-only \
             measures and refits every decode point (full, block-sparse and cold) and keeps the prefill and encode \
@@ -219,10 +220,11 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 return existing
             }
             /// Measures each (setting, mode) at its lengths in `rounds` passes, each over all points in its own shuffled
-            /// order (`AttentionBenchmark.passOrder`); the median pass per point.
+            /// order (`AttentionBenchmark.passOrder`); the median pass per point. Decode jobs whose index `cold` takes
+            /// are measured with the layer's K/V flushed from the caches before each call.
             func measure(_ jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], _ shape: AttentionLayerShape,
                          _ points: (AttentionSettingSpec, AttentionCostModel.Mode) -> [Int], rounds: Int,
-                         cold: Bool = false) throws -> [[(Int, Double)]] {
+                         cold: (Int) -> Bool = { _ in false }) throws -> [[(Int, Double)]] {
                 struct PointKey: Hashable { var job: Int; var length: Int }
                 var passes: [PointKey: [Double]] = [:]
                 let keys = jobs.indices.flatMap { j in
@@ -237,7 +239,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                             name: s.name, mode: mode == .prefill ? .prefill : mode == .decode ? .decode : .encode,
                             kvCacheFormat: s.kv, kernel: s.kernel, window: s.window, globalTokens: s.globalTokens,
                             blockSparse: s.blockSparse, heads: shape.heads, kvHeads: shape.kvHeads,
-                            headDim: shape.headDim, threads: n, coldKV: cold && mode == .decode)
+                            headDim: shape.headDim, threads: n, coldKV: cold(key.job) && mode == .decode)
                         let r = try AttentionBenchmark.run(setting: setting, sequenceLength: length,
                                                            repetitions: repetitions, minimumSeconds: minTime)
                         passes[key, default: []].append(r.medianSecondsPerCall)
@@ -353,10 +355,24 @@ struct CalibrateAttentionCommand: ParsableCommand {
             func fitColdDecode(_ calibration: inout AttentionCalibration) throws -> String {
                 // Each decode key's cold-sweep factor: decode measured with the layer's K/V flushed from the caches
                 // before each call, as a model's decode finds them, fitted with the key's other constants held
-                // (its points' sweep all priced from memory); returns the words for its source.
+                // (its points' sweep all priced from memory); returns the words for its source. Warm F32 decode is
+                // measured at the same lengths in the same passes: the cold times are divided by its pace (its
+                // measured over its fit's time), so that a factor prices the sweep from memory rather than the
+                // difference between this spell and the one the warm fits were measured in.
                 guard !coldList.isEmpty else { return "" }
                 let jobs = Self.decoderSettings.map { ($0, AttentionCostModel.Mode.decode) }
-                let measured = try measure(jobs, shape, { _, _ in coldList }, rounds: rounds, cold: true)
+                let sparseJobs = calibration.sparseDecode == nil ? [] : Self.sparseDecodeJobs
+                let reference = (Self.decoderSettings[0], AttentionCostModel.Mode.decode)
+                let all = jobs + sparseJobs + [reference]
+                let timed = try measure(all, shape, { _, _ in coldList }, rounds: rounds, cold: { $0 < all.count - 1 })
+                var warm = costs
+                warm.calibration = calibration
+                let pace = AttentionCalibration.pace(timed[all.count - 1].map { length, seconds in
+                    (seconds, warm.predict(reference.0, shape: shape, mode: .decode, length: length).seconds)
+                })
+                let measured = timed.dropLast().map { points in points.map { ($0.0, $0.1 / pace) } }
+                print(String(format: "warm F32 decode measured beside the cold points at ×%.3f of its fit's time; "
+                             + "the cold times are divided by it", pace))
                 var cold = costs
                 cold.decodeKVFromMemory = true
                 var factors: [String] = []
@@ -388,16 +404,14 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 }
                 // Block-sparse decode's own factor: its pass head by head reads from memory unlike full decode's
                 // slot by slot; fitted with its other constants and the full decode fit held.
-                if calibration.sparseDecode != nil {
-                    let jobs = Self.sparseDecodeJobs
-                    let sparseMeasured = try measure(jobs, shape, { _, _ in coldList }, rounds: rounds, cold: true)
+                if !sparseJobs.isEmpty {
                     var model = cold
                     model.calibration = calibration
                     func predicted(_ factor: Double, _ s: AttentionSettingSpec, _ length: Int) -> Double {
                         model.calibration?.sparseDecode?.coldSpill = factor
                         return model.predict(s, shape: shape, mode: .decode, length: length).seconds
                     }
-                    let points = zip(jobs, sparseMeasured).flatMap { job, measured in
+                    let points = zip(sparseJobs, measured[jobs.count...]).flatMap { job, measured in
                         measured.map { length, seconds in
                             let a = predicted(0, job.0, length)
                             return (a: a, b: predicted(1, job.0, length) - a, measured: seconds)
@@ -413,7 +427,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 }
                 return "\(Self.coldMarker) (the layer's K/V flushed from the caches before each call, every KV "
                     + "format tiled and F32 materialised at \(coldList.map(String.init).joined(separator: ", ")) "
-                    + "tokens, median of \(rounds) passes): cold-sweep factors " + factors.joined(separator: ", ")
+                    + "tokens, median of \(rounds) passes; times divided by "
+                    + String(format: "×%.3f, warm F32 decode measured in the same passes over its fit", pace)
+                    + "): cold-sweep factors " + factors.joined(separator: ", ")
             }
             /// A part measured on its own for an existing file: its words, with when and under what load.
             func separately(_ text: String) -> String {

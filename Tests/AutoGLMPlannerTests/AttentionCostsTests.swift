@@ -375,6 +375,13 @@ struct AttentionCalibrationFitTests {
         }
         let factor = try #require(fit.fittingColdSpill(cold))
         #expect(abs(factor - 0.9) < 1e-9)
+        // The same calls measured in a spell 1.3× slower than the warm fit's: undivided, the factor takes in the
+        // spell; divided by the pace of warm decode measured beside them (as calibrate-attention does), it comes back.
+        let spell = cold.map { var p = $0; p.measuredSeconds *= 1.3; return p }
+        #expect(try #require(fit.fittingColdSpill(spell)) > 1.5)
+        let pace = AttentionCalibration.pace(cold.map { (measured: 1.3 * $0.modelSeconds, predicted: $0.modelSeconds) })
+        let paced = spell.map { var p = $0; p.measuredSeconds /= pace; return p }
+        #expect(abs(try #require(fit.fittingColdSpill(paced)) - 0.9) < 1e-9)
         #expect(fit.fittingColdSpill([]) == nil)
         // Calls faster than the constants without any sweep: no negative factor.
         let fast = cold.map { var p = $0; p.measuredSeconds = 1e-6; return p }

@@ -84,6 +84,8 @@ struct BenchAttentionCLITests {
             #expect(mode == "decode" ? (fit["cold_spill"] as? Double ?? -1) >= 0 : fit["cold_spill"] == nil)
         }
         #expect(source.contains("; cold decode (the layer's K/V flushed") && source.contains("at 64, 128 tokens"))
+        #expect(source.contains("times divided by ×") && source.contains("warm F32 decode measured in the same passes"))
+        #expect(c.stdout.contains("warm F32 decode measured beside the cold points at ×"))
         // No block-sparse decode point at these lengths (every block chosen); --block-sparse-only adds them to the
         // same file, its fits kept.
         #expect(written["block_sparse_decode"] == nil)
