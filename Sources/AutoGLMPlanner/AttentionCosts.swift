@@ -814,6 +814,8 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     public var privateCacheBytes: Int?
     /// Block-sparse decode's measured constants (nil: not measured).
     public var sparseDecode: SparseDecode?
+    /// Block-sparse prefill's beyond-cache factor (nil: not measured; the prefill fit's `spill` prices it).
+    public var sparsePrefill: SparsePrefill?
     /// The roofline the fits correct (nil in files written before it was recorded).
     public var roofline: Roofline?
 
@@ -859,10 +861,36 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
 
     public init(referenceLength: Int = 0, fits: [Key: Fit] = [:], source: String = "", kernels: String? = nil,
                 cpu: String? = nil, cacheBytes: Int? = nil, privateCacheBytes: Int? = nil,
-                sparseDecode: SparseDecode? = nil, roofline: Roofline? = nil) {
+                sparseDecode: SparseDecode? = nil, sparsePrefill: SparsePrefill? = nil, roofline: Roofline? = nil) {
         self.referenceLength = referenceLength; self.fits = fits; self.source = source
         self.kernels = kernels; self.cpu = cpu; self.cacheBytes = cacheBytes; self.privateCacheBytes = privateCacheBytes
-        self.sparseDecode = sparseDecode; self.roofline = roofline
+        self.sparseDecode = sparseDecode; self.sparsePrefill = sparsePrefill; self.roofline = roofline
+    }
+
+    /// Block-sparse prefill beyond the cache on this host. A work item reads its own block and the earlier blocks its
+    /// lanes chose (`AttentionCostModel.spillSeconds`), where full prefill's items sweep the whole prefix they see,
+    /// and the prefill fit's `spill`, measured on full prefill, priced those reads too dear (block-sparse prefill
+    /// at 32,768 tokens predicted 20–37% slower than measured on the Zen 3 host, with the layer's K/V three times
+    /// the cache share). `spill` takes the prefill fit's place for block-sparse prefill of every KV format, fitted
+    /// on F32 block-sparse prefill beyond the cache with the prefill fit's other constants held; `points` are those
+    /// calls.
+    public struct SparsePrefill: Sendable, Equatable, Codable {
+        public var spill: Double
+        public var points: [SparseDecode.Point]
+        enum CodingKeys: String, CodingKey { case spill, points }
+
+        public init(spill: Double, points: [SparseDecode.Point]) {
+            self.spill = spill; self.points = points
+        }
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            spill = try c.decode(Double.self, forKey: .spill)
+            guard spill >= 0, spill.isFinite else {
+                throw DecodingError.dataCorruptedError(forKey: .spill, in: c,
+                                                       debugDescription: "expected a factor ≥ 0, got \(spill)")
+            }
+            points = try c.decodeIfPresent([SparseDecode.Point].self, forKey: .points) ?? []
+        }
     }
 
     /// Block-sparse decode on this host, fitted to measured block-sparse decode points with the full-decode fit's
@@ -1145,7 +1173,10 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     /// roofline unchanged when no fit exists for its key).
     public func seconds(roofline: Double, rows: Int, spill: Double = 0, near: Double = 0, cold: Bool = false,
                         _ s: AttentionSettingSpec, mode: AttentionCostModel.Mode) -> Double {
-        guard let f = fits[Key(s, mode: mode)] else { return roofline }
+        guard var f = fits[Key(s, mode: mode)] else { return roofline }
+        if mode == .prefill, s.blockSparse != nil, s.kernel == .tiled, let factor = sparsePrefill?.spill {
+            f.spill = factor
+        }
         return f.seconds(roofline: roofline, rows: rows, spill: spill, near: near, cold: cold && mode == .decode)
     }
 
@@ -1177,7 +1208,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version", source, referenceLength = "reference_length", fits, kernels, cpu
         case cacheBytes = "cache_bytes", privateCacheBytes = "private_cache_bytes"
-        case sparseDecode = "block_sparse_decode", roofline
+        case sparseDecode = "block_sparse_decode", sparsePrefill = "block_sparse_prefill", roofline
     }
 
     public init(from decoder: Decoder) throws {
@@ -1201,6 +1232,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
                                                    "expected a positive byte count, got \(privateCacheBytes)")
         }
         sparseDecode = try c.decodeIfPresent(SparseDecode.self, forKey: .sparseDecode)
+        sparsePrefill = try c.decodeIfPresent(SparsePrefill.self, forKey: .sparsePrefill)
         roofline = try c.decodeIfPresent(Roofline.self, forKey: .roofline)
         if let r = roofline, !(r.attentionOpsPerSecond > 0 && r.attentionOpsPerSecond.isFinite
                                  && r.bandwidthBytesPerSecond > 0 && r.bandwidthBytesPerSecond.isFinite) {
@@ -1239,6 +1271,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         try c.encodeIfPresent(cacheBytes, forKey: .cacheBytes)
         try c.encodeIfPresent(privateCacheBytes, forKey: .privateCacheBytes)
         try c.encodeIfPresent(sparseDecode, forKey: .sparseDecode)
+        try c.encodeIfPresent(sparsePrefill, forKey: .sparsePrefill)
         try c.encodeIfPresent(roofline, forKey: .roofline)
         if referenceLength > 0 { try c.encode(referenceLength, forKey: .referenceLength) }
         let entries = fits.map { Entry(kv: $0.key.kv, kernel: $0.key.kernel, mode: $0.key.mode, fit: $0.value) }

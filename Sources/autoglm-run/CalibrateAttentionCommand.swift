@@ -18,13 +18,14 @@ struct CalibrateAttentionCommand: ParsableCommand {
             leave the smallest error. Encoder points: the --vit-model ViT layer, both kernels, at \
             --patches. Block-sparse decode (128/4 and 32/16, F32) at the decoder lengths up to 32,768 fits its rate, \
             lane share and seconds per block score against the decode fit (when one of them leaves blocks out), its \
-            times divided by the pace of full F32 decode measured in the same passes against that fit. \
+            times divided by the pace of full F32 decode measured in the same passes against that fit. F32 prefill \
+            of 128/4 and 1024/4 at --prefill-lengths fits block-sparse prefill's own beyond-cache factor. \
             Decode with the layer's \
             K/V flushed from the caches before each call (as a model's decode finds them) at --cold-lengths fits each \
             decode key's cold-sweep factor, which prices decode inside a model (the planner's host plans, \
             bench-attention --cold-kv), its times divided by the pace of warm F32 decode measured in the same \
-            passes. --block-sparse-only \
-            measures only those and adds them to an existing --output, keeping its fits; --materialised-only \
+            passes. --block-sparse-only measures only the block-sparse points and adds their constants to an \
+            existing --output, keeping its fits; --materialised-only \
             measures and refits only the materialised kernel's points and keeps the rest of --output; --decode-only \
             measures and refits every decode point (full, block-sparse and cold) and keeps the prefill and encode \
             fits and the cache shares; --cold-decode-only measures only the cold points. Choose lengths other than \
@@ -93,7 +94,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
     static let privateCacheFractions: [Double] = [0.25, 0.5, 0.75, 1]
 
     @Flag(name: .customLong("block-sparse-only"),
-          help: "Keep the fits in --output and measure and fit only block-sparse decode's constants against them.")
+          help: "Keep the fits in --output and measure and fit only block-sparse decode's constants and block-sparse prefill's beyond-cache factor against them.")
     var blockSparseOnly = false
 
     @Flag(name: .customLong("materialised-only"),
@@ -125,13 +126,15 @@ struct CalibrateAttentionCommand: ParsableCommand {
     /// `source` with the part that starts with `marker` (up to the next part a refit adds, or the end) replaced
     /// by `text`, or `text` appended when there is none.
     static func replacingPart(_ source: String, marker: String, with text: String) -> String {
-        let markers = [Self.sparseMarker, Self.materialisedMarker, Self.decodeMarker, Self.coldMarker]
+        let markers = [Self.sparseMarker, Self.sparsePrefillMarker, Self.materialisedMarker, Self.decodeMarker,
+                       Self.coldMarker]
         guard let start = source.range(of: marker) else { return source + text }
         let rest = source[start.upperBound...]
         let end = markers.compactMap { rest.range(of: $0)?.lowerBound }.min() ?? source.endIndex
         return String(source[..<start.lowerBound]) + text + String(source[end...])
     }
     static let sparseMarker = "; block-sparse decode"
+    static let sparsePrefillMarker = "; block-sparse prefill"
     static let materialisedMarker = "; materialised kernel refitted"
     static let decodeMarker = "; decode refitted"
     static let coldMarker = "; cold decode"
@@ -163,6 +166,11 @@ struct CalibrateAttentionCommand: ParsableCommand {
     static let sparseDecodeJobs = sparseDecodeSettings.map {
         (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0), AttentionCostModel.Mode.decode)
     }
+    /// The block-sparse settings whose long prefill points fit block-sparse prefill's beyond-cache factor: few small
+    /// blocks and few large ones (the second reads nearly as much per row as full prefill at 8,192 tokens).
+    static let sparsePrefillSettings = [Plan.BlockSparse(chunk: 128, topK: 4), Plan.BlockSparse(chunk: 1024, topK: 4)]
+    /// Those settings as the calibration's words name them ("128/4 and 1024/4").
+    static let sparsePrefillLabel = sparsePrefillSettings.map { "\($0.chunk)/\($0.topK)" }.joined(separator: " and ")
     /// The longest of those points: the long-context range bench-attention-long reports block-sparse decode over.
     /// Beyond it, block-sparse decode on this host slows by a further ~50% (35.6 → 65.4 µs from 24,576 to 49,152
     /// keys at 128/4) that the model has no term for; fitting those points would skew the constants.
@@ -350,6 +358,49 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 }
                 return ""
             }
+            func fitSparsePrefill(_ calibration: inout AttentionCalibration) throws -> String {
+                // Block-sparse prefill's beyond-cache factor: F32 prefill of the block-sparse settings at the long
+                // prefill lengths (one call each), fitted with the prefill fit's other constants held; returns the
+                // words for its source. Nothing without a long prefill length or an F32 tiled prefill fit.
+                let reference = AttentionCalibration.Key(kv: .f32, kernel: .tiled, mode: .prefill)
+                guard !prefillOnly.isEmpty, calibration.fits[reference] != nil else { return "" }
+                let jobs = Self.sparsePrefillSettings.map {
+                    (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0),
+                     AttentionCostModel.Mode.prefill)
+                }
+                let measured = try measure(jobs, shape, { _, _ in prefillOnly }, rounds: rounds)
+                var model = costs
+                model.calibration = calibration
+                func predicted(_ factor: Double, _ s: AttentionSettingSpec, _ length: Int) -> Double {
+                    model.calibration?.sparsePrefill = .init(spill: factor, points: [])
+                    return model.predict(s, shape: shape, mode: .prefill, length: length).seconds
+                }
+                let points = zip(jobs, measured).flatMap { job, measured in
+                    measured.map { length, seconds in
+                        let a = predicted(0, job.0, length)
+                        return (setting: job.0, length: length, a: a, b: predicted(1, job.0, length) - a,
+                                measured: seconds)
+                    }
+                }
+                guard let factor = AttentionCalibration.SparseDecode.linearFactor(points.map {
+                    (a: $0.a, b: $0.b, measured: $0.measured)
+                }) else { return "" }
+                calibration.sparsePrefill = .init(spill: factor, points: points.compactMap { p in
+                    p.setting.blockSparse.map {
+                        .init(chunk: $0.chunk, topK: $0.topK, length: p.length, measuredSeconds: p.measured,
+                              predictedSeconds: p.a + factor * p.b)
+                    }
+                })
+                let worst = points.map { abs(($0.a + factor * $0.b) / $0.measured - 1) }.max() ?? 0
+                let prefillSpill = calibration.fits[reference]?.spill ?? 0
+                print(String(format: "block-sparse prefill: beyond-cache factor ×%.3f (full prefill's ×%.3f; %@ at "
+                             + "%@ tokens; worst point %.1f%%)", factor, prefillSpill, Self.sparsePrefillLabel,
+                             prefillOnly.map(String.init).joined(separator: ", "), worst * 100))
+                return Self.sparsePrefillMarker + String(format: " (%@, F32, at ", Self.sparsePrefillLabel)
+                    + prefillOnly.map(String.init).joined(separator: ", ")
+                    + String(format: " tokens, one call each, median of %d passes): beyond-cache factor ×%.3f in place "
+                             + "of the prefill fit's ×%.3f", rounds, factor, prefillSpill)
+            }
             let coldList = coldLengths.isEmpty ? []
                 : try BenchAttentionCommand.positiveList(coldLengths, option: "--cold-lengths")
             func fitColdDecode(_ calibration: inout AttentionCalibration) throws -> String {
@@ -449,7 +500,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 return
             }
             if blockSparseOnly {
-                // Keep the fits in the file; measure and fit block-sparse decode's constants against them.
+                // Keep the fits in the file; measure and fit block-sparse decode's constants, then block-sparse
+                // prefill's beyond-cache factor, against them.
                 var existing = try loadExisting()
                 guard existing.fits[.init(kv: .f32, kernel: .tiled, mode: .decode)] != nil else {
                     throw ValidationError("\(outputPath): no f32 tiled decode fit to fit block-sparse decode against "
@@ -466,6 +518,11 @@ struct CalibrateAttentionCommand: ParsableCommand {
                                           + (previous == nil ? "" : " (its block-sparse decode constants kept)"))
                 }
                 existing.source = Self.replacingPart(existing.source, marker: Self.sparseMarker, with: separately(text))
+                let prefillText = try fitSparsePrefill(&existing)
+                if !prefillText.isEmpty {
+                    existing.source = Self.replacingPart(existing.source, marker: Self.sparsePrefillMarker,
+                                                         with: separately(prefillText))
+                }
                 try Self.write(existing, to: outputPath)
                 return
             }
@@ -587,7 +644,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 // Keys whose points all fit in the cache (prefill) take the beyond-cache factor measured on others.
                 calibration.fits.merge(AttentionCalibration.borrowingSpill(chosen.fits)) { $1 }
                 report(decoderJobs + (vitStage?.jobs ?? []), calibration.fits)
-                sparseText = try fitSparseDecode(&calibration)
+                sparseText = try fitSparseDecode(&calibration) + (try fitSparsePrefill(&calibration))
                 coldText = try fitColdDecode(&calibration)
                 print("cache: " + (calibration.cacheBytes.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "none")
                       + (llc.map { String(format: " of a %.1f MiB last-level cache", Double($0) / 1_048_576) } ?? "")

@@ -421,6 +421,45 @@ struct AttentionCalibrationFitTests {
         }
     }
 
+    @Test("block-sparse prefill's own beyond-cache factor replaces the prefill fit's for block-sparse prefill only")
+    func sparsePrefillSpill() throws {
+        let shape = AttentionCostsTests.shape
+        let fit = AttentionCalibration.Fit(fixedSeconds: 1e-5, perRowSeconds: 0, scale: 1.1, spill: 5,
+                                           heads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.headDim)
+        let keys = [AttentionCostModel.Mode.prefill, .decode].map { AttentionCalibration.Key(kv: .f32, kernel: .tiled,
+                                                                                             mode: $0) }
+        // A cache of 1 MiB: at 8,192 tokens the layer's 12 MiB of K/V go beyond it.
+        var c = AttentionCalibration(fits: Dictionary(uniqueKeysWithValues: keys.map { ($0, fit) }),
+                                     source: "measured: test", cacheBytes: 1 << 20)
+        var model = AttentionCostModel(device: try profile("host-simd8"), threads: 2, calibration: c)
+        let moba = AttentionSettingSpec(name: "moba", blockSparse: Plan.BlockSparse(chunk: 128, topK: 4))
+        let full = AttentionSettingSpec(name: "full")
+        func seconds(_ factor: Double?, _ s: AttentionSettingSpec, _ mode: AttentionCostModel.Mode) -> Double {
+            model.calibration?.sparsePrefill = factor.map { .init(spill: $0, points: []) }
+            return model.predict(s, shape: shape, mode: mode, length: 8192).seconds
+        }
+        let sweep = model.spillSeconds(moba, shape: shape, mode: .prefill, length: 8192, cacheBytes: 1 << 20)
+        #expect(sweep > 0)
+        // Without one the prefill fit's factor prices the sweep; with one, its own, linearly.
+        #expect(abs(seconds(1.5, moba, .prefill) - (seconds(nil, moba, .prefill) - 3.5 * sweep))
+                < 1e-9 * seconds(nil, moba, .prefill))
+        #expect(seconds(5, moba, .prefill) == seconds(nil, moba, .prefill))
+        // Full prefill and block-sparse decode keep the fit's factor.
+        #expect(seconds(1.5, full, .prefill) == seconds(nil, full, .prefill))
+        #expect(seconds(1.5, moba, .decode) == seconds(nil, moba, .decode))
+        // The file keeps it with its points; a negative factor is refused.
+        c.sparsePrefill = .init(spill: 2.5, points: [.init(chunk: 128, topK: 4, length: 12288, measuredSeconds: 0.7,
+                                                           predictedSeconds: 0.6)])
+        let text = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
+        #expect(text.contains("\"block_sparse_prefill\""))
+        #expect(try JSONDecoder().decode(AttentionCalibration.self, from: Data(text.utf8)) == c)
+        try AttentionSparseAndSpillTests.expectRefused(
+            #"{"schema_version": 1, "source": "x", "fits": [], "block_sparse_prefill": {"spill": -1}}"#)
+        #expect(try JSONDecoder().decode(AttentionCalibration.self, from: Data(
+            #"{"schema_version": 1, "source": "x", "fits": [], "block_sparse_prefill": {"spill": 2}}"#.utf8))
+            .sparsePrefill == .init(spill: 2, points: []))
+    }
+
     @Test("the roofline a calibration corrects round-trips, and a prediction on another roofline is told so")
     func fittedAgainst() throws {
         let device = try profile("host-simd8")

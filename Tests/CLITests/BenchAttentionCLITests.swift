@@ -89,10 +89,28 @@ struct BenchAttentionCLITests {
         // No block-sparse decode point at these lengths (every block chosen); --block-sparse-only adds them to the
         // same file, its fits kept.
         #expect(written["block_sparse_decode"] == nil)
+        // Nor a block-sparse prefill factor: at 192 tokens no prefill reads beyond the cache share.
+        #expect(written["block_sparse_prefill"] == nil)
         let sparse = try Self.run(["calibrate-attention", "--block-sparse-only", "--lengths", "640,1024",
-                                   "--decode-lengths", "", "--repetitions", "1", "--rounds", "1", "--min-time", "0",
-                                   "--threads", "2", "-o", file])
+                                   "--decode-lengths", "", "--prefill-lengths", "", "--repetitions", "1", "--rounds",
+                                   "1", "--min-time", "0", "--threads", "2", "-o", file])
         #expect(sparse.status == 0, "stderr: \(sparse.stderr)")
+        // Block-sparse prefill's own beyond-cache factor, on a copy whose cache share is 64 KiB (so that 256 tokens'
+        // K/V go beyond it): both settings' points, the factor, its words in the source.
+        var small = written
+        small["cache_bytes"] = 65536
+        let smallFile = dir.appendingPathComponent("small-cache.json").path
+        try JSONSerialization.data(withJSONObject: small).write(to: URL(fileURLWithPath: smallFile))
+        let sparsePrefill = try Self.run(["calibrate-attention", "--block-sparse-only", "--lengths", "640",
+                                          "--decode-lengths", "", "--prefill-lengths", "256", "--repetitions", "1",
+                                          "--rounds", "1", "--min-time", "0", "--threads", "2", "-o", smallFile])
+        #expect(sparsePrefill.status == 0, "stderr: \(sparsePrefill.stderr)")
+        let smallWritten = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: smallFile)),
+                                                as: UTF8.self))
+        let prefillFactor = try #require(smallWritten["block_sparse_prefill"] as? [String: Any])
+        #expect((prefillFactor["spill"] as? Double ?? -1) >= 0 && (prefillFactor["points"] as? [Any])?.count == 2)
+        let smallSource = smallWritten["source"] as? String ?? ""
+        #expect(smallSource.contains("; block-sparse prefill (128/4 and 1024/4, F32, at 256 tokens"))
         let refitted = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self))
         #expect((refitted["fits"] as? [[String: Any]])?.count == 12)
         let blockSparse = try #require(refitted["block_sparse_decode"] as? [String: Any])
