@@ -337,12 +337,16 @@ struct CalibrateAttentionCommand: ParsableCommand {
                         AttentionCalibration.SparseDecode.Measured(setting: b, length: $0.0, seconds: $0.1 / pace)
                     }
                 }
+                let coldSpill = calibration.sparseDecode?.coldSpill
                 calibration.sparseDecode = AttentionCalibration.SparseDecode.fit(measured: measuredCalls) { share, b, length in
                     model.calibration?.sparseDecode = .init(share: share, scoreSeconds: 0, points: [])
                     let s = AttentionSettingSpec(name: "", blockSparse: b)
                     return (model.predict(s, shape: shape, mode: .decode, length: length).seconds,
                             model.blockScores(s, shape: shape, length: length))
                 }
+                // Its cold-sweep factor stays until the cold points are measured again (`fitColdDecode`, which a full
+                // or decode refit runs next; --block-sparse-only keeps it).
+                calibration.sparseDecode?.coldSpill = coldSpill
                 if let sparse = calibration.sparseDecode {
                     let worst = sparse.points.map { abs($0.predictedSeconds / $0.measuredSeconds - 1) }.max() ?? 0
                     let settings = Self.sparseDecodeLabel

@@ -231,6 +231,17 @@ struct BenchAttentionCLITests {
         let redecodedSource = redecoded["source"] as? String ?? ""
         #expect(redecodedSource.contains("; decode refitted on") && redecodedSource.contains("; materialised kernel")
                 && redecodedSource.components(separatedBy: "; block-sparse decode").count == 2)
+        // --block-sparse-only refits block-sparse decode's constants on a copy and keeps its cold-sweep factor (the
+        // cold points are not measured again).
+        let coldFactor = try #require((recold["block_sparse_decode"] as? [String: Any])?["cold_spill"] as? Double)
+        let copy = dir.appendingPathComponent("sparse-refit.json").path
+        try FileManager.default.copyItem(atPath: file, toPath: copy)
+        let keep = try Self.run(["calibrate-attention", "--block-sparse-only", "--lengths", "640", "--decode-lengths",
+                                 "", "--prefill-lengths", "", "--repetitions", "1", "--rounds", "1", "--min-time", "0",
+                                 "--threads", "2", "-o", copy])
+        #expect(keep.status == 0, "stderr: \(keep.stderr)")
+        let kept = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: copy)), as: UTF8.self))
+        #expect((kept["block_sparse_decode"] as? [String: Any])?["cold_spill"] as? Double == coldFactor)
         let b = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--threads", "2",
                               "--calibration", file, "--json"])
         #expect(b.status == 0, "stderr: \(b.stderr)")
