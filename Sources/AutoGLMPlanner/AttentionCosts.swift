@@ -161,6 +161,9 @@ public struct AttentionCostModel: Sendable {
         /// Keys whose K/V rows are read per KV head, summed over the KV heads (decode: the union of the blocks the
         /// heads sharing a KV head chose, their own block included).
         public var keysRead: Double
+        /// Prefill: the part of `laneKeys` run over earlier blocks only some lanes chose (the selection's passes,
+        /// padding included); 0 for decode.
+        public var sparseLaneKeys: Double = 0
     }
 
     /// The engine's block-sparse work for `length` (prefill: all rows; decode: the last one), taking each lane's
@@ -230,11 +233,13 @@ public struct AttentionCostModel: Sendable {
                         let perBlock = padded[key] ?? paddedLanes(lanes, Double(chosen) / Double(own))
                         padded[key] = perBlock
                         work.laneKeys += perBlock * Double(own * chunk)
+                        work.sparseLaneKeys += perBlock * Double(own * chunk)
                     }
                 }
                 r0 += rows
             }
             work.laneKeys *= Double(shape.kvHeads)
+            work.sparseLaneKeys *= Double(shape.kvHeads)
             work.laneBlocks *= Double(shape.kvHeads)
             work.keysRead = Double(shape.kvHeads * length)
             return work
@@ -564,7 +569,11 @@ public struct AttentionCostModel: Sendable {
             let work = Self.blockSparseWork(b, shape: shape, mode: mode, length: length, tileLanes: tileLanes,
                                             splits: tiledPartition(s, shape: shape, mode: mode, length: length).splits)
             flops = 4 * Double(shape.headDim) * work.laneKeys
-            if mode == .prefill { flops += 2 * 2 * Double(shape.headDim) * work.laneBlocks }
+            if mode == .prefill {
+                // The passes over blocks only some lanes chose run at a measured rate of their own where calibrated.
+                flops += 4 * Double(shape.headDim) * ((calibration?.sparsePrefill?.rate ?? 1) - 1) * work.sparseLaneKeys
+                flops += 2 * 2 * Double(shape.headDim) * work.laneBlocks
+            }
             if mode == .decode {
                 // Decode's key loop reads each chosen row once for the heads that chose it (the union of their
                 // blocks) and does each head's dot product and accumulation over its own keys. Full decode, which
@@ -867,29 +876,63 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         self.sparseDecode = sparseDecode; self.sparsePrefill = sparsePrefill; self.roofline = roofline
     }
 
-    /// Block-sparse prefill beyond the cache on this host. A work item reads its own block and the earlier blocks its
-    /// lanes chose (`AttentionCostModel.spillSeconds`), where full prefill's items sweep the whole prefix they see,
-    /// and the prefill fit's `spill`, measured on full prefill, priced those reads too dear (block-sparse prefill
-    /// at 32,768 tokens predicted 20–37% slower than measured on the Zen 3 host, with the layer's K/V three times
-    /// the cache share). `spill` takes the prefill fit's place for block-sparse prefill of every KV format, fitted
-    /// on F32 block-sparse prefill beyond the cache with the prefill fit's other constants held; `points` are those
+    /// Block-sparse prefill on this host, two measured constants in place of what full prefill's fit would say.
+    /// `rate`: the time of the passes over earlier blocks only some lanes chose (`BlockSparseWork.sparseLaneKeys`)
+    /// relative to the tile loop's rate that full prefill is fitted on (1 in files written before it was fitted):
+    /// those passes gather and pad the lanes block by block. `spill`: the factor on the seconds of the blocks a work
+    /// item reads beyond the cache (`AttentionCostModel.spillSeconds`), in place of the prefill fit's `spill`, which
+    /// full prefill's items, sweeping the whole prefix they see, set. Both hold for block-sparse prefill of every KV
+    /// format; fitted on F32 block-sparse prefill with the prefill fit's other constants held; `points` are those
     /// calls.
     public struct SparsePrefill: Sendable, Equatable, Codable {
+        public var rate: Double
         public var spill: Double
         public var points: [SparseDecode.Point]
-        enum CodingKeys: String, CodingKey { case spill, points }
+        enum CodingKeys: String, CodingKey { case rate, spill, points }
 
-        public init(spill: Double, points: [SparseDecode.Point]) {
-            self.spill = spill; self.points = points
+        public init(rate: Double = 1, spill: Double, points: [SparseDecode.Point]) {
+            self.rate = rate; self.spill = spill; self.points = points
         }
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
+            rate = try c.decodeIfPresent(Double.self, forKey: .rate) ?? 1
+            guard rate > 0, rate.isFinite else {
+                throw DecodingError.dataCorruptedError(forKey: .rate, in: c,
+                                                       debugDescription: "expected a rate > 0, got \(rate)")
+            }
             spill = try c.decode(Double.self, forKey: .spill)
             guard spill >= 0, spill.isFinite else {
                 throw DecodingError.dataCorruptedError(forKey: .spill, in: c,
                                                        debugDescription: "expected a factor ≥ 0, got \(spill)")
             }
             points = try c.decodeIfPresent([SparseDecode.Point].self, forKey: .points) ?? []
+        }
+
+        /// The rate and factor that best fit measured seconds `m ≈ a + rate · b + spill · c` (least squares on
+        /// relative error) for points whose prediction is `a` at rate 0 and factor 0 and grows by `b` per unit of
+        /// rate and `c` per unit of factor; the factor at least 0, the rate above 0 (1, the factor fitted alone,
+        /// where the points cannot tell a positive rate). Nil without a usable point beyond the cache (`c > 0`).
+        public static func fitRateAndSpill(_ points: [(a: Double, b: Double, c: Double, measured: Double)])
+            -> (rate: Double, spill: Double)? {
+            let usable = points.filter {
+                $0.measured > 0 && $0.measured.isFinite && $0.a.isFinite && $0.b >= 0 && $0.c >= 0
+            }
+            guard usable.contains(where: { $0.c > 0 }) else { return nil }
+            let rows = usable.map { (x: $0.b / $0.measured, z: $0.c / $0.measured, y: 1 - $0.a / $0.measured) }
+            let xx = rows.reduce(0) { $0 + $1.x * $1.x }, zz = rows.reduce(0) { $0 + $1.z * $1.z }
+            let xz = rows.reduce(0) { $0 + $1.x * $1.z }
+            let xy = rows.reduce(0) { $0 + $1.x * $1.y }, zy = rows.reduce(0) { $0 + $1.z * $1.y }
+            let det = xx * zz - xz * xz
+            var rateAlone = xx > 0 && xy / xx > 0
+            if det > 1e-12 * xx * zz {
+                let rate = (xy * zz - zy * xz) / det, spill = (xx * zy - xz * xy) / det
+                if rate > 0 && spill >= 0 { return (rate, spill) }
+                rateAlone = rateAlone && spill < 0
+            }
+            // One term alone: the rate with no factor where the factor would be negative, else the factor at rate 1.
+            if rateAlone { return (xy / xx, 0) }
+            let spill = SparseDecode.linearFactor(usable.map { (a: $0.a + $0.b, b: $0.c, measured: $0.measured) })
+            return (1, spill ?? 0)
         }
     }
 

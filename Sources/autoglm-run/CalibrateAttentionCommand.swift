@@ -363,47 +363,57 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 return ""
             }
             func fitSparsePrefill(_ calibration: inout AttentionCalibration) throws -> String {
-                // Block-sparse prefill's beyond-cache factor: F32 prefill of the block-sparse settings at the long
-                // prefill lengths (one call each), fitted with the prefill fit's other constants held; returns the
-                // words for its source. Nothing without a long prefill length or an F32 tiled prefill fit.
+                // Block-sparse prefill's rate and beyond-cache factor: F32 prefill of the block-sparse settings at the
+                // decoder lengths where their selection leaves blocks out and at the long prefill lengths (one call
+                // each), fitted with the prefill fit's other constants held; returns the words for its source.
+                // Nothing without a long prefill length or an F32 tiled prefill fit.
                 let reference = AttentionCalibration.Key(kv: .f32, kernel: .tiled, mode: .prefill)
                 guard !prefillOnly.isEmpty, calibration.fits[reference] != nil else { return "" }
                 let jobs = Self.sparsePrefillSettings.map {
                     (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0),
                      AttentionCostModel.Mode.prefill)
                 }
-                let measured = try measure(jobs, shape, { _, _ in prefillOnly }, rounds: rounds)
+                func lengths(_ s: AttentionSettingSpec) -> [Int] {
+                    let all = s.blockSparse.map { b in lengthList.filter { $0 > b.chunk * b.topK } } ?? []
+                    return all + prefillOnly
+                }
+                let measured = try measure(jobs, shape, { s, _ in lengths(s) }, rounds: rounds)
                 var model = costs
                 model.calibration = calibration
-                func predicted(_ factor: Double, _ s: AttentionSettingSpec, _ length: Int) -> Double {
-                    model.calibration?.sparsePrefill = .init(spill: factor, points: [])
+                func predicted(_ rate: Double, _ factor: Double, _ s: AttentionSettingSpec, _ length: Int) -> Double {
+                    model.calibration?.sparsePrefill = .init(rate: rate, spill: factor, points: [])
                     return model.predict(s, shape: shape, mode: .prefill, length: length).seconds
                 }
                 let points = zip(jobs, measured).flatMap { job, measured in
                     measured.map { length, seconds in
-                        let a = predicted(0, job.0, length)
-                        return (setting: job.0, length: length, a: a, b: predicted(1, job.0, length) - a,
-                                measured: seconds)
+                        let a = predicted(0, 0, job.0, length)
+                        return (setting: job.0, length: length, a: a, b: predicted(1, 0, job.0, length) - a,
+                                c: predicted(0, 1, job.0, length) - a, measured: seconds)
                     }
                 }
-                guard let factor = AttentionCalibration.SparseDecode.linearFactor(points.map {
-                    (a: $0.a, b: $0.b, measured: $0.measured)
+                guard let (rate, factor) = AttentionCalibration.SparsePrefill.fitRateAndSpill(points.map {
+                    (a: $0.a, b: $0.b, c: $0.c, measured: $0.measured)
                 }) else { return "" }
-                calibration.sparsePrefill = .init(spill: factor, points: points.compactMap { p in
-                    p.setting.blockSparse.map {
-                        .init(chunk: $0.chunk, topK: $0.topK, length: p.length, measuredSeconds: p.measured,
-                              predictedSeconds: p.a + factor * p.b)
+                func fitted(_ p: (a: Double, b: Double, c: Double)) -> Double { p.a + rate * p.b + factor * p.c }
+                calibration.sparsePrefill = .init(rate: rate, spill: factor, points: points.compactMap { p in
+                    p.setting.blockSparse.map { b -> AttentionCalibration.SparseDecode.Point in
+                        .init(chunk: b.chunk, topK: b.topK, length: p.length, measuredSeconds: p.measured,
+                              predictedSeconds: fitted((p.a, p.b, p.c)))
                     }
                 })
-                let worst = points.map { abs(($0.a + factor * $0.b) / $0.measured - 1) }.max() ?? 0
+                let worst = points.map { abs(fitted(($0.a, $0.b, $0.c)) / $0.measured - 1) }.max() ?? 0
                 let prefillSpill = calibration.fits[reference]?.spill ?? 0
-                print(String(format: "block-sparse prefill: beyond-cache factor ×%.3f (full prefill's ×%.3f; %@ at "
-                             + "%@ tokens; worst point %.1f%%)", factor, prefillSpill, Self.sparsePrefillLabel,
-                             prefillOnly.map(String.init).joined(separator: ", "), worst * 100))
-                return Self.sparsePrefillMarker + String(format: " (%@, F32, at ", Self.sparsePrefillLabel)
-                    + prefillOnly.map(String.init).joined(separator: ", ")
-                    + String(format: " tokens, one call each, median of %d passes): beyond-cache factor ×%.3f in place "
-                             + "of the prefill fit's ×%.3f", rounds, factor, prefillSpill)
+                let measuredAt = zip(Self.sparsePrefillSettings, jobs).map { b, job -> String in
+                    let at = lengths(job.0).map(String.init).joined(separator: ", ")
+                    return "\(b.chunk)/\(b.topK) at \(at)"
+                }.joined(separator: "; ")
+                print(String(format: "block-sparse prefill: rate ×%.3f, beyond-cache factor ×%.3f (full prefill's "
+                             + "×%.3f; %@ tokens; worst point %.1f%%)", rate, factor, prefillSpill, measuredAt,
+                             worst * 100))
+                return Self.sparsePrefillMarker + " (F32, \(measuredAt) tokens, the long ones one call each, median "
+                    + String(format: "of %d passes): rate ×%.3f on the passes over blocks some lanes chose, "
+                             + "beyond-cache factor ×%.3f in place of the prefill fit's ×%.3f", rounds, rate, factor,
+                             prefillSpill)
             }
             let coldList = coldLengths.isEmpty ? []
                 : try BenchAttentionCommand.positiveList(coldLengths, option: "--cold-lengths")

@@ -421,7 +421,7 @@ struct AttentionCalibrationFitTests {
         }
     }
 
-    @Test("block-sparse prefill's own beyond-cache factor replaces the prefill fit's for block-sparse prefill only")
+    @Test("block-sparse prefill's own rate and beyond-cache factor price block-sparse prefill only")
     func sparsePrefillSpill() throws {
         let shape = AttentionCostsTests.shape
         let fit = AttentionCalibration.Fit(fixedSeconds: 1e-5, perRowSeconds: 0, scale: 1.1, spill: 5,
@@ -447,6 +447,28 @@ struct AttentionCalibrationFitTests {
         // Full prefill and block-sparse decode keep the fit's factor.
         #expect(seconds(1.5, full, .prefill) == seconds(nil, full, .prefill))
         #expect(seconds(1.5, moba, .decode) == seconds(nil, moba, .decode))
+        // Its rate scales the passes over blocks only some lanes chose: at 256 tokens (every block chosen) none.
+        func rated(_ rate: Double, _ length: Int) -> Double {
+            model.calibration?.sparsePrefill = .init(rate: rate, spill: 5, points: [])
+            return model.predict(moba, shape: shape, mode: .prefill, length: length).seconds
+        }
+        #expect(rated(1.3, 256) == rated(1, 256) && rated(1.3, 4096) > rated(1, 4096))
+        let work = AttentionCostModel.blockSparseWork(Plan.BlockSparse(chunk: 128, topK: 4), shape: shape,
+                                                      mode: .prefill, length: 4096, tileLanes: 8)
+        #expect(work.sparseLaneKeys > 0 && work.sparseLaneKeys < work.laneKeys)
+        // The fit gives back a rate and a factor from calls made with them; where the factor would be negative, the
+        // rate alone.
+        let made = [(1.0, 0.5, 0.0), (2.0, 1.0, 0.2), (4.0, 2.0, 1.0)].map { a, b, c in
+            (a: a, b: b, c: c, measured: a + 1.3 * b + 2 * c)
+        }
+        let both = try #require(AttentionCalibration.SparsePrefill.fitRateAndSpill(made))
+        #expect(abs(both.rate - 1.3) < 1e-9 && abs(both.spill - 2) < 1e-9)
+        let lighter = made.map { (a: $0.a, b: $0.b, c: $0.c, measured: $0.a + 1.3 * $0.b - 0.5 * $0.c) }
+        let rateOnly = try #require(AttentionCalibration.SparsePrefill.fitRateAndSpill(lighter))
+        #expect(rateOnly.spill == 0 && rateOnly.rate > 0)
+        #expect(AttentionCalibration.SparsePrefill.fitRateAndSpill([]) == nil)
+        #expect(AttentionCalibration.SparsePrefill.fitRateAndSpill(made.map { (a: $0.a, b: $0.b, c: 0, measured: 1) })
+                == nil, "no point beyond the cache: nothing to fit")
         // The file keeps it with its points; a negative factor is refused.
         c.sparsePrefill = .init(spill: 2.5, points: [.init(chunk: 128, topK: 4, length: 12288, measuredSeconds: 0.7,
                                                            predictedSeconds: 0.6)])
@@ -455,6 +477,8 @@ struct AttentionCalibrationFitTests {
         #expect(try JSONDecoder().decode(AttentionCalibration.self, from: Data(text.utf8)) == c)
         try AttentionSparseAndSpillTests.expectRefused(
             #"{"schema_version": 1, "source": "x", "fits": [], "block_sparse_prefill": {"spill": -1}}"#)
+        try AttentionSparseAndSpillTests.expectRefused(
+            #"{"schema_version": 1, "source": "x", "fits": [], "block_sparse_prefill": {"spill": 1, "rate": 0}}"#)
         #expect(try JSONDecoder().decode(AttentionCalibration.self, from: Data(
             #"{"schema_version": 1, "source": "x", "fits": [], "block_sparse_prefill": {"spill": 2}}"#.utf8))
             .sparsePrefill == .init(spill: 2, points: []))

@@ -108,9 +108,10 @@ struct BenchAttentionCLITests {
         let smallWritten = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: smallFile)),
                                                 as: UTF8.self))
         let prefillFactor = try #require(smallWritten["block_sparse_prefill"] as? [String: Any])
-        #expect((prefillFactor["spill"] as? Double ?? -1) >= 0 && (prefillFactor["points"] as? [Any])?.count == 2)
+        #expect((prefillFactor["spill"] as? Double ?? -1) >= 0 && (prefillFactor["points"] as? [Any])?.count == 3)
         let smallSource = smallWritten["source"] as? String ?? ""
-        #expect(smallSource.contains("; block-sparse prefill (128/4 and 1024/4, F32, at 256 tokens"))
+        #expect(smallSource.contains("; block-sparse prefill (F32, 128/4 at 640, 256; 1024/4 at 256 tokens"))
+        #expect((prefillFactor["rate"] as? Double ?? 0) > 0)
         let refitted = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self))
         #expect((refitted["fits"] as? [[String: Any]])?.count == 12)
         let blockSparse = try #require(refitted["block_sparse_decode"] as? [String: Any])
