@@ -823,7 +823,7 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     public var privateCacheBytes: Int?
     /// Block-sparse decode's measured constants (nil: not measured).
     public var sparseDecode: SparseDecode?
-    /// Block-sparse prefill's beyond-cache factor (nil: not measured; the prefill fit's `spill` prices it).
+    /// Block-sparse prefill's rate and beyond-cache factor (nil: not measured; rate 1, the prefill fit's `spill`).
     public var sparsePrefill: SparsePrefill?
     /// The roofline the fits correct (nil in files written before it was recorded).
     public var roofline: Roofline?

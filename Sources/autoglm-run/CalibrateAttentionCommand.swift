@@ -19,7 +19,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
             --patches. Block-sparse decode (128/4 and 32/16, F32) at the decoder lengths up to 32,768 fits its rate, \
             lane share and seconds per block score against the decode fit (when one of them leaves blocks out), its \
             times divided by the pace of full F32 decode measured in the same passes against that fit. F32 prefill \
-            of 128/4 and 1024/4 at --prefill-lengths fits block-sparse prefill's own beyond-cache factor. \
+            of 128/4 at the --lengths where it leaves blocks out and of 128/4 and 1024/4 at --prefill-lengths fits \
+            block-sparse prefill's rate (its passes over blocks some lanes chose) and its own beyond-cache factor. \
             Decode with the layer's \
             K/V flushed from the caches before each call (as a model's decode finds them) at --cold-lengths fits each \
             decode key's cold-sweep factor, which prices decode inside a model (the planner's host plans, \
@@ -94,7 +95,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
     static let privateCacheFractions: [Double] = [0.25, 0.5, 0.75, 1]
 
     @Flag(name: .customLong("block-sparse-only"),
-          help: "Keep the fits in --output and measure and fit only block-sparse decode's constants and block-sparse prefill's beyond-cache factor against them.")
+          help: "Keep the fits in --output and measure and fit only block-sparse decode's constants and block-sparse prefill's rate and beyond-cache factor against them.")
     var blockSparseOnly = false
 
     @Flag(name: .customLong("materialised-only"),
@@ -515,7 +516,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
             }
             if blockSparseOnly {
                 // Keep the fits in the file; measure and fit block-sparse decode's constants, then block-sparse
-                // prefill's beyond-cache factor, against them.
+                // prefill's rate and beyond-cache factor, against them.
                 var existing = try loadExisting()
                 guard existing.fits[.init(kv: .f32, kernel: .tiled, mode: .decode)] != nil else {
                     throw ValidationError("\(outputPath): no f32 tiled decode fit to fit block-sparse decode against "
