@@ -57,8 +57,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
             help: """
                 Comma-separated decoder lengths measured in F32 tiled prefill only (one timed call each), long enough \
                 that the layer's K/V outgrows the last-level cache ('' for none): prefill's own beyond-cache factor, \
-                which the other formats' prefill borrow. The defaults lie between bench-attention-long's 8,192, \
-                16,384 and 32,768, the last close below 32,768 so that the fit interpolates there.
+                which the other formats' prefill borrow, and with 128/4 and 1024/4 block-sparse prefill's. The \
+                defaults lie between bench-attention-long's 8,192, 16,384 and 32,768, the last close below 32,768 so \
+                that the fit interpolates there.
                 """)
     var prefillLengths: String = "12288,20480,28672"
 
@@ -162,7 +163,11 @@ struct CalibrateAttentionCommand: ParsableCommand {
     /// small ones (the score per block is only told apart from the key loop where there are many).
     static let sparseDecodeSettings = [Plan.BlockSparse(chunk: 128, topK: 4), Plan.BlockSparse(chunk: 32, topK: 16)]
     /// Those settings as the calibration's words name them ("128/4 and 32/16").
-    static let sparseDecodeLabel = sparseDecodeSettings.map { "\($0.chunk)/\($0.topK)" }.joined(separator: " and ")
+    static let sparseDecodeLabel = label(sparseDecodeSettings)
+    /// Block-sparse settings as the calibration's words name them ("128/4 and 1024/4").
+    static func label(_ settings: [Plan.BlockSparse]) -> String {
+        settings.map { "\($0.chunk)/\($0.topK)" }.joined(separator: " and ")
+    }
     /// Those settings' F32 decode jobs, as measured for the block-sparse fits (warm and cold).
     static let sparseDecodeJobs = sparseDecodeSettings.map {
         (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0), AttentionCostModel.Mode.decode)
@@ -170,8 +175,6 @@ struct CalibrateAttentionCommand: ParsableCommand {
     /// The block-sparse settings whose long prefill points fit block-sparse prefill's beyond-cache factor: few small
     /// blocks and few large ones (the second reads nearly as much per row as full prefill at 8,192 tokens).
     static let sparsePrefillSettings = [Plan.BlockSparse(chunk: 128, topK: 4), Plan.BlockSparse(chunk: 1024, topK: 4)]
-    /// Those settings as the calibration's words name them ("128/4 and 1024/4").
-    static let sparsePrefillLabel = sparsePrefillSettings.map { "\($0.chunk)/\($0.topK)" }.joined(separator: " and ")
     /// The longest of those points: the long-context range bench-attention-long reports block-sparse decode over.
     /// Beyond it, block-sparse decode on this host slows by a further ~50% (35.6 → 65.4 µs from 24,576 to 49,152
     /// keys at 128/4) that the model has no term for; fitting those points would skew the constants.
