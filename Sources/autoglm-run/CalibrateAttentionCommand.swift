@@ -96,7 +96,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
     static let privateCacheFractions: [Double] = [0.25, 0.5, 0.75, 1]
 
     @Flag(name: .customLong("block-sparse-only"),
-          help: "Keep the fits in --output and measure and fit only block-sparse decode's constants and block-sparse prefill's rate and beyond-cache factor against them.")
+          help: """
+              Keep the fits in --output and measure and fit only block-sparse decode's constants and block-sparse \
+              prefill's rate and beyond-cache factor against them.
+              """)
     var blockSparseOnly = false
 
     @Flag(name: .customLong("materialised-only"),
@@ -388,22 +391,20 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     model.calibration?.sparsePrefill = .init(rate: rate, spill: factor, points: [])
                     return model.predict(s, shape: shape, mode: .prefill, length: length).seconds
                 }
-                let points = zip(jobs, measured).flatMap { job, measured in
-                    measured.map { length, seconds in
-                        let a = predicted(0, 0, job.0, length)
-                        return (setting: job.0, length: length, a: a, b: predicted(1, 0, job.0, length) - a,
-                                c: predicted(0, 1, job.0, length) - a, measured: seconds)
+                let points = zip(Self.sparsePrefillSettings, zip(jobs, measured)).flatMap { b, job in
+                    job.1.map { length, seconds in
+                        let a = predicted(0, 0, job.0.0, length)
+                        return (setting: b, length: length, a: a, b: predicted(1, 0, job.0.0, length) - a,
+                                c: predicted(0, 1, job.0.0, length) - a, measured: seconds)
                     }
                 }
                 guard let (rate, factor) = AttentionCalibration.SparsePrefill.fitRateAndSpill(points.map {
                     (a: $0.a, b: $0.b, c: $0.c, measured: $0.measured)
                 }) else { return "" }
                 func fitted(_ p: (a: Double, b: Double, c: Double)) -> Double { p.a + rate * p.b + factor * p.c }
-                calibration.sparsePrefill = .init(rate: rate, spill: factor, points: points.compactMap { p in
-                    p.setting.blockSparse.map { b -> AttentionCalibration.SparseDecode.Point in
-                        .init(chunk: b.chunk, topK: b.topK, length: p.length, measuredSeconds: p.measured,
-                              predictedSeconds: fitted((p.a, p.b, p.c)))
-                    }
+                calibration.sparsePrefill = .init(rate: rate, spill: factor, points: points.map { p in
+                    .init(chunk: p.setting.chunk, topK: p.setting.topK, length: p.length, measuredSeconds: p.measured,
+                          predictedSeconds: fitted((p.a, p.b, p.c)))
                 })
                 let worst = points.map { abs(fitted(($0.a, $0.b, $0.c)) / $0.measured - 1) }.max() ?? 0
                 let prefillSpill = calibration.fits[reference]?.spill ?? 0
