@@ -20,8 +20,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
             lane share and seconds per block score against the decode fit (when one of them leaves blocks out), its \
             times divided by the pace of full F32 decode measured in the same passes against that fit. F32 prefill \
             of 128/4 at the --lengths where it leaves blocks out and of 128/4 and 1024/4 at --prefill-lengths fits \
-            block-sparse prefill's rate (its passes over blocks some lanes chose) and its own beyond-cache factor. \
-            Decode with the layer's \
+            block-sparse prefill's rate (its passes over blocks some lanes chose) and its own beyond-cache factor, \
+            its times divided by the pace of full F32 prefill measured in the same passes. Decode with the layer's \
             K/V flushed from the caches before each call (as a model's decode finds them) at --cold-lengths fits each \
             decode key's cold-sweep factor, which prices decode inside a model (the planner's host plans, \
             bench-attention --cold-kv), its times divided by the pace of warm F32 decode measured in the same \
@@ -374,19 +374,29 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 // decoder lengths where their selection leaves blocks out and at the long prefill lengths (one call
                 // each), fitted with the prefill fit's other constants held; returns the words for its source.
                 // Nothing without a long prefill length or an F32 tiled prefill fit.
-                let reference = AttentionCalibration.Key(kv: .f32, kernel: .tiled, mode: .prefill)
-                guard !prefillOnly.isEmpty, calibration.fits[reference] != nil else { return "" }
+                let prefillKey = AttentionCalibration.Key(kv: .f32, kernel: .tiled, mode: .prefill)
+                guard !prefillOnly.isEmpty, calibration.fits[prefillKey] != nil else { return "" }
                 let jobs = Self.sparsePrefillSettings.map {
                     (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0),
                      AttentionCostModel.Mode.prefill)
                 }
+                /// A block-sparse setting's lengths; full prefill's, every length some block-sparse setting has.
                 func lengths(_ s: AttentionSettingSpec) -> [Int] {
-                    let all = s.blockSparse.map { b in lengthList.filter { $0 > b.chunk * b.topK } } ?? []
-                    return all + prefillOnly
+                    let shortest = (s.blockSparse.map { [$0] } ?? Self.sparsePrefillSettings).map { $0.chunk * $0.topK }
+                    return lengthList.filter { $0 > shortest.min() ?? 0 } + prefillOnly
                 }
-                let measured = try measure(jobs, shape, { s, _ in lengths(s) }, rounds: rounds)
+                // Full F32 tiled prefill is measured in the same passes at the same lengths: the median of its times
+                // over its fit's (`pace`) says how much faster or slower the machine ran than when that fit was
+                // measured, and the block-sparse times are divided by it, so that the rate and the factor compare the
+                // two kernels rather than two spells (a partial refit runs in another spell than the prefill fit).
+                let reference = (Self.decoderSettings[0], AttentionCostModel.Mode.prefill)
                 var model = costs
                 model.calibration = calibration
+                let timed = try measure(jobs + [reference], shape, { s, _ in lengths(s) }, rounds: rounds)
+                let pace = AttentionCalibration.pace(timed[jobs.count].map { length, seconds in
+                    (seconds, model.predict(reference.0, shape: shape, mode: .prefill, length: length).seconds)
+                })
+                let measured = timed.prefix(jobs.count).map { points in points.map { ($0.0, $0.1 / pace) } }
                 func predicted(_ rate: Double, _ factor: Double, _ s: AttentionSettingSpec, _ length: Int) -> Double {
                     model.calibration?.sparsePrefill = .init(rate: rate, spill: factor, points: [])
                     return model.predict(s, shape: shape, mode: .prefill, length: length).seconds
@@ -407,18 +417,19 @@ struct CalibrateAttentionCommand: ParsableCommand {
                           predictedSeconds: fitted((p.a, p.b, p.c)))
                 })
                 let worst = points.map { abs(fitted(($0.a, $0.b, $0.c)) / $0.measured - 1) }.max() ?? 0
-                let prefillSpill = calibration.fits[reference]?.spill ?? 0
+                let prefillSpill = calibration.fits[prefillKey]?.spill ?? 0
                 let measuredAt = zip(Self.sparsePrefillSettings, jobs).map { b, job -> String in
                     let at = lengths(job.0).map(String.init).joined(separator: ", ")
                     return "\(b.chunk)/\(b.topK) at \(at)"
                 }.joined(separator: "; ")
                 print(String(format: "block-sparse prefill: rate ×%.3f, beyond-cache factor ×%.3f (full prefill's "
-                             + "×%.3f; %@ tokens; worst point %.1f%%)", rate, factor, prefillSpill, measuredAt,
-                             worst * 100))
+                             + "×%.3f; %@ tokens; worst point %.1f%%; full prefill measured beside them at ×%.3f of "
+                             + "its fit's time)", rate, factor, prefillSpill, measuredAt, worst * 100, pace))
                 return Self.sparsePrefillMarker + " (F32, \(measuredAt) tokens, the long ones one call each, median "
                     + String(format: "of %d passes): rate ×%.3f on the passes over blocks some lanes chose, "
-                             + "beyond-cache factor ×%.3f in place of the prefill fit's ×%.3f", rounds, rate, factor,
-                             prefillSpill)
+                             + "beyond-cache factor ×%.3f in place of the prefill fit's ×%.3f (times divided by "
+                             + "×%.3f, full F32 prefill measured in the same passes over its fit)", rounds, rate,
+                             factor, prefillSpill, pace)
             }
             let coldList = coldLengths.isEmpty ? []
                 : try BenchAttentionCommand.positiveList(coldLengths, option: "--cold-lengths")

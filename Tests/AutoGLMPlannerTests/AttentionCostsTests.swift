@@ -463,6 +463,16 @@ struct AttentionCalibrationFitTests {
         }
         let both = try #require(AttentionCalibration.SparsePrefill.fitRateAndSpill(made))
         #expect(abs(both.rate - 1.3) < 1e-9 && abs(both.spill - 2) < 1e-9)
+        // The same calls in a spell 1.4× slower than the prefill fit's: undivided, the rate and factor take in the
+        // spell; divided by the pace of full prefill measured beside them (as calibrate-attention does), they come back.
+        let slow = made.map { (a: $0.a, b: $0.b, c: $0.c, measured: 1.4 * $0.measured) }
+        let undivided = try #require(AttentionCalibration.SparsePrefill.fitRateAndSpill(slow))
+        #expect(undivided.rate > 1.5 && undivided.spill > 2.5)
+        let prefillPace = AttentionCalibration.pace([0.8, 2.0, 5.0].map { (measured: 1.4 * $0, predicted: $0) })
+        let paced = try #require(AttentionCalibration.SparsePrefill.fitRateAndSpill(slow.map {
+            (a: $0.a, b: $0.b, c: $0.c, measured: $0.measured / prefillPace)
+        }))
+        #expect(abs(paced.rate - 1.3) < 1e-9 && abs(paced.spill - 2) < 1e-9)
         let lighter = made.map { (a: $0.a, b: $0.b, c: $0.c, measured: $0.a + 1.3 * $0.b - 0.5 * $0.c) }
         let rateOnly = try #require(AttentionCalibration.SparsePrefill.fitRateAndSpill(lighter))
         #expect(rateOnly.spill == 0 && rateOnly.rate > 0)

@@ -111,6 +111,8 @@ struct BenchAttentionCLITests {
         #expect((prefillFactor["spill"] as? Double ?? -1) >= 0 && (prefillFactor["points"] as? [Any])?.count == 3)
         let smallSource = smallWritten["source"] as? String ?? ""
         #expect(smallSource.contains("; block-sparse prefill (F32, 128/4 at 640, 256; 1024/4 at 256 tokens"))
+        #expect(smallSource.contains("full F32 prefill measured in the same passes over its fit"))
+        #expect(sparsePrefill.stdout.contains("full prefill measured beside them at ×"))
         #expect((prefillFactor["rate"] as? Double ?? 0) > 0)
         let refitted = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self))
         #expect((refitted["fits"] as? [[String: Any]])?.count == 12)
