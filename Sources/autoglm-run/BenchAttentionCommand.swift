@@ -58,6 +58,13 @@ struct BenchAttentionCommand: ParsableCommand {
         """)
     var calibration: String?
 
+    @Option(name: .customLong("compare-calibration"), help: """
+        A second calibration file whose predictions are set beside --calibration's for the same measured rows \
+        (another column, and its own count within the bar): two calibrations judged on one set of measurements \
+        rather than on two runs in different spells of the machine.
+        """)
+    var compareCalibration: String?
+
     @Option(name: .customLong("calibrate-at"),
             help: "Instead of --calibration, correct the roofline rate per (KV format, kernel, mode) from the full-attention settings measured at this length (0: off).")
     var calibrateAt: Int = 0
@@ -196,12 +203,23 @@ struct BenchAttentionCommand: ParsableCommand {
                 + "autoglm-run calibrate-attention -o \(calibration)); predicting the plain roofline\n").utf8))
             return nil
         }
-        let loaded = try SpecLoader.load(AttentionCalibration.self, from: calibration)
+        return try Self.loadCalibration(calibration, profile: profile)
+    }
+
+    /// The --compare-calibration file, or nil when none was given.
+    private func loadComparedCalibration(profile: DeviceProfile) throws -> AttentionCalibration? {
+        try compareCalibration.map { try Self.loadCalibration($0, profile: profile) }
+    }
+
+    /// A calibration file, with a warning when it was measured with other kernels, on another CPU or against
+    /// another roofline than `profile`'s.
+    private static func loadCalibration(_ path: String, profile: DeviceProfile) throws -> AttentionCalibration {
+        let loaded = try SpecLoader.load(AttentionCalibration.self, from: path)
         if let why = loaded.mismatch(kernels: KernelISA.active.rawValue, cpu: (try? HostInfo.current())?.cpuModel) {
-            FileHandle.standardError.write(Data("bench-attention: warning: \(calibration): \(why)\n".utf8))
+            FileHandle.standardError.write(Data("bench-attention: warning: \(path): \(why)\n".utf8))
         }
         if let why = loaded.rooflineMismatch(device: profile) {
-            FileHandle.standardError.write(Data("bench-attention: warning: \(calibration): \(why)\n".utf8))
+            FileHandle.standardError.write(Data("bench-attention: warning: \(path): \(why)\n".utf8))
         }
         return loaded
     }
@@ -218,6 +236,11 @@ struct BenchAttentionCommand: ParsableCommand {
                                        calibration: try loadCalibration(profile: profile),
                                        tileLanes: KernelISA.active.attentionLanes)
         costs.decodeKVFromMemory = coldKV
+        let compared = try loadComparedCalibration(profile: profile).map { other -> AttentionCostModel in
+            var model = costs
+            model.calibration = other
+            return model
+        }
         var table = BenchTable(
             title: "attention of one \(manifest.name) layer (\(shape.heads) heads, \(shape.kvHeads) KV heads, head_dim "
                 + "\(shape.headDim)), \(n) threads, median of ≥ \(repetitions) calls and ≥ \(minTime) s per row, "
@@ -226,6 +249,7 @@ struct BenchAttentionCommand: ParsableCommand {
                     + "predicted as read from memory; " : "")
                 + "predictions: planner on \(profile.id)",
             shape: "decoder", threads: n, repetitions: repetitions, calibration: costs.calibration?.source)
+        table.comparedCalibration = compared?.calibration?.source
         func measure(_ s: AttentionSettingSpec, _ mode: AttentionCostModel.Mode, _ length: Int) throws
             -> AttentionBenchmark.Result {
             let setting = AttentionBenchmark.Setting(
@@ -274,8 +298,12 @@ struct BenchAttentionCommand: ParsableCommand {
                     let klValue = s.accuracyKeys.isEmpty ? (s.kernel == .materialised ? kl["kernel:materialised"] : 0)
                         : s.accuracyKeys.count == 1 ? kl[s.accuracyKeys[0]] : nil
                     let all = passes[RowKey(setting: i, mode: mode, length: length)] ?? []
-                    table.rows.append(BenchRow(setting: s.name, mode: mode, length: length, measured: m, passes: all,
-                                               predicted: p, kl: klValue, calibrationPoint: isCalibrationPoint))
+                    var row = BenchRow(setting: s.name, mode: mode, length: length, measured: m, passes: all,
+                                       predicted: p, kl: klValue, calibrationPoint: isCalibrationPoint)
+                    row.compared = compared.map {
+                        .init($0.predict(s, shape: shape, mode: mode, length: length))
+                    }
+                    table.rows.append(row)
                 }
             }
         }
@@ -289,12 +317,16 @@ struct BenchAttentionCommand: ParsableCommand {
         guard let v = manifest.visionEncoder else { throw ValidationError("\(vitModel) has no vision encoder") }
         let shape = AttentionLayerShape(heads: v.heads, kvHeads: v.heads, headDim: v.headDim)
         let costs = AttentionCostModel(device: profile, threads: n, calibration: try loadCalibration(profile: profile))
+        let compared = try loadComparedCalibration(profile: profile).map {
+            AttentionCostModel(device: profile, threads: n, calibration: $0)
+        }
         var table = BenchTable(
             title: "bidirectional attention of one \(manifest.name) ViT layer (hidden \(v.hidden), \(v.heads) heads, "
                 + "head_dim \(v.headDim), no mask), \(n) threads, median of ≥ \(repetitions) calls and ≥ \(minTime) s per row, "
                 + (inProcess ? "all measurements in one process" : "one process per measurement")
                 + "; predictions: planner on \(profile.id)",
             shape: "vit", threads: n, repetitions: repetitions, calibration: costs.calibration?.source)
+        table.comparedCalibration = compared?.calibration?.source
         for patches in patchCounts {
             for s in Self.vitSettings {
                 let setting = AttentionBenchmark.Setting(
@@ -306,8 +338,10 @@ struct BenchAttentionCommand: ParsableCommand {
                     : try Self.measureInChild(setting: setting, length: patches, repetitions: repetitions,
                                               minimumSeconds: minTime)
                 let p = costs.predict(s, shape: shape, mode: .encode, length: patches)
-                table.rows.append(BenchRow(setting: s.name, mode: .encode, length: patches, measured: result,
-                                           predicted: p, kl: nil, calibrationPoint: false))
+                var row = BenchRow(setting: s.name, mode: .encode, length: patches, measured: result, predicted: p,
+                                   kl: nil, calibrationPoint: false)
+                row.compared = compared.map { .init($0.predict(s, shape: shape, mode: .encode, length: patches)) }
+                table.rows.append(row)
             }
             // What the plan's memory model prices: every head's score matrix at once (F32 on a CPU host, F16 on
             // a GPU/NPU), against the engine's worker-at-a-time matrices.
@@ -438,15 +472,24 @@ struct BenchRow: Codable {
             case workingSetBytes = "working_set_bytes", seconds, tokensPerSecond = "tokens_per_second", loss
         }
     }
+    /// The time predicted with the --compare-calibration file for the same row.
+    struct Compared: Codable {
+        var seconds: Double
+        var tokensPerSecond: Double
+        init(_ p: AttentionCostPrediction) { seconds = p.seconds; tokensPerSecond = p.tokensPerSecond }
+        enum CodingKeys: String, CodingKey { case seconds, tokensPerSecond = "tokens_per_second" }
+    }
     var setting: String
     var mode: String
     var length: Int
     var calibrationPoint: Bool
     var measured: Measured
     var predicted: Predicted
+    var compared: Compared?
 
     enum CodingKeys: String, CodingKey {
         case setting, mode, length, calibrationPoint = "calibration_point", measured, predicted
+        case compared = "compared_calibration_predicted"
     }
 
     init(setting: String, mode: AttentionCostModel.Mode, length: Int, measured m: AttentionBenchmark.Result,
@@ -474,6 +517,9 @@ struct BenchRow: Codable {
         measured.residentGrowthBytes.map { Self.errorPercent(Double(predicted.workingSetBytes), Double($0)) }
     }
     var speedErrorPercent: Double { Self.errorPercent(predicted.tokensPerSecond, measured.tokensPerSecond) }
+    var comparedSpeedErrorPercent: Double? {
+        compared.map { Self.errorPercent($0.tokensPerSecond, measured.tokensPerSecond) }
+    }
     /// (fastest − slowest pass) ÷ the median pass, in percent: how far the row's own measurements moved between
     /// passes; nil for rows measured once.
     var passSpreadPercent: Double? {
@@ -482,9 +528,14 @@ struct BenchRow: Codable {
         return (hi - lo) / measured.tokensPerSecond * 100
     }
     /// Whether the prediction is within `bar` percent of at least one pass (of the median for rows measured once).
-    func speedWithinAPass(bar: Double) -> Bool {
+    func speedWithinAPass(bar: Double) -> Bool { Self.withinAPass(predicted.tokensPerSecond, measured, bar: bar) }
+    /// The same for the --compare-calibration prediction; nil without one.
+    func comparedWithinAPass(bar: Double) -> Bool? {
+        compared.map { Self.withinAPass($0.tokensPerSecond, measured, bar: bar) }
+    }
+    private static func withinAPass(_ tokensPerSecond: Double, _ measured: Measured, bar: Double) -> Bool {
         (measured.passTokensPerSecond ?? [measured.tokensPerSecond])
-            .contains { abs(Self.errorPercent(predicted.tokensPerSecond, $0)) <= bar }
+            .contains { abs(errorPercent(tokensPerSecond, $0)) <= bar }
     }
 }
 
@@ -496,6 +547,8 @@ struct BenchTable: Encodable {
     var repetitions: Int
     /// Where the predicted times' calibration comes from; nil: the plain roofline.
     var calibration: String?
+    /// The --compare-calibration file's source, whose predictions each row also carries; nil without one.
+    var comparedCalibration: String?
     var loadAverageBefore: Double?
     var loadAverageAfter: Double?
     var rows: [BenchRow] = []
@@ -515,12 +568,18 @@ struct BenchTable: Encodable {
         var speedWithinAPass: Int
         /// Counted rows whose passes spread by more than the bar (fastest − slowest over the median).
         var speedSpreadBeyondBar: Int
+        /// With --compare-calibration: counted rows whose compared prediction is within the bar of the median
+        /// pass, and of at least one pass.
+        var comparedSpeedWithin: Int?
+        var comparedSpeedWithinAPass: Int?
         enum CodingKeys: String, CodingKey {
             case memoryWithin = "memory_within_5_percent", memoryRows = "memory_rows"
             case residentWithin = "resident_within_5_percent", residentRows = "resident_rows"
             case speedWithin = "speed_within_15_percent", speedRows = "speed_rows"
             case speedWithinAPass = "speed_within_15_percent_of_a_pass"
             case speedSpreadBeyondBar = "speed_pass_spread_over_15_percent"
+            case comparedSpeedWithin = "compared_speed_within_15_percent"
+            case comparedSpeedWithinAPass = "compared_speed_within_15_percent_of_a_pass"
         }
     }
 
@@ -533,11 +592,16 @@ struct BenchTable: Encodable {
                        residentWithin: resident.filter { $0 <= Self.memoryBar }.count, residentRows: resident.count,
                        speedWithin: speed.filter { $0 <= Self.speedBar }.count, speedRows: speed.count,
                        speedWithinAPass: counted.filter { $0.speedWithinAPass(bar: Self.speedBar) }.count,
-                       speedSpreadBeyondBar: counted.filter { ($0.passSpreadPercent ?? 0) > Self.speedBar }.count)
+                       speedSpreadBeyondBar: counted.filter { ($0.passSpreadPercent ?? 0) > Self.speedBar }.count,
+                       comparedSpeedWithin: comparedCalibration == nil ? nil : counted.filter {
+                           abs($0.comparedSpeedErrorPercent ?? .infinity) <= Self.speedBar }.count,
+                       comparedSpeedWithinAPass: comparedCalibration == nil ? nil : counted.filter {
+                           $0.comparedWithinAPass(bar: Self.speedBar) ?? false }.count)
     }
 
     enum CodingKeys: String, CodingKey {
-        case title, shape, threads, repetitions, calibration, loadAverageBefore = "load_average_before"
+        case title, shape, threads, repetitions, calibration, comparedCalibration = "compared_calibration"
+        case loadAverageBefore = "load_average_before"
         case loadAverageAfter = "load_average_after", rows, notes, summary
     }
 
@@ -553,6 +617,7 @@ struct BenchTable: Encodable {
         try c.encode(threads, forKey: .threads)
         try c.encode(repetitions, forKey: .repetitions)
         try c.encodeIfPresent(calibration, forKey: .calibration)
+        try c.encodeIfPresent(comparedCalibration, forKey: .comparedCalibration)
         try c.encodeIfPresent(loadAverageBefore, forKey: .loadAverageBefore)
         try c.encodeIfPresent(loadAverageAfter, forKey: .loadAverageAfter)
         try c.encode(rows, forKey: .rows)
@@ -568,13 +633,21 @@ struct BenchTable: Encodable {
     func printText() {
         print(title)
         print("time: " + (calibration.map { "calibrated (\($0))" } ?? "plain roofline, no calibration"))
+        if let comparedCalibration { print("compared (cmp err%): calibrated (\(comparedCalibration))") }
+        let cmpHeader = comparedCalibration == nil ? "" : "  cmp err%"
+        func cmp(_ r: BenchRow) -> String {
+            r.comparedSpeedErrorPercent.map { String(format: "  %8.1f", $0) } ?? ""
+        }
+        let s = summary
+        let cmpSummary = comparedCalibration == nil ? "" : "; compared calibration, the same measurements: "
+            + "speed within ±15%: \(s.comparedSpeedWithin ?? 0) of \(s.speedRows)"
         print(String(format: "1-minute load average %@ before, %@ after, on %d cores",
                      (loadAverageBefore.map { String(format: "%.2f", $0) } ?? "?") as NSString,
                      (loadAverageAfter.map { String(format: "%.2f", $0) } ?? "?") as NSString,
                      ProcessInfo.processInfo.activeProcessorCount))
-        let s = summary
         if shape == "vit" {
-            print("setting            patches  scratch MB   pred MB   err%   RSS+ MB   pred MB   err%   seconds   pred s  patches/s     pred/s   err%")
+            print("setting            patches  scratch MB   pred MB   err%   RSS+ MB   pred MB   err%   seconds   pred s  "
+                  + "patches/s     pred/s   err%" + cmpHeader)
             for r in rows {
                 let rss = r.measured.residentGrowthBytes.map { String(format: "%9.1f", Double($0) / 1e6) } ?? "        -"
                 let rssErr = r.residentErrorPercent.map { String(format: "%6.1f", $0) } ?? "     -"
@@ -583,20 +656,21 @@ struct BenchTable: Encodable {
                     Double(r.measured.scratchBytes) / 1e6, Double(r.predicted.scratchBytes) / 1e6,
                     r.memoryErrorPercent, rss as NSString, Double(r.predicted.workingSetBytes) / 1e6, rssErr as NSString,
                     r.measured.medianSeconds, r.predicted.seconds, r.measured.tokensPerSecond,
-                    r.predicted.tokensPerSecond, r.speedErrorPercent))
+                    r.predicted.tokensPerSecond, r.speedErrorPercent) + cmp(r))
             }
             for note in notes { print(note) }
             print("(err% = (predicted − measured) ÷ measured; RSS+ = peak resident set growth of the measuring process, "
                   + "pred = queries, keys, values, output and scratch)")
             print("scratch within ±5%: \(s.memoryWithin) of \(s.memoryRows); resident growth within ±5%: "
-                  + "\(s.residentWithin) of \(s.residentRows); speed within ±15%: \(s.speedWithin) of \(s.speedRows)")
+                  + "\(s.residentWithin) of \(s.residentRows); speed within ±15%: \(s.speedWithin) of \(s.speedRows)"
+                  + cmpSummary)
             return
         }
         if rows.contains(where: \.calibrationPoint) {
             print("(rows marked * are the calibration points themselves; their speed is not counted)")
         }
         print("setting            mode      len   mem MB   pred MB   err%     tok/s    pred tok/s   err% spread%   "
-              + "KL        pred loss")
+              + "KL        pred loss" + (comparedCalibration == nil ? "" : "   cmp err%"))
         for r in rows {
             let name = Self.pad(r.setting + (r.calibrationPoint ? " *" : ""), 18)
             print(name + " " + Self.pad(r.mode, 8) + String(
@@ -605,10 +679,12 @@ struct BenchTable: Encodable {
                 r.measured.tokensPerSecond, r.predicted.tokensPerSecond, r.speedErrorPercent,
                 Self.padLeft(r.passSpreadPercent.map { String(format: "%.1f", $0) } ?? "-", 7) as NSString,
                 (r.measured.kl.map { String(format: "%.6f", $0) } ?? "-       ") as NSString,
-                (r.predicted.loss.map { String(format: "%.4f", $0) } ?? "-") as NSString))
+                (Self.pad(r.predicted.loss.map { String(format: "%.4f", $0) } ?? "-",
+                          comparedCalibration == nil ? 0 : 9)) as NSString) + cmp(r))
         }
         print("(spread% = (fastest − slowest pass) ÷ the median pass, the row's own run-to-run movement)")
         print("memory within ±5%: \(s.memoryWithin) of \(s.memoryRows); speed within ±15%: \(s.speedWithin) of "
-              + "\(s.speedRows) (of a pass: \(s.speedWithinAPass); passes spread over 15%: \(s.speedSpreadBeyondBar))")
+              + "\(s.speedRows) (of a pass: \(s.speedWithinAPass); passes spread over 15%: \(s.speedSpreadBeyondBar))"
+              + cmpSummary + (comparedCalibration == nil ? "" : " (of a pass: \(s.comparedSpeedWithinAPass ?? 0))"))
     }
 }

@@ -26,7 +26,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
             decode key's cold-sweep factor, which prices decode inside a model (the planner's host plans, \
             bench-attention --cold-kv), its times divided by the pace of warm F32 decode measured in the same \
             passes. --block-sparse-only measures only the block-sparse points and adds their constants to an \
-            existing --output, keeping its fits; --materialised-only \
+            existing --output, keeping its fits; --block-sparse-prefill-only, only block-sparse prefill's; \
+            --materialised-only \
             measures and refits only the materialised kernel's points and keeps the rest of --output; --decode-only \
             measures and refits every decode point (full, block-sparse and cold) and keeps the prefill and encode \
             fits and the cache shares; --cold-decode-only measures only the cold points. Choose lengths other than \
@@ -102,6 +103,13 @@ struct CalibrateAttentionCommand: ParsableCommand {
               """)
     var blockSparseOnly = false
 
+    @Flag(name: .customLong("block-sparse-prefill-only"),
+          help: """
+              Keep everything in --output, block-sparse decode's constants included, and measure and fit only \
+              block-sparse prefill's rate and beyond-cache factor (needs --prefill-lengths).
+              """)
+    var blockSparsePrefillOnly = false
+
     @Flag(name: .customLong("materialised-only"),
           help: "Keep the other fits in --output, its cache shares and block-sparse decode constants, and measure and fit only the materialised kernel's (F32 prefill and decode, ViT encode), after a change to that kernel.")
     var materialisedOnly = false
@@ -122,9 +130,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
     var coldLengths: String = "192,384,768,1536,3072,6144"
 
     func validate() throws {
-        if [blockSparseOnly, materialisedOnly, decodeRefitOnly, coldDecodeOnly].filter({ $0 }).count > 1 {
-            throw ValidationError("--block-sparse-only, --materialised-only, --decode-only and --cold-decode-only "
-                                  + "refit different parts; give one")
+        let partial = [blockSparseOnly, blockSparsePrefillOnly, materialisedOnly, decodeRefitOnly, coldDecodeOnly]
+        if partial.filter({ $0 }).count > 1 {
+            throw ValidationError("--block-sparse-only, --block-sparse-prefill-only, --materialised-only, "
+                                  + "--decode-only and --cold-decode-only refit different parts; give one")
         }
     }
 
@@ -526,6 +535,19 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 }
                 let text = try fitColdDecode(&existing)
                 existing.source = Self.replacingPart(existing.source, marker: Self.coldMarker, with: separately(text))
+                try Self.write(existing, to: outputPath)
+                return
+            }
+            if blockSparsePrefillOnly {
+                var existing = try loadExisting()
+                let text = try fitSparsePrefill(&existing)
+                guard !text.isEmpty else {
+                    throw ValidationError("--block-sparse-prefill-only: nothing to fit: it needs --prefill-lengths "
+                                          + "(long prefill, where the K/V go beyond the cache) and an f32 tiled prefill "
+                                          + "fit in \(outputPath); \(outputPath) is left as it was")
+                }
+                existing.source = Self.replacingPart(existing.source, marker: Self.sparsePrefillMarker,
+                                                     with: separately(text))
                 try Self.write(existing, to: outputPath)
                 return
             }

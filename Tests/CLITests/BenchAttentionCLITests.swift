@@ -114,6 +114,27 @@ struct BenchAttentionCLITests {
         #expect(smallSource.contains("full F32 prefill measured in the same passes over its fit"))
         #expect(sparsePrefill.stdout.contains("full prefill measured beside them at ×"))
         #expect((prefillFactor["rate"] as? Double ?? 0) > 0)
+        // Block-sparse prefill alone: block-sparse decode's constants and the fits stay as they were; without a long
+        // prefill length nothing is fitted and the file is left as it was.
+        let prefillOnly = try Self.run(["calibrate-attention", "--block-sparse-prefill-only", "--lengths", "640",
+                                        "--prefill-lengths", "256", "--repetitions", "1", "--rounds", "1",
+                                        "--min-time", "0", "--threads", "2", "-o", smallFile])
+        #expect(prefillOnly.status == 0, "stderr: \(prefillOnly.stderr)")
+        let prefillOnlyText = try String(contentsOfFile: smallFile, encoding: .utf8)
+        let prefillOnlyWritten = try Self.json(prefillOnlyText)
+        #expect(NSDictionary(dictionary: prefillOnlyWritten["block_sparse_decode"] as? [String: Any] ?? [:])
+                == NSDictionary(dictionary: smallWritten["block_sparse_decode"] as? [String: Any] ?? ["none": 0]))
+        #expect((prefillOnlyWritten["fits"] as? [Any])?.count == (smallWritten["fits"] as? [Any])?.count)
+        #expect((prefillOnlyWritten["block_sparse_prefill"] as? [String: Any])?["points"] as? [Any] != nil)
+        #expect(prefillOnlyWritten["source"] as? String != smallSource)
+        let noLong = try Self.run(["calibrate-attention", "--block-sparse-prefill-only", "--lengths", "640",
+                                   "--prefill-lengths", "", "--repetitions", "1", "--rounds", "1", "--min-time", "0",
+                                   "--threads", "2", "-o", smallFile])
+        #expect(noLong.status != 0 && noLong.stderr.contains("--prefill-lengths"), "stderr: \(noLong.stderr)")
+        #expect(try String(contentsOfFile: smallFile, encoding: .utf8) == prefillOnlyText)
+        let twoParts = try Self.run(["calibrate-attention", "--block-sparse-prefill-only", "--block-sparse-only",
+                                     "-o", smallFile])
+        #expect(twoParts.status != 0 && twoParts.stderr.contains("give one"))
         let refitted = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self))
         #expect((refitted["fits"] as? [[String: Any]])?.count == 12)
         let blockSparse = try #require(refitted["block_sparse_decode"] as? [String: Any])
@@ -296,6 +317,33 @@ struct BenchAttentionCLITests {
                                    "--settings", "full", "--calibration", otherFile])
         #expect(warned.status == 0)
         #expect(warned.stderr.contains("warning") && warned.stderr.contains("kernels, this run"), "stderr: \(warned.stderr)")
+        // A second calibration beside the first on the same measurements: each row carries the prediction that the
+        // file alone gives (the run above), and its own count; the text has its column and count.
+        let compared = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--threads", "2",
+                                     "--calibration", "/nonexistent/calibration.json", "--compare-calibration", file,
+                                     "--json"])
+        #expect(compared.status == 0, "stderr: \(compared.stderr)")
+        let comparedTable = try Self.json(compared.stdout)
+        #expect(comparedTable["calibration"] == nil
+                && (comparedTable["compared_calibration"] as? String) == table["calibration"] as? String)
+        let comparedRows = try #require(comparedTable["rows"] as? [[String: Any]])
+        #expect(comparedRows.count == rows.count)
+        for (a, b) in zip(comparedRows, rows) {
+            let other = try #require(a["compared_calibration_predicted"] as? [String: Any])
+            let own = try #require(b["predicted"] as? [String: Any])
+            #expect(other["seconds"] as? Double == own["seconds"] as? Double, "\(a["setting"] ?? "") \(a["mode"] ?? "")")
+        }
+        let comparedSummary = try #require(comparedTable["summary"] as? [String: Any])
+        #expect((comparedSummary["compared_speed_within_15_percent"] as? Int).map { $0 <= 14 } == true)
+        #expect(summary["compared_speed_within_15_percent"] == nil)
+        let comparedText = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--threads", "2",
+                                         "--settings", "full", "--calibration", file, "--compare-calibration", file])
+        #expect(comparedText.status == 0, "stderr: \(comparedText.stderr)")
+        #expect(comparedText.stdout.contains("cmp err%") && comparedText.stdout.contains(
+            "compared calibration, the same measurements: speed within ±15%:"))
+        let absent = try Self.run(["bench-attention", "--lengths", "48", "--repetitions", "1", "--settings", "full",
+                                    "--compare-calibration", "/nonexistent/other-calibration.json"])
+        #expect(absent.status == 1 && absent.stderr.contains("other-calibration.json"), "stderr: \(absent.stderr)")
     }
 
     @Test("--settings picks the decoder rows by measure-attention's names")
