@@ -375,7 +375,7 @@ public struct AttentionCostModel: Sendable {
     }
 
     /// One worker's buffers: per lane (query row × head of a KV group) the scaled query and the output accumulator
-    /// (head_dim floats each) and the block-sparse interval list; per lane, padded to a multiple of 16 lanes, the
+    /// (head_dim floats each), the block-sparse interval list and a cursor into it; per lane, padded to a multiple of 16 lanes, the
     /// transposed query, running max, sum and rescale factor, the visible-key bounds and one key tile of scores;
     /// one decoded key tile and value tile; per key block a score and a selection flag.
     public static func workerScratchBytes(_ shape: AttentionLayerShape, keys: Int, blockSparse: Plan.BlockSparse?) -> Int {
@@ -387,7 +387,7 @@ public struct AttentionCostModel: Sendable {
         let floats = 2 * lanes * shape.headDim + 3 * pitch + keyTile * pitch + pitch * shape.headDim
             + 2 * keyTile * shape.headDim + max(1, blocks)
         let int32s = 2 * pitch
-        let ints = lanes * intervals * 2 + lanes + max(1, blocks)
+        let ints = lanes * intervals * 2 + 2 * lanes + max(1, blocks)
         // Block-sparse items also keep a compacted copy of the lane state (queries transposed, accumulators, max,
         // sum, run bounds, lane indices) for the lanes active in a key tile.
         let compact = blockSparse == nil ? 0

@@ -145,9 +145,10 @@ struct AttentionBenchmarkTests {
                                                                  headDim: d, kvHeads: kvHeads))
             // One worker's buffers, 32 lanes (pitch 32): queries and accumulators 2 × 32 × head_dim, max / sum /
             // rescale 3 × 32, scores 64 × 32, transposed queries head_dim × 32, decoded key and value tiles
-            // 2 × 64 × head_dim, 1 block score (floats); bounds 2 × 32 Int32; 32 × (2 × 2 + 1) + 1 ints.
+            // 2 × 64 × head_dim, 1 block score (floats); bounds 2 × 32 Int32; 32 × (2 × 2 + 2) + 1 ints (intervals,
+            // count and interval cursor per lane, one flag).
             let floats = 2 * 32 * d + 3 * 32 + 64 * 32 + d * 32 + 2 * 64 * d + 1
-            let worker = floats * 4 + 2 * 32 * 4 + (32 * 2 * 2 + 32 + 1) * 8
+            let worker = floats * 4 + 2 * 32 * 4 + (32 * 2 * 2 + 32 + 32 + 1) * 8
             let expected = kernel == .materialised ? 2 * (n * n * 4 + worker) : 2 * worker
             #expect(r.peakScratchBytes == expected)
             #expect(r.kvBytes == 0)

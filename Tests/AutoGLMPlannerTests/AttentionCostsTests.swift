@@ -105,9 +105,10 @@ struct AttentionEncodeCostsTests {
         let m = try AttentionCostsTests.model(threads: threads)
         // One worker, 32 lanes (32 rows of one head; pitch 32): queries and accumulators 2 × 32 × 128, max / sum /
         // rescale 3 × 32, scores 64 × 32, transposed queries 128 × 32, a decoded key and value tile 2 × 64 × 128,
-        // 1 block score (floats); visible-key bounds 2 × 32 (Int32); intervals 32 × 4, counts 32, 1 flag (Int).
+        // 1 block score (floats); visible-key bounds 2 × 32 (Int32); intervals 32 × 4, counts 32, interval cursors
+        // 32, 1 flag (Int).
         let floats = 2 * 32 * 128 + 3 * 32 + 64 * 32 + 128 * 32 + 2 * 64 * 128 + 1
-        let worker = floats * 4 + 2 * 32 * 4 + (32 * 2 * 2 + 32 + 1) * 8
+        let worker = floats * 4 + 2 * 32 * 4 + (32 * 2 * 2 + 32 + 32 + 1) * 8
         #expect(AttentionCostModel.workerScratchBytes(Self.vit, keys: 0, blockSparse: nil) == worker)
         let workers = AttentionCostModel.chunks(12, threads: threads)
         for n in [1024, 4096, 12432] {

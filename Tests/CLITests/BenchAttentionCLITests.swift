@@ -27,7 +27,7 @@ struct BenchAttentionCLITests {
                                                                  "vit materialised"])
         // One worker's buffers for 32 lanes of head_dim 128.
         let floats = 2 * 32 * 128 + 3 * 32 + 64 * 32 + 128 * 32 + 2 * 64 * 128 + 1
-        let worker = floats * 4 + 2 * 32 * 4 + (32 * 2 * 2 + 32 + 1) * 8
+        let worker = floats * 4 + 2 * 32 * 4 + (32 * 2 * 2 + 32 + 32 + 1) * 8
         for row in rows {
             #expect(row["mode"] as? String == "encode")
             let n = try #require(row["length"] as? Int)

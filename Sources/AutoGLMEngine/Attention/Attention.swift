@@ -496,6 +496,9 @@ public enum Attention {
         let blockScores: UnsafeMutablePointer<Float> // blocks (block-sparse selection)
         let intervals: UnsafeMutablePointer<Int>     // lanes × maxIntervals × 2
         let counts: UnsafeMutablePointer<Int>        // lanes
+        /// Per lane, the first of its intervals that the key tiles have not yet passed (tiles go up in position
+        /// within a work item), so that finding a tile's runs does not walk every interval again.
+        let cursors: UnsafeMutablePointer<Int>       // lanes
         let chosen: UnsafeMutablePointer<Int>        // blocks
         /// Block-sparse problems only (nil otherwise): the lanes active in a key tile gathered at the front, so that
         /// the wide tile computes those lanes only (the heads of a KV group pick different blocks).
@@ -539,7 +542,7 @@ public enum Attention {
             let floats = 2 * lanes * d + 3 * pitch + Attention.keyTile * pitch + pitch * d + 2 * Attention.keyTile * d
                 + max(1, blocks)
             let int32s = 2 * pitch
-            let ints = lanes * maxIntervals * 2 + lanes + max(1, blocks)
+            let ints = lanes * maxIntervals * 2 + 2 * lanes + max(1, blocks)
             return floats * MemoryLayout<Float>.stride + int32s * MemoryLayout<Int32>.stride
                 + ints * MemoryLayout<Int>.stride + (blocks > 0 ? CompactLanes.bytes(lanes: lanes, pitch: pitch, headDim: d) : 0)
         }
@@ -565,6 +568,7 @@ public enum Attention {
             blockScores = .allocate(capacity: max(1, blocks))
             intervals = .allocate(capacity: lanes * p.maxIntervals * 2)
             counts = .allocate(capacity: lanes)
+            cursors = .allocate(capacity: lanes)
             chosen = .allocate(capacity: max(1, blocks))
             compact = blocks > 0 ? CompactLanes(lanes: lanes, pitch: lanePitch, headDim: d) : nil
         }
@@ -572,7 +576,8 @@ public enum Attention {
             q.deallocate(); acc.deallocate(); maxes.deallocate(); sums.deallocate(); scores.deallocate()
             qT.deallocate(); keys.deallocate(); values.deallocate(); correction.deallocate()
             lo.deallocate(); hi.deallocate()
-            blockScores.deallocate(); intervals.deallocate(); counts.deallocate(); chosen.deallocate()
+            blockScores.deallocate(); intervals.deallocate(); counts.deallocate(); cursors.deallocate()
+            chosen.deallocate()
             compact?.release()
         }
     }
@@ -634,6 +639,7 @@ public enum Attention {
                 s.maxes[lane] = -.infinity
                 s.sums[lane] = 0
                 (s.acc + lane * d).initialize(repeating: 0, count: d)
+                s.cursors[lane] = 0
                 if perLane || gh == 0 {
                     s.counts[lane] = p.intervals(position: p.queryStart + r0 + r, kvHead: kvh, qScaled: dst,
                                                  scores: s.blockScores, chosen: s.chosen, into: s.intervals + lane * ivStride)
@@ -655,7 +661,8 @@ public enum Attention {
                 // Block-sparse: whole tiles no lane chose are jumped over rather than tested lane by lane (most of a
                 // long context is not read; decode at 32K keys would otherwise test 512 tiles for its few blocks).
                 if perLane {
-                    guard let next = nextAttended(s, lanes: lanes, ivStride: ivStride, from: tileLo) else { break }
+                    guard let next = nextAttended(s, lanes: lanes, ivStride: ivStride, from: tileLo, cursors: s.cursors)
+                    else { break }
                     if next >= tileHi {
                         t0 += max(keyTile, (next - tileLo) / keyTile * keyTile)
                         continue
@@ -845,17 +852,20 @@ public enum Attention {
         let width = wideLaneWidth(p)
         guard (m + width - 1) / width < (lanes + width - 1) / width else { return nil }
         let d = p.headDim, pitch = s.lanePitch
+        // Padding lanes the kernel reads: the 8-lane tile stops at the last vector holding an active lane, the
+        // AVX-512 tile runs the whole pitch.
+        let padded = width == WideTile8.laneWidth ? min(pitch, (m + width - 1) / width * width) : pitch
         for col in 0..<d {
             let src = s.qT + col * pitch, dst = c.qT + col * pitch
             for i in 0..<m { dst[i] = src[Int(c.active[i])] }
-            for i in m..<pitch { dst[i] = 0 }
+            for i in m..<padded { dst[i] = 0 }
         }
         for i in 0..<m {
             let l = Int(c.active[i])
             c.maxes[i] = s.maxes[l]; c.sums[i] = s.sums[l]; c.lo[i] = s.lo[l]; c.hi[i] = s.hi[l]
             (c.acc + i * d).update(from: s.acc + l * d, count: d)
         }
-        for i in m..<pitch { c.maxes[i] = -.infinity; c.sums[i] = 0; c.lo[i] = 0; c.hi[i] = 0 }
+        for i in m..<padded { c.maxes[i] = -.infinity; c.sums[i] = 0; c.lo[i] = 0; c.hi[i] = 0 }
         return m
     }
 
@@ -883,13 +893,15 @@ public enum Attention {
     }
 
     /// The first position at or after `from` that any lane attends, or nil when none attends one (each lane has
-    /// its own sorted, disjoint intervals).
+    /// its own sorted, disjoint intervals). With `cursors` (the tiled kernel's, `from` never going down), each
+    /// lane's search starts at its first interval not yet passed.
     @inline(__always)
-    static func nextAttended(_ s: TiledScratch, lanes: Int, ivStride: Int, from: Int) -> Int? {
+    static func nextAttended(_ s: TiledScratch, lanes: Int, ivStride: Int, from: Int,
+                             cursors: UnsafeMutablePointer<Int>? = nil) -> Int? {
         var next = Int.max
         for lane in 0..<lanes {
             let iv = s.intervals + lane * ivStride
-            for k in 0..<s.counts[lane] where iv[2 * k + 1] > from {
+            for k in (cursors?[lane] ?? 0)..<s.counts[lane] where iv[2 * k + 1] > from {
                 next = min(next, max(iv[2 * k], from))
                 break
             }
@@ -897,16 +909,23 @@ public enum Attention {
         return next == Int.max ? nil : next
     }
 
-    /// The runs of positions in `[tileLo, tileHi)` a lane attends: how many, and the last one.
+    /// The runs of positions in `[tileLo, tileHi)` a lane attends: how many, and the last one. Tiles come in
+    /// rising position within a work item: the lane's cursor moves past the intervals that end by `tileLo`, and the
+    /// walk stops at the first interval that starts at or after `tileHi`.
     @inline(__always)
     static func tileRuns(_ s: TiledScratch, lane: Int, leaderStride: Int, ivStride: Int, _ tileLo: Int,
                          _ tileHi: Int) -> (count: Int, lo: Int, hi: Int) {
         let leader = lane - lane % leaderStride
         let iv = s.intervals + leader * ivStride
+        let count = s.counts[leader]
+        var k = s.cursors[leader]
+        while k < count && iv[2 * k + 1] <= tileLo { k += 1 }
+        s.cursors[leader] = k
         var result = (count: 0, lo: 0, hi: 0)
-        for k in 0..<s.counts[leader] {
+        while k < count && iv[2 * k] < tileHi {
             let lo = max(iv[2 * k], tileLo), hi = min(iv[2 * k + 1], tileHi)
             if lo < hi { result = (result.count + 1, lo, hi) }
+            k += 1
         }
         return result
     }

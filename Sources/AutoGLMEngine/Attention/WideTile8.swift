@@ -14,7 +14,8 @@ enum WideTile8 {
 
     /// Online-softmax step over `count` keys for `lanes` query lanes.
     ///
-    /// Lane l sees key j (0 ≤ j < count) iff `lo[l] ≤ j < hi[l]`; lanes `lanes ..< L` must have `lo = hi = 0`.
+    /// Lane l sees key j (0 ≤ j < count) iff `lo[l] ≤ j < hi[l]`; the padding lanes of the last vector holding a
+    /// real lane (`lanes` up to a multiple of 8) must have `lo = hi = 0` and zero queries; lanes past it are not read.
     /// On entry `maxes`, `sums` (L each) and `acc` (lanes × d) hold the running state; on exit they include the tile.
     /// `scores` (count × L) and `correction` (L) are scratch. Requires d % 8 == 0 and L % 8 == 0.
     static func tile(qT: UnsafePointer<Float>, lanePitch L: Int, lanes: Int, headDim d: Int,
