@@ -166,14 +166,15 @@ struct AttentionTests {
     @Test("Block-sparse (MoBA) matches the scalar reference of the same rule",
           arguments: AttentionKernel.allCases, [KVCacheFormat.f32, .int4])
     func blockSparseMatchesReference(kernel: AttentionKernel, format: KVCacheFormat) throws {
-        // Chunk 8 puts several runs in one key tile (lane loops); chunk 64 one run per tile (the wide tile).
-        for chunk in [8, 64] {
+        // Chunk 8 puts several runs in one key tile (lane loops); chunk 64 one run per tile (the wide tile); chunk
+        // 128 two tiles per block, whose lanes the wide tile keeps gathered from one tile to the next.
+        for (chunk, chunks) in [(8, [30, 1, 1, 151, 17]), (64, [30, 1, 1, 151, 17]), (128, [300, 1, 1, 281, 17])] {
+            let tokens = chunks.reduce(0, +)
             for isa in KernelISA.supported {
                 let sparse = Plan.BlockSparse(chunk: chunk, topK: 2)
-                let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: 32, tokens: 200, seed: 9)
-                let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: 200, format: format)
-                let out = try seq.run(cache: cache, chunks: [30, 1, 1, 151, 17], kernel: kernel, blockSparse: sparse,
-                                      isa: isa)
+                let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: 32, tokens: tokens, seed: 9)
+                let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: tokens, format: format)
+                let out = try seq.run(cache: cache, chunks: chunks, kernel: kernel, blockSparse: sparse, isa: isa)
                 let reference = seq.reference(format: format, mask: .init(blockSparse: sparse))
                 #expect(relativeError(out, reference) < 1e-5, "chunk \(chunk) \(isa)")
                 // The selection really drops blocks: the output differs from dense attention.

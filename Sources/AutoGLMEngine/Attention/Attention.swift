@@ -650,6 +650,9 @@ public enum Attention {
         let lastPosition = p.causal ? p.queryStart + r0 + rows - 1 : Int.max
         let wide = usesWideTile(p, lanes: lanes)
         if wide { prepareWideTile(s, lanes: lanes, headDim: d) }
+        // Lanes whose state the compacted buffers hold from one wide step to the next (0: none): a run of tiles
+        // with the same active lanes (the tiles of one chosen block) gathers them once and writes them back once.
+        var held = 0
         for span in p.spans {
             var t0 = max(0, keyRange.lowerBound - span.first)
             while true {
@@ -673,11 +676,11 @@ public enum Attention {
                 if wide, let union = singleRunBounds(s, lanes: lanes, leaderStride: laneGroup, ivStride: ivStride,
                                                      tileLo, tileHi) {
                     if union.lowerBound < union.upperBound {
-                        if let c = s.compact, let active = gatherActiveLanes(p, s, c, lanes: lanes) {
+                        if let c = s.compact, let active = gatherActiveLanes(p, s, c, lanes: lanes, held: &held) {
                             wideTile(D.self, vectorised, p, s, WideLanes(c), span: span, headOffset: headOffset,
                                      lanes: active, keys: union)
-                            scatterActiveLanes(s, c, count: active, headDim: d)
                         } else {
+                            releaseHeldLanes(s, held: &held, headDim: d)
                             wideTile(D.self, vectorised, p, s, WideLanes(s), span: span, headOffset: headOffset,
                                      lanes: lanes, keys: union)
                         }
@@ -685,6 +688,7 @@ public enum Attention {
                     t0 += keyTile
                     continue
                 }
+                releaseHeldLanes(s, held: &held, headDim: d)
                 // Lanes that see the same single run of this tile go through it together: all of them for keys
                 // below every row (the usual case in a prefill); runs of heads with the same block selection.
                 var first = 0
@@ -718,6 +722,7 @@ public enum Attention {
                 t0 += keyTile
             }
         }
+        releaseHeldLanes(s, held: &held, headDim: d)
         if let partial {
             for lane in 0..<lanes {
                 let state = partial + lane * (d + 2)
@@ -842,15 +847,28 @@ public enum Attention {
     }
 
     /// Block-sparse tiles: when the lanes that see any key of the tile (`lo < hi`) fill fewer vectors than all
-    /// lanes do, copies their state (transposed queries, accumulators, max, sum, run) to the front of `c` and returns
-    /// how many there are; nil when compacting would not save a vector. Lanes past the active ones are padding
-    /// (zero queries, empty runs).
+    /// lanes do, puts their state (transposed queries, accumulators, max, sum, run) at the front of `c` and returns
+    /// how many there are; nil when compacting would not save a vector (the caller writes `held` lanes back first).
+    /// `held`: how many lanes `c` already holds (`c.active`), from the tiles before; when they are this tile's
+    /// active lanes only their runs are refreshed, otherwise they are written back and the new ones gathered. Lanes
+    /// past the active ones are padding (zero queries, empty runs).
     static func gatherActiveLanes(_ p: Problem, _ s: TiledScratch, _ c: TiledScratch.CompactLanes,
-                                  lanes: Int) -> Int? {
-        var m = 0
-        for l in 0..<lanes where s.hi[l] > s.lo[l] { c.active[m] = Int32(l); m += 1 }
+                                  lanes: Int, held: inout Int) -> Int? {
+        var m = 0, same = held > 0
+        for l in 0..<lanes where s.hi[l] > s.lo[l] {
+            if same && (m >= held || c.active[m] != Int32(l)) { same = false }
+            m += 1
+        }
         let width = wideLaneWidth(p)
         guard (m + width - 1) / width < (lanes + width - 1) / width else { return nil }
+        if same && m == held {
+            for i in 0..<m { let l = Int(c.active[i]); c.lo[i] = s.lo[l]; c.hi[i] = s.hi[l] }
+            return m
+        }
+        releaseHeldLanes(s, held: &held, headDim: p.headDim)
+        m = 0
+        for l in 0..<lanes where s.hi[l] > s.lo[l] { c.active[m] = Int32(l); m += 1 }
+        held = m
         let d = p.headDim, pitch = s.lanePitch
         // Padding lanes the kernel reads: the 8-lane tile stops at the last vector holding an active lane, the
         // AVX-512 tile runs the whole pitch.
@@ -869,13 +887,17 @@ public enum Attention {
         return m
     }
 
-    /// Writes the compacted lanes' updated state back to their lanes.
-    static func scatterActiveLanes(_ s: TiledScratch, _ c: TiledScratch.CompactLanes, count m: Int, headDim d: Int) {
-        for i in 0..<m {
+    /// Writes the `held` compacted lanes' state back to their lanes (before anything reads the item's own state),
+    /// leaving none held.
+    @inline(__always)
+    static func releaseHeldLanes(_ s: TiledScratch, held: inout Int, headDim d: Int) {
+        guard held > 0, let c = s.compact else { return }
+        for i in 0..<held {
             let l = Int(c.active[i])
             s.maxes[l] = c.maxes[i]; s.sums[l] = c.sums[i]
             (s.acc + l * d).update(from: c.acc + i * d, count: d)
         }
+        held = 0
     }
 
     /// `count` stored rows (`slotBytes` apart) decoded into consecutive F32 rows of head_dim.
