@@ -375,9 +375,9 @@ public struct AttentionCostModel: Sendable {
     }
 
     /// One worker's buffers: per lane (query row × head of a KV group) the scaled query and the output accumulator
-    /// (head_dim floats each), the block-sparse interval list and a cursor into it; per lane, padded to a multiple of 16 lanes, the
-    /// transposed query, running max, sum and rescale factor, the visible-key bounds and one key tile of scores;
-    /// one decoded key tile and value tile; per key block a score and a selection flag.
+    /// (head_dim floats each), the block-sparse interval list and a cursor into it; per lane, padded to a multiple of
+    /// 16 lanes, the transposed query, running max, sum and rescale factor, the visible-key bounds and one key tile
+    /// of scores; one decoded key tile and value tile; per key block a score and a selection flag.
     public static func workerScratchBytes(_ shape: AttentionLayerShape, keys: Int, blockSparse: Plan.BlockSparse?) -> Int {
         let group = max(1, shape.heads / max(1, shape.kvHeads))
         let lanes = rowsPerItem(shape) * group

@@ -646,8 +646,8 @@ struct BenchTable: Encodable {
                      (loadAverageAfter.map { String(format: "%.2f", $0) } ?? "?") as NSString,
                      ProcessInfo.processInfo.activeProcessorCount))
         if shape == "vit" {
-            print("setting            patches  scratch MB   pred MB   err%   RSS+ MB   pred MB   err%   seconds   pred s  "
-                  + "patches/s     pred/s   err%" + cmpHeader)
+            print("setting            patches  scratch MB   pred MB   err%   RSS+ MB   pred MB   err%   "
+                  + "seconds   pred s  patches/s     pred/s   err%" + cmpHeader)
             for r in rows {
                 let rss = r.measured.residentGrowthBytes.map { String(format: "%9.1f", Double($0) / 1e6) } ?? "        -"
                 let rssErr = r.residentErrorPercent.map { String(format: "%6.1f", $0) } ?? "     -"

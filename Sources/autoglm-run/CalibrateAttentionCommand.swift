@@ -543,7 +543,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 let text = try fitSparsePrefill(&existing)
                 guard !text.isEmpty else {
                     throw ValidationError("--block-sparse-prefill-only: nothing to fit: it needs --prefill-lengths "
-                                          + "(long prefill, where the K/V go beyond the cache) and an f32 tiled prefill "
+                                          + "(long prefill, where the K/V go beyond the cache) and an f32 tiled "
+                                          + "prefill "
                                           + "fit in \(outputPath); \(outputPath) is left as it was")
                 }
                 existing.source = Self.replacingPart(existing.source, marker: Self.sparsePrefillMarker,

@@ -465,7 +465,8 @@ struct AttentionCalibrationFitTests {
         let both = try #require(AttentionCalibration.SparsePrefill.fitRateAndSpill(made))
         #expect(abs(both.rate - 1.3) < 1e-9 && abs(both.spill - 2) < 1e-9)
         // The same calls in a spell 1.4× slower than the prefill fit's: undivided, the rate and factor take in the
-        // spell; divided by the pace of full prefill measured beside them (as calibrate-attention does), they come back.
+        // spell; divided by the pace of full prefill measured beside them (as calibrate-attention does), they come
+        // back.
         let slow = made.map { (a: $0.a, b: $0.b, c: $0.c, measured: 1.4 * $0.measured) }
         let undivided = try #require(AttentionCalibration.SparsePrefill.fitRateAndSpill(slow))
         #expect(undivided.rate > 1.5 && undivided.spill > 2.5)

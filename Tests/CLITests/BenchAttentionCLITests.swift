@@ -331,7 +331,8 @@ struct BenchAttentionCLITests {
         for (a, b) in zip(comparedRows, rows) {
             let other = try #require(a["compared_calibration_predicted"] as? [String: Any])
             let own = try #require(b["predicted"] as? [String: Any])
-            #expect(other["seconds"] as? Double == own["seconds"] as? Double, "\(a["setting"] ?? "") \(a["mode"] ?? "")")
+            #expect(other["seconds"] as? Double == own["seconds"] as? Double,
+                    "\(a["setting"] ?? "") \(a["mode"] ?? "")")
         }
         let comparedSummary = try #require(comparedTable["summary"] as? [String: Any])
         #expect((comparedSummary["compared_speed_within_15_percent"] as? Int).map { $0 <= 14 } == true)
