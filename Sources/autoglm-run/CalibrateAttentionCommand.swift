@@ -181,11 +181,14 @@ struct CalibrateAttentionCommand: ParsableCommand {
         settings.map { "\($0.chunk)/\($0.topK)" }.joined(separator: " and ")
     }
     /// Those settings' F32 decode jobs, as measured for the block-sparse fits (warm and cold).
-    static let sparseDecodeJobs = sparseDecodeSettings.map {
-        (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0), AttentionCostModel.Mode.decode)
+    static let sparseDecodeJobs = f32Jobs(sparseDecodeSettings, mode: .decode)
+    /// F32 tiled jobs of block-sparse settings in one mode, named as bench-attention names them.
+    static func f32Jobs(_ settings: [Plan.BlockSparse], mode: AttentionCostModel.Mode)
+        -> [(AttentionSettingSpec, AttentionCostModel.Mode)] {
+        settings.map { (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0), mode) }
     }
-    /// The block-sparse settings whose long prefill points fit block-sparse prefill's beyond-cache factor: few small
-    /// blocks and few large ones (the second reads nearly as much per row as full prefill at 8,192 tokens).
+    /// The block-sparse settings whose prefill points fit block-sparse prefill's rate and beyond-cache factor: few
+    /// small blocks and few large ones (the second reads nearly as much per row as full prefill at 8,192 tokens).
     static let sparsePrefillSettings = [Plan.BlockSparse(chunk: 128, topK: 4), Plan.BlockSparse(chunk: 1024, topK: 4)]
     /// The longest of those points: the long-context range bench-attention-long reports block-sparse decode over.
     /// Beyond it, block-sparse decode on this host slows by a further ~50% (35.6 → 65.4 µs from 24,576 to 49,152
@@ -385,10 +388,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 // Nothing without a long prefill length or an F32 tiled prefill fit.
                 let prefillKey = AttentionCalibration.Key(kv: .f32, kernel: .tiled, mode: .prefill)
                 guard !prefillOnly.isEmpty, calibration.fits[prefillKey] != nil else { return "" }
-                let jobs = Self.sparsePrefillSettings.map {
-                    (AttentionSettingSpec(name: "f32 moba \($0.chunk)/\($0.topK)", blockSparse: $0),
-                     AttentionCostModel.Mode.prefill)
-                }
+                let jobs = Self.f32Jobs(Self.sparsePrefillSettings, mode: .prefill)
                 /// A block-sparse setting's lengths; full prefill's, every length some block-sparse setting has.
                 func lengths(_ s: AttentionSettingSpec) -> [Int] {
                     let shortest = (s.blockSparse.map { [$0] } ?? Self.sparsePrefillSettings).map { $0.chunk * $0.topK }
@@ -544,8 +544,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 guard !text.isEmpty else {
                     throw ValidationError("--block-sparse-prefill-only: nothing to fit: it needs --prefill-lengths "
                                           + "(long prefill, where the K/V go beyond the cache) and an f32 tiled "
-                                          + "prefill "
-                                          + "fit in \(outputPath); \(outputPath) is left as it was")
+                                          + "prefill fit in \(outputPath); \(outputPath) is left as it was")
                 }
                 existing.source = Self.replacingPart(existing.source, marker: Self.sparsePrefillMarker,
                                                      with: separately(text))
