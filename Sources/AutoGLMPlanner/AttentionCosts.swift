@@ -166,16 +166,17 @@ public struct AttentionCostModel: Sendable {
         public var sparseLaneKeys: Double = 0
     }
 
-    /// The engine's block-sparse work for `length` (prefill: all rows; decode: the last one), taking each lane's
-    /// choice of `topK − 1` earlier blocks as independent and uniform among the blocks before its own. Prefill: a
-    /// work item's lanes (rows × query heads of one KV head) go through its own block's tiles together, and through
-    /// each earlier block's tiles with only the lanes that chose it, in whole vectors of `tileLanes` (expected over
-    /// A ~ Binomial(lanes, p) choosers, p = (topK − 1) / earlier blocks), a lone vector's score step at half the
-    /// rate of a pair's (the engine's 6 × 1 register tile against its 6 × 2). When
-    /// selections agree more than independent ones (real queries of neighbouring rows), the engine does less: the
-    /// prediction is an upper bound on the work. Decode: one row, each head its own runs (no padding); the rows read
-    /// are the union of the heads' choices. Choosing costs one dot product per lane and earlier block, done again by
-    /// each key range of a split decode.
+    /// The engine's block-sparse work for `length` (prefill: all rows; decode: the last one), taking each lane's choice
+    /// of `topK − 1` earlier blocks as independent and uniform among the blocks before its own. Prefill: a work item's
+    /// lanes (rows × query heads of one KV head) go through its own block's tiles together, and through each earlier
+    /// block's tiles with only the lanes that chose it, in whole vectors of `tileLanes` (expected over A ~
+    /// Binomial(lanes, p) choosers, p = (topK − 1) / earlier blocks), a lone vector's score step at half the rate of a
+    /// pair's (the engine's 6 × 1 register tile against its 6 × 2); blocks that do not line up with the key tiles are
+    /// priced tile by tile (`unalignedTiles`: the lanes that chose any block of a tile, over the span of the blocks
+    /// chosen there). When selections agree more than independent ones (real queries of neighbouring rows), the engine
+    /// does less: the prediction is an upper bound on the work. Decode: one row, each head its own runs (no padding);
+    /// the rows read are the union of the heads' choices. Choosing costs one dot product per lane and earlier block,
+    /// done again by each key range of a split decode.
     public static func blockSparseWork(_ b: Plan.BlockSparse, shape: AttentionLayerShape, mode: Mode, length: Int,
                                        tileLanes: Int, splits: Int = 1) -> BlockSparseWork {
         let chunk = max(1, b.chunk), others = max(0, b.topK - 1)
@@ -198,6 +199,58 @@ public struct AttentionCostModel: Sendable {
                 expected += pmf * vectorCost(a + 1)
             }
             return expected
+        }
+        /// Expected lane-key cost of a work item's key tiles over its `own` earlier blocks when blocks do not line
+        /// up with the key tiles (shorter than a tile, or not a multiple of one): a lane is active in a tile when it
+        /// chose any block the tile overlaps, and the tile runs every active lane over the keys from the first to
+        /// the last block some lane chose there (each lane masked to its own run), so a tile costs the active
+        /// lanes' vectors times that span; the tile that reaches into the item's own block runs all of its lanes.
+        /// A lane's choice of `chosen` among `own` blocks misses all m blocks of a tile with the hypergeometric
+        /// probability; a block is some lane's choice with probability 1 − (1 − p)^lanes, taken as independent.
+        func unalignedTiles(lanes: Int, own: Int, chosen: Int) -> Double {
+            let end = own * chunk, p = Double(chosen) / Double(own)
+            let hit = 1 - pow(1 - p, Double(lanes))
+            var byPhase: [Int: Double] = [:], total = 0.0, a = 0
+            while a < end {
+                let reachesOwn = a + keyTile > end
+                let phase = reachesOwn ? -1 - a % chunk : a % chunk
+                if let cost = byPhase[phase] { total += cost; a += keyTile; continue }
+                // Keys of each block the tile overlaps below `end`, in order.
+                var widths: [Int] = [], b = a / chunk
+                while b * chunk < min(a + keyTile, end) {
+                    widths.append(min(min(a + keyTile, end), (b + 1) * chunk) - max(a, b * chunk))
+                    b += 1
+                }
+                let m = widths.count
+                var cost = 0.0
+                if reachesOwn {
+                    // All lanes, from the first block some lane chose to the own block.
+                    var span = 0.0, none = 1.0
+                    for i in 0..<m {
+                        span += none * hit * Double(widths[i...].reduce(0, +))
+                        none *= 1 - hit
+                    }
+                    cost = vectorCost(lanes) * span
+                } else {
+                    var missAll = 1.0
+                    for i in 0..<m { missAll *= max(0, Double(own - chosen - i)) / Double(own - i) }
+                    // Expected span from the first to the last block some lane chose, given that one did.
+                    var span = 0.0
+                    for i in 0..<m {
+                        for j in i..<m {
+                            let ends = i == j ? hit : hit * hit
+                            let probability = pow(1 - hit, Double(i)) * ends * pow(1 - hit, Double(m - 1 - j))
+                            span += probability * Double(widths[i...j].reduce(0, +))
+                        }
+                    }
+                    let anyHit = 1 - pow(1 - hit, Double(m))
+                    cost = anyHit > 0 ? paddedLanes(lanes, 1 - missAll) * span / anyHit : 0
+                }
+                byPhase[phase] = cost
+                total += cost
+                a += keyTile
+            }
+            return total
         }
         var work = BlockSparseWork(laneKeys: 0, laneBlocks: 0, keysRead: 0)
         switch mode {
@@ -230,10 +283,12 @@ public struct AttentionCostModel: Sendable {
                         work.laneKeys += Double(lanes * own * chunk)
                     } else {
                         let key = lanes * 1_000_003 + own
-                        let perBlock = padded[key] ?? paddedLanes(lanes, Double(chosen) / Double(own))
-                        padded[key] = perBlock
-                        work.laneKeys += perBlock * Double(own * chunk)
-                        work.sparseLaneKeys += perBlock * Double(own * chunk)
+                        let earlier = padded[key] ?? (chunk % keyTile == 0
+                            ? paddedLanes(lanes, Double(chosen) / Double(own)) * Double(own * chunk)
+                            : unalignedTiles(lanes: lanes, own: own, chosen: chosen))
+                        padded[key] = earlier
+                        work.laneKeys += earlier
+                        work.sparseLaneKeys += earlier
                     }
                 }
                 r0 += rows

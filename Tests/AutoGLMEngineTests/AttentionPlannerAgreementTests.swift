@@ -95,4 +95,40 @@ struct AttentionPlannerAgreementTests {
                                                       headDim: 64, kvHeads: 3, kvFormat: format), "\(label)")
         }
     }
+
+    /// Blocks shorter than a key tile (32, 48), not a multiple of it (100), and whole tiles (64, 128).
+    @Test("Block-sparse prefill: the cost model's lane-key work follows the work the engine's tiles count",
+          arguments: [(32, 16), (48, 6), (64, 8), (100, 5), (128, 4)])
+    func blockSparsePrefillWork(chunk: Int, topK: Int) throws {
+        let tokens = 2_048, shape = AttentionLayerShape(heads: 9, kvHeads: 3, headDim: 64)
+        let sparse = Plan.BlockSparse(chunk: chunk, topK: topK)
+        /// One prefill over the bench's synthetic data, the workers' work counted.
+        func counted(_ blockSparse: Plan.BlockSparse?) throws -> AttentionWorkTally.Counts {
+            let cache = try KVCache(layers: 1, kvHeads: 3, headDim: 64, capacity: tokens, format: .f32)
+            var rng = AttentionBenchmark.SyntheticData(seed: 11)
+            try cache.append(layer: 0, keys: rng.array(tokens * 192), values: rng.array(tokens * 192), count: tokens)
+            let q = rng.array(tokens * 9 * 64)
+            var out = [Float](repeating: 0, count: tokens * 9 * 64)
+            let tally = AttentionWorkTally()
+            try Attention.causalMeasuringScratch(q: q, n: tokens, heads: 9, cache: cache, layer: 0, out: &out,
+                                                 kernel: .tiled, scale: nil, blockSparse: blockSparse, threads: 2,
+                                                 tally: tally)
+            return tally.counts
+        }
+        // Priced as the cost model prices a step: a lone last vector's score step at a pair's cost.
+        func priced(_ c: AttentionWorkTally.Counts) -> Double {
+            Double(c.wideLaneKeys) + Double(c.wideLoneVectorKeys) / 2 + Double(c.loopLaneKeys)
+        }
+        let full = try counted(nil), selected = try counted(sparse)
+        #expect(full.loopLaneKeys == 0 && selected.loopLaneKeys == 0, "every tile in the wide step")
+        // Full attention is priced by its (query, key) pairs, the calibration absorbing its padding and diagonal
+        // tiles; block-sparse work is compared as a fraction of full attention's, engine against model.
+        let engine = priced(selected) / priced(full)
+        let work = AttentionCostModel.blockSparseWork(sparse, shape: shape, mode: .prefill, length: tokens,
+                                                      tileLanes: KernelISA.active.attentionLanes)
+        let model = work.laneKeys / (Double(shape.heads) * Double(tokens * (tokens + 1) / 2))
+        // Independent uniform choices make the model an upper bound a few percent above the engine's count.
+        #expect(model / engine - 1 > -0.03 && model / engine - 1 < 0.10,
+                "\(chunk)/\(topK): model \(model), engine \(engine)")
+    }
 }

@@ -167,19 +167,55 @@ struct AttentionTests {
           arguments: AttentionKernel.allCases, [KVCacheFormat.f32, .int4])
     func blockSparseMatchesReference(kernel: AttentionKernel, format: KVCacheFormat) throws {
         // Chunk 8 puts several runs in one key tile (lane loops); chunk 64 one run per tile (the wide tile); chunk
-        // 128 two tiles per block, whose lanes the wide tile keeps gathered from one tile to the next.
-        for (chunk, chunks) in [(8, [30, 1, 1, 151, 17]), (64, [30, 1, 1, 151, 17]), (128, [300, 1, 1, 281, 17])] {
+        // 128 two tiles per block, whose lanes the wide tile keeps gathered from one tile to the next. Keeping 9 or
+        // 11 earlier blocks chooses them by the threshold search instead of insertion (`BlockSelector`); chunk 32
+        // puts two blocks in a tile, chunk 16 four.
+        let cases = [(8, 2, [30, 1, 1, 151, 17]), (64, 2, [30, 1, 1, 151, 17]), (128, 2, [300, 1, 1, 281, 17]),
+                     (32, 10, [300, 1, 1, 281, 17]), (16, 12, [200, 1, 1, 151, 17])]
+        for (chunk, topK, chunks) in cases {
             let tokens = chunks.reduce(0, +)
             for isa in KernelISA.supported {
-                let sparse = Plan.BlockSparse(chunk: chunk, topK: 2)
+                let sparse = Plan.BlockSparse(chunk: chunk, topK: topK)
                 let seq = AttentionSequence(heads: 4, kvHeads: 2, headDim: 32, tokens: tokens, seed: 9)
                 let cache = try KVCache(layers: 1, kvHeads: 2, headDim: 32, capacity: tokens, format: format)
                 let out = try seq.run(cache: cache, chunks: chunks, kernel: kernel, blockSparse: sparse, isa: isa)
                 let reference = seq.reference(format: format, mask: .init(blockSparse: sparse))
-                #expect(relativeError(out, reference) < 1e-5, "chunk \(chunk) \(isa)")
+                #expect(relativeError(out, reference) < 1e-5, "chunk \(chunk), top \(topK), \(isa)")
                 // The selection really drops blocks: the output differs from dense attention.
                 let dense = seq.reference(format: format)
                 #expect(relativeError(out, dense) > 1e-3)
+            }
+        }
+    }
+
+    @Test("Block choice: insertion and the threshold search keep the blocks a sort keeps, in index order",
+          arguments: [1, 2, 7, 8, 9, 15, 31, 64])
+    func blockChoiceMatchesSort(keep: Int) {
+        var rng = AttentionRandom(seed: UInt64(100 + keep))
+        for n in (keep + 1)...(keep + 40) {
+            // Distinct scores; a few repeated values (ties across the threshold); signed zeros and infinities
+            // among them; all equal.
+            let pools: [[Float]] = [[], [0.25, -1, 3], [0, -0, .infinity, -.infinity, 1e-30, -1e-30], [2]]
+            for pool in pools {
+                let scores: [Float] = (0..<n).map { _ in
+                    pool.isEmpty ? rng.uniform() : pool[Int(rng.next() % UInt64(pool.count))]
+                }
+                let expected = scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
+                    .prefix(keep).sorted()
+                for threshold in [false, true] {
+                    var buffer = scores, chosen = [Int](repeating: -1, count: n)
+                    let count = buffer.withUnsafeMutableBufferPointer { s in
+                        chosen.withUnsafeMutableBufferPointer { c in
+                            threshold
+                                ? Attention.BlockSelector.chooseByThreshold(s.baseAddress!, count: n, keep: keep,
+                                                                            into: c.baseAddress!)
+                                : Attention.BlockSelector.chooseByInsertion(s.baseAddress!, count: n, keep: keep,
+                                                                            into: c.baseAddress!)
+                        }
+                    }
+                    #expect(Array(chosen.prefix(count)) == expected,
+                            "n \(n), keep \(keep), pool \(pool), threshold \(threshold)")
+                }
             }
         }
     }

@@ -51,7 +51,8 @@ public enum Attention {
     static func causalMeasuringScratch(q: UnsafePointer<Float>, n: Int, heads: Int, cache: KVCache, layer: Int,
                                        out: UnsafeMutablePointer<Float>, kernel: AttentionKernel, scale: Float?,
                                        blockSparse: Plan.BlockSparse?, threads: Int,
-                                       isa: KernelISA = .active, pool: ComputePool? = nil) throws -> Int {
+                                       isa: KernelISA = .active, pool: ComputePool? = nil,
+                                       tally: AttentionWorkTally? = nil) throws -> Int {
         guard layer >= 0 && layer < cache.layers else {
             throw AttentionError.layerOutOfRange(layer: layer, layers: cache.layers)
         }
@@ -81,7 +82,7 @@ public enum Attention {
             n: n, heads: heads, kvHeads: cache.kvHeads, headDim: cache.headDim, layout: cache.layout,
             slotBytes: cache.slotBytes, spans: spans, queryStart: cache.length,
             causal: true, window: cache.window, globalTokens: cache.globalTokens,
-            scale: scale ?? 1 / Float(cache.headDim).squareRoot(), selector: selector, isa: isa)
+            scale: scale ?? 1 / Float(cache.headDim).squareRoot(), selector: selector, isa: isa, tally: tally)
         let workers = callWorkers(n: n, kernel: kernel, heads: heads, kvHeads: cache.kvHeads, headDim: cache.headDim,
                                   format: cache.layout.format, blockSparse: selector != nil,
                                   keys: spans.reduce(0) { $0 + $1.count }, threads: threads)
@@ -201,6 +202,8 @@ public enum Attention {
         var selector: BlockSelector?
         /// Kernel family of the tile loops (the AVX-512 tile needs head_dim a multiple of 16).
         var isa: KernelISA = .active
+        /// Where the tiled kernel's workers add up the work their tiles did (nil: not counted).
+        var tally: AttentionWorkTally? = nil
 
         /// Upper bound on the intervals one query row attends.
         var maxIntervals: Int { selector.map { $0.topK + 1 } ?? 2 }
@@ -254,21 +257,9 @@ public enum Attention {
                 count = own
             } else if others > 0 {
                 means.scores(kvHead: kvHead, q: q, count: own, into: scores)
-                // Keep the best `others` blocks, ordered by score descending then index ascending.
-                for b in 0..<own {
-                    let s = scores[b]
-                    if count == others && !(s > scores[chosen[count - 1]]) { continue }
-                    var j = count == others ? count - 1 : count
-                    while j > 0 && s > scores[chosen[j - 1]] { chosen[j] = chosen[j - 1]; j -= 1 }
-                    chosen[j] = b
-                    if count < others { count += 1 }
-                }
-                // Sort chosen blocks by index.
-                for a in 1..<max(1, count) {
-                    let x = chosen[a]; var j = a
-                    while j > 0 && chosen[j - 1] > x { chosen[j] = chosen[j - 1]; j -= 1 }
-                    chosen[j] = x
-                }
+                count = others < Self.thresholdFrom
+                    ? Self.chooseByInsertion(scores, count: own, keep: others, into: chosen)
+                    : Self.chooseByThreshold(scores, count: own, keep: others, into: chosen)
             }
             var k = 0
             for c in 0..<count {
@@ -282,6 +273,84 @@ public enum Attention {
                 buffer[2 * k] = lo; buffer[2 * k + 1] = i + 1; k += 1
             }
             return k
+        }
+
+        /// Blocks kept from which the threshold search replaces insertion (below it, a short sorted list is cheaper).
+        static let thresholdFrom = 8
+
+        /// The `keep` best of `count` scores (score descending, ties to the earlier block), written to `chosen` in
+        /// index order: a sorted list of the best so far, each score inserted by shifting, then the list sorted by
+        /// index. Cheap for a few blocks; each insertion costs up to `keep` moves and a mispredicted branch.
+        static func chooseByInsertion(_ scores: UnsafeMutablePointer<Float>, count n: Int, keep: Int,
+                                      into chosen: UnsafeMutablePointer<Int>) -> Int {
+            var count = 0
+            for b in 0..<n {
+                let s = scores[b]
+                if count == keep && !(s > scores[chosen[count - 1]]) { continue }
+                var j = count == keep ? count - 1 : count
+                while j > 0 && s > scores[chosen[j - 1]] { chosen[j] = chosen[j - 1]; j -= 1 }
+                chosen[j] = b
+                if count < keep { count += 1 }
+            }
+            for a in 1..<max(1, count) {
+                let x = chosen[a]; var j = a
+                while j > 0 && chosen[j - 1] > x { chosen[j] = chosen[j - 1]; j -= 1 }
+                chosen[j] = x
+            }
+            return count
+        }
+
+        /// The same choice (`keep` < `count`) without sorting: each score becomes a 32-bit integer key in the same
+        /// order (−0 equal to +0, NaN below everything), the `keep`-th largest key is built bit by bit from the
+        /// top (a bit is kept while at least `keep` keys lie at or above the candidate, counted eight at a time),
+        /// stopping early once exactly `keep` keys lie at or above it; one pass in index order then takes the keys
+        /// above the threshold and, of the keys equal to it, the earliest ones. About 20–32 vector passes over the
+        /// keys instead of `keep` moves per insertion, and the result is already in index order. The scores are
+        /// overwritten with the keys.
+        static func chooseByThreshold(_ scores: UnsafeMutablePointer<Float>, count n: Int, keep: Int,
+                                      into chosen: UnsafeMutablePointer<Int>) -> Int {
+            scores.withMemoryRebound(to: Int32.self, capacity: n) { keys in
+                for b in 0..<n {
+                    let s = Float(bitPattern: UInt32(bitPattern: keys[b])) + 0
+                    let bits = Int32(bitPattern: s.bitPattern)
+                    keys[b] = s.isNaN ? .min : (bits < 0 ? bits ^ .max : bits)
+                }
+                /// Keys at or above `t`.
+                func atLeast(_ t: Int32) -> Int {
+                    let bound = SIMD8<Int32>(repeating: t), one = SIMD8<Int32>(repeating: 1)
+                    var sum = SIMD8<Int32>(), b = 0
+                    while b + 8 <= n {
+                        let v = UnsafeRawPointer(keys + b).loadUnaligned(as: SIMD8<Int32>.self)
+                        sum &+= SIMD8<Int32>().replacing(with: one, where: v .>= bound)
+                        b += 8
+                    }
+                    var total = Int(sum.wrappedSum())
+                    while b < n { if keys[b] >= t { total += 1 }; b += 1 }
+                    return total
+                }
+                // Offset-binary form of the threshold (unsigned order equals the keys' signed order).
+                var u: UInt32 = 0, exact = false
+                for bit in stride(from: 31, through: 0, by: -1) {
+                    let candidate = u | (1 << UInt32(bit))
+                    let above = atLeast(Int32(bitPattern: candidate ^ 0x8000_0000))
+                    if above >= keep {
+                        u = candidate
+                        if above == keep { exact = true; break }
+                    }
+                }
+                let threshold = Int32(bitPattern: u ^ 0x8000_0000)
+                // Keys equal to the threshold that are taken (the earliest); with `exact` every key at or above it.
+                var ties = exact ? n : keep - (threshold == .max ? 0 : atLeast(threshold + 1))
+                var count = 0
+                for b in 0..<n {
+                    let key = keys[b]
+                    let tie = key == threshold && ties > 0
+                    chosen[count] = b
+                    count += key > threshold || tie ? 1 : 0
+                    ties -= tie ? 1 : 0
+                }
+                return count
+            }
         }
     }
 
@@ -491,6 +560,9 @@ public enum Attention {
         let keys: UnsafeMutablePointer<Float>        // keyTile × headDim, one decoded key tile
         let values: UnsafeMutablePointer<Float>      // keyTile × headDim, one decoded value tile
         let correction: UnsafeMutablePointer<Float>  // lanePitch
+        /// The work this worker's tiles did, added to the problem's tally (if any) on release.
+        var work = AttentionWorkTally.Counts()
+        let tally: AttentionWorkTally?
         let lo: UnsafeMutablePointer<Int32>          // lanePitch, first visible key of the tile per lane
         let hi: UnsafeMutablePointer<Int32>          // lanePitch, end of the visible keys per lane
         let blockScores: UnsafeMutablePointer<Float> // blocks (block-sparse selection)
@@ -571,8 +643,10 @@ public enum Attention {
             cursors = .allocate(capacity: lanes)
             chosen = .allocate(capacity: max(1, blocks))
             compact = blocks > 0 ? CompactLanes(lanes: lanes, pitch: lanePitch, headDim: d) : nil
+            tally = p.tally
         }
         func release() {
+            tally?.add(work)
             q.deallocate(); acc.deallocate(); maxes.deallocate(); sums.deallocate(); scores.deallocate()
             qT.deallocate(); keys.deallocate(); values.deallocate(); correction.deallocate()
             lo.deallocate(); hi.deallocate()
@@ -803,6 +877,10 @@ public enum Attention {
                                             _ w: WideLanes, span: KVCache.Span, headOffset: Int, lanes: Int,
                                             keys range: Range<Int>) {
         let d = p.headDim, count = range.count
+        let width = wideLaneWidth(p), vectors = (lanes + width - 1) / width
+        s.work.wideLaneKeys += vectors * width * count
+        s.work.wideLoneVectorKeys += vectors % 2 * width * count
+        s.work.wideSteps += 1
         let keyRows = span.keys + (range.lowerBound - span.first) * p.slotBytes + headOffset
         let valueRows = span.values + (range.lowerBound - span.first) * p.slotBytes + headOffset
         let k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int
@@ -961,6 +1039,7 @@ public enum Attention {
         let d = p.headDim
         let laneGroup = laneCount
         let count = hi - lo
+        s.work.loopLaneKeys += laneCount * count
         let keys = span.keys + (lo - span.first) * p.slotBytes + headOffset
         let values = span.values + (lo - span.first) * p.slotBytes + headOffset
         let scores = s.scores + first * keyTile
@@ -2054,5 +2133,27 @@ extension AttentionMath {
             for t in j..<count { x[t] = e[t - j]; total += e[t - j] }
         }
         return total
+    }
+}
+
+/// The tiled kernel's work on one call, counted by its workers: what a cost model's work count is checked against.
+final class AttentionWorkTally: Sendable {
+    struct Counts: Sendable, Equatable {
+        /// (lane, key) pairs the wide tile ran, its active lanes rounded up to whole vectors.
+        var wideLaneKeys = 0
+        /// The part of `wideLaneKeys` in a step's odd last vector (whose score step runs alone, not in a pair).
+        var wideLoneVectorKeys = 0
+        /// Wide steps (one key tile over one set of active lanes).
+        var wideSteps = 0
+        /// (lane, key) pairs the per-lane loops ran (tiles where a lane has several runs; decode's few lanes).
+        var loopLaneKeys = 0
+    }
+    private let total = Mutex(Counts())
+    var counts: Counts { total.withLock { $0 } }
+    func add(_ c: Counts) {
+        total.withLock {
+            $0.wideLaneKeys += c.wideLaneKeys; $0.wideLoneVectorKeys += c.wideLoneVectorKeys
+            $0.wideSteps += c.wideSteps; $0.loopLaneKeys += c.loopLaneKeys
+        }
     }
 }
