@@ -268,7 +268,7 @@ public struct AttentionCostModel: Sendable {
         case .prefill:
             let rowsPer = rowsPerItem(shape)
             var r0 = 0
-            var padded: [Int: Double] = [:]
+            var earlierCosts: [Int: Double] = [:]  // by (lanes, earlier blocks)
             while r0 < length {
                 let rows = min(rowsPer, length - r0), lanes = rows * group
                 // Own block, causally, all lanes (counted as the pairs themselves, as full attention is).
@@ -283,10 +283,10 @@ public struct AttentionCostModel: Sendable {
                         work.laneKeys += Double(lanes * own * chunk)
                     } else {
                         let key = lanes * 1_000_003 + own
-                        let earlier = padded[key] ?? (chunk % keyTile == 0
+                        let earlier = earlierCosts[key] ?? (chunk % keyTile == 0
                             ? paddedLanes(lanes, Double(chosen) / Double(own)) * Double(own * chunk)
                             : unalignedTiles(lanes: lanes, own: own, chosen: chosen))
-                        padded[key] = earlier
+                        earlierCosts[key] = earlier
                         work.laneKeys += earlier
                         work.sparseLaneKeys += earlier
                     }
