@@ -303,6 +303,20 @@ struct BenchAttentionCommand: ParsableCommand {
                     row.compared = compared.map {
                         .init($0.predict(s, shape: shape, mode: mode, length: length))
                     }
+                    // Block-sparse prefill: the engine's counted work over full prefill's at the same length (same
+                    // KV format) beside the cost model's, a check of the model's work count that no clock enters.
+                    if mode == .prefill, let b = s.blockSparse, s.kernel == .tiled, let work = m.work,
+                       let full = settings.indices.first(where: {
+                           settings[$0].blockSparse == nil && settings[$0].window == nil
+                               && settings[$0].kernel == .tiled && settings[$0].kv == s.kv }),
+                       let fullWork = measured[RowKey(setting: full, mode: .prefill, length: length)]?.work {
+                        let predicted = AttentionCostModel.blockSparseWork(
+                            b, shape: shape, mode: .prefill, length: length,
+                            tileLanes: KernelISA.active.attentionLanes).laneKeys
+                        row.blockSparseWork = .init(
+                            counted: work.pricedLaneKeys / fullWork.pricedLaneKeys,
+                            predicted: predicted / (Double(shape.heads) * Double(length) * Double(length + 1) / 2))
+                    }
                     table.rows.append(row)
                 }
             }
@@ -486,10 +500,24 @@ struct BenchRow: Codable {
     var measured: Measured
     var predicted: Predicted
     var compared: Compared?
+    var blockSparseWork: BlockSparseWork?
+
+    /// Block-sparse prefill rows: the (lane, key) pairs the engine's tiles ran (`AttentionWorkTally`, a lone
+    /// vector's score step priced as a pair's), as a fraction of full prefill's at the same length, beside the cost
+    /// model's lane-key work over full attention's (query, key) pairs (`AttentionCostModel.blockSparseWork`).
+    struct BlockSparseWork: Codable {
+        var counted: Double
+        var predicted: Double
+        /// (predicted − counted) ÷ counted, in percent.
+        var errorPercent: Double { BenchRow.errorPercent(predicted, counted) }
+        enum CodingKeys: String, CodingKey {
+            case counted = "counted_fraction_of_full", predicted = "predicted_fraction_of_full"
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case setting, mode, length, calibrationPoint = "calibration_point", measured, predicted
-        case compared = "compared_calibration_predicted"
+        case compared = "compared_calibration_predicted", blockSparseWork = "block_sparse_prefill_work"
     }
 
     init(setting: String, mode: AttentionCostModel.Mode, length: Int, measured m: AttentionBenchmark.Result,
@@ -555,6 +583,9 @@ struct BenchTable: Encodable {
     var notes: [String] = []
 
     static let memoryBar = 5.0, speedBar = 15.0
+    /// Block-sparse prefill work, counted against predicted: the model takes choices as independent, an upper
+    /// bound a few percent above what the engine's tiles do.
+    static let workBar = 10.0
 
     struct Summary: Codable {
         var memoryWithin: Int
@@ -572,6 +603,10 @@ struct BenchTable: Encodable {
         /// pass, and of at least one pass.
         var comparedSpeedWithin: Int?
         var comparedSpeedWithinAPass: Int?
+        /// Block-sparse prefill rows with a full prefill row beside them: how many have the model's work fraction
+        /// within `workBar` of the counted one (nil without such rows).
+        var blockSparseWorkWithin: Int?
+        var blockSparseWorkRows: Int?
         enum CodingKeys: String, CodingKey {
             case memoryWithin = "memory_within_5_percent", memoryRows = "memory_rows"
             case residentWithin = "resident_within_5_percent", residentRows = "resident_rows"
@@ -580,6 +615,8 @@ struct BenchTable: Encodable {
             case speedSpreadBeyondBar = "speed_pass_spread_over_15_percent"
             case comparedSpeedWithin = "compared_speed_within_15_percent"
             case comparedSpeedWithinAPass = "compared_speed_within_15_percent_of_a_pass"
+            case blockSparseWorkWithin = "block_sparse_prefill_work_within_10_percent"
+            case blockSparseWorkRows = "block_sparse_prefill_work_rows"
         }
     }
 
@@ -588,6 +625,7 @@ struct BenchTable: Encodable {
         let resident = rows.compactMap { $0.residentErrorPercent.map(abs) }
         let counted = rows.filter { !$0.calibrationPoint }
         let speed = counted.map { abs($0.speedErrorPercent) }
+        let work = rows.compactMap { $0.blockSparseWork.map { abs($0.errorPercent) } }
         return Summary(memoryWithin: memory.filter { $0 <= Self.memoryBar }.count, memoryRows: memory.count,
                        residentWithin: resident.filter { $0 <= Self.memoryBar }.count, residentRows: resident.count,
                        speedWithin: speed.filter { $0 <= Self.speedBar }.count, speedRows: speed.count,
@@ -596,7 +634,9 @@ struct BenchTable: Encodable {
                        comparedSpeedWithin: comparedCalibration == nil ? nil : counted.filter {
                            abs($0.comparedSpeedErrorPercent ?? .infinity) <= Self.speedBar }.count,
                        comparedSpeedWithinAPass: comparedCalibration == nil ? nil : counted.filter {
-                           $0.comparedWithinAPass(bar: Self.speedBar) ?? false }.count)
+                           $0.comparedWithinAPass(bar: Self.speedBar) ?? false }.count,
+                       blockSparseWorkWithin: work.isEmpty ? nil : work.filter { $0 <= Self.workBar }.count,
+                       blockSparseWorkRows: work.isEmpty ? nil : work.count)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -683,8 +723,21 @@ struct BenchTable: Encodable {
                           comparedCalibration == nil ? 0 : 9)) as NSString) + cmp(r))
         }
         print("(spread% = (fastest − slowest pass) ÷ the median pass, the row's own run-to-run movement)")
+        let worked = rows.filter { $0.blockSparseWork != nil }
+        if !worked.isEmpty {
+            print("block-sparse prefill work: (lane, key) pairs the tiles ran as a fraction of full prefill's, counted "
+                  + "by the engine, beside the cost model's (no clock involved)")
+            for r in worked {
+                guard let w = r.blockSparseWork else { continue }
+                print(Self.pad(r.setting, 18) + " " + Self.pad(r.mode, 8) + String(
+                    format: " %5d   counted %.3f   predicted %.3f   err%% %+.1f", r.length, w.counted, w.predicted,
+                    w.errorPercent))
+            }
+        }
         print("memory within ±5%: \(s.memoryWithin) of \(s.memoryRows); speed within ±15%: \(s.speedWithin) of "
               + "\(s.speedRows) (of a pass: \(s.speedWithinAPass); passes spread over 15%: \(s.speedSpreadBeyondBar))"
-              + cmpSummary + (comparedCalibration == nil ? "" : " (of a pass: \(s.comparedSpeedWithinAPass ?? 0))"))
+              + cmpSummary + (comparedCalibration == nil ? "" : " (of a pass: \(s.comparedSpeedWithinAPass ?? 0))")
+              + (s.blockSparseWorkRows.map { "; block-sparse prefill work within ±10%: \(s.blockSparseWorkWithin ?? 0) "
+                    + "of \($0)" } ?? ""))
     }
 }

@@ -365,6 +365,45 @@ struct BenchAttentionCLITests {
         }
     }
 
+    @Test("block-sparse prefill rows carry the engine's counted work beside the cost model's, against full prefill")
+    func blockSparseWork() throws {
+        let common = ["--lengths", "1024", "--modes", "prefill", "--repetitions", "1", "--rounds", "1",
+                      "--min-time", "0", "--threads", "2", "--calibration", "/nonexistent/calibration.json"]
+        let r = try Self.run(["bench-attention", "--settings", "full,block-sparse:32/16,block-sparse:128/4", "--json"]
+                             + common)
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let json = try Self.json(r.stdout)
+        let rows = try #require(json["rows"] as? [[String: Any]])
+        #expect(rows.count == 3)
+        for row in rows {
+            let work = row["block_sparse_prefill_work"] as? [String: Double]
+            if row["setting"] as? String == "f32 tiled" {
+                #expect(work == nil)
+                continue
+            }
+            let counted = try #require(work?["counted_fraction_of_full"]), predicted = try #require(
+                work?["predicted_fraction_of_full"])
+            // Blocks of 32 and 128 keys at 1,024 tokens do about 0.97 and 0.78 of full attention's work.
+            #expect(counted > 0.5 && counted < 1.05, "\(row)")
+            #expect(abs(predicted / counted - 1) < 0.10, "\(row)")
+            let measured = try #require(row["measured"] as? [String: Any])
+            #expect(measured["tokens_per_second"] != nil)
+        }
+        let summary = try #require(json["summary"] as? [String: Any])
+        #expect(summary["block_sparse_prefill_work_rows"] as? Int == 2)
+        #expect(summary["block_sparse_prefill_work_within_10_percent"] as? Int == 2)
+        let text = try Self.run(["bench-attention", "--settings", "full,block-sparse:32/16"] + common)
+        #expect(text.status == 0 && text.stdout.contains("block-sparse prefill work within ±10%: 1 of 1"),
+                "\(text.stdout)")
+        #expect(text.stdout.contains("f32 moba 32/16     prefill   1024   counted 0.9"), "\(text.stdout)")
+        // Without full attention beside it there is nothing to count the work against.
+        let alone = try Self.run(["bench-attention", "--settings", "block-sparse:32/16", "--json"] + common)
+        let aloneJSON = try Self.json(alone.stdout)
+        let aloneRows = try #require(aloneJSON["rows"] as? [[String: Any]])
+        #expect(aloneRows.allSatisfy { $0["block_sparse_prefill_work"] == nil })
+        #expect((aloneJSON["summary"] as? [String: Any])?["block_sparse_prefill_work_rows"] == nil)
+    }
+
     @Test("bad lists and unreadable calibration files are reported in one line")
     func badInput() throws {
         let r = try Self.run(["bench-attention", "--vit", "--patches", "64,x"])

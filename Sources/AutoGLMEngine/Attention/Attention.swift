@@ -2142,19 +2142,33 @@ extension AttentionMath {
 }
 
 /// The tiled kernel's work on one call, counted by its workers: what a cost model's work count is checked against.
-final class AttentionWorkTally: Sendable {
-    struct Counts: Sendable, Equatable {
+public final class AttentionWorkTally: Sendable {
+    public struct Counts: Codable, Sendable, Equatable {
         /// (lane, key) pairs the wide tile ran, its active lanes rounded up to whole vectors.
-        var wideLaneKeys = 0
+        public var wideLaneKeys = 0
         /// The part of `wideLaneKeys` in a step's odd last vector (whose score step runs alone, not in a pair).
-        var wideLoneVectorKeys = 0
+        public var wideLoneVectorKeys = 0
         /// Wide steps (one key tile over one set of active lanes).
-        var wideSteps = 0
+        public var wideSteps = 0
         /// (lane, key) pairs the per-lane loops ran (tiles where a lane has several runs; decode's few lanes).
-        var loopLaneKeys = 0
+        public var loopLaneKeys = 0
+
+        public init() {}
+
+        /// The pairs priced as the cost model prices them: a lone last vector's score step at a pair's cost (its
+        /// half of `wideLoneVectorKeys` again), the per-lane loops' pairs as they are.
+        public var pricedLaneKeys: Double {
+            Double(wideLaneKeys) + Double(wideLoneVectorKeys) / 2 + Double(loopLaneKeys)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case wideLaneKeys = "wide_lane_keys", wideLoneVectorKeys = "wide_lone_vector_keys"
+            case wideSteps = "wide_steps", loopLaneKeys = "loop_lane_keys"
+        }
     }
     private let total = Mutex(Counts())
-    var counts: Counts { total.withLock { $0 } }
+    public init() {}
+    public var counts: Counts { total.withLock { $0 } }
     func add(_ c: Counts) {
         total.withLock {
             $0.wideLaneKeys += c.wideLaneKeys; $0.wideLoneVectorKeys += c.wideLoneVectorKeys

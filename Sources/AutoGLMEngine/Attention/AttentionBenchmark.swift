@@ -113,13 +113,16 @@ public enum AttentionBenchmark {
         public var cpuSecondsPerCall: Double
         /// Timed calls.
         public var repetitions: Int
+        /// The work the tiled kernel's tiles did in one call (decoder rows; every call does the same); nil where
+        /// no counted step ran: the materialised kernel, decode read slot by slot, the vision encoder.
+        public var work: AttentionWorkTally.Counts?
 
         enum CodingKeys: String, CodingKey {
             case setting, sequenceLength = "sequence_length", peakScratchBytes = "peak_scratch_bytes"
             case kvBytes = "kv_bytes", operandBytes = "operand_bytes", residentGrowthBytes = "resident_growth_bytes"
             case tokensPerSecond = "tokens_per_second", secondsPerCall = "seconds_per_call"
             case medianSecondsPerCall = "median_seconds_per_call"
-            case cpuSecondsPerCall = "cpu_seconds_per_call", repetitions
+            case cpuSecondsPerCall = "cpu_seconds_per_call", repetitions, work
         }
     }
 
@@ -192,6 +195,7 @@ public enum AttentionBenchmark {
         let residentBefore = ProcessMemory.residentBytes
         var times = Timings()
         var scratch = 0, kvBytes = 0, operandBytes = 0
+        var work: AttentionWorkTally.Counts?
         switch s.mode {
         case .encode:
             guard s.kvCacheFormat == .f32, s.window == nil, s.blockSparse == nil else {
@@ -248,18 +252,20 @@ public enum AttentionBenchmark {
                 if s.mode == .prefill { cache.reset() } else { cache.discardPending() }
                 try cache.append(layer: 0, keys: keys, values: values, count: newTokens)
                 if s.coldKV && !cache.evictFromCaches(layer: 0) { Self.sweepThrough(&sweep) }
+                let tally = s.kernel == .tiled ? AttentionWorkTally() : nil
                 let bytes = try times.measure {
                     try query.withUnsafeBufferPointer { q in
                         try out.withUnsafeMutableBufferPointer { o in
                             try Attention.causalMeasuringScratch(
                                 q: q.baseAddress!, n: newTokens, heads: s.heads, cache: cache, layer: 0,
                                 out: o.baseAddress!, kernel: s.kernel, scale: nil, blockSparse: s.blockSparse,
-                                threads: s.threads, pool: pool)
+                                threads: s.threads, pool: pool, tally: tally)
                         }
                     }
                 }
                 scratch = max(scratch, bytes)
                 kvBytes = max(kvBytes, cache.residentBytes)
+                work = tally.map(\.counts).flatMap { $0 == AttentionWorkTally.Counts() ? nil : $0 }
             }
         }
         var growth: Int?
@@ -272,7 +278,7 @@ public enum AttentionBenchmark {
                       operandBytes: operandBytes, residentGrowthBytes: growth,
                       tokensPerSecond: Double(newTokens) / median, secondsPerCall: times.fastest,
                       medianSecondsPerCall: median, cpuSecondsPerCall: times.fastestCPU,
-                      repetitions: times.wall.count)
+                      repetitions: times.wall.count, work: work)
     }
 
     /// Reads and writes one byte per cache line of `buffer`, pushing what the caches held out of them.
