@@ -221,29 +221,25 @@ public struct AttentionCostModel: Sendable {
                     widths.append(min(min(a + keyTile, end), (b + 1) * chunk) - max(a, b * chunk))
                     b += 1
                 }
-                let m = widths.count
+                let m = widths.count, miss = 1 - hit
                 var cost = 0.0
                 if reachesOwn {
-                    // All lanes, from the first block some lane chose to the own block.
-                    var span = 0.0, none = 1.0
-                    for i in 0..<m {
-                        span += none * hit * Double(widths[i...].reduce(0, +))
-                        none *= 1 - hit
-                    }
+                    // All lanes, from the first block some lane chose to the own block: block k is in the span when
+                    // some block at or before it was chosen.
+                    var span = 0.0
+                    for (k, w) in widths.enumerated() { span += Double(w) * (1 - pow(miss, Double(k + 1))) }
                     cost = vectorCost(lanes) * span
                 } else {
                     var missAll = 1.0
                     for i in 0..<m { missAll *= max(0, Double(own - chosen - i)) / Double(own - i) }
-                    // Expected span from the first to the last block some lane chose, given that one did.
+                    // Expected span from the first to the last block some lane chose, given that one did: block k
+                    // is in it when some block at or before it and some block at or after it were chosen.
+                    let anyHit = 1 - pow(miss, Double(m))
                     var span = 0.0
-                    for i in 0..<m {
-                        for j in i..<m {
-                            let ends = i == j ? hit : hit * hit
-                            let probability = pow(1 - hit, Double(i)) * ends * pow(1 - hit, Double(m - 1 - j))
-                            span += probability * Double(widths[i...j].reduce(0, +))
-                        }
+                    for (k, w) in widths.enumerated() {
+                        let before = 1 - pow(miss, Double(k + 1)), after = 1 - pow(miss, Double(m - k))
+                        span += Double(w) * (before + after - anyHit)
                     }
-                    let anyHit = 1 - pow(1 - hit, Double(m))
                     cost = anyHit > 0 ? paddedLanes(lanes, 1 - missAll) * span / anyHit : 0
                 }
                 byPhase[phase] = cost

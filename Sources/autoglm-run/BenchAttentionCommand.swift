@@ -723,12 +723,11 @@ struct BenchTable: Encodable {
                           comparedCalibration == nil ? 0 : 9)) as NSString) + cmp(r))
         }
         print("(spread% = (fastest − slowest pass) ÷ the median pass, the row's own run-to-run movement)")
-        let worked = rows.filter { $0.blockSparseWork != nil }
+        let worked = rows.compactMap { r in r.blockSparseWork.map { (r, $0) } }
         if !worked.isEmpty {
             print("block-sparse prefill work: (lane, key) pairs the tiles ran as a fraction of full prefill's, counted "
                   + "by the engine, beside the cost model's (no clock involved)")
-            for r in worked {
-                guard let w = r.blockSparseWork else { continue }
+            for (r, w) in worked {
                 print(Self.pad(r.setting, 18) + " " + Self.pad(r.mode, 8) + String(
                     format: " %5d   counted %.3f   predicted %.3f   err%% %+.1f", r.length, w.counted, w.predicted,
                     w.errorPercent))
