@@ -2144,7 +2144,8 @@ extension AttentionMath {
 /// The tiled kernel's work on one call, counted by its workers: what a cost model's work count is checked against.
 public final class AttentionWorkTally: Sendable {
     public struct Counts: Codable, Sendable, Equatable {
-        /// (lane, key) pairs the wide tile ran, its active lanes rounded up to whole vectors.
+        /// (lane, key) pairs the wide tile ran, its active lanes rounded up to whole vectors (the AVX-512 tile's
+        /// score step runs its whole lane pitch even over compacted lanes; this counts what its value step runs).
         public var wideLaneKeys = 0
         /// The part of `wideLaneKeys` in a step's odd last vector (whose score step runs alone, not in a pair).
         public var wideLoneVectorKeys = 0
