@@ -114,6 +114,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
           help: "Keep the other fits in --output, its cache shares and block-sparse decode constants, and measure and fit only the materialised kernel's (F32 prefill and decode, ViT encode), after a change to that kernel.")
     var materialisedOnly = false
 
+    @Flag(name: .customLong("encode-only"),
+          help: "Keep every decoder fit in --output, its cache shares and block-sparse constants, and measure and fit only the ViT encode points of both kernels (needs --vit-model and --patches).")
+    var encodeOnly = false
+
     @Flag(name: .customLong("decode-only"),
           help: "Keep the prefill and encode fits in --output and its cache shares, and measure and fit every decode point (full decode of each KV format and kernel, and block-sparse decode's constants), after a change to decode.")
     var decodeRefitOnly = false
@@ -130,18 +134,20 @@ struct CalibrateAttentionCommand: ParsableCommand {
     var coldLengths: String = "192,384,768,1536,3072,6144"
 
     func validate() throws {
-        let partial = [blockSparseOnly, blockSparsePrefillOnly, materialisedOnly, decodeRefitOnly, coldDecodeOnly]
+        let partial = [blockSparseOnly, blockSparsePrefillOnly, materialisedOnly, encodeOnly, decodeRefitOnly,
+                       coldDecodeOnly]
         if partial.filter({ $0 }).count > 1 {
             throw ValidationError("--block-sparse-only, --block-sparse-prefill-only, --materialised-only, "
-                                  + "--decode-only and --cold-decode-only refit different parts; give one")
+                                  + "--encode-only, --decode-only and --cold-decode-only refit different parts; "
+                                  + "give one")
         }
     }
 
     /// `source` with the part that starts with `marker` (up to the next part a refit adds, or the end) replaced
     /// by `text`, or `text` appended when there is none.
     static func replacingPart(_ source: String, marker: String, with text: String) -> String {
-        let markers = [Self.sparseMarker, Self.sparsePrefillMarker, Self.materialisedMarker, Self.decodeMarker,
-                       Self.coldMarker]
+        let markers = [Self.sparseMarker, Self.sparsePrefillMarker, Self.materialisedMarker, Self.encodeMarker,
+                       Self.decodeMarker, Self.coldMarker]
         guard let start = source.range(of: marker) else { return source + text }
         let rest = source[start.upperBound...]
         let end = markers.compactMap { rest.range(of: $0)?.lowerBound }.min() ?? source.endIndex
@@ -150,6 +156,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
     static let sparseMarker = "; block-sparse decode"
     static let sparsePrefillMarker = "; block-sparse prefill"
     static let materialisedMarker = "; materialised kernel refitted"
+    static let encodeMarker = "; encode refitted"
     static let decodeMarker = "; decode refitted"
     static let coldMarker = "; cold decode"
 
@@ -605,6 +612,32 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     + "\((lengthList + decodeOnly).map(String.init).joined(separator: ", ")) tokens; "
                     + "median of \(rounds) passes; prefill and encode fits and the cache shares kept; 1-minute load "
                     + "average \(load[0]) before and \(load[1]) after)" + sparseText + coldText)
+                try Self.write(existing, to: outputPath)
+                return
+            }
+            if encodeOnly {
+                // Keep every decoder fit, the cache shares they were chosen with and the block-sparse constants;
+                // measure and fit the ViT encode points of both kernels against those shares.
+                guard !patchList.isEmpty else {
+                    throw ValidationError("--encode-only: no encode points: it needs --vit-model and --patches; "
+                                          + "\(outputPath) is left as it was")
+                }
+                var existing = try loadExisting()
+                let (vm, vitShape) = try vitLayer()
+                let vitJobs = AttentionKernel.allCases.map {
+                    (AttentionSettingSpec(name: "vit \($0.rawValue)", kv: .f32, kernel: $0), AttentionCostModel.Mode.encode)
+                }
+                let vitMeasured = try measure(vitJobs, vitShape, { _, _ in patchList }, rounds: rounds)
+                existing.fits.merge(try fitAll(vitJobs, vitShape, vitMeasured, cacheBytes: existing.cacheBytes,
+                                               privateCacheBytes: existing.privateCacheBytes).fits) { $1 }
+                existing.fits = AttentionCalibration.borrowingSpill(existing.fits)
+                report(vitJobs, existing.fits)
+                let load = Self.loadText(loadBefore, HostInfo.loadAverage())
+                existing.source = Self.replacingPart(existing.source, marker: Self.encodeMarker, with:
+                    Self.encodeMarker + " on \(UTCTimestamp.string(started)) (one \(vm.name) ViT layer, both kernels, at "
+                    + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) "
+                    + "calls, median of \(rounds) passes; the decoder fits, cache shares and block-sparse constants "
+                    + "kept; 1-minute load average \(load[0]) before and \(load[1]) after)")
                 try Self.write(existing, to: outputPath)
                 return
             }

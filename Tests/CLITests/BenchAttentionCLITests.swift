@@ -193,6 +193,31 @@ struct BenchAttentionCLITests {
         #expect(rematerialised["cache_bytes"] as? Int == refitted["cache_bytes"] as? Int)
         let both = rematerialised["source"] as? String ?? ""
         #expect(both.contains("; materialised kernel refitted") && both.contains("measured separately"))
+        // --encode-only measures both kernels' ViT points again and keeps every decoder fit and the cache shares.
+        func fitsByMode(_ json: [String: Any], encode: Bool) -> [String: NSDictionary] {
+            var out: [String: NSDictionary] = [:]
+            for f in json["fits"] as? [[String: Any]] ?? [] where (f["mode"] as? String == "encode") == encode {
+                out["\(f["kv"] ?? "") \(f["kernel"] ?? "") \(f["mode"] ?? "")"] = f as NSDictionary
+            }
+            return out
+        }
+        let encode = try Self.run(["calibrate-attention", "--encode-only", "--patches", "40,80", "--encode-repetitions",
+                                   "1", "--rounds", "1", "--threads", "2", "-o", file])
+        #expect(encode.status == 0, "stderr: \(encode.stderr)")
+        let reencoded = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self))
+        #expect(fitsByMode(reencoded, encode: false) == fitsByMode(rematerialised, encode: false))
+        #expect(fitsByMode(reencoded, encode: true).count == 2)
+        for (key, fit) in fitsByMode(reencoded, encode: true) {
+            let points = (fit["fit"] as? [String: Any])?["points"] as? [[String: Any]] ?? []
+            #expect(points.compactMap { $0["length"] as? Int } == [40, 80], "\(key): \(points)")
+        }
+        #expect(reencoded["cache_bytes"] as? Int == rematerialised["cache_bytes"] as? Int)
+        #expect((reencoded["block_sparse_decode"] as? NSDictionary) == (blockSparse as NSDictionary))
+        #expect((reencoded["source"] as? String ?? "").contains("; encode refitted"))
+        let encodedData = try Data(contentsOf: URL(fileURLWithPath: file))
+        let noPatches = try Self.run(["calibrate-attention", "--encode-only", "--vit-model", "", "-o", file])
+        #expect(noPatches.status != 0 && noPatches.stderr.contains("--patches"), "stderr: \(noPatches.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == encodedData)
         let two = try Self.run(["calibrate-attention", "--materialised-only", "--block-sparse-only", "-o", file])
         #expect(two.status != 0 && two.stderr.contains("give one"), "stderr: \(two.stderr)")
         // --decode-only measures every decode point again (five keys) and refits block-sparse decode's constants;
@@ -212,7 +237,7 @@ struct BenchAttentionCLITests {
         let redecoded = try Self.json(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file)), as: UTF8.self))
         #expect(fitsByKey(redecoded, decode: false).count == 7 && fitsByKey(redecoded, decode: true).count == 5)
         for (key, fit) in fitsByKey(redecoded, decode: false) {
-            let before = try #require(fitsByKey(rematerialised, decode: false)[key])
+            let before = try #require(fitsByKey(reencoded, decode: false)[key])
             let (a, b) = (fit["fit"] as? [String: Any] ?? [:], before["fit"] as? [String: Any] ?? [:])
             #expect((a["points"] as? NSArray) == (b["points"] as? NSArray), "\(key)")
             #expect(a["spill"] as? Double == b["spill"] as? Double, "\(key)")
