@@ -115,7 +115,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
     var materialisedOnly = false
 
     @Flag(name: .customLong("encode-only"),
-          help: "Keep every decoder fit in --output, its cache shares and block-sparse constants, and measure and fit only the ViT encode points of both kernels (needs --vit-model and --patches).")
+          help: """
+              Keep every decoder fit in --output, its cache shares and block-sparse constants, and measure and fit \
+              only the ViT encode points of both kernels (needs --vit-model and --patches).
+              """)
     var encodeOnly = false
 
     @Flag(name: .customLong("decode-only"),
@@ -625,7 +628,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 var existing = try loadExisting()
                 let (vm, vitShape) = try vitLayer()
                 let vitJobs = AttentionKernel.allCases.map {
-                    (AttentionSettingSpec(name: "vit \($0.rawValue)", kv: .f32, kernel: $0), AttentionCostModel.Mode.encode)
+                    (AttentionSettingSpec(name: "vit \($0.rawValue)", kv: .f32, kernel: $0),
+                     AttentionCostModel.Mode.encode)
                 }
                 let vitMeasured = try measure(vitJobs, vitShape, { _, _ in patchList }, rounds: rounds)
                 existing.fits.merge(try fitAll(vitJobs, vitShape, vitMeasured, cacheBytes: existing.cacheBytes,
@@ -634,9 +638,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 report(vitJobs, existing.fits)
                 let load = Self.loadText(loadBefore, HostInfo.loadAverage())
                 existing.source = Self.replacingPart(existing.source, marker: Self.encodeMarker, with:
-                    Self.encodeMarker + " on \(UTCTimestamp.string(started)) (one \(vm.name) ViT layer, both kernels, at "
-                    + "\(patchList.map(String.init).joined(separator: ", ")) patches, median of ≥ \(encodeRepetitions) "
-                    + "calls, median of \(rounds) passes; the decoder fits, cache shares and block-sparse constants "
+                    Self.encodeMarker + " on \(UTCTimestamp.string(started)) (one \(vm.name) ViT layer, both "
+                    + "kernels, at \(patchList.map(String.init).joined(separator: ", ")) patches, median of "
+                    + "≥ \(encodeRepetitions) calls, median of \(rounds) passes; the decoder fits, cache shares and block-sparse constants "
                     + "kept; 1-minute load average \(load[0]) before and \(load[1]) after)")
                 try Self.write(existing, to: outputPath)
                 return
