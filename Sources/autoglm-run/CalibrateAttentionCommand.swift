@@ -640,8 +640,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 existing.source = Self.replacingPart(existing.source, marker: Self.encodeMarker, with:
                     Self.encodeMarker + " on \(UTCTimestamp.string(started)) (one \(vm.name) ViT layer, both "
                     + "kernels, at \(patchList.map(String.init).joined(separator: ", ")) patches, median of "
-                    + "≥ \(encodeRepetitions) calls, median of \(rounds) passes; the decoder fits, cache shares and block-sparse constants "
-                    + "kept; 1-minute load average \(load[0]) before and \(load[1]) after)")
+                    + "≥ \(encodeRepetitions) calls, median of \(rounds) passes; the decoder fits, cache shares and "
+                    + "block-sparse constants kept; 1-minute load average \(load[0]) before and \(load[1]) after)")
                 try Self.write(existing, to: outputPath)
                 return
             }
