@@ -335,6 +335,19 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 guard let v = vm.visionEncoder else { throw ValidationError("\(vitModel) has no vision encoder") }
                 return (vm, AttentionLayerShape(heads: v.heads, kvHeads: v.heads, headDim: v.headDim))
             }
+            /// The ViT encode points of `kernels` at --patches, measured and fitted against `existing`'s cache shares.
+            func refitEncode(_ kernels: [AttentionKernel], against existing: AttentionCalibration) throws
+                -> (manifest: ModelManifest, jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)],
+                    fits: [AttentionCalibration.Key: AttentionCalibration.Fit]) {
+                let (vm, vitShape) = try vitLayer()
+                let jobs = kernels.map {
+                    (AttentionSettingSpec(name: "vit \($0.rawValue)", kv: .f32, kernel: $0),
+                     AttentionCostModel.Mode.encode)
+                }
+                let measured = try measure(jobs, vitShape, { _, _ in patchList }, rounds: rounds)
+                return (vm, jobs, try fitAll(jobs, vitShape, measured, cacheBytes: existing.cacheBytes,
+                                             privateCacheBytes: existing.privateCacheBytes).fits)
+            }
             func fitSparseDecode(_ calibration: inout AttentionCalibration) throws -> String {
                 // Block-sparse decode's constants, fitted to F32 decode of two block-sparse settings (few large
                 // blocks, many small ones) at the decoder lengths up to `sparseDecodeMaxLength`, with the
@@ -626,14 +639,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                                           + "\(outputPath) is left as it was")
                 }
                 var existing = try loadExisting()
-                let (vm, vitShape) = try vitLayer()
-                let vitJobs = AttentionKernel.allCases.map {
-                    (AttentionSettingSpec(name: "vit \($0.rawValue)", kv: .f32, kernel: $0),
-                     AttentionCostModel.Mode.encode)
-                }
-                let vitMeasured = try measure(vitJobs, vitShape, { _, _ in patchList }, rounds: rounds)
-                existing.fits.merge(try fitAll(vitJobs, vitShape, vitMeasured, cacheBytes: existing.cacheBytes,
-                                               privateCacheBytes: existing.privateCacheBytes).fits) { $1 }
+                let (vm, vitJobs, fits) = try refitEncode(AttentionKernel.allCases, against: existing)
+                existing.fits.merge(fits) { $1 }
                 existing.fits = AttentionCalibration.borrowingSpill(existing.fits)
                 report(vitJobs, existing.fits)
                 let load = Self.loadText(loadBefore, HostInfo.loadAverage())
@@ -658,12 +665,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 var reported = jobs
                 var vitText = ""
                 if !patchList.isEmpty {
-                    let (vm, vitShape) = try vitLayer()
-                    let vitJobs = [(AttentionSettingSpec(name: "vit materialised", kv: .f32, kernel: .materialised),
-                                    AttentionCostModel.Mode.encode)]
-                    let vitMeasured = try measure(vitJobs, vitShape, { _, _ in patchList }, rounds: rounds)
-                    refitted.merge(try fitAll(vitJobs, vitShape, vitMeasured, cacheBytes: existing.cacheBytes,
-                                              privateCacheBytes: existing.privateCacheBytes).fits) { $1 }
+                    let (vm, vitJobs, fits) = try refitEncode([.materialised], against: existing)
+                    refitted.merge(fits) { $1 }
                     reported += vitJobs
                     vitText = ", ViT encode on one \(vm.name) layer at "
                         + "\(patchList.map(String.init).joined(separator: ", ")) patches"
