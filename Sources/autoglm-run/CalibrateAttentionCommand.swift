@@ -335,6 +335,21 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 guard let v = vm.visionEncoder else { throw ValidationError("\(vitModel) has no vision encoder") }
                 return (vm, AttentionLayerShape(heads: v.heads, kvHeads: v.heads, headDim: v.headDim))
             }
+            /// Writes a partial refit: `fits` merged into `existing` (prefill keys borrowing beyond-cache factors
+            /// again), printed for `jobs`, and the refit recorded in the source under `marker` with `words(load)`
+            /// (the 1-minute load averages before and after).
+            func writeRefit(_ existing: AttentionCalibration,
+                            merging fits: [AttentionCalibration.Key: AttentionCalibration.Fit],
+                            reported jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], marker: String,
+                            _ words: ([String]) -> String) throws {
+                var calibration = existing
+                calibration.fits.merge(fits) { $1 }
+                calibration.fits = AttentionCalibration.borrowingSpill(calibration.fits)
+                report(jobs, calibration.fits)
+                let load = Self.loadText(loadBefore, HostInfo.loadAverage())
+                calibration.source = Self.replacingPart(calibration.source, marker: marker, with: marker + words(load))
+                try Self.write(calibration, to: outputPath)
+            }
             /// The ViT encode points of `kernels` at --patches, measured and fitted against `existing`'s cache shares.
             func refitEncode(_ kernels: [AttentionKernel], against existing: AttentionCalibration) throws
                 -> (manifest: ModelManifest, jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)],
@@ -638,24 +653,20 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     throw ValidationError("--encode-only: no encode points: it needs --vit-model and --patches; "
                                           + "\(outputPath) is left as it was")
                 }
-                var existing = try loadExisting()
+                let existing = try loadExisting()
                 let (vm, vitJobs, fits) = try refitEncode(AttentionKernel.allCases, against: existing)
-                existing.fits.merge(fits) { $1 }
-                existing.fits = AttentionCalibration.borrowingSpill(existing.fits)
-                report(vitJobs, existing.fits)
-                let load = Self.loadText(loadBefore, HostInfo.loadAverage())
-                existing.source = Self.replacingPart(existing.source, marker: Self.encodeMarker, with:
-                    Self.encodeMarker + " on \(UTCTimestamp.string(started)) (one \(vm.name) ViT layer, both "
+                try writeRefit(existing, merging: fits, reported: vitJobs, marker: Self.encodeMarker) { load in
+                    " on \(UTCTimestamp.string(started)) (one \(vm.name) ViT layer, both "
                     + "kernels, at \(patchList.map(String.init).joined(separator: ", ")) patches, median of "
                     + "≥ \(encodeRepetitions) calls, median of \(rounds) passes; the decoder fits, cache shares and "
-                    + "block-sparse constants kept; 1-minute load average \(load[0]) before and \(load[1]) after)")
-                try Self.write(existing, to: outputPath)
+                    + "block-sparse constants kept; 1-minute load average \(load[0]) before and \(load[1]) after)"
+                }
                 return
             }
             if materialisedOnly {
                 // Keep the other fits, the cache shares they were chosen with and the block-sparse constants;
                 // measure and fit the materialised kernel's keys against those shares.
-                var existing = try loadExisting()
+                let existing = try loadExisting()
                 let jobs = Self.decoderSettings.filter { $0.kernel == .materialised }.flatMap { s in
                     [AttentionCostModel.Mode.prefill, .decode].map { (s, $0) }
                 }
@@ -671,18 +682,15 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     vitText = ", ViT encode on one \(vm.name) layer at "
                         + "\(patchList.map(String.init).joined(separator: ", ")) patches"
                 }
-                existing.fits.merge(refitted) { $1 }
-                existing.fits = AttentionCalibration.borrowingSpill(existing.fits)
-                report(reported, existing.fits)
-                let load = Self.loadText(loadBefore, HostInfo.loadAverage())
-                existing.source = Self.replacingPart(existing.source, marker: Self.materialisedMarker, with:
-                    Self.materialisedMarker + " on \(UTCTimestamp.string(started)) (F32 prefill at "
+                try writeRefit(existing, merging: refitted, reported: reported,
+                               marker: Self.materialisedMarker) { load in
+                    " on \(UTCTimestamp.string(started)) (F32 prefill at "
                     + "\(lengthList.map(String.init).joined(separator: ", ")) tokens"
                     + (decodeOnly.isEmpty ? ""
                         : ", decode also at \(decodeOnly.map(String.init).joined(separator: ", "))")
                     + "\(vitText); median of \(rounds) passes; the other fits and the cache "
-                    + "shares kept; 1-minute load average \(load[0]) before and \(load[1]) after)")
-                try Self.write(existing, to: outputPath)
+                    + "shares kept; 1-minute load average \(load[0]) before and \(load[1]) after)"
+                }
                 return
             }
             let decoderJobs = Self.decoderSettings.flatMap { s in
