@@ -317,6 +317,18 @@ struct BenchAttentionCommand: ParsableCommand {
                             counted: work.pricedLaneKeys / fullWork.pricedLaneKeys,
                             predicted: predicted / (Double(shape.heads) * Double(length) * Double(length + 1) / 2))
                     }
+                    // Block-sparse decode: the keys the engine read (the union of the KV head's query heads'
+                    // blocks) and the (head, key) pairs it ran, beside the cost model's expected ones.
+                    if mode == .decode, let b = s.blockSparse, s.kernel == .tiled, let work = m.work {
+                        let predicted = AttentionCostModel.blockSparseWork(
+                            b, shape: shape, mode: .decode, length: length,
+                            tileLanes: KernelISA.active.attentionLanes)
+                        let keys = Double(shape.kvHeads) * Double(length)
+                        row.blockSparseDecodeWork = .init(
+                            countedRead: Double(work.readKeys) / keys, predictedRead: predicted.keysRead / keys,
+                            countedLaneKeys: work.pricedLaneKeys / (Double(shape.heads) * Double(length)),
+                            predictedLaneKeys: predicted.laneKeys / (Double(shape.heads) * Double(length)))
+                    }
                     table.rows.append(row)
                 }
             }
@@ -515,9 +527,29 @@ struct BenchRow: Codable {
         }
     }
 
+    /// Block-sparse decode rows: the keys whose K/V rows the engine read (once per KV head however many of its
+    /// query heads chose them) over the layer's cached keys, and the (query head, key) pairs it ran over the query
+    /// heads times the cached keys, counted (`AttentionWorkTally`) and as the cost model expects them over
+    /// independent uniform choices (`AttentionCostModel.blockSparseWork`). One decode call is one draw of the
+    /// blocks: the counted union can lie either side of the expected one.
+    struct BlockSparseDecodeWork: Codable {
+        var countedRead: Double
+        var predictedRead: Double
+        var countedLaneKeys: Double
+        var predictedLaneKeys: Double
+        /// (predicted − counted) ÷ counted keys read, in percent.
+        var readErrorPercent: Double { BenchRow.errorPercent(predictedRead, countedRead) }
+        enum CodingKeys: String, CodingKey {
+            case countedRead = "counted_read_fraction", predictedRead = "predicted_read_fraction"
+            case countedLaneKeys = "counted_head_key_fraction", predictedLaneKeys = "predicted_head_key_fraction"
+        }
+    }
+    var blockSparseDecodeWork: BlockSparseDecodeWork?
+
     enum CodingKeys: String, CodingKey {
         case setting, mode, length, calibrationPoint = "calibration_point", measured, predicted
         case compared = "compared_calibration_predicted", blockSparseWork = "block_sparse_prefill_work"
+        case blockSparseDecodeWork = "block_sparse_decode_work"
     }
 
     init(setting: String, mode: AttentionCostModel.Mode, length: Int, measured m: AttentionBenchmark.Result,
@@ -731,6 +763,18 @@ struct BenchTable: Encodable {
                 print(Self.pad(r.setting, 18) + " " + Self.pad(r.mode, 8) + String(
                     format: " %5d   counted %.3f   predicted %.3f   err%% %+.1f", r.length, w.counted, w.predicted,
                     w.errorPercent))
+            }
+        }
+        let decodeWork = rows.compactMap { r in r.blockSparseDecodeWork.map { (r, $0) } }
+        if !decodeWork.isEmpty {
+            print("block-sparse decode work: keys read (per KV head, once for its query heads) over the cached keys "
+                  + "and (head, key) pairs over heads × cached keys, counted by the engine for this call's draw of "
+                  + "blocks, beside the cost model's expectation (no clock involved)")
+            for (r, w) in decodeWork {
+                print(Self.pad(r.setting, 18) + " " + Self.pad(r.mode, 8) + String(
+                    format: " %5d   read counted %.3f predicted %.3f err%% %+.1f   pairs counted %.3f predicted %.3f",
+                    r.length, w.countedRead, w.predictedRead, w.readErrorPercent, w.countedLaneKeys,
+                    w.predictedLaneKeys))
             }
         }
         print("memory within ±5%: \(s.memoryWithin) of \(s.memoryRows); speed within ±15%: \(s.speedWithin) of "

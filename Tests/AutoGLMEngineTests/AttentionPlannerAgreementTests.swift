@@ -132,4 +132,55 @@ struct AttentionPlannerAgreementTests {
         #expect(model / engine - 1 > -0.04 && model / engine - 1 < 0.12,
                 "\(chunk)/\(topK): model \(model), engine \(engine)")
     }
+
+    /// Block-sparse decode reads each key row once for the query heads of its KV head that chose the block: the
+    /// engine's count of keys read is the union of the heads' selections (checked against the scalar reference's
+    /// choice, call by call), and over many queries it averages to the cost model's expectation for independent
+    /// uniform choices.
+    @Test("Block-sparse decode: keys read are the union of the heads' blocks, on average the cost model's",
+          arguments: [(32, 16), (100, 5), (128, 4), (256, 4), (512, 4)])
+    func blockSparseDecodeReads(chunk: Int, topK: Int) throws {
+        let tokens = 4_096, heads = 9, kvHeads = 3, d = 64, draws = 40
+        let shape = AttentionLayerShape(heads: heads, kvHeads: kvHeads, headDim: d)
+        let sparse = Plan.BlockSparse(chunk: chunk, topK: topK)
+        let cache = try KVCache(layers: 1, kvHeads: kvHeads, headDim: d, capacity: tokens, format: .f32)
+        var rng = AttentionBenchmark.SyntheticData(seed: 23)
+        let keys = rng.array(tokens * kvHeads * d), values = rng.array(tokens * kvHeads * d)
+        let t = tokens - 1, scale = 1 / Float(d).squareRoot(), width = kvHeads * d
+        // Every token but the last cached; each call appends the last one and attends from it.
+        try cache.append(layer: 0, keys: Array(keys[..<(t * width)]), values: Array(values[..<(t * width)]), count: t)
+        try cache.commit(t)
+        var readTotal = 0
+        for draw in 0..<draws {
+            cache.discardPending()
+            try cache.append(layer: 0, keys: Array(keys[(t * width)...]), values: Array(values[(t * width)...]),
+                             count: 1)
+            let q = rng.array(heads * d)
+            var out = [Float](repeating: 0, count: heads * d)
+            let tally = AttentionWorkTally()
+            try Attention.causalMeasuringScratch(q: q, n: 1, heads: heads, cache: cache, layer: 0, out: &out,
+                                                 kernel: .tiled, scale: nil, blockSparse: sparse, threads: 2,
+                                                 tally: tally)
+            // Reference: per KV head, the union of its query heads' blocks, the own block up to the query.
+            var union = 0
+            for kvh in 0..<kvHeads {
+                var blocks = Set<Int>()
+                for h in (kvh * heads / kvHeads)..<((kvh + 1) * heads / kvHeads) {
+                    blocks.formUnion(AttentionReference.selectedBlocks(
+                        q: Array(q[(h * d)..<((h + 1) * d)]), position: t, kvHead: kvh, kvHeads: kvHeads, headDim: d,
+                        keys: keys, chunk: chunk, topK: topK, scale: scale))
+                }
+                union += blocks.reduce(0) { $0 + min(chunk, t + 1 - $1 * chunk) }
+            }
+            let counts = tally.counts
+            #expect(counts.readKeys == union, "\(chunk)/\(topK) draw \(draw)")
+            #expect(counts.loopLaneKeys == heads * AttentionCostModel.visibleKeys(
+                AttentionSettingSpec(name: "", blockSparse: sparse), position: t), "\(chunk)/\(topK) draw \(draw)")
+            readTotal += counts.readKeys
+        }
+        let work = AttentionCostModel.blockSparseWork(sparse, shape: shape, mode: .decode, length: tokens,
+                                                      tileLanes: KernelISA.active.attentionLanes)
+        let counted = Double(readTotal) / Double(draws)
+        #expect(abs(work.keysRead / counted - 1) < 0.05, "\(chunk)/\(topK): model \(work.keysRead), counted \(counted)")
+    }
 }

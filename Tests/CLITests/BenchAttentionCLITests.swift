@@ -429,6 +429,37 @@ struct BenchAttentionCLITests {
         #expect((aloneJSON["summary"] as? [String: Any])?["block_sparse_prefill_work_rows"] == nil)
     }
 
+    @Test("block-sparse decode rows carry the keys the engine read and the pairs it ran beside the cost model's")
+    func blockSparseDecodeWork() throws {
+        let common = ["--lengths", "4096", "--modes", "decode", "--repetitions", "1", "--rounds", "1",
+                      "--min-time", "0", "--threads", "2", "--calibration", "/nonexistent/calibration.json"]
+        let r = try Self.run(["bench-attention", "--settings", "full,block-sparse:512/4,block-sparse:1024/4", "--json"]
+                             + common)
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let rows = try #require(try Self.json(r.stdout)["rows"] as? [[String: Any]])
+        #expect(rows.count == 3)
+        var read: [String: Double] = [:]
+        for row in rows {
+            let setting = row["setting"] as? String ?? ""
+            let work = row["block_sparse_decode_work"] as? [String: Double]
+            #expect((work == nil) == (setting == "f32 tiled"), "\(row)")
+            guard let work else { continue }
+            let counted = try #require(work["counted_read_fraction"])
+            let predicted = try #require(work["predicted_read_fraction"])
+            read[setting] = counted
+            // 512/4: three of 7 earlier blocks per head, the union of three heads' about 5.7 of them.
+            #expect(abs(predicted / counted - 1) < 0.15, "\(row)")
+            #expect(work["counted_head_key_fraction"] == work["predicted_head_key_fraction"], "\(row)")
+        }
+        // 1024/4 at 4,096 tokens keeps every block: all keys read once, each by every head.
+        #expect(read["f32 moba 1024/4"] == 1)
+        #expect(try #require(read["f32 moba 512/4"]) < 0.95)
+        let text = try Self.run(["bench-attention", "--settings", "block-sparse:1024/4"] + common)
+        #expect(text.status == 0 && text.stdout.contains(
+            "f32 moba 1024/4    decode    4096   read counted 1.000 predicted 1.000 err% +0.0   pairs counted 1.000"),
+            "\(text.stdout)")
+    }
+
     @Test("bad lists and unreadable calibration files are reported in one line")
     func badInput() throws {
         let r = try Self.run(["bench-attention", "--vit", "--patches", "64,x"])

@@ -770,7 +770,8 @@ public enum Attention {
                 releaseHeldLanes(s, held: &held, headDim: d)
                 // Lanes that see the same single run of this tile go through it together: all of them for keys
                 // below every row (the usual case in a prefill); runs of heads with the same block selection.
-                var first = 0
+                // `read`: the tile's keys some lane's run covers (bit i: position tileLo + i), for the tally.
+                var first = 0, read: UInt64 = 0
                 while first < lanes {
                     let runs = tileRuns(s, lane: first, leaderStride: laneGroup, ivStride: ivStride, tileLo, tileHi)
                     if runs.count == 0 { first += 1; continue }
@@ -783,6 +784,7 @@ public enum Attention {
                         }
                         processRun(D.self, vectorised, p, s, span: span, headOffset: headOffset, first: first,
                                    laneCount: last - first, lo: runs.lo, hi: runs.hi)
+                        read |= tileBits(runs.lo - tileLo, count: runs.hi - runs.lo)
                         first = last
                     } else {
                         // Several runs in one tile (blocks shorter than a tile): this lane alone, run by run.
@@ -793,11 +795,13 @@ public enum Attention {
                             if lo < hi {
                                 processRun(D.self, vectorised, p, s, span: span, headOffset: headOffset, first: first,
                                            laneCount: 1, lo: lo, hi: hi)
+                                read |= tileBits(lo - tileLo, count: hi - lo)
                             }
                         }
                         first += 1
                     }
                 }
+                s.work.readKeys += read.nonzeroBitCount
                 t0 += keyTile
             }
         }
@@ -819,6 +823,12 @@ public enum Attention {
                 for j in 0..<d { dst[j] = acc[j] * inv }
             }
         }
+    }
+
+    /// Bits `offset ..< offset + count` of a key tile's mask (`offset + count` ≤ `keyTile` = 64).
+    @inline(__always)
+    static func tileBits(_ offset: Int, count: Int) -> UInt64 {
+        (count >= 64 ? ~0 : (1 << UInt64(count)) &- 1) << UInt64(offset)
     }
 
     /// Whether work items run the wide tile (lanes as the vector dimension): AVX-512 kernels with head_dim a
@@ -886,6 +896,7 @@ public enum Attention {
         s.work.wideLaneKeys += vectors * width * count
         s.work.wideLoneVectorKeys += vectors % 2 * width * count
         s.work.wideSteps += 1
+        s.work.readKeys += count
         let keyRows = span.keys + (range.lowerBound - span.first) * p.slotBytes + headOffset
         let valueRows = span.values + (range.lowerBound - span.first) * p.slotBytes + headOffset
         let k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int
@@ -2153,6 +2164,10 @@ public final class AttentionWorkTally: Sendable {
         public var wideSteps = 0
         /// (lane, key) pairs the per-lane loops ran (tiles where a lane has several runs; decode's few lanes).
         public var loopLaneKeys = 0
+        /// Keys whose K/V rows the work items' tiles read, once per item however many of its lanes used them: a wide
+        /// step's span of keys, in the lane loops the keys some lane's run covers in the tile (block-sparse decode:
+        /// the union of the blocks the query heads of a KV head chose, their own block included).
+        public var readKeys = 0
 
         public init() {}
 
@@ -2164,7 +2179,7 @@ public final class AttentionWorkTally: Sendable {
 
         enum CodingKeys: String, CodingKey {
             case wideLaneKeys = "wide_lane_keys", wideLoneVectorKeys = "wide_lone_vector_keys"
-            case wideSteps = "wide_steps", loopLaneKeys = "loop_lane_keys"
+            case wideSteps = "wide_steps", loopLaneKeys = "loop_lane_keys", readKeys = "read_keys"
         }
     }
     private let total = Mutex(Counts())
@@ -2173,7 +2188,7 @@ public final class AttentionWorkTally: Sendable {
     func add(_ c: Counts) {
         total.withLock {
             $0.wideLaneKeys += c.wideLaneKeys; $0.wideLoneVectorKeys += c.wideLoneVectorKeys
-            $0.wideSteps += c.wideSteps; $0.loopLaneKeys += c.loopLaneKeys
+            $0.wideSteps += c.wideSteps; $0.loopLaneKeys += c.loopLaneKeys; $0.readKeys += c.readKeys
         }
     }
 }
