@@ -159,7 +159,8 @@ public struct AttentionCostModel: Sendable {
         /// (query lane, earlier block) scores computed to choose the blocks.
         public var laneBlocks: Double
         /// Keys whose K/V rows are read per KV head, summed over the KV heads (decode: the union of the blocks the
-        /// heads sharing a KV head chose, their own block included).
+        /// heads sharing a KV head chose, their own block included; prefill: per work item, the union of the blocks
+        /// its lanes chose and its own block up to its last row, summed over the items, `blockSparseItemKeys`).
         public var keysRead: Double
         /// Prefill: the part of `laneKeys` run over earlier blocks only some lanes chose (the selection's passes,
         /// padding included); 0 for decode.
@@ -292,9 +293,26 @@ public struct AttentionCostModel: Sendable {
             work.laneKeys *= Double(shape.kvHeads)
             work.sparseLaneKeys *= Double(shape.kvHeads)
             work.laneBlocks *= Double(shape.kvHeads)
-            work.keysRead = Double(shape.kvHeads * length)
+            var item = 0
+            while item * rowsPer < length {
+                let last = min(length, (item + 1) * rowsPer) - 1
+                work.keysRead += blockSparseItemKeys(b, lastRow: last, lanes: rowsPer * group)
+                item += 1
+            }
+            work.keysRead *= Double(shape.kvHeads)
             return work
         }
+    }
+
+    /// Keys a block-sparse prefill work item whose last row is `lastRow` reads for its KV head: its own block up to
+    /// that row and every earlier block one of its `lanes` chose. With each lane's topK − 1 choices independent and
+    /// uniform, own · (1 − (1 − p)^lanes) earlier blocks, p = chosen / own.
+    public static func blockSparseItemKeys(_ b: Plan.BlockSparse, lastRow last: Int, lanes: Int) -> Double {
+        let chunk = max(1, b.chunk)
+        let own = last / chunk, chosen = min(max(0, b.topK - 1), own)
+        let p = own > 0 ? Double(chosen) / Double(own) : 0
+        let union = Double(own) * (1 - pow(1 - p, Double(lanes)))
+        return union * Double(chunk) + Double(last - own * chunk + 1)
     }
 
     /// Query rows per work item: enough that rows × (query heads per KV head) is about `laneTarget`.
@@ -522,12 +540,7 @@ public struct AttentionCostModel: Sendable {
                 let last = min(length, r0 + rowsPer) - 1
                 var itemKeys: Double
                 if let b = s.blockSparse, s.kernel == .tiled, b.chunk > 0 {
-                    // The item reads its own block and every earlier block one of its lanes chose: with each lane's
-                    // topK − 1 choices independent and uniform, own · (1 − (1 − p)^lanes) blocks, p = chosen / own.
-                    let own = last / b.chunk, chosen = min(max(0, b.topK - 1), own)
-                    let p = own > 0 ? Double(chosen) / Double(own) : 0
-                    let union = Double(own) * (1 - pow(1 - p, Double(lanes)))
-                    itemKeys = union * Double(b.chunk) + Double(last - own * b.chunk + 1)
+                    itemKeys = Self.blockSparseItemKeys(b, lastRow: last, lanes: lanes)
                 } else {
                     itemKeys = Double(Self.visibleKeys(s, position: last))
                 }

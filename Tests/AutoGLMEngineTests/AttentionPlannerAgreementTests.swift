@@ -133,6 +133,32 @@ struct AttentionPlannerAgreementTests {
                 "\(chunk)/\(topK): model \(model), engine \(engine)")
     }
 
+    /// The prefill sweep the beyond-cache term prices (each work item's own block and the earlier blocks its lanes
+    /// chose, `blockSparseItemKeys`) against the keys the engine's tiles read, at a length where items leave blocks
+    /// out.
+    @Test("Block-sparse prefill: the keys each work item reads, as the beyond-cache term counts them",
+          arguments: [(32, 16), (100, 5), (128, 4), (1024, 4)])
+    func blockSparsePrefillReads(chunk: Int, topK: Int) throws {
+        let tokens = 8_192, shape = AttentionLayerShape(heads: 9, kvHeads: 3, headDim: 64)
+        let sparse = Plan.BlockSparse(chunk: chunk, topK: topK)
+        let cache = try KVCache(layers: 1, kvHeads: 3, headDim: 64, capacity: tokens, format: .f32)
+        var rng = AttentionBenchmark.SyntheticData(seed: 11)
+        try cache.append(layer: 0, keys: rng.array(tokens * 192), values: rng.array(tokens * 192), count: tokens)
+        let q = rng.array(tokens * 9 * 64)
+        var out = [Float](repeating: 0, count: tokens * 9 * 64)
+        let tally = AttentionWorkTally()
+        try Attention.causalMeasuringScratch(q: q, n: tokens, heads: 9, cache: cache, layer: 0, out: &out,
+                                             kernel: .tiled, scale: nil, blockSparse: sparse, threads: 2, tally: tally)
+        let counted = Double(tally.counts.readKeys)
+        let model = AttentionCostModel.blockSparseWork(sparse, shape: shape, mode: .prefill, length: tokens,
+                                                       tileLanes: KernelISA.active.attentionLanes).keysRead
+        // Full attention's items read every key up to their last row.
+        let rowsPer = AttentionCostModel.rowsPerItem(shape)
+        let full = 3 * stride(from: 0, to: tokens, by: rowsPer).reduce(0.0) { $0 + Double(min(tokens, $1 + rowsPer)) }
+        #expect(abs(model / counted - 1) < 0.03, "\(chunk)/\(topK): model \(model), counted \(counted)")
+        #expect(counted <= full * 1.0001 && (chunk == 1_024 || counted < 0.95 * full), "\(counted) of \(full)")
+    }
+
     /// Block-sparse decode reads each key row once for the query heads of its KV head that chose the block: the
     /// engine's count of keys read is the union of the heads' selections (checked against the scalar reference's
     /// choice, call by call), and over many queries it averages to the cost model's expectation for independent
