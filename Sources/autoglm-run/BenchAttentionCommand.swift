@@ -303,6 +303,7 @@ struct BenchAttentionCommand: ParsableCommand {
                     row.compared = compared.map {
                         .init($0.predict(s, shape: shape, mode: mode, length: length))
                     }
+                    row.paceReference = s.blockSparse == nil && s.window == nil && s.kernel == .tiled && s.kv == .f32
                     // Block-sparse prefill: the engine's counted work over full prefill's at the same length (same
                     // KV format) beside the cost model's, a check of the model's work count that no clock enters.
                     if mode == .prefill, let b = s.blockSparse, s.kernel == .tiled, let work = m.work,
@@ -545,11 +546,14 @@ struct BenchRow: Codable {
         }
     }
     var blockSparseDecodeWork: BlockSparseDecodeWork?
+    /// A row of full attention with the tiled kernel and an F32 cache, the calibration's reference kernel: its
+    /// measured ÷ predicted times set the run's pace (`BenchTable.pace`).
+    var paceReference = false
 
     enum CodingKeys: String, CodingKey {
         case setting, mode, length, calibrationPoint = "calibration_point", measured, predicted
         case compared = "compared_calibration_predicted", blockSparseWork = "block_sparse_prefill_work"
-        case blockSparseDecodeWork = "block_sparse_decode_work"
+        case blockSparseDecodeWork = "block_sparse_decode_work", paceReference = "pace_reference"
     }
 
     init(setting: String, mode: AttentionCostModel.Mode, length: Int, measured m: AttentionBenchmark.Result,
@@ -639,6 +643,12 @@ struct BenchTable: Encodable {
         /// within `workBar` of the counted one (nil without such rows).
         var blockSparseWorkWithin: Int?
         var blockSparseWorkRows: Int?
+        /// The run's pace per mode (`BenchTable.pace`), and the counted rows other than the pace's own whose
+        /// prediction times the pace is within the bar of the median pass (nil without reference rows).
+        var prefillPace: Double?
+        var decodePace: Double?
+        var pacedSpeedWithin: Int?
+        var pacedSpeedRows: Int?
         enum CodingKeys: String, CodingKey {
             case memoryWithin = "memory_within_5_percent", memoryRows = "memory_rows"
             case residentWithin = "resident_within_5_percent", residentRows = "resident_rows"
@@ -649,7 +659,22 @@ struct BenchTable: Encodable {
             case comparedSpeedWithinAPass = "compared_speed_within_15_percent_of_a_pass"
             case blockSparseWorkWithin = "block_sparse_prefill_work_within_10_percent"
             case blockSparseWorkRows = "block_sparse_prefill_work_rows"
+            case prefillPace = "pace_prefill", decodePace = "pace_decode"
+            case pacedSpeedWithin = "speed_within_15_percent_at_pace", pacedSpeedRows = "speed_rows_at_pace"
         }
+    }
+
+    /// The run's pace for `mode`: the median over the full-attention F32 tiled rows of measured ÷ predicted time
+    /// (how much slower or faster the machine ran this time than when the calibration was measured, on the kernel
+    /// it was measured with); nil without such rows. Predictions times the pace take out the machine's overall
+    /// speed in this run, which a shared machine moves by tens of percent between spells, and leave the cost
+    /// model's account of one setting against another: a view beside the fidelity count, not in place of it.
+    func pace(_ mode: String) -> Double? {
+        let ratios = rows.filter { $0.paceReference && $0.mode == mode && !$0.calibrationPoint }
+            .map { $0.measured.medianSeconds / $0.predicted.seconds }.filter { $0.isFinite && $0 > 0 }.sorted()
+        guard !ratios.isEmpty else { return nil }
+        let n = ratios.count
+        return n % 2 == 1 ? ratios[n / 2] : (ratios[n / 2 - 1] + ratios[n / 2]) / 2
     }
 
     var summary: Summary {
@@ -658,6 +683,12 @@ struct BenchTable: Encodable {
         let counted = rows.filter { !$0.calibrationPoint }
         let speed = counted.map { abs($0.speedErrorPercent) }
         let work = rows.compactMap { $0.blockSparseWork.map { abs($0.errorPercent) } }
+        let paces = ["prefill": pace("prefill"), "decode": pace("decode")]
+        let paced = counted.filter { !$0.paceReference }.compactMap { r -> Double? in
+            (paces[r.mode] ?? nil).map { abs(BenchRow.errorPercent(r.predicted.tokensPerSecond / $0,
+                                                                   r.measured.tokensPerSecond)) }
+        }
+        let anyPace = paces.values.contains { $0 != nil }
         return Summary(memoryWithin: memory.filter { $0 <= Self.memoryBar }.count, memoryRows: memory.count,
                        residentWithin: resident.filter { $0 <= Self.memoryBar }.count, residentRows: resident.count,
                        speedWithin: speed.filter { $0 <= Self.speedBar }.count, speedRows: speed.count,
@@ -668,7 +699,10 @@ struct BenchTable: Encodable {
                        comparedSpeedWithinAPass: comparedCalibration == nil ? nil : counted.filter {
                            $0.comparedWithinAPass(bar: Self.speedBar) ?? false }.count,
                        blockSparseWorkWithin: work.isEmpty ? nil : work.filter { $0 <= Self.workBar }.count,
-                       blockSparseWorkRows: work.isEmpty ? nil : work.count)
+                       blockSparseWorkRows: work.isEmpty ? nil : work.count,
+                       prefillPace: paces["prefill"] ?? nil, decodePace: paces["decode"] ?? nil,
+                       pacedSpeedWithin: anyPace ? paced.filter { $0 <= Self.speedBar }.count : nil,
+                       pacedSpeedRows: anyPace ? paced.count : nil)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -782,5 +816,13 @@ struct BenchTable: Encodable {
               + cmpSummary + (comparedCalibration == nil ? "" : " (of a pass: \(s.comparedSpeedWithinAPass ?? 0))")
               + (s.blockSparseWorkRows.map { "; block-sparse prefill work within ±10%: \(s.blockSparseWorkWithin ?? 0) "
                     + "of \($0)" } ?? ""))
+        if let rows = s.pacedSpeedRows {
+            let paces = [("prefill", s.prefillPace), ("decode", s.decodePace)].compactMap { mode, pace in
+                pace.map { String(format: "%@ ×%.2f", mode, $0) }
+            }
+            print("at this run's pace (measured ÷ predicted time, median of the full F32 tiled rows: "
+                  + paces.joined(separator: ", ") + "): speed within ±15%: \(s.pacedSpeedWithin ?? 0) of \(rows) other "
+                  + "rows (takes out the machine's overall speed in this run; the fidelity count is the line above)")
+        }
     }
 }

@@ -460,6 +460,45 @@ struct BenchAttentionCLITests {
             "\(text.stdout)")
     }
 
+    @Test("the run's pace: measured ÷ predicted over the full F32 tiled rows per mode, and the other rows at that pace")
+    func pace() throws {
+        let common = ["--lengths", "64,128,256", "--repetitions", "1", "--rounds", "1", "--min-time", "0",
+                      "--threads", "2", "--calibration", "/nonexistent/calibration.json"]
+        let r = try Self.run(["bench-attention", "--settings", "full,kv:f16,block-sparse:32/2", "--json"] + common)
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let json = try Self.json(r.stdout)
+        let rows = try #require(json["rows"] as? [[String: Any]])
+        let summary = try #require(json["summary"] as? [String: Any])
+        func seconds(_ row: [String: Any], _ part: String) -> Double {
+            ((row[part] as? [String: Any])?[part == "measured" ? "median_seconds" : "seconds"] as? Double) ?? .nan
+        }
+        var paces: [String: Double] = [:]
+        for mode in ["prefill", "decode"] {
+            let reference = rows.filter { $0["mode"] as? String == mode && $0["pace_reference"] as? Bool == true }
+            #expect(reference.count == 3 && reference.allSatisfy { $0["setting"] as? String == "f32 tiled" })
+            let ratios = reference.map { seconds($0, "measured") / seconds($0, "predicted") }.sorted()
+            let pace = try #require(summary["pace_" + mode] as? Double)
+            #expect(abs(pace / ratios[1] - 1) < 1e-9, "\(mode): \(pace) against \(ratios)")
+            paces[mode] = pace
+        }
+        // The other rows, their predicted time times their mode's pace against the measured median.
+        let others = rows.filter { $0["pace_reference"] as? Bool != true }
+        let within = others.filter { row in
+            let paced = seconds(row, "predicted") * (paces[row["mode"] as? String ?? ""] ?? .nan)
+            return abs(seconds(row, "measured") / paced - 1) <= 0.15
+        }
+        #expect(summary["speed_rows_at_pace"] as? Int == others.count && others.count == 12)
+        #expect(summary["speed_within_15_percent_at_pace"] as? Int == within.count)
+        let text = try Self.run(["bench-attention", "--settings", "full,kv:f16"] + common)
+        #expect(text.status == 0 && text.stdout.contains("at this run's pace (measured ÷ predicted time, median of the "
+            + "full F32 tiled rows: prefill ×"), "\(text.stdout)")
+        #expect(text.stdout.contains("of 6 other rows"), "\(text.stdout)")
+        // Without the reference kernel's rows there is no pace.
+        let alone = try Self.run(["bench-attention", "--settings", "kv:f16", "--json"] + common)
+        let aloneSummary = try #require(try Self.json(alone.stdout)["summary"] as? [String: Any])
+        #expect(aloneSummary["pace_prefill"] == nil && aloneSummary["speed_rows_at_pace"] == nil)
+    }
+
     @Test("bad lists and unreadable calibration files are reported in one line")
     func badInput() throws {
         let r = try Self.run(["bench-attention", "--vit", "--patches", "64,x"])
