@@ -96,24 +96,28 @@ struct AttentionPlannerAgreementTests {
         }
     }
 
+    /// One prefill of a SmolLM2 layer's shape over the bench's synthetic data, the workers' work counted.
+    static func countedPrefill(tokens: Int, _ blockSparse: Plan.BlockSparse?) throws -> AttentionWorkTally.Counts {
+        let cache = try KVCache(layers: 1, kvHeads: 3, headDim: 64, capacity: tokens, format: .f32)
+        var rng = AttentionBenchmark.SyntheticData(seed: 11)
+        try cache.append(layer: 0, keys: rng.array(tokens * 192), values: rng.array(tokens * 192), count: tokens)
+        let q = rng.array(tokens * 9 * 64)
+        var out = [Float](repeating: 0, count: tokens * 9 * 64)
+        let tally = AttentionWorkTally()
+        try Attention.causalMeasuringScratch(q: q, n: tokens, heads: 9, cache: cache, layer: 0, out: &out,
+                                             kernel: .tiled, scale: nil, blockSparse: blockSparse, threads: 2,
+                                             tally: tally)
+        return tally.counts
+    }
+
     /// Blocks shorter than a key tile (32, 48), not a multiple of it (100), and whole tiles (64, 128).
     @Test("Block-sparse prefill: the cost model's lane-key work follows the work the engine's tiles count",
           arguments: [(32, 16), (48, 6), (64, 8), (100, 5), (128, 4)])
     func blockSparsePrefillWork(chunk: Int, topK: Int) throws {
         let tokens = 2_048, shape = AttentionLayerShape(heads: 9, kvHeads: 3, headDim: 64)
         let sparse = Plan.BlockSparse(chunk: chunk, topK: topK)
-        /// One prefill over the bench's synthetic data, the workers' work counted.
         func counted(_ blockSparse: Plan.BlockSparse?) throws -> AttentionWorkTally.Counts {
-            let cache = try KVCache(layers: 1, kvHeads: 3, headDim: 64, capacity: tokens, format: .f32)
-            var rng = AttentionBenchmark.SyntheticData(seed: 11)
-            try cache.append(layer: 0, keys: rng.array(tokens * 192), values: rng.array(tokens * 192), count: tokens)
-            let q = rng.array(tokens * 9 * 64)
-            var out = [Float](repeating: 0, count: tokens * 9 * 64)
-            let tally = AttentionWorkTally()
-            try Attention.causalMeasuringScratch(q: q, n: tokens, heads: 9, cache: cache, layer: 0, out: &out,
-                                                 kernel: .tiled, scale: nil, blockSparse: blockSparse, threads: 2,
-                                                 tally: tally)
-            return tally.counts
+            try Self.countedPrefill(tokens: tokens, blockSparse)
         }
         // Priced as the cost model prices a step: a lone last vector's score step at a pair's cost.
         func priced(_ c: AttentionWorkTally.Counts) -> Double {
@@ -141,15 +145,7 @@ struct AttentionPlannerAgreementTests {
     func blockSparsePrefillReads(chunk: Int, topK: Int) throws {
         let tokens = 8_192, shape = AttentionLayerShape(heads: 9, kvHeads: 3, headDim: 64)
         let sparse = Plan.BlockSparse(chunk: chunk, topK: topK)
-        let cache = try KVCache(layers: 1, kvHeads: 3, headDim: 64, capacity: tokens, format: .f32)
-        var rng = AttentionBenchmark.SyntheticData(seed: 11)
-        try cache.append(layer: 0, keys: rng.array(tokens * 192), values: rng.array(tokens * 192), count: tokens)
-        let q = rng.array(tokens * 9 * 64)
-        var out = [Float](repeating: 0, count: tokens * 9 * 64)
-        let tally = AttentionWorkTally()
-        try Attention.causalMeasuringScratch(q: q, n: tokens, heads: 9, cache: cache, layer: 0, out: &out,
-                                             kernel: .tiled, scale: nil, blockSparse: sparse, threads: 2, tally: tally)
-        let counted = Double(tally.counts.readKeys)
+        let counted = Double(try Self.countedPrefill(tokens: tokens, sparse).readKeys)
         let model = AttentionCostModel.blockSparseWork(sparse, shape: shape, mode: .prefill, length: tokens,
                                                        tileLanes: KernelISA.active.attentionLanes).keysRead
         // Full attention's items read every key up to their last row.

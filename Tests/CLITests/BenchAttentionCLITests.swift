@@ -6,6 +6,12 @@ import AutoGLMSpecs
 /// asserted; memory figures are exact accounting and are checked.
 @Suite("autoglm-run bench-attention and calibrate-attention")
 struct BenchAttentionCLITests {
+    /// bench-attention options for decoder rows measured once each, quickly, on the plain roofline.
+    static func quickRows(lengths: String, modes: String) -> [String] {
+        ["--lengths", lengths, "--modes", modes, "--repetitions", "1", "--rounds", "1", "--min-time", "0",
+         "--threads", "2", "--calibration", "/nonexistent/calibration.json"]
+    }
+
     static func run(_ arguments: [String]) throws -> CLITool.Output {
         try CLITool.run("autoglm-run", arguments, currentDirectory: CLITool.packageRoot)
     }
@@ -392,8 +398,7 @@ struct BenchAttentionCLITests {
 
     @Test("block-sparse prefill rows carry the engine's counted work beside the cost model's, against full prefill")
     func blockSparseWork() throws {
-        let common = ["--lengths", "1024", "--modes", "prefill", "--repetitions", "1", "--rounds", "1",
-                      "--min-time", "0", "--threads", "2", "--calibration", "/nonexistent/calibration.json"]
+        let common = Self.quickRows(lengths: "1024", modes: "prefill")
         let r = try Self.run(["bench-attention", "--settings", "full,block-sparse:32/16,block-sparse:128/4", "--json"]
                              + common)
         #expect(r.status == 0, "stderr: \(r.stderr)")
@@ -431,8 +436,7 @@ struct BenchAttentionCLITests {
 
     @Test("block-sparse decode rows carry the keys the engine read and the pairs it ran beside the cost model's")
     func blockSparseDecodeWork() throws {
-        let common = ["--lengths", "4096", "--modes", "decode", "--repetitions", "1", "--rounds", "1",
-                      "--min-time", "0", "--threads", "2", "--calibration", "/nonexistent/calibration.json"]
+        let common = Self.quickRows(lengths: "4096", modes: "decode")
         let r = try Self.run(["bench-attention", "--settings", "full,block-sparse:512/4,block-sparse:1024/4", "--json"]
                              + common)
         #expect(r.status == 0, "stderr: \(r.stderr)")
@@ -462,8 +466,7 @@ struct BenchAttentionCLITests {
 
     @Test("the run's pace: measured ÷ predicted over the full F32 tiled rows per mode, and the other rows at that pace")
     func pace() throws {
-        let common = ["--lengths", "64,128,256", "--repetitions", "1", "--rounds", "1", "--min-time", "0",
-                      "--threads", "2", "--calibration", "/nonexistent/calibration.json"]
+        let common = Self.quickRows(lengths: "64,128,256", modes: "prefill,decode")
         let r = try Self.run(["bench-attention", "--settings", "full,kv:f16,block-sparse:32/2", "--json"] + common)
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let json = try Self.json(r.stdout)
