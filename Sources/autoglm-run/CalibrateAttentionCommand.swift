@@ -117,7 +117,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
     @Flag(name: .customLong("encode-only"),
           help: """
               Keep every decoder fit in --output, its cache shares and block-sparse constants, and measure and fit \
-              only the ViT encode points of both kernels (needs --vit-model and --patches).
+              only the ViT encode points of both kernels (needs --vit-model and --patches); F32 tiled prefill is \
+              measured at --lengths in the same passes and the encode times are divided by its times over its fit.
               """)
     var encodeOnly = false
 
@@ -261,7 +262,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
             /// are measured with the layer's K/V flushed from the caches before each call.
             func measure(_ jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)], _ shape: AttentionLayerShape,
                          _ points: (AttentionSettingSpec, AttentionCostModel.Mode) -> [Int], rounds: Int,
-                         cold: (Int) -> Bool = { _ in false }) throws -> [[(Int, Double)]] {
+                         cold: (Int) -> Bool = { _ in false },
+                         shapes: [Int: AttentionLayerShape] = [:]) throws -> [[(Int, Double)]] {
                 struct PointKey: Hashable { var job: Int; var length: Int }
                 var passes: [PointKey: [Double]] = [:]
                 let keys = jobs.indices.flatMap { j in
@@ -269,7 +271,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 }
                 for round in 0..<rounds {
                     for key in AttentionBenchmark.passOrder(count: keys.count, pass: round).map({ keys[$0] }) {
-                        let (s, mode) = jobs[key.job], length = key.length
+                        let (s, mode) = jobs[key.job], length = key.length, shape = shapes[key.job] ?? shape
                         let repetitions = mode == .encode ? encodeRepetitions
                             : mode == .prefill && prefillOnly.contains(length) ? 1 : self.repetitions
                         let setting = AttentionBenchmark.Setting(
@@ -351,17 +353,33 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 try Self.write(calibration, to: outputPath)
             }
             /// The ViT encode points of `kernels` at --patches, measured and fitted against `existing`'s cache shares.
-            func refitEncode(_ kernels: [AttentionKernel], against existing: AttentionCalibration) throws
-                -> (manifest: ModelManifest, jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)],
-                    fits: [AttentionCalibration.Key: AttentionCalibration.Fit]) {
+            /// `paced`: F32 tiled prefill of the decoder layer is measured at --lengths in the same passes, and the
+            /// encode times are divided by the median of its times over `existing`'s predictions (`pace`: how much
+            /// slower or faster the machine ran than when that prefill fit was measured), so that a refit taken in
+            /// another spell of a shared machine prices encode against the decoder fits it is kept beside.
+            func refitEncode(_ kernels: [AttentionKernel], against existing: AttentionCalibration, paced: Bool = false)
+                throws -> (manifest: ModelManifest, jobs: [(AttentionSettingSpec, AttentionCostModel.Mode)],
+                           fits: [AttentionCalibration.Key: AttentionCalibration.Fit], pace: Double) {
                 let (vm, vitShape) = try vitLayer()
                 let jobs = kernels.map {
                     (AttentionSettingSpec(name: "vit \($0.rawValue)", kv: .f32, kernel: $0),
                      AttentionCostModel.Mode.encode)
                 }
-                let measured = try measure(jobs, vitShape, { _, _ in patchList }, rounds: rounds)
+                let reference = (Self.decoderSettings[0], AttentionCostModel.Mode.prefill)
+                var measured = try measure(jobs + (paced ? [reference] : []), vitShape, { _, mode in
+                    mode == .encode ? patchList : lengthList
+                }, rounds: rounds, shapes: [jobs.count: shape])
+                var pace = 1.0
+                if paced, let points = measured.popLast() {
+                    var model = costs
+                    model.calibration = existing
+                    pace = AttentionCalibration.pace(points.map { length, seconds in
+                        (seconds, model.predict(reference.0, shape: shape, mode: .prefill, length: length).seconds)
+                    })
+                    measured = measured.map { $0.map { ($0.0, $0.1 / pace) } }
+                }
                 return (vm, jobs, try fitAll(jobs, vitShape, measured, cacheBytes: existing.cacheBytes,
-                                             privateCacheBytes: existing.privateCacheBytes).fits)
+                                             privateCacheBytes: existing.privateCacheBytes).fits, pace)
             }
             func fitSparseDecode(_ calibration: inout AttentionCalibration) throws -> String {
                 // Block-sparse decode's constants, fitted to F32 decode of two block-sparse settings (few large
@@ -654,11 +672,17 @@ struct CalibrateAttentionCommand: ParsableCommand {
                                           + "\(outputPath) is left as it was")
                 }
                 let existing = try loadExisting()
-                let (vm, vitJobs, fits) = try refitEncode(AttentionKernel.allCases, against: existing)
+                let (vm, vitJobs, fits, pace) = try refitEncode(AttentionKernel.allCases, against: existing,
+                                                                paced: true)
+                print(String(format: "encode times divided by ×%.3f: F32 tiled prefill measured in the same passes "
+                             + "over its fit", pace))
                 try writeRefit(existing, merging: fits, reported: vitJobs, marker: Self.encodeMarker) { load in
                     " on \(UTCTimestamp.string(started)) (one \(vm.name) ViT layer, both "
                     + "kernels, at \(patchList.map(String.init).joined(separator: ", ")) patches, median of "
-                    + "≥ \(encodeRepetitions) calls, median of \(rounds) passes; the decoder fits, cache shares and "
+                    + "≥ \(encodeRepetitions) calls, median of \(rounds) passes; "
+                    + String(format: "times divided by ×%.3f, F32 tiled prefill at ", pace)
+                    + "\(lengthList.map(String.init).joined(separator: ", ")) tokens measured in the same passes "
+                    + "over its fit; the decoder fits, cache shares and "
                     + "block-sparse constants kept; 1-minute load average \(load[0]) before and \(load[1]) after)"
                 }
                 return
@@ -676,7 +700,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 var reported = jobs
                 var vitText = ""
                 if !patchList.isEmpty {
-                    let (vm, vitJobs, fits) = try refitEncode([.materialised], against: existing)
+                    let (vm, vitJobs, fits, _) = try refitEncode([.materialised], against: existing)
                     refitted.merge(fits) { $1 }
                     reported += vitJobs
                     vitText = ", ViT encode on one \(vm.name) layer at "

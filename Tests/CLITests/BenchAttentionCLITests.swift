@@ -219,7 +219,16 @@ struct BenchAttentionCLITests {
         }
         #expect(reencoded["cache_bytes"] as? Int == rematerialised["cache_bytes"] as? Int)
         #expect((reencoded["block_sparse_decode"] as? NSDictionary) == (blockSparse as NSDictionary))
-        #expect((reencoded["source"] as? String ?? "").contains("; encode refitted"))
+        let encodeSource = reencoded["source"] as? String ?? ""
+        #expect(encodeSource.contains("; encode refitted"))
+        // The encode times are paced by F32 tiled prefill measured in the same passes, against its kept fit.
+        #expect(encodeSource.contains("F32 tiled prefill at 96, 192, 384, 768, 1536, 3072 tokens measured in the same "
+                                      + "passes over its fit"), "\(encodeSource)")
+        let prefix = "encode times divided by ×"
+        let paceLine = try #require(encode.stdout.split(separator: "\n").first { $0.hasPrefix(prefix) })
+        let pace = try #require(Double(paceLine.dropFirst(prefix.count).prefix(5)))
+        #expect(pace > 0.2 && pace < 5, "\(paceLine)")
+        #expect(encodeSource.contains(String(format: "times divided by ×%.3f", pace)))
         let encodedData = try Data(contentsOf: URL(fileURLWithPath: file))
         let noPatches = try Self.run(["calibrate-attention", "--encode-only", "--vit-model", "", "-o", file])
         #expect(noPatches.status != 0 && noPatches.stderr.contains("--patches"), "stderr: \(noPatches.stderr)")
