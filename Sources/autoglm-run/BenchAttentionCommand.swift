@@ -670,11 +670,9 @@ struct BenchTable: Encodable {
     /// speed in this run, which a shared machine moves by tens of percent between spells, and leave the cost
     /// model's account of one setting against another: a view beside the fidelity count, not in place of it.
     func pace(_ mode: String) -> Double? {
-        let ratios = rows.filter { $0.paceReference && $0.mode == mode && !$0.calibrationPoint }
-            .map { $0.measured.medianSeconds / $0.predicted.seconds }.filter { $0.isFinite && $0 > 0 }.sorted()
-        guard !ratios.isEmpty else { return nil }
-        let n = ratios.count
-        return n % 2 == 1 ? ratios[n / 2] : (ratios[n / 2 - 1] + ratios[n / 2]) / 2
+        let reference = rows.filter { $0.paceReference && $0.mode == mode && !$0.calibrationPoint }
+        guard !reference.isEmpty else { return nil }
+        return AttentionCalibration.pace(reference.map { ($0.measured.medianSeconds, $0.predicted.seconds) })
     }
 
     var summary: Summary {
