@@ -12,6 +12,13 @@ struct BenchAttentionCLITests {
          "--threads", "2", "--calibration", "/nonexistent/calibration.json"]
     }
 
+    /// bench-attention --json for `settings` with `options`, expected to succeed: its JSON.
+    static func benchJSON(settings: String, _ options: [String]) throws -> [String: Any] {
+        let r = try run(["bench-attention", "--settings", settings, "--json"] + options)
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        return try json(r.stdout)
+    }
+
     static func run(_ arguments: [String]) throws -> CLITool.Output {
         try CLITool.run("autoglm-run", arguments, currentDirectory: CLITool.packageRoot)
     }
@@ -408,10 +415,7 @@ struct BenchAttentionCLITests {
     @Test("block-sparse prefill rows carry the engine's counted work beside the cost model's, against full prefill")
     func blockSparseWork() throws {
         let common = Self.quickRows(lengths: "1024", modes: "prefill")
-        let r = try Self.run(["bench-attention", "--settings", "full,block-sparse:32/16,block-sparse:128/4", "--json"]
-                             + common)
-        #expect(r.status == 0, "stderr: \(r.stderr)")
-        let json = try Self.json(r.stdout)
+        let json = try Self.benchJSON(settings: "full,block-sparse:32/16,block-sparse:128/4", common)
         let rows = try #require(json["rows"] as? [[String: Any]])
         #expect(rows.count == 3)
         for row in rows {
@@ -446,10 +450,9 @@ struct BenchAttentionCLITests {
     @Test("block-sparse decode rows carry the keys the engine read and the pairs it ran beside the cost model's")
     func blockSparseDecodeWork() throws {
         let common = Self.quickRows(lengths: "4096", modes: "decode")
-        let r = try Self.run(["bench-attention", "--settings", "full,block-sparse:512/4,block-sparse:1024/4", "--json"]
-                             + common)
-        #expect(r.status == 0, "stderr: \(r.stderr)")
-        let rows = try #require(try Self.json(r.stdout)["rows"] as? [[String: Any]])
+        let rows = try #require(
+            try Self.benchJSON(settings: "full,block-sparse:512/4,block-sparse:1024/4", common)["rows"]
+                as? [[String: Any]])
         #expect(rows.count == 3)
         var read: [String: Double] = [:]
         for row in rows {
@@ -476,9 +479,7 @@ struct BenchAttentionCLITests {
     @Test("the run's pace: measured ÷ predicted over the full F32 tiled rows per mode, and the other rows at that pace")
     func pace() throws {
         let common = Self.quickRows(lengths: "64,128,256", modes: "prefill,decode")
-        let r = try Self.run(["bench-attention", "--settings", "full,kv:f16,block-sparse:32/2", "--json"] + common)
-        #expect(r.status == 0, "stderr: \(r.stderr)")
-        let json = try Self.json(r.stdout)
+        let json = try Self.benchJSON(settings: "full,kv:f16,block-sparse:32/2", common)
         let rows = try #require(json["rows"] as? [[String: Any]])
         let summary = try #require(json["summary"] as? [String: Any])
         func seconds(_ row: [String: Any], _ part: String) -> Double {
