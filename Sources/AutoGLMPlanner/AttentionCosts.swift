@@ -288,17 +288,13 @@ public struct AttentionCostModel: Sendable {
                         work.sparseLaneKeys += earlier
                     }
                 }
+                // The keys the item reads, as the beyond-cache term counts them (a full item's lanes).
+                work.keysRead += blockSparseItemKeys(b, lastRow: r0 + rows - 1, lanes: rowsPer * group)
                 r0 += rows
             }
             work.laneKeys *= Double(shape.kvHeads)
             work.sparseLaneKeys *= Double(shape.kvHeads)
             work.laneBlocks *= Double(shape.kvHeads)
-            var item = 0
-            while item * rowsPer < length {
-                let last = min(length, (item + 1) * rowsPer) - 1
-                work.keysRead += blockSparseItemKeys(b, lastRow: last, lanes: rowsPer * group)
-                item += 1
-            }
             work.keysRead *= Double(shape.kvHeads)
             return work
         }
