@@ -17,7 +17,9 @@ public enum AVX512Attention {
 
     /// Online-softmax step over `count` keys for `lanes` query lanes.
     ///
-    /// Lane l sees key j (0 ≤ j < count) iff `lo[l] ≤ j < hi[l]`; lanes `lanes ..< L` must have `lo = hi = 0`.
+    /// Lane l sees key j (0 ≤ j < count) iff `lo[l] ≤ j < hi[l]`; the padding lanes of the last vector holding a
+    /// real lane (`lanes` up to a multiple of 16) must have `lo = hi = 0` and zero queries; lanes past it are not
+    /// read or written, so a compacted set of lanes costs its own vectors, not the pitch's.
     /// On entry `maxes`, `sums` (L each) and `acc` (lanes × d) hold the running state; on exit they include the tile.
     /// `scores` (count × L) and `correction` (L) are scratch. Requires d % 16 == 0 and L % 16 == 0.
     public static func tile(qT: UnsafePointer<Float>, lanePitch L: Int, lanes: Int, headDim d: Int,
@@ -27,22 +29,26 @@ public enum AVX512Attention {
                             acc: UnsafeMutablePointer<Float>, scores: UnsafeMutablePointer<Float>,
                             correction: UnsafeMutablePointer<Float>) {
         guard count > 0, lanes > 0 else { return }
-        // S^T (count, L) = K (count, d) @ Q^T (d, L)
+        // Lane vectors that hold real lanes (the rest of the pitch is padding).
+        let used = (lanes + 15) / 16 * 16
+        // S^T (count, used) = K (count, d) @ Q^T (d, used)
         var j = 0
         while j + 8 <= count {
             var v = 0
-            while v + 32 <= L { scores8x2(qT + v, L, keys + j * keyStride, keyStride, d, scores + j * L + v); v += 32 }
-            if v < L { scores8x1(qT + v, L, keys + j * keyStride, keyStride, d, scores + j * L + v) }
+            while v + 32 <= used {
+                scores8x2(qT + v, L, keys + j * keyStride, keyStride, d, scores + j * L + v); v += 32
+            }
+            if v < used { scores8x1(qT + v, L, keys + j * keyStride, keyStride, d, scores + j * L + v) }
             j += 8
         }
         while j < count {
             var v = 0
-            while v < L { scores1x1(qT + v, L, keys + j * keyStride, d, scores + j * L + v); v += 16 }
+            while v < used { scores1x1(qT + v, L, keys + j * keyStride, d, scores + j * L + v); v += 16 }
             j += 1
         }
-        // Mask, running max, exponentials and sums, 16 lanes at a time: P^T (count, L) overwrites S^T.
+        // Mask, running max, exponentials and sums, 16 lanes at a time: P^T (count, used) overwrites S^T.
         var v = 0
-        while v < L {
+        while v < used {
             softmaxStep(scores + v, L, count, lo + v, hi + v, maxes + v, sums + v, correction + v)
             v += 16
         }

@@ -2,6 +2,7 @@
 // every format and shape against the scalar reference through both kernel families). Skipped on CPUs without
 // the module's features.
 
+import Foundation
 import Testing
 import AutoGLMEngine
 #if arch(x86_64)
@@ -196,6 +197,63 @@ struct AVX512KernelTests {
         #expect(codes == reference.codes)
         #expect(scales == reference.scales)
         #expect(sums == reference.sums)
+    }
+
+    /// One attention tile against a Float64 online-softmax step: lanes with their own key runs (one empty, one
+    /// whose running max is still −∞), padding lanes to the vector's end, and lanes past it poisoned (NaN
+    /// queries, every key visible, sentinel state) that the tile must neither read nor write.
+    @Test("the attention tile steps each lane as a Float64 online softmax and leaves lanes past its vectors alone",
+          arguments: [(5, 48, 13), (16, 48, 8), (20, 64, 19), (33, 64, 9), (40, 48, 3)])
+    func attentionTile(lanes: Int, pitch: Int, count: Int) {
+        let d = 64, used = (lanes + 15) / 16 * 16, sentinel: Float = 12_345
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D &+ UInt64(lanes * 131 + count)
+        func next() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 20001 - 10000) / 40000
+        }
+        var qT = [Float](repeating: .nan, count: d * pitch)
+        var lo = [Int32](repeating: 0, count: pitch), hi = [Int32](repeating: Int32(count), count: pitch)
+        var maxes = [Float](repeating: sentinel, count: pitch), sums = maxes
+        var acc = [Float](repeating: 0, count: lanes * d)
+        for l in 0..<used {
+            for c in 0..<d { qT[c * pitch + l] = l < lanes ? next() : 0 }
+            guard l < lanes else { lo[l] = 0; hi[l] = 0; maxes[l] = -.infinity; sums[l] = 0; continue }
+            let first = l * 5 % count, end = min(count, first + 1 + l * 3 % (count - first))
+            (lo[l], hi[l]) = l == 1 ? (0, 0) : (Int32(first), Int32(end))
+            if l == 2 { maxes[l] = -.infinity; sums[l] = 0 } else { maxes[l] = next() * 4; sums[l] = 1 + abs(next()) }
+            for c in 0..<d { acc[l * d + c] = l == 2 ? 0 : next() }
+        }
+        let keys = (0..<(count * d)).map { _ in next() }, values = (0..<(count * d)).map { _ in next() }
+        // Float64 reference for the real lanes.
+        var refMax = [Double](repeating: 0, count: lanes), refSum = refMax
+        var refAcc = [Double](repeating: 0, count: lanes * d)
+        for l in 0..<lanes {
+            let scores = (0..<count).map { j in (0..<d).reduce(0.0) { $0 + Double(qT[$1 * pitch + l] * keys[j * d + $1]) } }
+            let visible = Int(lo[l])..<Int(hi[l])
+            let old = Double(maxes[l]), m = visible.reduce(old) { max($0, scores[$1]) }
+            let factor = old.isFinite ? Foundation.exp(old - m) : 0
+            refMax[l] = m
+            refSum[l] = Double(sums[l]) * factor + visible.reduce(0.0) { $0 + Foundation.exp(scores[$1] - m) }
+            for c in 0..<d {
+                refAcc[l * d + c] = Double(acc[l * d + c]) * factor
+                    + visible.reduce(0.0) { $0 + Foundation.exp(scores[$1] - m) * Double(values[$1 * d + c]) }
+            }
+        }
+        var scores = [Float](repeating: .nan, count: count * pitch)
+        var correction = [Float](repeating: sentinel, count: pitch)
+        AVX512Attention.tile(qT: qT, lanePitch: pitch, lanes: lanes, headDim: d, keys: keys, keyStride: d,
+                             values: values, valueStride: d, count: count, lo: lo, hi: hi, maxes: &maxes,
+                             sums: &sums, acc: &acc, scores: &scores, correction: &correction)
+        func close(_ a: Float, _ r: Double) -> Bool { abs(Double(a) - r) <= 1e-5 * (abs(r) + 1) }
+        for l in 0..<lanes {
+            #expect(maxes[l] == Float(refMax[l]) || close(maxes[l], refMax[l]), "lane \(l) max")
+            #expect(close(sums[l], refSum[l]), "lane \(l) sum \(sums[l]) vs \(refSum[l])")
+            let worst = (0..<d).map { abs(Double(acc[l * d + $0]) - refAcc[l * d + $0]) / (abs(refAcc[l * d + $0]) + 1) }
+            #expect(worst.max()! <= 1e-5, "lane \(l) accumulator")
+        }
+        #expect(maxes[used...].allSatisfy { $0 == sentinel } && sums[used...].allSatisfy { $0 == sentinel })
+        #expect(correction[used...].allSatisfy { $0 == sentinel })
+        #expect((0..<count).allSatisfy { j in scores[(j * pitch + used)..<(j * pitch + pitch)].allSatisfy(\.isNaN) })
     }
 }
 #endif

@@ -964,9 +964,8 @@ public enum Attention {
         for l in 0..<lanes where s.hi[l] > s.lo[l] { c.active[m] = Int32(l); m += 1 }
         held = m
         let d = p.headDim, pitch = s.lanePitch
-        // Padding lanes the kernel reads: the 8-lane tile stops at the last vector holding an active lane, the
-        // AVX-512 tile runs the whole pitch.
-        let padded = width == WideTile8.laneWidth ? min(pitch, (m + width - 1) / width * width) : pitch
+        // Padding lanes the kernel reads: both tiles stop at the last vector holding an active lane.
+        let padded = min(pitch, (m + width - 1) / width * width)
         for col in 0..<d {
             let src = s.qT + col * pitch, dst = c.qT + col * pitch
             for i in 0..<m { dst[i] = src[Int(c.active[i])] }
