@@ -228,7 +228,9 @@ struct AVX512KernelTests {
         var refMax = [Double](repeating: 0, count: lanes), refSum = refMax
         var refAcc = [Double](repeating: 0, count: lanes * d)
         for l in 0..<lanes {
-            let scores = (0..<count).map { j in (0..<d).reduce(0.0) { $0 + Double(qT[$1 * pitch + l] * keys[j * d + $1]) } }
+            let scores = (0..<count).map { j in
+                (0..<d).reduce(0.0) { $0 + Double(qT[$1 * pitch + l]) * Double(keys[j * d + $1]) }
+            }
             let visible = Int(lo[l])..<Int(hi[l])
             let old = Double(maxes[l]), m = visible.reduce(old) { max($0, scores[$1]) }
             let factor = old.isFinite ? Foundation.exp(old - m) : 0
@@ -248,7 +250,9 @@ struct AVX512KernelTests {
         for l in 0..<lanes {
             #expect(maxes[l] == Float(refMax[l]) || close(maxes[l], refMax[l]), "lane \(l) max")
             #expect(close(sums[l], refSum[l]), "lane \(l) sum \(sums[l]) vs \(refSum[l])")
-            let worst = (0..<d).map { abs(Double(acc[l * d + $0]) - refAcc[l * d + $0]) / (abs(refAcc[l * d + $0]) + 1) }
+            let worst = (0..<d).map { c in
+                abs(Double(acc[l * d + c]) - refAcc[l * d + c]) / (abs(refAcc[l * d + c]) + 1)
+            }
             #expect(worst.max()! <= 1e-5, "lane \(l) accumulator")
         }
         #expect(maxes[used...].allSatisfy { $0 == sentinel } && sums[used...].allSatisfy { $0 == sentinel })
