@@ -343,9 +343,11 @@ struct BenchAttentionCommand: ParsableCommand {
         let manifest = try ModelManifest.load(vitModel)
         guard let v = manifest.visionEncoder else { throw ValidationError("\(vitModel) has no vision encoder") }
         let shape = AttentionLayerShape(heads: v.heads, kvHeads: v.heads, headDim: v.headDim)
-        let costs = AttentionCostModel(device: profile, threads: n, calibration: try loadCalibration(profile: profile))
+        let lanes = KernelISA.active.attentionLanes
+        let costs = AttentionCostModel(device: profile, threads: n, calibration: try loadCalibration(profile: profile),
+                                       tileLanes: lanes)
         let compared = try loadComparedCalibration(profile: profile).map {
-            AttentionCostModel(device: profile, threads: n, calibration: $0)
+            AttentionCostModel(device: profile, threads: n, calibration: $0, tileLanes: lanes)
         }
         var table = BenchTable(
             title: "bidirectional attention of one \(manifest.name) ViT layer (hidden \(v.hidden), \(v.heads) heads, "

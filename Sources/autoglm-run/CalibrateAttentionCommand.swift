@@ -243,7 +243,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
             let manifest = try ModelManifest.load(model)
             guard let decoder = manifest.textDecoder else { throw ValidationError("\(model) has no text decoder") }
             let n = threads ?? ComputePool.availableCores
-            let costs = AttentionCostModel(device: profile, threads: n)
+            // Priced with the tile width of this machine's kernels, as bench-attention and the planner price it
+            // (block-sparse work is counted in whole vectors of lanes).
+            let costs = AttentionCostModel(device: profile, threads: n, tileLanes: KernelISA.active.attentionLanes)
             let host = try? HostInfo.current()
             let loadBefore = HostInfo.loadAverage()
             let started = Date()

@@ -140,6 +140,17 @@ struct BenchAttentionCLITests {
         #expect((prefillOnlyWritten["fits"] as? [Any])?.count == (smallWritten["fits"] as? [Any])?.count)
         #expect((prefillOnlyWritten["block_sparse_prefill"] as? [String: Any])?["points"] as? [Any] != nil)
         #expect(prefillOnlyWritten["source"] as? String != smallSource)
+        // The fit priced its points as bench-attention prices the same row (the tile width of this machine's
+        // kernels: 16 lanes on the AVX-512 family, where the 8-lane default once priced other work).
+        let point = try #require(((prefillOnlyWritten["block_sparse_prefill"] as? [String: Any])?["points"]
+            as? [[String: Any]])?.first { $0["chunk"] as? Int == 128 && $0["length"] as? Int == 640 })
+        let priced = try Self.benchJSON(settings: "block-sparse:128/4",
+                                        Self.quickRows(lengths: "640", modes: "prefill").dropLast(2)
+                                            + ["--calibration", smallFile])
+        let row = try #require((priced["rows"] as? [[String: Any]])?.first)
+        let benchSeconds = try #require((row["predicted"] as? [String: Any])?["seconds"] as? Double)
+        let fitSeconds = try #require(point["predicted_seconds"] as? Double)
+        #expect(abs(benchSeconds / fitSeconds - 1) < 1e-9, "bench \(benchSeconds) s, fit \(fitSeconds) s")
         let noLong = try Self.run(["calibrate-attention", "--block-sparse-prefill-only", "--lengths", "640",
                                    "--prefill-lengths", "", "--repetitions", "1", "--rounds", "1", "--min-time", "0",
                                    "--threads", "2", "-o", smallFile])
