@@ -644,13 +644,17 @@ public struct AttentionCostModel: Sendable {
                 // decode is priced as the full sweep of that many equivalent keys. Choosing the blocks is a step of
                 // its own before the loop: a score per head and earlier block against the mean keys (each mean key
                 // read once), at the measured seconds per score when calibrated, else on the roofline.
-                // The share holds for rows read from the workers' own caches; a row fetched from further out costs
-                // the same whichever heads use it, so the share is scaled by the part of the union's K/V that the
-                // workers' private caches hold (the calibration's private share per worker; all without one).
+                // Calibrations fitted with a cache share of block-sparse decode's own (`SparseDecode.cacheBytes`)
+                // price the union's reads beyond that share in the beyond-cache term and keep the share whole.
+                // Earlier ones scale the share by the part of the union's K/V the workers' private caches hold
+                // (a row fetched from further out costing the same whichever heads use it).
                 let group = Double(max(1, shape.heads / max(1, shape.kvHeads)))
                 let unionBytes = work.keysRead * bytesPerToken / Double(shape.kvHeads)
                 let running = workers(s, shape: shape, mode: mode, length: length)
-                let held = calibration?.privateCacheBytes.map { min(1, Double($0 * running) / max(1, unionBytes)) } ?? 1
+                let privateHeld = calibration?.privateCacheBytes.map {
+                    min(1, Double($0 * running) / max(1, unionBytes))
+                }
+                let held = calibration?.sparseDecode?.cacheBytes != nil ? 1 : privateHeld ?? 1
                 let share = (calibration?.sparseDecode?.share ?? 0) * held
                 let rows = (1 - share) * work.keysRead + share * work.laneKeys / group
                 traffic = rows * bytesPerToken / Double(shape.kvHeads)
@@ -666,7 +670,10 @@ public struct AttentionCostModel: Sendable {
         let roofline = (latency.attentionSeconds(flops: flops, bytes: traffic) + selection) * busiest
         // A decode call reading its K/V from memory sweeps all of it from there, whatever the cache holds.
         let cold = decodeKVFromMemory && mode == .decode
-        let spill = (cold ? calibration.map { $0.cacheBytes ?? 1 } : calibration?.cacheBytes).map {
+        // Block-sparse decode's union stays in a cache share of its own where the calibration fitted one.
+        let sparseCache = s.blockSparse != nil && mode == .decode && s.kernel == .tiled
+            ? calibration?.sparseDecode?.cacheBytes : nil
+        let spill = (cold ? calibration.map { $0.cacheBytes ?? 1 } : sparseCache ?? calibration?.cacheBytes).map {
             spillSeconds(s, shape: shape, mode: mode, length: length, cacheBytes: $0)
         } ?? 0
         let near = calibration?.privateCacheBytes.map {
@@ -1027,14 +1034,21 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         /// The factor on the from-memory sweep of block-sparse decode reading its K/V from memory, fitted on calls
         /// with the layer's K/V flushed; nil: the full decode fit's `coldSpill`.
         public var coldSpill: Double?
+        /// The cache share in which the union of the blocks a call chose stays from one call to the next (its reads
+        /// beyond it priced by the beyond-cache term), fitted with the other constants; with it the lane share is
+        /// not scaled by the private caches. Nil in files fitted before it: the calibration's `cacheBytes` and that
+        /// scaling.
+        public var cacheBytes: Int?
         public var points: [Point]
         enum CodingKeys: String, CodingKey {
-            case share, scoreSeconds = "score_seconds", rate, coldSpill = "cold_spill", points
+            case share, scoreSeconds = "score_seconds", rate, coldSpill = "cold_spill", cacheBytes = "cache_bytes"
+            case points
         }
 
-        public init(share: Double, scoreSeconds: Double, rate: Double = 1, coldSpill: Double? = nil, points: [Point]) {
+        public init(share: Double, scoreSeconds: Double, rate: Double = 1, coldSpill: Double? = nil,
+                    cacheBytes: Int? = nil, points: [Point]) {
             self.share = share; self.scoreSeconds = scoreSeconds; self.rate = rate; self.coldSpill = coldSpill
-            self.points = points
+            self.cacheBytes = cacheBytes; self.points = points
         }
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -1057,6 +1071,11 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             if let coldSpill, !(coldSpill >= 0 && coldSpill.isFinite) {
                 throw DecodingError.dataCorruptedError(forKey: .coldSpill, in: c,
                                                        debugDescription: "expected a factor ≥ 0, got \(coldSpill)")
+            }
+            cacheBytes = try c.decodeIfPresent(Int.self, forKey: .cacheBytes)
+            if let cacheBytes, cacheBytes <= 0 {
+                throw DecodingError.dataCorruptedError(forKey: .cacheBytes, in: c,
+                                                       debugDescription: "expected bytes > 0, got \(cacheBytes)")
             }
             points = try c.decodeIfPresent([Point].self, forKey: .points) ?? []
         }

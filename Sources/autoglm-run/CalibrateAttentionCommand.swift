@@ -16,9 +16,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
             decode, on one layer of --model at --lengths, and decode alone at --decode-lengths, where the layer's K/V \
             outgrows the last-level cache; the share of that cache behind the beyond-cache term is the one whose fits \
             leave the smallest error. Encoder points: the --vit-model ViT layer, both kernels, at \
-            --patches. Block-sparse decode (128/4 and 32/16, F32) at the decoder lengths up to 32,768 fits its rate, \
-            lane share and seconds per block score against the decode fit (when one of them leaves blocks out), its \
-            times divided by the pace of full F32 decode measured in the same passes against that fit. F32 prefill \
+            --patches. Block-sparse decode (128/4, 32/16 and 1024/4, F32) at the decoder lengths up to 32,768 fits \
+            its rate, lane share, seconds per block score and the cache share its union of chosen blocks stays in \
+            against the decode fit (when one of them leaves blocks out), its times divided by the pace of full F32 \
+            decode measured in the same passes against that fit. F32 prefill \
             of 128/4 at the --lengths where it leaves blocks out and of 128/4 and 1024/4 at --prefill-lengths fits \
             block-sparse prefill's rate (its passes over blocks some lanes chose) and its own beyond-cache factor, \
             its times divided by the pace of full F32 prefill measured in the same passes. Decode with the layer's \
@@ -183,13 +184,17 @@ struct CalibrateAttentionCommand: ParsableCommand {
     }
 
     /// The block-sparse settings whose decode points fit block-sparse decode's constants: few large blocks, many
-    /// small ones (the score per block is only told apart from the key loop where there are many).
-    static let sparseDecodeSettings = [Plan.BlockSparse(chunk: 128, topK: 4), Plan.BlockSparse(chunk: 32, topK: 16)]
-    /// Those settings as the calibration's words name them ("128/4 and 32/16").
+    /// small ones (the score per block is only told apart from the key loop where there are many), and few very
+    /// large ones, whose union of chosen blocks outgrows part of the last-level cache (its cache share).
+    static let sparseDecodeSettings = [Plan.BlockSparse(chunk: 128, topK: 4), Plan.BlockSparse(chunk: 32, topK: 16),
+                                       Plan.BlockSparse(chunk: 1024, topK: 4)]
+    /// Those settings as the calibration's words name them ("128/4, 32/16 and 1024/4").
     static let sparseDecodeLabel = label(sparseDecodeSettings)
     /// Block-sparse settings as the calibration's words name them ("128/4 and 1024/4").
     static func label(_ settings: [Plan.BlockSparse]) -> String {
-        settings.map { "\($0.chunk)/\($0.topK)" }.joined(separator: " and ")
+        let names = settings.map { "\($0.chunk)/\($0.topK)" }
+        return names.count > 2 ? names.dropLast().joined(separator: ", ") + " and " + (names.last ?? "")
+            : names.joined(separator: " and ")
     }
     /// Those settings' F32 decode jobs, as measured for the block-sparse fits (warm and cold).
     static let sparseDecodeJobs = f32Jobs(sparseDecodeSettings, mode: .decode)
@@ -415,27 +420,48 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     }
                 }
                 let coldSpill = calibration.sparseDecode?.coldSpill
-                calibration.sparseDecode = AttentionCalibration.SparseDecode.fit(measured: measuredCalls) { share, b, length in
-                    model.calibration?.sparseDecode = .init(share: share, scoreSeconds: 0, points: [])
-                    let s = AttentionSettingSpec(name: "", blockSparse: b)
-                    return (model.predict(s, shape: shape, mode: .decode, length: length).seconds,
-                            model.blockScores(s, shape: shape, length: length))
+                // The union of the chosen blocks stays in a cache share of its own from call to call: each share of
+                // the last-level cache is tried (the calibration's own where the size is unknown), and so is the
+                // earlier model (nil: the lane share scaled by the private caches, the calibration's cache share);
+                // the one whose fit leaves the smallest error is kept.
+                let llc = HostInfo.lastLevelCacheBytes()
+                let shares = llc.map { l in Self.cacheFractions.map { Int(Double(l) * $0) } }
+                    ?? [calibration.cacheBytes ?? 1]
+                let cacheCandidates: [Int?] = [nil] + shares
+                func fitted(cacheBytes: Int?) -> AttentionCalibration.SparseDecode? {
+                    var result = AttentionCalibration.SparseDecode.fit(measured: measuredCalls) { share, b, length in
+                        model.calibration?.sparseDecode = .init(share: share, scoreSeconds: 0, cacheBytes: cacheBytes,
+                                                                points: [])
+                        let s = AttentionSettingSpec(name: "", blockSparse: b)
+                        return (model.predict(s, shape: shape, mode: .decode, length: length).seconds,
+                                model.blockScores(s, shape: shape, length: length))
+                    }
+                    result?.cacheBytes = cacheBytes
+                    return result
                 }
+                func error(_ fit: AttentionCalibration.SparseDecode) -> Double {
+                    fit.points.reduce(0) { $0 + pow($1.predictedSeconds / $1.measuredSeconds - 1, 2) }
+                }
+                calibration.sparseDecode = cacheCandidates.compactMap(fitted).min { error($0) < error($1) }
                 // Its cold-sweep factor stays until the cold points are measured again (`fitColdDecode`, which a full
                 // or decode refit runs next; --block-sparse-only keeps it).
                 calibration.sparseDecode?.coldSpill = coldSpill
                 if let sparse = calibration.sparseDecode {
                     let worst = sparse.points.map { abs($0.predictedSeconds / $0.measuredSeconds - 1) }.max() ?? 0
                     let settings = Self.sparseDecodeLabel
-                    print(String(format: "block-sparse decode: rate ×%.3f, lane share %.3f, %.2f ns per block score "
-                                 + "(%@ at up to %d tokens; worst point %.1f%%; full decode measured beside them at "
-                                 + "×%.3f of its fit's time)", sparse.rate, sparse.share,
-                                 sparse.scoreSeconds * 1e9, settings, Self.sparseDecodeMaxLength, worst * 100, pace))
+                    let held = sparse.cacheBytes.map {
+                        String(format: "the union of the chosen blocks held in %.1f MiB of cache",
+                               Double($0) / 1_048_576)
+                    } ?? "the lane share scaled by the part of the union the private caches hold"
+                    print(String(format: "block-sparse decode: rate ×%.3f, lane share %.3f, %.2f ns per block score, "
+                                 + "%@ (%@ at up to %d tokens; worst point %.1f%%; full decode measured beside them "
+                                 + "at ×%.3f of its fit's time)", sparse.rate, sparse.share, sparse.scoreSeconds * 1e9,
+                                 held, settings, Self.sparseDecodeMaxLength, worst * 100, pace))
                     return String(format: "; block-sparse decode (%@, F32, at the decoder lengths up to %d): "
-                                        + "rate ×%.3f, lane share %.3f, %.2f ns per "
-                                        + "block score (times divided by ×%.3f, full F32 decode measured in the same "
+                                        + "rate ×%.3f, lane share %.3f, %.2f ns per block score, %@ "
+                                        + "(times divided by ×%.3f, full F32 decode measured in the same "
                                         + "passes over its fit)", settings, Self.sparseDecodeMaxLength, sparse.rate,
-                                        sparse.share, sparse.scoreSeconds * 1e9, pace)
+                                        sparse.share, sparse.scoreSeconds * 1e9, held, pace)
                 }
                 return ""
             }

@@ -590,6 +590,48 @@ struct AttentionSparseAndSpillTests {
         #expect(one.keysRead < Double(shape.kvHeads * 3 * 3 * 128 + shape.kvHeads))
     }
 
+    @Test("block-sparse decode with a cache share of its own: the lane share whole, the union beyond it from memory")
+    func decodeSparseCacheShare() throws {
+        let model = try AttentionCostsTests.model()
+        let shape = AttentionCostsTests.shape
+        let moba = AttentionSettingSpec(name: "moba", blockSparse: Plan.BlockSparse(chunk: 128, topK: 4))
+        let length = 4096
+        let work = AttentionCostModel.blockSparseWork(moba.blockSparse!, shape: shape, mode: .decode, length: length,
+                                                      tileLanes: model.tileLanes)
+        let unionBytes = Int((work.keysRead * Double(2 * shape.headDim * 4)).rounded(.up))
+        func predicted(share: Double, sparseCache: Int?, cache: Int = 1 << 30, privateCache: Int? = 1) -> Double {
+            var m = model
+            let fit = AttentionCalibration.Fit(fixedSeconds: 0, perRowSeconds: 0, scale: 1, spill: 1)
+            m.calibration = AttentionCalibration(
+                fits: [.init(moba, mode: .decode): fit], cacheBytes: cache, privateCacheBytes: privateCache,
+                sparseDecode: .init(share: share, scoreSeconds: 0, cacheBytes: sparseCache, points: []))
+            return m.predict(moba, shape: shape, mode: .decode, length: length).seconds
+        }
+        // Without one (files fitted before it), a tiny private cache takes the share away; with one it stays whole.
+        #expect(abs(predicted(share: 0.7, sparseCache: nil) / predicted(share: 0, sparseCache: nil) - 1) < 1e-3)
+        let whole = predicted(share: 0.7, sparseCache: 1 << 30)
+        #expect(whole < predicted(share: 0, sparseCache: 1 << 30) * 0.9)
+        #expect(whole == predicted(share: 0.7, sparseCache: 1 << 30, privateCache: nil))
+        // The union's reads beyond its own share (not the calibration's) are priced: half of them with half room.
+        #expect(predicted(share: 0.7, sparseCache: unionBytes) == whole)
+        let spilled = predicted(share: 0.7, sparseCache: unionBytes / 2)
+        var m = model
+        m.calibration = AttentionCalibration(fits: [:], cacheBytes: unionBytes / 2)
+        let beyond = m.spillSeconds(moba, shape: shape, mode: .decode, length: length, cacheBytes: unionBytes / 2)
+        #expect(beyond > 0 && abs((spilled - whole) / beyond - 1) < 1e-9)
+        #expect(predicted(share: 0.7, sparseCache: 1 << 30, cache: 1) == whole)
+        // Full decode keeps the calibration's share.
+        let full = AttentionSettingSpec(name: "full")
+        var a = model, b = model
+        let fit = AttentionCalibration.Fit(fixedSeconds: 0, perRowSeconds: 0, scale: 1, spill: 1)
+        a.calibration = AttentionCalibration(fits: [.init(full, mode: .decode): fit], cacheBytes: 1,
+                                             sparseDecode: .init(share: 0.7, scoreSeconds: 0, cacheBytes: 1 << 30,
+                                                                 points: []))
+        b.calibration = AttentionCalibration(fits: [.init(full, mode: .decode): fit], cacheBytes: 1)
+        #expect(a.predict(full, shape: shape, mode: .decode, length: length).seconds
+                == b.predict(full, shape: shape, mode: .decode, length: length).seconds)
+    }
+
     @Test("block-sparse decode: rows read and head-keys weighed by the measured lane share; block scores priced apart")
     func decodeLaneShare() throws {
         let model = try AttentionCostsTests.model()
