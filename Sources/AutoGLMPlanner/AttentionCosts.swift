@@ -645,16 +645,18 @@ public struct AttentionCostModel: Sendable {
                 // its own before the loop: a score per head and earlier block against the mean keys (each mean key
                 // read once), at the measured seconds per score when calibrated, else on the roofline.
                 // Calibrations fitted with a cache share of block-sparse decode's own (`SparseDecode.cacheBytes`)
-                // price the union's reads beyond that share in the beyond-cache term and keep the share whole.
-                // Earlier ones scale the share by the part of the union's K/V the workers' private caches hold
-                // (a row fetched from further out costing the same whichever heads use it).
+                // price the union's reads beyond that share in the beyond-cache term and keep the share whole for
+                // repeated calls. Earlier ones, and decode reading its K/V from memory, scale the share by the part
+                // of the union's K/V the workers' private caches hold (a row fetched from further out costing the
+                // same whichever heads use it).
                 let group = Double(max(1, shape.heads / max(1, shape.kvHeads)))
                 let unionBytes = work.keysRead * bytesPerToken / Double(shape.kvHeads)
                 let running = workers(s, shape: shape, mode: mode, length: length)
                 let privateHeld = calibration?.privateCacheBytes.map {
                     min(1, Double($0 * running) / max(1, unionBytes))
                 }
-                let held = calibration?.sparseDecode?.cacheBytes != nil ? 1 : privateHeld ?? 1
+                let ownShare = calibration?.sparseDecode?.cacheBytes != nil && !decodeKVFromMemory
+                let held = ownShare ? 1 : privateHeld ?? 1
                 let share = (calibration?.sparseDecode?.share ?? 0) * held
                 let rows = (1 - share) * work.keysRead + share * work.laneKeys / group
                 traffic = rows * bytesPerToken / Double(shape.kvHeads)
