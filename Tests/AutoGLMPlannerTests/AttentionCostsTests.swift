@@ -615,9 +615,7 @@ struct AttentionSparseAndSpillTests {
         // The union's reads beyond its own share (not the calibration's) are priced: half of them with half room.
         #expect(predicted(share: 0.7, sparseCache: unionBytes) == whole)
         let spilled = predicted(share: 0.7, sparseCache: unionBytes / 2)
-        var m = model
-        m.calibration = AttentionCalibration(fits: [:], cacheBytes: unionBytes / 2)
-        let beyond = m.spillSeconds(moba, shape: shape, mode: .decode, length: length, cacheBytes: unionBytes / 2)
+        let beyond = model.spillSeconds(moba, shape: shape, mode: .decode, length: length, cacheBytes: unionBytes / 2)
         #expect(beyond > 0 && abs((spilled - whole) / beyond - 1) < 1e-9)
         #expect(predicted(share: 0.7, sparseCache: 1 << 30, cache: 1) == whole)
         // Full decode keeps the calibration's share.
