@@ -179,25 +179,34 @@ public struct AttentionCostModel: Sendable {
     /// the rows read are the union of the heads' choices. Choosing costs one dot product per lane and earlier block,
     /// done again by each key range of a split decode.
     public static func blockSparseWork(_ b: Plan.BlockSparse, shape: AttentionLayerShape, mode: Mode, length: Int,
-                                       tileLanes: Int, splits: Int = 1) -> BlockSparseWork {
+                                       tileLanes: Int, splits: Int = 1, vectorShare: Double? = nil)
+        -> BlockSparseWork {
         let chunk = max(1, b.chunk), others = max(0, b.topK - 1)
         let group = max(1, shape.heads / max(1, shape.kvHeads))
         let width = max(1, tileLanes)
-        /// Lane-key cost of one key over `active` lanes in whole vectors: the value step costs a vector per vector;
-        /// the score step takes vectors two at a time (each key element loaded once for both) and an odd one alone at
-        /// the cost of a pair.
-        func vectorCost(_ active: Int) -> Double {
-            let v = (active + width - 1) / width
-            return Double(width) * Double(2 * v + v % 2) / 2
+        /// Lane-key cost of one key over `active` of a work item's `lanes` lanes. With the tile's measured vector
+        /// share s (`SparsePrefill.vectorShare`): s · width · v + (1 − s) · a, the score and softmax steps running
+        /// the v vectors that hold the lanes handed to the tile and the value step those a lanes one by one; the
+        /// engine hands over the active lanes alone when they fill fewer vectors than all of the item's
+        /// (`gatherActiveLanes`), else all of them. Without it: whole vectors, a lone last vector's score step at
+        /// the cost of a pair (the value step costs a vector per vector; the score step takes vectors two at a time).
+        func vectorCost(_ active: Int, of lanes: Int) -> Double {
+            let vectors = { (n: Int) in (n + width - 1) / width }
+            guard let s = vectorShare else {
+                let v = vectors(active)
+                return Double(width) * Double(2 * v + v % 2) / 2
+            }
+            let handed = vectors(active) < vectors(lanes) ? active : lanes
+            return s * Double(width * vectors(handed)) + (1 - s) * Double(handed)
         }
         /// Expected lane-key cost per key of a block that each of `lanes` lanes chose with probability `p`.
         func paddedLanes(_ lanes: Int, _ p: Double) -> Double {
-            if p >= 1 { return vectorCost(lanes) }
+            if p >= 1 { return vectorCost(lanes, of: lanes) }
             if p <= 0 { return 0 }
             var pmf = pow(1 - p, Double(lanes)), expected = 0.0
             for a in 0..<lanes {
                 pmf *= Double(lanes - a) / Double(a + 1) * p / (1 - p)
-                expected += pmf * vectorCost(a + 1)
+                expected += pmf * vectorCost(a + 1, of: lanes)
             }
             return expected
         }
@@ -229,7 +238,7 @@ public struct AttentionCostModel: Sendable {
                     // some block at or before it was chosen.
                     var span = 0.0
                     for (k, w) in widths.enumerated() { span += Double(w) * (1 - pow(miss, Double(k + 1))) }
-                    cost = vectorCost(lanes) * span
+                    cost = vectorCost(lanes, of: lanes) * span
                 } else {
                     var missAll = 1.0
                     for i in 0..<m { missAll *= max(0, Double(own - chosen - i)) / Double(own - i) }
@@ -623,11 +632,13 @@ public struct AttentionCostModel: Sendable {
         var traffic = 0.0, scores = 0.0
         if mode == .decode { traffic = pairs * bytesPerToken }
         if let b = s.blockSparse, mode != .encode, s.kernel == .tiled {
-            // The engine's work rather than the visible pairs: padded vectors over blocks few lanes chose, and the
-            // block scores, priced at half the tile loop's rate (one dot product and a horizontal sum per block
-            // and lane, against eight or sixteen lanes per vector in the tile).
+            // The engine's work rather than the visible pairs: padded vectors over blocks few lanes chose (by the
+            // tile's measured vector share where calibrated), and the block scores, priced at half the tile loop's
+            // rate (one dot product and a horizontal sum per block and lane, against eight or sixteen lanes per
+            // vector in the tile).
             let work = Self.blockSparseWork(b, shape: shape, mode: mode, length: length, tileLanes: tileLanes,
-                                            splits: tiledPartition(s, shape: shape, mode: mode, length: length).splits)
+                                            splits: tiledPartition(s, shape: shape, mode: mode, length: length).splits,
+                                            vectorShare: calibration?.sparsePrefill?.vectorShare)
             flops = 4 * Double(shape.headDim) * work.laneKeys
             if mode == .prefill {
                 // The passes over blocks only some lanes chose run at a measured rate of their own where calibrated.
@@ -953,14 +964,47 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
     /// full prefill's items, sweeping the whole prefix they see, set. Both hold for block-sparse prefill of every KV
     /// format; fitted on F32 block-sparse prefill with the prefill fit's other constants held; `points` are those
     /// calls.
+    ///
+    /// `vectorShare`: the part of the wide tile's cost per (lane, key) that its score and softmax steps take, which
+    /// run whole vectors of lanes, the value step taking the rest lane by lane (`AttentionCostModel.blockSparseWork`
+    /// prices a compacted pass so); measured on this host's tile at each lane count (`tileTimes`) and fitted
+    /// (`fitVectorShare`) before the rate. Nil in files written before it was measured: whole vectors, a lone one's
+    /// score step at a pair's cost.
     public struct SparsePrefill: Sendable, Equatable, Codable {
         public var rate: Double
         public var spill: Double
+        public var vectorShare: Double?
+        public var tileTimes: [TileTime]
         public var points: [SparseDecode.Point]
-        enum CodingKeys: String, CodingKey { case rate, spill, points }
+        enum CodingKeys: String, CodingKey {
+            case rate, spill, vectorShare = "tile_vector_share", tileTimes = "tile_times", points
+        }
 
-        public init(rate: Double = 1, spill: Double, points: [SparseDecode.Point]) {
-            self.rate = rate; self.spill = spill; self.points = points
+        /// The wide tile's time per key over `lanes` lanes, one thread, its operands in cache.
+        public struct TileTime: Sendable, Equatable, Codable {
+            public var lanes: Int
+            public var secondsPerKey: Double
+            enum CodingKeys: String, CodingKey { case lanes, secondsPerKey = "seconds_per_key" }
+            public init(lanes: Int, secondsPerKey: Double) { self.lanes = lanes; self.secondsPerKey = secondsPerKey }
+            public init(from decoder: Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                lanes = try c.decode(Int.self, forKey: .lanes)
+                guard lanes > 0 else {
+                    throw DecodingError.dataCorruptedError(forKey: .lanes, in: c,
+                                                           debugDescription: "expected lanes > 0, got \(lanes)")
+                }
+                secondsPerKey = try c.decode(Double.self, forKey: .secondsPerKey)
+                guard secondsPerKey > 0, secondsPerKey.isFinite else {
+                    throw DecodingError.dataCorruptedError(forKey: .secondsPerKey, in: c, debugDescription:
+                                                           "expected seconds > 0, got \(secondsPerKey)")
+                }
+            }
+        }
+
+        public init(rate: Double = 1, spill: Double, vectorShare: Double? = nil, tileTimes: [TileTime] = [],
+                    points: [SparseDecode.Point]) {
+            self.rate = rate; self.spill = spill; self.vectorShare = vectorShare; self.tileTimes = tileTimes
+            self.points = points
         }
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -974,7 +1018,42 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
                 throw DecodingError.dataCorruptedError(forKey: .spill, in: c,
                                                        debugDescription: "expected a factor ≥ 0, got \(spill)")
             }
+            vectorShare = try c.decodeIfPresent(Double.self, forKey: .vectorShare)
+            if let share = vectorShare, !(share >= 0 && share <= 1) {
+                throw DecodingError.dataCorruptedError(forKey: .vectorShare, in: c,
+                                                       debugDescription: "expected a share in [0, 1], got \(share)")
+            }
+            tileTimes = try c.decodeIfPresent([TileTime].self, forKey: .tileTimes) ?? []
             points = try c.decodeIfPresent([SparseDecode.Point].self, forKey: .points) ?? []
+        }
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(rate, forKey: .rate)
+            try c.encode(spill, forKey: .spill)
+            try c.encodeIfPresent(vectorShare, forKey: .vectorShare)
+            if !tileTimes.isEmpty { try c.encode(tileTimes, forKey: .tileTimes) }
+            try c.encode(points, forKey: .points)
+        }
+
+        /// The vector share that best fits tile times per key t(a) ≈ α · v(a) + β · a over lane counts a (v(a) the
+        /// vectors of `width` lanes holding them; least squares on relative error): s = α / (α + β · width), the
+        /// score steps' part of a full vector's cost, each term held at 0 or more. Nil where the lane counts cannot
+        /// tell the two terms apart (a single count, or only whole vectors) or the fit has no positive cost.
+        public static func fitVectorShare(_ times: [TileTime], width: Int) -> Double? {
+            let w = max(1, width)
+            let usable = times.filter { $0.lanes > 0 && $0.secondsPerKey > 0 && $0.secondsPerKey.isFinite }
+            let rows = usable.map { t -> (v: Double, a: Double) in
+                (Double((t.lanes + w - 1) / w) / t.secondsPerKey, Double(t.lanes) / t.secondsPerKey)
+            }
+            let vv = rows.reduce(0) { $0 + $1.v * $1.v }, aa = rows.reduce(0) { $0 + $1.a * $1.a }
+            let va = rows.reduce(0) { $0 + $1.v * $1.a }
+            let vy = rows.reduce(0) { $0 + $1.v }, ay = rows.reduce(0) { $0 + $1.a }
+            let det = vv * aa - va * va
+            guard det > 1e-9 * vv * aa else { return nil }
+            let alpha = (vy * aa - ay * va) / det, beta = (vv * ay - va * vy) / det
+            let perVector = max(0, alpha), perLane = max(0, beta)
+            guard perVector + perLane * Double(w) > 0 else { return nil }
+            return perVector / (perVector + perLane * Double(w))
         }
 
         /// The rate and factor that best fit measured seconds `m ≈ a + rate · b + spill · c` (least squares on

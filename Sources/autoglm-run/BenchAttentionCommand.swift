@@ -311,11 +311,13 @@ struct BenchAttentionCommand: ParsableCommand {
                            settings[$0].blockSparse == nil && settings[$0].window == nil
                                && settings[$0].kernel == .tiled && settings[$0].kv == s.kv }),
                        let fullWork = measured[RowKey(setting: full, mode: .prefill, length: length)]?.work {
+                        let share = costs.calibration?.sparsePrefill?.vectorShare
                         let predicted = AttentionCostModel.blockSparseWork(
                             b, shape: shape, mode: .prefill, length: length,
-                            tileLanes: KernelISA.active.attentionLanes).laneKeys
+                            tileLanes: KernelISA.active.attentionLanes, vectorShare: share).laneKeys
                         row.blockSparseWork = .init(
-                            counted: work.pricedLaneKeys / fullWork.pricedLaneKeys,
+                            counted: work.pricedLaneKeys(vectorShare: share)
+                                / fullWork.pricedLaneKeys(vectorShare: share),
                             predicted: predicted / (Double(shape.heads) * Double(length) * Double(length + 1) / 2))
                     }
                     // Block-sparse decode: the keys the engine read (the union of the KV head's query heads'
@@ -327,7 +329,7 @@ struct BenchAttentionCommand: ParsableCommand {
                         let keys = Double(shape.kvHeads) * Double(length)
                         row.blockSparseDecodeWork = .init(
                             countedRead: Double(work.readKeys) / keys, predictedRead: predicted.keysRead / keys,
-                            countedLaneKeys: work.pricedLaneKeys / (Double(shape.heads) * Double(length)),
+                            countedLaneKeys: work.pricedLaneKeys() / (Double(shape.heads) * Double(length)),
                             predictedLaneKeys: predicted.laneKeys / (Double(shape.heads) * Double(length)))
                     }
                     table.rows.append(row)

@@ -490,8 +490,18 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     (seconds, model.predict(reference.0, shape: shape, mode: .prefill, length: length).seconds)
                 })
                 let measured = timed.prefix(jobs.count).map { points in points.map { ($0.0, $0.1 / pace) } }
+                // The wide tile's time per key at each lane count up to a work item's, one thread, in cache: the
+                // share of its cost that runs by whole vectors prices the compacted passes (fitted before the rate,
+                // which then covers what the tile alone does not: gathering the lanes, the runs' bounds).
+                let width = KernelISA.active.attentionLanes
+                let itemLanes = AttentionCostModel.rowsPerItem(shape) * max(1, shape.heads / max(1, shape.kvHeads))
+                let tileTimes = try AttentionTileTiming.measure(itemLanes: itemLanes, headDim: shape.headDim,
+                                                                lanes: Array(1...itemLanes)).map {
+                    AttentionCalibration.SparsePrefill.TileTime(lanes: $0.lanes, secondsPerKey: $0.secondsPerKey)
+                }
+                let share = AttentionCalibration.SparsePrefill.fitVectorShare(tileTimes, width: width)
                 func predicted(_ rate: Double, _ factor: Double, _ s: AttentionSettingSpec, _ length: Int) -> Double {
-                    model.calibration?.sparsePrefill = .init(rate: rate, spill: factor, points: [])
+                    model.calibration?.sparsePrefill = .init(rate: rate, spill: factor, vectorShare: share, points: [])
                     return model.predict(s, shape: shape, mode: .prefill, length: length).seconds
                 }
                 let points = zip(Self.sparsePrefillSettings, zip(jobs, measured)).flatMap { b, job in
@@ -505,7 +515,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     (a: $0.a, b: $0.b, c: $0.c, measured: $0.measured)
                 }) else { return "" }
                 func fitted(_ p: (a: Double, b: Double, c: Double)) -> Double { p.a + rate * p.b + factor * p.c }
-                calibration.sparsePrefill = .init(rate: rate, spill: factor, points: points.map { p in
+                calibration.sparsePrefill = .init(rate: rate, spill: factor, vectorShare: share,
+                                                  tileTimes: tileTimes, points: points.map { p in
                     .init(chunk: p.setting.chunk, topK: p.setting.topK, length: p.length, measuredSeconds: p.measured,
                           predictedSeconds: fitted((p.a, p.b, p.c)))
                 })
@@ -515,14 +526,19 @@ struct CalibrateAttentionCommand: ParsableCommand {
                     let at = lengths(job.0).map(String.init).joined(separator: ", ")
                     return "\(b.chunk)/\(b.topK) at \(at)"
                 }.joined(separator: "; ")
+                let shareText = share.map {
+                    String(format: "the wide tile's cost %.2f by whole vectors of %d lanes and %.2f lane by lane "
+                           + "(timed at 1 to %d lanes, one thread)", $0, width, 1 - $0, itemLanes)
+                } ?? "the wide tile priced by whole vectors (its times at 1 to \(itemLanes) lanes told no share)"
                 print(String(format: "block-sparse prefill: rate ×%.3f, beyond-cache factor ×%.3f (full prefill's "
                              + "×%.3f; %@ tokens; worst point %.1f%%; full prefill measured beside them at ×%.3f of "
-                             + "its fit's time)", rate, factor, prefillSpill, measuredAt, worst * 100, pace))
+                             + "its fit's time); %@", rate, factor, prefillSpill, measuredAt, worst * 100, pace,
+                             shareText))
                 return Self.sparsePrefillMarker + " (F32, \(measuredAt) tokens, the long ones one call each, median "
-                    + String(format: "of %d passes): rate ×%.3f on the passes over blocks some lanes chose, "
+                    + String(format: "of %d passes): %@; rate ×%.3f on the passes over blocks some lanes chose, "
                              + "beyond-cache factor ×%.3f in place of the prefill fit's ×%.3f (times divided by "
-                             + "×%.3f, full F32 prefill measured in the same passes over its fit)", rounds, rate,
-                             factor, prefillSpill, pace)
+                             + "×%.3f, full F32 prefill measured in the same passes over its fit)", rounds, shareText,
+                             rate, factor, prefillSpill, pace)
             }
             let coldList = coldLengths.isEmpty ? []
                 : try BenchAttentionCommand.positiveList(coldLengths, option: "--cold-lengths")

@@ -496,6 +496,69 @@ struct AttentionCalibrationFitTests {
             .sparsePrefill == .init(spill: 2, points: []))
     }
 
+    @Test("block-sparse prefill tile vector share: fitted from tile times, priced by vector and lane, kept in the file")
+    func sparsePrefillVectorShare() throws {
+        // Times per key α · vectors + β · lanes give back s = α / (α + β · width) for either family's width; the
+        // lane counts must tell the terms apart.
+        typealias TileTime = AttentionCalibration.SparsePrefill.TileTime
+        for width in [8, 16] {
+            let (alpha, beta) = (9.2e-9, 0.39e-9)
+            let times = (1...30).map { a in
+                TileTime(lanes: a, secondsPerKey: alpha * Double((a + width - 1) / width) + beta * Double(a))
+            }
+            let share = try #require(AttentionCalibration.SparsePrefill.fitVectorShare(times, width: width))
+            #expect(abs(share - alpha / (alpha + beta * Double(width))) < 1e-9, "width \(width): \(share)")
+            #expect(AttentionCalibration.SparsePrefill.fitVectorShare(
+                times.filter { $0.lanes % width == 0 }, width: width) == nil, "whole vectors only")
+        }
+        #expect(AttentionCalibration.SparsePrefill.fitVectorShare([TileTime(lanes: 3, secondsPerKey: 1e-8)],
+                                                                  width: 16) == nil)
+        // A cost that falls with the lanes leaves the lane term at 0: all of it by vector.
+        let falling = (1...16).map { TileTime(lanes: $0, secondsPerKey: 2e-8 - 1e-10 * Double($0)) }
+        #expect(AttentionCalibration.SparsePrefill.fitVectorShare(falling, width: 16) == 1)
+        // Priced: with a share, a long 128/4 prefill's passes over blocks few lanes chose cost less than whole
+        // vectors with a lone one at a pair's cost; blocks every lane chose (256 tokens) are pairs either way; the
+        // larger the share, the more a pass costs.
+        let shape = AttentionCostsTests.shape, moba = Plan.BlockSparse(chunk: 128, topK: 4)
+        func work(_ share: Double?, _ length: Int) -> AttentionCostModel.BlockSparseWork {
+            AttentionCostModel.blockSparseWork(moba, shape: shape, mode: .prefill, length: length, tileLanes: 16,
+                                               vectorShare: share)
+        }
+        #expect(work(0.6, 8192).sparseLaneKeys < work(nil, 8192).sparseLaneKeys)
+        #expect(work(0.3, 8192).sparseLaneKeys < work(0.6, 8192).sparseLaneKeys)
+        #expect(work(0.6, 512) == work(nil, 512) && work(0.6, 512).sparseLaneKeys == 0,
+                "below 4 blocks of 128 every earlier block is chosen: pairs either way")
+        // The model reads the share from the calibration; files without it price as before.
+        let fit = AttentionCalibration.Fit(fixedSeconds: 0, perRowSeconds: 0, scale: 1, spill: 0,
+                                           heads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.headDim)
+        var c = AttentionCalibration(fits: [.init(kv: .f32, kernel: .tiled, mode: .prefill): fit],
+                                     source: "measured: test")
+        var model = AttentionCostModel(device: try profile("host"), threads: 2, calibration: c, tileLanes: 16)
+        let setting = AttentionSettingSpec(name: "moba", blockSparse: moba)
+        func seconds(_ share: Double?) -> Double {
+            model.calibration?.sparsePrefill = .init(spill: 0, vectorShare: share, points: [])
+            return model.predict(setting, shape: shape, mode: .prefill, length: 8192).seconds
+        }
+        #expect(seconds(0.6) < seconds(nil))
+        model.calibration?.sparsePrefill = nil
+        let without = model.predict(setting, shape: shape, mode: .prefill, length: 8192).seconds
+        #expect(without == seconds(nil), "no share: priced as before")
+        // The file keeps the share and the times; a share outside [0, 1] or a time of 0 is refused.
+        c.sparsePrefill = .init(rate: 1.2, spill: 2.5, vectorShare: 0.61,
+                                tileTimes: [TileTime(lanes: 1, secondsPerKey: 9e-9),
+                                            TileTime(lanes: 17, secondsPerKey: 2.4e-8)], points: [])
+        let text = String(decoding: try JSONEncoder().encode(c), as: UTF8.self)
+        #expect(text.contains("\"tile_vector_share\"") && text.contains("\"seconds_per_key\""))
+        #expect(try JSONDecoder().decode(AttentionCalibration.self, from: Data(text.utf8)) == c)
+        for bad in [#"{"spill": 1, "tile_vector_share": 1.5}"#, #"{"spill": 1, "tile_vector_share": -0.1}"#,
+                    #"{"spill": 1, "tile_times": [{"lanes": 0, "seconds_per_key": 1e-8}]}"#,
+                    #"{"spill": 1, "tile_times": [{"lanes": 3, "seconds_per_key": 0}]}"#] {
+            try AttentionSparseAndSpillTests.expectRefused(
+                #"{"schema_version": 1, "source": "x", "fits": [], "block_sparse_prefill": B}"#
+                    .replacingOccurrences(of: "B", with: bad))
+        }
+    }
+
     @Test("the roofline a calibration corrects round-trips, and a prediction on another roofline is told so")
     func fittedAgainst() throws {
         let device = try profile("host-simd8")

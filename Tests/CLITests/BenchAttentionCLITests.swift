@@ -127,6 +127,12 @@ struct BenchAttentionCLITests {
         #expect(smallSource.contains("full F32 prefill measured in the same passes over its fit"))
         #expect(sparsePrefill.stdout.contains("full prefill measured beside them at ×"))
         #expect((prefillFactor["rate"] as? Double ?? 0) > 0)
+        // The wide tile timed at every lane count of a SmolLM2 work item (10 rows × 3 heads) and its vector share.
+        let vectorShare = try #require(prefillFactor["tile_vector_share"] as? Double)
+        #expect(vectorShare >= 0 && vectorShare <= 1)
+        let tileTimes = try #require(prefillFactor["tile_times"] as? [[String: Any]])
+        #expect(tileTimes.compactMap { $0["lanes"] as? Int } == Array(1...30))
+        #expect(smallSource.contains("the wide tile's cost") && smallSource.contains("(timed at 1 to 30 lanes"))
         // Block-sparse prefill alone: block-sparse decode's constants and the fits stay as they were; without a long
         // prefill length nothing is fitted and the file is left as it was.
         let prefillOnly = try Self.run(["calibrate-attention", "--block-sparse-prefill-only", "--lengths", "640",

@@ -895,6 +895,7 @@ public enum Attention {
         let width = wideLaneWidth(p), vectors = (lanes + width - 1) / width
         s.work.wideLaneKeys += vectors * width * count
         s.work.wideLoneVectorKeys += vectors % 2 * width * count
+        s.work.wideValueLaneKeys += lanes * count
         s.work.wideSteps += 1
         s.work.readKeys += count
         let keyRows = span.keys + (range.lowerBound - span.first) * p.slotBytes + headOffset
@@ -2154,11 +2155,14 @@ extension AttentionMath {
 /// The tiled kernel's work on one call, counted by its workers: what a cost model's work count is checked against.
 public final class AttentionWorkTally: Sendable {
     public struct Counts: Codable, Sendable, Equatable {
-        /// (lane, key) pairs the wide tile ran, its active lanes rounded up to whole vectors (the AVX-512 tile's
-        /// score step runs its whole lane pitch even over compacted lanes; this counts what its value step runs).
+        /// (lane, key) pairs the wide tile's score and softmax steps ran: the lanes handed to the step rounded up
+        /// to whole vectors.
         public var wideLaneKeys = 0
         /// The part of `wideLaneKeys` in a step's odd last vector (whose score step runs alone, not in a pair).
         public var wideLoneVectorKeys = 0
+        /// (lane, key) pairs the wide tile's value step ran: the lanes handed to the step (a block-sparse item's
+        /// compacted active lanes, or all of its lanes), one by one.
+        public var wideValueLaneKeys = 0
         /// Wide steps (one key tile over one set of active lanes).
         public var wideSteps = 0
         /// (lane, key) pairs the per-lane loops ran (tiles where a lane has several runs; decode's few lanes).
@@ -2170,14 +2174,20 @@ public final class AttentionWorkTally: Sendable {
 
         public init() {}
 
-        /// The pairs priced as the cost model prices them: a lone last vector's score step at a pair's cost (its
-        /// half of `wideLoneVectorKeys` again), the per-lane loops' pairs as they are.
-        public var pricedLaneKeys: Double {
-            Double(wideLaneKeys) + Double(wideLoneVectorKeys) / 2 + Double(loopLaneKeys)
+        /// The pairs priced as the cost model prices them (`AttentionCostModel.blockSparseWork`), the per-lane
+        /// loops' pairs as they are. With the tile's vector share s: s of the score steps' vectors and 1 − s of the
+        /// value step's lanes; without: whole vectors, a lone last vector's score step at a pair's cost (its half of
+        /// `wideLoneVectorKeys` again).
+        public func pricedLaneKeys(vectorShare: Double? = nil) -> Double {
+            guard let s = vectorShare else {
+                return Double(wideLaneKeys) + Double(wideLoneVectorKeys) / 2 + Double(loopLaneKeys)
+            }
+            return s * Double(wideLaneKeys) + (1 - s) * Double(wideValueLaneKeys) + Double(loopLaneKeys)
         }
 
         enum CodingKeys: String, CodingKey {
             case wideLaneKeys = "wide_lane_keys", wideLoneVectorKeys = "wide_lone_vector_keys"
+            case wideValueLaneKeys = "wide_value_lane_keys"
             case wideSteps = "wide_steps", loopLaneKeys = "loop_lane_keys", readKeys = "read_keys"
         }
     }
@@ -2187,6 +2197,7 @@ public final class AttentionWorkTally: Sendable {
     func add(_ c: Counts) {
         total.withLock {
             $0.wideLaneKeys += c.wideLaneKeys; $0.wideLoneVectorKeys += c.wideLoneVectorKeys
+            $0.wideValueLaneKeys += c.wideValueLaneKeys
             $0.wideSteps += c.wideSteps; $0.loopLaneKeys += c.loopLaneKeys; $0.readKeys += c.readKeys
         }
     }
