@@ -16,10 +16,10 @@ struct CalibrateAttentionCommand: ParsableCommand {
             decode, on one layer of --model at --lengths, and decode alone at --decode-lengths, where the layer's K/V \
             outgrows the last-level cache; the share of that cache behind the beyond-cache term is the one whose fits \
             leave the smallest error. Encoder points: the --vit-model ViT layer, both kernels, at \
-            --patches. Block-sparse decode (128/4, 32/16 and 1024/4, F32) at the decoder lengths up to 32,768 fits \
-            its rate, lane share, seconds per block score and the cache share its union of chosen blocks stays in \
-            against the decode fit (when one of them leaves blocks out), its times divided by the pace of full F32 \
-            decode measured in the same passes against that fit. F32 prefill \
+            --patches. Block-sparse decode (128/4, 32/16, 256/4, 512/4 and 1024/4, F32) at the decoder lengths up \
+            to 32,768 fits its rate, lane share, seconds per block score and the cache share its union of chosen \
+            blocks stays in against the decode fit (when one of them leaves blocks out), its times divided by the \
+            pace of full F32 decode measured in the same passes against that fit. F32 prefill \
             of 128/4 at the --lengths where it leaves blocks out and of 128/4 and 1024/4 at --prefill-lengths fits \
             block-sparse prefill's rate (its passes over blocks some lanes chose) and its own beyond-cache factor, \
             its times divided by the pace of full F32 prefill measured in the same passes. Decode with the layer's \
@@ -184,12 +184,20 @@ struct CalibrateAttentionCommand: ParsableCommand {
     }
 
     /// The block-sparse settings whose decode points fit block-sparse decode's constants: few large blocks, many
-    /// small ones (the score per block is only told apart from the key loop where there are many), and few very
-    /// large ones, whose union of chosen blocks outgrows part of the last-level cache (its cache share).
+    /// small ones (the score per block is only told apart from the key loop where there are many), and blocks of
+    /// 256 to 1,024 keys, whose unions of chosen blocks (about 3.5, 7 and 14 MB over SmolLM2's three KV heads at
+    /// 32K tokens) run from beyond the private caches to beyond part of the last-level cache: they tell the cache
+    /// share the union stays in from the private-cache scaling (fitted on 128/4, 32/16 and 1024/4 alone, the two
+    /// models left errors within 2% of each other on this host, one of them pricing 256/4 and 512/4 20–58% slow).
     static let sparseDecodeSettings = [Plan.BlockSparse(chunk: 128, topK: 4), Plan.BlockSparse(chunk: 32, topK: 16),
+                                       Plan.BlockSparse(chunk: 256, topK: 4), Plan.BlockSparse(chunk: 512, topK: 4),
                                        Plan.BlockSparse(chunk: 1024, topK: 4)]
-    /// Those settings as the calibration's words name them ("128/4, 32/16 and 1024/4").
+    /// Those settings as the calibration's words name them ("128/4, 32/16, 256/4, 512/4 and 1024/4").
     static let sparseDecodeLabel = label(sparseDecodeSettings)
+    /// The block-sparse settings whose cold decode points fit block-sparse decode's cold-sweep factor (from memory
+    /// every union is read alike: the three that tell few large blocks from many small ones and very large ones).
+    static let sparseColdSettings = [Plan.BlockSparse(chunk: 128, topK: 4), Plan.BlockSparse(chunk: 32, topK: 16),
+                                     Plan.BlockSparse(chunk: 1024, topK: 4)]
     /// Block-sparse settings as the calibration's words name them ("128/4 and 1024/4").
     static func label(_ settings: [Plan.BlockSparse]) -> String {
         let names = settings.map { "\($0.chunk)/\($0.topK)" }
@@ -551,7 +559,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 // difference between this spell and the one the warm fits were measured in.
                 guard !coldList.isEmpty else { return "" }
                 let jobs = Self.decoderSettings.map { ($0, AttentionCostModel.Mode.decode) }
-                let sparseJobs = calibration.sparseDecode == nil ? [] : Self.sparseDecodeJobs
+                let sparseJobs = calibration.sparseDecode == nil ? [] : Self.f32Jobs(Self.sparseColdSettings,
+                                                                                     mode: .decode)
                 let reference = (Self.decoderSettings[0], AttentionCostModel.Mode.decode)
                 let all = jobs + sparseJobs + [reference]
                 let timed = try measure(all, shape, { _, _ in coldList }, rounds: rounds, cold: { $0 < all.count - 1 })
@@ -612,7 +621,8 @@ struct CalibrateAttentionCommand: ParsableCommand {
                         let worst = points.map { abs(($0.a + factor * $0.b) / $0.measured - 1) }.max() ?? 0
                         print("block-sparse cold decode".padding(toLength: 26, withPad: " ", startingAt: 0)
                               + String(format: " cold spill ×%.3f  worst point %5.1f%%", factor, worst * 100))
-                        factors.append(String(format: "block-sparse (%@, F32) ×%.3f", Self.sparseDecodeLabel, factor))
+                        factors.append(String(format: "block-sparse (%@, F32) ×%.3f",
+                                              Self.label(Self.sparseColdSettings), factor))
                     }
                 }
                 return "\(Self.coldMarker) (the layer's K/V flushed from the caches before each call, every KV "

@@ -170,7 +170,7 @@ struct BenchAttentionCLITests {
         let blockSparse = try #require(refitted["block_sparse_decode"] as? [String: Any])
         let share = try #require(blockSparse["share"] as? Double)
         #expect(share >= 0 && share <= 1 && (blockSparse["score_seconds"] as? Double ?? -1) >= 0)
-        #expect((blockSparse["points"] as? [Any])?.count == 6)
+        #expect((blockSparse["points"] as? [Any])?.count == 10)
         // The cache share the union of the chosen blocks stays in (one of the last-level cache's tried shares), or
         // none where the earlier model fitted better; the source says which.
         let refittedSource = refitted["source"] as? String ?? ""
@@ -179,7 +179,8 @@ struct BenchAttentionCLITests {
         } else {
             #expect(refittedSource.contains("the lane share scaled by the part of the union the private caches hold"))
         }
-        #expect((refitted["source"] as? String ?? "").contains("block-sparse decode (128/4, 32/16 and 1024/4")
+        #expect((refitted["source"] as? String ?? "")
+                    .contains("block-sparse decode (128/4, 32/16, 256/4, 512/4 and 1024/4")
                 && (refitted["source"] as? String ?? "").contains("measured separately"))
         #expect((refitted["source"] as? String ?? "").contains("full F32 decode measured in the same passes"))
         // Lengths where every block is chosen leave nothing to fit: refused, the file as it was.
@@ -318,10 +319,10 @@ struct BenchAttentionCLITests {
         #expect(recoldSource.components(separatedBy: "; cold decode").count == 2
                 && recoldSource.contains("at 96, 192 tokens") && recoldSource.contains("measured separately"))
         #expect(redecoded["cache_bytes"] as? Int == rematerialised["cache_bytes"] as? Int)
-        // Block-sparse decode at every length (two of the four leave blocks out), all three settings; its rate and
+        // Block-sparse decode at every length (two of the four leave blocks out), all five settings; its rate and
         // its cold-sweep factor (fitted on the cold lengths) beside the lane share.
         let sparseDecode = try #require(redecoded["block_sparse_decode"] as? [String: Any])
-        #expect((sparseDecode["points"] as? [Any])?.count == 12)
+        #expect((sparseDecode["points"] as? [Any])?.count == 20)
         #expect((sparseDecode["rate"] as? Double ?? 0) > 0 && (sparseDecode["cold_spill"] as? Double ?? -1) >= 0)
         #expect(((recold["block_sparse_decode"] as? [String: Any])?["cold_spill"] as? Double ?? -1) >= 0)
         let redecodedSource = redecoded["source"] as? String ?? ""
