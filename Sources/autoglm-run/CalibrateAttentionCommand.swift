@@ -22,7 +22,9 @@ struct CalibrateAttentionCommand: ParsableCommand {
             pace of full F32 decode measured in the same passes against that fit. F32 prefill \
             of 128/4 at the --lengths where it leaves blocks out and of 128/4 and 1024/4 at --prefill-lengths fits \
             block-sparse prefill's rate (its passes over blocks some lanes chose) and its own beyond-cache factor, \
-            its times divided by the pace of full F32 prefill measured in the same passes. Decode with the layer's \
+            its times divided by the pace of full F32 prefill measured in the same passes, after the wide attention \
+            tile is timed alone at each lane count of a work item (the share of its cost that runs by whole \
+            vectors prices those passes). Decode with the layer's \
             K/V flushed from the caches before each call (as a model's decode finds them) at --cold-lengths fits each \
             decode key's cold-sweep factor, which prices decode inside a model (the planner's host plans, \
             bench-attention --cold-kv), its times divided by the pace of warm F32 decode measured in the same \
