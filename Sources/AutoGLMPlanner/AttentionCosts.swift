@@ -171,13 +171,14 @@ public struct AttentionCostModel: Sendable {
     /// of `topK − 1` earlier blocks as independent and uniform among the blocks before its own. Prefill: a work item's
     /// lanes (rows × query heads of one KV head) go through its own block's tiles together, and through each earlier
     /// block's tiles with only the lanes that chose it, in whole vectors of `tileLanes` (expected over A ~
-    /// Binomial(lanes, p) choosers, p = (topK − 1) / earlier blocks), a lone vector's score step at half the rate of a
-    /// pair's (the engine's 6 × 1 register tile against its 6 × 2); blocks that do not line up with the key tiles are
-    /// priced tile by tile (`unalignedTiles`: the lanes that chose any block of a tile, over the span of the blocks
-    /// chosen there). When selections agree more than independent ones (real queries of neighbouring rows), the engine
-    /// does less: the prediction is an upper bound on the work. Decode: one row, each head its own runs (no padding);
-    /// the rows read are the union of the heads' choices. Choosing costs one dot product per lane and earlier block,
-    /// done again by each key range of a split decode.
+    /// Binomial(lanes, p) choosers, p = (topK − 1) / earlier blocks): with the tile's measured `vectorShare`, that
+    /// share of a full vector's cost per vector and the rest per lane handed over; without, a lone vector's score step
+    /// at half the rate of a pair's (the 6 × 1 register tile against the 6 × 2); blocks that do not line up with the
+    /// key tiles are priced tile by tile (`unalignedTiles`: the lanes that chose any block of a tile, over the span of
+    /// the blocks chosen there). When selections agree more than independent ones (real queries of neighbouring rows),
+    /// the engine does less: the prediction is an upper bound on the work. Decode: one row, each head its own runs (no
+    /// padding); the rows read are the union of the heads' choices. Choosing costs one dot product per lane and
+    /// earlier block, done again by each key range of a split decode.
     public static func blockSparseWork(_ b: Plan.BlockSparse, shape: AttentionLayerShape, mode: Mode, length: Int,
                                        tileLanes: Int, splits: Int = 1, vectorShare: Double? = nil)
         -> BlockSparseWork {
