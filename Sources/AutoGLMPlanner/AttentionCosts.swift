@@ -1046,12 +1046,9 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             let rows = usable.map { t -> (v: Double, a: Double) in
                 (Double((t.lanes + w - 1) / w) / t.secondsPerKey, Double(t.lanes) / t.secondsPerKey)
             }
-            let vv = rows.reduce(0) { $0 + $1.v * $1.v }, aa = rows.reduce(0) { $0 + $1.a * $1.a }
-            let va = rows.reduce(0) { $0 + $1.v * $1.a }
-            let vy = rows.reduce(0) { $0 + $1.v }, ay = rows.reduce(0) { $0 + $1.a }
-            let det = vv * aa - va * va
-            guard det > 1e-9 * vv * aa else { return nil }
-            let alpha = (vy * aa - ay * va) / det, beta = (vv * ay - va * vy) / det
+            guard let (alpha, beta) = AttentionCalibration.twoTermFit(rows.map { (x: $0.v, z: $0.a, y: 1) }) else {
+                return nil
+            }
             let perVector = max(0, alpha), perLane = max(0, beta)
             guard perVector + perLane * Double(w) > 0 else { return nil }
             return perVector / (perVector + perLane * Double(w))
@@ -1068,13 +1065,9 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
             }
             guard usable.contains(where: { $0.c > 0 }) else { return nil }
             let rows = usable.map { (x: $0.b / $0.measured, z: $0.c / $0.measured, y: 1 - $0.a / $0.measured) }
-            let xx = rows.reduce(0) { $0 + $1.x * $1.x }, zz = rows.reduce(0) { $0 + $1.z * $1.z }
-            let xz = rows.reduce(0) { $0 + $1.x * $1.z }
-            let xy = rows.reduce(0) { $0 + $1.x * $1.y }, zy = rows.reduce(0) { $0 + $1.z * $1.y }
-            let det = xx * zz - xz * xz
+            let xx = rows.reduce(0) { $0 + $1.x * $1.x }, xy = rows.reduce(0) { $0 + $1.x * $1.y }
             var rateAlone = xx > 0 && xy / xx > 0
-            if det > 1e-12 * xx * zz {
-                let rate = (xy * zz - zy * xz) / det, spill = (xx * zy - xz * xy) / det
+            if let (rate, spill) = AttentionCalibration.twoTermFit(rows) {
                 if rate > 0 && spill >= 0 { return (rate, spill) }
                 rateAlone = rateAlone && spill < 0
             }
@@ -1222,17 +1215,26 @@ public struct AttentionCalibration: Sendable, Equatable, Codable {
         /// Least squares of `rate · base + score · x = 1` over the terms (each a point's prediction parts relative
         /// to its measurement), with `score ≥ 0`; rate 1 when the points cannot tell it (no positive base).
         static func fitRateAndScore(_ terms: [(base: Double, x: Double)]) -> (rate: Double, score: Double) {
-            let bb = terms.reduce(0) { $0 + $1.base * $1.base }, bx = terms.reduce(0) { $0 + $1.base * $1.x }
-            let xx = terms.reduce(0) { $0 + $1.x * $1.x }
+            let bb = terms.reduce(0) { $0 + $1.base * $1.base }, xx = terms.reduce(0) { $0 + $1.x * $1.x }
             let b1 = terms.reduce(0) { $0 + $1.base }, x1 = terms.reduce(0) { $0 + $1.x }
             guard bb > 0 else { return (1, xx > 0 ? max(0, x1 / xx) : 0) }
-            let det = bb * xx - bx * bx
-            if det > 1e-12 * bb * xx {
-                let rate = (b1 * xx - x1 * bx) / det, score = (bb * x1 - bx * b1) / det
-                if score >= 0 && rate > 0 { return (rate, score) }
+            if let (rate, score) = AttentionCalibration.twoTermFit(terms.map { (x: $0.base, z: $0.x, y: 1) }),
+               score >= 0 && rate > 0 {
+                return (rate, score)
             }
             return (b1 / bb, 0)
         }
+    }
+
+    /// Least squares of y ≈ p · x + q · z over `rows` (the two normal equations solved); nil where the rows cannot
+    /// tell x from z (a determinant of at most 1e-12 of xx · zz).
+    static func twoTermFit(_ rows: [(x: Double, z: Double, y: Double)]) -> (p: Double, q: Double)? {
+        let xx = rows.reduce(0) { $0 + $1.x * $1.x }, zz = rows.reduce(0) { $0 + $1.z * $1.z }
+        let xz = rows.reduce(0) { $0 + $1.x * $1.z }
+        let xy = rows.reduce(0) { $0 + $1.x * $1.y }, zy = rows.reduce(0) { $0 + $1.z * $1.y }
+        let det = xx * zz - xz * xz
+        guard det > 1e-12 * xx * zz else { return nil }
+        return ((xy * zz - zy * xz) / det, (xx * zy - xz * xy) / det)
     }
 
     /// Why this calibration's times may not hold for a run with `kernels` on `cpu` (nil when they match, or when
