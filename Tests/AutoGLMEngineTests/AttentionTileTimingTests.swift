@@ -9,7 +9,6 @@ struct AttentionTileTimingTests {
         let samples = try AttentionTileTiming.measure(itemLanes: 30, headDim: 64, lanes: lanes, minTime: 0, rounds: 2)
         #expect(samples.map(\.lanes) == lanes)
         #expect(samples.allSatisfy { $0.secondsPerKey > 0 && $0.secondsPerKey.isFinite })
-        #expect(AttentionTileTiming.laneWidth(.active) == KernelISA.active.attentionLanes)
     }
 
     @Test("Lane counts outside the item, a head dim the tile cannot run and no rounds are refused",

@@ -15,14 +15,6 @@ public enum AttentionTileTiming {
         public var secondsPerKey: Double
     }
 
-    /// Lanes per vector of `isa`'s wide step.
-    public static func laneWidth(_ isa: KernelISA) -> Int {
-        #if arch(x86_64)
-        if isa == .avx512 { return AVX512Attention.laneWidth }
-        #endif
-        return WideTile8.laneWidth
-    }
-
     /// Seconds per key of the wide step for each lane count in `lanes` (each at most `itemLanes`, the lane pitch
     /// being `itemLanes` rounded up to 16 as a work item's is), head dim `headDim`, over one key tile of F32 rows:
     /// every lane count once per round in a shuffled order, each repeated for at least `minTime` seconds, the
