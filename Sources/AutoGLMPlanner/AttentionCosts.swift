@@ -327,6 +327,11 @@ public struct AttentionCostModel: Sendable {
         return max(1, min(queryTile, laneTarget / group))
     }
 
+    /// Lanes of a work item: its rows × the query heads per KV head.
+    public static func itemLanes(_ shape: AttentionLayerShape) -> Int {
+        rowsPerItem(shape) * max(1, shape.heads / max(1, shape.kvHeads))
+    }
+
     /// Query rows the materialised kernel computes together (the engine's `Attention.materialisedRows`).
     public static let materialisedRows = 32
 
@@ -335,8 +340,7 @@ public struct AttentionCostModel: Sendable {
     /// different blocks.
     public static func materialisedBlockRows(_ s: AttentionSettingSpec, shape: AttentionLayerShape) -> Int {
         guard s.blockSparse == nil else { return 1 }
-        let group = max(1, shape.heads / max(1, shape.kvHeads))
-        return max(1, min(materialisedRows, rowsPerItem(shape) * group))
+        return max(1, min(materialisedRows, itemLanes(shape)))
     }
 
     /// The materialised kernel's blocks of query rows for a call: `body(rows, keys)` per block, `keys` the
@@ -454,8 +458,7 @@ public struct AttentionCostModel: Sendable {
     /// 16 lanes, the transposed query, running max, sum and rescale factor, the visible-key bounds and one key tile
     /// of scores; one decoded key tile and value tile; per key block a score and a selection flag.
     public static func workerScratchBytes(_ shape: AttentionLayerShape, keys: Int, blockSparse: Plan.BlockSparse?) -> Int {
-        let group = max(1, shape.heads / max(1, shape.kvHeads))
-        let lanes = rowsPerItem(shape) * group
+        let lanes = itemLanes(shape)
         let pitch = (lanes + 15) / 16 * 16
         let blocks = blockSparse.map { keys / max(1, $0.chunk) + 1 } ?? 0
         let intervals = blockSparse.map { $0.topK + 1 } ?? 2
@@ -684,10 +687,11 @@ public struct AttentionCostModel: Sendable {
         let roofline = (latency.attentionSeconds(flops: flops, bytes: traffic) + selection) * busiest
         // A decode call reading its K/V from memory sweeps all of it from there, whatever the cache holds.
         let cold = decodeKVFromMemory && mode == .decode
+        // Block-sparse decode's constants (nil for other settings and modes).
+        let sparse = s.blockSparse != nil && mode == .decode && s.kernel == .tiled ? calibration?.sparseDecode : nil
         // Block-sparse decode's union stays in a cache share of its own where the calibration fitted one.
-        let sparseCache = s.blockSparse != nil && mode == .decode && s.kernel == .tiled
-            ? calibration?.sparseDecode?.cacheBytes : nil
-        let spill = (cold ? calibration.map { $0.cacheBytes ?? 1 } : sparseCache ?? calibration?.cacheBytes).map {
+        let spillCache = cold ? calibration.map { $0.cacheBytes ?? 1 } : sparse?.cacheBytes ?? calibration?.cacheBytes
+        let spill = spillCache.map {
             spillSeconds(s, shape: shape, mode: mode, length: length, cacheBytes: $0)
         } ?? 0
         let near = calibration?.privateCacheBytes.map {
@@ -696,7 +700,6 @@ public struct AttentionCostModel: Sendable {
         // scores: decode's only (`blockScores`). Block-sparse decode runs head by head where full decode reads the
         // cache slot by slot: its fitted rate scales the full decode fit's time (`SparseDecode.rate`).
         // From memory, its pass head by head has a cold-sweep factor of its own (`SparseDecode.coldSpill`).
-        let sparse = s.blockSparse != nil && mode == .decode && s.kernel == .tiled ? calibration?.sparseDecode : nil
         var corrected = calibration?.seconds(roofline: roofline, rows: n, spill: spill, near: near, cold: cold, s,
                                              mode: mode) ?? roofline
         if cold, let factor = sparse?.coldSpill, var fit = calibration?.fits[.init(s, mode: mode)] {

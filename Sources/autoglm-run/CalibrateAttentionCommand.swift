@@ -504,7 +504,7 @@ struct CalibrateAttentionCommand: ParsableCommand {
                 // share of its cost that runs by whole vectors prices the compacted passes (fitted before the rate,
                 // which then covers what the tile alone does not: gathering the lanes, the runs' bounds).
                 let width = KernelISA.active.attentionLanes
-                let itemLanes = AttentionCostModel.rowsPerItem(shape) * max(1, shape.heads / max(1, shape.kvHeads))
+                let itemLanes = AttentionCostModel.itemLanes(shape)
                 let tileTimes = try AttentionTileTiming.measure(itemLanes: itemLanes, headDim: shape.headDim,
                                                                 lanes: Array(1...itemLanes)).map {
                     AttentionCalibration.SparsePrefill.TileTime(lanes: $0.lanes, secondsPerKey: $0.secondsPerKey)
